@@ -1,0 +1,188 @@
+"""Every environment variable the application reads, in one typed place.
+
+Each function builds its settings once per container (`XxxSettings.from_env()`) and passes
+them down; no other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_GHL_API_BASE = "https://services.leadconnectorhq.com"
+
+
+class SettingsError(ValueError):
+    """A configuration value is present but unusable."""
+
+
+def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, default).strip()
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{name} must be a JSON object") from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise SettingsError(f"{name} must be a JSON object of strings")
+    return value
+
+
+def _thresholds(env: Mapping[str, str], name: str) -> dict[str, float] | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+        parsed = {k: float(value[k]) for k in ("hot", "warm", "lukewarm")}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise SettingsError(
+            f'{name} must look like {{"hot": 0.8, "warm": 0.6, "lukewarm": 0.4}}'
+        ) from exc
+    if not 0 <= parsed["lukewarm"] <= parsed["warm"] <= parsed["hot"] <= 1:
+        raise SettingsError(f"{name} must satisfy 0 <= lukewarm <= warm <= hot <= 1")
+    return parsed
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """The scoring API (functions/score), including its GoHighLevel webhook route."""
+
+    model_uri: str = ""
+    cache_table: str = ""
+    cache_ttl_seconds: int = 3600
+    model_refresh_seconds: int = 60
+    memory_cache_size: int = 4096
+    max_batch_size: int = 1000
+    max_body_bytes: int = 1_000_000
+    class_thresholds: dict[str, float] | None = None
+    # GoHighLevel webhook route
+    ghl_public_key_ed25519: str = ""
+    ghl_public_key_rsa: str = ""
+    ghl_webhook_secret: str = ""
+    ghl_field_map: dict[str, str] = field(default_factory=dict)
+    ghl_max_clock_skew_seconds: int = 300
+    webhook_dedup_table: str = ""
+    writeback_queue_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ScoreSettings:
+        env = os.environ if env is None else env
+        return cls(
+            model_uri=_str(env, "MODEL_URI"),
+            cache_table=_str(env, "CACHE_TABLE"),
+            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 3600),
+            model_refresh_seconds=_int(env, "MODEL_REFRESH_SECONDS", 60),
+            memory_cache_size=_int(env, "MEMORY_CACHE_SIZE", 4096),
+            max_batch_size=_int(env, "MAX_BATCH_SIZE", 1000),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
+            class_thresholds=_thresholds(env, "CLASS_THRESHOLDS"),
+            ghl_public_key_ed25519=_str(env, "GHL_PUBLIC_KEY_ED25519"),
+            ghl_public_key_rsa=_str(env, "GHL_PUBLIC_KEY_RSA"),
+            ghl_webhook_secret=_str(env, "GHL_WEBHOOK_SECRET"),
+            ghl_field_map=_json_object(env, "GHL_FIELD_MAP"),
+            ghl_max_clock_skew_seconds=_int(env, "GHL_MAX_CLOCK_SKEW_SECONDS", 300),
+            webhook_dedup_table=_str(env, "WEBHOOK_DEDUP_TABLE") or _str(env, "CACHE_TABLE"),
+            writeback_queue_url=_str(env, "WRITEBACK_QUEUE_URL"),
+        )
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """functions/retrain: S3 upload -> SageMaker training job."""
+
+    artifact_bucket: str = ""
+    training_image_uri: str = ""
+    training_role_arn: str = ""
+    training_instance_type: str = "ml.m5.large"
+    training_source_key: str = "code/sourcedir.tar.gz"
+    training_max_runtime_seconds: int = 3600
+    head_bytes: int = 65536
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
+        env = os.environ if env is None else env
+        return cls(
+            artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
+            training_image_uri=_str(env, "TRAINING_IMAGE_URI"),
+            training_role_arn=_str(env, "TRAINING_ROLE_ARN"),
+            training_instance_type=_str(env, "TRAINING_INSTANCE_TYPE", "ml.m5.large"),
+            training_source_key=_str(env, "TRAINING_SOURCE_KEY", "code/sourcedir.tar.gz"),
+            training_max_runtime_seconds=_int(env, "TRAINING_MAX_RUNTIME_SECONDS", 3600),
+            head_bytes=_int(env, "TRAINING_HEAD_BYTES", 65536),
+        )
+
+
+@dataclass(frozen=True)
+class PromoteSettings:
+    """functions/promote: the quality gate."""
+
+    artifact_bucket: str = ""
+    min_auc: float = 0.70
+    max_auc_drop: float = 0.02
+    max_brier: float = 0.20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PromoteSettings:
+        env = os.environ if env is None else env
+        return cls(
+            artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
+            min_auc=_float(env, "MIN_AUC", 0.70),
+            max_auc_drop=_float(env, "MAX_AUC_DROP", 0.02),
+            max_brier=_float(env, "MAX_BRIER", 0.20),
+        )
+
+
+@dataclass(frozen=True)
+class WritebackSettings:
+    """functions/writeback: scores back onto the GoHighLevel contact."""
+
+    ghl_api_base: str = DEFAULT_GHL_API_BASE
+    ghl_token_secret_arn: str = ""
+    ghl_score_field_id: str = ""
+    ghl_class_field_id: str = ""
+    writeback_state_table: str = ""
+    max_rate_limit_wait_seconds: float = 20.0
+    http_timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WritebackSettings:
+        env = os.environ if env is None else env
+        return cls(
+            ghl_api_base=_str(env, "GHL_API_BASE", DEFAULT_GHL_API_BASE).rstrip("/"),
+            ghl_token_secret_arn=_str(env, "GHL_TOKEN_SECRET_ARN"),
+            ghl_score_field_id=_str(env, "GHL_SCORE_FIELD_ID"),
+            ghl_class_field_id=_str(env, "GHL_CLASS_FIELD_ID"),
+            writeback_state_table=_str(env, "WRITEBACK_STATE_TABLE") or _str(env, "CACHE_TABLE"),
+            max_rate_limit_wait_seconds=_float(env, "MAX_RATE_LIMIT_WAIT_SECONDS", 20.0),
+            http_timeout_seconds=_float(env, "HTTP_TIMEOUT_SECONDS", 10.0),
+        )
