@@ -186,3 +186,41 @@ class WritebackSettings:
             max_rate_limit_wait_seconds=_float(env, "MAX_RATE_LIMIT_WAIT_SECONDS", 20.0),
             http_timeout_seconds=_float(env, "HTTP_TIMEOUT_SECONDS", 10.0),
         )
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """training/train.py in SageMaker mode: the container's /opt/ml layout.
+
+    SageMaker sets the SM_* variables; `LEADSCORE_OPT_ML_ROOT` moves the whole /opt/ml root
+    (tests and local runs redirect it to a temporary directory). An SM_* variable wins over
+    the root-derived default.
+    """
+
+    opt_ml_root: str = "/opt/ml"
+    channel_training: str = "/opt/ml/input/data/training"
+    model_dir: str = "/opt/ml/model"
+    input_config_dir: str = "/opt/ml/input/config"
+    output_dir: str = "/opt/ml/output"
+    output_data_dir: str = "/opt/ml/output/data"
+
+    @property
+    def hyperparameters_path(self) -> str:
+        return f"{self.input_config_dir}/hyperparameters.json"
+
+    @property
+    def failure_path(self) -> str:
+        return f"{self.output_dir}/failure"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TrainingSettings:
+        env = os.environ if env is None else env
+        root = _str(env, "LEADSCORE_OPT_ML_ROOT", "/opt/ml").rstrip("/") or "/opt/ml"
+        return cls(
+            opt_ml_root=root,
+            channel_training=_str(env, "SM_CHANNEL_TRAINING", f"{root}/input/data/training"),
+            model_dir=_str(env, "SM_MODEL_DIR", f"{root}/model"),
+            input_config_dir=_str(env, "SM_INPUT_CONFIG_DIR", f"{root}/input/config"),
+            output_dir=_str(env, "SM_OUTPUT_DIR", f"{root}/output"),
+            output_data_dir=_str(env, "SM_OUTPUT_DATA_DIR", f"{root}/output/data"),
+        )
