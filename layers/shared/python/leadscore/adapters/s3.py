@@ -1,0 +1,43 @@
+"""S3 access for the model store: list a prefix, read small objects, download files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leadscore.adapters import client
+
+
+@dataclass(frozen=True)
+class S3Object:
+    body: bytes
+    etag: str
+
+
+class S3Store:
+    """The few S3 calls the model store makes. ``s3_client`` defaults to the container's."""
+
+    def __init__(self, s3_client: Any | None = None) -> None:
+        self._client = s3_client
+
+    @property
+    def s3(self) -> Any:
+        if self._client is None:
+            self._client = client("s3")
+        return self._client
+
+    def get(self, bucket: str, key: str) -> S3Object:
+        answer = self.s3.get_object(Bucket=bucket, Key=key)
+        return S3Object(body=answer["Body"].read(), etag=str(answer.get("ETag", "")))
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(str(item["Key"]) for item in page.get("Contents", []))
+        return keys
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.s3.download_file(bucket, key, str(path))
