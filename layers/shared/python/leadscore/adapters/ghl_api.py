@@ -1,0 +1,224 @@
+"""HighLevel API v2 client for the write-back (stdlib urllib, no requests dependency).
+
+Only the three calls the write-back needs: ``PUT /contacts/{id}`` (custom fields),
+``POST /contacts/{id}/tags`` and ``DELETE /contacts/{id}/tags``. Headers: ``Authorization:
+Bearer <token>``, ``Version: 2021-07-28``, JSON in and out.
+
+Rate limits (GHL.md): on a 429 the client waits as the answer says (``Retry-After``, or the
+``X-RateLimit-Interval-Milliseconds`` window when ``X-RateLimit-Remaining`` is 0, else an
+exponential backoff) and tries again, as long as the total wait stays within
+``max_wait_seconds``; then it raises ``RateLimited`` so the queue keeps the message. When
+the daily budget is spent (``X-RateLimit-Daily-Remaining: 0``) it raises at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+API_VERSION = "2021-07-28"
+MAX_ATTEMPTS = 6
+_BACKOFF_BASE_SECONDS = 0.5
+_BACKOFF_CAP_SECONDS = 8.0
+
+
+class GhlApiError(Exception):
+    """A HighLevel call that failed. ``status`` 0 means no HTTP answer (network, timeout)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HighLevel API {status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class RateLimited(GhlApiError):
+    """Still rate-limited after the allowed wait: retry later (the message stays queued)."""
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
+
+
+def rate_limit_wait(headers: Mapping[str, str], attempt: int, now: float) -> float | None:
+    """Seconds to wait before retrying a 429, or None when waiting cannot help today."""
+    daily = _number(_header(headers, "X-RateLimit-Daily-Remaining"))
+    if daily is not None and daily <= 0:
+        return None
+    retry_after = _header(headers, "Retry-After")
+    if retry_after is not None:
+        seconds = _number(retry_after)
+        if seconds is None:
+            try:
+                seconds = parsedate_to_datetime(retry_after).timestamp() - now
+            except (TypeError, ValueError):
+                seconds = None
+        if seconds is not None:
+            return max(0.0, seconds)
+    remaining = _number(_header(headers, "X-RateLimit-Remaining"))
+    interval_ms = _number(_header(headers, "X-RateLimit-Interval-Milliseconds"))
+    if remaining is not None and remaining <= 0 and interval_ms is not None and interval_ms > 0:
+        return interval_ms / 1000.0
+    return float(min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))
+
+
+def _reason(body: bytes) -> str:
+    """A short reason from an error answer (HighLevel sends {"message": ...})."""
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return ""
+    if isinstance(parsed, dict):
+        message = parsed.get("message") or parsed.get("error") or ""
+        if isinstance(message, list):
+            message = "; ".join(str(m) for m in message)
+        return str(message)[:200]
+    return ""
+
+
+Transport = Callable[[urllib.request.Request, float], ApiResponse]
+
+
+def urllib_transport(request: urllib.request.Request, timeout: float) -> ApiResponse:
+    """Send one request; HTTP error statuses come back as answers, not exceptions."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (https base URL from settings)
+            return ApiResponse(answer.status, dict(answer.headers.items()), answer.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read() if exc.fp is not None else b""
+        return ApiResponse(exc.code, dict(exc.headers.items()) if exc.headers else {}, body)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise GhlApiError(0, f"no answer: {type(exc).__name__}") from exc
+
+
+class GhlApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: Callable[[], str],
+        *,
+        timeout_seconds: float = 10.0,
+        max_wait_seconds: float = 20.0,
+        transport: Transport = urllib_transport,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        on_unauthorized: Callable[[], None] | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("GHL_API_BASE must be an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = timeout_seconds
+        self._max_wait = max_wait_seconds
+        self._transport = transport
+        self._sleep = sleep
+        self._clock = clock
+        self._on_unauthorized = on_unauthorized
+        self.waited_seconds = 0.0
+
+    # -- the three calls -------------------------------------------------------------------
+
+    def update_custom_fields(self, contact_id: str, body: Mapping[str, Any]) -> None:
+        if "tags" in body:
+            raise ValueError("never send tags in PUT /contacts: it replaces every tag")
+        self._call("PUT", self._contact_path(contact_id), body)
+
+    def add_tags(self, contact_id: str, tags: list[str]) -> None:
+        self._call("POST", self._contact_path(contact_id) + "/tags", {"tags": tags})
+
+    def remove_tags(self, contact_id: str, tags: list[str]) -> None:
+        self._call("DELETE", self._contact_path(contact_id) + "/tags", {"tags": tags})
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @staticmethod
+    def _contact_path(contact_id: str) -> str:
+        return "/contacts/" + urllib.parse.quote(contact_id, safe="")
+
+    def _request(self, method: str, path: str, body: Mapping[str, Any]) -> urllib.request.Request:
+        return urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
+            self.base_url + path,
+            data=json.dumps(body).encode("utf-8"),
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self._token()}",
+                "Version": API_VERSION,
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
+        )
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any]) -> ApiResponse:
+        for attempt in range(MAX_ATTEMPTS):
+            answer = self._transport(self._request(method, path, body), self._timeout)
+            if 200 <= answer.status < 300:
+                return answer
+            if answer.status == 429:
+                wait = rate_limit_wait(answer.headers, attempt, self._clock())
+                if wait is None or self.waited_seconds + wait > self._max_wait:
+                    raise RateLimited(429, "rate limited")
+                self.waited_seconds += wait
+                self._sleep(wait)
+                continue
+            if answer.status == 401 and self._on_unauthorized is not None:
+                self._on_unauthorized()  # the next message fetches the token again
+            raise GhlApiError(answer.status, _reason(answer.body) or f"{method} failed")
+        raise RateLimited(429, "rate limited")
+
+
+def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callable[[], str]:
+    """The HighLevel token from Secrets Manager, fetched once and cached per container.
+
+    The secret is the token itself, or JSON with ``token`` / ``access_token``.
+    """
+    if not secret_arn:
+        raise ValueError("GHL_TOKEN_SECRET_ARN is not set")
+
+    from aws_lambda_powertools.utilities import parameters
+
+    def token() -> str:
+        value = parameters.get_secret(secret_arn, max_age=max_age_seconds)
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        text = text.strip()
+        if text.startswith("{"):
+            parsed = json.loads(text)
+            if isinstance(parsed, dict):
+                text = str(parsed.get("token") or parsed.get("access_token") or "").strip()
+        if not text:
+            raise GhlApiError(0, "the HighLevel token secret is empty")
+        return text
+
+    return token
+
+
+def refresh_secret(secret_arn: str) -> None:
+    """Drop the cached token so the next call reads the secret again (after a 401)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.get_secret(secret_arn, force_fetch=True)

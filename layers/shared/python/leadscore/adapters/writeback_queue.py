@@ -1,0 +1,27 @@
+"""The write-back SQS queue (score function -> writeback function)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadscore.adapters import client
+from leadscore.writeback import WritebackMessage
+
+
+class SqsWritebackQueue:
+    def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
+        if not queue_url:
+            raise ValueError("WRITEBACK_QUEUE_URL is not set")
+        self.queue_url = queue_url
+        self._client = sqs_client
+
+    @property
+    def sqs(self) -> Any:
+        if self._client is None:
+            self._client = client("sqs", fast=True)
+        return self._client
+
+    def send(self, message: WritebackMessage) -> str:
+        """Queue one message; returns the SQS message id. Errors propagate."""
+        answer = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_json())
+        return str(answer.get("MessageId", ""))
