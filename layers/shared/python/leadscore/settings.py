@@ -126,7 +126,11 @@ class RetrainSettings:
     training_instance_type: str = "ml.m5.large"
     training_source_key: str = "code/sourcedir.tar.gz"
     training_max_runtime_seconds: int = 3600
+    training_volume_gb: int = 10
+    # Extra script-mode hyperparameters (train.py flags), JSON object of strings.
+    training_hyperparameters: dict[str, str] = field(default_factory=dict)
     head_bytes: int = 65536
+    region: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
@@ -138,7 +142,10 @@ class RetrainSettings:
             training_instance_type=_str(env, "TRAINING_INSTANCE_TYPE", "ml.m5.large"),
             training_source_key=_str(env, "TRAINING_SOURCE_KEY", "code/sourcedir.tar.gz"),
             training_max_runtime_seconds=_int(env, "TRAINING_MAX_RUNTIME_SECONDS", 3600),
+            training_volume_gb=_int(env, "TRAINING_VOLUME_GB", 10),
+            training_hyperparameters=_json_object(env, "TRAINING_HYPERPARAMETERS"),
             head_bytes=_int(env, "TRAINING_HEAD_BYTES", 65536),
+            region=_str(env, "AWS_REGION") or _str(env, "AWS_DEFAULT_REGION"),
         )
 
 
@@ -150,6 +157,7 @@ class PromoteSettings:
     min_auc: float = 0.70
     max_auc_drop: float = 0.02
     max_brier: float = 0.20
+    max_artifact_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PromoteSettings:
@@ -159,6 +167,7 @@ class PromoteSettings:
             min_auc=_float(env, "MIN_AUC", 0.70),
             max_auc_drop=_float(env, "MAX_AUC_DROP", 0.02),
             max_brier=_float(env, "MAX_BRIER", 0.20),
+            max_artifact_bytes=_int(env, "MAX_ARTIFACT_BYTES", 256 * 1024 * 1024),
         )
 
 

@@ -1,0 +1,127 @@
+"""S3 ObjectCreated under training-data/ -> check the head of the file -> SageMaker training job.
+
+Thin: the rules (which keys, which columns, the job request) live in `leadscore.retraining`.
+S3 delivers events at least once; the job name is derived from the object's key and version,
+so a repeated event finds its job already there and starts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore import retraining
+from leadscore.adapters import client
+from leadscore.settings import RetrainSettings
+
+logger = Logger(service="retrain")
+tracer = Tracer(service="retrain")
+metrics = Metrics(namespace="LeadScoring", service="retrain")
+
+settings = RetrainSettings.from_env()
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _read_head(bucket: str, key: str, version_id: str | None) -> tuple[bytes, bool]:
+    """The first `head_bytes` of the object version, and whether that is the whole object."""
+    last = settings.head_bytes - 1
+    args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes=0-{last}"}
+    if version_id:
+        args["VersionId"] = version_id
+    answer = client("s3").get_object(**args)
+    head = bytes(answer["Body"].read(settings.head_bytes))
+    content_range = str(answer.get("ContentRange", ""))
+    total = content_range.rpartition("/")[2] if content_range else ""
+    complete = (total.isdigit() and int(total) <= len(head)) or (
+        not content_range and len(head) < settings.head_bytes
+    )
+    return head, complete
+
+
+def _job_exists(name: str) -> bool:
+    try:
+        client("sagemaker").describe_training_job(TrainingJobName=name)
+    except Exception as exc:
+        if _error_code(exc) in ("ValidationException", "ResourceNotFound"):
+            return False
+        raise
+    return True
+
+
+def _refuse(bucket: str, key: str, version_id: str | None, reasons: list[str]) -> dict[str, Any]:
+    record = retraining.rejection_record(
+        key, version_id, reasons, datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    )
+    client("s3").put_object(
+        Bucket=bucket,
+        Key=retraining.rejection_key(key),
+        Body=json.dumps(record, indent=2).encode("utf-8"),
+        ContentType="application/json",
+    )
+    logger.warning("training data refused", extra={"key": key, "reasons": reasons})
+    metrics.add_metric(name="TrainingDataRefused", unit=MetricUnit.Count, value=1)
+    return {"key": key, "status": "refused", "reasons": reasons}
+
+
+@tracer.capture_method
+def handle_upload(
+    bucket: str, key: str, version_id: str | None, etag: str | None = None
+) -> dict[str, Any]:
+    """One uploaded object: ignored, refused with a reason, already started, or started.
+
+    The job is named after the key and the object's version id (versioned bucket) or, without
+    one, its ETag: the same upload delivered twice maps to the same job.
+    """
+    if not retraining.is_training_upload(key):
+        return {"key": key, "status": "ignored"}
+    if bucket != settings.artifact_bucket:
+        return {"key": key, "status": "ignored", "reason": "not the artifact bucket"}
+    identity = version_id or (f"etag:{etag}" if etag else None)
+    name = retraining.job_name(key, identity)
+    if _job_exists(name):
+        logger.info("training job already started", extra={"job": name})
+        return {"key": key, "status": "duplicate", "job": name}
+    head, complete = _read_head(bucket, key, version_id)
+    problems = retraining.check_training_head(key, head, complete=complete)
+    if problems:
+        return _refuse(bucket, key, version_id, problems)
+    request = retraining.training_job_request(bucket, key, identity, settings, settings.region)
+    try:
+        client("sagemaker").create_training_job(**request)
+    except Exception as exc:
+        if _error_code(exc) == "ResourceInUse":
+            return {"key": key, "status": "duplicate", "job": name}
+        raise
+    logger.info("training job started", extra={"job": name, "key": key})
+    metrics.add_metric(name="TrainingJobsStarted", unit=MetricUnit.Count, value=1)
+    return {"key": key, "status": "started", "job": name}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    missing = retraining.missing_settings(settings)
+    if missing:
+        raise RuntimeError(f"retrain function is missing configuration: {', '.join(missing)}")
+    results = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3", {})
+        bucket = str(s3.get("bucket", {}).get("name", ""))
+        obj = s3.get("object", {})
+        key = unquote_plus(str(obj.get("key", "")))
+        version_id = obj.get("versionId") or None
+        etag = obj.get("eTag") or None
+        results.append(handle_upload(bucket, key, version_id, etag))
+    return {"results": results}

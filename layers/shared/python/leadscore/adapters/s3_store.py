@@ -1,0 +1,92 @@
+"""The model registry's `ObjectStore` on an S3 bucket (optionally under a key prefix).
+
+A PutObject replaces an object atomically, which is what champion.json relies on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadscore.adapters import client
+from leadscore.registry import ObjectNotFound
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class S3ObjectStore:
+    def __init__(self, bucket: str, root: str = "", s3_client: Any | None = None) -> None:
+        if not bucket:
+            raise ValueError("an S3 object store needs a bucket name")
+        self.bucket = bucket
+        self.root = root.strip("/") + "/" if root.strip("/") else ""
+        self._client = s3_client
+
+    def __repr__(self) -> str:
+        return f"S3ObjectStore('s3://{self.bucket}/{self.root}')"
+
+    @property
+    def s3(self) -> Any:
+        if self._client is None:
+            self._client = client("s3")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.root + key
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _error_code(exc) in _MISSING:
+                raise ObjectNotFound(key) from exc
+            raise
+        return bytes(answer["Body"].read())
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        self.s3.put_object(
+            Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+        )
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(str(item["Key"])[len(self.root):] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def copy(self, source_key: str, dest_key: str) -> None:
+        self.s3.copy_object(
+            Bucket=self.bucket,
+            Key=self._key(dest_key),
+            CopySource={"Bucket": self.bucket, "Key": self._key(source_key)},
+        )
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _error_code(exc) in _MISSING:
+                return False
+            raise
+        return True
+
+
+def open_store(location: str) -> Any:
+    """`s3://bucket[/prefix]` -> S3ObjectStore; `file:///dir` or a path -> LocalObjectStore."""
+    from leadscore.registry import LocalObjectStore
+
+    if location.startswith("s3://"):
+        bucket, _, root = location[len("s3://"):].partition("/")
+        return S3ObjectStore(bucket, root)
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    return LocalObjectStore(location)

@@ -1,0 +1,461 @@
+"""The model registry: which bundle is the champion, which were refused, and why.
+
+Pure logic over a tiny storage protocol (`ObjectStore`), so the same code runs on a local
+directory (`make demo`, `tools/modelctl.py`) and on the S3 bucket
+(`leadscore.adapters.s3_store.S3ObjectStore`). Layout, the same in both (ARCHITECTURE.md):
+
+    models/<version>/...bundle files...
+    models/champion.json            {"version", "prefix", "sha256", "promoted_at", "metrics",
+                                     "previous": [earlier champion records, newest first]}
+    models/rejected/<version>.json  {"version", "rejected_at", "reasons": [...], ...}
+
+A promotion copies every bundle file under `models/<version>/` FIRST and only then replaces
+`models/champion.json` in one write, so a reader that follows the pointer never sees a
+half-written bundle. `prefix` in champion.json is relative to the store root
+(`models/<version>/`); the scoring side resolves it against its own bucket or directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tarfile
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from leadscore.bundle import BundleError, load_model, verify_bundle
+from leadscore.settings import PromoteSettings
+
+MODELS_PREFIX = "models/"
+CHAMPION_KEY = "models/champion.json"
+REJECTED_PREFIX = "models/rejected/"
+MAX_PARITY_ABS_DIFF = 1e-5
+MAX_HISTORY = 20
+MAX_ARCHIVE_MEMBERS = 200
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class RegistryError(Exception):
+    """An operation the registry refuses (no champion, nothing to roll back, bad name...)."""
+
+
+class ObjectNotFound(KeyError):
+    """The store holds no object under that key."""
+
+
+class ObjectStore(Protocol):
+    """Keys are '/'-separated, relative to the store root (e.g. 'models/champion.json')."""
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> None: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+    def copy(self, source_key: str, dest_key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class LocalObjectStore:
+    """A directory that behaves like the bucket. Every put is atomic (temp file + os.replace)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalObjectStore({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"invalid store key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def list(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        keys: list[str] = []
+        for path in self.root.rglob("*"):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                keys.append(key)
+        return sorted(keys)
+
+    def copy(self, source_key: str, dest_key: str) -> None:
+        self.put_bytes(dest_key, self.get_bytes(source_key))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+
+# --------------------------------------------------------------------------- quality gate
+
+
+def _number(metrics: Mapping[str, Any] | None, *names: str) -> float | None:
+    if not metrics:
+        return None
+    for name in names:
+        value = metrics.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(float(value)):
+            return float(value)
+    return None
+
+
+def _auc(metrics: Mapping[str, Any] | None) -> float | None:
+    return _number(metrics, "auc", "auc_roc", "ensemble_auc_roc")
+
+
+def _brier(metrics: Mapping[str, Any] | None) -> float | None:
+    return _number(metrics, "brier", "brier_score", "ensemble_brier_score")
+
+
+def _parity(metrics: Mapping[str, Any] | None) -> float | None:
+    return _number(metrics, "parity_max_abs_diff", "onnx_parity_max_abs_diff")
+
+
+def quality_gate(
+    candidate_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any] | None,
+    settings: PromoteSettings,
+) -> list[str]:
+    """Every failed check as a sentence a person can read; an empty list means "pass"."""
+    failed: list[str] = []
+    auc = _auc(candidate_metrics)
+    if auc is None:
+        failed.append("held-out AUC is missing from the bundle's metrics")
+    elif auc < settings.min_auc:
+        failed.append(f"held-out AUC {auc:.4f} is below MIN_AUC {settings.min_auc:.4f}")
+    champion_auc = _auc(champion_metrics)
+    if auc is not None and champion_auc is not None and champion_auc - auc > settings.max_auc_drop:
+        failed.append(
+            f"held-out AUC {auc:.4f} is {champion_auc - auc:.4f} below the champion's "
+            f"{champion_auc:.4f} (MAX_AUC_DROP {settings.max_auc_drop:.4f})"
+        )
+    brier = _brier(candidate_metrics)
+    if brier is None:
+        failed.append("Brier score is missing from the bundle's metrics")
+    elif brier > settings.max_brier:
+        failed.append(f"Brier score {brier:.4f} is above MAX_BRIER {settings.max_brier:.4f}")
+    parity = _parity(candidate_metrics)
+    if parity is None:
+        failed.append("ONNX parity figure (parity_max_abs_diff) is missing")
+    elif parity > MAX_PARITY_ABS_DIFF:
+        failed.append(
+            f"ONNX parity max abs diff {parity:.3g} is above {MAX_PARITY_ABS_DIFF:.0e}: "
+            "the graph does not reproduce the native models"
+        )
+    return failed
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    promoted: bool
+    version: str
+    reasons: list[str] = field(default_factory=list)
+    champion: dict[str, Any] | None = None
+    already_champion: bool = False
+
+
+def _read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    try:
+        raw = store.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise RegistryError(f"{key} is not a JSON object")
+    return value
+
+
+def _put_json(store: ObjectStore, key: str, value: Mapping[str, Any]) -> None:
+    data = json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
+    store.put_bytes(key, data, "application/json")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise RegistryError(f"invalid version name {name!r}")
+    return name
+
+
+def get_champion(store: ObjectStore) -> dict[str, Any] | None:
+    """The champion record, or None when nothing was ever promoted."""
+    return _read_json(store, CHAMPION_KEY)
+
+
+def _summary_metrics(bundle_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's metric summary, completed from ensemble_metrics.json when it lacks one."""
+    metrics: dict[str, Any] = dict(manifest.get("metrics") or {})
+    path = bundle_dir / "ensemble_metrics.json"
+    if path.is_file():
+        try:
+            full = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            full = {}
+        if isinstance(full, dict):
+            for name, value in (
+                ("auc", _auc(full)),
+                ("brier", _brier(full)),
+                ("parity_max_abs_diff", _parity(full)),
+            ):
+                if _number(metrics, name) is None and value is not None:
+                    metrics[name] = value
+    return metrics
+
+
+def reject(
+    version: str,
+    reasons: Sequence[str],
+    store: ObjectStore,
+    *,
+    details: Mapping[str, Any] | None = None,
+    clock: Clock = _utcnow,
+) -> dict[str, Any]:
+    """Record why `version` (or a job name) was refused: models/rejected/<version>.json."""
+    record: dict[str, Any] = {
+        "version": _check_name(version),
+        "rejected_at": _iso(clock()),
+        "reasons": list(reasons),
+    }
+    if details:
+        record.update({k: v for k, v in details.items() if k not in record})
+    _put_json(store, f"{REJECTED_PREFIX}{version}.json", record)
+    return record
+
+
+def why_rejected(version: str, store: ObjectStore) -> dict[str, Any]:
+    """The rejection record of a version, or of the training job that produced it."""
+    record = _read_json(store, f"{REJECTED_PREFIX}{_check_name(version)}.json")
+    if record is not None:
+        return record
+    for key in store.list(REJECTED_PREFIX):
+        candidate = _read_json(store, key) or {}
+        source = candidate.get("source")
+        if isinstance(source, dict) and source.get("job_name") == version:
+            return candidate
+    raise RegistryError(f"no rejection recorded for {version!r}")
+
+
+def verify_candidate(bundle_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """(manifest or None, problems): files, sha256, feature names, loads in onnxruntime."""
+    try:
+        manifest = dict(verify_bundle(bundle_dir))
+    except BundleError as exc:
+        return None, [f"bundle verification failed: {exc}"]
+    except (OSError, ValueError) as exc:
+        return None, [f"bundle verification failed: {type(exc).__name__}: {exc}"]
+    try:
+        load_model(bundle_dir)
+    except Exception as exc:
+        return manifest, [f"model.onnx does not load in onnxruntime: {type(exc).__name__}: {exc}"]
+    return manifest, []
+
+
+def promote(
+    bundle_dir: str | os.PathLike[str],
+    store: ObjectStore,
+    settings: PromoteSettings,
+    *,
+    force: bool = False,
+    fallback_version: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    clock: Clock = _utcnow,
+) -> PromotionResult:
+    """Verify, gate, copy to models/<version>/, then switch champion.json in one put.
+
+    A refusal is recorded under models/rejected/ and leaves the champion untouched.
+    `force` skips the quality gate only, never verification. `fallback_version` names the
+    rejection record when the bundle is too broken to say its own version.
+    """
+    bundle = Path(bundle_dir)
+    fallback = fallback_version or bundle.name or "unknown"
+    details: dict[str, Any] = {"source": dict(source)} if source else {}
+    manifest, problems = verify_candidate(bundle)
+    version = str(manifest.get("model_version", "")) if manifest else ""
+    if manifest is not None and not _NAME_RE.match(version):
+        problems.append(f"manifest model_version {version!r} is not a valid version name")
+        version = ""
+    version = version or fallback
+    metrics = _summary_metrics(bundle, manifest) if manifest is not None else {}
+    if manifest is not None and _parity(metrics) is None:
+        problems.append("ONNX parity figure (parity_max_abs_diff) is missing from the bundle")
+    if problems:
+        record = reject(version, problems, store, details={**details, "metrics": metrics},
+                        clock=clock)
+        return PromotionResult(False, version, list(record["reasons"]))
+    assert manifest is not None
+
+    champion = get_champion(store)
+    if champion is not None and champion.get("version") == version:
+        return PromotionResult(True, version, [], champion, already_champion=True)
+    failed = quality_gate(metrics, champion.get("metrics") if champion else None, settings)
+    if failed and not force:
+        record = reject(version, failed, store, details={**details, "metrics": metrics},
+                        clock=clock)
+        return PromotionResult(False, version, list(record["reasons"]))
+
+    prefix = f"{MODELS_PREFIX}{version}/"
+    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        key = prefix + path.relative_to(bundle).as_posix()
+        store.put_bytes(key, path.read_bytes())
+    record = {
+        "version": version,
+        "prefix": prefix,
+        "sha256": manifest.get("sha256"),
+        "promoted_at": _iso(clock()),
+        "metrics": metrics,
+    }
+    if details:
+        record.update(details)
+    if failed:
+        record["forced_past"] = failed
+    history: list[dict[str, Any]] = []
+    if champion is not None:
+        earlier = [dict(p) for p in champion.get("previous", []) if isinstance(p, dict)]
+        history = [{k: v for k, v in champion.items() if k != "previous"}, *earlier]
+    record["previous"] = [h for h in history if h.get("version") != version][:MAX_HISTORY]
+    _put_json(store, CHAMPION_KEY, record)
+    return PromotionResult(True, version, [], record)
+
+
+def rollback(store: ObjectStore, *, clock: Clock = _utcnow) -> dict[str, Any]:
+    """Make the previous champion the champion again (one put). Refuses when there is none."""
+    champion = get_champion(store)
+    if champion is None:
+        raise RegistryError("nothing to roll back: no champion has been promoted")
+    previous = [p for p in champion.get("previous", []) if isinstance(p, dict)]
+    if not previous:
+        raise RegistryError(
+            f"nothing to roll back to: {champion.get('version')} is the only champion so far"
+        )
+    target = dict(previous[0])
+    prefix = str(target.get("prefix") or f"{MODELS_PREFIX}{target.get('version')}/")
+    if not store.exists(prefix + "manifest.json"):
+        raise RegistryError(
+            f"cannot roll back to {target.get('version')}: {prefix} no longer holds a bundle"
+        )
+    target["previous"] = previous[1:]
+    target["restored_at"] = _iso(clock())
+    target["rolled_back_from"] = champion.get("version")
+    _put_json(store, CHAMPION_KEY, target)
+    return target
+
+
+def list_versions(store: ObjectStore) -> list[dict[str, Any]]:
+    """Every stored or rejected version with its status: champion, previous, stored, rejected."""
+    champion = get_champion(store)
+    earlier = (champion or {}).get("previous", [])
+    history = {str(p.get("version")): p for p in earlier if isinstance(p, dict)}
+    rows: dict[str, dict[str, Any]] = {}
+    for key in store.list(MODELS_PREFIX):
+        rest = key[len(MODELS_PREFIX):]
+        if rest.startswith("rejected/") and rest.endswith(".json"):
+            name = rest[len("rejected/"):-len(".json")]
+            record = _read_json(store, key) or {}
+            rows.setdefault(name, {"version": name, "status": "rejected",
+                                   "rejected_at": record.get("rejected_at"),
+                                   "reasons": record.get("reasons", [])})
+        elif rest.count("/") == 1 and rest.endswith("/manifest.json"):
+            name = rest.split("/", 1)[0]
+            if champion is not None and champion.get("version") == name:
+                status, info = "champion", champion
+            elif name in history:
+                status, info = "previous", history[name]
+            else:
+                status, info = "stored", {}
+            rows[name] = {"version": name, "status": status,
+                          "promoted_at": info.get("promoted_at"),
+                          "metrics": info.get("metrics")}
+    order = {"champion": 0, "previous": 1, "stored": 2, "rejected": 3}
+    return sorted(rows.values(), key=lambda r: (order[r["status"]], r["version"]))
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def extract_bundle_archive(
+    archive: str | os.PathLike[str], dest: str | os.PathLike[str], max_bytes: int
+) -> Path:
+    """Unpack a SageMaker model.tar.gz safely and return the bundle directory inside it.
+
+    Refuses (RegistryError) links, devices, absolute or '..' paths, more than
+    MAX_ARCHIVE_MEMBERS members and more than `max_bytes` unpacked; then extracts with
+    tarfile's "data" filter as a second line of defence.
+    """
+    target = Path(dest)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            members = tar.getmembers()
+            if len(members) > MAX_ARCHIVE_MEMBERS:
+                raise RegistryError(f"model archive holds {len(members)} entries, too many")
+            total = 0
+            for member in members:
+                name = member.name
+                parts = PurePosixPath(name).parts
+                if name.startswith(("/", "\\")) or ".." in parts or ":" in name:
+                    raise RegistryError(f"model archive entry {name!r} escapes the bundle")
+                if not (member.isfile() or member.isdir()):
+                    raise RegistryError(
+                        f"model archive entry {name!r} is not a regular file or directory"
+                    )
+                total += max(member.size, 0)
+                if total > max_bytes:
+                    raise RegistryError(f"model archive unpacks to more than {max_bytes} bytes")
+            tar.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise RegistryError(f"model archive cannot be read: {type(exc).__name__}: {exc}") from exc
+    if (target / "manifest.json").is_file():
+        return target
+    subdirs = [p for p in target.iterdir() if p.is_dir()]
+    if len(subdirs) == 1 and (subdirs[0] / "manifest.json").is_file():
+        return subdirs[0]
+    return target

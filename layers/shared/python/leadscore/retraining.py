@@ -1,0 +1,239 @@
+"""Retraining, the plain logic: which uploads count, is the head of the file training data,
+and the SageMaker CreateTrainingJob request (script mode) for it. No AWS in here.
+
+Script mode, as the SageMaker Python SDK does it for a framework estimator: the framework
+image runs `sagemaker_program` from the unpacked `sagemaker_submit_directory`; every
+hyperparameter value is JSON-encoded into a string (`json.dumps(value)`), the training
+toolkit decodes them and passes the ones not starting with `sagemaker_` to the script as
+`--name value` arguments (so our names are train.py's flags: `test-size`, `random-seed`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+from leadscore.features import FEATURE_NAMES
+from leadscore.settings import RetrainSettings
+
+TRAINING_PREFIX = "training-data/"
+REJECTED_DATA_PREFIX = "training-data/rejected/"
+TRAINING_EXTENSIONS = (".csv", ".jsonl")
+TARGET_COLUMN = "converted"
+OPTIONAL_COLUMNS = ("contact_id", "true_probability")
+CHANNEL_NAME = "training"
+JOB_NAME_PREFIX = "leadscore-"
+SOURCE_KEY_TAG = "leadscore:source-key"
+SOURCE_VERSION_TAG = "leadscore:source-version"
+ENTRY_POINT = "train.py"
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"test-size": 0.2, "random-seed": 42}
+
+_SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
+_TAG_VALUE_RE = re.compile(r"[^\w .:/=+\-@]", re.UNICODE)
+
+
+def is_training_upload(key: str) -> bool:
+    """training-data/**.csv|.jsonl, never the rejection records under training-data/rejected/."""
+    return (
+        key.startswith(TRAINING_PREFIX)
+        and not key.startswith(REJECTED_DATA_PREFIX)
+        and key.lower().endswith(TRAINING_EXTENSIONS)
+    )
+
+
+def rejection_key(key: str) -> str:
+    """Where the refusal of `key` is written: training-data/rejected/<file name>.json."""
+    return f"{REJECTED_DATA_PREFIX}{PurePosixPath(key).name}.json"
+
+
+def job_name(key: str, version_id: str | None) -> str:
+    """Deterministic, ≤ 63 chars of [a-zA-Z0-9-]: the same object version, the same job.
+
+    "leadscore-" + slug of the file name (≤ 40) + "-" + sha256(key + version)[:12].
+    """
+    digest = hashlib.sha256(f"{key}\n{version_id or ''}".encode()).hexdigest()[:12]
+    stem = PurePosixPath(key).name
+    slug = _SLUG_RE.sub("-", stem).strip("-").lower()[:40].strip("-") or "data"
+    return f"{JOB_NAME_PREFIX}{slug}-{digest}"
+
+
+def _first_line(head: bytes, complete: bool) -> tuple[str | None, str | None]:
+    """(first line, problem). `complete` says the head is the whole object."""
+    if not head.strip():
+        return None, "the file is empty"
+    newline = head.find(b"\n")
+    if newline < 0 and not complete:
+        return None, f"the first line is longer than the {len(head)} bytes read"
+    raw = head if newline < 0 else head[:newline]
+    try:
+        text = raw.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        return None, "the first line is not UTF-8 text"
+    return text, None
+
+
+def check_csv_header(header_line: str) -> list[str]:
+    """Problems with a CSV header: the 20 features + `converted`, optional id/truth columns."""
+    try:
+        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
+    except (csv.Error, StopIteration):
+        return ["the first line is not a CSV header"]
+    problems: list[str] = []
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        problems.append(f"duplicate columns: {', '.join(duplicates)}")
+    present = set(columns)
+    if TARGET_COLUMN not in present:
+        problems.append(f"Target column '{TARGET_COLUMN}' not found")
+    missing = [name for name in FEATURE_NAMES if name not in present]
+    if missing:
+        problems.append(f"missing feature columns: {', '.join(missing)}")
+    allowed = {*FEATURE_NAMES, TARGET_COLUMN, *OPTIONAL_COLUMNS}
+    extra = [c for c in columns if c not in allowed]
+    if extra:
+        problems.append(
+            f"unexpected columns: {', '.join(extra)} "
+            f"(allowed besides the features: {TARGET_COLUMN}, {', '.join(OPTIONAL_COLUMNS)})"
+        )
+    return problems
+
+
+def check_jsonl_line(line: str) -> list[str]:
+    """Problems with the first JSON Lines record: a raw lead (scoring request) + `converted`."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return ["the first line is not valid JSON"]
+    if not isinstance(record, dict):
+        return ["the first line is not a JSON object (a lead with 'converted')"]
+    problems: list[str] = []
+    target = record.get(TARGET_COLUMN)
+    if TARGET_COLUMN not in record:
+        problems.append(f"Target column '{TARGET_COLUMN}' not found in the first record")
+    elif isinstance(target, bool) or target not in (0, 1):
+        problems.append(f"'{TARGET_COLUMN}' must be 0 or 1 in the first record")
+    features = record.get("features")
+    vector = record.get("feature_vector")
+    if features is None and vector is None:
+        problems.append("the first record has neither 'features' nor 'feature_vector'")
+    elif features is not None and not isinstance(features, dict):
+        problems.append("'features' must be an object of raw lead sections")
+    elif vector is not None and not isinstance(vector, list | dict):
+        problems.append("'feature_vector' must be a list of 20 numbers or an object by name")
+    elif isinstance(vector, list) and len(vector) != len(FEATURE_NAMES):
+        problems.append(f"'feature_vector' must hold {len(FEATURE_NAMES)} numbers")
+    return problems
+
+
+def check_training_head(key: str, head: bytes, *, complete: bool) -> list[str]:
+    """Every reason the object starting with `head` cannot be training data ([] = looks fine)."""
+    line, problem = _first_line(head, complete)
+    if problem is not None or line is None:
+        return [problem or "the file is empty"]
+    if key.lower().endswith(".jsonl"):
+        return check_jsonl_line(line)
+    return check_csv_header(line)
+
+
+def rejection_record(
+    key: str, version_id: str | None, reasons: list[str], rejected_at: str
+) -> dict[str, Any]:
+    return {
+        "source_key": key,
+        "source_version": version_id,
+        "rejected_at": rejected_at,
+        "reasons": reasons,
+    }
+
+
+def encode_hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
+    """JSON-encode every value, as the SageMaker Python SDK does for script mode."""
+    return {str(name): json.dumps(value) for name, value in values.items()}
+
+
+def _decode_setting(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _tag_value(value: str) -> str:
+    return _TAG_VALUE_RE.sub("_", value)[:256]
+
+
+def training_job_request(
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    settings: RetrainSettings,
+    region: str,
+) -> dict[str, Any]:
+    """The CreateTrainingJob arguments (boto3 names) for one uploaded object version."""
+    name = job_name(key, version_id)
+    user = {**DEFAULT_HYPERPARAMETERS}
+    user.update({k: _decode_setting(v) for k, v in settings.training_hyperparameters.items()})
+    hyperparameters = encode_hyperparameters(
+        {
+            **{k: v for k, v in user.items() if not k.startswith("sagemaker_")},
+            "sagemaker_program": ENTRY_POINT,
+            "sagemaker_submit_directory": f"s3://{bucket}/{settings.training_source_key}",
+            "sagemaker_region": region,
+            "sagemaker_container_log_level": 20,
+            "sagemaker_job_name": name,
+        }
+    )
+    content_type = "application/jsonlines" if key.lower().endswith(".jsonl") else "text/csv"
+    tags = [
+        {"Key": "project", "Value": "leadscore"},
+        {"Key": SOURCE_KEY_TAG, "Value": _tag_value(key)},
+    ]
+    if version_id:
+        tags.append({"Key": SOURCE_VERSION_TAG, "Value": _tag_value(version_id)})
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.training_image_uri,
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": settings.training_role_arn,
+        "HyperParameters": hyperparameters,
+        "InputDataConfig": [
+            {
+                "ChannelName": CHANNEL_NAME,
+                "DataSource": {
+                    "S3DataSource": {
+                        # The exact key as an S3Prefix: the channel holds this one object.
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{bucket}/{key}",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "ContentType": content_type,
+                "CompressionType": "None",
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/jobs/"},
+        "ResourceConfig": {
+            "InstanceType": settings.training_instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": settings.training_volume_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds},
+        "Tags": tags,
+    }
+
+
+def missing_settings(settings: RetrainSettings) -> list[str]:
+    names = {
+        "ARTIFACT_BUCKET": settings.artifact_bucket,
+        "TRAINING_IMAGE_URI": settings.training_image_uri,
+        "TRAINING_ROLE_ARN": settings.training_role_arn,
+    }
+    return [name for name, value in names.items() if not value]
