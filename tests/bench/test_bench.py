@@ -94,7 +94,7 @@ def test_band_interval_is_clipped() -> None:
     np.testing.assert_allclose(band[:, 0], [0.0, 0.5 - 0.5 * INTERVAL_HALF_WIDTH, 0.84])
     np.testing.assert_allclose(band[:, 1], [0.17, 0.5 + 0.5 * INTERVAL_HALF_WIDTH, 1.0])
     np.testing.assert_allclose(agreement_of(np.array([[0.0, 1.0, 0.5], [0.3, 0.3, 0.3]])),
-                               [1 - np.std([0, 1, 0.5]) / 0.5, 1.0])
+                               [1 - float(np.std([0.0, 1.0, 0.5])) / 0.5, 1.0])
 
 
 def test_relative_l1_known_cases() -> None:
