@@ -29,7 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from leadscore.bundle import BundleError, load_model, verify_bundle
+from leadscore.bundle import (
+    MANIFEST_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    BundleError,
+    load_model,
+    verify_bundle,
+)
 from leadscore.settings import PromoteSettings
 
 MODELS_PREFIX = "models/"
@@ -226,6 +233,16 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _content_type(name: str) -> str:
+    if name.endswith(".json"):
+        return "application/json"
+    if name.endswith(".txt"):
+        return "text/plain; charset=utf-8"
+    if name.endswith(".html"):
+        return "text/html; charset=utf-8"
+    return "application/octet-stream"
+
+
 def get_champion(store: ObjectStore) -> dict[str, Any] | None:
     """The champion record, or None when nothing was ever promoted."""
     return _read_json(store, CHAMPION_KEY)
@@ -234,7 +251,7 @@ def get_champion(store: ObjectStore) -> dict[str, Any] | None:
 def _summary_metrics(bundle_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest's metric summary, completed from ensemble_metrics.json when it lacks one."""
     metrics: dict[str, Any] = dict(manifest.get("metrics") or {})
-    path = bundle_dir / "ensemble_metrics.json"
+    path = bundle_dir / METRICS_FILE
     if path.is_file():
         try:
             full = json.loads(path.read_text(encoding="utf-8"))
@@ -343,9 +360,10 @@ def promote(
         return PromotionResult(False, version, list(record["reasons"]))
 
     prefix = f"{MODELS_PREFIX}{version}/"
-    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(bundle).as_posix()
-        store.put_bytes(key, path.read_bytes())
+    # Exactly the verified files (verify_bundle checked each name and sha256), pointer last.
+    names = sorted({MODEL_FILE, *(manifest.get("files") or {})})
+    for name in [*names, MANIFEST_FILE]:
+        store.put_bytes(prefix + name, (bundle / name).read_bytes(), _content_type(name))
     record = {
         "version": version,
         "prefix": prefix,
@@ -378,7 +396,7 @@ def rollback(store: ObjectStore, *, clock: Clock = _utcnow) -> dict[str, Any]:
         )
     target = dict(previous[0])
     prefix = str(target.get("prefix") or f"{MODELS_PREFIX}{target.get('version')}/")
-    if not store.exists(prefix + "manifest.json"):
+    if not store.exists(prefix + MANIFEST_FILE):
         raise RegistryError(
             f"cannot roll back to {target.get('version')}: {prefix} no longer holds a bundle"
         )
@@ -403,7 +421,7 @@ def list_versions(store: ObjectStore) -> list[dict[str, Any]]:
             rows.setdefault(name, {"version": name, "status": "rejected",
                                    "rejected_at": record.get("rejected_at"),
                                    "reasons": record.get("reasons", [])})
-        elif rest.count("/") == 1 and rest.endswith("/manifest.json"):
+        elif rest.count("/") == 1 and rest.endswith("/" + MANIFEST_FILE):
             name = rest.split("/", 1)[0]
             if champion is not None and champion.get("version") == name:
                 status, info = "champion", champion
@@ -453,9 +471,9 @@ def extract_bundle_archive(
             tar.extractall(target, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise RegistryError(f"model archive cannot be read: {type(exc).__name__}: {exc}") from exc
-    if (target / "manifest.json").is_file():
+    if (target / MANIFEST_FILE).is_file():
         return target
     subdirs = [p for p in target.iterdir() if p.is_dir()]
-    if len(subdirs) == 1 and (subdirs[0] / "manifest.json").is_file():
+    if len(subdirs) == 1 and (subdirs[0] / MANIFEST_FILE).is_file():
         return subdirs[0]
     return target

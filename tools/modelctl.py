@@ -1,0 +1,96 @@
+"""Operator commands for the model registry, on a local store or on the S3 bucket.
+
+    python tools/modelctl.py --store .demo/store promote BUNDLE_DIR [--force]
+    python tools/modelctl.py --store s3://my-bucket list
+    python tools/modelctl.py --store file:///abs/store rollback
+    python tools/modelctl.py --store .demo/store why-rejected VERSION_OR_JOB
+    python tools/modelctl.py --store .demo/store show-champion
+
+The quality gate reads MIN_AUC, MAX_AUC_DROP and MAX_BRIER from the environment (defaults
+0.70, 0.02, 0.20). `--force` skips the gate, never the bundle verification.
+Exit codes: 0 done, 1 refused (gate, verification, nothing to roll back, unknown version),
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
+
+from leadscore import registry  # noqa: E402
+from leadscore.adapters.s3_store import open_store  # noqa: E402
+from leadscore.settings import PromoteSettings  # noqa: E402
+
+DEFAULT_STORE = ".demo/store"
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelctl", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--store", default=DEFAULT_STORE,
+        help="model store: a directory, file:///dir or s3://bucket[/prefix] "
+             f"(default {DEFAULT_STORE})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    promote = sub.add_parser("promote", help="verify, gate and promote a local bundle directory")
+    promote.add_argument("bundle_dir", type=Path)
+    promote.add_argument("--force", action="store_true",
+                         help="promote even if the quality gate fails (never skips verification)")
+    sub.add_parser("list", help="every version: champion, previous, stored, rejected")
+    sub.add_parser("rollback", help="make the previous champion the champion again")
+    why = sub.add_parser("why-rejected", help="the recorded reasons a version or job was refused")
+    why.add_argument("version")
+    sub.add_parser("show-champion", help="the current champion record")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    store = open_store(args.store)
+    try:
+        if args.command == "promote":
+            if not args.bundle_dir.is_dir():
+                print(f"modelctl: not a bundle directory: {args.bundle_dir}", file=sys.stderr)
+                return 2
+            result = registry.promote(
+                args.bundle_dir, store, PromoteSettings.from_env(), force=args.force,
+                source={"bundle_dir": str(args.bundle_dir.resolve())},
+            )
+            status = ("already-champion" if result.already_champion
+                      else "promoted" if result.promoted else "rejected")
+            _print({"status": status, "version": result.version, "reasons": result.reasons})
+            return 0 if result.promoted else 1
+        if args.command == "list":
+            _print(registry.list_versions(store))
+            return 0
+        if args.command == "rollback":
+            restored = registry.rollback(store)
+            _print({"status": "rolled-back", "version": restored["version"],
+                    "rolled_back_from": restored.get("rolled_back_from")})
+            return 0
+        if args.command == "why-rejected":
+            _print(registry.why_rejected(args.version, store))
+            return 0
+        champion = registry.get_champion(store)
+        if champion is None:
+            print("modelctl: no champion has been promoted yet", file=sys.stderr)
+            return 1
+        _print(champion)
+        return 0
+    except registry.RegistryError as exc:
+        print(f"modelctl: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
