@@ -1,0 +1,1 @@
+"""Tests of the shared feature extractor and the small shared rules."""
