@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.features import (
     FEATURE_NAMES,
@@ -17,6 +16,7 @@ from leadscore.features import (
     extract_features,
     extract_many,
 )
+
 from tests.features.leads import HAND_CHECK, seed, with_value, without
 
 
@@ -192,7 +192,7 @@ def test_comparable_features_half_without_comparables() -> None:
 
 
 def _appeal(beds: float, baths: float, sqft: float) -> float:
-    v = ((1 - abs(beds - 3.5) / 3.5) + (1 - abs(baths - 2.5) / 2.5) + (1 - abs(sqft - 2000) / 2000))
+    v = (1 - abs(beds - 3.5) / 3.5) + (1 - abs(baths - 2.5) / 2.5) + (1 - abs(sqft - 2000) / 2000)
     return min(1.0, max(0.0, v / 3))
 
 
@@ -211,14 +211,20 @@ def _appeal(beds: float, baths: float, sqft: float) -> float:
         ("market_data.absorption_rate", "absorption_rate", (0.15 - 0.05) / 0.25),
         ("market_data.price_trend_pct", "price_trend_momentum", 10 / 25),
         ("market_data.current_month", "seasonal_factor", 1.0),
-        ("psychology_profile.psychological_commitment_score",
-         "psychological_commitment_score", 0.5),  # fmt: skip
+        (
+            "psychology_profile.psychological_commitment_score",
+            "psychological_commitment_score",
+            0.5,
+        ),
         ("psychology_profile.urgency_level", "urgency_score", 0.5),
         ("psychology_profile.motivation_type", "motivation_intensity", 0.5),
         ("psychology_profile.negotiation_flexibility", "negotiation_flexibility", 0.5),
         ("conversation_data.message_count", "communication_engagement", (0 + 1 - 0.5) / 2),
-        ("conversation_data.avg_response_time_seconds", "communication_engagement",
-         (0.5 + 1 - 1) / 2),  # fmt: skip
+        (
+            "conversation_data.avg_response_time_seconds",
+            "communication_engagement",
+            (0.5 + 1 - 1) / 2,
+        ),
     ],
 )
 def test_each_absent_field_takes_its_default_and_is_listed(
@@ -300,15 +306,27 @@ def test_ratio_features_follow_the_formula(ratio: float) -> None:
         ("property_data.estimated_market_value", 400000, "list_price_ratio", 1.0),
         ("property_data.estimated_market_value", 2_000_000, "list_price_ratio", 0.0),
         ("property_data.estimated_market_value", 400000, "overpricing_penalty", 1.0),
-        ("property_data.price_drops", [{"percentage": 5}, {"percentage": 7.5}],
-         "price_reduction_history", 12.5 / 30),  # fmt: skip
-        ("property_data.price_drops", [{"percentage": 20}, {"percentage": 15}],
-         "price_reduction_history", 1.0),  # fmt: skip
+        (
+            "property_data.price_drops",
+            [{"percentage": 5}, {"percentage": 7.5}],
+            "price_reduction_history",
+            12.5 / 30,
+        ),
+        (
+            "property_data.price_drops",
+            [{"percentage": 20}, {"percentage": 15}],
+            "price_reduction_history",
+            1.0,
+        ),
         ("property_data.days_on_market", 45, "days_on_market_ratio", (45 / 30) / 3),
         ("property_data.days_on_market", 400, "days_on_market_ratio", 1.0),
         ("property_data.list_price", 1_200_000, "price_competitiveness", 0.0),
-        ("property_data.list_price", 850000,
-         "price_competitiveness", 1 - abs(850000 / 795000 - 1) / 0.2),  # fmt: skip
+        (
+            "property_data.list_price",
+            850000,
+            "price_competitiveness",
+            1 - abs(850000 / 795000 - 1) / 0.2,
+        ),
         ("market_data.inventory_level", 1.0, "inventory_pressure", 1.0),
         ("market_data.inventory_level", 30.0, "inventory_pressure", 0.0),
         ("market_data.inventory_level", 7.0, "inventory_pressure", 0.5),
@@ -320,19 +338,43 @@ def test_ratio_features_follow_the_formula(ratio: float) -> None:
         ("property_data.sqft", 50000, "property_appeal_score", 0.0),
         ("property_data.beds", 0, "property_appeal_score", _appeal(0, 2.5, 2200)),
         ("conversation_data.message_count", 500, "communication_engagement", (1 + 0.5) / 2),
-        ("conversation_data.avg_response_time_seconds", 90000,
-         "communication_engagement", (0.5 + 0) / 2),  # fmt: skip
-        ("conversation_data.avg_response_time_seconds", 0,
-         "communication_engagement", (0.5 + 1) / 2),  # fmt: skip
-        ("psychology_profile.psychological_commitment_score", 100,
-         "psychological_commitment_score", 1.0),  # fmt: skip
-        ("psychology_profile.psychological_commitment_score", 0,
-         "psychological_commitment_score", 0.0),  # fmt: skip
+        (
+            "conversation_data.avg_response_time_seconds",
+            90000,
+            "communication_engagement",
+            (0.5 + 0) / 2,
+        ),
+        (
+            "conversation_data.avg_response_time_seconds",
+            0,
+            "communication_engagement",
+            (0.5 + 1) / 2,
+        ),
+        (
+            "psychology_profile.psychological_commitment_score",
+            100,
+            "psychological_commitment_score",
+            1.0,
+        ),
+        (
+            "psychology_profile.psychological_commitment_score",
+            0,
+            "psychological_commitment_score",
+            0.0,
+        ),
         ("psychology_profile.negotiation_flexibility", 1, "negotiation_flexibility", 1.0),
-        ("property_data.location", {"school_rating": 10, "walkability_score": 100},
-         "location_desirability", 1.0),  # fmt: skip
-        ("property_data.location", {"school_rating": 0, "walkability_score": 0},
-         "location_desirability", 0.0),  # fmt: skip
+        (
+            "property_data.location",
+            {"school_rating": 10, "walkability_score": 100},
+            "location_desirability",
+            1.0,
+        ),
+        (
+            "property_data.location",
+            {"school_rating": 0, "walkability_score": 0},
+            "location_desirability",
+            0.0,
+        ),
     ],
 )
 def test_formula_and_clipping(path: str, value: Any, name: str, expected: float) -> None:
@@ -367,9 +409,7 @@ def test_comp_price_variance_is_population_cv() -> None:
 
 
 def test_comp_price_variance_needs_two_priced_comparables() -> None:
-    raw = with_value(
-        "market_data.comparables", [{"sale_price": 800000}, {"sale_price": 0}, {}]
-    )
+    raw = with_value("market_data.comparables", [{"sale_price": 800000}, {"sale_price": 0}, {}])
     assert feature(raw, "comp_price_variance") == 0.5
     assert feature(raw, "comp_count_confidence") == pytest.approx(3 / 20)
     assert feature(raw, "price_competitiveness") == pytest.approx(1.0)
@@ -612,8 +652,13 @@ def test_extract_many_matches_one_by_one() -> None:
 
 
 def test_extract_many_prefixes_paths_with_the_row_index() -> None:
-    raws = [seed(), with_value("property_data.list_price", "x"), seed(), "junk",
-            with_value("market_data.comparables", [{"sale_price": -1}])]  # fmt: skip
+    raws: list[Any] = [
+        seed(),
+        with_value("property_data.list_price", "x"),
+        seed(),
+        "junk",
+        with_value("market_data.comparables", [{"sale_price": -1}]),
+    ]
     with pytest.raises(InvalidInput) as info:
         extract_many(raws)
     assert info.value.paths == [
@@ -633,4 +678,6 @@ def test_float32_of_the_hand_check_is_what_the_model_sees() -> None:
     values = extract_features(seed()).values
     x32 = values.astype(np.float32)
     assert x32.dtype == np.float32
-    assert all(math.isclose(float(a), b, abs_tol=5e-5) for a, b in zip(x32, HAND_CHECK))
+    assert all(
+        math.isclose(float(a), b, abs_tol=5e-5) for a, b in zip(x32, HAND_CHECK, strict=True)
+    )
