@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from leadscore.classes import CLASSES
+
 #: Class names from best to worst (leadscore.classes decides which one a score gets).
-CLASS_NAMES: tuple[str, ...] = ("hot", "warm", "lukewarm", "cold")
+CLASS_NAMES: tuple[str, ...] = CLASSES
 TAG_SUFFIX = "-lead"
 
 #: Keep the last-write record long enough to absorb update storms, short enough that a field

@@ -1,0 +1,283 @@
+"""leadscore.ghl: signatures, headers, timestamps, payload kinds, field mapping (pure code)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leadscore import ghl
+from leadscore.errors import InvalidInput
+
+from tests.fixtures.ghl import KeyPair
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+NOW = datetime(2026, 2, 5, 10, 0, 0, tzinfo=UTC).timestamp()
+BODY = b'{"type": "ContactUpdate", "locationId": "loc1", "id": "c1", "timestamp": 1}'
+
+
+def config(
+    ed: KeyPair | None = None, rsa_key: KeyPair | None = None, secret: str = ""
+) -> ghl.AuthConfig:
+    return ghl.AuthConfig(
+        ed25519_public_key_pem=ed.public_pem if ed else "",
+        rsa_public_key_pem=rsa_key.public_pem if rsa_key else "",
+        webhook_secret=secret,
+    )
+
+
+def event_body(name: str) -> dict[str, Any]:
+    event = json.loads((EVENTS / name).read_text())
+    return dict(json.loads(event["body"]))
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def test_ed25519_valid_signature_verifies(ghl_ed25519: KeyPair) -> None:
+    verdict = ghl.authenticate(
+        {"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, config(ghl_ed25519)
+    )
+    assert verdict.ok and verdict.scheme == "ed25519" and verdict.signed
+
+
+def test_every_single_byte_change_breaks_the_signature(ghl_ed25519: KeyPair) -> None:
+    signature = ghl_ed25519.sign(BODY)
+    for i in range(len(BODY)):
+        tampered = BODY[:i] + bytes([BODY[i] ^ 0x01]) + BODY[i + 1 :]
+        verdict = ghl.authenticate({"x-ghl-signature": signature}, tampered, config(ghl_ed25519))
+        assert not verdict.ok and verdict.reason == "invalid signature", i
+
+
+def test_signature_by_another_key_is_rejected(
+    ghl_ed25519: KeyPair, ghl_ed25519_other: KeyPair
+) -> None:
+    headers = {"x-ghl-signature": ghl_ed25519_other.sign(BODY)}
+    assert not ghl.authenticate(headers, BODY, config(ghl_ed25519)).ok
+
+
+@pytest.mark.parametrize("bad", ["", "not base64!!", base64.b64encode(b"short").decode()])
+def test_garbage_signature_is_rejected_not_raised(ghl_ed25519: KeyPair, bad: str) -> None:
+    assert not ghl.authenticate({"x-ghl-signature": bad}, BODY, config(ghl_ed25519)).ok
+
+
+def test_header_names_are_case_insensitive(ghl_ed25519: KeyPair) -> None:
+    verdict = ghl.authenticate(
+        {"X-GHL-Signature": ghl_ed25519.sign(BODY)}, BODY, config(ghl_ed25519)
+    )
+    assert verdict.ok
+
+
+def test_missing_headers_are_rejected(ghl_ed25519: KeyPair, ghl_rsa: KeyPair) -> None:
+    verdict = ghl.authenticate(
+        {"Content-Type": "application/json"}, BODY, config(ghl_ed25519, ghl_rsa, "s")
+    )
+    assert not verdict.ok and verdict.reason == "missing signature"
+    assert not ghl.authenticate(None, BODY, config(ghl_ed25519)).ok
+
+
+def test_legacy_rsa_accepted_only_when_configured(ghl_ed25519: KeyPair, ghl_rsa: KeyPair) -> None:
+    headers = {"x-wh-signature": ghl_rsa.sign(BODY)}
+    assert ghl.authenticate(headers, BODY, config(ghl_ed25519, ghl_rsa)).scheme == "rsa"
+    unconfigured = ghl.authenticate(headers, BODY, config(ghl_ed25519))
+    assert not unconfigured.ok and unconfigured.reason == "missing signature"
+
+
+def test_legacy_rsa_tampered_body_rejected(ghl_rsa: KeyPair) -> None:
+    headers = {"x-wh-signature": ghl_rsa.sign(BODY)}
+    assert not ghl.authenticate(headers, BODY + b" ", config(rsa_key=ghl_rsa)).ok
+
+
+def test_bad_ed25519_signature_wins_over_a_valid_legacy_one(
+    ghl_ed25519: KeyPair, ghl_ed25519_other: KeyPair, ghl_rsa: KeyPair
+) -> None:
+    headers = {
+        "x-ghl-signature": ghl_ed25519_other.sign(BODY),
+        "x-wh-signature": ghl_rsa.sign(BODY),
+    }
+    verdict = ghl.authenticate(headers, BODY, config(ghl_ed25519, ghl_rsa))
+    assert not verdict.ok and verdict.reason == "invalid signature"
+
+
+def test_ed25519_header_without_configured_key_is_rejected(
+    ghl_ed25519: KeyPair, ghl_rsa: KeyPair
+) -> None:
+    headers = {"x-ghl-signature": ghl_ed25519.sign(BODY), "x-wh-signature": ghl_rsa.sign(BODY)}
+    assert not ghl.authenticate(headers, BODY, config(rsa_key=ghl_rsa)).ok
+
+
+def test_key_of_the_wrong_type_is_a_configuration_error(
+    ghl_ed25519: KeyPair, ghl_rsa: KeyPair
+) -> None:
+    wrong = ghl.AuthConfig(ed25519_public_key_pem=ghl_rsa.public_pem)
+    with pytest.raises(ValueError, match="Ed25519"):
+        ghl.authenticate({"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, wrong)
+
+
+def test_pem_with_escaped_newlines_is_accepted(ghl_ed25519: KeyPair) -> None:
+    flattened = ghl_ed25519.public_pem.strip().replace("\n", "\\n")
+    cfg = ghl.AuthConfig(ed25519_public_key_pem=flattened)
+    assert ghl.authenticate({"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, cfg).ok
+
+
+def test_shared_secret(ghl_ed25519: KeyPair) -> None:
+    cfg = config(ghl_ed25519, secret="s3cret")
+    assert ghl.authenticate({"X-Leadscore-Secret": "s3cret"}, BODY, cfg).scheme == "secret"
+    assert not ghl.authenticate({"x-leadscore-secret": "s3cre"}, BODY, cfg).ok
+    assert not ghl.authenticate({"x-leadscore-secret": "s3cret "}, BODY, cfg).ok
+    assert not ghl.authenticate({"x-leadscore-secret": ""}, BODY, cfg).ok
+    # No secret configured: no header value can match, not even an empty one.
+    assert not ghl.authenticate({"x-leadscore-secret": ""}, BODY, config(ghl_ed25519)).ok
+
+
+def test_secret_is_not_a_signature(ghl_ed25519: KeyPair) -> None:
+    assert not ghl.authenticate(
+        {"x-leadscore-secret": "s"}, BODY, config(ghl_ed25519, secret="s")
+    ).signed
+
+
+def test_raw_body_decodes_base64_when_flagged() -> None:
+    assert ghl.raw_body(base64.b64encode(BODY).decode(), True) == BODY
+    assert ghl.raw_body(BODY.decode(), False) == BODY
+    assert ghl.raw_body(None, False) == b""
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-02-05T10:00:00.000Z",
+        "2026-02-05T10:00:00Z",
+        "2026-02-05T11:00:00+01:00",
+        1770285600,
+        1770285600.0,
+        "1770285600",
+        1770285600000,
+        "1770285600000",
+    ],
+)
+def test_timestamp_formats(value: object) -> None:
+    assert ghl.parse_timestamp(value) == datetime(2026, 2, 5, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", [None, "", "yesterday", True, [1], float("nan")])
+def test_bad_timestamps_raise(value: object) -> None:
+    with pytest.raises(ValueError):
+        ghl.parse_timestamp(value)
+
+
+def test_clock_skew_window() -> None:
+    assert ghl.check_timestamp(NOW - 299, NOW, 300) is None
+    assert ghl.check_timestamp(NOW + 299, NOW, 300) is None
+    assert ghl.check_timestamp(NOW - 301, NOW, 300) == "stale timestamp"
+    assert ghl.check_timestamp((NOW + 301) * 1000, NOW, 300) == "stale timestamp"
+    assert ghl.check_timestamp(None, NOW, 300) == "missing or invalid timestamp"
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def test_detect_kind_of_the_sample_events() -> None:
+    assert (
+        ghl.detect_kind(event_body("ghl_webhook_contact_update.json"))
+        is ghl.PayloadKind.MARKETPLACE
+    )
+    assert ghl.detect_kind(event_body("ghl_workflow_webhook.json")) is ghl.PayloadKind.WORKFLOW
+    with pytest.raises(ghl.WebhookError):
+        ghl.detect_kind({"hello": "world"})
+
+
+def test_marketplace_mapping_by_field_id() -> None:
+    payload = event_body("ghl_webhook_contact_update.json")
+    field_map = {
+        "fld_list_price_01": "list_price",
+        "fld_urgency_07": "urgency_level",
+        "fld_pcs_09": "psychological_commitment_score",
+        "fld_comparables_10": "comparables",
+    }
+    parsed = ghl.parse_webhook(payload, field_map)
+    assert (parsed.contact_id, parsed.location_id) == ("lead_12345", "loc_ve9EPM428h8vShlRW1KT")
+    assert parsed.webhook_id == payload["webhookId"] and parsed.event_type == "ContactUpdate"
+    features = parsed.request["features"]
+    assert features["property_data"] == {"list_price": 800000}
+    assert features["psychology_profile"] == {
+        "psychological_commitment_score": 75,
+        "urgency_level": "high",
+    }
+    assert [c["sale_price"] for c in features["market_data"]["comparables"]] == [
+        795000,
+        810000,
+        785000,
+    ]
+    # Unmapped field ids contribute nothing; personal data never reaches the request.
+    assert "beds" not in features["property_data"]
+    assert "email" not in json.dumps(parsed.request)
+
+
+def test_workflow_mapping_defaults_to_flat_names_and_empty_is_absent() -> None:
+    payload = event_body("ghl_workflow_webhook.json")
+    parsed = ghl.parse_webhook(payload, {})
+    assert parsed.kind is ghl.PayloadKind.WORKFLOW and parsed.webhook_id == ""
+    features = parsed.request["features"]
+    assert features["property_data"]["list_price"] == 800000
+    assert features["property_data"]["baths"] == 2.5
+    assert features["property_data"]["location"] == {"school_rating": 8, "walkability_score": 75}
+    assert "price_drops" not in features["property_data"]  # "" = absent
+    assert features["market_data"]["current_month"] == 5
+
+
+def test_root_keys_named_after_the_field_and_field_map_overrides() -> None:
+    payload = {
+        "contact_id": "c9",
+        "location": {"id": "L"},
+        "customData": {"beds": ""},
+        "List Price": "450,000",
+        "Beds": "3",
+        "Seller Urgency": "critical",
+        "first_name": "Ann",
+    }
+    parsed = ghl.parse_webhook(payload, {"Seller Urgency": "urgency_level"})
+    f = parsed.request["features"]
+    assert f["property_data"] == {"list_price": 450000, "beds": 3}
+    assert f["psychology_profile"] == {"urgency_level": "critical"}
+
+
+def test_custom_data_wins_over_root_keys() -> None:
+    payload = {"contact_id": "c", "customData": {"beds": "5"}, "beds": "2"}
+    assert ghl.parse_webhook(payload).request["features"]["property_data"] == {"beds": 5}
+
+
+def test_invalid_lead_values_name_the_flat_key() -> None:
+    payload = {"contact_id": "c", "customData": {"list_price": "lots", "comparables": "[oops"}}
+    with pytest.raises(InvalidInput) as info:
+        ghl.parse_webhook(payload)
+    assert set(info.value.paths) == {"list_price", "comparables"}
+
+
+def test_marketplace_event_without_contact_is_ignored_not_scored() -> None:
+    parsed = ghl.parse_webhook({"type": "ContactDelete", "locationId": "L", "id": "c"})
+    assert parsed.request == {} and parsed.event_type == "ContactDelete"
+
+
+def test_missing_contact_id_is_an_error() -> None:
+    with pytest.raises(ghl.WebhookError):
+        ghl.parse_webhook({"customData": {"beds": "3"}, "location": {"id": "L"}})
+
+
+def test_log_keys_hold_no_personal_data() -> None:
+    payload = event_body("ghl_workflow_webhook.json")
+    text = json.dumps(ghl.parse_webhook(payload).log_keys())
+    for pii in ("Jordan", "Example", "jordan@example.com", "+15555550123"):
+        assert pii not in text
+
+
+def test_non_json_body() -> None:
+    with pytest.raises(ghl.WebhookError):
+        ghl.parse_json_body(b"\xff\xfe")
+    with pytest.raises(ghl.WebhookError):
+        ghl.parse_json_body(b"[1, 2]")
