@@ -1,0 +1,276 @@
+"""Signed per-feature contributions of the ensemble score, from ``explainer.npz`` (numpy only).
+
+The ensemble's logit is additive over its parts (ARCHITECTURE.md):
+``z(x) = b + sum over xgb/lgb leaves (w * leaf value * 1[x reaches leaf]) + w_nn * mlp(x)``.
+
+1. **Trees** — exact interventional Shapley values of every tree against the single baseline
+   ``x'``, in closed form per leaf. Along a leaf's root->leaf path the conditions are grouped by
+   feature; a feature is *x-only* if ``x`` satisfies all its conditions and ``x'`` does not,
+   *b-only* for the reverse, *free* if both do; if neither does, the leaf is unreachable by any
+   mixture of ``x`` and ``x'`` and contributes nothing. With ``a`` x-only and ``c`` b-only
+   features, the leaf value ``v`` adds ``v (a-1)! c! / (a+c)!`` to each x-only feature and
+   ``-v a! (c-1)! / (a+c)!`` to each b-only one. All leaves are handled at once with
+   ``np.bincount`` over precomputed (leaf, feature) groups — no Python loop over trees.
+2. **MLP** — integrated gradients of ``w_nn * mlp`` from ``x'`` to ``x`` (midpoint rule on a
+   batch of interpolation points), rescaled so that they add up to the exact difference.
+3. **Logit -> probability** — the logit contributions ``phi`` add up exactly to
+   ``z(x) - z(x')``. They are mapped to probability units by the exact Shapley values of
+   ``sigmoid(z(x') + sum_{i in S} phi_i)`` (a cheap game over 20 scalars) when few features
+   move, else by an antithetic-permutation estimate of the same; both add up to
+   ``score - baseline_score`` exactly (efficiency), which is enforced to round-off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+N_FEATURES = 20
+IG_STEPS = 24
+PERMUTATIONS = 48
+EXACT_MAX_MOVERS = 10
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    return math.log(p) - math.log1p(-p)
+
+
+@dataclass
+class Explainer:
+    """The arrays of explainer.npz plus index structures built once at load time."""
+
+    leaf_value: np.ndarray
+    path_feature: np.ndarray
+    path_threshold: np.ndarray
+    path_left: np.ndarray
+    mlp_weights: list[np.ndarray]
+    mlp_biases: list[np.ndarray]
+    mlp_mean: np.ndarray
+    mlp_scale: np.ndarray
+    mlp_weight: float
+    stacker_intercept: float
+    baseline: np.ndarray
+    # derived
+    _e_feat: np.ndarray = field(init=False, repr=False)
+    _e_thr: np.ndarray = field(init=False, repr=False)
+    _e_left: np.ndarray = field(init=False, repr=False)
+    _e_group: np.ndarray = field(init=False, repr=False)
+    _g_leaf: np.ndarray = field(init=False, repr=False)
+    _g_feat: np.ndarray = field(init=False, repr=False)
+    _g_b_sat: np.ndarray = field(init=False, repr=False)
+    _coef_x: np.ndarray = field(init=False, repr=False)
+    _coef_b: np.ndarray = field(init=False, repr=False)
+    _n_groups: int = field(init=False, repr=False)
+    _n_leaves: int = field(init=False, repr=False)
+    _mlp_baseline: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.baseline = np.asarray(self.baseline, dtype=np.float32).reshape(N_FEATURES)
+        leaves, depth = self.path_feature.shape
+        self._n_leaves = leaves
+        valid = self.path_feature >= 0
+        e_leaf, e_depth = np.nonzero(valid)
+        e_feat = self.path_feature[e_leaf, e_depth].astype(np.int64)
+        self._e_feat = e_feat
+        self._e_thr = self.path_threshold[e_leaf, e_depth].astype(np.float32)
+        self._e_left = self.path_left[e_leaf, e_depth].astype(bool)
+        key = e_leaf.astype(np.int64) * N_FEATURES + e_feat
+        uniq, inverse = np.unique(key, return_inverse=True)
+        self._e_group = inverse.astype(np.int64)
+        self._n_groups = int(uniq.size)
+        self._g_leaf = (uniq // N_FEATURES).astype(np.int64)
+        self._g_feat = (uniq % N_FEATURES).astype(np.int64)
+        b_ok = (self.baseline[e_feat] < self._e_thr) == self._e_left
+        b_fail = np.bincount(self._e_group, weights=~b_ok, minlength=self._n_groups) > 0
+        self._g_b_sat = ~b_fail
+        d = max(depth, 1) + 1
+        coef_x = np.zeros((d, d))
+        coef_b = np.zeros((d, d))
+        f = math.factorial
+        for a in range(d):
+            for c in range(d):
+                if a >= 1:
+                    coef_x[a, c] = f(a - 1) * f(c) / f(a + c)
+                if c >= 1:
+                    coef_b[a, c] = f(a) * f(c - 1) / f(a + c)
+        self._coef_x = coef_x
+        self._coef_b = coef_b
+        self._mlp_baseline = float(self.mlp_logit(self.baseline.astype(np.float64)[None, :])[0])
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Explainer:
+        n_layers = sum(1 for k in arrays if k.startswith("mlp_W"))
+        return cls(
+            leaf_value=np.asarray(arrays["leaf_value"], dtype=np.float64),
+            path_feature=np.asarray(arrays["path_feature"], dtype=np.int32),
+            path_threshold=np.asarray(arrays["path_threshold"], dtype=np.float32),
+            path_left=np.asarray(arrays["path_left"], dtype=bool),
+            mlp_weights=[np.asarray(arrays[f"mlp_W{i}"], np.float64) for i in range(n_layers)],
+            mlp_biases=[np.asarray(arrays[f"mlp_b{i}"], np.float64) for i in range(n_layers)],
+            mlp_mean=np.asarray(arrays["mlp_mean"], dtype=np.float64),
+            mlp_scale=np.asarray(arrays["mlp_scale"], dtype=np.float64),
+            mlp_weight=float(arrays["mlp_weight"]),
+            stacker_intercept=float(arrays["stacker_intercept"]),
+            baseline=np.asarray(arrays["baseline"], dtype=np.float32),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Explainer:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return cls.from_arrays(arrays)
+
+    # ----------------------------------------------------------------- parts
+
+    def mlp_logit(self, x: np.ndarray) -> np.ndarray:
+        """The MLP's output logit (before the stacker weight) for rows x [n, 20]."""
+        h = (x - self.mlp_mean) / self.mlp_scale
+        last = len(self.mlp_weights) - 1
+        for i, (w, b) in enumerate(zip(self.mlp_weights, self.mlp_biases, strict=True)):
+            h = h @ w + b
+            if i < last:
+                h = np.maximum(h, 0.0)
+        out: np.ndarray = h[:, 0]
+        return out
+
+    def tree_contributions(self, x32: np.ndarray) -> np.ndarray:
+        """Exact interventional Shapley values (logit units) of all trees vs the baseline."""
+        x = np.asarray(x32, dtype=np.float32).reshape(N_FEATURES)
+        x_ok = (x[self._e_feat] < self._e_thr) == self._e_left
+        x_fail = np.bincount(self._e_group, weights=~x_ok, minlength=self._n_groups) > 0
+        x_sat = ~x_fail
+        b_sat = self._g_b_sat
+        x_only = x_sat & ~b_sat
+        b_only = b_sat & ~x_sat
+        dead = np.bincount(self._g_leaf, weights=~(x_sat | b_sat), minlength=self._n_leaves) > 0
+        a = np.bincount(self._g_leaf, weights=x_only, minlength=self._n_leaves).astype(np.int64)
+        c = np.bincount(self._g_leaf, weights=b_only, minlength=self._n_leaves).astype(np.int64)
+        v = np.where(dead, 0.0, self.leaf_value)
+        wx = v * self._coef_x[a, c]
+        wb = v * self._coef_b[a, c]
+        weights = np.where(x_only, wx[self._g_leaf], 0.0) - np.where(b_only, wb[self._g_leaf], 0.0)
+        phi: np.ndarray = np.bincount(self._g_feat, weights=weights, minlength=N_FEATURES)
+        return phi
+
+    def mlp_contributions(self, x32: np.ndarray, steps: int = IG_STEPS) -> np.ndarray:
+        """Integrated gradients of ``mlp_weight * mlp`` from the baseline, exact in sum."""
+        x = np.asarray(x32, dtype=np.float64).reshape(N_FEATURES)
+        b = self.baseline.astype(np.float64)
+        delta = x - b
+        if not np.any(delta) or self.mlp_weight == 0.0:
+            return np.zeros(N_FEATURES)
+        alphas = (np.arange(steps) + 0.5) / steps
+        pts = b[None, :] + alphas[:, None] * delta[None, :]
+        h = (pts - self.mlp_mean) / self.mlp_scale
+        masks: list[np.ndarray] = []
+        last = len(self.mlp_weights) - 1
+        for i, (w, bias) in enumerate(zip(self.mlp_weights, self.mlp_biases, strict=True)):
+            h = h @ w + bias
+            if i < last:
+                mask = h > 0.0
+                masks.append(mask)
+                h = np.where(mask, h, 0.0)
+        g = np.broadcast_to(self.mlp_weights[last][:, 0], (steps, self.mlp_weights[last].shape[0]))
+        for i in range(last - 1, -1, -1):
+            g = g * masks[i]
+            g = g @ self.mlp_weights[i].T
+        grad = g.mean(axis=0) / self.mlp_scale
+        ig = self.mlp_weight * grad * delta
+        exact = self.mlp_weight * (
+            float(self.mlp_logit(x[None, :])[0]) - self._mlp_baseline
+        )
+        total = float(ig.sum())
+        if total != 0.0 and 0.5 <= exact / total <= 2.0:
+            out: np.ndarray = ig * (exact / total)
+            return out
+        resid = exact - total
+        mag = np.abs(ig)
+        share = mag / mag.sum() if mag.sum() > 0 else (delta != 0) / np.count_nonzero(delta)
+        out = ig + resid * share
+        return out
+
+    def logit_contributions(self, x32: np.ndarray) -> np.ndarray:
+        """Contributions in logit units; they add up to z(x) - z(baseline)."""
+        out: np.ndarray = self.tree_contributions(x32) + self.mlp_contributions(x32)
+        return out
+
+
+def _prob_shapley_exact(phi: np.ndarray, z_b: float) -> np.ndarray:
+    """Exact Shapley values of S -> sigmoid(z_b + sum_{i in S} phi_i) over the movers."""
+    idx = np.flatnonzero(phi)
+    m = idx.size
+    out = np.zeros_like(phi)
+    if m == 0:
+        return out
+    masks = np.arange(1 << m, dtype=np.int64)
+    bits = ((masks[:, None] >> np.arange(m)) & 1).astype(bool)
+    vals = _sigmoid(z_b + bits.astype(np.float64) @ phi[idx])
+    size = bits.sum(axis=1)
+    f = math.factorial
+    w = np.array([f(s) * f(m - s - 1) / f(m) for s in range(m)])
+    for j in range(m):
+        has = bits[:, j]
+        without = masks[~has]
+        with_j = without | (1 << j)
+        out[idx[j]] = float(np.sum(w[size[~has]] * (vals[with_j] - vals[without])))
+    return out
+
+
+def _prob_shapley_perm(phi: np.ndarray, z_b: float, n_perm: int = PERMUTATIONS) -> np.ndarray:
+    """Antithetic-permutation Shapley values of the same scalar game (deterministic seed)."""
+    idx = np.flatnonzero(phi)
+    m = idx.size
+    rng = np.random.default_rng(12345)
+    half = max(n_perm // 2, 1)
+    perms = np.argsort(rng.random((half, m)), axis=1)
+    perms = np.concatenate([perms, perms[:, ::-1]], axis=0)
+    steps = phi[idx][perms]
+    cum = z_b + np.cumsum(steps, axis=1)
+    vals = _sigmoid(np.concatenate([np.full((perms.shape[0], 1), z_b), cum], axis=1))
+    marg = np.diff(vals, axis=1)
+    acc = np.zeros(m)
+    np.add.at(acc, perms.ravel(), marg.ravel())
+    out = np.zeros_like(phi)
+    out[idx] = acc / perms.shape[0]
+    return out
+
+
+def contributions(
+    explainer: Explainer, x32: np.ndarray, score: float, baseline_score: float
+) -> np.ndarray:
+    """Signed contributions (probability units, float64[20]) adding to score - baseline_score."""
+    phi = explainer.logit_contributions(x32)
+    diff = float(score) - float(baseline_score)
+    z_x = _logit(float(score))
+    z_b = z_x - float(phi.sum())
+    movers = int(np.count_nonzero(phi))
+    if movers == 0:
+        out = np.zeros(N_FEATURES)
+    elif movers <= EXACT_MAX_MOVERS:
+        out = _prob_shapley_exact(phi, z_b)
+    else:
+        out = _prob_shapley_perm(phi, z_b)
+    # enforce the exact sum against the served numbers (removes float32 round-off)
+    resid = diff - float(out.sum())
+    mag = np.abs(out)
+    share = mag / mag.sum() if mag.sum() > 0 else np.full(N_FEATURES, 1.0 / N_FEATURES)
+    out = out + resid * share
+    result: np.ndarray = out.astype(np.float64)
+    return result
+
+
+def explainer_arrays(**arrays: Any) -> dict[str, np.ndarray]:
+    """Typed helper for training: the npz payload as a dict of arrays."""
+    return {k: np.asarray(v) for k, v in arrays.items()}
