@@ -1,11 +1,30 @@
-# One entry point for everything: a fresh machine needs only Python 3.11+ and make.
+# One entry point for everything: a fresh machine needs only Python 3.11+, make and git.
+#   make demo    generate leads, train, promote locally, score every event in events/
+#   make test    install everything, run the whole test suite
+#   make serve   the API on http://127.0.0.1:3000 (a local stand-in for `sam local start-api`)
+#   make build   `sam build` without Docker, then the unzipped size of functions + layers
+#   make validate / deploy / package-training / lint / bench / loadtest / clean
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 || command -v python3)
+# The first interpreter that really runs and is >= 3.11 (pyenv shims may exist without one).
+PYTHON ?= $(shell for p in python3.12 python3.11 python3.13 python3; do \
+	if $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	command -v $$p; break; fi; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha256sum | cut -c1-12)
 
-.PHONY: venv test lint
+# Deployment tools live in their own venv: the SAM CLI pins boto3/botocore versions that
+# clash with moto's in .venv.
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-sam-$(SAM_CLI_VERSION)-cfnlint-$(CFN_LINT_VERSION)
+SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam
+CFN_LINT := $(TOOLS)/bin/cfn-lint
+REGION ?= us-east-1
+BUCKET ?=
+
+.PHONY: venv tools test lint build validate deploy package-training demo serve bench loadtest clean
 
 venv: $(STAMP)
 
@@ -15,9 +34,59 @@ $(STAMP): requirements/dev.txt requirements/runtime.txt
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+	rm -f $(TOOLS)/.installed-* && touch $@
+
 test: venv
 	$(PY) -m pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check layers functions training tools tests bench
 	$(VENV)/bin/mypy layers/shared/python/leadscore functions
+
+# No --use-container: every function and layer has BuildMethod makefile; the runtime layer
+# pip-installs manylinux aarch64 cp312 wheels, so neither Docker nor python3.12 is needed.
+build: tools
+	$(SAM) build --region $(REGION)
+	$(TOOLS)/bin/python tools/build_size.py .aws-sam/build --limit-mb 150 --out .build/size.json
+
+validate: tools
+	$(SAM) validate --lint --region $(REGION)
+	$(CFN_LINT) template.yaml
+
+deploy: build package-training
+	$(SAM) deploy --guided
+	@echo "Now upload the training code: make package-training BUCKET=<ArtifactBucketName output>"
+
+# The SageMaker script-mode source: training/ plus the shared leadscore package at the top.
+package-training:
+	mkdir -p .build
+	tar --exclude='__pycache__' --exclude='*.pyc' -czf .build/sourcedir.tar.gz \
+	    -C training . -C ../layers/shared/python leadscore
+	@echo "wrote .build/sourcedir.tar.gz ($$(du -h .build/sourcedir.tar.gz | cut -f1))"
+	@if [ -n "$(BUCKET)" ]; then \
+	    $(MAKE) --no-print-directory venv && \
+	    $(PY) -c "import boto3,sys; boto3.client('s3').upload_file('.build/sourcedir.tar.gz', sys.argv[1], 'code/sourcedir.tar.gz')" "$(BUCKET)" && \
+	    echo "uploaded to s3://$(BUCKET)/code/sourcedir.tar.gz"; \
+	fi
+
+demo: venv
+	$(PY) tools/demo.py
+
+serve: venv
+	$(PY) tools/serve.py
+
+bench: venv
+	$(PY) bench/run.py
+
+loadtest: venv
+	@echo "loadtest: not built yet (issue 8 adds it)"; exit 1
+
+clean:
+	rm -rf .aws-sam .build .demo .bench .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
