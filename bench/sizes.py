@@ -96,3 +96,38 @@ def _size_from_json(data: object) -> float | None:
     if isinstance(total, dict):
         return _size_from_json(total)
     return None
+
+
+def runtime_closure(requirements_file: Path) -> list[str]:
+    """The distributions of a requirements file plus everything they require, as installed."""
+    from packaging.requirements import Requirement
+
+    todo = []
+    for line in requirements_file.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            todo.append(Requirement(line).name)
+    seen: dict[str, str] = {}
+    while todo:
+        name = todo.pop()
+        key = name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        seen[key] = dist.metadata["Name"]
+        for raw in dist.requires or []:
+            req = Requirement(raw)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return sorted(seen.values())
+
+
+def source_mb(repo: Path) -> float:
+    """Fallback when `make build` cannot run: our runtime requirements as installed in this
+    venv (with their dependencies) + the functions' and the shared layer's source."""
+    names = runtime_closure(repo / "requirements" / "runtime.txt")
+    code = tree_bytes(repo / "functions") + tree_bytes(repo / "layers" / "shared" / "python")
+    return installed_mb(names) + code / MB
