@@ -1,0 +1,285 @@
+"""The scoring API: POST /score, POST /score/batch, GET /model, GET /health, POST /webhooks/ghl.
+
+Thin: parse the HTTP request, call `leadscore.scoring.ScoringService`, shape the answer.
+One container = one `Container` (settings, model store, cache, scoring service), built on the
+first request (the bundle is loaded then, once) and reused; tests swap it with
+`set_container`.
+
+Answers: 200 JSON; 400 ``{"error", "errors": [{"path", "message"}, ...]}`` naming every bad
+path (a body that is not JSON included); 404 ``{"error": "not found"}``; 413 for a body over
+``MAX_BODY_BYTES`` or a batch over ``MAX_BATCH_SIZE``; 503 from /health and /model without a
+model; 500 ``{"error": "internal error", "request_id"}`` for anything unexpected (logged with
+its stack trace, never answered with it). Logs carry the request id (correlation id) and the
+contact id, never the lead's payload.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.cache import MemoryLRU, RemoteCache, TieredCache
+from leadscore.errors import FieldError, InvalidInput
+from leadscore.model_store import ModelProvider, ModelStore
+from leadscore.scoring import BatchTooLarge, ScoringService
+from leadscore.settings import ScoreSettings
+
+if __package__:  # imported from the repository (tests, tools): functions.score.app
+    from . import ghl_routes
+else:  # in Lambda the function's directory is the code root
+    import ghl_routes  # type: ignore[no-redef]
+
+JSON = "application/json"
+
+logger = Logger(service="score")
+metrics = Metrics(namespace="LeadScoring", service="score")
+tracer = Tracer(service="score")
+app = APIGatewayRestResolver()
+app.include_router(ghl_routes.router)
+
+
+class PayloadTooLarge(Exception):
+    """A body or batch over the configured limit (HTTP 413)."""
+
+
+@dataclass
+class Container:
+    settings: ScoreSettings
+    store: ModelProvider
+    cache: TieredCache
+    service: ScoringService
+
+
+def build_container(
+    settings: ScoreSettings,
+    *,
+    store: ModelProvider | None = None,
+    remote_cache: RemoteCache | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Container:
+    """Everything one container needs. Nothing here calls AWS; clients are made on first use."""
+    if store is None:
+        store = ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds)
+    if remote_cache is None and settings.cache_table:
+        from leadscore.adapters.dynamodb import DynamoScoreCache
+
+        remote_cache = DynamoScoreCache(settings.cache_table, clock=clock)
+    memory = MemoryLRU(settings.memory_cache_size, settings.cache_ttl_seconds, clock=clock)
+    cache = TieredCache(memory, remote_cache, clock=clock)
+    service = ScoringService(
+        store,
+        cache,
+        class_thresholds=settings.class_thresholds,
+        max_batch_size=settings.max_batch_size,
+    )
+    return Container(settings, store, cache, service)
+
+
+_container: Container | None = None
+
+
+def set_container(new: Container | None) -> None:
+    """Install a container (tests) or forget it (the next request builds one from the env)."""
+    global _container
+    _container = new
+    if new is not None:
+        ghl_routes.configure(new.settings, lambda: new.service)
+
+
+def container() -> Container:
+    if _container is None:
+        set_container(build_container(ScoreSettings.from_env()))
+    assert _container is not None
+    return _container
+
+
+# -- request parsing --------------------------------------------------------------------------
+
+
+def _json_body() -> Any:
+    event = app.current_event
+    body = event.body
+    if body is None or body == "":
+        raise InvalidInput([FieldError("", "a JSON body is required")])
+    limit = container().settings.max_body_bytes
+    try:
+        text = (event.decoded_body or "") if event.is_base64_encoded else body
+    except ValueError:  # bad base64 or not UTF-8
+        raise InvalidInput([FieldError("", "body is not valid base64 UTF-8 text")]) from None
+    size = len(text)
+    if size > limit or (size * 4 > limit and len(text.encode()) > limit):
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        raise InvalidInput([FieldError("", "body is not valid JSON")]) from None
+
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _explain_flag() -> bool:
+    raw = app.current_event.get_query_string_value("explain")
+    if raw is None:
+        return True
+    flag = raw.strip().lower()
+    if flag in _TRUE:
+        return True
+    if flag in _FALSE:
+        return False
+    raise InvalidInput([FieldError("explain", "must be true or false")])
+
+
+def _count(result: dict[str, Any]) -> None:
+    metrics.add_metric(
+        name="CacheHit" if result.get("cached") else "CacheMiss", unit=MetricUnit.Count, value=1
+    )
+    if result.get("source") == "rules":
+        metrics.add_metric(name="Fallback", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name=f"Class{str(result.get('predicted_class', 'unknown')).capitalize()}",
+        unit=MetricUnit.Count,
+        value=1,
+    )
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+@app.post("/score")
+@tracer.capture_method
+def score() -> dict[str, Any]:
+    body = _json_body()
+    explain = _explain_flag()
+    if isinstance(body, dict):
+        contact_id = body.get("contact_id")
+        if isinstance(contact_id, str) and 0 < len(contact_id) <= 128:
+            logger.append_keys(contact_id=contact_id)
+    result = container().service.score(body, explain=explain)
+    _count(result)
+    logger.info(
+        "scored",
+        extra={
+            "predicted_class": result["predicted_class"],
+            "source": result["source"],
+            "cached": result["cached"],
+            "model_version": result["model_version"],
+        },
+    )
+    return result
+
+
+@app.post("/score/batch")
+@tracer.capture_method
+def score_batch() -> dict[str, Any]:
+    body = _json_body()
+    explain = _explain_flag()
+    leads = body.get("leads") if isinstance(body, dict) else None
+    if not isinstance(leads, list):
+        raise InvalidInput([FieldError("leads", "must be a list of scoring requests")])
+    answer = container().service.score_batch(leads, explain=explain)
+    for result in answer["results"]:
+        _count(result)
+    logger.info(
+        "batch scored",
+        extra={"leads": len(leads), "scored": len(answer["results"]),
+               "invalid": len(answer["errors"])},
+    )
+    return answer
+
+
+@app.get("/model")
+@tracer.capture_method
+def model_info() -> dict[str, Any] | Response[str]:
+    store = container().store
+    info = store.info()
+    status = store.status()
+    if info is None:
+        return _json(503, {"error": "model not loaded", "loaded": False, "reason": status.reason})
+    return {"model_version": status.model_version, "loaded": True, **info}
+
+
+@app.get("/health")
+def health() -> dict[str, Any] | Response[str]:
+    status = container().store.status()
+    if not status.loaded:
+        return _json(503, {"loaded": False, "reason": status.reason, "fallback": "rules"})
+    return {"loaded": True, "model_version": status.model_version}
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body))
+
+
+@app.exception_handler(InvalidInput)  # type: ignore[untyped-decorator]
+def _invalid(exc: InvalidInput) -> Response[str]:
+    logger.info("invalid request", extra={"paths": exc.paths[:50]})
+    return _json(400, exc.to_dict())
+
+
+@app.exception_handler(PayloadTooLarge)  # type: ignore[untyped-decorator]
+def _too_large(exc: PayloadTooLarge) -> Response[str]:
+    return _json(413, {"error": str(exc)})
+
+
+@app.exception_handler(BatchTooLarge)  # type: ignore[untyped-decorator]
+def _batch_too_large(exc: BatchTooLarge) -> Response[str]:
+    return _json(413, {"error": str(exc), "limit": exc.limit})
+
+
+def _request_id() -> str:
+    try:
+        return str(app.current_event.request_context.request_id or "")
+    except Exception:
+        return ""
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def _unexpected(exc: Exception) -> Response[str]:
+    logger.exception("unexpected error")
+    return _json(500, {"error": "internal error", "request_id": _request_id()})
+
+
+@app.not_found
+def _not_found(exc: Exception) -> Response[str]:
+    return _json(404, {"error": "not found"})
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        container()
+        answer = app.resolve(event, context)
+    except Exception:
+        logger.exception("unexpected error outside the router")
+        request_id = str((event.get("requestContext") or {}).get("requestId", ""))
+        answer = {
+            "statusCode": 500,
+            "headers": {"Content-Type": JSON},
+            "body": json.dumps({"error": "internal error", "request_id": request_id}),
+            "isBase64Encoded": False,
+        }
+    metrics.add_metric(
+        name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1e3
+    )
+    return answer

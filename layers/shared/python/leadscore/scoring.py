@@ -1,0 +1,380 @@
+"""A scoring request -> a lead score (DESIGN.md "Scoring API"). No AWS, no HTTP.
+
+Request
+-------
+``{"contact_id": str, "features": {...raw lead...}}`` or
+``{"contact_id": str, "feature_vector": [20 numbers] | {feature name: number}}``.
+
+- ``contact_id``: required, a non-empty (not only blanks) string of at most 128 characters.
+- Exactly one of ``features`` / ``feature_vector``.
+- Unknown top-level keys are **ignored** (callers and CRMs attach metadata such as
+  ``location_id``); misspelling a required key still fails ("features or feature_vector is
+  required"). Every problem of one lead is reported at once; paths are those of
+  `leadscore.features` (``property_data.list_price``, ``feature_vector[3]``) plus
+  ``contact_id``, ``features``, ``feature_vector`` and ``""`` for a request that is not an object.
+
+Lead score (every field of the original ``LeadScorePrediction`` plus DESIGN.md's additions)
+------------------------------------------------------------------------------------------
+``contact_id``, ``predicted_score`` (0–1), ``confidence_interval`` [lo, hi],
+``predicted_class``, ``model_agreement`` = clip(1 − std(base scores) / 0.5, 0, 1),
+``feature_contributions`` {name: signed probability}, ``prediction_timestamp`` (ISO-8601 UTC,
+when the score was computed — a cached answer keeps its original time), ``model_version``,
+``cached``, ``base_scores`` {xgboost, lightgbm, neural_network}, ``baseline_score`` (the
+reference the contributions are measured from: they add up to predicted_score −
+baseline_score), ``top_positive_factors`` / ``top_negative_factors`` (up to 5 each:
+``{"feature", "value", "contribution", "reason"}``), ``missing_fields``, ``composite_score``
+(rules, 0–100), ``ml_score`` = round(100 · predicted_score, 1), ``should_prioritize``,
+``feature_values`` (the 20 values the model saw), ``source`` and ``explained``.
+Floats are plain Python floats rounded to 6 decimals.
+
+``explain=False`` skips contributions and factors: ``feature_contributions`` is ``{}``, both
+factor lists are ``[]`` and ``explained`` is ``false`` (so ``{}`` is never mistaken for "no
+feature mattered").
+
+Rules fallback (no usable model)
+--------------------------------
+``source: "rules"``, ``model_version: "rules"``, ``predicted_score`` = the rules probability
+(``composite_score / 100``), class and ``should_prioritize`` from it. Nothing model-based is
+invented: ``confidence_interval``, ``model_agreement``, ``base_scores`` and
+``baseline_score`` are ``null``, ``feature_contributions`` ``{}``, factors ``[]``,
+``explained`` false. Rules answers are not cached (they are cheap, and the model should answer
+as soon as it is back).
+
+Cache
+-----
+Key: `leadscore.cache.cache_key` (contact id + sha256 of the float32 vector + model version).
+The ``explain`` flag is not part of the key; see `leadscore.cache` for how explained and
+unexplained entries share it.
+
+Class thresholds: settings override > the bundle manifest's ``class_thresholds`` > defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from leadscore import classes, rules
+from leadscore.cache import CachedScore, ScoreCache, cache_key
+from leadscore.errors import FieldError, InvalidInput
+from leadscore.explain import contributions as explain_contributions
+from leadscore.features import FEATURE_NAMES, extract_features, parse_feature_vector
+from leadscore.reasons import reason_for
+
+if TYPE_CHECKING:
+    from leadscore.bundle import LoadedModel
+    from leadscore.model_store import ModelProvider
+
+MAX_CONTACT_ID_LENGTH = 128
+TOP_FACTORS = 5
+BASE_MODEL_NAMES = ("xgboost", "lightgbm", "neural_network")
+RULES_VERSION = "rules"
+ROUND = 6
+
+_EXPLANATION_KEYS = ("feature_contributions", "top_positive_factors", "top_negative_factors")
+
+
+class BatchTooLarge(ValueError):
+    """More leads than the configured maximum (an HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"batch of {size} leads exceeds the limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLead:
+    contact_id: str
+    values: np.ndarray  # float64 [20]
+    x32: np.ndarray  # float32 [20], what the model sees and the cache key hashes
+    missing_fields: list[str]
+    raw_features: Mapping[str, Any] | None  # the `features` object, for readable reasons
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _r(x: float) -> float:
+    return round(float(x), ROUND)
+
+
+def parse_request(request: Any) -> ParsedLead:
+    """Validate one scoring request; raises `InvalidInput` listing every problem."""
+    if not isinstance(request, Mapping):
+        raise InvalidInput([FieldError("", "must be a JSON object")])
+    errors: list[FieldError] = []
+    contact_id = request.get("contact_id")
+    if contact_id is None:
+        errors.append(FieldError("contact_id", "is required"))
+    elif not isinstance(contact_id, str):
+        errors.append(FieldError("contact_id", "must be a string"))
+    elif not contact_id.strip():
+        errors.append(FieldError("contact_id", "must not be empty"))
+    elif len(contact_id) > MAX_CONTACT_ID_LENGTH:
+        errors.append(
+            FieldError("contact_id", f"must be at most {MAX_CONTACT_ID_LENGTH} characters")
+        )
+
+    has_features = request.get("features") is not None
+    has_vector = request.get("feature_vector") is not None
+    values: np.ndarray | None = None
+    missing: list[str] = []
+    raw: Mapping[str, Any] | None = None
+    if has_features and has_vector:
+        errors.append(FieldError("feature_vector", "give either features or feature_vector"))
+    elif has_features:
+        features = request["features"]
+        if not isinstance(features, Mapping):
+            errors.append(FieldError("features", "must be an object"))
+        else:
+            try:
+                extracted = extract_features(features)
+                values, missing, raw = extracted.values, extracted.missing_fields, features
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+    elif has_vector:
+        try:
+            values = parse_feature_vector(request["feature_vector"], "feature_vector")
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    else:
+        errors.append(FieldError("features", "features or feature_vector is required"))
+
+    if errors:
+        raise InvalidInput(errors)
+    assert values is not None and isinstance(contact_id, str)
+    return ParsedLead(contact_id, values, values.astype(np.float32), missing, raw)
+
+
+def model_agreement(base_scores: np.ndarray) -> float:
+    """clip(1 − std(base scores) / 0.5, 0, 1), as in the original system."""
+    return float(min(1.0, max(0.0, 1.0 - float(np.std(base_scores)) / 0.5)))
+
+
+class ScoringService:
+    """One per container: parse, cache, predict (one ONNX call per request/batch), explain."""
+
+    def __init__(
+        self,
+        provider: ModelProvider,
+        cache: ScoreCache | None = None,
+        *,
+        class_thresholds: Mapping[str, float] | None = None,
+        max_batch_size: int = 1000,
+        now: Callable[[], str] = _now_iso,
+    ) -> None:
+        self.provider = provider
+        self.cache = cache
+        self.class_thresholds_override = (
+            dict(class_thresholds) if class_thresholds is not None else None
+        )
+        self.max_batch_size = max_batch_size
+        self._now = now
+        self._thresholds_for: dict[str, Mapping[str, float]] = {}
+
+    # -- public interface ---------------------------------------------------------------------
+
+    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
+        """One lead score; raises `InvalidInput`."""
+        lead = parse_request(request)
+        model = self.provider.current()
+        if model is None:
+            return self._rules_score(lead)
+        key = cache_key(lead.contact_id, lead.x32, model.version)
+        hit = self._cache_get(key, explain)
+        if hit is not None:
+            return hit
+        out = model.predict(lead.x32.reshape(1, -1))
+        result = self._model_score(model, lead, out.score[0], out.base_scores[0],
+                                   out.interval[0], explain)
+        self._cache_put(key, result)
+        return result
+
+    def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> dict[str, Any]:
+        """``{"results": [...], "errors": [{"index", "errors": [...]}]}``.
+
+        Results are the valid leads' scores in request order; a bad lead is reported by index
+        and does not fail the others. All cache misses are scored in ONE model call.
+        """
+        if len(leads) > self.max_batch_size:
+            raise BatchTooLarge(len(leads), self.max_batch_size)
+        errors: list[dict[str, Any]] = []
+        parsed: list[tuple[int, ParsedLead]] = []
+        for index, request in enumerate(leads):
+            try:
+                parsed.append((index, parse_request(request)))
+            except InvalidInput as exc:
+                errors.append({"index": index, "errors": [e.to_dict() for e in exc.errors]})
+        model = self.provider.current()
+        if model is None:
+            return {"results": [self._rules_score(lead) for _, lead in parsed], "errors": errors}
+
+        results: list[dict[str, Any] | None] = [None] * len(parsed)
+        keys: list[str] = []
+        todo: list[int] = []
+        for slot, (_, lead) in enumerate(parsed):
+            key = cache_key(lead.contact_id, lead.x32, model.version)
+            keys.append(key)
+            hit = self._cache_get(key, explain)
+            if hit is None:
+                todo.append(slot)
+            else:
+                results[slot] = hit
+        if todo:
+            x = np.stack([parsed[slot][1].x32 for slot in todo])
+            out = model.predict(x)
+            for row, slot in enumerate(todo):
+                result = self._model_score(
+                    model, parsed[slot][1], out.score[row], out.base_scores[row],
+                    out.interval[row], explain,
+                )
+                self._cache_put(keys[slot], result)
+                results[slot] = result
+        return {"results": [r for r in results if r is not None], "errors": errors}
+
+    # -- building answers ---------------------------------------------------------------------
+
+    def thresholds(self, model: LoadedModel | None) -> Mapping[str, float]:
+        if self.class_thresholds_override is not None:
+            return self.class_thresholds_override
+        if model is None:
+            return classes.DEFAULT_CLASS_THRESHOLDS
+        found = self._thresholds_for.get(model.version)
+        if found is None:
+            manifest_thresholds = model.manifest.get("class_thresholds")
+            found = (
+                {k: float(manifest_thresholds[k]) for k in ("hot", "warm", "lukewarm")}
+                if isinstance(manifest_thresholds, Mapping)
+                and all(k in manifest_thresholds for k in ("hot", "warm", "lukewarm"))
+                else classes.DEFAULT_CLASS_THRESHOLDS
+            )
+            self._thresholds_for[model.version] = found
+        return found
+
+    def _common(
+        self, lead: ParsedLead, score: float, thresholds: Mapping[str, float]
+    ) -> dict[str, Any]:
+        predicted_class = classes.classify(score, thresholds)
+        return {
+            "contact_id": lead.contact_id,
+            "predicted_score": _r(score),
+            "predicted_class": predicted_class,
+            "ml_score": round(100.0 * score, 1),
+            "should_prioritize": classes.should_prioritize(predicted_class),
+            "composite_score": _r(rules.composite_score(lead.values)),
+            "missing_fields": list(lead.missing_fields),
+            "feature_values": {
+                name: _r(v) for name, v in zip(FEATURE_NAMES, lead.x32.tolist(), strict=True)
+            },
+            "prediction_timestamp": self._now(),
+            "cached": False,
+        }
+
+    def _rules_score(self, lead: ParsedLead) -> dict[str, Any]:
+        probability = rules.rules_probability(lead.values)
+        result = self._common(lead, probability, self.thresholds(None))
+        result.update(
+            confidence_interval=None,
+            model_agreement=None,
+            feature_contributions={},
+            base_scores=None,
+            baseline_score=None,
+            top_positive_factors=[],
+            top_negative_factors=[],
+            model_version=RULES_VERSION,
+            source="rules",
+            explained=False,
+        )
+        return result
+
+    def _model_score(
+        self,
+        model: LoadedModel,
+        lead: ParsedLead,
+        score_raw: Any,
+        base_raw: np.ndarray,
+        interval_raw: np.ndarray,
+        explain: bool,
+    ) -> dict[str, Any]:
+        score = float(score_raw)
+        base = [float(b) for b in base_raw]
+        lo, hi = (float(v) for v in interval_raw)
+        baseline_score = float(model.manifest.get("baseline_score", math.nan))
+        result = self._common(lead, score, self.thresholds(model))
+        result.update(
+            confidence_interval=[_r(min(lo, hi)), _r(max(lo, hi))],
+            model_agreement=_r(model_agreement(np.asarray(base))),
+            base_scores={n: _r(b) for n, b in zip(BASE_MODEL_NAMES, base, strict=True)},
+            baseline_score=_r(baseline_score) if math.isfinite(baseline_score) else None,
+            model_version=model.version,
+            source="ensemble",
+        )
+        explainer = model.explainer
+        if explain and explainer is not None and math.isfinite(baseline_score):
+            contrib = explain_contributions(explainer, lead.x32, score, baseline_score)
+            self._add_explanation(result, lead, contrib)
+        else:
+            result.update(
+                feature_contributions={},
+                top_positive_factors=[],
+                top_negative_factors=[],
+                explained=False,
+            )
+        return result
+
+    @staticmethod
+    def _add_explanation(result: dict[str, Any], lead: ParsedLead, contrib: np.ndarray) -> None:
+        values = lead.x32.tolist()
+        c = contrib.tolist()
+        result["feature_contributions"] = {
+            name: _r(v) for name, v in zip(FEATURE_NAMES, c, strict=True)
+        }
+        order = np.argsort(contrib, kind="stable")
+
+        def factor(i: int) -> dict[str, Any]:
+            name = FEATURE_NAMES[i]
+            return {
+                "feature": name,
+                "value": _r(values[i]),
+                "contribution": _r(c[i]),
+                "reason": reason_for(name, values[i], c[i], lead.raw_features),
+            }
+
+        result["top_positive_factors"] = [
+            factor(int(i)) for i in order[::-1][:TOP_FACTORS] if _r(c[int(i)]) > 0
+        ]
+        result["top_negative_factors"] = [
+            factor(int(i)) for i in order[:TOP_FACTORS] if _r(c[int(i)]) < 0
+        ]
+        result["explained"] = True
+
+    # -- cache --------------------------------------------------------------------------------
+
+    def _cache_get(self, key: str, explain: bool) -> dict[str, Any] | None:
+        if self.cache is None:
+            return None
+        entry = self.cache.get(key)
+        if entry is None or (explain and not entry.explained):
+            return None
+        result = dict(entry.score)
+        result["cached"] = True
+        if not explain and entry.explained:
+            result.update(
+                feature_contributions={},
+                top_positive_factors=[],
+                top_negative_factors=[],
+                explained=False,
+            )
+        return result
+
+    def _cache_put(self, key: str, result: dict[str, Any]) -> None:
+        if self.cache is not None:
+            # a copy: callers may add keys to the answer they got
+            self.cache.put(key, CachedScore(score=dict(result), explained=result["explained"]))
