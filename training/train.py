@@ -1,0 +1,604 @@
+"""The training job: leads in, a model bundle a person can trust out (DESIGN.md "Training job").
+
+CLI mode (the original's flags kept)::
+
+    python training/train.py --input leads.csv|leads.jsonl --output DIR \\
+        [--test-size 0.2] [--random-seed 42] [--skip-validation] \\
+        [--hp xgb_n_estimators=300 --hp folds=3 ...] [--xgb_n_estimators 300 ...]
+
+SageMaker mode (no ``--input``): the ``training`` channel (``SM_CHANNEL_TRAINING``, default
+``/opt/ml/input/data/training``; every .csv or .jsonl file in it), hyperparameters from
+``/opt/ml/input/config/hyperparameters.json`` (JSON-encoded strings; ``sagemaker_*`` keys are
+ignored; ``test-size``, ``random-seed`` and ``skip-validation`` are the job's own flags; every
+other key is an ensemble hyperparameter, unknown keys are refused), the bundle goes to
+``SM_MODEL_DIR`` (``/opt/ml/model``), a failure's reason to ``/opt/ml/output/failure`` and
+the exit code is non-zero. The SageMaker toolkit also passes the hyperparameters as
+``--name value`` arguments: every ensemble hyperparameter is an accepted flag, so they parse.
+``LEADSCORE_OPT_ML_ROOT`` moves /opt/ml (tests); see ``leadscore.settings.TrainingSettings``.
+
+Steps: load + refuse bad input (train_data.py) -> stratified held-out split -> fit the
+stacked ensemble on the training split only (lead_ensemble.ensemble) -> one ONNX graph +
+explainer, parity on the held-out split (lead_ensemble.export; a gap > 1e-5 fails the job) ->
+held-out metrics, importance, reports (train_report.py) -> manifest.json (leadscore.bundle)
+-> validation.
+
+``--skip-validation`` skips only the post-training validation: re-opening the finished
+bundle through ``leadscore.bundle.load_model`` (manifest, sha256s, feature names) and
+checking that onnxruntime alone reproduces the reported held-out scores and gives sane
+outputs (scores in [0, 1], lo <= score <= hi). It NEVER skips input refusals, the held-out
+metrics or the ONNX parity check.
+
+Baseline for contributions: the per-feature median of the training split's rows, as
+float32 (a typical lead of this data; medians are robust to skewed features).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_HERE = Path(__file__).resolve().parent
+_SHARED = _HERE.parent / "layers" / "shared" / "python"
+for _p in (_HERE, _SHARED):  # a checkout; in SageMaker both live in the source dir
+    if _p.is_dir() and str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from lead_ensemble.ensemble import (  # noqa: E402
+    BASE_MODEL_NAMES,
+    FittedEnsemble,
+    HyperparameterError,
+    Hyperparameters,
+    fit_ensemble,
+    sigmoid,
+)
+from lead_ensemble.export import export_bundle_model  # noqa: E402
+from leadscore import bundle  # noqa: E402
+from leadscore.classes import CLASSES, DEFAULT_CLASS_THRESHOLDS, classify  # noqa: E402
+from leadscore.features import FEATURE_NAMES  # noqa: E402
+from leadscore.settings import TrainingSettings  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from train_data import Dataset, TrainingRefused, load_dataset  # noqa: E402
+from train_report import (  # noqa: E402
+    TARGET_AUC,
+    TARGET_BRIER,
+    TARGET_IMPROVEMENT_PCT,
+    binary_metrics,
+    calibration_table,
+    charts,
+    importance_rows,
+    importance_text,
+    permutation_auc_drops,
+    report_html,
+    report_text,
+)
+
+JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
+            "random-seed": "random_seed", "random_seed": "random_seed",
+            "skip-validation": "skip_validation", "skip_validation": "skip_validation"}
+IMPORTANCE_REPEATS = 3
+IMPORTANCE_MAX_ROWS = 2000
+VALIDATION_TOLERANCE = 1e-5
+BASELINE_METHOD = "per-feature median of the training split, float32"
+LIBRARIES = ("numpy", "scikit-learn", "xgboost", "lightgbm", "onnx", "onnxruntime",
+             "skl2onnx", "onnxmltools", "matplotlib")
+
+
+class TrainingFailed(RuntimeError):
+    """The job ran but its result cannot be trusted (validation); one-line message."""
+
+
+@dataclass
+class JobConfig:
+    input_path: Path
+    output_dir: Path
+    test_size: float = 0.2
+    random_seed: int = 42
+    skip_validation: bool = False
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    sagemaker: bool = False
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _bool(value: Any) -> bool:
+    text = str(value).strip().lower().strip('"')
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise TrainingRefused(f"skip-validation must be true or false, got {value!r}")
+
+
+def _decode(value: Any) -> Any:
+    """SageMaker JSON-encodes hyperparameter values; plain CLI text stays as it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train the stacked lead-scoring ensemble and write a model bundle.",
+    )
+    parser.add_argument("--input", type=Path, help="leads .csv or .jsonl (or a directory)")
+    parser.add_argument("--output", type=Path, help="bundle directory")
+    parser.add_argument("--test-size", "--test_size", dest="test_size", default=None)
+    parser.add_argument("--random-seed", "--random_seed", dest="random_seed", default=None)
+    parser.add_argument("--skip-validation", "--skip_validation", dest="skip_validation",
+                        nargs="?", const="true", default=None,
+                        help="skip the post-training bundle re-load check (never parity)")
+    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                        help="ensemble hyperparameter override (repeatable)")
+    hp_group = parser.add_argument_group("ensemble hyperparameters")
+    for f in fields(Hyperparameters):
+        flags = [f"--{f.name}"]
+        if "_" in f.name:
+            flags.append(f"--{f.name.replace('_', '-')}")
+        hp_group.add_argument(*flags, dest=f"hp__{f.name}", default=None, metavar="V")
+    return parser
+
+
+def _read_sagemaker_hyperparameters(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise TrainingRefused(f"{path.name} is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise TrainingRefused(f"{path.name} must hold a JSON object")
+    return {str(k): _decode(v) for k, v in raw.items() if not str(k).startswith("sagemaker_")}
+
+
+def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> JobConfig:
+    args = build_parser().parse_args(argv)
+    sagemaker = args.input is None
+    merged: dict[str, Any] = {}
+    if sagemaker:
+        merged.update(_read_sagemaker_hyperparameters(Path(settings.hyperparameters_path)))
+    for item in args.hp:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainingRefused(f"--hp expects KEY=VALUE, got {item!r}")
+        merged[key.strip()] = _decode(value.strip())
+    for f in fields(Hyperparameters):
+        value = getattr(args, f"hp__{f.name}")
+        if value is not None:
+            merged[f.name] = _decode(value)
+    for name in ("test_size", "random_seed", "skip_validation"):
+        value = getattr(args, name)
+        if value is not None:
+            merged[name] = value
+
+    job: dict[str, Any] = {}
+    hp: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key in JOB_KEYS:
+            job[JOB_KEYS[key]] = value
+        else:
+            hp[key] = value
+    try:
+        test_size = float(job.get("test_size", 0.2))
+        random_seed = int(float(job.get("random_seed", 42)))
+    except (TypeError, ValueError) as exc:
+        raise TrainingRefused("test-size must be a number and random-seed an integer") from exc
+    if not 0.05 <= test_size <= 0.5:
+        raise TrainingRefused(f"test-size must be between 0.05 and 0.5, got {test_size}")
+    hp.setdefault("seed", random_seed)
+
+    if sagemaker:
+        input_path = Path(settings.channel_training)
+        output_dir = args.output or Path(settings.model_dir)
+    else:
+        if args.output is None:
+            raise TrainingRefused("--output is required with --input")
+        input_path, output_dir = args.input, args.output
+    return JobConfig(
+        input_path=input_path,
+        output_dir=output_dir,
+        test_size=test_size,
+        random_seed=random_seed,
+        skip_validation=_bool(job["skip_validation"]) if "skip_validation" in job else False,
+        hyperparameters=hp,
+        sagemaker=sagemaker,
+    )
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def _library_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _prepare_output(output_dir: Path) -> Path:
+    """A fresh staging directory next to the output (the bundle must hold only its files)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = output_dir / f".staging-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    return staging
+
+
+def _publish(staging: Path, output_dir: Path) -> None:
+    """Replace the output directory's files with the staged bundle."""
+    for old in output_dir.iterdir():
+        if old.is_file():
+            old.unlink()
+    for new in staging.iterdir():
+        new.replace(output_dir / new.name)
+    staging.rmdir()
+
+
+def _gain_vector(scores: Mapping[str, Any], prefix: str = "f") -> np.ndarray:
+    v = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
+    for key, value in scores.items():
+        name = str(key)
+        if name in FEATURE_NAMES:
+            v[FEATURE_NAMES.index(name)] = float(value)
+        elif name.startswith(prefix) and name[len(prefix):].isdigit():
+            v[int(name[len(prefix):])] = float(value)
+    return v
+
+
+def feature_importance(
+    ens: FittedEnsemble, X_eval: np.ndarray, y_eval: np.ndarray, seed: int
+) -> list[Any]:
+    """See train_report's docstring for the method; cheap: one batched call per model."""
+    xgb_gain = _gain_vector(ens.xgb.get_booster().get_score(importance_type="total_gain"))
+    lgb_gain = np.asarray(ens.lgb.booster_.feature_importance(importance_type="gain"),
+                          dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    if X_eval.shape[0] > IMPORTANCE_MAX_ROWS:
+        idx = np.sort(rng.choice(X_eval.shape[0], IMPORTANCE_MAX_ROWS, replace=False))
+        X_eval, y_eval = X_eval[idx], y_eval[idx]
+    mlp = ens.mlp_pipeline
+
+    def nn_predict(X: np.ndarray) -> np.ndarray:
+        X32 = X.astype(np.float32).astype(np.float64)
+        return np.asarray(mlp.predict_proba(X32)[:, 1], dtype=np.float64)
+
+    def ens_predict(X: np.ndarray) -> np.ndarray:
+        return np.asarray(sigmoid(ens.combine(ens.served.logits(X))), dtype=np.float64)
+
+    drops = permutation_auc_drops({"nn": nn_predict, "ensemble": ens_predict}, X_eval, y_eval,
+                                  n_repeats=IMPORTANCE_REPEATS, seed=seed)
+    return importance_rows(xgb_gain, lgb_gain, drops["nn"], drops["ensemble"])
+
+
+def _verdict(ens: FittedEnsemble, improvement: float, best_name: str) -> str:
+    oof = ens.oof_metrics
+    if ens.combiner == "stacker":
+        chosen = (f"The logistic stacker is served: on out-of-fold training predictions its "
+                  f"log loss {oof['stacker']['log_loss']:.4f} beat every base model "
+                  f"(best {min(oof[n]['log_loss'] for n in BASE_MODEL_NAMES):.4f}).")
+    else:
+        chosen = (f"The stacker did NOT beat the best single model on out-of-fold training "
+                  f"predictions (log loss {oof['stacker']['log_loss']:.4f}), so "
+                  f"{ens.combiner.split(':', 1)[1]} alone is served.")
+    if improvement >= 0:
+        held = (f"On the held-out split the ensemble's AUC is {improvement:+.2f} % relative to "
+                f"the best base model ({best_name}).")
+    else:
+        held = (f"On the held-out split the ensemble's AUC is {improvement:+.2f} % relative to "
+                f"the best base model ({best_name}): stacking did not help on these rows.")
+    return f"{chosen} {held}"
+
+
+def _classes_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
+    labels = np.array([classify(float(s), DEFAULT_CLASS_THRESHOLDS) for s in p])
+    out = []
+    for c in CLASSES:
+        mask = labels == c
+        n = int(mask.sum())
+        out.append({"class": c, "min_score": float(DEFAULT_CLASS_THRESHOLDS.get(c, 0.0)),
+                    "rows": n, "conversion_rate": float(y[mask].mean()) if n else None})
+    return out
+
+
+def _validate_bundle(out: Path, X_test: np.ndarray, expected_score: np.ndarray) -> str:
+    """Re-open the finished bundle with onnxruntime alone; raise TrainingFailed on a problem."""
+    try:
+        model = bundle.load_model(out)
+    except bundle.BundleError as exc:
+        raise TrainingFailed(f"Validation failed: the bundle does not load: {exc}") from exc
+    got = model.predict(X_test.astype(np.float32))
+    score = np.asarray(got.score, dtype=np.float64)
+    interval = np.asarray(got.interval, dtype=np.float64)
+    gap = float(np.max(np.abs(score - expected_score))) if score.size else 0.0
+    if not gap <= VALIDATION_TOLERANCE:
+        raise TrainingFailed(f"Validation failed: reloaded bundle differs from the reported "
+                             f"scores by {gap:.2e}")
+    if not (np.all((score >= 0) & (score <= 1))
+            and np.all(interval[:, 0] <= score + 1e-6)
+            and np.all(score <= interval[:, 1] + 1e-6)):
+        raise TrainingFailed("Validation failed: scores outside [0, 1] or outside their interval")
+    return (f"passed (bundle re-opened with onnxruntime; {score.size} held-out rows reproduced "
+            f"within {gap:.1e})")
+
+
+def run_training(cfg: JobConfig) -> dict[str, Any]:
+    """The whole job. Returns the ensemble_metrics dict. Raises TrainingRefused/Failed."""
+    started = time.perf_counter()
+    data: Dataset = load_dataset(cfg.input_path)
+    try:
+        hp = Hyperparameters.from_mapping(cfg.hyperparameters)
+    except HyperparameterError as exc:
+        raise TrainingRefused(str(exc)) from exc
+
+    idx = np.arange(data.n_rows)
+    try:
+        train_idx, test_idx = train_test_split(
+            idx, test_size=cfg.test_size, random_state=cfg.random_seed, stratify=data.y
+        )
+    except ValueError as exc:
+        raise TrainingRefused(f"Cannot split the data: {exc}") from exc
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    X_train, y_train = data.X[train_idx], data.y[train_idx]
+    X_test, y_test = data.X[test_idx], data.y[test_idx]
+
+    ens = fit_ensemble(X_train, y_train, hp)
+
+    out = cfg.output_dir
+    staging = _prepare_output(out)
+    try:
+        baseline = np.median(X_train, axis=0).astype(np.float32)
+        export = export_bundle_model(ens, staging, baseline, X_test)
+        native = ens.predict_native(X_test)
+        score = np.asarray(native.score, dtype=np.float64)
+        base = np.asarray(native.base_scores, dtype=np.float64)
+        interval = np.asarray(native.interval, dtype=np.float64)
+
+        ens_m = binary_metrics(y_test, score)
+        base_metrics: list[dict[str, Any]] = []
+        for i, name in enumerate(BASE_MODEL_NAMES):
+            m = binary_metrics(y_test, base[:, i])
+            base_metrics.append({"model_name": name, **m,
+                                 "training_time_seconds": float(ens.training_seconds[name])})
+        best = max(base_metrics, key=lambda m: float(m["auc_roc"]))
+        best_auc = float(best["auc_roc"])
+        improvement = 100.0 * (ens_m["auc_roc"] - best_auc) / best_auc
+        version = bundle.model_version_for(staging / bundle.MODEL_FILE)
+
+        metrics: dict[str, Any] = {
+            "ensemble_auc_roc": ens_m["auc_roc"],
+            "ensemble_accuracy": ens_m["accuracy"],
+            "ensemble_precision": ens_m["precision"],
+            "ensemble_recall": ens_m["recall"],
+            "ensemble_f1_score": ens_m["f1_score"],
+            "ensemble_brier_score": ens_m["brier_score"],
+            "base_model_metrics": base_metrics,
+            "improvement_over_best_base": improvement,
+            "training_samples": int(train_idx.size),
+            "validation_samples": int(test_idx.size),
+            "training_date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "model_version": version,
+            "parity_max_abs_diff": float(export["parity_max_abs_diff"]),
+            "decision_threshold": 0.5,
+            "combiner": ens.combiner,
+            "stacker_weights": {n: float(w) for n, w in zip(BASE_MODEL_NAMES, ens.weights,
+                                                             strict=True)},
+            "stacker_intercept": float(ens.intercept),
+            "oof_metrics": ens.oof_metrics,
+            "stacker_training_time_seconds": float(ens.training_seconds.get("stacker", 0.0)),
+            "interval_mean_width": float(np.mean(interval[:, 1] - interval[:, 0])),
+            "bayes_auc": None,
+            "bayes_brier": None,
+            "auc_ratio": None,
+            "brier_ratio": None,
+            "interval_coverage": None,
+        }
+        if data.true_probability is not None:
+            tp = data.true_probability[test_idx]
+            bayes = binary_metrics(y_test, tp)
+            metrics.update({
+                "bayes_auc": bayes["auc_roc"],
+                "bayes_brier": bayes["brier_score"],
+                "auc_ratio": ens_m["auc_roc"] / bayes["auc_roc"],
+                "brier_ratio": ens_m["brier_score"] / bayes["brier_score"],
+                "interval_coverage": float(np.mean((interval[:, 0] <= tp)
+                                                   & (tp <= interval[:, 1]))),
+            })
+
+        rows = feature_importance(ens, X_test, y_test, cfg.random_seed)
+        note = ("xgboost/lightgbm: total split gain; neural_net/ensemble: permutation "
+                f"importance (mean held-out AUC drop, {IMPORTANCE_REPEATS} shuffles, "
+                f"<= {IMPORTANCE_MAX_ROWS} rows, negatives clipped to 0); std_dev across the "
+                "three base models.")
+        (staging / bundle.IMPORTANCE_JSON).write_text(
+            json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        (staging / bundle.IMPORTANCE_TXT).write_text(importance_text(rows, note))
+
+        warnings = []
+        if ens_m["auc_roc"] < TARGET_AUC:
+            warnings.append(f"ensemble AUC {ens_m['auc_roc']:.4f} is below the "
+                            f"{TARGET_AUC} target")
+        if improvement < TARGET_IMPROVEMENT_PCT:
+            warnings.append(f"improvement over the best base model {improvement:+.2f} % is "
+                            f"below the {TARGET_IMPROVEMENT_PCT:.0f} % target")
+        if ens_m["brier_score"] >= TARGET_BRIER:
+            warnings.append(f"Brier score {ens_m['brier_score']:.4f} is not below "
+                            f"{TARGET_BRIER}")
+        if metrics["auc_ratio"] is not None and metrics["auc_ratio"] < 0.98:
+            warnings.append(f"AUC ratio to the Bayes limit {metrics['auc_ratio']:.4f} < 0.98")
+        if metrics["brier_ratio"] is not None and metrics["brier_ratio"] > 1.10:
+            warnings.append(f"Brier ratio to the Bayes limit {metrics['brier_ratio']:.4f} "
+                            "> 1.10")
+        if metrics["interval_coverage"] is not None and metrics["interval_coverage"] < 0.90:
+            warnings.append(f"interval covers the true probability for only "
+                            f"{metrics['interval_coverage']:.1%} of held-out rows")
+        if int(y_test.sum()) < 30:
+            warnings.append(f"only {int(y_test.sum())} converted leads in the held-out split: "
+                            "metrics are noisy")
+        if data.n_rows < 1000:
+            warnings.append(f"{data.n_rows} rows: 1000+ recommended")
+
+        interval_method = str(export.get("interval_method")
+                              or getattr(sys.modules[fit_ensemble.__module__],
+                                         "INTERVAL_METHOD", ""))
+        ctx: dict[str, Any] = {
+            "metrics": metrics,
+            "combiner": ens.combiner,
+            "sources": data.sources,
+            "input_format": data.input_format,
+            "n_rows": data.n_rows,
+            "test_size": cfg.test_size,
+            "random_seed": cfg.random_seed,
+            "conversion_rate": data.conversion_rate,
+            "train_rate": float(y_train.mean()),
+            "test_rate": float(y_test.mean()),
+            "fingerprint": data.fingerprint(),
+            "baseline_method": BASELINE_METHOD,
+            "stacker_seconds": metrics["stacker_training_time_seconds"],
+            "verdict": _verdict(ens, improvement, str(best["model_name"])),
+            "interval_method": interval_method,
+            "calibration": calibration_table(y_test, score),
+            "classes": _classes_table(y_test, score),
+            "importance": rows,
+            "warnings": warnings,
+            "validation": "skipped (--skip-validation)" if cfg.skip_validation
+            else "pending",
+            "wall_seconds": time.perf_counter() - started,
+        }
+        metrics["calibration"] = ctx["calibration"]
+        metrics["class_distribution"] = ctx["classes"]
+        metrics["warnings"] = warnings
+        (staging / bundle.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+
+        images = charts(y_test, {"xgboost": base[:, 0], "lightgbm": base[:, 1],
+                                 "neural_network": base[:, 2], "ensemble": score},
+                        rows, data.true_probability[test_idx]
+                        if data.true_probability is not None else None)
+        ctx["validation"] = ("skipped (--skip-validation)" if cfg.skip_validation else
+                             "re-open the bundle with onnxruntime and reproduce the held-out "
+                             "scores (result printed by the job)")
+        ctx["wall_seconds"] = time.perf_counter() - started
+        text = report_text(ctx)
+        (staging / bundle.REPORT_TXT).write_text(text)
+        (staging / bundle.REPORT_HTML).write_text(report_html(text, images))
+
+        summary = {
+            "auc": ens_m["auc_roc"],
+            "brier": ens_m["brier_score"],
+            "parity_max_abs_diff": metrics["parity_max_abs_diff"],
+            "improvement_over_best_base": improvement,
+            "best_base_model": best["model_name"],
+            "combiner": ens.combiner,
+            "training_samples": metrics["training_samples"],
+            "validation_samples": metrics["validation_samples"],
+            "interval_mean_width": metrics["interval_mean_width"],
+        }
+        for key in ("bayes_auc", "bayes_brier", "auc_ratio", "brier_ratio",
+                    "interval_coverage"):
+            if metrics[key] is not None:
+                summary[key] = metrics[key]
+        onnx_info = dict(export.get("onnx") or {})
+        onnx_info.setdefault("input_name", bundle.INPUT_NAME)
+        onnx_info.setdefault("output_names", list(bundle.OUTPUT_NAMES))
+        manifest = bundle.finalize_bundle(staging, {
+            "class_thresholds": dict(DEFAULT_CLASS_THRESHOLDS),
+            "baseline": {n: float(v) for n, v in zip(FEATURE_NAMES, baseline, strict=True)},
+            "baseline_method": BASELINE_METHOD,
+            "baseline_score": float(export["baseline_score"]),
+            "onnx": onnx_info,
+            "library_versions": _library_versions(),
+            "training_data_fingerprint": data.fingerprint(),
+            "metrics": summary,
+            "interval_method": interval_method,
+            "hyperparameters": hp.to_dict(),
+            "training": {"test_size": cfg.test_size, "random_seed": cfg.random_seed,
+                         "input_format": data.input_format, "rows": data.n_rows,
+                         "skip_validation": cfg.skip_validation},
+        })
+        if manifest["model_version"] != version:
+            raise TrainingFailed("model.onnx changed while the bundle was written")
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    if cfg.skip_validation:
+        metrics["validation"] = "skipped"
+    else:
+        metrics["validation"] = _validate_bundle(out, X_test, score)
+    metrics["wall_seconds"] = time.perf_counter() - started
+    return metrics
+
+
+def _summary_lines(m: Mapping[str, Any], out: Path) -> list[str]:
+    lines = [
+        f"bundle {m['model_version']} -> {out}",
+        f"held-out AUC {m['ensemble_auc_roc']:.4f}  Brier {m['ensemble_brier_score']:.4f}  "
+        f"improvement over best base {m['improvement_over_best_base']:+.2f} %  "
+        f"({m['combiner']})",
+        f"ONNX parity max |diff| {m['parity_max_abs_diff']:.2e}",
+    ]
+    if m.get("auc_ratio") is not None:
+        lines.append(f"Bayes: AUC ratio {m['auc_ratio']:.4f} (Bayes {m['bayes_auc']:.4f})  "
+                     f"Brier ratio {m['brier_ratio']:.4f} (Bayes {m['bayes_brier']:.4f})  "
+                     f"interval coverage {m['interval_coverage']:.1%}")
+    lines.append(f"validation: {m['validation']}")
+    lines.append(f"wall time {m['wall_seconds']:.1f} s")
+    return lines
+
+
+def _write_failure(settings: TrainingSettings, message: str) -> None:
+    try:
+        path = Path(settings.failure_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(message + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"could not write the failure file: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    settings = TrainingSettings.from_env(env)
+    given = list(sys.argv[1:] if argv is None else argv)
+    sagemaker = not any(a == "--input" or a.startswith("--input=") for a in given)
+    try:
+        cfg = config_from_args(argv, settings)
+        sagemaker = cfg.sagemaker
+        metrics = run_training(cfg)
+    except (TrainingRefused, TrainingFailed) as exc:
+        message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        if sagemaker:
+            _write_failure(settings, message)
+        return 2
+    except Exception as exc:  # the job must always leave a reason behind
+        message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        print(f"error: {message}", file=sys.stderr)
+        if sagemaker:
+            _write_failure(settings, message)
+        return 1
+    for line in _summary_lines(metrics, cfg.output_dir):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

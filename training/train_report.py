@@ -1,0 +1,350 @@
+"""Held-out metrics, feature importance and the human-readable reports of a training job.
+
+Conventions (stated in the reports too):
+
+- Metrics are computed on the held-out split only. Accuracy, precision, recall and F1 use the
+  decision threshold 0.5 on the probability; AUC and Brier use the probability itself.
+- `improvement_over_best_base` = 100 × (ensemble AUC − best base AUC) / best base AUC, on the
+  held-out split, negative when the ensemble is worse. It is reported, never acted upon: the
+  choice between stacker and best single model was made on training data (OOF) only.
+- Feature importance, all four columns normalised the same way: non-negative, summing to 1
+  over the 20 features (all zeros stays all zeros).
+  * xgboost / lightgbm: total gain of the served model's splits per feature.
+  * neural_net: permutation importance of the served MLP: mean drop of held-out AUC when a
+    feature's column is shuffled (`n_repeats` shuffles, on at most `max_rows` held-out rows),
+    negative drops clipped to 0.
+  * ensemble: the same permutation importance for the ensemble's score, with the same
+    shuffles.
+  * std_dev: population standard deviation of the three base-model importances.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from leadscore.features import FEATURE_NAMES
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+DECISION_THRESHOLD = 0.5
+MODEL_LABELS = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "neural_network": "Neural network",
+                "ensemble": "Stacked ensemble"}
+TARGET_AUC = 0.85
+TARGET_IMPROVEMENT_PCT = 5.0
+TARGET_BRIER = 0.15
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC, accuracy, precision, recall, F1 (at 0.5) and Brier of probabilities `p`."""
+    pred = (p >= DECISION_THRESHOLD).astype(np.int64)
+    return {
+        "auc_roc": float(roc_auc_score(y, p)),
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision_score(y, pred, zero_division=0)),
+        "recall": float(recall_score(y, pred, zero_division=0)),
+        "f1_score": float(f1_score(y, pred, zero_division=0)),
+        "brier_score": float(brier_score_loss(y, p)),
+    }
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Equal-width probability bins: rows, mean predicted, observed conversion rate."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1], right=False), 0, bins - 1)
+    table = []
+    for b in range(bins):
+        mask = idx == b
+        n = int(mask.sum())
+        table.append({
+            "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}",
+            "rows": n,
+            "mean_predicted": float(p[mask].mean()) if n else None,
+            "observed_rate": float(y[mask].mean()) if n else None,
+        })
+    return table
+
+
+def normalise(v: np.ndarray) -> np.ndarray:
+    v = np.clip(np.asarray(v, dtype=np.float64), 0.0, None)
+    total = float(v.sum())
+    return v / total if total > 0 else v
+
+
+def permutation_auc_drops(
+    predictors: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_repeats: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Mean AUC drop per feature for each predictor, the same shuffles for all of them.
+
+    All shuffled copies are stacked and scored in ONE call per predictor (fast).
+    """
+    rng = np.random.default_rng(seed)
+    n, d = X.shape
+    blocks = []
+    for j in range(d):
+        for _ in range(n_repeats):
+            Xp = X.copy()
+            Xp[:, j] = X[rng.permutation(n), j]
+            blocks.append(Xp)
+    big = np.vstack(blocks)
+    out: dict[str, np.ndarray] = {}
+    for name, predict in predictors.items():
+        base_auc = roc_auc_score(y, predict(X))
+        scores = predict(big).reshape(d, n_repeats, n)
+        drops = np.empty(d, dtype=np.float64)
+        for j in range(d):
+            drops[j] = base_auc - np.mean([roc_auc_score(y, scores[j, r])
+                                           for r in range(n_repeats)])
+        out[name] = drops
+    return out
+
+
+@dataclass(frozen=True)
+class ImportanceRow:
+    feature_name: str
+    xgboost_importance: float
+    lightgbm_importance: float
+    neural_net_importance: float
+    ensemble_importance: float
+    std_dev: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature_name": self.feature_name,
+            "xgboost_importance": self.xgboost_importance,
+            "lightgbm_importance": self.lightgbm_importance,
+            "neural_net_importance": self.neural_net_importance,
+            "ensemble_importance": self.ensemble_importance,
+            "std_dev": self.std_dev,
+        }
+
+
+def importance_rows(
+    xgb_gain: np.ndarray, lgb_gain: np.ndarray, nn_drop: np.ndarray, ens_drop: np.ndarray
+) -> list[ImportanceRow]:
+    cols = [normalise(xgb_gain), normalise(lgb_gain), normalise(nn_drop), normalise(ens_drop)]
+    rows = []
+    for j, name in enumerate(FEATURE_NAMES):
+        base = np.array([cols[0][j], cols[1][j], cols[2][j]])
+        rows.append(ImportanceRow(name, float(cols[0][j]), float(cols[1][j]),
+                                  float(cols[2][j]), float(cols[3][j]), float(base.std())))
+    rows.sort(key=lambda r: (-r.ensemble_importance, r.feature_name))
+    return rows
+
+
+def importance_text(rows: Sequence[ImportanceRow], note: str) -> str:
+    lines = [
+        "Feature importance (each column normalised to sum to 1; sorted by ensemble)",
+        note,
+        "",
+        f"{'#':>2}  {'feature':<32}{'ensemble':>10}{'xgboost':>10}{'lightgbm':>10}"
+        f"{'neural_net':>12}{'std_dev':>10}",
+    ]
+    for i, r in enumerate(rows, start=1):
+        lines.append(
+            f"{i:>2}  {r.feature_name:<32}{r.ensemble_importance:>10.4f}"
+            f"{r.xgboost_importance:>10.4f}{r.lightgbm_importance:>10.4f}"
+            f"{r.neural_net_importance:>12.4f}{r.std_dev:>10.4f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def charts(
+    y: np.ndarray,
+    probabilities: Mapping[str, np.ndarray],
+    rows: Sequence[ImportanceRow],
+    true_probability: np.ndarray | None,
+) -> dict[str, str]:
+    """Base64 PNGs: ROC curves, calibration plot, score histogram, importance chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for name, p in probabilities.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=f"{MODEL_LABELS[name]} (AUC {roc_auc_score(y, p):.3f})",
+                linewidth=2.2 if name == "ensemble" else 1.2)
+    if true_probability is not None:
+        fpr, tpr, _ = roc_curve(y, true_probability)
+        ax.plot(fpr, tpr, "k:", label=f"true probability (AUC "
+                f"{roc_auc_score(y, true_probability):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate",
+           title="ROC curves (held-out split)")
+    ax.legend(loc="lower right", fontsize=8)
+    out["roc"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for name in ("ensemble",):
+        table = calibration_table(y, probabilities[name])
+        xs = [r["mean_predicted"] for r in table if r["rows"]]
+        ys = [r["observed_rate"] for r in table if r["rows"]]
+        ax.plot(xs, ys, "o-", label=MODEL_LABELS[name])
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="perfect")
+    ax.set(xlabel="mean predicted probability", ylabel="observed conversion rate",
+           title="Calibration (10 equal-width bins)", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=8)
+    out["calibration"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    p = probabilities["ensemble"]
+    bins = [i / 40 for i in range(41)]
+    ax.hist(p[y == 0], bins=bins, alpha=0.6, label="not converted")
+    ax.hist(p[y == 1], bins=bins, alpha=0.6, label="converted")
+    ax.set(xlabel="ensemble score", ylabel="leads", title="Score distribution (held-out split)")
+    ax.legend(fontsize=8)
+    out["histogram"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(6.5, 6.0))
+    names = [r.feature_name for r in rows][::-1]
+    ypos = np.arange(len(names))
+    h = 0.2
+    ax.barh(ypos + 1.5 * h, [r.ensemble_importance for r in rows][::-1], h, label="ensemble")
+    ax.barh(ypos + 0.5 * h, [r.xgboost_importance for r in rows][::-1], h, label="xgboost")
+    ax.barh(ypos - 0.5 * h, [r.lightgbm_importance for r in rows][::-1], h, label="lightgbm")
+    ax.barh(ypos - 1.5 * h, [r.neural_net_importance for r in rows][::-1], h,
+            label="neural net")
+    ax.set_yticks(ypos, names, fontsize=8)
+    ax.set(xlabel="normalised importance", title="Feature importance")
+    ax.legend(fontsize=8, loc="lower right")
+    out["importance"] = _png(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _f(v: Any, fmt: str = ".4f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def report_text(ctx: Mapping[str, Any]) -> str:
+    """training_report.txt from the report context assembled by train.py."""
+    m = ctx["metrics"]
+    lines: list[str] = []
+    add = lines.append
+    add("LEAD SCORING ENSEMBLE - TRAINING REPORT")
+    add("=" * 72)
+    add(f"model_version      {m['model_version']}")
+    add(f"training_date      {m['training_date']}")
+    add(f"combiner           {ctx['combiner']}")
+    add("")
+    add("DATA")
+    add(f"  input            {', '.join(ctx['sources'])} ({ctx['input_format']})")
+    add(f"  rows             {ctx['n_rows']} (training {m['training_samples']}, "
+        f"held-out {m['validation_samples']}; stratified, test_size {ctx['test_size']}, "
+        f"seed {ctx['random_seed']})")
+    add(f"  conversion rate  {ctx['conversion_rate']:.1%} overall, "
+        f"{ctx['train_rate']:.1%} training, {ctx['test_rate']:.1%} held-out")
+    add(f"  fingerprint      {ctx['fingerprint']}")
+    add(f"  baseline         {ctx['baseline_method']}")
+    add("")
+    add("HELD-OUT PERFORMANCE (threshold 0.5 for accuracy/precision/recall/F1)")
+    add(f"  {'model':<18}{'AUC':>8}{'acc':>8}{'prec':>8}{'recall':>8}{'F1':>8}"
+        f"{'Brier':>8}{'fit s':>8}")
+    table = [*m["base_model_metrics"],
+             {"model_name": "ensemble", "auc_roc": m["ensemble_auc_roc"],
+              "accuracy": m["ensemble_accuracy"], "precision": m["ensemble_precision"],
+              "recall": m["ensemble_recall"], "f1_score": m["ensemble_f1_score"],
+              "brier_score": m["ensemble_brier_score"],
+              "training_time_seconds": ctx["stacker_seconds"]}]
+    for r in table:
+        add(f"  {r['model_name']:<18}{r['auc_roc']:>8.4f}{r['accuracy']:>8.4f}"
+            f"{r['precision']:>8.4f}{r['recall']:>8.4f}{r['f1_score']:>8.4f}"
+            f"{r['brier_score']:>8.4f}{r['training_time_seconds']:>8.2f}")
+    add("  (fit s of a base model includes its fold models; the ensemble row shows the "
+        "stacker's own time)")
+    add(f"  improvement over best base (AUC): {m['improvement_over_best_base']:+.2f} %")
+    add(f"  ONNX parity: max |ONNX - native| over the held-out split = "
+        f"{m['parity_max_abs_diff']:.2e} (limit 1e-5)")
+    add("")
+    add("STACKING VERDICT")
+    add("  " + ctx["verdict"])
+    add("")
+    if m.get("bayes_auc") is not None:
+        add("DISTANCE TO THE BAYES LIMIT (true_probability present; reporting only)")
+        add(f"  true_probability AUC {m['bayes_auc']:.4f}   ensemble/Bayes AUC ratio "
+            f"{m['auc_ratio']:.4f} (target >= 0.98)")
+        add(f"  true_probability Brier {m['bayes_brier']:.4f}   ensemble/Bayes Brier ratio "
+            f"{m['brier_ratio']:.4f} (target <= 1.10)")
+        add("")
+    add("CONFIDENCE INTERVAL (95 %)")
+    add(f"  mean width {m['interval_mean_width']:.4f}")
+    if m.get("interval_coverage") is not None:
+        add(f"  coverage of true_probability {m['interval_coverage']:.1%}")
+    add(f"  method: {ctx['interval_method']}")
+    add("")
+    add("CALIBRATION (ensemble, held-out, 10 equal-width bins)")
+    add(f"  {'bin':<10}{'rows':>7}{'predicted':>11}{'observed':>10}")
+    for r in ctx["calibration"]:
+        add(f"  {r['bin']:<10}{r['rows']:>7}{_f(r['mean_predicted']):>11}"
+            f"{_f(r['observed_rate']):>10}")
+    add("")
+    add("CLASS THRESHOLDS (held-out split)")
+    for c in ctx["classes"]:
+        add(f"  {c['class']:<9} score >= {c['min_score']:.2f}   leads {c['rows']:>6}   "
+            f"conversion {_f(c['conversion_rate'], '.1%')}")
+    add("")
+    add("TOP FEATURES (ensemble permutation importance)")
+    for r in ctx["importance"][:10]:
+        add(f"  {r.feature_name:<32}{r.ensemble_importance:.4f}")
+    add("")
+    add("WARNINGS")
+    for w in ctx["warnings"] or ["none"]:
+        add(f"  - {w}")
+    add("")
+    add(f"validation: {ctx['validation']}")
+    add(f"wall time: {ctx['wall_seconds']:.1f} s")
+    return "\n".join(lines) + "\n"
+
+
+def report_html(text: str, images: Mapping[str, str]) -> str:
+    """A single self-contained HTML page (images inline as base64 PNG)."""
+    titles = {"roc": "ROC curves", "calibration": "Calibration", "histogram": "Scores",
+              "importance": "Feature importance"}
+    figs = "\n".join(
+        f'<figure><img alt="{titles[k]}" src="data:image/png;base64,{v}">'
+        f"<figcaption>{titles[k]}</figcaption></figure>"
+        for k, v in images.items()
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Lead scoring training report</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
+        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}"
+        "figure{display:inline-block;margin:0.5em;vertical-align:top}</style></head><body>"
+        "<h1>Lead scoring ensemble: training report</h1>\n"
+        f"<div>{figs}</div>\n<pre>{html.escape(text)}</pre>\n</body></html>\n"
+    )
