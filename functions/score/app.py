@@ -144,7 +144,7 @@ def _count(result: dict[str, Any]) -> None:
         name="CacheHit" if result.get("cached") else "CacheMiss", unit=MetricUnit.Count, value=1
     )
     if result.get("source") == "rules":
-        metrics.add_metric(name="Fallback", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RulesFallback", unit=MetricUnit.Count, value=1)
     metrics.add_metric(
         name=f"Class{str(result.get('predicted_class', 'unknown')).capitalize()}",
         unit=MetricUnit.Count,
