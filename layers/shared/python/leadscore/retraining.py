@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from leadscore.features import FEATURE_NAMES
+from leadscore.errors import InvalidInput
+from leadscore.features import FEATURE_NAMES, SECTIONS, extract_features
 from leadscore.settings import RetrainSettings
 
 TRAINING_PREFIX = "training-data/"
@@ -105,7 +106,8 @@ def check_csv_header(header_line: str) -> list[str]:
 
 
 def check_jsonl_line(line: str) -> list[str]:
-    """Problems with the first JSON Lines record: a raw lead (scoring request) + `converted`."""
+    """Problems with the first JSON Lines record: a raw lead (the scoring request's sections at
+    the top level or under `features`, as training/train_data.py reads them) + `converted`."""
     try:
         record = json.loads(line)
     except ValueError:
@@ -113,21 +115,25 @@ def check_jsonl_line(line: str) -> list[str]:
     if not isinstance(record, dict):
         return ["the first line is not a JSON object (a lead with 'converted')"]
     problems: list[str] = []
-    target = record.get(TARGET_COLUMN)
     if TARGET_COLUMN not in record:
         problems.append(f"Target column '{TARGET_COLUMN}' not found in the first record")
-    elif isinstance(target, bool) or target not in (0, 1):
+    elif str(record[TARGET_COLUMN]).strip().lower() not in ("0", "1", "0.0", "1.0", "true",
+                                                             "false"):
         problems.append(f"'{TARGET_COLUMN}' must be 0 or 1 in the first record")
-    features = record.get("features")
-    vector = record.get("feature_vector")
-    if features is None and vector is None:
-        problems.append("the first record has neither 'features' nor 'feature_vector'")
-    elif features is not None and not isinstance(features, dict):
-        problems.append("'features' must be an object of raw lead sections")
-    elif vector is not None and not isinstance(vector, list | dict):
-        problems.append("'feature_vector' must be a list of 20 numbers or an object by name")
-    elif isinstance(vector, list) and len(vector) != len(FEATURE_NAMES):
-        problems.append(f"'feature_vector' must hold {len(FEATURE_NAMES)} numbers")
+    nested = record.get("features")
+    raw = nested if isinstance(nested, dict) else {
+        k: v for k, v in record.items() if k in SECTIONS
+    }
+    if not raw:
+        problems.append(
+            "the first record is not a raw lead: no 'features' object and none of "
+            + ", ".join(SECTIONS)
+        )
+    else:
+        try:
+            extract_features(raw)
+        except InvalidInput as exc:
+            problems.append("the first record has invalid fields: " + ", ".join(exc.paths))
     return problems
 
 
