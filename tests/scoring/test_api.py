@@ -266,7 +266,7 @@ def test_batch_scores_good_leads_and_reports_bad_ones(
         return real_predict(x)
 
     monkeypatch.setattr(model, "predict", counting_predict)
-    leads = [dict(seed_request(), contact_id=f"lead-{i}") for i in range(6)]
+    leads: list[Any] = [dict(seed_request(), contact_id=f"lead-{i}") for i in range(6)]
     leads[3]["features"]["property_data"]["list_price"] = "n/a"
     leads.insert(5, "not an object")
     answer = invoke(with_body(load_event("score_batch"), {"leads": leads}))
