@@ -64,14 +64,16 @@ deploy: build package-training
 	@echo "Now upload the training code: make package-training BUCKET=<ArtifactBucketName output>"
 
 # The SageMaker script-mode source: training/ plus the shared leadscore package at the top.
+# SOURCEDIR moves the archive (tests/retraining builds one in a temporary directory).
+SOURCEDIR ?= .build/sourcedir.tar.gz
 package-training:
-	mkdir -p .build
-	tar --exclude='__pycache__' --exclude='*.pyc' -czf .build/sourcedir.tar.gz \
+	mkdir -p $(dir $(SOURCEDIR))
+	tar --exclude='__pycache__' --exclude='*.pyc' -czf $(abspath $(SOURCEDIR)) \
 	    -C training . -C ../layers/shared/python leadscore
-	@echo "wrote .build/sourcedir.tar.gz ($$(du -h .build/sourcedir.tar.gz | cut -f1))"
+	@echo "wrote $(SOURCEDIR) ($$(du -h $(SOURCEDIR) | cut -f1))"
 	@if [ -n "$(BUCKET)" ]; then \
 	    $(MAKE) --no-print-directory venv && \
-	    $(PY) -c "import boto3,sys; boto3.client('s3').upload_file('.build/sourcedir.tar.gz', sys.argv[1], 'code/sourcedir.tar.gz')" "$(BUCKET)" && \
+	    $(PY) -c "import boto3,sys; boto3.client('s3').upload_file(sys.argv[2], sys.argv[1], 'code/sourcedir.tar.gz')" "$(BUCKET)" "$(SOURCEDIR)" && \
 	    echo "uploaded to s3://$(BUCKET)/code/sourcedir.tar.gz"; \
 	fi
 
