@@ -586,6 +586,8 @@ def extract_many(raws: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, list[li
 
 
 def _vector_value_error(value: Any) -> str | None:
+    if type(value) is float and 0.0 <= value <= 1.0:  # fast path (NaN fails the comparison)
+        return None
     problem = _number_error(value)
     if problem is not None:
         return problem
