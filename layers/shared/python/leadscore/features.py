@@ -25,7 +25,8 @@ Market value
     ``estimated_market_value`` and ``market_data.estimated_value`` must be > 0 when used:
     a value of 0 means "not known" and falls through to the next source (not an error); a
     negative value is an error. ``"property_data.estimated_market_value"`` is listed as missing
-    only when neither source is given (the value fell back to ``list_price``).
+    only when neither source is given (the value fell back to ``list_price``) and
+    ``property_data`` itself is present (an absent section is listed as a whole).
     ``average_days_on_market`` likewise: 0 takes the default 30 and is listed as missing.
 Types
     Numbers are JSON numbers (int or float, also numpy scalars); a boolean is not a number, text
