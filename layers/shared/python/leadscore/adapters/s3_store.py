@@ -11,6 +11,9 @@ from leadscore.adapters import client
 from leadscore.registry import ObjectNotFound
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+# Without an unconditional s3:ListBucket, S3 answers 403 (not 404) for a missing key; the
+# functions' policies grant ListBucket only for some prefixes, so a 403 is double-checked.
+_FORBIDDEN = {"AccessDenied", "403", "Forbidden"}
 
 
 def _error_code(exc: Exception) -> str:
@@ -44,7 +47,8 @@ class S3ObjectStore:
         try:
             answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
-            if _error_code(exc) in _MISSING:
+            code = _error_code(exc)
+            if code in _MISSING or (code in _FORBIDDEN and not self._listed(key)):
                 raise ObjectNotFound(key) from exc
             raise
         return bytes(answer["Body"].read())
@@ -74,10 +78,17 @@ class S3ObjectStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
-            if _error_code(exc) in _MISSING:
+            code = _error_code(exc)
+            if code in _MISSING or (code in _FORBIDDEN and not self._listed(key)):
                 return False
             raise
         return True
+
+    def _listed(self, key: str) -> bool:
+        """Whether a listing shows exactly `key` (used to tell 'missing' from 'forbidden')."""
+        full = self._key(key)
+        answer = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
+        return any(item.get("Key") == full for item in answer.get("Contents", []))
 
 
 def open_store(location: str) -> Any:
