@@ -1,0 +1,47 @@
+"""Serving imports onnxruntime and numpy only: never the training libraries (a fresh process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, sys
+sys.path[:0] = [{root!r} + "/layers/shared/python", {root!r}]
+from functions.score import app
+
+class Ctx:
+    function_name = "ScoreFunction"; memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ScoreFunction"
+    aws_request_id = "subprocess"
+
+statuses = []
+for name in ("score_request", "score_batch", "health_get", "model_get"):
+    event = json.load(open({root!r} + "/events/" + name + ".json"))
+    answer = app.lambda_handler(event, Ctx())
+    statuses.append(answer["statusCode"])
+    if name == "score_request":
+        source = json.loads(answer["body"])["source"]
+forbidden = ["xgboost", "lightgbm", "sklearn", "scipy", "pandas", "joblib", "onnx"]
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in forbidden)
+print("RESULT " + json.dumps({{"statuses": statuses, "source": source, "loaded": loaded}}))
+"""
+
+
+def test_handler_never_imports_training_libraries(trained_bundle: Path) -> None:
+    env = {"MODEL_URI": f"file://{trained_bundle}", "POWERTOOLS_TRACE_DISABLED": "true",
+           "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(root=str(ROOT))],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["statuses"] == [200, 200, 200, 200]
+    assert result["source"] == "ensemble"
+    assert result["loaded"] == []
