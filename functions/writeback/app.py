@@ -43,7 +43,9 @@ from leadscore.writeback import (
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace="LeadScoring")
-processor = BatchProcessor(event_type=EventType.SQS)
+# Every failed message is reported as a batch item failure, even when all of them failed (an
+# invocation error would also return them to the queue, but counts as a function error).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class ModelUnavailable(Exception):

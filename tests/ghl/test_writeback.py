@@ -1,0 +1,373 @@
+"""The write-back: planning (pure), the HighLevel client's rate-limit handling, and the SQS
+function against a fake HighLevel server with moto DynamoDB / Secrets Manager."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leadscore import writeback as wb
+from leadscore.adapters.ghl_api import GhlApiClient, RateLimited, rate_limit_wait
+
+from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SCORE_FIELD = "fld_lead_score"
+CLASS_FIELD = "fld_lead_class"
+
+
+def message(score: float = 0.874, cls: str = "hot", contact: str = "c-1", **kw: Any) -> str:
+    body = {
+        "kind": "score",
+        "contact_id": contact,
+        "location_id": "loc-1",
+        "predicted_score": score,
+        "predicted_class": cls,
+        "model_version": "lsm-0123456789abcdef",
+        "received_at": "2026-02-05T10:00:00.000Z",
+        **kw,
+    }
+    return json.dumps(body)
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [(0.874, 87), (0.875, 88), (0.0, 0), (1.0, 100), (0.005, 1), (0.9949, 99)],
+)
+def test_rounded_score(score: float, expected: int) -> None:
+    assert wb.rounded_score(score) == expected
+
+
+def test_first_write_plans_fields_and_all_tags() -> None:
+    plan = wb.plan_write(
+        wb.parse_message(message()), None, score_field_id=SCORE_FIELD, class_field_id=CLASS_FIELD
+    )
+    assert not plan.skip
+    assert plan.put_body() == {
+        "customFields": [
+            {"id": SCORE_FIELD, "field_value": "87"},
+            {"id": CLASS_FIELD, "field_value": "hot"},
+        ]
+    }
+    assert "tags" not in plan.put_body()
+    assert plan.add_tags == ("hot-lead",)
+    assert set(plan.remove_tags) == {"warm-lead", "lukewarm-lead", "cold-lead"}
+
+
+def test_unchanged_class_and_rounded_score_is_skipped() -> None:
+    last = wb.LastWrite("hot", 87)
+    plan = wb.plan_write(
+        wb.parse_message(message(0.8712)), last, score_field_id="s", class_field_id="c"
+    )
+    assert plan.skip
+
+
+def test_score_change_within_class_writes_fields_only() -> None:
+    plan = wb.plan_write(
+        wb.parse_message(message(0.91)),
+        wb.LastWrite("hot", 87),
+        score_field_id="s",
+        class_field_id="c",
+    )
+    assert not plan.skip and plan.add_tags == () and plan.remove_tags == ()
+    assert plan.put_body()["customFields"][0]["field_value"] == "91"
+
+
+def test_class_change_moves_the_tag() -> None:
+    plan = wb.plan_write(
+        wb.parse_message(message(0.65, "warm")),
+        wb.LastWrite("hot", 87),
+        score_field_id="s",
+        class_field_id="c",
+    )
+    assert plan.add_tags == ("warm-lead",)
+    assert set(plan.remove_tags) == {"hot-lead", "lukewarm-lead", "cold-lead"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        json.dumps({"kind": "other", "contact_id": "c"}),
+        message(cls="boiling"),
+        message(score=float("nan")),
+        json.dumps(
+            {"kind": "score", "contact_id": "", "predicted_score": 0.5, "predicted_class": "warm"}
+        ),
+        json.dumps({"kind": "webhook", "contact_id": "c"}),
+    ],
+)
+def test_malformed_messages_are_refused(body: str) -> None:
+    with pytest.raises(wb.MessageError):
+        wb.parse_message(body)
+
+
+def test_message_round_trip() -> None:
+    original = wb.webhook_message(
+        {"contact_id": "c", "features": {"property_data": {"beds": 3}}},
+        location_id="L",
+        received_at="2026-02-05T10:00:00.000Z",
+    )
+    assert wb.parse_message(original.to_json()) == original
+
+
+def test_sample_sqs_event_messages_parse() -> None:
+    event = json.loads((EVENTS / "sqs_writeback_batch.json").read_text())
+    kinds = [wb.parse_message(r["body"]).kind for r in event["Records"]]
+    assert kinds == ["score", "score", "webhook"]
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def test_rate_limit_wait_reads_the_headers() -> None:
+    assert rate_limit_wait({"Retry-After": "3"}, 0, 0.0) == 3.0
+    window = {"X-RateLimit-Remaining": "0", "X-RateLimit-Interval-Milliseconds": "10000"}
+    assert rate_limit_wait(window, 0, 0.0) == 10.0
+    assert rate_limit_wait({"x-ratelimit-daily-remaining": "0", "Retry-After": "1"}, 0, 0.0) is None
+    early, late = rate_limit_wait({}, 0, 0.0), rate_limit_wait({}, 3, 0.0)
+    assert early is not None and late is not None and 0 < early < late
+
+
+@dataclass
+class Scripted:
+    """A transport answering from a list; records the requests."""
+
+    answers: list[tuple[int, dict[str, str]]]
+    seen: int = 0
+
+    def __call__(self, request: Any, timeout: float) -> Any:
+        from leadscore.adapters.ghl_api import ApiResponse
+
+        self.seen += 1
+        status, headers = self.answers.pop(0) if self.answers else (200, {})
+        return ApiResponse(status, headers, b"{}")
+
+
+def test_client_gives_up_when_the_wait_would_exceed_the_budget() -> None:
+    sleeps: list[float] = []
+    transport = Scripted([(429, {"Retry-After": "30"})])
+    client = GhlApiClient(
+        "https://x", lambda: "t", max_wait_seconds=20, transport=transport, sleep=sleeps.append
+    )
+    with pytest.raises(RateLimited):
+        client.add_tags("c", ["hot-lead"])
+    assert sleeps == [] and transport.seen == 1
+
+
+def test_client_waits_then_succeeds() -> None:
+    sleeps: list[float] = []
+    window = {"X-RateLimit-Remaining": "0", "X-RateLimit-Interval-Milliseconds": "2000"}
+    transport = Scripted([(429, window), (429, window)])
+    client = GhlApiClient(
+        "https://x", lambda: "t", max_wait_seconds=20, transport=transport, sleep=sleeps.append
+    )
+    client.add_tags("c", ["hot-lead"])
+    assert sleeps == [2.0, 2.0] and transport.seen == 3
+
+
+def test_client_refuses_tags_in_the_put() -> None:
+    client = GhlApiClient("https://x", lambda: "t", transport=Scripted([]))
+    with pytest.raises(ValueError, match="tags"):
+        client.update_custom_fields("c", {"customFields": [], "tags": ["x"]})
+
+
+# --------------------------------------------------------------------------- the function
+
+
+@dataclass
+class Context:
+    function_name: str = "writeback"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:writeback"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def writeback_fn(
+    ghl_aws: GhlAws, fake_highlevel: FakeHighLevel, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    from aws_lambda_powertools.utilities import parameters
+
+    from functions.writeback import app
+
+    env = {
+        "GHL_API_BASE": fake_highlevel.base_url,
+        "GHL_TOKEN_SECRET_ARN": ghl_aws.secret_arn,
+        "GHL_SCORE_FIELD_ID": SCORE_FIELD,
+        "GHL_CLASS_FIELD_ID": CLASS_FIELD,
+        "CACHE_TABLE": ghl_aws.table,
+        "MAX_RATE_LIMIT_WAIT_SECONDS": "2",
+        "HTTP_TIMEOUT_SECONDS": "5",
+        "MODEL_URI": "",
+        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    app._container = None
+    yield app
+    app._container = None
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"rh-{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lead-scoring-writeback",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def invoke(fn: Any, *bodies: str) -> list[str]:
+    answer = fn.lambda_handler(sqs_event(*bodies), Context())
+    return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+
+
+def test_write_back_sends_the_exact_requests(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel
+) -> None:
+    assert invoke(writeback_fn, message(0.874, "hot", contact="abc 1")) == []
+    calls = [(r.method, r.path) for r in fake_highlevel.requests]
+    assert calls == [
+        ("PUT", "/contacts/abc%201"),
+        ("POST", "/contacts/abc%201/tags"),
+        ("DELETE", "/contacts/abc%201/tags"),
+    ]
+    put, add, remove = fake_highlevel.requests
+    assert put.body == {
+        "customFields": [
+            {"id": SCORE_FIELD, "field_value": "87"},
+            {"id": CLASS_FIELD, "field_value": "hot"},
+        ]
+    }
+    assert "tags" not in put.body
+    assert add.body == {"tags": ["hot-lead"]}
+    assert sorted(remove.body["tags"]) == ["cold-lead", "lukewarm-lead", "warm-lead"]
+    for r in fake_highlevel.requests:
+        assert r.headers["Authorization"] == f"Bearer {GHL_TOKEN}"
+        assert r.headers["Version"] == "2021-07-28"
+        assert r.headers["Content-Type"] == "application/json"
+        assert r.headers["Accept"] == "application/json"
+
+
+def test_unchanged_score_makes_no_request(writeback_fn: Any, fake_highlevel: FakeHighLevel) -> None:
+    assert invoke(writeback_fn, message(0.874)) == []
+    first = len(fake_highlevel.requests)
+    assert invoke(writeback_fn, message(0.8712)) == []  # still 87, still hot
+    assert len(fake_highlevel.requests) == first
+    assert invoke(writeback_fn, message(0.90)) == []  # 90: fields only, tags already right
+    assert [r.method for r in fake_highlevel.requests[first:]] == ["PUT"]
+
+
+def test_429_then_success_ends_with_the_write_done(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel, ghl_aws: GhlAws
+) -> None:
+    limited = {
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Max": "100",
+        "X-RateLimit-Interval-Milliseconds": "50",
+        "X-RateLimit-Daily-Remaining": "199000",
+    }
+    fake_highlevel.script = [(429, limited, {"message": "Too many requests"})]
+    assert invoke(writeback_fn, message()) == []
+    methods = [r.method for r in fake_highlevel.requests]
+    assert methods == ["PUT", "PUT", "POST", "DELETE"]
+    assert fake_highlevel.requests[1].body == fake_highlevel.requests[0].body
+    item = ghl_aws.ddb.get_item(TableName=ghl_aws.table, Key={"pk": {"S": "writeback#loc-1#c-1"}})
+    assert item["Item"]["score"]["N"] == "87" and item["Item"]["predicted_class"]["S"] == "hot"
+
+
+def test_still_rate_limited_is_a_batch_item_failure(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel
+) -> None:
+    fake_highlevel.always = (429, {"Retry-After": "60"}, {"message": "Too many requests"})
+    assert invoke(writeback_fn, message(contact="c-ok"), message(contact="c-2")) == ["m-0", "m-1"]
+
+
+def test_a_write_that_keeps_failing_is_reported_and_not_recorded(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel, ghl_aws: GhlAws
+) -> None:
+    fake_highlevel.script = [(200, {}, {}), (200, {}, {}), (200, {}, {})]  # first message ok
+    fake_highlevel.always = (404, {}, {"message": "Contact not found"})
+    failures = invoke(writeback_fn, message(contact="c-ok"), message(contact="c-gone"))
+    assert failures == ["m-1"]
+    item = ghl_aws.ddb.get_item(
+        TableName=ghl_aws.table, Key={"pk": {"S": "writeback#loc-1#c-gone"}}
+    )
+    assert "Item" not in item
+    # The failure does not poison the skip rule: the same message is tried again in full.
+    fake_highlevel.always = None
+    before = len(fake_highlevel.requests)
+    assert invoke(writeback_fn, message(contact="c-gone")) == []
+    assert len(fake_highlevel.requests) - before == 3
+
+
+def test_malformed_message_is_a_batch_item_failure(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel
+) -> None:
+    assert invoke(writeback_fn, "{not json", message()) == ["m-0"]
+    assert len(fake_highlevel.requests) == 3
+
+
+def test_queued_webhook_is_scored_then_written(
+    writeback_fn: Any,
+    fake_highlevel: FakeHighLevel,
+    trained_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODEL_URI", f"file://{trained_bundle}")
+    body = wb.webhook_message(
+        {"contact_id": "c-late", "features": {"property_data": {"list_price": 450000}}},
+        location_id="loc-1",
+        received_at="2026-02-05T10:00:00.000Z",
+    ).to_json()
+    assert invoke(writeback_fn, body) == []
+    put = fake_highlevel.requests[0]
+    assert put.method == "PUT" and put.path == "/contacts/c-late"
+    score, cls = (f["field_value"] for f in put.body["customFields"])
+    assert 0 <= int(score) <= 100 and cls in wb.CLASS_NAMES
+    assert fake_highlevel.requests[1].body == {"tags": [f"{cls}-lead"]}
+
+
+def test_queued_webhook_without_a_model_stays_on_the_queue(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel
+) -> None:
+    body = wb.webhook_message(
+        {"contact_id": "c-late", "features": {}}, location_id="L", received_at=""
+    ).to_json()
+    assert invoke(writeback_fn, body) == ["m-0"]
+    assert fake_highlevel.requests == []
+
+
+def test_token_in_json_secret(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel, ghl_aws: GhlAws
+) -> None:
+    import boto3
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.put_secret_value(SecretId=ghl_aws.secret_arn, SecretString='{"token": "json-token"}')
+    assert invoke(writeback_fn, message()) == []
+    assert fake_highlevel.requests[0].headers["Authorization"] == "Bearer json-token"
