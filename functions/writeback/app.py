@@ -86,7 +86,7 @@ def _build_container() -> Container:
             settings.ghl_api_base,
             token,
             timeout_seconds=settings.http_timeout_seconds,
-            max_wait_seconds=settings.max_rate_limit_wait_seconds,
+            max_wait_seconds=wait_budget(settings),
             on_unauthorized=lambda: refresh_secret(settings.ghl_token_secret_arn),
         )
 
@@ -115,6 +115,18 @@ def _build_container() -> Container:
 
 
 _container: Container | None = None
+
+#: monotonic time by which this invocation must be done (set per invocation).
+_deadline: float = float("inf")
+
+
+def wait_budget(settings: WritebackSettings) -> float:
+    """How long one message may wait for rate limits: the configured bound, shortened so the
+    batch finishes before the Lambda timeout (keeping room for the calls themselves). A
+    message with no budget left fails fast and returns to the queue."""
+    reserve = 4 * settings.http_timeout_seconds + 1.0
+    left = _deadline - time.monotonic() - reserve
+    return max(0.0, min(settings.max_rate_limit_wait_seconds, left))
 
 
 def container() -> Container:
@@ -209,7 +221,9 @@ def record_handler(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _deadline
     started = time.monotonic()
+    _deadline = started + context.get_remaining_time_in_millis() / 1000.0
     answer = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

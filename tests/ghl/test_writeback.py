@@ -190,9 +190,10 @@ class Context:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:writeback"
     aws_request_id: str = "req-1"
+    remaining_ms: int = 30_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return self.remaining_ms
 
 
 @pytest.fixture
@@ -241,8 +242,8 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
     }
 
 
-def invoke(fn: Any, *bodies: str) -> list[str]:
-    answer = fn.lambda_handler(sqs_event(*bodies), Context())
+def invoke(fn: Any, *bodies: str, context: Context | None = None) -> list[str]:
+    answer = fn.lambda_handler(sqs_event(*bodies), context or Context())
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
 
 
@@ -305,6 +306,19 @@ def test_still_rate_limited_is_a_batch_item_failure(
 ) -> None:
     fake_highlevel.always = (429, {"Retry-After": "60"}, {"message": "Too many requests"})
     assert invoke(writeback_fn, message(contact="c-ok"), message(contact="c-2")) == ["m-0", "m-1"]
+
+
+def test_no_waiting_past_the_lambda_deadline(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel
+) -> None:
+    # 1 s of a 1.5 s budget would fit MAX_RATE_LIMIT_WAIT_SECONDS, but not the time the
+    # remaining calls need before the function times out: fail fast, stay on the queue.
+    fake_highlevel.script = [(429, {"Retry-After": "1"}, {})]
+    assert invoke(writeback_fn, message(), context=Context(remaining_ms=1500)) == ["m-0"]
+    assert len(fake_highlevel.requests) == 1
+    # With time to spare the same answer is waited out.
+    fake_highlevel.script = [(429, {"Retry-After": "1"}, {})]
+    assert invoke(writeback_fn, message()) == []
 
 
 def test_a_write_that_keeps_failing_is_reported_and_not_recorded(
