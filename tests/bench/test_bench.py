@@ -181,3 +181,50 @@ def test_package_sizes(tmp_path: Path) -> None:
     build.mkdir(parents=True)
     (build / "a.bin").write_bytes(b"x" * sizes.MB)
     assert sizes.built_mb(tmp_path)[0] == pytest.approx(1.0)
+
+
+def test_native_twin_serves_through_the_scoring_service(
+    tiny_original: tuple[OriginalEnsemble, np.ndarray], trained_bundle: Path
+) -> None:
+    from leadscore.bundle import load_model
+    from leadscore.scoring import ScoringService
+
+    from bench.native_adapter import NativeLoadedModel
+
+    original, x = tiny_original
+    ours = load_model(trained_bundle)
+    twin = NativeLoadedModel(original, ours)
+
+    class Provider:
+        def current(self) -> NativeLoadedModel:
+            return twin
+
+    service = ScoringService(Provider(), None)  # type: ignore[arg-type]
+    x32 = x[5].astype(np.float32)
+    answer = service.score({"contact_id": "c-1", "feature_vector": x32.tolist()}, explain=False)
+    expected = original.predict(x32.astype(np.float64).reshape(1, -1))
+    assert answer["model_version"] == "original-native"
+    assert answer["predicted_score"] == pytest.approx(expected.score[0], abs=1e-5)
+    assert answer["confidence_interval"] == pytest.approx(expected.interval[0].tolist(), abs=1e-5)
+    assert answer["feature_contributions"] == {}
+
+
+def test_score_event_sets_the_explain_flag() -> None:
+    from bench.run import score_event
+
+    template = json.loads((Path(__file__).resolve().parents[2] / "events"
+                           / "score_request.json").read_text())
+    on = score_event(template, {"contact_id": "a"}, explain=True)
+    off = score_event(template, {"contact_id": "b"}, explain=False)
+    assert json.loads(on["body"]) == {"contact_id": "a"} and on["queryStringParameters"] is None
+    assert off["queryStringParameters"] == {"explain": "false"}
+    assert off["multiValueQueryStringParameters"] == {"explain": ["false"]}
+    assert template["body"] != on["body"]  # the template is not modified
+    assert json.loads(template["body"])["contact_id"] != "a"
+
+
+def test_cold_start_children_compile() -> None:
+    from bench import coldstart
+
+    compile(coldstart.ours_code(["/x"], Path("/e.json")), "<ours>", "exec")
+    compile(coldstart.native_code(["/x"], Path("/m"), [0.5] * 20), "<native>", "exec")
