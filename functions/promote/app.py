@@ -66,6 +66,9 @@ def handle_completed(job: str, artifact_uri: str) -> dict[str, Any]:
     if bucket != settings.artifact_bucket:
         return _rejected(job, [f"model artifact is outside bucket {settings.artifact_bucket}"],
                          {"source": details})
+    if not store.exists(key):
+        return _rejected(job, [f"model artifact {artifact_uri} does not exist"],
+                         {"source": details})
     s3 = client("s3")
     size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     if size > settings.max_artifact_bytes:

@@ -237,6 +237,21 @@ def test_an_unsafe_archive_is_refused(aws: Any, promote: Any, tmp_path: Path) ->
     assert _champion_bytes(aws) is None
 
 
+def test_a_completed_job_without_its_artifact_is_refused(aws: Any, promote: Any) -> None:
+    event = _event("sagemaker_job_completed.json")
+    event["detail"]["TrainingJobName"] = "job-lost"
+    event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = (
+        f"s3://{BUCKET}/jobs/job-lost/output/model.tar.gz")
+    result = promote.lambda_handler(event, FakeContext())
+    assert result["status"] == "rejected" and "does not exist" in result["reasons"][0]
+    assert registry.why_rejected("job-lost", S3ObjectStore(BUCKET))["reasons"] == result["reasons"]
+    other = _event("sagemaker_job_completed.json")  # the example names another bucket
+    other["detail"]["TrainingJobName"] = "job-elsewhere"
+    result = promote.lambda_handler(other, FakeContext())
+    assert result["status"] == "rejected" and "outside bucket" in result["reasons"][0]
+    assert _champion_bytes(aws) is None
+
+
 def test_a_failed_job_is_recorded_with_its_failure_reason(aws: Any, promote: Any) -> None:
     event = _event("sagemaker_job_failed.json")
     result = promote.lambda_handler(event, FakeContext())
