@@ -394,9 +394,12 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
 
 def check_sqs(world: World, name: str, fn: str) -> None:
     event = load(name)
-    answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url})
+    # Without custom field ids the write-back only moves the class tag (README); set them.
+    answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url},
+                          GhlScoreFieldId="fld_lead_score", GhlClassFieldId="fld_lead_class")
     assert answer == {"batchItemFailures": []}
     contacts = {json.loads(r["body"])["contact_id"] for r in event["Records"]}
+    print("DEBUG", world.fake.base_url, [(r.method, r.path) for r in world.fake.requests])
     puts = {r.path for r in world.fake.requests if r.method == "PUT"}
     assert puts == {f"/contacts/{c}" for c in contacts}
     for request in world.fake.requests:
