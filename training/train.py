@@ -41,11 +41,11 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,34 +55,18 @@ for _p in (_HERE, _SHARED):  # a checkout; in SageMaker both live in the source 
     if _p.is_dir() and str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from lead_ensemble.ensemble import (  # noqa: E402
-    BASE_MODEL_NAMES,
-    FittedEnsemble,
-    HyperparameterError,
-    Hyperparameters,
-    fit_ensemble,
-    sigmoid,
-)
-from lead_ensemble.export import export_bundle_model  # noqa: E402
 from leadscore import bundle  # noqa: E402
 from leadscore.classes import CLASSES, DEFAULT_CLASS_THRESHOLDS, classify  # noqa: E402
 from leadscore.features import FEATURE_NAMES  # noqa: E402
 from leadscore.settings import TrainingSettings  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 from train_data import Dataset, TrainingRefused, load_dataset  # noqa: E402
-from train_report import (  # noqa: E402
-    TARGET_AUC,
-    TARGET_BRIER,
-    TARGET_IMPROVEMENT_PCT,
-    binary_metrics,
-    calibration_table,
-    charts,
-    importance_rows,
-    importance_text,
-    permutation_auc_drops,
-    report_html,
-    report_text,
-)
+
+if TYPE_CHECKING:
+    from lead_ensemble.ensemble import FittedEnsemble
+    from train_report import ImportanceRow
+
+# xgboost, lightgbm, scikit-learn, onnx and matplotlib are imported only once the input has
+# been accepted (in `run_training`), so a refusal answers in a fraction of a second.
 
 JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
             "random-seed": "random_seed", "random_seed": "random_seed",
@@ -136,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py",
         description="Train the stacked lead-scoring ensemble and write a model bundle.",
+        epilog="Any other --name value (or --name=value) is an ensemble hyperparameter "
+        "(lead_ensemble.ensemble.Hyperparameters), as SageMaker passes them.",
     )
     parser.add_argument("--input", type=Path, help="leads .csv or .jsonl (or a directory)")
     parser.add_argument("--output", type=Path, help="bundle directory")
@@ -146,12 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the post-training bundle re-load check (never parity)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="ensemble hyperparameter override (repeatable)")
-    hp_group = parser.add_argument_group("ensemble hyperparameters")
-    for f in fields(Hyperparameters):
-        flags = [f"--{f.name}"]
-        if "_" in f.name:
-            flags.append(f"--{f.name.replace('_', '-')}")
-        hp_group.add_argument(*flags, dest=f"hp__{f.name}", default=None, metavar="V")
     return parser
 
 
@@ -167,8 +147,27 @@ def _read_sagemaker_hyperparameters(path: Path) -> dict[str, Any]:
     return {str(k): _decode(v) for k, v in raw.items() if not str(k).startswith("sagemaker_")}
 
 
+def _extra_hyperparameters(extras: Sequence[str]) -> dict[str, Any]:
+    """`--name value` / `--name=value` pairs left over by argparse (SageMaker style)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(extras):
+        token = extras[i]
+        if not token.startswith("--") or len(token) <= 2:
+            raise TrainingRefused(f"Unexpected argument {token!r}")
+        name, sep, value = token[2:].partition("=")
+        if not sep:
+            if i + 1 >= len(extras) or extras[i + 1].startswith("--"):
+                raise TrainingRefused(f"Hyperparameter --{name} needs a value")
+            value = extras[i + 1]
+            i += 1
+        out[name.replace("-", "_")] = _decode(value)
+        i += 1
+    return out
+
+
 def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> JobConfig:
-    args = build_parser().parse_args(argv)
+    args, extras = build_parser().parse_known_args(argv)
     sagemaker = args.input is None
     merged: dict[str, Any] = {}
     if sagemaker:
@@ -178,10 +177,7 @@ def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> 
         if not sep or not key.strip():
             raise TrainingRefused(f"--hp expects KEY=VALUE, got {item!r}")
         merged[key.strip()] = _decode(value.strip())
-    for f in fields(Hyperparameters):
-        value = getattr(args, f"hp__{f.name}")
-        if value is not None:
-            merged[f.name] = _decode(value)
+    merged.update(_extra_hyperparameters(extras))
     for name in ("test_size", "random_seed", "skip_validation"):
         value = getattr(args, name)
         if value is not None:
@@ -267,8 +263,11 @@ def _gain_vector(scores: Mapping[str, Any], prefix: str = "f") -> np.ndarray:
 
 def feature_importance(
     ens: FittedEnsemble, X_eval: np.ndarray, y_eval: np.ndarray, seed: int
-) -> list[Any]:
+) -> list[ImportanceRow]:
     """See train_report's docstring for the method; cheap: one batched call per model."""
+    from lead_ensemble.ensemble import sigmoid
+    from train_report import importance_rows, permutation_auc_drops
+
     xgb_gain = _gain_vector(ens.xgb.get_booster().get_score(importance_type="total_gain"))
     lgb_gain = np.asarray(ens.lgb.booster_.feature_importance(importance_type="gain"),
                           dtype=np.float64)
@@ -295,7 +294,7 @@ def _verdict(ens: FittedEnsemble, improvement: float, best_name: str) -> str:
     if ens.combiner == "stacker":
         chosen = (f"The logistic stacker is served: on out-of-fold training predictions its "
                   f"log loss {oof['stacker']['log_loss']:.4f} beat every base model "
-                  f"(best {min(oof[n]['log_loss'] for n in BASE_MODEL_NAMES):.4f}).")
+                  f"(best {min(oof[n]['log_loss'] for n in bundle.BASE_MODEL_NAMES):.4f}).")
     else:
         chosen = (f"The stacker did NOT beat the best single model on out-of-fold training "
                   f"predictions (log loss {oof['stacker']['log_loss']:.4f}), so "
@@ -344,7 +343,32 @@ def _validate_bundle(out: Path, X_test: np.ndarray, expected_score: np.ndarray) 
 def run_training(cfg: JobConfig) -> dict[str, Any]:
     """The whole job. Returns the ensemble_metrics dict. Raises TrainingRefused/Failed."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+    last = [started]
+
+    def mark(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(now - last[0], 3)
+        last[0] = now
+
     data: Dataset = load_dataset(cfg.input_path)
+
+    from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
+    from lead_ensemble.export import export_bundle_model
+    from sklearn.model_selection import train_test_split
+    from train_report import (
+        TARGET_AUC,
+        TARGET_BRIER,
+        TARGET_IMPROVEMENT_PCT,
+        binary_metrics,
+        calibration_table,
+        charts,
+        importance_text,
+        report_html,
+        report_text,
+    )
+
+    mark("load_and_import")
     try:
         hp = Hyperparameters.from_mapping(cfg.hyperparameters)
     except HyperparameterError as exc:
@@ -362,12 +386,14 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     X_test, y_test = data.X[test_idx], data.y[test_idx]
 
     ens = fit_ensemble(X_train, y_train, hp)
+    mark("fit")
 
     out = cfg.output_dir
     staging = _prepare_output(out)
     try:
         baseline = np.median(X_train, axis=0).astype(np.float32)
         export = export_bundle_model(ens, staging, baseline, X_test)
+        mark("export_and_parity")
         native = ens.predict_native(X_test)
         score = np.asarray(native.score, dtype=np.float64)
         base = np.asarray(native.base_scores, dtype=np.float64)
@@ -375,7 +401,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
 
         ens_m = binary_metrics(y_test, score)
         base_metrics: list[dict[str, Any]] = []
-        for i, name in enumerate(BASE_MODEL_NAMES):
+        for i, name in enumerate(bundle.BASE_MODEL_NAMES):
             m = binary_metrics(y_test, base[:, i])
             base_metrics.append({"model_name": name, **m,
                                  "training_time_seconds": float(ens.training_seconds[name])})
@@ -400,7 +426,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
             "parity_max_abs_diff": float(export["parity_max_abs_diff"]),
             "decision_threshold": 0.5,
             "combiner": ens.combiner,
-            "stacker_weights": {n: float(w) for n, w in zip(BASE_MODEL_NAMES, ens.weights,
+            "stacker_weights": {n: float(w) for n, w in zip(bundle.BASE_MODEL_NAMES, ens.weights,
                                                              strict=True)},
             "stacker_intercept": float(ens.intercept),
             "oof_metrics": ens.oof_metrics,
@@ -424,7 +450,9 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
                                                    & (tp <= interval[:, 1]))),
             })
 
+        mark("metrics")
         rows = feature_importance(ens, X_test, y_test, cfg.random_seed)
+        mark("importance")
         note = ("xgboost/lightgbm: total split gain; neural_net/ensemble: permutation "
                 f"importance (mean held-out AUC drop, {IMPORTANCE_REPEATS} shuffles, "
                 f"<= {IMPORTANCE_MAX_ROWS} rows, negatives clipped to 0); std_dev across the "
@@ -487,6 +515,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         metrics["calibration"] = ctx["calibration"]
         metrics["class_distribution"] = ctx["classes"]
         metrics["warnings"] = warnings
+        metrics["phase_seconds"] = phases
         (staging / bundle.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
 
         images = charts(y_test, {"xgboost": base[:, 0], "lightgbm": base[:, 1],
@@ -534,6 +563,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
                          "input_format": data.input_format, "rows": data.n_rows,
                          "skip_validation": cfg.skip_validation},
         })
+        mark("charts_reports_manifest")
         if manifest["model_version"] != version:
             raise TrainingFailed("model.onnx changed while the bundle was written")
         _publish(staging, out)
@@ -545,6 +575,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         metrics["validation"] = "skipped"
     else:
         metrics["validation"] = _validate_bundle(out, X_test, score)
+        mark("validation")
     metrics["wall_seconds"] = time.perf_counter() - started
     return metrics
 
@@ -562,7 +593,8 @@ def _summary_lines(m: Mapping[str, Any], out: Path) -> list[str]:
                      f"Brier ratio {m['brier_ratio']:.4f} (Bayes {m['bayes_brier']:.4f})  "
                      f"interval coverage {m['interval_coverage']:.1%}")
     lines.append(f"validation: {m['validation']}")
-    lines.append(f"wall time {m['wall_seconds']:.1f} s")
+    phases = ", ".join(f"{k} {v:.1f}" for k, v in m.get("phase_seconds", {}).items())
+    lines.append(f"wall time {m['wall_seconds']:.1f} s ({phases})")
     return lines
 
 
