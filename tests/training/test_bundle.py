@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from leadscore import bundle
 from leadscore.features import FEATURE_NAMES
 

@@ -19,7 +19,6 @@ from generate_leads import (
     request_part,
     true_probability,
 )
-
 from leadscore.features import FEATURE_NAMES, extract_features
 
 SECTIONS = ("property_data", "market_data", "psychology_profile", "conversation_data")
