@@ -285,7 +285,13 @@ def ghl_webhook() -> Response[str]:
     except ValueError:
         outcome = Outcome(400, {"error": "body is not valid base64"})
     else:
-        outcome = handle_webhook(headers, body, deps())
+        try:
+            outcome = handle_webhook(headers, body, deps())
+        except Exception:
+            # A safety net only (handle_webhook catches what it expects): never a 5xx, which
+            # HighLevel would not retry; a 429 makes it send the webhook again.
+            logger.exception("unexpected error in the webhook route")
+            outcome = Outcome(429, {"error": "try again later"}, {"Retry-After": "600"})
     return Response(
         status_code=outcome.status_code,
         content_type=JSON,

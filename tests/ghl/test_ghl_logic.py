@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from leadscore import ghl
 from leadscore.errors import InvalidInput
 
@@ -281,3 +283,53 @@ def test_non_json_body() -> None:
         ghl.parse_json_body(b"\xff\xfe")
     with pytest.raises(ghl.WebhookError):
         ghl.parse_json_body(b"[1, 2]")
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_keys = st.sampled_from(
+    [
+        *sorted(ghl.FLAT_NAMES),
+        "contact_id",
+        "id",
+        "type",
+        "locationId",
+        "customFields",
+        "customData",
+        "location",
+        "timestamp",
+        "webhookId",
+        "List Price",
+        "x",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(_keys, _values, max_size=8))
+def test_any_json_payload_parses_or_fails_cleanly(payload: dict[str, Any]) -> None:
+    try:
+        parsed = ghl.parse_webhook(payload, {"x": "list_price"})
+    except (ghl.WebhookError, InvalidInput):
+        return
+    assert isinstance(parsed.contact_id, str)
+    if parsed.request:
+        assert set(parsed.request) == {"contact_id", "features"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_values)
+def test_any_timestamp_is_checked_without_raising(value: object) -> None:
+    assert ghl.check_timestamp(value, NOW, 300) in (
+        None,
+        "stale timestamp",
+        "missing or invalid timestamp",
+    )
