@@ -1,0 +1,228 @@
+"""Generate openapi.json from the scoring API's resolver and its request/response models.
+
+    python tools/openapi.py            # (re)write openapi.json at the repository root
+    python tools/openapi.py --check    # exit 1 when openapi.json is out of date
+
+How: the real resolver (`functions.score.app.app`, GoHighLevel router included) is the list
+of routes; `tools/api_models.py` holds a pydantic model for each request and response body.
+Each real route is mirrored on a documentation-only Powertools resolver by a stub whose
+signature carries those models, and Powertools' own `get_openapi_json_schema` writes the
+document. The serving resolver itself is left untouched (no pydantic, no validation on the
+hot path). A real route without a description here, or a description of a route that does not
+exist, is an error, so the document cannot silently miss or invent a route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `functions` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+for extra in (ROOT / "layers" / "shared" / "python",):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver  # noqa: E402
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query  # noqa: E402
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse  # noqa: E402
+
+from tools import api_models as m  # noqa: E402
+
+OUTPUT = ROOT / "openapi.json"
+TITLE = "Lead scoring API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Serverless lead scoring for real-estate teams on GoHighLevel: a stacked ensemble "
+    "(XGBoost + LightGBM + MLP, logistic-regression stacker) served as one ONNX graph, with a "
+    "transparent rules fallback. Every 4xx answer is JSON with a clear `error`; no route "
+    "answers 500 by design (an unexpected failure is `{\"error\": \"internal error\", "
+    "\"request_id\"}`). Bodies are capped at MAX_BODY_BYTES (1,000,000 by default): larger is "
+    "a 413. The scoring routes need an API key (`x-api-key`) on API Gateway."
+)
+
+ExplainFlag = Annotated[
+    Literal["true", "false", "1", "0", "yes", "no"] | None,
+    Query(description="false skips contributions and factors (case-insensitive)"),
+]
+
+
+def _json(model: type[Any], description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+ERR_400 = _json(m.ErrorResponse, "invalid request: every offending field path in `errors`")
+ERR_413 = _json(m.ErrorResponse, "body larger than MAX_BODY_BYTES, or too many leads")
+
+
+def _score(
+    body: Annotated[m.ScoreByFeatures | m.ScoreByVector, Body()], explain: ExplainFlag = None
+) -> None:
+    """Score one lead."""
+
+
+def _score_batch(body: Annotated[m.BatchRequest, Body()], explain: ExplainFlag = None) -> None:
+    """Score up to 1000 leads in one model call."""
+
+
+def _webhook(
+    body: Annotated[m.GhlWebhook, Body()],
+    x_ghl_signature: Annotated[
+        str | None, Header(alias="x-ghl-signature", description="Ed25519 signature (base64)")
+    ] = None,
+    x_wh_signature: Annotated[
+        str | None,
+        Header(alias="x-wh-signature", description="legacy RSA signature, when configured"),
+    ] = None,
+    x_leadscore_secret: Annotated[
+        str | None, Header(alias="x-leadscore-secret", description="workflow shared secret")
+    ] = None,
+) -> None:
+    """A HighLevel webhook."""
+
+
+def _no_body() -> None:
+    """A GET route."""
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    stub: Callable[..., None]
+    summary: str
+    description: str
+    responses: dict[int, OpenAPIResponse] = field(default_factory=dict)
+    tags: tuple[str, ...] = ("scoring",)
+
+
+ROUTES: dict[tuple[str, str], RouteDoc] = {
+    ("POST", "/score"): RouteDoc(
+        _score,
+        "Score one lead",
+        "A lead score with every field of the original LeadScorePrediction, plus base scores, "
+        "factors with reasons, the rules score and `source` (`rules` when no model is usable). "
+        "Send either `features` (the raw lead, FEATURES.md) or `feature_vector`.",
+        {200: _json(m.LeadScore, "the lead score"), 400: ERR_400, 413: ERR_413},
+    ),
+    ("POST", "/score/batch"): RouteDoc(
+        _score_batch,
+        "Score a batch of leads",
+        "Valid leads are scored in one model call; invalid ones are listed in `errors` by "
+        "index.",
+        {200: _json(m.BatchResponse, "scores and per-lead errors"), 400: ERR_400, 413: ERR_413},
+    ),
+    ("GET", "/model"): RouteDoc(
+        _no_body,
+        "The served model",
+        "Manifest, metrics and feature importance of the bundle being served.",
+        {200: _json(m.ModelInfo, "the model card"),
+         503: _json(m.ModelDown, "no model loaded (scores come from the rules)")},
+        ("model",),
+    ),
+    ("GET", "/health"): RouteDoc(
+        _no_body,
+        "Health",
+        "200 with the model version when a model is loaded; 503 otherwise (the API still "
+        "answers /score from the rules).",
+        {200: _json(m.HealthOk, "model loaded"),
+         503: _json(m.HealthDown, "no model loaded: rules fallback")},
+        ("model",),
+    ),
+    ("POST", "/webhooks/ghl"): RouteDoc(
+        _webhook,
+        "HighLevel webhook",
+        "Verifies the signature (or the workflow secret), scores the contact and queues the "
+        "write-back. A webhook that can be neither scored nor queued answers 429 with "
+        "Retry-After so HighLevel sends it again.",
+        {
+            200: _json(m.WebhookAck, "scored, queued, ignored (not a contact event) or "
+                                     "duplicate"),
+            400: _json(m.ErrorResponse, "not JSON, or invalid lead values"),
+            401: _json(m.ErrorResponse, "bad or missing signature / secret, stale timestamp"),
+            413: ERR_413,
+            429: _json(m.WebhookRetry, "cannot score nor queue now: retry later"),
+        },
+        ("gohighlevel",),
+    ),
+}
+
+
+def real_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route the serving resolver answers."""
+    from functions.score import app as score_app
+
+    resolver = score_app.app
+    routes = list(resolver._static_routes) + list(resolver._dynamic_routes)
+    return {(r.method.upper(), r.path) for r in routes}
+
+
+def build_document() -> dict[str, Any]:
+    real = real_routes()
+    undocumented = real - set(ROUTES)
+    invented = set(ROUTES) - real
+    if undocumented or invented:
+        raise SystemExit(
+            f"openapi: routes out of sync with functions/score/app.py: undocumented "
+            f"{sorted(undocumented)}, documented but absent {sorted(invented)}"
+        )
+    doc = APIGatewayRestResolver()
+    for (method, path), spec in sorted(ROUTES.items()):
+        doc.route(
+            path,
+            method,
+            summary=spec.summary,
+            description=spec.description,
+            responses=spec.responses,
+            tags=list(spec.tags),
+            operation_id=f"{method.lower()}_{path.strip('/').replace('/', '_')}",
+        )(spec.stub)
+    text = doc.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION)
+    document: dict[str, Any] = json.loads(text)
+    _prune_unreferenced(document)
+    return document
+
+
+def _prune_unreferenced(document: dict[str, Any]) -> None:
+    """Drop component schemas nothing refers to (Powertools always adds its validation-error
+    models; this API does not validate with Powertools, so they never appear in answers)."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    while True:
+        text = json.dumps({k: v for k, v in document.items() if k != "components"}) + json.dumps(
+            schemas
+        )
+        unused = [name for name in schemas if f'"#/components/schemas/{name}"' not in text]
+        if not unused:
+            return
+        for name in unused:
+            del schemas[name]
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="write or check openapi.json")
+    parser.add_argument("--check", action="store_true", help="fail when openapi.json differs")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    text = render(build_document())
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date: run `make openapi`", file=sys.stderr)
+            return 1
+        print(f"{args.output} is up to date")
+        return 0
+    args.output.write_text(text)
+    print(f"wrote {args.output} ({len(text)} bytes, {len(ROUTES)} routes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
