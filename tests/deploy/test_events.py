@@ -399,7 +399,6 @@ def check_sqs(world: World, name: str, fn: str) -> None:
                           GhlScoreFieldId="fld_lead_score", GhlClassFieldId="fld_lead_class")
     assert answer == {"batchItemFailures": []}
     contacts = {json.loads(r["body"])["contact_id"] for r in event["Records"]}
-    print("DEBUG", world.fake.base_url, [(r.method, r.path) for r in world.fake.requests])
     puts = {r.path for r in world.fake.requests if r.method == "PUT"}
     assert puts == {f"/contacts/{c}" for c in contacts}
     for request in world.fake.requests:
