@@ -230,6 +230,17 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
             )
 
     try:
+        return _score_and_queue(webhook, d)
+    except Exception:
+        # Not expected (the steps catch their own failures); the id is released by _too_busy
+        # so HighLevel's retry is scored rather than taken for a replay.
+        logger.exception("unexpected error while scoring a webhook", extra=keys)
+        return _too_busy(webhook, d)
+
+
+def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
+    keys = webhook.log_keys()
+    try:
         score = d.scorer().score(webhook.request, explain=False)
     except InvalidInput as exc:
         logger.info("webhook with invalid lead data", extra={**keys, "paths": exc.paths})

@@ -426,3 +426,18 @@ def test_queue_refusing_too_answers_429_and_forgets_the_webhook_id(harness: Harn
     harness.configure()
     status, body = harness.post(*request)
     assert status == 200 and body["status"] == "scored"
+
+
+def test_an_unexpected_failure_is_never_a_5xx(harness: Harness) -> None:
+    class Odd:
+        def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
+            return {"source": "ensemble"}  # no predicted_score: a broken contract
+
+    real = harness.scorer.inner
+    harness.scorer.inner = Odd()
+    request = harness.signed(marketplace(harness, webhook_id="wh-odd"))
+    status, body = harness.post(*request)
+    assert status == 429 and body["error"] == "try again later"
+    harness.scorer.inner = real
+    status, body = harness.post(*request)  # HighLevel's retry is scored, not a "duplicate"
+    assert status == 200 and body["status"] == "scored"
