@@ -289,6 +289,16 @@ def feature_importance(
     return importance_rows(xgb_gain, lgb_gain, drops["nn"], drops["ensemble"])
 
 
+def _interval_method(export: Mapping[str, Any], ensemble_module: Any) -> str:
+    """The interval's method, as the ensemble code states it (one copy of the text)."""
+    text = export.get("interval_method") or getattr(ensemble_module, "INTERVAL_METHOD", "")
+    if not text:  # fall back to the "Confidence interval" section of the module docstring
+        doc = ensemble_module.__doc__ or ""
+        _, _, rest = doc.partition("Confidence interval\n-------------------\n")
+        text = rest.strip()
+    return " ".join(str(text).split())
+
+
 def _verdict(ens: FittedEnsemble, improvement: float, best_name: str) -> str:
     oof = ens.oof_metrics
     if ens.combiner == "stacker":
@@ -485,9 +495,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         if data.n_rows < 1000:
             warnings.append(f"{data.n_rows} rows: 1000+ recommended")
 
-        interval_method = str(export.get("interval_method")
-                              or getattr(sys.modules[fit_ensemble.__module__],
-                                         "INTERVAL_METHOD", ""))
+        interval_method = _interval_method(export, sys.modules[fit_ensemble.__module__])
         ctx: dict[str, Any] = {
             "metrics": metrics,
             "combiner": ens.combiner,

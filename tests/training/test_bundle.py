@@ -115,6 +115,7 @@ def test_manifest_fields(trained_bundle: Path) -> None:
         assert key in man["metrics"]
     assert man["hyperparameters"]["xgb_n_estimators"] == 20
     assert man["class_thresholds"] == {"hot": 0.8, "warm": 0.6, "lukewarm": 0.4}
+    assert "jackknife" in man["interval_method"]  # the ensemble's own statement of it
     assert {"onnxruntime", "xgboost", "lightgbm", "scikit-learn"} <= set(
         man["library_versions"])
 
@@ -138,6 +139,10 @@ def test_reports_are_readable_offline(trained_bundle: Path) -> None:
     for heading in ("DATA", "HELD-OUT PERFORMANCE", "STACKING VERDICT", "CALIBRATION",
                     "CLASS THRESHOLDS", "WARNINGS"):
         assert heading in text
+    m = _json(trained_bundle / bundle.METRICS_FILE)
+    verdict = text.split("STACKING VERDICT", 1)[1].split("\n\n", 1)[0]
+    assert f"{m['improvement_over_best_base']:+.2f} %" in verdict
+    assert ("stacking did not help" in verdict) == (m["improvement_over_best_base"] < 0)
     html = (trained_bundle / bundle.REPORT_HTML).read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == 4  # ROC, calibration, histogram, importance
