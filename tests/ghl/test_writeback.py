@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from leadscore import writeback as wb
-from leadscore.adapters.ghl_api import GhlApiClient, RateLimited, rate_limit_wait
+from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError, RateLimited, rate_limit_wait
 
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws
 
@@ -172,6 +172,31 @@ def test_client_waits_then_succeeds() -> None:
     )
     client.add_tags("c", ["hot-lead"])
     assert sleeps == [2.0, 2.0] and transport.seen == 3
+
+
+def test_client_401_drops_the_cached_token() -> None:
+    dropped: list[bool] = []
+    client = GhlApiClient(
+        "https://x",
+        lambda: "t",
+        transport=Scripted([(401, {})]),
+        on_unauthorized=lambda: dropped.append(True),
+    )
+    with pytest.raises(GhlApiError) as info:
+        client.add_tags("c", ["hot-lead"])
+    assert info.value.status == 401 and dropped == [True]
+
+
+def test_client_without_an_answer_raises() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nobody listens
+    client = GhlApiClient(f"http://127.0.0.1:{port}", lambda: "t", timeout_seconds=2)
+    with pytest.raises(GhlApiError) as info:
+        client.add_tags("c", ["hot-lead"])
+    assert info.value.status == 0
 
 
 def test_client_refuses_tags_in_the_put() -> None:
