@@ -290,7 +290,7 @@ def check_timestamp(value: Any, now: float, max_skew_seconds: int) -> str | None
 def parse_json_body(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep, int too long
         raise WebhookError("body is not JSON") from exc
     if not isinstance(payload, dict):
         raise WebhookError("body must be a JSON object")
