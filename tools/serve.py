@@ -1,0 +1,163 @@
+"""`make serve`: the scoring API on http://127.0.0.1:3000, a local stand-in for
+`sam local start-api` (no Docker). Each HTTP request becomes an API Gateway REST proxy event
+(version 1.0) and goes through functions/score/app.py's lambda_handler; its answer is written
+back. Same routes as the template: POST /score, POST /score/batch, POST /webhooks/ghl,
+GET /model, GET /health; plus GET /openapi.json when openapi.json exists.
+
+MODEL_URI defaults to the local store `make demo` fills (.demo/store/models/champion.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTES = {
+    ("POST", "/score"), ("POST", "/score/batch"), ("POST", "/webhooks/ghl"),
+    ("GET", "/model"), ("GET", "/health"),
+}
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+_LOCK = threading.Lock()  # one "container": invocations are serialised, as in one Lambda
+
+
+class FakeContext:
+    function_name = "lead-scoring-ScoreFunction"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def to_event(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """An API Gateway REST proxy event, as API Gateway would build it for this request."""
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    try:
+        text: str | None = body.decode("utf-8") if body else None
+        is_b64 = False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode("ascii"), True
+    request_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    return {
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "stage": "Prod",
+            "httpMethod": method, "path": f"/Prod{parts.path}", "resourcePath": parts.path,
+            "protocol": "HTTP/1.1", "requestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent"),
+                         "apiKey": headers.get("x-api-key")},
+        },
+        "body": text,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def make_handler(invoke: Any, openapi: Path | None) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "leadscore-local/1.0"
+
+        def _write(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                if k.lower() not in ("content-length", "connection"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            self._write(status, {"Content-Type": "application/json"},
+                        json.dumps(payload).encode())
+
+        def _handle(self) -> None:
+            path = urlsplit(self.path).path
+            if self.command == "GET" and path == "/openapi.json" and openapi is not None:
+                self._write(200, {"Content-Type": "application/json"}, openapi.read_bytes())
+                return
+            if (self.command, path) not in ROUTES:
+                # API Gateway answers unknown routes itself, without invoking the function.
+                self._json(403 if self.command not in ("GET", "POST") else 404,
+                           {"message": "Missing Authentication Token"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._json(413, {"message": "Request Too Long"})
+                return
+            body = self.rfile.read(length) if length else b""
+            event = to_event(self.command, self.path, dict(self.headers.items()), body)
+            with _LOCK:
+                answer = invoke(event, FakeContext())
+            payload = answer.get("body") or ""
+            data = (base64.b64decode(payload) if answer.get("isBase64Encoded")
+                    else str(payload).encode())
+            self._write(int(answer.get("statusCode", 502)), dict(answer.get("headers") or {}),
+                        data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+    default_model = ROOT / ".demo" / "store" / "models" / "champion.json"
+    os.environ.setdefault("MODEL_URI", default_model.as_uri())
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LeadScoring")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    sys.path[:0] = [str(ROOT / "layers" / "shared" / "python"), str(ROOT)]
+    from functions.score import app
+
+    if os.environ["MODEL_URI"] == default_model.as_uri() and not default_model.exists():
+        print("no local model yet: run `make demo` first (answers use the rules fallback)",
+              file=sys.stderr)
+    openapi = ROOT / "openapi.json"
+    server = ThreadingHTTPServer(
+        (args.host, args.port),
+        make_handler(app.lambda_handler, openapi if openapi.exists() else None),
+    )
+    print(f"scoring API on http://{args.host}:{server.server_address[1]} "
+          f"(MODEL_URI={os.environ['MODEL_URI']}); Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
