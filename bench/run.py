@@ -342,7 +342,7 @@ def contributions(run: Run, data: Data, ours: Any, original: OriginalEnsemble, a
 
 # ----------------------------------------------------------------------------- latency
 def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: Any,
-            template: Mapping[str, Any]) -> None:
+            template: Mapping[str, Any], model_dir: Path) -> None:
     from generate_leads import request_part
 
     n = run.cfg.latency_requests
@@ -351,8 +351,14 @@ def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: An
     rows32 = [data.x_test[i : i + 1].astype(np.float32) for i in range(n)]
     rows64 = [data.x_test[i : i + 1] for i in range(n)]
     session, input_name = ours.session, ours.input_name
+    # Context only (meta.json, not results.json): the original's models pinned to one thread,
+    # to show how much of its one-row cost is thread start-up rather than the trees.
+    single = OriginalEnsemble.load(model_dir)
+    single.xgb_model.set_params(n_jobs=1)
+    single.lgb_model.set_params(n_jobs=1)
     samples: dict[str, list[float]] = {
-        k: [] for k in ("score", "score_only", "native_score_only", "model_onnx", "model_native")
+        k: [] for k in ("score", "score_only", "native_score_only", "model_onnx", "model_native",
+                        "model_native_one_thread")
     }
 
     counter = iter(range(10**9))  # a fresh contact id per request: every request is a MISS
@@ -399,10 +405,16 @@ def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: An
         original.predict(rows64[i])
         return time.perf_counter() - t0
 
+    def t_model_native_one_thread(i: int) -> float:
+        t0 = time.perf_counter()
+        single.predict(rows64[i])
+        return time.perf_counter() - t0
+
     variants: list[tuple[str, Callable[[int], float]]] = [
         ("score", t_score), ("score_only", t_score_only),
         ("native_score_only", t_native_score_only),
         ("model_onnx", t_model_onnx), ("model_native", t_model_native),
+        ("model_native_one_thread", t_model_native_one_thread),
     ]
     with stdout_to_devnull():
         for i in range(min(20, n)):  # warm-up (not recorded): first calls allocate
@@ -421,6 +433,7 @@ def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: An
         samples["native_score_only"], 50)
     f["latency_ms.model_onnx_p50"] = metrics.percentile_ms(samples["model_onnx"], 50)
     f["latency_ms.model_native_p50"] = metrics.percentile_ms(samples["model_native"], 50)
+    run.extra["latency_p50_ms"] = {k: metrics.percentile_ms(v, 50) for k, v in samples.items()}
     run.extra["latency_p99_ms"] = {k: metrics.percentile_ms(v, 99) for k, v in samples.items()}
     run.extra["latency_requests_each"] = n
 
@@ -547,9 +560,14 @@ def table(run: Run, meta: Mapping[str, Any]) -> str:
         f["latency_ms.score_only_p50"], f["latency_ms.native_score_only_p50"], "ms")
     row("one-row ensemble inference p50", f["latency_ms.model_onnx_p50"],
         f["latency_ms.model_native_p50"], "ms")
+    one_thread = run.extra.get("latency_p50_ms", {}).get("model_native_one_thread")
+    if one_thread is not None:
+        row("(context) one-row inference p50, original's models pinned to 1 thread",
+            f["latency_ms.model_onnx_p50"], float(one_thread), "ms")
     row("cold start (imports + model load + first answer, median)",
         f["cold_start_ms.onnx"], f["cold_start_ms.native"], "ms")
-    row(f"batch of {run.cfg.batch_rows}", f["batch_rows_per_s.onnx"],
+    row(f"batch of {run.cfg.batch_rows} (ours: 1 thread, original: library default)",
+        f["batch_rows_per_s.onnx"],
         f["batch_rows_per_s.native"], "rows/s", higher_is_better=True)
     row("package (unzipped)", f["package_mb.onnx"], f["package_mb.native"], "MB")
     row("held-out AUC (Bayes limit "
@@ -568,7 +586,8 @@ def table(run: Run, meta: Mapping[str, Any]) -> str:
     m = meta["machine"]
     lines = [
         f"Measured {meta['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']} "
-        f"(load average at start {m['load_average_1_5_15']}); `make bench` took "
+        f"(load average at start {m['load_average_1_5_15']}, at end "
+        f"{m.get('load_average_at_end')}); `make bench` took "
         f"{meta['total_seconds']:.0f} s.",
         "",
         "| metric | ours (ONNX) | original (native) | ratio |",
@@ -615,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = import_handler(bundle)
     template = json.loads((REPO / "events" / "score_request.json").read_text())
     with run.phase("latency (interleaved)"):
-        latency(run, data, ours, original, app, template)
+        latency(run, data, ours, original, app, template, model_dir)
     with run.phase("batch"):
         batch(run, data, ours, original)
     with run.phase("contributions (exact Shapley, 2^20 coalitions per lead and system)"):
@@ -627,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = metrics.nest(run.flat)
     total = time.perf_counter() - started
+    host["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     run.notes += [
         "Every request of the latency runs has its own contact id, so each is a cache MISS "
         "(in-memory LRU only: no DynamoDB table, no write-back queue, tracing disabled); "
