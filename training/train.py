@@ -230,8 +230,29 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
+BUNDLE_FILES = frozenset({
+    bundle.MODEL_FILE, bundle.MANIFEST_FILE, bundle.METRICS_FILE, bundle.IMPORTANCE_JSON,
+    bundle.IMPORTANCE_TXT, bundle.REPORT_TXT, bundle.REPORT_HTML, bundle.EXPLAINER_FILE,
+})
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """The output must be new, empty or an earlier bundle: never delete a user's files."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise TrainingRefused(f"Output {output_dir} exists and is not a directory")
+    if not output_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in output_dir.iterdir()
+                     if p.name not in BUNDLE_FILES and not p.name.startswith(".staging-"))
+    if foreign:
+        raise TrainingRefused(
+            f"Output directory {output_dir} holds other files ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); use a new or empty directory"
+        )
+
+
 def _prepare_output(output_dir: Path) -> Path:
-    """A fresh staging directory next to the output (the bundle must hold only its files)."""
+    """A fresh staging directory inside the output (the bundle must hold only its files)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = output_dir / f".staging-{os.getpid()}"
     if staging.exists():
@@ -243,7 +264,7 @@ def _prepare_output(output_dir: Path) -> Path:
 def _publish(staging: Path, output_dir: Path) -> None:
     """Replace the output directory's files with the staged bundle."""
     for old in output_dir.iterdir():
-        if old.is_file():
+        if old.is_file() and old.name in BUNDLE_FILES:
             old.unlink()
     for new in staging.iterdir():
         new.replace(output_dir / new.name)
@@ -361,6 +382,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         phases[name] = round(now - last[0], 3)
         last[0] = now
 
+    check_output_dir(cfg.output_dir)
     data: Dataset = load_dataset(cfg.input_path)
 
     from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble

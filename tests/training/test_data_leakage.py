@@ -51,6 +51,7 @@ def test_jsonl_accepts_scoring_requests_with_a_features_object(
     assert a.true_probability is None  # not given: reporting without Bayes figures
 
 
+@pytest.mark.slow
 def test_held_out_rows_and_true_probability_never_reach_the_models(
     small_jsonl: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,6 +94,7 @@ def test_held_out_rows_and_true_probability_never_reach_the_models(
     assert m["training_samples"] == len(seen["fit_X"])
 
 
+@pytest.mark.slow
 def test_true_probability_does_not_change_the_model(
     small_training_csv: Path, trained_bundle: Path, tmp_path: Path
 ) -> None:

@@ -165,3 +165,14 @@ def test_refusal_from_a_real_process(small_training_csv: Path, tmp_path: Path) -
     assert proc.stderr.strip().splitlines() == [
         "error: Insufficient training data: 10 rows, need at least 100"
     ]
+
+
+def test_output_with_foreign_files_is_refused_and_left_alone(
+    small_training_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    err = _refused(capsys, small_training_csv, out)
+    assert "holds other files (notes.txt)" in err
+    assert (out / "notes.txt").read_text() == "mine"

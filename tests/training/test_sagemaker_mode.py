@@ -37,6 +37,7 @@ def _toolkit_argv(hyperparameters: dict[str, str]) -> list[str]:
     return argv
 
 
+@pytest.mark.slow
 def test_trains_from_the_channel_with_string_hyperparameters(
     tmp_path: Path, small_training_csv: Path, trained_bundle: Path
 ) -> None:

@@ -44,6 +44,7 @@ def test_validation_refuses_a_tampered_bundle(trained_bundle: Path, small_traini
         train._validate_bundle(copy, X, np.zeros(len(X)))
 
 
+@pytest.mark.slow
 def test_skip_validation_never_skips_parity(small_training_csv: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
