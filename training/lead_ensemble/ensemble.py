@@ -25,7 +25,7 @@ stacker they give ``z_k``. The delete-group jackknife standard error of the logi
 ``sigmoid(z -/+ 1.96 * interval_scale * se)``. The jackknife captures the estimator's
 variance, not its bias, so ``interval_scale`` (> 1) is chosen by an experiment on generated
 data (a generator seed different from the tests' and benchmark's) to reach >= 90 % coverage of
-the true probability; see ``INTERVAL_METHOD`` for the measured figures.
+the true probability; see ``INTERVAL_METHOD`` (the model-card text) for the measured figures.
 """
 
 from __future__ import annotations
@@ -48,6 +48,20 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 BASE_MODEL_NAMES: tuple[str, str, str] = ("xgboost", "lightgbm", "neural_network")
+INTERVAL_METHOD = (
+    "95 % interval for the conversion probability from the K fold ensembles kept from the "
+    "out-of-fold stacking (each fold's XGBoost, LightGBM and MLP, trained on (K-1)/K of the "
+    "training rows and combined by the same logistic stacker into a logit z_k). The "
+    "delete-group jackknife standard error of the logit, se = sqrt((K-1)/K * sum_k "
+    "(z_k - mean z)^2), gives sigmoid(z -/+ 1.96 * s * se) around the served logit z. The "
+    "jackknife measures the estimator's variance, not its bias, so s (interval_scale, "
+    "default 1.2) was chosen on generated leads (generator seed 1234, 8,000 training rows, "
+    "2,000 held out): coverage of the true probability 87.0 % at s=1.0, 91.6 % at s=1.2 "
+    "(mean width 0.179); checked on seed 99: 88.4 % at s=1.0, 96.5 % at s=1.5. Coverage "
+    "holds on average over leads, not for every lead; a constant logit band of the same "
+    "coverage was measured slightly narrower (0.143), i.e. the per-lead jackknife spread "
+    "tracks the actual error only weakly (correlation 0.09)."
+)
 Z95 = 1.959963984540054
 
 
@@ -98,7 +112,7 @@ class Hyperparameters:
     stacker_c: float = 1.0
     folds: int = 5
     seed: int = 42
-    interval_scale: float = 1.0
+    interval_scale: float = 1.2
     n_jobs: int = 2
 
     @classmethod

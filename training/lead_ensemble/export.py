@@ -25,16 +25,16 @@ from leadscore.bundle import (
     EXPLAINER_FILE,
     INPUT_NAME,
     MODEL_FILE,
-    N_FEATURES,
     OUTPUT_BASE_SCORES,
     OUTPUT_INTERVAL,
     OUTPUT_NAMES,
     OUTPUT_SCORE,
     session_options,
 )
+from leadscore.features import N_FEATURES
 from onnx import TensorProto, helper, numpy_helper
 
-from lead_ensemble.ensemble import Z95, FittedEnsemble, mlp_layers, xgb_margin
+from lead_ensemble.ensemble import INTERVAL_METHOD, Z95, FittedEnsemble, mlp_layers, xgb_margin
 from lead_ensemble.trees import Tree, lgb_trees, trees_margin, xgb_trees
 
 OPSET = 17
@@ -332,6 +332,7 @@ def export_bundle_model(
         "parity": parity,
         "baseline_score": baseline_score,
         "explainer_logit_max_abs_diff": gap,
+        "interval_method": INTERVAL_METHOD,
         "onnx": {
             "input_name": INPUT_NAME,
             "output_names": list(OUTPUT_NAMES),

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from leadscore.explain import Explainer
+from leadscore.features import N_FEATURES
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -33,7 +34,6 @@ OUTPUT_BASE_SCORES = "base_scores"
 OUTPUT_INTERVAL = "interval"
 OUTPUT_NAMES: tuple[str, str, str] = (OUTPUT_SCORE, OUTPUT_BASE_SCORES, OUTPUT_INTERVAL)
 BASE_MODEL_NAMES: tuple[str, str, str] = ("xgboost", "lightgbm", "neural_network")
-N_FEATURES = 20
 
 VERSION_PREFIX = "lsm-"
 PICKLE_SUFFIXES = frozenset(

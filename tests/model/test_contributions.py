@@ -1,0 +1,109 @@
+"""Contributions: exact tree Shapley closed form, sums, and fidelity to exact Shapley values."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from lead_ensemble.shapley import exact_shapley, onnx_score_fn, relative_l1
+from leadscore import bundle
+from leadscore.explain import Explainer, contributions
+
+from tests.model.conftest import TinyModel
+
+
+@pytest.fixture(scope="module")
+def explainer(tiny_model: TinyModel) -> Explainer:
+    return Explainer.load(tiny_model.out_dir / bundle.EXPLAINER_FILE)
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model: TinyModel) -> bundle.LoadedModel:
+    return bundle.LoadedModel(tiny_model.out_dir, {"model_version": "lsm-test"})
+
+
+def _trees_value(e: Explainer, rows: np.ndarray) -> np.ndarray:
+    """Sum of the (weighted) leaves each row reaches, straight from the leaf paths."""
+    valid = e.path_feature >= 0
+    feat = np.where(valid, e.path_feature, 0)
+    xs = rows[:, feat]  # [n, L, D]
+    ok = ((xs < e.path_threshold[None]) == e.path_left[None]) | ~valid[None]
+    reached = ok.all(axis=2)
+    out: np.ndarray = reached @ e.leaf_value
+    return out
+
+
+def test_tree_closed_form_equals_brute_force_shapley(
+    explainer: Explainer, tiny_model: TinyModel
+) -> None:
+    rng = np.random.default_rng(0)
+    for row in tiny_model.X_check[:3]:
+        x = explainer.baseline.copy()
+        movers = rng.choice(20, size=8, replace=False)
+        x[movers] = row[movers].astype(np.float32)
+        m = len(movers)
+        values = {}
+        for bits in itertools.product((0, 1), repeat=m):
+            z = explainer.baseline.copy()
+            for j, on in enumerate(bits):
+                if on:
+                    z[movers[j]] = x[movers[j]]
+            values[bits] = float(_trees_value(explainer, z[None, :])[0])
+        brute = np.zeros(20)
+        for j in range(m):
+            for bits, v in values.items():
+                if bits[j]:
+                    continue
+                s = sum(bits)
+                w = math.factorial(s) * math.factorial(m - s - 1) / math.factorial(m)
+                with_j = (*bits[:j], 1, *bits[j + 1:])
+                brute[movers[j]] += w * (values[with_j] - v)
+        closed = explainer.tree_contributions(x)
+        np.testing.assert_allclose(closed, brute, atol=1e-9)
+        assert abs(closed.sum() - (_trees_value(explainer, x[None])[0]
+                                   - _trees_value(explainer, explainer.baseline[None])[0])) < 1e-9
+
+
+def test_logit_contributions_add_up_to_the_logit_difference(
+    explainer: Explainer, loaded: bundle.LoadedModel, tiny_model: TinyModel
+) -> None:
+    X = tiny_model.X_check[:20].astype(np.float32)
+    s = loaded.predict(X).score
+    sb = float(loaded.predict(explainer.baseline).score[0])
+    for x, score in zip(X, s, strict=True):
+        phi = explainer.logit_contributions(x)
+        dz = (math.log(score) - math.log1p(-score)) - (math.log(sb) - math.log1p(-sb))
+        assert abs(phi.sum() - dz) < 1e-4
+
+
+def test_contributions_add_up_to_score_minus_baseline(
+    explainer: Explainer, loaded: bundle.LoadedModel, tiny_model: TinyModel
+) -> None:
+    X = tiny_model.X_check[:50].astype(np.float32)
+    out = loaded.predict(X)
+    baseline_score = tiny_model.export["baseline_score"]
+    for x, score in zip(X, out.score, strict=True):
+        c = contributions(explainer, x, float(score), baseline_score)
+        assert c.shape == (20,)
+        assert abs(c.sum() - (score - baseline_score)) <= 1e-4
+    # at the baseline itself nothing contributes
+    c0 = contributions(explainer, explainer.baseline, baseline_score, baseline_score)
+    assert np.all(np.abs(c0) < 1e-9)
+
+
+@pytest.mark.slow
+def test_contributions_are_faithful_to_exact_shapley(
+    explainer: Explainer, loaded: bundle.LoadedModel, tiny_model: TinyModel
+) -> None:
+    predict = onnx_score_fn(tiny_model.out_dir / bundle.MODEL_FILE)
+    baseline_score = tiny_model.export["baseline_score"]
+    errors = []
+    for x in tiny_model.X_check[:2].astype(np.float32):
+        score = float(loaded.predict(x).score[0])
+        exact = exact_shapley(predict, x, explainer.baseline)
+        assert abs(exact.sum() - (score - baseline_score)) < 1e-5  # efficiency of the reference
+        ours = contributions(explainer, x, score, baseline_score)
+        errors.append(relative_l1(ours, exact))
+    assert float(np.mean(errors)) <= 0.25
