@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import csv
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -48,7 +48,15 @@ def test_trains_from_the_channel_with_string_hyperparameters(
         "random-seed": json.dumps(7),
     }
     root = _opt_ml(tmp_path, hps)
-    shutil.copy(small_training_csv, root / "input" / "data" / "training" / "part-0.csv")
+    # a CRM export: contact ids, no true_probability (so no Bayes figures)
+    with small_training_csv.open() as fh:
+        rows = list(csv.reader(fh))
+    i = rows[0].index("true_probability")
+    rows[0][i] = "contact_id"
+    for k, r in enumerate(rows[1:]):
+        r[i] = f"c{k:05d}"
+    with (root / "input" / "data" / "training" / "part-0.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
     env = {"LEADSCORE_OPT_ML_ROOT": str(root)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -62,6 +70,9 @@ def test_trains_from_the_channel_with_string_hyperparameters(
     metrics = json.loads((model_dir / bundle.METRICS_FILE).read_text())
     assert metrics["validation_samples"] == 375  # test-size 0.25 of 1,500 rows
     assert not (root / "output" / "failure").exists()
+    assert metrics["bayes_auc"] is None and metrics["auc_ratio"] is None
+    assert "auc_ratio" not in man["metrics"]
+    assert "BAYES LIMIT" not in (model_dir / bundle.REPORT_TXT).read_text()
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".")]
     # another training (other seed and trees): another model, another version
     assert man["model_version"] != bundle.verify_bundle(trained_bundle)["model_version"]
