@@ -115,12 +115,14 @@ def _json_body() -> Any:
     except ValueError:  # bad base64 or not UTF-8
         raise InvalidInput([FieldError("", "body is not valid base64 UTF-8 text")]) from None
     size = len(text)
-    if size > limit or (size * 4 > limit and len(text.encode()) > limit):
+    if size > limit or (size * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
         raise PayloadTooLarge(f"body larger than {limit} bytes")
     try:
         return json.loads(text)
     except (ValueError, TypeError):
         raise InvalidInput([FieldError("", "body is not valid JSON")]) from None
+    except RecursionError:  # e.g. 100,000 nested "[" (found by tests/reliability fuzzing)
+        raise InvalidInput([FieldError("", "body is nested too deeply")]) from None
 
 
 _TRUE = frozenset({"true", "1", "yes"})

@@ -728,7 +728,7 @@ def _flat_list(value: Any, key: str, errors: list[FieldError]) -> list[Any] | No
             return None
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             errors.append(FieldError(key, "must be a list or JSON text of a list"))
             return None
     if not isinstance(value, list | tuple):
