@@ -119,6 +119,7 @@ def _decode(value: Any) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py",
+        allow_abbrev=False,  # unknown --names are hyperparameters, never abbreviations
         description="Train the stacked lead-scoring ensemble and write a model bundle.",
         epilog="Any other --name value (or --name=value) is an ensemble hyperparameter "
         "(lead_ensemble.ensemble.Hyperparameters), as SageMaker passes them.",
