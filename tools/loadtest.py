@@ -319,14 +319,20 @@ def run_load(
 
 @contextmanager
 def local_server(
-    port: int, *, startup_timeout: float = 120.0, extra_args: list[str] | None = None
+    port: int, *, model_uri: str | None = None, startup_timeout: float = 120.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """tools/serve.py on 127.0.0.1:`port`, stopped (by its own pid) on exit."""
+    """tools/serve.py on 127.0.0.1:`port` (MODEL_URI = `model_uri` when given, else the
+    local store `make demo` fills), stopped by its own pid on exit."""
+    env = dict(os.environ)
+    if model_uri:
+        env["MODEL_URI"] = model_uri
+    env.pop("CACHE_TABLE", None)  # never a real DynamoDB table from the caller's shell
+    env.pop("WRITEBACK_QUEUE_URL", None)
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script, no shell
         [sys.executable, str(ROOT / "tools" / "serve.py"), "--host", "127.0.0.1",
-         "--port", str(port), *(extra_args or [])],
-        cwd=ROOT, stdout=log, stderr=subprocess.PIPE,
+         "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + startup_timeout
@@ -369,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-growth-mb", type=float, default=10.0,
                         help="largest RSS growth over the second half still called flat")
     parser.add_argument("--json", type=Path, help="also write the report here")
-    parser.add_argument("--serve-arg", action="append", default=[],
-                        help="extra argument for tools/serve.py (repeatable)")
+    parser.add_argument("--model-uri", help="MODEL_URI for the server this tool starts "
+                        "(default: the local store `make demo` fills)")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be positive")
@@ -380,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                               server_pid=args.server_pid, max_growth_mb=args.max_growth_mb)
         else:
             port = free_port()
-            with local_server(port, extra_args=args.serve_arg) as proc:
+            with local_server(port, model_uri=args.model_uri) as proc:
                 report = run_load(f"http://127.0.0.1:{port}", clients=args.clients,
                                   requests_per_client=args.requests, server_pid=proc.pid,
                                   max_growth_mb=args.max_growth_mb)
