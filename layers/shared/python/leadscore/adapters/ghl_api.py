@@ -14,6 +14,7 @@ the daily budget is spent (``X-RateLimit-Daily-Remaining: 0``) it raises at once
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -88,17 +89,26 @@ def rate_limit_wait(headers: Mapping[str, str], attempt: int, now: float) -> flo
     return float(min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))
 
 
+# HighLevel's error messages may echo the contact ("... with email x@y already exists"); the
+# reason is logged, so e-mail addresses and phone-like numbers are masked (edit by the
+# reliability work: tests/reliability/test_no_pii_in_logs.py).
+_EMAIL_RE = re.compile(r"[^\s@\"'<>]+@[^\s@\"'<>]+")
+_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+
 def _reason(body: bytes) -> str:
-    """A short reason from an error answer (HighLevel sends {"message": ...})."""
+    """A short reason from an error answer (HighLevel sends {"message": ...}), with e-mail
+    addresses and phone numbers masked."""
     try:
         parsed = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         return ""
     if isinstance(parsed, dict):
         message = parsed.get("message") or parsed.get("error") or ""
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
-        return str(message)[:200]
+        masked = _EMAIL_RE.sub("<email>", str(message))
+        return _PHONE_RE.sub("<phone>", masked)[:200]
     return ""
 
 
