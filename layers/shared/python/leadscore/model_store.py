@@ -127,7 +127,7 @@ class ModelStore:
         uri: str,
         *,
         s3: S3Store | None = None,
-        cache_dir: Path = Path("/tmp/leadscore-models"),  # noqa: S108 - Lambda's only writable dir
+        cache_dir: Path = Path("/tmp/leadscore-models"),  # noqa: S108 - Lambda's only writable dir  # nosec B108
         refresh_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         loader: Loader = _default_loader,
