@@ -116,10 +116,22 @@ def make_handler(invoke: Any, openapi: Path | None) -> type[BaseHTTPRequestHandl
             payload = answer.get("body") or ""
             data = (base64.b64decode(payload) if answer.get("isBase64Encoded")
                     else str(payload).encode())
-            self._write(int(answer.get("statusCode", 502)), dict(answer.get("headers") or {}),
-                        data)
+            # Powertools' REST resolver answers in multiValueHeaders (Content-Type included);
+            # API Gateway merges both maps (edit by the reliability work: schemathesis ST104).
+            headers = dict(answer.get("headers") or {})
+            for name, values in (answer.get("multiValueHeaders") or {}).items():
+                if values:
+                    headers.setdefault(name, str(values[-1]))
+            self._write(int(answer.get("statusCode", 502)), headers, data)
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (PATCH, TRACE, QUERY, ...) gets API Gateway's JSON 403, not
+            # http.server's HTML 501.
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
