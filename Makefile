@@ -83,7 +83,7 @@ demo: venv
 	$(PY) tools/demo.py
 
 serve: venv
-	$(PY) tools/serve.py
+	OPENBLAS_NUM_THREADS=1 $(PY) tools/serve.py
 
 bench: venv
 	$(PY) bench/run.py
@@ -92,7 +92,7 @@ bench: venv
 # stopped by the tool); zero errors and flat memory or it fails. CI runs a short one as a test.
 loadtest: venv
 	@test -f .demo/store/models/champion.json || $(MAKE) --no-print-directory demo
-	$(PY) tools/loadtest.py --json .build/reliability/loadtest.json
+	OPENBLAS_NUM_THREADS=1 $(PY) tools/loadtest.py --json .build/reliability/loadtest.json
 
 openapi: venv
 	$(PY) tools/openapi.py
