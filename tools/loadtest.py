@@ -320,6 +320,7 @@ def run_load(
 @contextmanager
 def local_server(
     port: int, *, model_uri: str | None = None, startup_timeout: float = 120.0,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """tools/serve.py on 127.0.0.1:`port` (MODEL_URI = `model_uri` when given, else the
     local store `make demo` fills), stopped by its own pid on exit."""
@@ -328,6 +329,7 @@ def local_server(
         env["MODEL_URI"] = model_uri
     env.pop("CACHE_TABLE", None)  # never a real DynamoDB table from the caller's shell
     env.pop("WRITEBACK_QUEUE_URL", None)
+    env.update(extra_env or {})
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script, no shell
         [sys.executable, str(ROOT / "tools" / "serve.py"), "--host", "127.0.0.1",
