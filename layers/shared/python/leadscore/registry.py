@@ -13,10 +13,16 @@ A promotion copies every bundle file under `models/<version>/` FIRST and only th
 `models/champion.json` in one write, so a reader that follows the pointer never sees a
 half-written bundle. `prefix` in champion.json is relative to the store root
 (`models/<version>/`); the scoring side resolves it against its own bucket or directory.
+
+That one write is conditional on the pointer read before it (S3 If-Match / If-None-Match, a
+file lock locally): two promotions, or a promotion and a rollback, finishing at the same time
+never overwrite each other; the loser re-reads the pointer and decides (and gates) again.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import math
 import os
@@ -67,12 +73,27 @@ class ObjectNotFound(KeyError):
     """The store holds no object under that key."""
 
 
+class ConcurrentUpdate(Exception):
+    """The object changed between our read and our conditional write (another writer won)."""
+
+
 class ObjectStore(Protocol):
     """Keys are '/'-separated, relative to the store root (e.g. 'models/champion.json')."""
 
     def get_bytes(self, key: str) -> bytes: ...
 
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The object and a tag that changes whenever the object does (S3: its ETag)."""
+        ...
+
     def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> None: ...
+
+    def replace_if(
+        self, key: str, data: bytes, content_type: str, expected_tag: str | None
+    ) -> None:
+        """Write only if the object still has `expected_tag` (None: only if it is absent);
+        otherwise raise ConcurrentUpdate."""
+        ...
 
     def list(self, prefix: str) -> list[str]: ...
 
@@ -118,6 +139,25 @@ class LocalObjectStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def replace_if(
+        self, key: str, data: bytes, content_type: str, expected_tag: str | None
+    ) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                current = None
+            if current != expected_tag:
+                raise ConcurrentUpdate(key)
+            self.put_bytes(key, data, content_type)
 
     def list(self, prefix: str) -> list[str]:
         if not self.root.is_dir():
@@ -222,9 +262,29 @@ def _read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
     return value
 
 
+def _json_bytes(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
+
+
 def _put_json(store: ObjectStore, key: str, value: Mapping[str, Any]) -> None:
-    data = json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
-    store.put_bytes(key, data, "application/json")
+    store.put_bytes(key, _json_bytes(value), "application/json")
+
+
+def _champion_tagged(store: ObjectStore) -> tuple[dict[str, Any] | None, str | None]:
+    """The champion record and the tag to make the next pointer write conditional on."""
+    try:
+        raw, tag = store.get_tagged(CHAMPION_KEY)
+    except ObjectNotFound:
+        return None, None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise RegistryError(f"{CHAMPION_KEY} is not a JSON object")
+    return value, tag
+
+
+# Two promotions (or a promotion and a rollback) finishing together must not overwrite each
+# other: each decision is re-made against the champion it lost to, a few times at most.
+POINTER_ATTEMPTS = 5
 
 
 def _check_name(name: str) -> str:
@@ -350,61 +410,78 @@ def promote(
         return PromotionResult(False, version, list(record["reasons"]))
     assert manifest is not None
 
-    champion = get_champion(store)
-    if champion is not None and champion.get("version") == version:
-        return PromotionResult(True, version, [], champion, already_champion=True)
-    failed = quality_gate(metrics, champion.get("metrics") if champion else None, settings)
-    if failed and not force:
-        record = reject(version, failed, store, details={**details, "metrics": metrics},
-                        clock=clock)
-        return PromotionResult(False, version, list(record["reasons"]))
-
     prefix = f"{MODELS_PREFIX}{version}/"
-    # Exactly the verified files (verify_bundle checked each name and sha256), pointer last.
-    names = sorted({MODEL_FILE, *(manifest.get("files") or {})})
-    for name in [*names, MANIFEST_FILE]:
-        store.put_bytes(prefix + name, (bundle / name).read_bytes(), _content_type(name))
-    record = {
-        "version": version,
-        "prefix": prefix,
-        "sha256": manifest.get("sha256"),
-        "promoted_at": _iso(clock()),
-        "metrics": metrics,
-    }
-    if details:
-        record.update(details)
-    if failed:
-        record["forced_past"] = failed
-    history: list[dict[str, Any]] = []
-    if champion is not None:
-        earlier = [dict(p) for p in champion.get("previous", []) if isinstance(p, dict)]
-        history = [{k: v for k, v in champion.items() if k != "previous"}, *earlier]
-    record["previous"] = [h for h in history if h.get("version") != version][:MAX_HISTORY]
-    _put_json(store, CHAMPION_KEY, record)
-    return PromotionResult(True, version, [], record)
+    copied = False
+    for _ in range(POINTER_ATTEMPTS):
+        champion, tag = _champion_tagged(store)
+        if champion is not None and champion.get("version") == version:
+            return PromotionResult(True, version, [], champion, already_champion=True)
+        failed = quality_gate(metrics, champion.get("metrics") if champion else None, settings)
+        if failed and not force:
+            record = reject(version, failed, store, details={**details, "metrics": metrics},
+                            clock=clock)
+            return PromotionResult(False, version, list(record["reasons"]))
+        if not copied:
+            # Exactly the verified files (verify_bundle checked each name and sha256),
+            # pointer last.
+            names = sorted({MODEL_FILE, *(manifest.get("files") or {})})
+            for name in [*names, MANIFEST_FILE]:
+                store.put_bytes(prefix + name, (bundle / name).read_bytes(), _content_type(name))
+            copied = True
+        record = {
+            "version": version,
+            "prefix": prefix,
+            "sha256": manifest.get("sha256"),
+            "promoted_at": _iso(clock()),
+            "metrics": metrics,
+        }
+        if details:
+            record.update(details)
+        if failed:
+            record["forced_past"] = failed
+        history: list[dict[str, Any]] = []
+        if champion is not None:
+            earlier = [dict(p) for p in champion.get("previous", []) if isinstance(p, dict)]
+            history = [{k: v for k, v in champion.items() if k != "previous"}, *earlier]
+        record["previous"] = [h for h in history if h.get("version") != version][:MAX_HISTORY]
+        try:
+            store.replace_if(CHAMPION_KEY, _json_bytes(record), "application/json", tag)
+        except ConcurrentUpdate:
+            continue
+        return PromotionResult(True, version, [], record)
+    raise RegistryError(
+        f"could not switch {CHAMPION_KEY}: it kept changing under {POINTER_ATTEMPTS} attempts"
+    )
 
 
 def rollback(store: ObjectStore, *, clock: Clock = _utcnow) -> dict[str, Any]:
     """Make the previous champion the champion again (one put). Refuses when there is none."""
-    champion = get_champion(store)
-    if champion is None:
-        raise RegistryError("nothing to roll back: no champion has been promoted")
-    previous = [p for p in champion.get("previous", []) if isinstance(p, dict)]
-    if not previous:
-        raise RegistryError(
-            f"nothing to roll back to: {champion.get('version')} is the only champion so far"
-        )
-    target = dict(previous[0])
-    prefix = str(target.get("prefix") or f"{MODELS_PREFIX}{target.get('version')}/")
-    if not store.exists(prefix + MANIFEST_FILE):
-        raise RegistryError(
-            f"cannot roll back to {target.get('version')}: {prefix} no longer holds a bundle"
-        )
-    target["previous"] = previous[1:]
-    target["restored_at"] = _iso(clock())
-    target["rolled_back_from"] = champion.get("version")
-    _put_json(store, CHAMPION_KEY, target)
-    return target
+    for _ in range(POINTER_ATTEMPTS):
+        champion, tag = _champion_tagged(store)
+        if champion is None:
+            raise RegistryError("nothing to roll back: no champion has been promoted")
+        previous = [p for p in champion.get("previous", []) if isinstance(p, dict)]
+        if not previous:
+            raise RegistryError(
+                f"nothing to roll back to: {champion.get('version')} is the only champion so far"
+            )
+        target = dict(previous[0])
+        prefix = str(target.get("prefix") or f"{MODELS_PREFIX}{target.get('version')}/")
+        if not store.exists(prefix + MANIFEST_FILE):
+            raise RegistryError(
+                f"cannot roll back to {target.get('version')}: {prefix} no longer holds a bundle"
+            )
+        target["previous"] = previous[1:]
+        target["restored_at"] = _iso(clock())
+        target["rolled_back_from"] = champion.get("version")
+        try:
+            store.replace_if(CHAMPION_KEY, _json_bytes(target), "application/json", tag)
+        except ConcurrentUpdate:
+            continue
+        return target
+    raise RegistryError(
+        f"could not switch {CHAMPION_KEY}: it kept changing under {POINTER_ATTEMPTS} attempts"
+    )
 
 
 def list_versions(store: ObjectStore) -> list[dict[str, Any]]:

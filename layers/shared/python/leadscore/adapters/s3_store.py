@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from leadscore.adapters import client
-from leadscore.registry import ObjectNotFound
+from leadscore.registry import ConcurrentUpdate, ObjectNotFound
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 # Without an unconditional s3:ListBucket, S3 answers 403 (not 404) for a missing key; the
 # functions' policies grant ListBucket only for some prefixes, so a 403 is double-checked.
 _FORBIDDEN = {"AccessDenied", "403", "Forbidden"}
+# A conditional PutObject that lost: the ETag moved (412) or a concurrent write is running (409).
+_LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 def _error_code(exc: Exception) -> str:
@@ -44,6 +46,9 @@ class S3ObjectStore:
         return self.root + key
 
     def get_bytes(self, key: str) -> bytes:
+        return self.get_tagged(key)[0]
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
         try:
             answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
@@ -51,7 +56,21 @@ class S3ObjectStore:
             if code in _MISSING or (code in _FORBIDDEN and not self._listed(key)):
                 raise ObjectNotFound(key) from exc
             raise
-        return bytes(answer["Body"].read())
+        return bytes(answer["Body"].read()), str(answer.get("ETag", ""))
+
+    def replace_if(
+        self, key: str, data: bytes, content_type: str, expected_tag: str | None
+    ) -> None:
+        condition = {"IfMatch": expected_tag} if expected_tag else {"IfNoneMatch": "*"}
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type,
+                **condition,
+            )
+        except Exception as exc:
+            if _error_code(exc) in _LOST_RACE:
+                raise ConcurrentUpdate(key) from exc
+            raise
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
