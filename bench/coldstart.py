@@ -123,7 +123,11 @@ def measure(
     """Alternate ours/native `runs` times each; return both sample sets and the child reports."""
     ours_paths = [str(repo / "functions" / "score"), str(repo / "layers" / "shared" / "python")]
     native_paths = [str(repo)]
-    base_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # Children start from this environment minus what the benchmark set for our handler:
+    # ours gets `ours_env` (the function's environment), the original library defaults.
+    base_env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENBLAS_NUM_THREADS")
+    }
     ours: list[float] = []
     native: list[float] = []
     reports: list[dict[str, object]] = []

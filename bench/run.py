@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -30,6 +31,24 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _template_blas_threads() -> str | None:
+    """OPENBLAS_NUM_THREADS as template.yaml gives it to the functions (None if it does not)."""
+    try:
+        text = (REPO / "template.yaml").read_text()
+    except OSError:
+        return None
+    found = re.search(r'^\s+OPENBLAS_NUM_THREADS:\s*"?(\d+)"?\s*$', text, re.MULTILINE)
+    return found.group(1) if found else None
+
+
+# Our handler must run with the environment the deployed function gets, and BLAS reads this
+# variable once, when numpy loads: set it before anything imports numpy.
+TEMPLATE_BLAS_THREADS = _template_blas_threads()
+if TEMPLATE_BLAS_THREADS is not None:
+    os.environ["OPENBLAS_NUM_THREADS"] = TEMPLATE_BLAS_THREADS
+
 for _p in (REPO / "training", REPO / "layers" / "shared" / "python", REPO):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
@@ -202,7 +221,7 @@ class LambdaContext:
 def handler_env(bundle: Path) -> dict[str, str]:
     """The ScoreFunction's environment (template.yaml) minus the AWS resources: no DynamoDB
     table (in-memory cache only), no write-back queue, tracing off (no X-Ray daemon here)."""
-    return {
+    env = {
         "MODEL_URI": bundle.resolve().as_uri(),
         "POWERTOOLS_SERVICE_NAME": "score",
         "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
@@ -213,6 +232,9 @@ def handler_env(bundle: Path) -> dict[str, str]:
         "CACHE_TTL_SECONDS": "3600",
         "MODEL_REFRESH_SECONDS": "60",
     }
+    if TEMPLATE_BLAS_THREADS is not None:
+        env["OPENBLAS_NUM_THREADS"] = TEMPLATE_BLAS_THREADS
+    return env
 
 
 def import_handler(bundle: Path) -> Any:
@@ -446,15 +468,23 @@ def batch(run: Run, data: Data, ours: Any, original: OriginalEnsemble) -> None:
     session, input_name = ours.session, ours.input_name
     onnx_t: list[float] = []
     native_t: list[float] = []
+    # The original's process did not pin BLAS to one thread: give its batch the library
+    # default back (its trees use OpenMP threads either way).
+    from threadpoolctl import threadpool_limits
+
+    def native_batch() -> float:
+        with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
+            t0 = time.perf_counter()
+            original.predict(x64)
+            return time.perf_counter() - t0
+
     session.run(None, {input_name: x32})
-    original.predict(x64)
+    native_batch()
     for _ in range(run.cfg.batch_repeats):
         t0 = time.perf_counter()
         session.run(None, {input_name: x32})
         onnx_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        original.predict(x64)
-        native_t.append(time.perf_counter() - t0)
+        native_t.append(native_batch())
     run.flat["batch_rows_per_s.onnx"] = rows / statistics.median(onnx_t)
     run.flat["batch_rows_per_s.native"] = rows / statistics.median(native_t)
 
@@ -648,6 +678,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - started
     host["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     run.notes += [
+        f"OPENBLAS_NUM_THREADS={TEMPLATE_BLAS_THREADS} for the whole run, as template.yaml "
+        "sets it for the functions (the original's batch gets the BLAS default back)"
+        if TEMPLATE_BLAS_THREADS is not None else
+        "template.yaml does not pin BLAS threads: library defaults everywhere",
         "Every request of the latency runs has its own contact id, so each is a cache MISS "
         "(in-memory LRU only: no DynamoDB table, no write-back queue, tracing disabled); "
         "logs and EMF metrics are written to /dev/null.",
