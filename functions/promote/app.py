@@ -13,16 +13,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import registry
 from leadscore.adapters import client
 from leadscore.adapters.s3_store import S3ObjectStore
+from leadscore.adapters.tracing import make_tracer
 from leadscore.settings import PromoteSettings
 
 logger = Logger(service="promote")
-tracer = Tracer(service="promote")
+tracer = make_tracer("promote")
 metrics = Metrics(namespace="LeadScoring", service="promote")
 
 settings = PromoteSettings.from_env()

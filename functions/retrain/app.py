@@ -12,15 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import retraining
 from leadscore.adapters import client
+from leadscore.adapters.tracing import make_tracer
 from leadscore.settings import RetrainSettings
 
 logger = Logger(service="retrain")
-tracer = Tracer(service="retrain")
+tracer = make_tracer("retrain")
 metrics = Metrics(namespace="LeadScoring", service="retrain")
 
 settings = RetrainSettings.from_env()

@@ -21,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.adapters.tracing import make_tracer
 from leadscore.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.model_store import ModelProvider, ModelStore
@@ -41,7 +42,7 @@ JSON = "application/json"
 
 logger = Logger(service="score")
 metrics = Metrics(namespace="LeadScoring", service="score")
-tracer = Tracer(service="score")
+tracer = make_tracer("score")
 app = APIGatewayRestResolver()
 app.include_router(ghl_routes.router)
 

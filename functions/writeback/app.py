@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError
+from leadscore.adapters.tracing import make_tracer
 from leadscore.errors import InvalidInput
 from leadscore.settings import ScoreSettings, WritebackSettings
 from leadscore.writeback import (
@@ -41,7 +42,7 @@ from leadscore.writeback import (
 )
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer("writeback")
 metrics = Metrics(namespace="LeadScoring")
 # Every failed message is reported as a batch item failure, even when all of them failed (an
 # invocation error would also return them to the queue, but counts as a function error).
