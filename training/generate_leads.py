@@ -83,28 +83,20 @@ _SHARED = Path(__file__).resolve().parents[1] / "layers" / "shared" / "python"
 if _SHARED.is_dir() and str(_SHARED) not in sys.path:  # CLI run from a checkout
     sys.path.insert(0, str(_SHARED))
 
-from leadscore.features import FEATURE_NAMES, extract_features  # noqa: E402
+from leadscore.features import (  # noqa: E402
+    CONDITION_SCORES,
+    FEATURE_NAMES,
+    MOTIVATION_SCORES,
+    SEASONAL_FACTORS,
+    URGENCY_SCORES,
+    extract_features,
+)
 
-URGENCY = {"low": 0.2, "medium": 0.5, "high": 0.8, "critical": 1.0}
-MOTIVATION = {
-    "upsizing": 0.7,
-    "downsizing": 0.6,
-    "relocation": 0.8,
-    "financial": 0.9,
-    "divorce": 0.95,
-    "estate": 0.85,
-    "investment": 0.5,
-}
-CONDITION = {
-    "excellent": 1.0,
-    "move_in_ready": 0.9,
-    "good": 0.8,
-    "fair": 0.6,
-    "needs_work": 0.4,
-    "fixer_upper": 0.3,
-    "poor": 0.2,
-}
-SEASONAL = (0.4, 0.5, 0.7, 0.85, 0.95, 1.0, 1.0, 0.95, 0.85, 0.7, 0.5, 0.4)
+# The category scores are the extractor's own tables (one copy of every rule).
+URGENCY = URGENCY_SCORES
+MOTIVATION = MOTIVATION_SCORES
+CONDITION = CONDITION_SCORES
+SEASONAL = SEASONAL_FACTORS
 
 INTERCEPT = -1.9
 
