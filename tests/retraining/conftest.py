@@ -109,25 +109,11 @@ class FakeContext:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(aws_env: None) -> Iterator[Any]:
     """moto S3 + SageMaker with the artifact bucket (versioned), fresh boto3 clients."""
-    from leadscore.adapters import client, reset_clients
-    from moto import mock_aws
+    from leadscore.adapters import client
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    reset_clients()
-    with mock_aws():
-        s3 = client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(
-            Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
-        )
-        yield s3
-    reset_clients()
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    yield s3
