@@ -88,6 +88,7 @@ serve: venv
 bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/cache_tradeoff.py
+	$(PY) bench/bench_training.py
 
 # 2 clients x 10,000 requests against tools/serve.py on a free 127.0.0.1 port (started and
 # stopped by the tool); zero errors and flat memory or it fails. CI runs a short one as a test.
