@@ -5,7 +5,8 @@ Graph (all arithmetic after the trees in float64):
 * ``TreeEnsembleRegressor`` "served_trees": the served XGBoost and LightGBM trees, 2 targets
   (raw margins: xgboost's base margin is the target's base value, post_transform NONE).
 * ``TreeEnsembleRegressor`` "fold_trees": the K fold models' trees, 2K targets.
-* One MLP chain per model (Sub mean, Div scale, MatMul/Add/Relu ..., logit output).
+* One batched MLP chain for the served MLP and the K fold MLPs ([M, N, width] tensors: Sub
+  mean, Div scale, MatMul/Add/Relu ..., logit output).
 * Stacker ``z = b + logits @ w``; ``score = sigmoid(z)``; ``base_scores = sigmoid(logits)``.
 * Interval from the fold logits z_k (jackknife, see ``lead_ensemble.ensemble``).
 
@@ -120,17 +121,29 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(op_type), **kw))
         return o
 
-    def mlp(self, x64: str, pipe: Any, stem: str) -> str:
-        """[N, 1] float64 logit of a scaler+MLP pipeline."""
-        ws, bs, mean, scale = mlp_layers(pipe)
-        h = self.op("Sub", [x64, self.const(f"{stem}_mean", mean)], f"{stem}_c")
+    def mlp_stack(self, x64: str, pipes: list[Any], stem: str) -> str:
+        """[N, M] float64 logits of M scaler+MLP pipelines of one architecture.
+
+        One batched chain ([M, N, width] tensors) instead of M separate chains: a dozen
+        nodes instead of a dozen per MLP, which is most of a one-row call's cost in ORT.
+        """
+        layers = [mlp_layers(pipe) for pipe in pipes]
+        mean = np.stack([m[2] for m in layers])[:, None, :]  # [M, 1, 20]
+        scale = np.stack([m[3] for m in layers])[:, None, :]
+        h = self.op("Sub", [x64, self.const(f"{stem}_mean", mean)], f"{stem}_c")  # [M, N, 20]
         h = self.op("Div", [h, self.const(f"{stem}_scale", scale)], f"{stem}_s")
-        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        depth = len(layers[0][0])
+        for i in range(depth):
+            w = np.stack([m[0][i] for m in layers])  # [M, in, out]
+            b = np.stack([m[1][i] for m in layers])[:, None, :]  # [M, 1, out]
             h = self.op("MatMul", [h, self.const(f"{stem}_W{i}", w)], f"{stem}_mm{i}")
             h = self.op("Add", [h, self.const(f"{stem}_b{i}", b)], f"{stem}_a{i}")
-            if i < len(ws) - 1:
+            if i < depth - 1:
                 h = self.op("Relu", [h], f"{stem}_r{i}")
-        return h
+        # [M, N, 1] -> [N, M]
+        h = self.op("Reshape", [h, self.const(f"{stem}_shape", np.asarray([len(pipes), -1]))],
+                    f"{stem}_mn")
+        return self.op("Transpose", [h], f"{stem}_nm", perm=[1, 0])
 
 
 def _xgb_base_margin(model: Any, trees: list[Tree], X32: np.ndarray) -> float:
@@ -164,7 +177,10 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
                                        fold_bases))
     x64 = g.op("Cast", [INPUT_NAME], "x64", to=TensorProto.DOUBLE)
     st = g.op("Cast", ["served_tree_margins"], "served_trees64", to=TensorProto.DOUBLE)
-    nn = g.mlp(x64, ens.mlp_pipeline, "mlp")
+    # Column 0: the served MLP; columns 1..K: the fold MLPs (for the interval).
+    nn_all = g.mlp_stack(x64, [ens.mlp_pipeline, *(f.mlp_pipeline for f in ens.folds)], "mlp")
+    nn = g.op("Gather", [nn_all, g.const("served_col", np.asarray([0], dtype=np.int64))],
+              "served_nn", axis=1)
     logits = g.op("Concat", [st, nn], "served_logits", axis=1)  # [N, 3]
     w = ens.weights.reshape(3, 1).astype(np.float64)
     b = np.asarray([ens.intercept], dtype=np.float64)
@@ -183,9 +199,9 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
         wt[2 * j, j] = ens.weights[0]
         wt[2 * j + 1, j] = ens.weights[1]
     zf = g.op("MatMul", [ft, g.const("fold_w", wt)], "zf_trees")
-    fold_nn = [g.mlp(x64, f.mlp_pipeline, f"fold{j}_mlp") for j, f in enumerate(ens.folds)]
-    nn_all = g.op("Concat", fold_nn, "fold_nn", axis=1)
-    zf = g.op("Add", [zf, g.op("Mul", [nn_all, g.const("w_nn", np.asarray(
+    fold_nn = g.op("Gather", [nn_all, g.const("fold_cols", np.arange(1, k + 1, dtype=np.int64))],
+                   "fold_nn", axis=1)
+    zf = g.op("Add", [zf, g.op("Mul", [fold_nn, g.const("w_nn", np.asarray(
         [ens.weights[2]], dtype=np.float64))], "zf_nn")], "zf_sum")
     zf = g.op("Add", [zf, g.const("stack_b_f", b)], "zf")
     mean = g.op("MatMul", [zf, g.const("mean_w", np.full((k, 1), 1.0 / k))], "zf_mean")
