@@ -1,12 +1,12 @@
 """Export a FittedEnsemble as ONE ONNX graph (+ explainer.npz) and prove parity.
 
-Graph (all arithmetic after the trees in float64):
+Graph (the trees and the MLPs in float32 like the input, everything after them in float64):
 
 * ``TreeEnsembleRegressor`` "served_trees": the served XGBoost and LightGBM trees, 2 targets
   (raw margins: xgboost's base margin is the target's base value, post_transform NONE).
 * ``TreeEnsembleRegressor`` "fold_trees": the K fold models' trees, 2K targets.
-* One batched MLP chain for the served MLP and the K fold MLPs ([M, N, width] tensors: Sub
-  mean, Div scale, MatMul/Add/Relu ..., logit output).
+* One batched float32 MLP chain for the served MLP and the K fold MLPs ([M, N, width]
+  tensors: Sub mean, Div scale, MatMul/Add/Relu ..., logit output).
 * Stacker ``z = b + logits @ w``; ``score = sigmoid(z)``; ``base_scores = sigmoid(logits)``.
 * Interval from the fold logits z_k (jackknife, see ``lead_ensemble.ensemble``).
 
@@ -121,21 +121,21 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(op_type), **kw))
         return o
 
-    def mlp_stack(self, x64: str, pipes: list[Any], stem: str) -> str:
-        """[N, M] float64 logits of M scaler+MLP pipelines of one architecture.
+    def mlp_stack(self, x: str, pipes: list[Any], stem: str, dtype: Any) -> str:
+        """[N, M] logits (in `dtype`, x's type) of M scaler+MLP pipelines of one architecture.
 
         One batched chain ([M, N, width] tensors) instead of M separate chains: a dozen
         nodes instead of a dozen per MLP, which is most of a one-row call's cost in ORT.
         """
         layers = [mlp_layers(pipe) for pipe in pipes]
-        mean = np.stack([m[2] for m in layers])[:, None, :]  # [M, 1, 20]
-        scale = np.stack([m[3] for m in layers])[:, None, :]
-        h = self.op("Sub", [x64, self.const(f"{stem}_mean", mean)], f"{stem}_c")  # [M, N, 20]
+        mean = np.stack([m[2] for m in layers])[:, None, :].astype(dtype)  # [M, 1, 20]
+        scale = np.stack([m[3] for m in layers])[:, None, :].astype(dtype)
+        h = self.op("Sub", [x, self.const(f"{stem}_mean", mean)], f"{stem}_c")  # [M, N, 20]
         h = self.op("Div", [h, self.const(f"{stem}_scale", scale)], f"{stem}_s")
         depth = len(layers[0][0])
         for i in range(depth):
-            w = np.stack([m[0][i] for m in layers])  # [M, in, out]
-            b = np.stack([m[1][i] for m in layers])[:, None, :]  # [M, 1, out]
+            w = np.stack([m[0][i] for m in layers]).astype(dtype)  # [M, in, out]
+            b = np.stack([m[1][i] for m in layers])[:, None, :].astype(dtype)  # [M, 1, out]
             h = self.op("MatMul", [h, self.const(f"{stem}_W{i}", w)], f"{stem}_mm{i}")
             h = self.op("Add", [h, self.const(f"{stem}_b{i}", b)], f"{stem}_a{i}")
             if i < depth - 1:
@@ -175,10 +175,12 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
                                        [served_x, served_l], [served_base, 0.0]))
     g.nodes.append(_tree_ensemble_node("fold_trees", "fold_tree_margins", fold_groups,
                                        fold_bases))
-    x64 = g.op("Cast", [INPUT_NAME], "x64", to=TensorProto.DOUBLE)
     st = g.op("Cast", ["served_tree_margins"], "served_trees64", to=TensorProto.DOUBLE)
     # Column 0: the served MLP; columns 1..K: the fold MLPs (for the interval).
-    nn_all = g.mlp_stack(x64, [ens.mlp_pipeline, *(f.mlp_pipeline for f in ens.folds)], "mlp")
+    # float32 like the input: MLAS kernels, a few % faster per row; parity is still checked.
+    nn32 = g.mlp_stack(INPUT_NAME, [ens.mlp_pipeline, *(f.mlp_pipeline for f in ens.folds)],
+                       "mlp", np.float32)
+    nn_all = g.op("Cast", [nn32], "nn_all64", to=TensorProto.DOUBLE)
     nn = g.op("Gather", [nn_all, g.const("served_col", np.asarray([0], dtype=np.int64))],
               "served_nn", axis=1)
     logits = g.op("Concat", [st, nn], "served_logits", axis=1)  # [N, 3]
