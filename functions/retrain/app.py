@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import retraining
-from leadscore.adapters import client
+from leadscore.adapters import client, error_code
 from leadscore.adapters.tracing import make_tracer
 from leadscore.settings import RetrainSettings
 
@@ -26,12 +26,6 @@ metrics = Metrics(namespace="LeadScoring", service="retrain")
 
 settings = RetrainSettings.from_env()
 
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def _read_head(bucket: str, key: str, version_id: str | None) -> tuple[bytes, bool]:
@@ -54,7 +48,7 @@ def _job_exists(name: str) -> bool:
     try:
         client("sagemaker").describe_training_job(TrainingJobName=name)
     except Exception as exc:
-        if _error_code(exc) in ("ValidationException", "ResourceNotFound"):
+        if error_code(exc) in ("ValidationException", "ResourceNotFound"):
             return False
         raise
     return True
@@ -101,7 +95,7 @@ def handle_upload(
     try:
         client("sagemaker").create_training_job(**request)
     except Exception as exc:
-        if _error_code(exc) == "ResourceInUse":
+        if error_code(exc) == "ResourceInUse":
             return {"key": key, "status": "duplicate", "job": name}
         raise
     logger.info("training job started", extra={"job": name, "key": key})

@@ -30,6 +30,14 @@ def client(service: str, *, fast: bool = False) -> Any:
     return boto3.client(service, config=config)
 
 
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("NoSuchKey", ...), or "" for anything else."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch moto on and off)."""
     client.cache_clear()

@@ -10,16 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from leadscore.adapters import client
+from leadscore.adapters import client, error_code
 from leadscore.ghl import REPLAY_TTL_SECONDS, replay_key
 from leadscore.writeback import STATE_TTL_SECONDS, LastWrite, state_key
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 class DynamoReplayGuard:
@@ -58,7 +51,7 @@ class DynamoReplayGuard:
                 ExpressionAttributeValues={":now": {"N": str(int(now))}},
             )
         except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadscore.adapters import client
+from leadscore.adapters import client, error_code
 from leadscore.registry import ConcurrentUpdate, ObjectNotFound
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -17,12 +17,6 @@ _FORBIDDEN = {"AccessDenied", "403", "Forbidden"}
 # A conditional PutObject that lost: the ETag moved (412) or a concurrent write is running (409).
 _LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 class S3ObjectStore:
@@ -52,7 +46,7 @@ class S3ObjectStore:
         try:
             answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code in _MISSING or (code in _FORBIDDEN and not self._listed(key)):
                 raise ObjectNotFound(key) from exc
             raise
@@ -68,7 +62,7 @@ class S3ObjectStore:
                 **condition,
             )
         except Exception as exc:
-            if _error_code(exc) in _LOST_RACE:
+            if error_code(exc) in _LOST_RACE:
                 raise ConcurrentUpdate(key) from exc
             raise
 
@@ -97,7 +91,7 @@ class S3ObjectStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code in _MISSING or (code in _FORBIDDEN and not self._listed(key)):
                 return False
             raise
