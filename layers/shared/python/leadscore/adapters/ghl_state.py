@@ -15,26 +15,36 @@ from leadscore.ghl import REPLAY_TTL_SECONDS, replay_key
 from leadscore.writeback import STATE_TTL_SECONDS, LastWrite, state_key
 
 
-class DynamoReplayGuard:
-    """Remembers webhook ids. Errors other than "already seen" propagate to the caller."""
+class _TtlTable:
+    """Items of the cache table that expire after `ttl_seconds` (client made on first use)."""
+
+    default_ttl_seconds: int
+    fast_client: bool  # ~1 s timeouts: for calls on a request path
 
     def __init__(
         self,
         table_name: str,
         ddb_client: Any | None = None,
         clock: Callable[[], float] = time.time,
-        ttl_seconds: int = REPLAY_TTL_SECONDS,
+        ttl_seconds: int | None = None,
     ) -> None:
         self.table_name = table_name
         self._client = ddb_client
         self._clock = clock
-        self._ttl = ttl_seconds
+        self._ttl = self.default_ttl_seconds if ttl_seconds is None else ttl_seconds
 
     @property
     def ddb(self) -> Any:
         if self._client is None:
-            self._client = client("dynamodb", fast=True)
+            self._client = client("dynamodb", fast=self.fast_client)
         return self._client
+
+
+class DynamoReplayGuard(_TtlTable):
+    """Remembers webhook ids. Errors other than "already seen" propagate to the caller."""
+
+    default_ttl_seconds = REPLAY_TTL_SECONDS
+    fast_client = True
 
     def claim(self, webhook_id: str) -> bool:
         """True the first time ``webhook_id`` is seen (within the TTL), False for a replay."""
@@ -61,26 +71,11 @@ class DynamoReplayGuard:
         self.ddb.delete_item(TableName=self.table_name, Key={"pk": {"S": replay_key(webhook_id)}})
 
 
-class DynamoWritebackState:
+class DynamoWritebackState(_TtlTable):
     """The last write per contact; ``get`` ignores expired records."""
 
-    def __init__(
-        self,
-        table_name: str,
-        ddb_client: Any | None = None,
-        clock: Callable[[], float] = time.time,
-        ttl_seconds: int = STATE_TTL_SECONDS,
-    ) -> None:
-        self.table_name = table_name
-        self._client = ddb_client
-        self._clock = clock
-        self._ttl = ttl_seconds
-
-    @property
-    def ddb(self) -> Any:
-        if self._client is None:
-            self._client = client("dynamodb")
-        return self._client
+    default_ttl_seconds = STATE_TTL_SECONDS
+    fast_client = False
 
     def get(self, location_id: str, contact_id: str) -> LastWrite | None:
         answer = self.ddb.get_item(
