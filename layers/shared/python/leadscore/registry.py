@@ -251,15 +251,19 @@ class PromotionResult:
     already_champion: bool = False
 
 
+def _json_object(key: str, raw: bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise RegistryError(f"{key} is not a JSON object")
+    return value
+
+
 def _read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
     try:
         raw = store.get_bytes(key)
     except ObjectNotFound:
         return None
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise RegistryError(f"{key} is not a JSON object")
-    return value
+    return _json_object(key, raw)
 
 
 def _json_bytes(value: Mapping[str, Any]) -> bytes:
@@ -276,10 +280,7 @@ def _champion_tagged(store: ObjectStore) -> tuple[dict[str, Any] | None, str | N
         raw, tag = store.get_tagged(CHAMPION_KEY)
     except ObjectNotFound:
         return None, None
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise RegistryError(f"{CHAMPION_KEY} is not a JSON object")
-    return value, tag
+    return _json_object(CHAMPION_KEY, raw), tag
 
 
 # Two promotions (or a promotion and a rollback) finishing together must not overwrite each
