@@ -1,0 +1,133 @@
+"""Snapshot records: what was scored, as it was scored, without personal data.
+
+A snapshot keeps the scoring inputs *after* field mapping, reduced to the FEATURES.md paths
+(an allow-list built from ``leadscore.features.FLAT_FIELDS``, the one copy of those paths):
+any other key a caller or a CRM put into the request (names, e-mails, phones, notes, message
+bodies) is dropped, at any depth. It also keeps the 20 feature values, the model version,
+the score and class, the time, the location and the contact id. See ARCHITECTURE.md
+("Closing the loop") for the record shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from leadscore.features import FEATURE_NAMES, FLAT_FIELDS, FLAT_LIST_KEYS
+from leadscore.loop.records import (
+    NO_LOCATION,
+    SCHEMA_VERSION,
+    SNAPSHOT,
+    day,
+    iso_ms,
+    record_id,
+)
+
+#: Where a score came from (the ``source`` field of a snapshot).
+SOURCES = ("api", "batch", "webhook", "writeback", "backfill")
+
+# section -> {key -> None (a scalar) | tuple of item keys (a list of objects) | dict (nested)}
+_Allowed = dict[str, Any]
+
+
+def _allow_list() -> dict[str, _Allowed]:
+    allowed: dict[str, _Allowed] = {}
+    list_items = {FLAT_FIELDS[k][-1]: v for k, v in FLAT_LIST_KEYS.items()}
+    for path in FLAT_FIELDS.values():
+        node = allowed.setdefault(path[0], {})
+        for part in path[1:-1]:
+            node = node.setdefault(part, {})
+        leaf = path[-1]
+        node[leaf] = tuple(list_items[leaf]) if leaf in list_items else None
+    return allowed
+
+
+ALLOWED_INPUTS: dict[str, _Allowed] = _allow_list()
+
+
+def _scalar(value: Any) -> Any:
+    """Numbers, text and booleans as given (the extractor judged them); anything else drops."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value if math.isfinite(float(value)) else None
+    if isinstance(value, str):
+        return value[:64]  # a category or numeric text; never free text of any length
+    return None
+
+
+def _keep(value: Any, allowed: Any) -> Any:
+    if allowed is None:
+        return _scalar(value)
+    if isinstance(allowed, tuple):
+        if not isinstance(value, list):
+            return None
+        items = []
+        for item in value[:100]:
+            if isinstance(item, Mapping):
+                items.append({k: _scalar(item[k]) for k in allowed if k in item})
+        return items
+    if not isinstance(value, Mapping):
+        return None
+    return {k: _keep(value[k], sub) for k, sub in allowed.items() if k in value}
+
+
+def sanitize_inputs(features: Any) -> dict[str, Any] | None:
+    """The nested raw lead reduced to FEATURES.md paths; None when it is not an object."""
+    if not isinstance(features, Mapping):
+        return None
+    return {
+        section: _keep(features[section], allowed)
+        for section, allowed in ALLOWED_INPUTS.items()
+        if section in features
+    }
+
+
+def _vector(result: Mapping[str, Any]) -> list[float]:
+    values = result.get("feature_values")
+    if isinstance(values, Mapping):
+        return [float(values[name]) for name in FEATURE_NAMES]
+    if isinstance(values, list | tuple) and len(values) == len(FEATURE_NAMES):
+        return [float(v) for v in values]
+    raise ValueError("a lead score without feature_values cannot be snapshotted")
+
+
+def build_snapshot(
+    request: Mapping[str, Any],
+    result: Mapping[str, Any],
+    *,
+    location_id: str,
+    source: str,
+    scored_at_ms: int,
+    point_in_time: bool = True,
+) -> dict[str, Any]:
+    """One snapshot record from a scoring request and the lead score it got."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown snapshot source {source!r}")
+    location = location_id or NO_LOCATION
+    contact = str(result.get("contact_id") or request.get("contact_id") or "")
+    features = _vector(result)
+    inputs = sanitize_inputs(request.get("features"))
+    model_version = str(result.get("model_version") or "")
+    score = float(result["predicted_score"])
+    return {
+        "schema": SCHEMA_VERSION,
+        "record_type": SNAPSHOT,
+        "snapshot_id": record_id(
+            SNAPSHOT, location, contact, scored_at_ms, model_version, source, *features
+        ),
+        "location_id": location,
+        "contact_id": contact,
+        "scored_at": iso_ms(scored_at_ms),
+        "scored_at_ms": scored_at_ms,
+        "dt": day(scored_at_ms),
+        "source": source,
+        "point_in_time": point_in_time,
+        "model_version": model_version,
+        "predicted_score": score,
+        "predicted_class": str(result.get("predicted_class") or ""),
+        "features": features,
+        "inputs": None if inputs is None else json.dumps(inputs, separators=(",", ":")),
+    }

@@ -1,0 +1,40 @@
+"""Local mode's stand-in for Firehose: a batch of records -> one JSON Lines object per
+partition, in the same layout Firehose's dynamic partitioning writes in AWS."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from leadscore.loop.records import partition_prefix
+from leadscore.registry import ObjectStore
+
+
+def record_line(record: dict[str, Any]) -> bytes:
+    """One record as the JSON line stored (Firehose and local mode alike)."""
+    return (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
+
+
+class StoreRecordWriter:
+    """A ``BatchingSink`` sender writing into an ``ObjectStore`` (a directory or a bucket)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._sequence = 0
+
+    def __call__(self, records: Sequence[dict[str, Any]]) -> Sequence[int]:
+        groups: dict[str, list[bytes]] = defaultdict(list)
+        for record in records:
+            prefix = partition_prefix(
+                str(record["record_type"]), str(record["dt"]), str(record["location_id"])
+            )
+            groups[prefix].append(record_line(record))
+        for prefix, lines in groups.items():
+            self._sequence += 1
+            first = json.loads(lines[0])
+            name = first.get("snapshot_id") or first.get("outcome_id") or "batch"
+            key = f"{prefix}{self._sequence:08d}-{name}.jsonl"
+            self.store.put_bytes(key, b"".join(lines), "application/x-ndjson")
+        return []
