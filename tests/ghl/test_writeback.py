@@ -13,6 +13,7 @@ import pytest
 from leadscore import writeback as wb
 from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError, RateLimited, rate_limit_wait
 
+from tests.fixtures.fake_highlevel import DEFAULT_LOCATION_ID
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -408,5 +409,6 @@ def test_token_in_json_secret(
 
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     secrets.put_secret_value(SecretId=ghl_aws.secret_arn, SecretString='{"token": "json-token"}')
+    fake_highlevel.add_pit(DEFAULT_LOCATION_ID, "json-token")  # the fake checks tokens
     assert invoke(writeback_fn, message()) == []
     assert fake_highlevel.requests[0].headers["Authorization"] == "Bearer json-token"
