@@ -112,6 +112,16 @@ def _reason(body: bytes) -> str:
     return ""
 
 
+def _json(answer: ApiResponse) -> Any:
+    """A 2xx answer's JSON body ({} when empty); GhlApiError when it is not JSON."""
+    if not answer.body:
+        return {}
+    try:
+        return json.loads(answer.body.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise GhlApiError(answer.status, "answer is not JSON") from exc
+
+
 Transport = Callable[[urllib.request.Request, float], ApiResponse]
 
 
@@ -165,16 +175,43 @@ class GhlApiClient:
     def remove_tags(self, contact_id: str, tags: list[str]) -> None:
         self._call("DELETE", self._contact_path(contact_id) + "/tags", {"tags": tags})
 
+    # -- reading and field discovery (same rate-limit handling) ------------------------------
+
+    def list_custom_fields(self, location_id: str, model: str = "contact") -> Any:
+        """``GET /locations/{id}/customFields?model=contact`` (parsed JSON answer)."""
+        path = f"/locations/{urllib.parse.quote(location_id, safe='')}/customFields"
+        return self.get_json(path, {"model": model})
+
+    def create_custom_field(self, location_id: str, body: Mapping[str, Any]) -> Any:
+        """``POST /locations/{id}/customFields`` (scope locations/customFields.write)."""
+        path = f"/locations/{urllib.parse.quote(location_id, safe='')}/customFields"
+        return _json(self._call("POST", path, body))
+
+    def search_contacts(self, body: Mapping[str, Any]) -> Any:
+        """``POST /contacts/search`` (``locationId``, ``pageLimit``, ``page`` | ``searchAfter``)."""
+        return _json(self._call("POST", "/contacts/search", body))
+
+    def search_opportunities(self, query: Mapping[str, str]) -> Any:
+        """``GET /opportunities/search`` (``location_id``, ``limit``, ``startAfter[Id]``, ...)."""
+        return self.get_json("/opportunities/search", query)
+
+    def get_json(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+        if query:
+            path = path + "?" + urllib.parse.urlencode(dict(query))
+        return _json(self._call("GET", path, None))
+
     # -- plumbing --------------------------------------------------------------------------
 
     @staticmethod
     def _contact_path(contact_id: str) -> str:
         return "/contacts/" + urllib.parse.quote(contact_id, safe="")
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any]) -> urllib.request.Request:
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None
+    ) -> urllib.request.Request:
         return urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
             self.base_url + path,
-            data=json.dumps(body).encode("utf-8"),
+            data=None if body is None else json.dumps(body).encode("utf-8"),
             method=method,
             headers={
                 "Authorization": f"Bearer {self._token()}",
@@ -184,7 +221,7 @@ class GhlApiClient:
             },
         )
 
-    def _call(self, method: str, path: str, body: Mapping[str, Any]) -> ApiResponse:
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> ApiResponse:
         for attempt in range(MAX_ATTEMPTS):
             answer = self._transport(self._request(method, path, body), self._timeout)
             if 200 <= answer.status < 300:
@@ -202,27 +239,33 @@ class GhlApiClient:
         raise RateLimited(429, "rate limited")
 
 
-def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callable[[], str]:
-    """The HighLevel token from Secrets Manager, fetched once and cached per container.
+def read_token_secret(secret_arn: str, force: bool = False, max_age_seconds: int = 300) -> str:
+    """A HighLevel token kept in Secrets Manager (Powertools Parameters: cached per container
+    for ``max_age_seconds``; ``force`` reads it again, e.g. after a 401).
 
     The secret is the token itself, or JSON with ``token`` / ``access_token``.
     """
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_arn, max_age=max_age_seconds, force_fetch=force)
+    text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    text = text.strip()
+    if text.startswith("{"):
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            text = str(parsed.get("token") or parsed.get("access_token") or "").strip()
+    if not text:
+        raise GhlApiError(0, "the HighLevel token secret is empty")
+    return text
+
+
+def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callable[[], str]:
+    """The HighLevel token from Secrets Manager, fetched once and cached per container."""
     if not secret_arn:
         raise ValueError("GHL_TOKEN_SECRET_ARN is not set")
 
-    from aws_lambda_powertools.utilities import parameters
-
     def token() -> str:
-        value = parameters.get_secret(secret_arn, max_age=max_age_seconds)
-        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-        text = text.strip()
-        if text.startswith("{"):
-            parsed = json.loads(text)
-            if isinstance(parsed, dict):
-                text = str(parsed.get("token") or parsed.get("access_token") or "").strip()
-        if not text:
-            raise GhlApiError(0, "the HighLevel token secret is empty")
-        return text
+        return read_token_secret(secret_arn, max_age_seconds=max_age_seconds)
 
     return token
 
@@ -232,3 +275,103 @@ def refresh_secret(secret_arn: str) -> None:
     from aws_lambda_powertools.utilities import parameters
 
     parameters.get_secret(secret_arn, force_fetch=True)
+
+
+# --------------------------------------------------------------------------- OAuth
+
+
+class InvalidGrantError(GhlApiError):
+    """``/oauth/token`` refused the code or refresh token (used, rotated, revoked)."""
+
+
+class GhlOAuthClient:
+    """HighLevel's OAuth endpoints (form-encoded, ``Version: 2021-07-28``).
+
+    ``POST /oauth/token`` for the ``authorization_code`` and ``refresh_token`` grants,
+    ``POST /oauth/locationToken`` (a Company token -> a location token) and
+    ``GET /oauth/installedLocations``. The client id and secret come from a callable so that
+    they can live in Secrets Manager and be read on first use.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Callable[[], tuple[str, str]],
+        *,
+        timeout_seconds: float = 10.0,
+        transport: Transport = urllib_transport,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("GHL_API_BASE must be an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._timeout = timeout_seconds
+        self._transport = transport
+
+    def exchange_code(self, code: str, *, user_type: str = "Location",
+                      redirect_uri: str = "") -> Any:
+        form = {"grant_type": "authorization_code", "code": code, "user_type": user_type}
+        if redirect_uri:
+            form["redirect_uri"] = redirect_uri
+        return self._token(form)
+
+    def refresh(self, refresh_token: str, *, user_type: str = "Location") -> Any:
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token,
+                            "user_type": user_type})
+
+    def location_token(self, company_token: str, company_id: str, location_id: str) -> Any:
+        return self._send("POST", "/oauth/locationToken",
+                          {"companyId": company_id, "locationId": location_id}, company_token)
+
+    def installed_locations(self, company_token: str, company_id: str, app_id: str) -> Any:
+        query = urllib.parse.urlencode(
+            {"companyId": company_id, "appId": app_id, "isInstalled": "true"})
+        return self._send("GET", f"/oauth/installedLocations?{query}", None, company_token)
+
+    def _token(self, form: dict[str, str]) -> Any:
+        client_id, client_secret = self._credentials()
+        return self._send("POST", "/oauth/token",
+                          {**form, "client_id": client_id, "client_secret": client_secret}, "")
+
+    def _send(self, method: str, path: str, form: Mapping[str, str] | None, bearer: str) -> Any:
+        headers = {"Version": API_VERSION, "Accept": "application/json"}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(dict(form)).encode("ascii")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
+            self.base_url + path, data=data, method=method, headers=headers)
+        answer = self._transport(request, self._timeout)
+        if 200 <= answer.status < 300:
+            return _json(answer)
+        reason = _reason(answer.body) or _oauth_error(answer.body) or f"{method} {path} failed"
+        if answer.status in (400, 401) and "invalid_grant" in (_oauth_error(answer.body) or ""):
+            raise InvalidGrantError(answer.status, reason)
+        raise GhlApiError(answer.status, reason)
+
+
+def _oauth_error(body: bytes) -> str:
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return ""
+    if isinstance(parsed, dict):
+        return str(parsed.get("error") or "")[:100]
+    return ""
+
+
+def secret_json_reader(max_age_seconds: int = 300) -> Callable[[str, bool], dict[str, Any]]:
+    """A JSON secret from Secrets Manager via Powertools Parameters (cached per container)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    def read(secret_arn: str, force: bool = False) -> dict[str, Any]:
+        value = parameters.get_secret(secret_arn, max_age=max_age_seconds, force_fetch=force)
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict):
+            raise ValueError("the secret must be a JSON object")
+        return parsed
+
+    return read
