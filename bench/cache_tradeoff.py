@@ -40,9 +40,9 @@ for _p in (REPO / "layers" / "shared" / "python", REPO):
 import boto3  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from leadscore.adapters.dynamodb import DynamoScoreCache  # noqa: E402
-from leadscore.cache import MemoryLRU, TieredCache, cache_key  # noqa: E402
-from leadscore.model_store import ModelStore  # noqa: E402
-from leadscore.scoring import ScoringService, parse_request  # noqa: E402
+from leadscore.scoring.cache import MemoryLRU, TieredCache, cache_key  # noqa: E402
+from leadscore.scoring.model_store import ModelStore  # noqa: E402
+from leadscore.scoring.service import ScoringService, parse_request  # noqa: E402
 
 from tests.fixtures.aws import cache_table  # noqa: E402  (the table from template.yaml)
 

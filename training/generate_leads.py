@@ -83,13 +83,12 @@ _SHARED = Path(__file__).resolve().parents[1] / "layers" / "shared" / "python"
 if _SHARED.is_dir() and str(_SHARED) not in sys.path:  # CLI run from a checkout
     sys.path.insert(0, str(_SHARED))
 
-from leadscore.features import (  # noqa: E402
+from leadscore.features import FEATURE_NAMES, extract_features  # noqa: E402
+from leadscore.features.contract import (  # noqa: E402
     CONDITION_SCORES,
-    FEATURE_NAMES,
     MOTIVATION_SCORES,
     SEASONAL_FACTORS,
     URGENCY_SCORES,
-    extract_features,
 )
 
 # The category scores are the extractor's own tables (one copy of every rule).

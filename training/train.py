@@ -372,40 +372,50 @@ def _validate_bundle(out: Path, X_test: np.ndarray, expected_score: np.ndarray) 
             f"within {gap:.1e})")
 
 
-def run_training(cfg: JobConfig) -> dict[str, Any]:
-    """The whole job. Returns the ensemble_metrics dict. Raises TrainingRefused/Failed."""
-    started = time.perf_counter()
-    phases: dict[str, float] = {}
-    last = [started]
+class _PhaseClock:
+    """Seconds per named phase of the job (``phase_seconds`` in ensemble_metrics.json)."""
 
-    def mark(name: str) -> None:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self._last = self.started
+
+    def mark(self, name: str) -> None:
         now = time.perf_counter()
-        phases[name] = round(now - last[0], 3)
-        last[0] = now
+        self.phases[name] = round(now - self._last, 3)
+        self._last = now
 
-    check_output_dir(cfg.output_dir)
-    data: Dataset = load_dataset(cfg.input_path)
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
-    from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
-    from lead_ensemble.export import export_bundle_model
+
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """The stratified train / held-out split (row indices sorted, as the data was read)."""
+
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class HeldOutScores:
+    """The native ensemble's held-out predictions and the metrics computed from them."""
+
+    score: np.ndarray
+    base: np.ndarray
+    interval: np.ndarray
+    ensemble: dict[str, Any]  # binary_metrics of the ensemble
+    best_base: dict[str, Any]  # the best base model's metrics row
+    improvement: float  # % AUC over the best base model
+    metrics: dict[str, Any]  # ensemble_metrics.json (completed by later phases)
+
+
+def _split(data: Dataset, cfg: JobConfig) -> HeldOutSplit:
     from sklearn.model_selection import train_test_split
-    from train_report import (
-        TARGET_AUC,
-        TARGET_BRIER,
-        TARGET_IMPROVEMENT_PCT,
-        binary_metrics,
-        calibration_table,
-        charts,
-        importance_text,
-        report_html,
-        report_text,
-    )
-
-    mark("load_and_import")
-    try:
-        hp = Hyperparameters.from_mapping(cfg.hyperparameters)
-    except HyperparameterError as exc:
-        raise TrainingRefused(str(exc)) from exc
 
     idx = np.arange(data.n_rows)
     try:
@@ -415,186 +425,255 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     except ValueError as exc:
         raise TrainingRefused(f"Cannot split the data: {exc}") from exc
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    X_train, y_train = data.X[train_idx], data.y[train_idx]
-    X_test, y_test = data.X[test_idx], data.y[test_idx]
+    return HeldOutSplit(train_idx, test_idx, data.X[train_idx], data.y[train_idx],
+                        data.X[test_idx], data.y[test_idx])
 
-    ens = fit_ensemble(X_train, y_train, hp)
-    mark("fit")
+
+def _held_out_metrics(
+    ens: FittedEnsemble, data: Dataset, split: HeldOutSplit, export: Mapping[str, Any],
+    version: str,
+) -> HeldOutScores:
+    from train_report import binary_metrics
+
+    y_test = split.y_test
+    native = ens.predict_native(split.X_test)
+    score = np.asarray(native.score, dtype=np.float64)
+    base = np.asarray(native.base_scores, dtype=np.float64)
+    interval = np.asarray(native.interval, dtype=np.float64)
+
+    ens_m = binary_metrics(y_test, score)
+    base_metrics: list[dict[str, Any]] = []
+    for i, name in enumerate(bundle.BASE_MODEL_NAMES):
+        model_metrics = binary_metrics(y_test, base[:, i])
+        base_metrics.append({"model_name": name, **model_metrics,
+                             "training_time_seconds": float(ens.training_seconds[name])})
+    best = max(base_metrics, key=lambda row: float(row["auc_roc"]))
+    best_auc = float(best["auc_roc"])
+    improvement = 100.0 * (ens_m["auc_roc"] - best_auc) / best_auc
+
+    metrics: dict[str, Any] = {
+        "ensemble_auc_roc": ens_m["auc_roc"],
+        "ensemble_accuracy": ens_m["accuracy"],
+        "ensemble_precision": ens_m["precision"],
+        "ensemble_recall": ens_m["recall"],
+        "ensemble_f1_score": ens_m["f1_score"],
+        "ensemble_brier_score": ens_m["brier_score"],
+        "base_model_metrics": base_metrics,
+        "improvement_over_best_base": improvement,
+        "training_samples": int(split.train_idx.size),
+        "validation_samples": int(split.test_idx.size),
+        "training_date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "model_version": version,
+        "parity_max_abs_diff": float(export["parity_max_abs_diff"]),
+        "decision_threshold": 0.5,
+        "combiner": ens.combiner,
+        "stacker_weights": {n: float(w) for n, w in zip(bundle.BASE_MODEL_NAMES, ens.weights,
+                                                         strict=True)},
+        "stacker_intercept": float(ens.intercept),
+        "oof_metrics": ens.oof_metrics,
+        "stacker_training_time_seconds": float(ens.training_seconds.get("stacker", 0.0)),
+        "interval_mean_width": float(np.mean(interval[:, 1] - interval[:, 0])),
+        "bayes_auc": None,
+        "bayes_brier": None,
+        "auc_ratio": None,
+        "brier_ratio": None,
+        "interval_coverage": None,
+    }
+    if data.true_probability is not None:
+        true_probability = data.true_probability[split.test_idx]
+        bayes = binary_metrics(y_test, true_probability)
+        metrics.update({
+            "bayes_auc": bayes["auc_roc"],
+            "bayes_brier": bayes["brier_score"],
+            "auc_ratio": ens_m["auc_roc"] / bayes["auc_roc"],
+            "brier_ratio": ens_m["brier_score"] / bayes["brier_score"],
+            "interval_coverage": float(np.mean((interval[:, 0] <= true_probability)
+                                               & (true_probability <= interval[:, 1]))),
+        })
+    return HeldOutScores(score, base, interval, ens_m, best, improvement, metrics)
+
+
+def _write_importance(
+    staging: Path, ens: FittedEnsemble, split: HeldOutSplit, random_seed: int
+) -> list[ImportanceRow]:
+    from train_report import importance_text
+
+    rows = feature_importance(ens, split.X_test, split.y_test, random_seed)
+    note = ("xgboost/lightgbm: total split gain; neural_net/ensemble: permutation "
+            f"importance (mean held-out AUC drop, {IMPORTANCE_REPEATS} shuffles, "
+            f"<= {IMPORTANCE_MAX_ROWS} rows, negatives clipped to 0); std_dev across the "
+            "three base models.")
+    (staging / bundle.IMPORTANCE_JSON).write_text(
+        json.dumps([row.to_dict() for row in rows], indent=2) + "\n")
+    (staging / bundle.IMPORTANCE_TXT).write_text(importance_text(rows, note))
+    return rows
+
+
+def _warnings(held_out: HeldOutScores, split: HeldOutSplit, n_rows: int) -> list[str]:
+    """Sentences for the report when a figure misses its target (the job still succeeds)."""
+    from train_report import TARGET_AUC, TARGET_BRIER, TARGET_IMPROVEMENT_PCT
+
+    ens_m, improvement, metrics = held_out.ensemble, held_out.improvement, held_out.metrics
+    warnings = []
+    if ens_m["auc_roc"] < TARGET_AUC:
+        warnings.append(f"ensemble AUC {ens_m['auc_roc']:.4f} is below the "
+                        f"{TARGET_AUC} target")
+    if improvement < TARGET_IMPROVEMENT_PCT:
+        warnings.append(f"improvement over the best base model {improvement:+.2f} % is "
+                        f"below the {TARGET_IMPROVEMENT_PCT:.0f} % target")
+    if ens_m["brier_score"] >= TARGET_BRIER:
+        warnings.append(f"Brier score {ens_m['brier_score']:.4f} is not below "
+                        f"{TARGET_BRIER}")
+    if metrics["auc_ratio"] is not None and metrics["auc_ratio"] < 0.98:
+        warnings.append(f"AUC ratio to the Bayes limit {metrics['auc_ratio']:.4f} < 0.98")
+    if metrics["brier_ratio"] is not None and metrics["brier_ratio"] > 1.10:
+        warnings.append(f"Brier ratio to the Bayes limit {metrics['brier_ratio']:.4f} "
+                        "> 1.10")
+    if metrics["interval_coverage"] is not None and metrics["interval_coverage"] < 0.90:
+        warnings.append(f"interval covers the true probability for only "
+                        f"{metrics['interval_coverage']:.1%} of held-out rows")
+    converted = int(split.y_test.sum())
+    if converted < 30:
+        warnings.append(f"only {converted} converted leads in the held-out split: "
+                        "metrics are noisy")
+    if n_rows < 1000:
+        warnings.append(f"{n_rows} rows: 1000+ recommended")
+    return warnings
+
+
+def _write_reports(
+    staging: Path, cfg: JobConfig, data: Dataset, split: HeldOutSplit, ens: FittedEnsemble,
+    held_out: HeldOutScores, rows: list[ImportanceRow], interval_method: str,
+    clock: _PhaseClock,
+) -> None:
+    """ensemble_metrics.json, the charts and the text/HTML training reports."""
+    from train_report import calibration_table, charts, report_html, report_text
+
+    metrics, score, base = held_out.metrics, held_out.score, held_out.base
+    warnings = _warnings(held_out, split, data.n_rows)
+    ctx: dict[str, Any] = {
+        "metrics": metrics,
+        "combiner": ens.combiner,
+        "sources": data.sources,
+        "input_format": data.input_format,
+        "n_rows": data.n_rows,
+        "test_size": cfg.test_size,
+        "random_seed": cfg.random_seed,
+        "conversion_rate": data.conversion_rate,
+        "train_rate": float(split.y_train.mean()),
+        "test_rate": float(split.y_test.mean()),
+        "fingerprint": data.fingerprint(),
+        "baseline_method": BASELINE_METHOD,
+        "stacker_seconds": metrics["stacker_training_time_seconds"],
+        "verdict": _verdict(ens, held_out.improvement, str(held_out.best_base["model_name"])),
+        "interval_method": interval_method,
+        "calibration": calibration_table(split.y_test, score),
+        "classes": _classes_table(split.y_test, score),
+        "importance": rows,
+        "warnings": warnings,
+        "validation": "skipped (--skip-validation)" if cfg.skip_validation
+        else "pending",
+        "wall_seconds": clock.elapsed(),
+    }
+    metrics["calibration"] = ctx["calibration"]
+    metrics["class_distribution"] = ctx["classes"]
+    metrics["warnings"] = warnings
+    metrics["phase_seconds"] = clock.phases
+    (staging / bundle.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+
+    images = charts(split.y_test, {"xgboost": base[:, 0], "lightgbm": base[:, 1],
+                                   "neural_network": base[:, 2], "ensemble": score},
+                    rows, data.true_probability[split.test_idx]
+                    if data.true_probability is not None else None)
+    ctx["validation"] = ("skipped (--skip-validation)" if cfg.skip_validation else
+                         "re-open the bundle with onnxruntime and reproduce the held-out "
+                         "scores (result printed by the job)")
+    ctx["wall_seconds"] = clock.elapsed()
+    text = report_text(ctx)
+    (staging / bundle.REPORT_TXT).write_text(text)
+    (staging / bundle.REPORT_HTML).write_text(report_html(text, images))
+
+
+def _write_manifest(
+    staging: Path, cfg: JobConfig, data: Dataset, ens: FittedEnsemble, held_out: HeldOutScores,
+    export: Mapping[str, Any], baseline: np.ndarray, interval_method: str,
+    hyperparameters: Mapping[str, Any],
+) -> dict[str, Any]:
+    metrics = held_out.metrics
+    summary = {
+        "auc": held_out.ensemble["auc_roc"],
+        "brier": held_out.ensemble["brier_score"],
+        "parity_max_abs_diff": metrics["parity_max_abs_diff"],
+        "improvement_over_best_base": held_out.improvement,
+        "best_base_model": held_out.best_base["model_name"],
+        "combiner": ens.combiner,
+        "training_samples": metrics["training_samples"],
+        "validation_samples": metrics["validation_samples"],
+        "interval_mean_width": metrics["interval_mean_width"],
+    }
+    for key in ("bayes_auc", "bayes_brier", "auc_ratio", "brier_ratio",
+                "interval_coverage"):
+        if metrics[key] is not None:
+            summary[key] = metrics[key]
+    onnx_info = dict(export.get("onnx") or {})
+    onnx_info.setdefault("input_name", bundle.INPUT_NAME)
+    onnx_info.setdefault("output_names", list(bundle.OUTPUT_NAMES))
+    return bundle.finalize_bundle(staging, {
+        "class_thresholds": dict(DEFAULT_CLASS_THRESHOLDS),
+        "baseline": {n: float(v) for n, v in zip(FEATURE_NAMES, baseline, strict=True)},
+        "baseline_method": BASELINE_METHOD,
+        "baseline_score": float(export["baseline_score"]),
+        "onnx": onnx_info,
+        "library_versions": _library_versions(),
+        "training_data_fingerprint": data.fingerprint(),
+        "metrics": summary,
+        "interval_method": interval_method,
+        "hyperparameters": dict(hyperparameters),
+        "training": {"test_size": cfg.test_size, "random_seed": cfg.random_seed,
+                     "input_format": data.input_format, "rows": data.n_rows,
+                     "skip_validation": cfg.skip_validation},
+    })
+
+
+def run_training(cfg: JobConfig) -> dict[str, Any]:
+    """The whole job. Returns the ensemble_metrics dict. Raises TrainingRefused/Failed.
+
+    Phases (timed in ``phase_seconds``): load_and_import, fit, export_and_parity, metrics,
+    importance, charts_reports_manifest, validation.
+    """
+    clock = _PhaseClock()
+    check_output_dir(cfg.output_dir)
+    data: Dataset = load_dataset(cfg.input_path)
+
+    from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
+    from lead_ensemble.export import export_bundle_model
+
+    clock.mark("load_and_import")
+    try:
+        hyperparameters = Hyperparameters.from_mapping(cfg.hyperparameters)
+    except HyperparameterError as exc:
+        raise TrainingRefused(str(exc)) from exc
+
+    split = _split(data, cfg)
+    ens = fit_ensemble(split.X_train, split.y_train, hyperparameters)
+    clock.mark("fit")
 
     out = cfg.output_dir
     staging = _prepare_output(out)
     try:
-        baseline = np.median(X_train, axis=0).astype(np.float32)
-        export = export_bundle_model(ens, staging, baseline, X_test)
-        mark("export_and_parity")
-        native = ens.predict_native(X_test)
-        score = np.asarray(native.score, dtype=np.float64)
-        base = np.asarray(native.base_scores, dtype=np.float64)
-        interval = np.asarray(native.interval, dtype=np.float64)
-
-        ens_m = binary_metrics(y_test, score)
-        base_metrics: list[dict[str, Any]] = []
-        for i, name in enumerate(bundle.BASE_MODEL_NAMES):
-            m = binary_metrics(y_test, base[:, i])
-            base_metrics.append({"model_name": name, **m,
-                                 "training_time_seconds": float(ens.training_seconds[name])})
-        best = max(base_metrics, key=lambda m: float(m["auc_roc"]))
-        best_auc = float(best["auc_roc"])
-        improvement = 100.0 * (ens_m["auc_roc"] - best_auc) / best_auc
+        baseline = np.median(split.X_train, axis=0).astype(np.float32)
+        export = export_bundle_model(ens, staging, baseline, split.X_test)
+        clock.mark("export_and_parity")
         version = bundle.model_version_for(staging / bundle.MODEL_FILE)
-
-        metrics: dict[str, Any] = {
-            "ensemble_auc_roc": ens_m["auc_roc"],
-            "ensemble_accuracy": ens_m["accuracy"],
-            "ensemble_precision": ens_m["precision"],
-            "ensemble_recall": ens_m["recall"],
-            "ensemble_f1_score": ens_m["f1_score"],
-            "ensemble_brier_score": ens_m["brier_score"],
-            "base_model_metrics": base_metrics,
-            "improvement_over_best_base": improvement,
-            "training_samples": int(train_idx.size),
-            "validation_samples": int(test_idx.size),
-            "training_date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "model_version": version,
-            "parity_max_abs_diff": float(export["parity_max_abs_diff"]),
-            "decision_threshold": 0.5,
-            "combiner": ens.combiner,
-            "stacker_weights": {n: float(w) for n, w in zip(bundle.BASE_MODEL_NAMES, ens.weights,
-                                                             strict=True)},
-            "stacker_intercept": float(ens.intercept),
-            "oof_metrics": ens.oof_metrics,
-            "stacker_training_time_seconds": float(ens.training_seconds.get("stacker", 0.0)),
-            "interval_mean_width": float(np.mean(interval[:, 1] - interval[:, 0])),
-            "bayes_auc": None,
-            "bayes_brier": None,
-            "auc_ratio": None,
-            "brier_ratio": None,
-            "interval_coverage": None,
-        }
-        if data.true_probability is not None:
-            tp = data.true_probability[test_idx]
-            bayes = binary_metrics(y_test, tp)
-            metrics.update({
-                "bayes_auc": bayes["auc_roc"],
-                "bayes_brier": bayes["brier_score"],
-                "auc_ratio": ens_m["auc_roc"] / bayes["auc_roc"],
-                "brier_ratio": ens_m["brier_score"] / bayes["brier_score"],
-                "interval_coverage": float(np.mean((interval[:, 0] <= tp)
-                                                   & (tp <= interval[:, 1]))),
-            })
-
-        mark("metrics")
-        rows = feature_importance(ens, X_test, y_test, cfg.random_seed)
-        mark("importance")
-        note = ("xgboost/lightgbm: total split gain; neural_net/ensemble: permutation "
-                f"importance (mean held-out AUC drop, {IMPORTANCE_REPEATS} shuffles, "
-                f"<= {IMPORTANCE_MAX_ROWS} rows, negatives clipped to 0); std_dev across the "
-                "three base models.")
-        (staging / bundle.IMPORTANCE_JSON).write_text(
-            json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
-        (staging / bundle.IMPORTANCE_TXT).write_text(importance_text(rows, note))
-
-        warnings = []
-        if ens_m["auc_roc"] < TARGET_AUC:
-            warnings.append(f"ensemble AUC {ens_m['auc_roc']:.4f} is below the "
-                            f"{TARGET_AUC} target")
-        if improvement < TARGET_IMPROVEMENT_PCT:
-            warnings.append(f"improvement over the best base model {improvement:+.2f} % is "
-                            f"below the {TARGET_IMPROVEMENT_PCT:.0f} % target")
-        if ens_m["brier_score"] >= TARGET_BRIER:
-            warnings.append(f"Brier score {ens_m['brier_score']:.4f} is not below "
-                            f"{TARGET_BRIER}")
-        if metrics["auc_ratio"] is not None and metrics["auc_ratio"] < 0.98:
-            warnings.append(f"AUC ratio to the Bayes limit {metrics['auc_ratio']:.4f} < 0.98")
-        if metrics["brier_ratio"] is not None and metrics["brier_ratio"] > 1.10:
-            warnings.append(f"Brier ratio to the Bayes limit {metrics['brier_ratio']:.4f} "
-                            "> 1.10")
-        if metrics["interval_coverage"] is not None and metrics["interval_coverage"] < 0.90:
-            warnings.append(f"interval covers the true probability for only "
-                            f"{metrics['interval_coverage']:.1%} of held-out rows")
-        if int(y_test.sum()) < 30:
-            warnings.append(f"only {int(y_test.sum())} converted leads in the held-out split: "
-                            "metrics are noisy")
-        if data.n_rows < 1000:
-            warnings.append(f"{data.n_rows} rows: 1000+ recommended")
-
+        held_out = _held_out_metrics(ens, data, split, export, version)
+        clock.mark("metrics")
+        rows = _write_importance(staging, ens, split, cfg.random_seed)
+        clock.mark("importance")
         interval_method = _interval_method(export, sys.modules[fit_ensemble.__module__])
-        ctx: dict[str, Any] = {
-            "metrics": metrics,
-            "combiner": ens.combiner,
-            "sources": data.sources,
-            "input_format": data.input_format,
-            "n_rows": data.n_rows,
-            "test_size": cfg.test_size,
-            "random_seed": cfg.random_seed,
-            "conversion_rate": data.conversion_rate,
-            "train_rate": float(y_train.mean()),
-            "test_rate": float(y_test.mean()),
-            "fingerprint": data.fingerprint(),
-            "baseline_method": BASELINE_METHOD,
-            "stacker_seconds": metrics["stacker_training_time_seconds"],
-            "verdict": _verdict(ens, improvement, str(best["model_name"])),
-            "interval_method": interval_method,
-            "calibration": calibration_table(y_test, score),
-            "classes": _classes_table(y_test, score),
-            "importance": rows,
-            "warnings": warnings,
-            "validation": "skipped (--skip-validation)" if cfg.skip_validation
-            else "pending",
-            "wall_seconds": time.perf_counter() - started,
-        }
-        metrics["calibration"] = ctx["calibration"]
-        metrics["class_distribution"] = ctx["classes"]
-        metrics["warnings"] = warnings
-        metrics["phase_seconds"] = phases
-        (staging / bundle.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-
-        images = charts(y_test, {"xgboost": base[:, 0], "lightgbm": base[:, 1],
-                                 "neural_network": base[:, 2], "ensemble": score},
-                        rows, data.true_probability[test_idx]
-                        if data.true_probability is not None else None)
-        ctx["validation"] = ("skipped (--skip-validation)" if cfg.skip_validation else
-                             "re-open the bundle with onnxruntime and reproduce the held-out "
-                             "scores (result printed by the job)")
-        ctx["wall_seconds"] = time.perf_counter() - started
-        text = report_text(ctx)
-        (staging / bundle.REPORT_TXT).write_text(text)
-        (staging / bundle.REPORT_HTML).write_text(report_html(text, images))
-
-        summary = {
-            "auc": ens_m["auc_roc"],
-            "brier": ens_m["brier_score"],
-            "parity_max_abs_diff": metrics["parity_max_abs_diff"],
-            "improvement_over_best_base": improvement,
-            "best_base_model": best["model_name"],
-            "combiner": ens.combiner,
-            "training_samples": metrics["training_samples"],
-            "validation_samples": metrics["validation_samples"],
-            "interval_mean_width": metrics["interval_mean_width"],
-        }
-        for key in ("bayes_auc", "bayes_brier", "auc_ratio", "brier_ratio",
-                    "interval_coverage"):
-            if metrics[key] is not None:
-                summary[key] = metrics[key]
-        onnx_info = dict(export.get("onnx") or {})
-        onnx_info.setdefault("input_name", bundle.INPUT_NAME)
-        onnx_info.setdefault("output_names", list(bundle.OUTPUT_NAMES))
-        manifest = bundle.finalize_bundle(staging, {
-            "class_thresholds": dict(DEFAULT_CLASS_THRESHOLDS),
-            "baseline": {n: float(v) for n, v in zip(FEATURE_NAMES, baseline, strict=True)},
-            "baseline_method": BASELINE_METHOD,
-            "baseline_score": float(export["baseline_score"]),
-            "onnx": onnx_info,
-            "library_versions": _library_versions(),
-            "training_data_fingerprint": data.fingerprint(),
-            "metrics": summary,
-            "interval_method": interval_method,
-            "hyperparameters": hp.to_dict(),
-            "training": {"test_size": cfg.test_size, "random_seed": cfg.random_seed,
-                         "input_format": data.input_format, "rows": data.n_rows,
-                         "skip_validation": cfg.skip_validation},
-        })
-        mark("charts_reports_manifest")
+        _write_reports(staging, cfg, data, split, ens, held_out, rows, interval_method, clock)
+        manifest = _write_manifest(staging, cfg, data, ens, held_out, export, baseline,
+                                   interval_method, hyperparameters.to_dict())
+        clock.mark("charts_reports_manifest")
         if manifest["model_version"] != version:
             raise TrainingFailed("model.onnx changed while the bundle was written")
         _publish(staging, out)
@@ -602,12 +681,13 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
+    metrics = held_out.metrics
     if cfg.skip_validation:
         metrics["validation"] = "skipped"
     else:
-        metrics["validation"] = _validate_bundle(out, X_test, score)
-        mark("validation")
-    metrics["wall_seconds"] = time.perf_counter() - started
+        metrics["validation"] = _validate_bundle(out, split.X_test, held_out.score)
+        clock.mark("validation")
+    metrics["wall_seconds"] = clock.elapsed()
     return metrics
 
 

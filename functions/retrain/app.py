@@ -1,6 +1,7 @@
 """S3 ObjectCreated under training-data/ -> check the head of the file -> SageMaker training job.
 
-Thin: the rules (which keys, which columns, the job request) live in `leadscore.retraining`.
+Thin: the rules (which keys, which columns, the job request) live in
+`leadscore.registry.retraining`.
 S3 delivers events at least once; the job name is derived from the object's key and version,
 so a repeated event finds its job already there and starts nothing.
 """
@@ -15,9 +16,9 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from leadscore import retraining
 from leadscore.adapters import client, error_code
 from leadscore.adapters.tracing import make_tracer
+from leadscore.registry import retraining
 from leadscore.settings import RetrainSettings
 
 logger = Logger(service="retrain")

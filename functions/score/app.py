@@ -27,10 +27,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.tracing import make_tracer
-from leadscore.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.errors import FieldError, InvalidInput
-from leadscore.model_store import ModelProvider, ModelStore
-from leadscore.scoring import BatchTooLarge, ScoringService
+from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
+from leadscore.scoring.model_store import ModelProvider, ModelStore
+from leadscore.scoring.service import BatchTooLarge, ScoringService
 from leadscore.settings import ScoreSettings
 
 if __package__:  # imported from the repository (tests, tools): functions.score.app

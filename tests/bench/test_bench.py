@@ -187,7 +187,7 @@ def test_native_twin_serves_through_the_scoring_service(
     tiny_original: tuple[OriginalEnsemble, np.ndarray], trained_bundle: Path
 ) -> None:
     from leadscore.bundle import load_model
-    from leadscore.scoring import ScoringService
+    from leadscore.scoring.service import ScoringService
 
     from bench.native_adapter import NativeLoadedModel
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from leadscore import settings as settings_module
-from leadscore.retraining import JOB_NAME_PREFIX, REJECTED_DATA_PREFIX
+from leadscore.registry.retraining import JOB_NAME_PREFIX, REJECTED_DATA_PREFIX
 
 from tests.fixtures.aws import function_environment, load_template, resources
 

@@ -12,16 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from leadscore.errors import InvalidInput
 from leadscore.features import (
-    CONDITION_SCORES,
     FLAT_FIELDS,
-    MOTIVATION_SCORES,
-    URGENCY_SCORES,
     extract_features,
     extract_flat_features,
     extract_many,
     flat_to_nested,
     parse_feature_vector,
 )
+from leadscore.features.contract import CONDITION_SCORES, MOTIVATION_SCORES, URGENCY_SCORES
 
 from tests.features.leads import seed
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from leadscore.features import FEATURE_NAMES, extract_features
-from leadscore.rules import INVERTED, RULE_WEIGHTS, composite_score, rules_probability
+from leadscore.scoring.rules import INVERTED, RULE_WEIGHTS, composite_score, rules_probability
 
 from tests.features.leads import seed, with_value
 

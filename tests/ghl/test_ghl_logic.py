@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from leadscore import ghl
 from leadscore.errors import InvalidInput
+from leadscore.ghl import auth, payloads
 
 from tests.fixtures.ghl import KeyPair
 
@@ -23,8 +23,8 @@ BODY = b'{"type": "ContactUpdate", "locationId": "loc1", "id": "c1", "timestamp"
 
 def config(
     ed: KeyPair | None = None, rsa_key: KeyPair | None = None, secret: str = ""
-) -> ghl.AuthConfig:
-    return ghl.AuthConfig(
+) -> auth.AuthConfig:
+    return auth.AuthConfig(
         ed25519_public_key_pem=ed.public_pem if ed else "",
         rsa_public_key_pem=rsa_key.public_pem if rsa_key else "",
         webhook_secret=secret,
@@ -40,7 +40,7 @@ def event_body(name: str) -> dict[str, Any]:
 
 
 def test_ed25519_valid_signature_verifies(ghl_ed25519: KeyPair) -> None:
-    verdict = ghl.authenticate(
+    verdict = auth.authenticate(
         {"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, config(ghl_ed25519)
     )
     assert verdict.ok and verdict.scheme == "ed25519" and verdict.signed
@@ -50,7 +50,7 @@ def test_every_single_byte_change_breaks_the_signature(ghl_ed25519: KeyPair) -> 
     signature = ghl_ed25519.sign(BODY)
     for i in range(len(BODY)):
         tampered = BODY[:i] + bytes([BODY[i] ^ 0x01]) + BODY[i + 1 :]
-        verdict = ghl.authenticate({"x-ghl-signature": signature}, tampered, config(ghl_ed25519))
+        verdict = auth.authenticate({"x-ghl-signature": signature}, tampered, config(ghl_ed25519))
         assert not verdict.ok and verdict.reason == "invalid signature", i
 
 
@@ -58,39 +58,39 @@ def test_signature_by_another_key_is_rejected(
     ghl_ed25519: KeyPair, ghl_ed25519_other: KeyPair
 ) -> None:
     headers = {"x-ghl-signature": ghl_ed25519_other.sign(BODY)}
-    assert not ghl.authenticate(headers, BODY, config(ghl_ed25519)).ok
+    assert not auth.authenticate(headers, BODY, config(ghl_ed25519)).ok
 
 
 @pytest.mark.parametrize("bad", ["", "not base64!!", base64.b64encode(b"short").decode()])
 def test_garbage_signature_is_rejected_not_raised(ghl_ed25519: KeyPair, bad: str) -> None:
-    assert not ghl.authenticate({"x-ghl-signature": bad}, BODY, config(ghl_ed25519)).ok
+    assert not auth.authenticate({"x-ghl-signature": bad}, BODY, config(ghl_ed25519)).ok
 
 
 def test_header_names_are_case_insensitive(ghl_ed25519: KeyPair) -> None:
-    verdict = ghl.authenticate(
+    verdict = auth.authenticate(
         {"X-GHL-Signature": ghl_ed25519.sign(BODY)}, BODY, config(ghl_ed25519)
     )
     assert verdict.ok
 
 
 def test_missing_headers_are_rejected(ghl_ed25519: KeyPair, ghl_rsa: KeyPair) -> None:
-    verdict = ghl.authenticate(
+    verdict = auth.authenticate(
         {"Content-Type": "application/json"}, BODY, config(ghl_ed25519, ghl_rsa, "s")
     )
     assert not verdict.ok and verdict.reason == "missing signature"
-    assert not ghl.authenticate(None, BODY, config(ghl_ed25519)).ok
+    assert not auth.authenticate(None, BODY, config(ghl_ed25519)).ok
 
 
 def test_legacy_rsa_accepted_only_when_configured(ghl_ed25519: KeyPair, ghl_rsa: KeyPair) -> None:
     headers = {"x-wh-signature": ghl_rsa.sign(BODY)}
-    assert ghl.authenticate(headers, BODY, config(ghl_ed25519, ghl_rsa)).scheme == "rsa"
-    unconfigured = ghl.authenticate(headers, BODY, config(ghl_ed25519))
+    assert auth.authenticate(headers, BODY, config(ghl_ed25519, ghl_rsa)).scheme == "rsa"
+    unconfigured = auth.authenticate(headers, BODY, config(ghl_ed25519))
     assert not unconfigured.ok and unconfigured.reason == "missing signature"
 
 
 def test_legacy_rsa_tampered_body_rejected(ghl_rsa: KeyPair) -> None:
     headers = {"x-wh-signature": ghl_rsa.sign(BODY)}
-    assert not ghl.authenticate(headers, BODY + b" ", config(rsa_key=ghl_rsa)).ok
+    assert not auth.authenticate(headers, BODY + b" ", config(rsa_key=ghl_rsa)).ok
 
 
 def test_bad_ed25519_signature_wins_over_a_valid_legacy_one(
@@ -100,7 +100,7 @@ def test_bad_ed25519_signature_wins_over_a_valid_legacy_one(
         "x-ghl-signature": ghl_ed25519_other.sign(BODY),
         "x-wh-signature": ghl_rsa.sign(BODY),
     }
-    verdict = ghl.authenticate(headers, BODY, config(ghl_ed25519, ghl_rsa))
+    verdict = auth.authenticate(headers, BODY, config(ghl_ed25519, ghl_rsa))
     assert not verdict.ok and verdict.reason == "invalid signature"
 
 
@@ -108,43 +108,43 @@ def test_ed25519_header_without_configured_key_is_rejected(
     ghl_ed25519: KeyPair, ghl_rsa: KeyPair
 ) -> None:
     headers = {"x-ghl-signature": ghl_ed25519.sign(BODY), "x-wh-signature": ghl_rsa.sign(BODY)}
-    assert not ghl.authenticate(headers, BODY, config(rsa_key=ghl_rsa)).ok
+    assert not auth.authenticate(headers, BODY, config(rsa_key=ghl_rsa)).ok
 
 
 def test_key_of_the_wrong_type_is_a_configuration_error(
     ghl_ed25519: KeyPair, ghl_rsa: KeyPair
 ) -> None:
-    wrong = ghl.AuthConfig(ed25519_public_key_pem=ghl_rsa.public_pem)
+    wrong = auth.AuthConfig(ed25519_public_key_pem=ghl_rsa.public_pem)
     with pytest.raises(ValueError, match="Ed25519"):
-        ghl.authenticate({"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, wrong)
+        auth.authenticate({"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, wrong)
 
 
 def test_pem_with_escaped_newlines_is_accepted(ghl_ed25519: KeyPair) -> None:
     flattened = ghl_ed25519.public_pem.strip().replace("\n", "\\n")
-    cfg = ghl.AuthConfig(ed25519_public_key_pem=flattened)
-    assert ghl.authenticate({"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, cfg).ok
+    cfg = auth.AuthConfig(ed25519_public_key_pem=flattened)
+    assert auth.authenticate({"x-ghl-signature": ghl_ed25519.sign(BODY)}, BODY, cfg).ok
 
 
 def test_shared_secret(ghl_ed25519: KeyPair) -> None:
     cfg = config(ghl_ed25519, secret="s3cret")
-    assert ghl.authenticate({"X-Leadscore-Secret": "s3cret"}, BODY, cfg).scheme == "secret"
-    assert not ghl.authenticate({"x-leadscore-secret": "s3cre"}, BODY, cfg).ok
-    assert not ghl.authenticate({"x-leadscore-secret": "s3cret "}, BODY, cfg).ok
-    assert not ghl.authenticate({"x-leadscore-secret": ""}, BODY, cfg).ok
+    assert auth.authenticate({"X-Leadscore-Secret": "s3cret"}, BODY, cfg).scheme == "secret"
+    assert not auth.authenticate({"x-leadscore-secret": "s3cre"}, BODY, cfg).ok
+    assert not auth.authenticate({"x-leadscore-secret": "s3cret "}, BODY, cfg).ok
+    assert not auth.authenticate({"x-leadscore-secret": ""}, BODY, cfg).ok
     # No secret configured: no header value can match, not even an empty one.
-    assert not ghl.authenticate({"x-leadscore-secret": ""}, BODY, config(ghl_ed25519)).ok
+    assert not auth.authenticate({"x-leadscore-secret": ""}, BODY, config(ghl_ed25519)).ok
 
 
 def test_secret_is_not_a_signature(ghl_ed25519: KeyPair) -> None:
-    assert not ghl.authenticate(
+    assert not auth.authenticate(
         {"x-leadscore-secret": "s"}, BODY, config(ghl_ed25519, secret="s")
     ).signed
 
 
 def test_raw_body_decodes_base64_when_flagged() -> None:
-    assert ghl.raw_body(base64.b64encode(BODY).decode(), True) == BODY
-    assert ghl.raw_body(BODY.decode(), False) == BODY
-    assert ghl.raw_body(None, False) == b""
+    assert auth.raw_body(base64.b64encode(BODY).decode(), True) == BODY
+    assert auth.raw_body(BODY.decode(), False) == BODY
+    assert auth.raw_body(None, False) == b""
 
 
 # --------------------------------------------------------------------------- timestamps
@@ -164,21 +164,21 @@ def test_raw_body_decodes_base64_when_flagged() -> None:
     ],
 )
 def test_timestamp_formats(value: object) -> None:
-    assert ghl.parse_timestamp(value) == datetime(2026, 2, 5, 10, 0, 0, tzinfo=UTC)
+    assert auth.parse_timestamp(value) == datetime(2026, 2, 5, 10, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("value", [None, "", "yesterday", True, [1], float("nan")])
 def test_bad_timestamps_raise(value: object) -> None:
     with pytest.raises(ValueError):
-        ghl.parse_timestamp(value)
+        auth.parse_timestamp(value)
 
 
 def test_clock_skew_window() -> None:
-    assert ghl.check_timestamp(NOW - 299, NOW, 300) is None
-    assert ghl.check_timestamp(NOW + 299, NOW, 300) is None
-    assert ghl.check_timestamp(NOW - 301, NOW, 300) == "stale timestamp"
-    assert ghl.check_timestamp((NOW + 301) * 1000, NOW, 300) == "stale timestamp"
-    assert ghl.check_timestamp(None, NOW, 300) == "missing or invalid timestamp"
+    assert auth.check_timestamp(NOW - 299, NOW, 300) is None
+    assert auth.check_timestamp(NOW + 299, NOW, 300) is None
+    assert auth.check_timestamp(NOW - 301, NOW, 300) == "stale timestamp"
+    assert auth.check_timestamp((NOW + 301) * 1000, NOW, 300) == "stale timestamp"
+    assert auth.check_timestamp(None, NOW, 300) == "missing or invalid timestamp"
 
 
 # --------------------------------------------------------------------------- payloads
@@ -186,12 +186,13 @@ def test_clock_skew_window() -> None:
 
 def test_detect_kind_of_the_sample_events() -> None:
     assert (
-        ghl.detect_kind(event_body("ghl_webhook_contact_update.json"))
-        is ghl.PayloadKind.MARKETPLACE
+        payloads.detect_kind(event_body("ghl_webhook_contact_update.json"))
+        is payloads.PayloadKind.MARKETPLACE
     )
-    assert ghl.detect_kind(event_body("ghl_workflow_webhook.json")) is ghl.PayloadKind.WORKFLOW
-    with pytest.raises(ghl.WebhookError):
-        ghl.detect_kind({"hello": "world"})
+    workflow = payloads.detect_kind(event_body("ghl_workflow_webhook.json"))
+    assert workflow is payloads.PayloadKind.WORKFLOW
+    with pytest.raises(payloads.WebhookError):
+        payloads.detect_kind({"hello": "world"})
 
 
 def test_marketplace_mapping_by_field_id() -> None:
@@ -202,7 +203,7 @@ def test_marketplace_mapping_by_field_id() -> None:
         "fld_pcs_09": "psychological_commitment_score",
         "fld_comparables_10": "comparables",
     }
-    parsed = ghl.parse_webhook(payload, field_map)
+    parsed = payloads.parse_webhook(payload, field_map)
     assert (parsed.contact_id, parsed.location_id) == ("lead_12345", "loc_ve9EPM428h8vShlRW1KT")
     assert parsed.webhook_id == payload["webhookId"] and parsed.event_type == "ContactUpdate"
     features = parsed.request["features"]
@@ -223,8 +224,8 @@ def test_marketplace_mapping_by_field_id() -> None:
 
 def test_workflow_mapping_defaults_to_flat_names_and_empty_is_absent() -> None:
     payload = event_body("ghl_workflow_webhook.json")
-    parsed = ghl.parse_webhook(payload, {})
-    assert parsed.kind is ghl.PayloadKind.WORKFLOW and parsed.webhook_id == ""
+    parsed = payloads.parse_webhook(payload, {})
+    assert parsed.kind is payloads.PayloadKind.WORKFLOW and parsed.webhook_id == ""
     features = parsed.request["features"]
     assert features["property_data"]["list_price"] == 800000
     assert features["property_data"]["baths"] == 2.5
@@ -243,7 +244,7 @@ def test_root_keys_named_after_the_field_and_field_map_overrides() -> None:
         "Seller Urgency": "critical",
         "first_name": "Ann",
     }
-    parsed = ghl.parse_webhook(payload, {"Seller Urgency": "urgency_level"})
+    parsed = payloads.parse_webhook(payload, {"Seller Urgency": "urgency_level"})
     f = parsed.request["features"]
     assert f["property_data"] == {"list_price": 450000, "beds": 3}
     assert f["psychology_profile"] == {"urgency_level": "critical"}
@@ -251,38 +252,38 @@ def test_root_keys_named_after_the_field_and_field_map_overrides() -> None:
 
 def test_custom_data_wins_over_root_keys() -> None:
     payload = {"contact_id": "c", "customData": {"beds": "5"}, "beds": "2"}
-    assert ghl.parse_webhook(payload).request["features"]["property_data"] == {"beds": 5}
+    assert payloads.parse_webhook(payload).request["features"]["property_data"] == {"beds": 5}
 
 
 def test_invalid_lead_values_name_the_flat_key() -> None:
     payload = {"contact_id": "c", "customData": {"list_price": "lots", "comparables": "[oops"}}
     with pytest.raises(InvalidInput) as info:
-        ghl.parse_webhook(payload)
+        payloads.parse_webhook(payload)
     assert set(info.value.paths) == {"list_price", "comparables"}
 
 
 def test_marketplace_event_without_contact_is_ignored_not_scored() -> None:
-    parsed = ghl.parse_webhook({"type": "ContactDelete", "locationId": "L", "id": "c"})
+    parsed = payloads.parse_webhook({"type": "ContactDelete", "locationId": "L", "id": "c"})
     assert parsed.request == {} and parsed.event_type == "ContactDelete"
 
 
 def test_missing_contact_id_is_an_error() -> None:
-    with pytest.raises(ghl.WebhookError):
-        ghl.parse_webhook({"customData": {"beds": "3"}, "location": {"id": "L"}})
+    with pytest.raises(payloads.WebhookError):
+        payloads.parse_webhook({"customData": {"beds": "3"}, "location": {"id": "L"}})
 
 
 def test_log_keys_hold_no_personal_data() -> None:
     payload = event_body("ghl_workflow_webhook.json")
-    text = json.dumps(ghl.parse_webhook(payload).log_keys())
+    text = json.dumps(payloads.parse_webhook(payload).log_keys())
     for pii in ("Jordan", "Example", "jordan@example.com", "+15555550123"):
         assert pii not in text
 
 
 def test_non_json_body() -> None:
-    with pytest.raises(ghl.WebhookError):
-        ghl.parse_json_body(b"\xff\xfe")
-    with pytest.raises(ghl.WebhookError):
-        ghl.parse_json_body(b"[1, 2]")
+    with pytest.raises(payloads.WebhookError):
+        payloads.parse_json_body(b"\xff\xfe")
+    with pytest.raises(payloads.WebhookError):
+        payloads.parse_json_body(b"[1, 2]")
 
 
 # --------------------------------------------------------------------------- robustness
@@ -297,7 +298,7 @@ _values = st.recursive(
 )
 _keys = st.sampled_from(
     [
-        *sorted(ghl.FLAT_NAMES),
+        *sorted(payloads.FLAT_NAMES),
         "contact_id",
         "id",
         "type",
@@ -317,8 +318,8 @@ _keys = st.sampled_from(
 @given(payload=st.dictionaries(_keys, _values, max_size=8))
 def test_any_json_payload_parses_or_fails_cleanly(payload: dict[str, Any]) -> None:
     try:
-        parsed = ghl.parse_webhook(payload, {"x": "list_price"})
-    except (ghl.WebhookError, InvalidInput):
+        parsed = payloads.parse_webhook(payload, {"x": "list_price"})
+    except (payloads.WebhookError, InvalidInput):
         return
     assert isinstance(parsed.contact_id, str)
     if parsed.request:
@@ -328,7 +329,7 @@ def test_any_json_payload_parses_or_fails_cleanly(payload: dict[str, Any]) -> No
 @settings(max_examples=200, deadline=None)
 @given(value=_values)
 def test_any_timestamp_is_checked_without_raising(value: object) -> None:
-    assert ghl.check_timestamp(value, NOW, 300) in (
+    assert auth.check_timestamp(value, NOW, 300) in (
         None,
         "stale timestamp",
         "missing or invalid timestamp",

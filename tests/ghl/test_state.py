@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leadscore.adapters.ghl_state import DynamoReplayGuard, DynamoWritebackState
-from leadscore.writeback import LastWrite
+from leadscore.ghl.write_plan import LastWrite
 
 from tests.fixtures.ghl import GhlAws
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from leadscore.adapters.ghl_state import DynamoReplayGuard
 from leadscore.adapters.writeback_queue import SqsWritebackQueue
-from leadscore.model_store import ModelStore
+from leadscore.scoring.model_store import ModelStore
 from leadscore.settings import ScoreSettings
 
 from functions.score import app as score_app

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leadscore import writeback as wb
 from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError, RateLimited, rate_limit_wait
+from leadscore.classes import CLASSES
+from leadscore.ghl import messages, write_plan
 
 from tests.fixtures.fake_highlevel import DEFAULT_LOCATION_ID
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws
@@ -43,12 +44,15 @@ def message(score: float = 0.874, cls: str = "hot", contact: str = "c-1", **kw: 
     [(0.874, 87), (0.875, 88), (0.0, 0), (1.0, 100), (0.005, 1), (0.9949, 99)],
 )
 def test_rounded_score(score: float, expected: int) -> None:
-    assert wb.rounded_score(score) == expected
+    assert messages.rounded_score(score) == expected
 
 
 def test_first_write_plans_fields_and_all_tags() -> None:
-    plan = wb.plan_write(
-        wb.parse_message(message()), None, score_field_id=SCORE_FIELD, class_field_id=CLASS_FIELD
+    plan = write_plan.plan_write(
+        messages.parse_message(message()),
+        None,
+        score_field_id=SCORE_FIELD,
+        class_field_id=CLASS_FIELD,
     )
     assert not plan.skip
     assert plan.put_body() == {
@@ -63,17 +67,17 @@ def test_first_write_plans_fields_and_all_tags() -> None:
 
 
 def test_unchanged_class_and_rounded_score_is_skipped() -> None:
-    last = wb.LastWrite("hot", 87)
-    plan = wb.plan_write(
-        wb.parse_message(message(0.8712)), last, score_field_id="s", class_field_id="c"
+    last = write_plan.LastWrite("hot", 87)
+    plan = write_plan.plan_write(
+        messages.parse_message(message(0.8712)), last, score_field_id="s", class_field_id="c"
     )
     assert plan.skip
 
 
 def test_score_change_within_class_writes_fields_only() -> None:
-    plan = wb.plan_write(
-        wb.parse_message(message(0.91)),
-        wb.LastWrite("hot", 87),
+    plan = write_plan.plan_write(
+        messages.parse_message(message(0.91)),
+        write_plan.LastWrite("hot", 87),
         score_field_id="s",
         class_field_id="c",
     )
@@ -82,9 +86,9 @@ def test_score_change_within_class_writes_fields_only() -> None:
 
 
 def test_class_change_moves_the_tag() -> None:
-    plan = wb.plan_write(
-        wb.parse_message(message(0.65, "warm")),
-        wb.LastWrite("hot", 87),
+    plan = write_plan.plan_write(
+        messages.parse_message(message(0.65, "warm")),
+        write_plan.LastWrite("hot", 87),
         score_field_id="s",
         class_field_id="c",
     )
@@ -107,22 +111,22 @@ def test_class_change_moves_the_tag() -> None:
     ],
 )
 def test_malformed_messages_are_refused(body: str) -> None:
-    with pytest.raises(wb.MessageError):
-        wb.parse_message(body)
+    with pytest.raises(messages.MessageError):
+        messages.parse_message(body)
 
 
 def test_message_round_trip() -> None:
-    original = wb.webhook_message(
+    original = messages.webhook_message(
         {"contact_id": "c", "features": {"property_data": {"beds": 3}}},
         location_id="L",
         received_at="2026-02-05T10:00:00.000Z",
     )
-    assert wb.parse_message(original.to_json()) == original
+    assert messages.parse_message(original.to_json()) == original
 
 
 def test_sample_sqs_event_messages_parse() -> None:
     event = json.loads((EVENTS / "sqs_writeback_batch.json").read_text())
-    kinds = [wb.parse_message(r["body"]).kind for r in event["Records"]]
+    kinds = [messages.parse_message(r["body"]).kind for r in event["Records"]]
     assert kinds == ["score", "score", "webhook"]
 
 
@@ -244,9 +248,9 @@ def writeback_fn(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    app._container = None
+    app._deps = None
     yield app
-    app._container = None
+    app._deps = None
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
@@ -379,7 +383,7 @@ def test_queued_webhook_is_scored_then_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MODEL_URI", f"file://{trained_bundle}")
-    body = wb.webhook_message(
+    body = messages.webhook_message(
         {"contact_id": "c-late", "features": {"property_data": {"list_price": 450000}}},
         location_id="loc-1",
         received_at="2026-02-05T10:00:00.000Z",
@@ -388,14 +392,14 @@ def test_queued_webhook_is_scored_then_written(
     put = fake_highlevel.requests[0]
     assert put.method == "PUT" and put.path == "/contacts/c-late"
     score, cls = (f["field_value"] for f in put.body["customFields"])
-    assert 0 <= int(score) <= 100 and cls in wb.CLASS_NAMES
+    assert 0 <= int(score) <= 100 and cls in CLASSES
     assert fake_highlevel.requests[1].body == {"tags": [f"{cls}-lead"]}
 
 
 def test_queued_webhook_without_a_model_stays_on_the_queue(
     writeback_fn: Any, fake_highlevel: FakeHighLevel
 ) -> None:
-    body = wb.webhook_message(
+    body = messages.webhook_message(
         {"contact_id": "c-late", "features": {}}, location_id="L", received_at=""
     ).to_json()
     assert invoke(writeback_fn, body) == ["m-0"]

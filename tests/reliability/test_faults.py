@@ -163,7 +163,7 @@ def test_queue_refusing_a_webhook_that_cannot_be_scored_answers_429(
     score_app: Any, aws_env: None
 ) -> None:
     from leadscore.adapters.writeback_queue import SqsWritebackQueue
-    from leadscore.model_store import ModelStore
+    from leadscore.scoring.model_store import ModelStore
     from leadscore.settings import ScoreSettings
 
     from functions.score import ghl_routes
@@ -213,7 +213,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
                        "HTTP_TIMEOUT_SECONDS": "2", "MODEL_URI": ""}.items():
         monkeypatch.setenv(key, value)
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    writeback._container = None
+    writeback._deps = None
     fake_highlevel.always = (422, {}, {"message": "custom field does not exist"})
 
     sent = sqs.send_message(QueueUrl=queues.url, MessageBody=json.dumps({
@@ -244,7 +244,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
             for m in messages:  # what the Lambda poller does with a partial batch response
                 if m["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=queues.url, ReceiptHandle=m["ReceiptHandle"])
-    writeback._container = None
+    writeback._deps = None
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
     assert invocations == max_receives

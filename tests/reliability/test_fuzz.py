@@ -64,7 +64,7 @@ def handler(trained_bundle: Path, request: pytest.FixtureRequest) -> Iterator[An
     an in-memory write-back queue and no replay guard (so every fuzzed webhook is scored)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
-    from leadscore.model_store import ModelStore
+    from leadscore.scoring.model_store import ModelStore
     from leadscore.settings import ScoreSettings
 
     from functions.score import app, ghl_routes

@@ -46,7 +46,7 @@ def _person() -> dict[str, Any]:
 def wired(ghl_aws: GhlAws, ghl_ed25519: KeyPair, trained_bundle: Path, score_app: Any,
           fake_highlevel: FakeHighLevel, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from aws_lambda_powertools.utilities import parameters
-    from leadscore.model_store import ModelStore
+    from leadscore.scoring.model_store import ModelStore
     from leadscore.settings import ScoreSettings
 
     from functions.score import ghl_routes
@@ -70,9 +70,9 @@ def wired(ghl_aws: GhlAws, ghl_ed25519: KeyPair, trained_bundle: Path, score_app
     }.items():
         monkeypatch.setenv(key, value)
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    writeback._container = None
+    writeback._deps = None
     yield score_app, writeback, settings, container
-    writeback._container = None
+    writeback._deps = None
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
@@ -80,7 +80,7 @@ def test_logs_of_a_full_run_hold_no_personal_data(
     wired: Any, ghl_aws: GhlAws, ghl_ed25519: KeyPair, fake_highlevel: FakeHighLevel,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from leadscore.model_store import ModelStore
+    from leadscore.scoring.model_store import ModelStore
 
     from functions.score import ghl_routes
     from tests.ghl.test_writeback import Context

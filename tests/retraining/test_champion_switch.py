@@ -11,7 +11,7 @@ import numpy as np
 from leadscore import registry
 from leadscore.adapters.s3 import S3Store
 from leadscore.adapters.s3_store import S3ObjectStore
-from leadscore.model_store import ModelStore
+from leadscore.scoring.model_store import ModelStore
 
 from .conftest import BUCKET, GOOD_METRICS, BundleFactory, FakeContext
 from .test_functions import GATE, _completed

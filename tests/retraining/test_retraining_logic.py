@@ -8,8 +8,8 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from leadscore import retraining
 from leadscore.features import FEATURE_NAMES
+from leadscore.registry import retraining
 from leadscore.settings import RetrainSettings
 
 HEADER = ",".join([*FEATURE_NAMES, "converted"])

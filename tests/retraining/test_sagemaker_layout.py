@@ -18,7 +18,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from leadscore import registry, retraining
+from leadscore import registry
+from leadscore.registry import retraining
 from leadscore.bundle import verify_bundle
 from leadscore.settings import PromoteSettings, RetrainSettings
 
@@ -45,7 +46,7 @@ def sourcedir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = tar.getnames()
         tar.extractall(code, filter="data")
     assert "./train.py" in names and "./requirements.txt" in names
-    assert "leadscore/features.py" in names and "./lead_ensemble/ensemble.py" in names
+    assert "leadscore/features/contract.py" in names and "./lead_ensemble/ensemble.py" in names
     return code
 
 

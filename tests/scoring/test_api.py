@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from leadscore.cache import cache_key
 from leadscore.features import FEATURE_NAMES, extract_features
+from leadscore.scoring.cache import cache_key
 
 from tests.fixtures.scoring import Answer, bundle_version, load_event, with_body, with_query
 

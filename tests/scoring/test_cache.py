@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from botocore.stub import Stubber
 from leadscore.adapters.dynamodb import DynamoScoreCache
-from leadscore.cache import CachedScore, MemoryLRU, TieredCache, cache_key
+from leadscore.scoring.cache import CachedScore, MemoryLRU, TieredCache, cache_key
 
 from tests.fixtures.scoring import FakeClock, load_event
 

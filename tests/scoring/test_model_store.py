@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from leadscore.adapters.s3 import S3Store
-from leadscore.model_store import ModelStore, ModelUnavailable, parse_model_uri, scrub
+from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri, scrub
 
 from tests.fixtures.scoring import (
     FakeClock,

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 from leadscore.features import FEATURE_NAMES, extract_features
-from leadscore.reasons import reason_for
+from leadscore.scoring.reasons import reason_for
 
 from tests.fixtures.scoring import load_event
 

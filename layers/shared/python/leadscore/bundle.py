@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from leadscore.explain import Explainer
-from leadscore.features import N_FEATURES
+from leadscore.features.contract import N_FEATURES
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -67,7 +67,7 @@ def model_version_for(onnx_path: str | os.PathLike[str]) -> str:
 
 
 def _feature_names() -> list[str]:
-    from leadscore.features import FEATURE_NAMES
+    from leadscore.features.contract import FEATURE_NAMES
 
     return list(FEATURE_NAMES)
 

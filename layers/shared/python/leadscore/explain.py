@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from leadscore.features import N_FEATURES
+from leadscore.features.contract import N_FEATURES
 
 MLP_PERMUTATIONS = 32
 PERMUTATIONS = 48

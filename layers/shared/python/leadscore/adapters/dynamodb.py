@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from leadscore.adapters import client
-from leadscore.cache import CachedScore
+from leadscore.scoring.cache import CachedScore
 
 
 class DynamoScoreCache:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from leadscore.adapters import client, error_code
-from leadscore.ghl import REPLAY_TTL_SECONDS, replay_key
-from leadscore.writeback import STATE_TTL_SECONDS, LastWrite, state_key
+from leadscore.ghl.payloads import REPLAY_TTL_SECONDS, replay_key
+from leadscore.ghl.write_plan import STATE_TTL_SECONDS, LastWrite, state_key
 
 
 class _TtlTable:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from leadscore.adapters import client, error_code
-from leadscore.registry import ConcurrentUpdate, ObjectNotFound
+from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 # Without an unconditional s3:ListBucket, S3 answers 403 (not 404) for a missing key; the
@@ -106,7 +106,7 @@ class S3ObjectStore:
 
 def open_store(location: str) -> Any:
     """`s3://bucket[/prefix]` -> S3ObjectStore; `file:///dir` or a path -> LocalObjectStore."""
-    from leadscore.registry import LocalObjectStore
+    from leadscore.registry.store import LocalObjectStore
 
     if location.startswith("s3://"):
         bucket, _, root = location[len("s3://"):].partition("/")

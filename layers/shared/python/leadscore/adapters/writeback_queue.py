@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from leadscore.adapters import client
-from leadscore.writeback import WritebackMessage
+from leadscore.ghl.messages import WritebackMessage
 
 
 class SqsWritebackQueue:

@@ -20,7 +20,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from leadscore.errors import InvalidInput
-from leadscore.features import FEATURE_NAMES, SECTIONS, extract_features
+from leadscore.features.contract import FEATURE_NAMES, SECTIONS
+from leadscore.features.nested import extract_features
 from leadscore.settings import RetrainSettings
 
 TRAINING_PREFIX = "training-data/"

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from leadscore.features import FEATURE_NAMES, N_FEATURES
+from leadscore.features.contract import FEATURE_NAMES, N_FEATURES
 
 RULE_WEIGHTS: Final[Mapping[str, float]] = {
     "psychological_commitment_score": 0.14,

@@ -42,9 +42,9 @@ as soon as it is back).
 
 Cache
 -----
-Key: `leadscore.cache.cache_key` (contact id + sha256 of the float32 vector + model version).
-The ``explain`` flag is not part of the key; see `leadscore.cache` for how explained and
-unexplained entries share it.
+Key: `leadscore.scoring.cache.cache_key` (contact id + sha256 of the float32 vector + model
+version). The ``explain`` flag is not part of the key; see `leadscore.scoring.cache` for how
+explained and unexplained entries share it.
 
 Class thresholds: settings override > the bundle manifest's ``class_thresholds`` > defaults.
 """
@@ -55,20 +55,23 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from leadscore import classes, rules
-from leadscore.cache import CachedScore, ScoreCache, cache_key
+from leadscore import classes
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.explain import contributions as explain_contributions
-from leadscore.features import FEATURE_NAMES, extract_features, parse_feature_vector
-from leadscore.reasons import reason_for
+from leadscore.features.contract import FEATURE_NAMES
+from leadscore.features.nested import extract_features
+from leadscore.features.vector import parse_feature_vector
+from leadscore.scoring import rules
+from leadscore.scoring.cache import CachedScore, ScoreCache, cache_key
+from leadscore.scoring.reasons import reason_for
 
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
-    from leadscore.model_store import ModelProvider
+    from leadscore.scoring.model_store import ModelProvider
 
 MAX_CONTACT_ID_LENGTH = 128
 TOP_FACTORS = 5
@@ -156,6 +159,12 @@ def parse_request(request: Any) -> ParsedLead:
 def model_agreement(base_scores: np.ndarray) -> float:
     """clip(1 − std(base scores) / 0.5, 0, 1), as in the original system."""
     return float(min(1.0, max(0.0, 1.0 - float(np.std(base_scores)) / 0.5)))
+
+
+class Scorer(Protocol):
+    """What the webhook and write-back flows need from scoring (`ScoringService` is one)."""
+
+    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]: ...
 
 
 class ScoringService:

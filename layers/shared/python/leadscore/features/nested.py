@@ -1,4 +1,4 @@
-"""The feature contract of FEATURES.md: one lead -> 20 numbers in [0, 1], one copy for all.
+"""Nested extraction: one scoring request's ``features`` object -> 20 numbers in [0, 1].
 
 Training and serving both call `extract_features`; nothing else computes a feature.
 
@@ -57,124 +57,46 @@ Root
 Arithmetic
     Every value is computed in float64 and clipped; huge finite inputs cannot produce NaN
     (the comparables' coefficient of variation is computed on prices scaled by their maximum).
-
-Flat CRM fields (`flat_to_nested`)
-    The flat key of a raw field is its field name (`FLAT_FIELDS`). Text values are trimmed; ``""``
-    means absent. Numeric text parses (``"800000"``, ``" 4.5 "``, ``"-3"``, ``"1e3"``, and
-    ``"$800,000"``: an optional leading ``$`` and comma thousands groups); anything else is an
-    error naming the flat key. ``price_drops`` and ``comparables`` take a list or JSON text of
-    a list; numeric text inside their items parses the same way (errors named like
-    ``comparables[2].sale_price``). Unknown flat keys are ignored. A section appears in the
-    nested result only when at least one of its flat keys has a value, so a CRM that sends no
-    psychology fields gets the "section absent" values.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
-from leadscore.errors import FieldError, InvalidInput, join_path
-
-FEATURE_NAMES: Final[tuple[str, ...]] = (
-    "psychological_commitment_score",
-    "urgency_score",
-    "motivation_intensity",
-    "negotiation_flexibility",
-    "communication_engagement",
-    "list_price_ratio",
-    "price_reduction_history",
-    "days_on_market_ratio",
-    "price_competitiveness",
-    "overpricing_penalty",
-    "inventory_pressure",
-    "absorption_rate",
-    "price_trend_momentum",
-    "seasonal_factor",
-    "property_appeal_score",
-    "condition_score",
-    "location_desirability",
-    "comp_count_confidence",
-    "comp_price_variance",
-    "comp_market_time",
+from leadscore.errors import FieldError, InvalidInput
+from leadscore.features.contract import (
+    CONDITION_SCORES,
+    DEFAULT_ABSORPTION,
+    DEFAULT_AVG_DOM,
+    DEFAULT_BATHS,
+    DEFAULT_BEDS,
+    DEFAULT_COMP_DOM,
+    DEFAULT_CONDITION,
+    DEFAULT_INVENTORY,
+    DEFAULT_MESSAGE_COUNT,
+    DEFAULT_MONTH,
+    DEFAULT_MOTIVATION,
+    DEFAULT_NEGOTIATION,
+    DEFAULT_PCS,
+    DEFAULT_PRICE_TREND,
+    DEFAULT_RESPONSE_SECONDS,
+    DEFAULT_SCHOOL_RATING,
+    DEFAULT_SQFT,
+    DEFAULT_URGENCY,
+    DEFAULT_WALKABILITY,
+    MOTIVATION_SCORES,
+    N_FEATURES,
+    NOT_FINITE,
+    SEASONAL_FACTORS,
+    SEASONAL_OUT_OF_RANGE,
+    URGENCY_SCORES,
+    ExtractedFeatures,
+    number_error,
 )
-N_FEATURES: Final[int] = 20
-FEATURE_INDEX: Final[Mapping[str, int]] = {name: i for i, name in enumerate(FEATURE_NAMES)}
-assert len(FEATURE_NAMES) == N_FEATURES
-
-SECTIONS: Final[tuple[str, ...]] = (
-    "property_data",
-    "market_data",
-    "psychology_profile",
-    "conversation_data",
-)
-
-URGENCY_SCORES: Final[Mapping[str, float]] = {
-    "low": 0.2,
-    "medium": 0.5,
-    "high": 0.8,
-    "critical": 1.0,
-}
-MOTIVATION_SCORES: Final[Mapping[str, float]] = {
-    "upsizing": 0.7,
-    "downsizing": 0.6,
-    "relocation": 0.8,
-    "financial": 0.9,
-    "divorce": 0.95,
-    "estate": 0.85,
-    "investment": 0.5,
-}
-CONDITION_SCORES: Final[Mapping[str, float]] = {
-    "excellent": 1.0,
-    "move_in_ready": 0.9,
-    "good": 0.8,
-    "fair": 0.6,
-    "needs_work": 0.4,
-    "fixer_upper": 0.3,
-    "poor": 0.2,
-}
-SEASONAL_FACTORS: Final[tuple[float, ...]] = (
-    0.4, 0.5, 0.7, 0.85, 0.95, 1.0, 1.0, 0.95, 0.85, 0.7, 0.5, 0.4,
-)  # fmt: skip
-SEASONAL_OUT_OF_RANGE: Final[float] = 0.7
-
-DEFAULT_URGENCY: Final[float] = 0.5  # "medium"; also any unknown level
-DEFAULT_MOTIVATION: Final[float] = 0.5  # "unknown"
-DEFAULT_CONDITION: Final[float] = 0.6  # "fair"
-DEFAULT_BEDS: Final[float] = 3.0
-DEFAULT_BATHS: Final[float] = 2.0
-DEFAULT_SQFT: Final[float] = 1500.0
-DEFAULT_SCHOOL_RATING: Final[float] = 5.0
-DEFAULT_WALKABILITY: Final[float] = 50.0
-DEFAULT_AVG_DOM: Final[float] = 30.0
-DEFAULT_INVENTORY: Final[float] = 6.0
-DEFAULT_ABSORPTION: Final[float] = 0.15
-DEFAULT_PRICE_TREND: Final[float] = 0.0
-DEFAULT_MONTH: Final[int] = 5
-DEFAULT_PCS: Final[float] = 50.0
-DEFAULT_NEGOTIATION: Final[float] = 0.5
-DEFAULT_MESSAGE_COUNT: Final[float] = 0.0
-DEFAULT_RESPONSE_SECONDS: Final[float] = 3600.0
-DEFAULT_COMP_DOM: Final[float] = 30.0
-
-_NOT_FINITE = "must be a finite number"
-
-
-@dataclass(frozen=True, slots=True)
-class ExtractedFeatures:
-    """The 20 values (float64, FEATURE_NAMES order, each in [0, 1]) and what was defaulted."""
-
-    values: np.ndarray
-    missing_fields: list[str]
-
-    def as_dict(self) -> dict[str, float]:
-        return {name: float(v) for name, v in zip(FEATURE_NAMES, self.values, strict=True)}
 
 
 def _clip(v: float) -> float:
@@ -183,23 +105,6 @@ def _clip(v: float) -> float:
     if v > 1.0:
         return 1.0
     return v
-
-
-def _number_error(value: Any) -> str | None:
-    """Why `value` is not a finite number, or None when it is one."""
-    if isinstance(value, bool | np.bool_):
-        return "must be a number, not a boolean"
-    if isinstance(value, str):
-        return "must be a number, not text"
-    if not isinstance(value, int | float | np.integer | np.floating):
-        return "must be a number"
-    try:
-        x = float(value)
-    except OverflowError:
-        return _NOT_FINITE
-    if not math.isfinite(x):
-        return _NOT_FINITE
-    return None
 
 
 class _Reader:
@@ -242,13 +147,13 @@ class _Reader:
             try:
                 x = float(value)
             except OverflowError:
-                self.errors.append(FieldError(path, _NOT_FINITE))
+                self.errors.append(FieldError(path, NOT_FINITE))
                 return None
             if not math.isfinite(x):
-                self.errors.append(FieldError(path, _NOT_FINITE))
+                self.errors.append(FieldError(path, NOT_FINITE))
                 return None
         else:
-            problem = _number_error(value)
+            problem = number_error(value)
             if problem is not None:
                 self.errors.append(FieldError(path, problem))
                 return None
@@ -583,227 +488,3 @@ def extract_many(raws: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, list[li
     return matrix, missing
 
 
-# ---- feature vectors given directly ---------------------------------------------------------
-
-
-def _vector_value_error(value: Any) -> str | None:
-    if type(value) is float and 0.0 <= value <= 1.0:  # fast path (NaN fails the comparison)
-        return None
-    problem = _number_error(value)
-    if problem is not None:
-        return problem
-    x = float(value)
-    if not 0.0 <= x <= 1.0:
-        return "must be between 0 and 1 (every feature is in [0, 1])"
-    return None
-
-
-def parse_feature_vector(value: Any, path: str = "feature_vector") -> np.ndarray:
-    """A caller's ready-made vector -> float64 [20].
-
-    Accepts a list of exactly 20 numbers in FEATURES.md order, or an object with exactly the 20
-    feature names. Every value must be a finite number in [0, 1]. Raises `InvalidInput` naming
-    every problem (``feature_vector[3]``, ``feature_vector.urgency_score``, ...).
-    """
-    errors: list[FieldError] = []
-    out = [0.0] * N_FEATURES
-    if isinstance(value, Mapping):
-        for name in value:
-            if name not in FEATURE_INDEX:
-                errors.append(FieldError(join_path(path, str(name)), "unknown feature name"))
-        for i, name in enumerate(FEATURE_NAMES):
-            item_path = join_path(path, name)
-            if name not in value:
-                errors.append(FieldError(item_path, "is required"))
-                continue
-            problem = _vector_value_error(value[name])
-            if problem is not None:
-                errors.append(FieldError(item_path, problem))
-            else:
-                out[i] = float(value[name])
-    elif isinstance(value, list | tuple | np.ndarray):
-        items = list(value.tolist() if isinstance(value, np.ndarray) else value)
-        if len(items) != N_FEATURES:
-            errors.append(
-                FieldError(path, f"must have exactly {N_FEATURES} values, got {len(items)}")
-            )
-        for i, item in enumerate(items):
-            problem = _vector_value_error(item)
-            if problem is not None:
-                errors.append(FieldError(f"{path}[{i}]", problem))
-            elif i < N_FEATURES:
-                out[i] = float(item)
-    else:
-        errors.append(
-            FieldError(
-                path, f"must be a list of {N_FEATURES} numbers or an object of feature names"
-            )
-        )
-    if errors:
-        raise InvalidInput(errors)
-    return np.array(out, dtype=np.float64)
-
-
-# ---- flat CRM fields --------------------------------------------------------------------------
-
-#: flat key -> path of the raw field in the nested request.
-FLAT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "list_price": ("property_data", "list_price"),
-    "estimated_market_value": ("property_data", "estimated_market_value"),
-    "price_drops": ("property_data", "price_drops"),
-    "days_on_market": ("property_data", "days_on_market"),
-    "beds": ("property_data", "beds"),
-    "baths": ("property_data", "baths"),
-    "sqft": ("property_data", "sqft"),
-    "condition": ("property_data", "condition"),
-    "school_rating": ("property_data", "location", "school_rating"),
-    "walkability_score": ("property_data", "location", "walkability_score"),
-    "estimated_value": ("market_data", "estimated_value"),
-    "average_days_on_market": ("market_data", "average_days_on_market"),
-    "inventory_level": ("market_data", "inventory_level"),
-    "absorption_rate": ("market_data", "absorption_rate"),
-    "price_trend_pct": ("market_data", "price_trend_pct"),
-    "current_month": ("market_data", "current_month"),
-    "comparables": ("market_data", "comparables"),
-    "psychological_commitment_score": ("psychology_profile", "psychological_commitment_score"),
-    "urgency_level": ("psychology_profile", "urgency_level"),
-    "motivation_type": ("psychology_profile", "motivation_type"),
-    "negotiation_flexibility": ("psychology_profile", "negotiation_flexibility"),
-    "message_count": ("conversation_data", "message_count"),
-    "avg_response_time_seconds": ("conversation_data", "avg_response_time_seconds"),
-}
-FLAT_CATEGORY_KEYS: Final[frozenset[str]] = frozenset(
-    {"condition", "urgency_level", "motivation_type"}
-)
-FLAT_LIST_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
-    "price_drops": ("percentage",),
-    "comparables": ("sale_price", "days_on_market"),
-}
-_NESTED_TO_FLAT: Final[Mapping[str, str]] = {".".join(v): k for k, v in FLAT_FIELDS.items()}
-
-_NUMBER_TEXT = re.compile(r"[+-]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][+-]?\d+)?")
-
-
-def parse_number_text(text: str) -> int | float | None:
-    """Numeric CRM text -> a number; None when the text is not a plain finite number.
-
-    ``"800000"`` -> 800000, ``" 4.5 "`` -> 4.5, ``"$800,000"`` -> 800000, ``"1e3"`` -> 1000.0.
-    """
-    s = text.strip()
-    if not s or _NUMBER_TEXT.fullmatch(s) is None or not any(c.isdigit() for c in s):
-        return None
-    s = s.replace("$", "").replace(",", "")
-    try:
-        if "." not in s and "e" not in s and "E" not in s:
-            return int(s)
-        x = float(s)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _flat_number(value: Any, key: str, errors: list[FieldError]) -> Any:
-    """A flat numeric value -> number, or None when absent; errors name `key`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        parsed = parse_number_text(value)
-        if parsed is None:
-            errors.append(FieldError(key, "must be a number"))
-        return parsed
-    problem = _number_error(value)
-    if problem is not None:
-        errors.append(FieldError(key, problem))
-        return None
-    return value
-
-
-def _flat_list(value: Any, key: str, errors: list[FieldError]) -> list[Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            errors.append(FieldError(key, "must be a list or JSON text of a list"))
-            return None
-    if not isinstance(value, list | tuple):
-        errors.append(FieldError(key, "must be a list or JSON text of a list"))
-        return None
-    numeric_keys = FLAT_LIST_KEYS[key]
-    out: list[Any] = []
-    for i, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            out.append(item)  # the extractor reports it with its nested path
-            continue
-        converted = dict(item)
-        for field in numeric_keys:
-            if field in converted:
-                converted[field] = _flat_number(converted[field], f"{key}[{i}].{field}", errors)
-        out.append(converted)
-    return out
-
-
-def flat_to_nested(flat: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
-    """CRM key/value pairs (FEATURES.md "Flat names") -> the nested request shape.
-
-    Returns the nested dict (only sections with at least one value) and the conversion errors,
-    each named by its flat key. Range and category checks are left to `extract_features`
-    (use `extract_flat_features` to get those named by flat key too).
-    """
-    nested: dict[str, Any] = {}
-    errors: list[FieldError] = []
-    for key, target in FLAT_FIELDS.items():
-        if key not in flat:
-            continue
-        raw = flat[key]
-        value: Any
-        if key in FLAT_LIST_KEYS:
-            value = _flat_list(raw, key, errors)
-        elif key in FLAT_CATEGORY_KEYS:
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                value = None
-            elif isinstance(raw, str):
-                value = raw.strip()
-            else:
-                errors.append(FieldError(key, "must be text"))
-                value = None
-        else:
-            value = _flat_number(raw, key, errors)
-        if value is None:
-            continue
-        node = nested
-        for part in target[:-1]:
-            node = node.setdefault(part, {})
-        node[target[-1]] = value
-    return nested, errors
-
-
-def flat_error_path(nested_path: str) -> str:
-    """A nested field path -> its flat name (``market_data.comparables[2].sale_price`` ->
-    ``comparables[2].sale_price``); paths with no flat name come back unchanged."""
-    cut = nested_path.find("[")
-    head, tail = (nested_path, "") if cut < 0 else (nested_path[:cut], nested_path[cut:])
-    flat = _NESTED_TO_FLAT.get(head)
-    return nested_path if flat is None else flat + tail
-
-
-def extract_flat_features(flat: Mapping[str, Any]) -> ExtractedFeatures:
-    """`flat_to_nested` then `extract_features`; every error is named by its flat key.
-
-    `missing_fields` keeps the nested paths (the scoring response's contract).
-    """
-    nested, errors = flat_to_nested(flat)
-    try:
-        extracted = extract_features(nested)
-    except InvalidInput as exc:
-        errors.extend(FieldError(flat_error_path(e.path), e.message) for e in exc.errors)
-        extracted = None
-    if errors:
-        raise InvalidInput(errors)
-    assert extracted is not None
-    return extracted

@@ -21,19 +21,14 @@ never overwrite each other; the loser re-reads the pointer and decides (and gate
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import math
 import os
 import re
-import tarfile
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from leadscore.bundle import (
     MANIFEST_FILE,
@@ -43,15 +38,20 @@ from leadscore.bundle import (
     load_model,
     verify_bundle,
 )
+from leadscore.registry.gate import (
+    auc_of,
+    brier_of,
+    metric_value,
+    parity_of,
+    quality_gate,
+)
+from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
 
 MODELS_PREFIX = "models/"
 CHAMPION_KEY = "models/champion.json"
 REJECTED_PREFIX = "models/rejected/"
-MAX_PARITY_ABS_DIFF = 1e-5
 MAX_HISTORY = 20
-MAX_ARCHIVE_MEMBERS = 200
-
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 Clock = Callable[[], datetime]
@@ -63,181 +63,6 @@ def _utcnow() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-class RegistryError(Exception):
-    """An operation the registry refuses (no champion, nothing to roll back, bad name...)."""
-
-
-class ObjectNotFound(KeyError):
-    """The store holds no object under that key."""
-
-
-class ConcurrentUpdate(Exception):
-    """The object changed between our read and our conditional write (another writer won)."""
-
-
-class ObjectStore(Protocol):
-    """Keys are '/'-separated, relative to the store root (e.g. 'models/champion.json')."""
-
-    def get_bytes(self, key: str) -> bytes: ...
-
-    def get_tagged(self, key: str) -> tuple[bytes, str]:
-        """The object and a tag that changes whenever the object does (S3: its ETag)."""
-        ...
-
-    def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> None: ...
-
-    def replace_if(
-        self, key: str, data: bytes, content_type: str, expected_tag: str | None
-    ) -> None:
-        """Write only if the object still has `expected_tag` (None: only if it is absent);
-        otherwise raise ConcurrentUpdate."""
-        ...
-
-    def list(self, prefix: str) -> list[str]: ...
-
-    def copy(self, source_key: str, dest_key: str) -> None: ...
-
-    def exists(self, key: str) -> bool: ...
-
-
-class LocalObjectStore:
-    """A directory that behaves like the bucket. Every put is atomic (temp file + os.replace)."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).resolve()
-
-    def __repr__(self) -> str:
-        return f"LocalObjectStore({str(self.root)!r})"
-
-    def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"invalid store key {key!r}")
-        return self.root.joinpath(*parts)
-
-    def get_bytes(self, key: str) -> bytes:
-        path = self._path(key)
-        try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise ObjectNotFound(key) from exc
-
-    def put_bytes(
-        self, key: str, data: bytes, content_type: str = "application/octet-stream"
-    ) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def get_tagged(self, key: str) -> tuple[bytes, str]:
-        data = self.get_bytes(key)
-        return data, hashlib.sha256(data).hexdigest()
-
-    def replace_if(
-        self, key: str, data: bytes, content_type: str, expected_tag: str | None
-    ) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f".{path.name}.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                current = hashlib.sha256(path.read_bytes()).hexdigest()
-            except FileNotFoundError:
-                current = None
-            if current != expected_tag:
-                raise ConcurrentUpdate(key)
-            self.put_bytes(key, data, content_type)
-
-    def list(self, prefix: str) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        keys: list[str] = []
-        for path in self.root.rglob("*"):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            key = path.relative_to(self.root).as_posix()
-            if key.startswith(prefix):
-                keys.append(key)
-        return sorted(keys)
-
-    def copy(self, source_key: str, dest_key: str) -> None:
-        self.put_bytes(dest_key, self.get_bytes(source_key))
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-
-# --------------------------------------------------------------------------- quality gate
-
-
-def _number(metrics: Mapping[str, Any] | None, *names: str) -> float | None:
-    if not metrics:
-        return None
-    for name in names:
-        value = metrics.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if math.isfinite(float(value)):
-            return float(value)
-    return None
-
-
-def _auc(metrics: Mapping[str, Any] | None) -> float | None:
-    return _number(metrics, "auc", "auc_roc", "ensemble_auc_roc")
-
-
-def _brier(metrics: Mapping[str, Any] | None) -> float | None:
-    return _number(metrics, "brier", "brier_score", "ensemble_brier_score")
-
-
-def _parity(metrics: Mapping[str, Any] | None) -> float | None:
-    return _number(metrics, "parity_max_abs_diff", "onnx_parity_max_abs_diff")
-
-
-def quality_gate(
-    candidate_metrics: Mapping[str, Any],
-    champion_metrics: Mapping[str, Any] | None,
-    settings: PromoteSettings,
-) -> list[str]:
-    """Every failed check as a sentence a person can read; an empty list means "pass"."""
-    failed: list[str] = []
-    auc = _auc(candidate_metrics)
-    if auc is None:
-        failed.append("held-out AUC is missing from the bundle's metrics")
-    elif auc < settings.min_auc:
-        failed.append(f"held-out AUC {auc:.4f} is below MIN_AUC {settings.min_auc:.4f}")
-    champion_auc = _auc(champion_metrics)
-    if auc is not None and champion_auc is not None and champion_auc - auc > settings.max_auc_drop:
-        failed.append(
-            f"held-out AUC {auc:.4f} is {champion_auc - auc:.4f} below the champion's "
-            f"{champion_auc:.4f} (MAX_AUC_DROP {settings.max_auc_drop:.4f})"
-        )
-    brier = _brier(candidate_metrics)
-    if brier is None:
-        failed.append("Brier score is missing from the bundle's metrics")
-    elif brier > settings.max_brier:
-        failed.append(f"Brier score {brier:.4f} is above MAX_BRIER {settings.max_brier:.4f}")
-    parity = _parity(candidate_metrics)
-    if parity is None:
-        failed.append("ONNX parity figure (parity_max_abs_diff) is missing")
-    elif parity > MAX_PARITY_ABS_DIFF:
-        failed.append(
-            f"ONNX parity max abs diff {parity:.3g} is above {MAX_PARITY_ABS_DIFF:.0e}: "
-            "the graph does not reproduce the native models"
-        )
-    return failed
-
 
 # --------------------------------------------------------------------------- records
 
@@ -320,11 +145,11 @@ def _summary_metrics(bundle_dir: Path, manifest: Mapping[str, Any]) -> dict[str,
             full = {}
         if isinstance(full, dict):
             for name, value in (
-                ("auc", _auc(full)),
-                ("brier", _brier(full)),
-                ("parity_max_abs_diff", _parity(full)),
+                ("auc", auc_of(full)),
+                ("brier", brier_of(full)),
+                ("parity_max_abs_diff", parity_of(full)),
             ):
-                if _number(metrics, name) is None and value is not None:
+                if metric_value(metrics, name) is None and value is not None:
                     metrics[name] = value
     return metrics
 
@@ -403,7 +228,7 @@ def promote(
         version = ""
     version = version or fallback
     metrics = _summary_metrics(bundle, manifest) if manifest is not None else {}
-    if manifest is not None and _parity(metrics) is None:
+    if manifest is not None and parity_of(metrics) is None:
         problems.append("ONNX parity figure (parity_max_abs_diff) is missing from the bundle")
     if problems:
         record = reject(version, problems, store, details={**details, "metrics": metrics},
@@ -514,44 +339,3 @@ def list_versions(store: ObjectStore) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: (order[r["status"]], r["version"]))
 
 
-# --------------------------------------------------------------------------- archives
-
-
-def extract_bundle_archive(
-    archive: str | os.PathLike[str], dest: str | os.PathLike[str], max_bytes: int
-) -> Path:
-    """Unpack a SageMaker model.tar.gz safely and return the bundle directory inside it.
-
-    Refuses (RegistryError) links, devices, absolute or '..' paths, more than
-    MAX_ARCHIVE_MEMBERS members and more than `max_bytes` unpacked; then extracts with
-    tarfile's "data" filter as a second line of defence.
-    """
-    target = Path(dest)
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive, mode="r:*") as tar:
-            members = tar.getmembers()
-            if len(members) > MAX_ARCHIVE_MEMBERS:
-                raise RegistryError(f"model archive holds {len(members)} entries, too many")
-            total = 0
-            for member in members:
-                name = member.name
-                parts = PurePosixPath(name).parts
-                if name.startswith(("/", "\\")) or ".." in parts or ":" in name:
-                    raise RegistryError(f"model archive entry {name!r} escapes the bundle")
-                if not (member.isfile() or member.isdir()):
-                    raise RegistryError(
-                        f"model archive entry {name!r} is not a regular file or directory"
-                    )
-                total += max(member.size, 0)
-                if total > max_bytes:
-                    raise RegistryError(f"model archive unpacks to more than {max_bytes} bytes")
-            tar.extractall(target, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise RegistryError(f"model archive cannot be read: {type(exc).__name__}: {exc}") from exc
-    if (target / MANIFEST_FILE).is_file():
-        return target
-    subdirs = [p for p in target.iterdir() if p.is_dir()]
-    if len(subdirs) == 1 and (subdirs[0] / MANIFEST_FILE).is_file():
-        return subdirs[0]
-    return target

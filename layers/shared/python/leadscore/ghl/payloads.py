@@ -1,0 +1,218 @@
+"""HighLevel webhook payloads: their kinds and the mapping to a scoring request.
+
+The mapping turns either payload (marketplace event or workflow action) into
+``{"contact_id", "features": nested}`` through ``leadscore.features.flat.flat_to_nested`` (the
+one copy of the flat-name rules). By default a key is read when its (normalised) name is a
+flat feature name (docs/FEATURES.md); ``GHL_FIELD_MAP`` maps a deployment's custom field ids or
+keys onto flat names and wins over the default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from leadscore.errors import InvalidInput
+from leadscore.features.flat import FLAT_FIELDS, flat_to_nested
+
+#: How long a seen ``webhookId`` is remembered (DynamoDB TTL). Far longer than the clock skew
+#: window, so a replay is either stale (401) or remembered (acknowledged, not re-scored).
+REPLAY_TTL_SECONDS = 24 * 3600
+
+#: Marketplace events that carry a contact worth scoring.
+CONTACT_EVENTS = frozenset({"ContactCreate", "ContactUpdate"})
+
+#: The flat keys of FEATURES.md ("Flat names for CRM fields"), from the one copy of the rule.
+FLAT_NAMES: frozenset[str] = frozenset(FLAT_FIELDS)
+
+
+class PayloadKind(StrEnum):
+    MARKETPLACE = "marketplace"
+    WORKFLOW = "workflow"
+
+
+class WebhookError(ValueError):
+    """A verified webhook whose body cannot be used (not JSON, not a contact payload)."""
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """A webhook turned into what scoring needs, plus identifiers safe to log."""
+
+    kind: PayloadKind
+    contact_id: str
+    location_id: str
+    webhook_id: str
+    event_type: str
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def log_keys(self) -> dict[str, str]:
+        """Identifiers only; never names, email, phone or field values."""
+        return {
+            "kind": self.kind.value,
+            "contact_id": self.contact_id,
+            "location_id": self.location_id,
+            "webhook_id": self.webhook_id,
+            "event_type": self.event_type,
+        }
+# --------------------------------------------------------------------------- payloads
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep, int too long
+        raise WebhookError("body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise WebhookError("body must be a JSON object")
+    return payload
+
+
+def detect_kind(payload: Mapping[str, Any]) -> PayloadKind:
+    """Marketplace events carry ``type`` and ``locationId``; workflow calls ``contact_id``,
+    ``location: {id}`` and ``customData``."""
+    if isinstance(payload.get("type"), str) and "locationId" in payload:
+        return PayloadKind.MARKETPLACE
+    if (
+        "contact_id" in payload
+        or isinstance(payload.get("location"), Mapping)
+        or isinstance(payload.get("customData"), Mapping)
+    ):
+        return PayloadKind.WORKFLOW
+    raise WebhookError("not a HighLevel contact webhook")
+
+
+def is_scorable(payload: Mapping[str, Any], kind: PayloadKind) -> bool:
+    """Workflow calls always are; marketplace events only for contact create/update."""
+    return kind is PayloadKind.WORKFLOW or payload.get("type") in CONTACT_EVENTS
+
+
+def normalise_key(key: str) -> str:
+    """``"List Price"``, ``"list-price"``, ``"contact.list_price"`` -> ``"list_price"``."""
+    text = key.strip()
+    if "." in text:
+        text = text.rsplit(".", 1)[1]
+    text = re.sub(r"[\s\-]+", "_", text).lower()
+    text = re.sub(r"[^a-z0-9_]", "", text)
+    return text
+
+
+def _flat_name(key: str, field_map: Mapping[str, str]) -> str | None:
+    if key in field_map:
+        return field_map[key]
+    name = normalise_key(key)
+    return name if name in FLAT_NAMES else None
+
+
+def _is_absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
+def collect_flat(
+    payload: Mapping[str, Any], kind: PayloadKind, field_map: Mapping[str, str]
+) -> dict[str, Any]:
+    """The flat CRM pairs of a payload, keyed by FEATURES.md flat names.
+
+    Sources, later ones only filling what earlier ones left absent:
+    marketplace: ``customFields`` (by id) then root keys; workflow: ``customData`` then root
+    keys. An empty string is absent.
+    """
+    sources: list[list[tuple[str, Any]]] = []
+    if kind is PayloadKind.MARKETPLACE:
+        fields = payload.get("customFields")
+        pairs: list[tuple[str, Any]] = []
+        if isinstance(fields, list):
+            for item in fields:
+                if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                    value = item.get("value", item.get("field_value"))
+                    pairs.append((item["id"], value))
+                    key = item.get("key")
+                    if isinstance(key, str):
+                        pairs.append((key, value))
+        sources.append(pairs)
+    else:
+        custom = payload.get("customData")
+        if isinstance(custom, Mapping):
+            sources.append([(str(k), v) for k, v in custom.items()])
+    nested = ("customData", "customFields")
+    sources.append([(str(k), v) for k, v in payload.items() if k not in nested])
+
+    flat: dict[str, Any] = {}
+    for pairs in sources:
+        for key, value in pairs:
+            name = _flat_name(key, field_map)
+            if name is None or name in flat or _is_absent(value):
+                continue
+            flat[name] = value
+    return flat
+
+
+def parse_webhook(
+    payload: Mapping[str, Any], field_map: Mapping[str, str] | None = None
+) -> ParsedWebhook:
+    """A verified payload -> identifiers + the scoring request.
+
+    Raises WebhookError for a payload that is no contact webhook, and
+    ``InvalidInput`` (paths named by flat key) for values that are not numbers / lists.
+    Range and category checks happen when the request is scored, as for ``POST /score``.
+    """
+    mapping = field_map or {}
+    kind = detect_kind(payload)
+    if kind is PayloadKind.MARKETPLACE:
+        contact_id = _text(payload.get("id") or payload.get("contactId"))
+        location_id = _text(payload.get("locationId"))
+        webhook_id = _text(payload.get("webhookId"))
+        event_type = _text(payload.get("type"))
+    else:
+        contact_id = _text(payload.get("contact_id"))
+        location = payload.get("location")
+        location_id = _text(location.get("id")) if isinstance(location, Mapping) else ""
+        location_id = location_id or _text(payload.get("location_id"))
+        webhook_id = ""
+        event_type = "WorkflowWebhook"
+    parsed = ParsedWebhook(
+        kind=kind,
+        contact_id=contact_id,
+        location_id=location_id,
+        webhook_id=webhook_id,
+        event_type=event_type,
+    )
+    if not is_scorable(payload, kind):
+        return parsed
+    if not contact_id:
+        raise WebhookError("webhook carries no contact id")
+    flat = collect_flat(payload, kind, mapping)
+    nested, errors = flat_to_nested(flat)
+    if errors:
+        raise InvalidInput(errors)
+    request = {"contact_id": contact_id, "features": nested}
+    return ParsedWebhook(
+        kind=kind,
+        contact_id=contact_id,
+        location_id=location_id,
+        webhook_id=webhook_id,
+        event_type=event_type,
+        request=request,
+    )
+
+
+def replay_key(webhook_id: str) -> str:
+    """The DynamoDB partition key of the replay guard (ARCHITECTURE.md)."""
+    return f"webhook#{webhook_id}"
+
+
+def utc_now_iso(now: float) -> str:
+    return datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )

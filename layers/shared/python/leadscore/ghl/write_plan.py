@@ -1,0 +1,99 @@
+"""What to write back onto a HighLevel contact, and when to skip (pure logic, no AWS).
+
+A scored queue message becomes a ``WritePlan``:
+
+* ``PUT /contacts/{id}`` with the score (rounded int 0-100, as text) and the class custom
+  fields; never ``tags`` in that body (it would replace every tag of the contact);
+* ``POST /contacts/{id}/tags`` adding ``<class>-lead``;
+* ``DELETE /contacts/{id}/tags`` removing the other class tags.
+
+When the last write recorded for the contact has the same class and rounded score, nothing is
+written (ContactUpdate storms must not burn the rate limit). When only the score changed,
+the tags are already right and only the PUT is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from leadscore.classes import CLASSES
+from leadscore.ghl.messages import MessageError, WritebackMessage, rounded_score
+
+TAG_SUFFIX = "-lead"
+
+#: Keep the last-write record long enough to absorb update storms, short enough that a field
+#: edited by hand in HighLevel is eventually corrected.
+STATE_TTL_SECONDS = 30 * 24 * 3600
+
+
+def class_tag(predicted_class: str) -> str:
+    return f"{predicted_class}{TAG_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class LastWrite:
+    """What was last written onto a contact (the ``writeback#`` state item)."""
+
+    predicted_class: str
+    score: int
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    contact_id: str
+    location_id: str
+    score: int
+    predicted_class: str
+    custom_fields: tuple[tuple[str, str], ...]
+    add_tags: tuple[str, ...]
+    remove_tags: tuple[str, ...]
+    skip: bool
+
+    def put_body(self) -> dict[str, Any]:
+        """The PUT /contacts/{id} body: custom fields only, never ``tags``."""
+        return {"customFields": [{"id": fid, "field_value": v} for fid, v in self.custom_fields]}
+
+    @property
+    def state(self) -> LastWrite:
+        return LastWrite(predicted_class=self.predicted_class, score=self.score)
+
+
+def state_key(location_id: str, contact_id: str) -> str:
+    """The DynamoDB partition key of the last-write record (ARCHITECTURE.md)."""
+    return f"writeback#{location_id}#{contact_id}"
+
+
+def plan_write(
+    message: WritebackMessage,
+    last: LastWrite | None,
+    *,
+    score_field_id: str,
+    class_field_id: str,
+) -> WritePlan:
+    """Decide the requests for a scored message given the last recorded write."""
+    if message.predicted_score is None or message.predicted_class is None:
+        raise MessageError("the message has not been scored")
+    if message.predicted_class not in CLASSES:
+        raise MessageError(f"unknown predicted_class {message.predicted_class!r}")
+    score = rounded_score(message.predicted_score)
+    cls = message.predicted_class
+    fields: list[tuple[str, str]] = []
+    if score_field_id:
+        fields.append((score_field_id, str(score)))
+    if class_field_id:
+        fields.append((class_field_id, cls))
+    unchanged = last is not None and last.predicted_class == cls and last.score == score
+    tags_current = last is not None and last.predicted_class == cls
+    add = () if tags_current else (class_tag(cls),)
+    remove = () if tags_current else tuple(class_tag(c) for c in CLASSES if c != cls)
+    return WritePlan(
+        contact_id=message.contact_id,
+        location_id=message.location_id,
+        score=score,
+        predicted_class=cls,
+        custom_fields=tuple(fields),
+        add_tags=add,
+        remove_tags=remove,
+        skip=unchanged,
+    )

@@ -1,0 +1,61 @@
+"""The model registry and retraining: which bundle serves, which were refused, how new ones come.
+
+- `store`: the object-store protocol and the local-directory store (S3: `adapters.s3_store`);
+- `gate`: the quality gate (metrics in, failed checks out);
+- `promotion`: promote, reject, roll back, list, why-rejected over a store;
+- `archive`: safe unpacking of a SageMaker ``model.tar.gz``;
+- `retraining`: training uploads checked, named and turned into a SageMaker job request.
+
+The names below are the registry's public API (``from leadscore import registry``;
+``registry.promote(...)``); modules inside ``leadscore`` import from the owning submodule.
+"""
+
+from leadscore.registry.archive import MAX_ARCHIVE_MEMBERS, extract_bundle_archive
+from leadscore.registry.gate import MAX_PARITY_ABS_DIFF, quality_gate
+from leadscore.registry.promotion import (
+    CHAMPION_KEY,
+    MAX_HISTORY,
+    MODELS_PREFIX,
+    REJECTED_PREFIX,
+    Clock,
+    PromotionResult,
+    get_champion,
+    list_versions,
+    promote,
+    reject,
+    rollback,
+    verify_candidate,
+    why_rejected,
+)
+from leadscore.registry.store import (
+    ConcurrentUpdate,
+    LocalObjectStore,
+    ObjectNotFound,
+    ObjectStore,
+    RegistryError,
+)
+
+__all__ = [
+    "CHAMPION_KEY",
+    "MAX_ARCHIVE_MEMBERS",
+    "MAX_HISTORY",
+    "MAX_PARITY_ABS_DIFF",
+    "MODELS_PREFIX",
+    "REJECTED_PREFIX",
+    "Clock",
+    "ConcurrentUpdate",
+    "LocalObjectStore",
+    "ObjectNotFound",
+    "ObjectStore",
+    "PromotionResult",
+    "RegistryError",
+    "extract_bundle_archive",
+    "get_champion",
+    "list_versions",
+    "promote",
+    "quality_gate",
+    "reject",
+    "rollback",
+    "verify_candidate",
+    "why_rejected",
+]
