@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from leadscore import registry
-from leadscore.registry import retraining
 from leadscore.bundle import verify_bundle
+from leadscore.registry import retraining
 from leadscore.settings import PromoteSettings, RetrainSettings
 
 from .conftest import tar_bundle

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
-from leadscore.registry import ConcurrentUpdate, ObjectStore
+from leadscore.registry.store import ConcurrentUpdate, ObjectStore
 
 EXPORT_PREFIX = "training-data/auto/"
 STATE_KEY = "loop/exports/state.json"

@@ -15,7 +15,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from leadscore.features import FEATURE_NAMES, FLAT_FIELDS, FLAT_LIST_KEYS
+from leadscore.features.contract import FEATURE_NAMES
+from leadscore.features.flat import FLAT_FIELDS, FLAT_LIST_KEYS
 from leadscore.loop.records import (
     NO_LOCATION,
     SCHEMA_VERSION,

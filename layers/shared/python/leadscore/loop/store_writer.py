@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from leadscore.loop.records import partition_prefix
-from leadscore.registry import ObjectStore
+from leadscore.registry.store import ObjectStore
 
 
 def record_line(record: dict[str, Any]) -> bytes:
