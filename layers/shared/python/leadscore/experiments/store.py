@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from leadscore.errors import InvalidInput
 from leadscore.experiments.definition import Experiment, parse_experiment
-from leadscore.registry import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
+from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 
 CURRENT_KEY = "models/experiment.json"
 HISTORY_PREFIX = "models/experiments/"
