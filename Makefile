@@ -25,7 +25,7 @@ CFN_LINT := $(TOOLS)/bin/cfn-lint
 REGION ?= us-east-1
 BUCKET ?=
 
-.PHONY: venv tools test lint build validate deploy package-training demo serve bench loadtest clean \
+.PHONY: venv tools browser screenshots test lint build validate deploy package-training demo serve bench loadtest clean \
         scan scan-tools openapi
 
 venv: $(STAMP)
@@ -44,7 +44,18 @@ $(TOOLS_STAMP):
 	$(TOOLS)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
 	rm -f $(TOOLS)/.installed-* && touch $@
 
-test: venv
+# Debian's Chromium for the page tests (tests/monitoring): installed once, as root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The health page and the training report of the demo bundle, rendered and screenshotted in
+# headless Chromium (fails if any chart is not drawn): .build/screenshots/*.png
+screenshots: venv browser
+	@test -f .demo/bundle/manifest.json || $(MAKE) --no-print-directory demo
+	$(PY) tools/browser.py screenshots
+
+test: venv browser
 	$(PY) -m pytest -q
 
 lint: venv

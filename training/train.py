@@ -546,8 +546,10 @@ def _write_reports(
     held_out: HeldOutScores, rows: list[ImportanceRow], interval_method: str,
     clock: _PhaseClock,
 ) -> None:
-    """ensemble_metrics.json, the charts and the text/HTML training reports."""
-    from train_report import calibration_table, charts, report_html, report_text
+    """ensemble_metrics.json, the drift reference and the text/HTML training reports."""
+    from leadscore.monitoring.reference import build_reference
+    from report_page import report_page
+    from train_report import calibration_table, report_text
 
     metrics, score, base = held_out.metrics, held_out.score, held_out.base
     warnings = _warnings(held_out, split, data.n_rows)
@@ -581,17 +583,19 @@ def _write_reports(
     metrics["phase_seconds"] = clock.phases
     (staging / bundle.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
 
-    images = charts(split.y_test, {"xgboost": base[:, 0], "lightgbm": base[:, 1],
-                                   "neural_network": base[:, 2], "ensemble": score},
-                    rows, data.true_probability[split.test_idx]
-                    if data.true_probability is not None else None)
+    # Drift monitoring compares live traffic with these (leadscore.monitoring).
+    (staging / bundle.REFERENCE_FILE).write_text(json.dumps(
+        build_reference(FEATURE_NAMES, split.X_train, score, split.y_test)) + "\n")
     ctx["validation"] = ("skipped (--skip-validation)" if cfg.skip_validation else
                          "re-open the bundle with onnxruntime and reproduce the held-out "
                          "scores (result printed by the job)")
     ctx["wall_seconds"] = clock.elapsed()
     text = report_text(ctx)
     (staging / bundle.REPORT_TXT).write_text(text)
-    (staging / bundle.REPORT_HTML).write_text(report_html(text, images))
+    probabilities = {name: base[:, i] for i, name in enumerate(bundle.BASE_MODEL_NAMES)}
+    (staging / bundle.REPORT_HTML).write_text(report_page(
+        ctx, split.y_test, probabilities | {"ensemble": score},
+        data.true_probability[split.test_idx] if data.true_probability is not None else None))
 
 
 def _write_manifest(

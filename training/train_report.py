@@ -20,9 +20,6 @@ Conventions (stated in the reports too):
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +33,6 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
-    roc_curve,
 )
 
 DECISION_THRESHOLD = 0.5
@@ -169,80 +165,6 @@ def importance_text(rows: Sequence[ImportanceRow], note: str) -> str:
 # --------------------------------------------------------------------------- charts
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def charts(
-    y: np.ndarray,
-    probabilities: Mapping[str, np.ndarray],
-    rows: Sequence[ImportanceRow],
-    true_probability: np.ndarray | None,
-) -> dict[str, str]:
-    """Base64 PNGs: ROC curves, calibration plot, score histogram, importance chart."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out: dict[str, str] = {}
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for name, p in probabilities.items():
-        fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, label=f"{MODEL_LABELS[name]} (AUC {roc_auc_score(y, p):.3f})",
-                linewidth=2.2 if name == "ensemble" else 1.2)
-    if true_probability is not None:
-        fpr, tpr, _ = roc_curve(y, true_probability)
-        ax.plot(fpr, tpr, "k:", label=f"true probability (AUC "
-                f"{roc_auc_score(y, true_probability):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate",
-           title="ROC curves (held-out split)")
-    ax.legend(loc="lower right", fontsize=8)
-    out["roc"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for name in ("ensemble",):
-        table = calibration_table(y, probabilities[name])
-        xs = [r["mean_predicted"] for r in table if r["rows"]]
-        ys = [r["observed_rate"] for r in table if r["rows"]]
-        ax.plot(xs, ys, "o-", label=MODEL_LABELS[name])
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="perfect")
-    ax.set(xlabel="mean predicted probability", ylabel="observed conversion rate",
-           title="Calibration (10 equal-width bins)", xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize=8)
-    out["calibration"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
-    p = probabilities["ensemble"]
-    bins = [i / 40 for i in range(41)]
-    ax.hist(p[y == 0], bins=bins, alpha=0.6, label="not converted")
-    ax.hist(p[y == 1], bins=bins, alpha=0.6, label="converted")
-    ax.set(xlabel="ensemble score", ylabel="leads", title="Score distribution (held-out split)")
-    ax.legend(fontsize=8)
-    out["histogram"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(6.5, 6.0))
-    names = [r.feature_name for r in rows][::-1]
-    ypos = np.arange(len(names))
-    h = 0.2
-    ax.barh(ypos + 1.5 * h, [r.ensemble_importance for r in rows][::-1], h, label="ensemble")
-    ax.barh(ypos + 0.5 * h, [r.xgboost_importance for r in rows][::-1], h, label="xgboost")
-    ax.barh(ypos - 0.5 * h, [r.lightgbm_importance for r in rows][::-1], h, label="lightgbm")
-    ax.barh(ypos - 1.5 * h, [r.neural_net_importance for r in rows][::-1], h,
-            label="neural net")
-    ax.set_yticks(ypos, names, fontsize=8)
-    ax.set(xlabel="normalised importance", title="Feature importance")
-    ax.legend(fontsize=8, loc="lower right")
-    out["importance"] = _png(fig)
-    return out
-
-
 # --------------------------------------------------------------------------- reports
 
 
@@ -328,23 +250,3 @@ def report_text(ctx: Mapping[str, Any]) -> str:
     add(f"validation: {ctx['validation']}")
     add(f"wall time: {ctx['wall_seconds']:.1f} s")
     return "\n".join(lines) + "\n"
-
-
-def report_html(text: str, images: Mapping[str, str]) -> str:
-    """A single self-contained HTML page (images inline as base64 PNG)."""
-    titles = {"roc": "ROC curves", "calibration": "Calibration", "histogram": "Scores",
-              "importance": "Feature importance"}
-    figs = "\n".join(
-        f'<figure><img alt="{titles[k]}" src="data:image/png;base64,{v}">'
-        f"<figcaption>{titles[k]}</figcaption></figure>"
-        for k, v in images.items()
-    )
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>Lead scoring training report</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
-        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}"
-        "figure{display:inline-block;margin:0.5em;vertical-align:top}</style></head><body>"
-        "<h1>Lead scoring ensemble: training report</h1>\n"
-        f"<div>{figs}</div>\n<pre>{html.escape(text)}</pre>\n</body></html>\n"
-    )

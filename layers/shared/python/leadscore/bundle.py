@@ -27,6 +27,8 @@ IMPORTANCE_TXT = "feature_importance.txt"
 REPORT_TXT = "training_report.txt"
 REPORT_HTML = "training_report.html"
 EXPLAINER_FILE = "explainer.npz"
+# The training data's distributions, for drift monitoring (leadscore.monitoring.reference).
+REFERENCE_FILE = "reference.json"
 
 INPUT_NAME = "features"
 OUTPUT_SCORE = "score"

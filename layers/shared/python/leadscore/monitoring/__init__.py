@@ -1,0 +1,1 @@
+"""Watching the served model: drift against its training data, importance, health pages."""

@@ -1,0 +1,169 @@
+"""The model health page: one static HTML page per location and one for all of them.
+
+What a team lead opens on Monday: does the score still sort leads (lift and gains by decile
+on leads resolved recently), is it still calibrated (now vs at training), has the traffic
+moved (PSI per feature, the score's distribution now vs at training), what the model leans on
+week by week (permutation importance), and how the running experiment stands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from leadscore import metrics
+from leadscore.monitoring.drift import DriftReport, psi_band
+from leadscore.monitoring.reference import Reference
+from leadscore.reports import html
+
+TOP_IMPORTANCE_LINES = 5
+
+
+@dataclass(slots=True)
+class HealthData:
+    scope: str  # "All locations" or a location id
+    generated_at: str
+    model_version: str
+    reference: Reference | None
+    drift: DriftReport | None
+    recent_scores: np.ndarray  # scores of leads resolved in the window
+    recent_outcomes: np.ndarray  # their outcomes (bool)
+    window_scores: np.ndarray  # every score in the window (resolved or not)
+    importance_by_week: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    experiment: Mapping[str, Any] | None = None  # ExperimentResults.to_record()
+
+
+def _lift_section(data: HealthData) -> str:
+    y, s = np.asarray(data.recent_outcomes, dtype=bool), data.recent_scores
+    if len(y) < 10 or not y.any():
+        return html.section("Lift and gains", html.paragraph(
+            f"Not enough resolved leads yet ({len(y)}, {int(y.sum())} converted)."))
+    rows = metrics.lift_by_decile(y, s)
+    deciles = [str(r["decile"]) for r in rows]
+    lift = html.bar_chart("Lift by decile", deciles,
+                          [html.Series("lift", range(10), [r["lift"] for r in rows])],
+                          y_label="lift (×)", x_label="decile (highest scores first)")
+    gains = html.line_chart(
+        "Cumulative gains", [
+            html.Series("model", [0.0, *[d / 10 for d in range(1, 11)]],
+                        [0.0, *[r["cumulative_gain"] for r in rows]]),
+            html.Series("random", [0.0, 1.0], [0.0, 1.0])],
+        x_label="share of leads called", y_label="share of conversions",
+        x_range=(0, 1), y_range=(0, 1))
+    table = html.table(["decile", "leads", "conversions", "rate", "lift", "cumulative gain"],
+                       [[r["decile"], r["n"], r["conversions"], r["conversion_rate"], r["lift"],
+                         r["cumulative_gain"]] for r in rows])
+    auc = metrics.auc(y, s)
+    return html.section(
+        "Lift and gains", html.charts(lift, gains), table,
+        note=f"{len(y)} leads resolved in the window, {int(y.sum())} converted; AUC {auc:.3f}.")
+
+
+def _calibration_section(data: HealthData) -> str:
+    y = np.asarray(data.recent_outcomes, dtype=bool)
+    series = []
+    if len(y):
+        now = metrics.calibration_bins(y, data.recent_scores)
+        series.append(html.Series("now", [b["mean_predicted"] for b in now],
+                                  [b["observed_rate"] for b in now]))
+    if data.reference is not None and data.reference.calibration:
+        then = data.reference.calibration
+        series.append(html.Series("at training", [b["mean_predicted"] for b in then],
+                                  [b["observed_rate"] for b in then]))
+    if not series:
+        return html.section("Calibration", html.paragraph("No outcomes to compare with yet."))
+    chart = html.line_chart("Calibration", series, x_label="predicted probability",
+                            y_label="observed conversion rate", x_range=(0, 1), y_range=(0, 1),
+                            diagonal=True)
+    return html.section("Calibration", html.charts(chart),
+                        note="On the dashed line, a score of 0.3 converts 30 % of the time.")
+
+
+def _drift_section(data: HealthData) -> str:
+    drift = data.drift
+    if drift is None:
+        return html.section("Drift", html.paragraph("No reference distributions in this bundle."))
+    ordered = sorted(drift.feature_psi.items(), key=lambda kv: -_finite(kv[1]))
+    chart = html.bar_chart(
+        "PSI per feature", [name[:14] for name, _ in ordered],
+        [html.Series("PSI", range(len(ordered)), [_finite(v) for _, v in ordered])],
+        y_label="PSI")
+    status = (f"Drift alarm: {', '.join(drift.drifted) or 'the score'} moved past PSI "
+              f"{drift.threshold}." if drift.alarm else
+              "No feature has moved past the alarm threshold." if drift.enough_rows else
+              f"Only {drift.rows} snapshots in the window: too few to judge.")
+    table = html.table(["feature", "PSI", "reading"],
+                       [[name, value, psi_band(value)] for name, value in ordered]
+                       + [["(score)", drift.score_psi, psi_band(drift.score_psi)]])
+    parts = [html.paragraph(status, "bad" if drift.alarm else "good"), html.charts(chart)]
+    if data.reference is not None:
+        parts.append(html.charts(_score_distribution(data.reference, data.window_scores)))
+    parts.append(table)
+    return html.section("Drift", *parts, note=(
+        f"Window {drift.window_start} to {drift.window_end}, {drift.rows} snapshots. "
+        "PSI below 0.10 is stable, 0.10 to 0.25 worth watching, 0.25 and above shifted."))
+
+
+def _score_distribution(reference: Reference, scores: np.ndarray) -> str:
+    edges = np.asarray(reference.score["edges"], dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(edges, s, side="right"), minlength=len(edges) + 1)
+    now = counts / max(len(s), 1)
+    labels = [f"<{e:.2f}" for e in edges] + [f"≥{edges[-1]:.2f}" if len(edges) else "all"]
+    return html.bar_chart(
+        "Score distribution: now vs training", labels,
+        [html.Series("training", range(len(labels)), list(reference.score["fractions"])),
+         html.Series("now", range(len(labels)), [float(v) for v in now])],
+        y_label="share of leads", x_label="score bin (training deciles)")
+
+
+def _importance_section(data: HealthData) -> str:
+    weeks = sorted(data.importance_by_week)
+    if not weeks:
+        return html.section("Importance over time", html.paragraph(
+            "Needs at least 100 resolved leads with both outcomes in a week."))
+    latest = data.importance_by_week[weeks[-1]]
+    top = sorted(latest, key=lambda k: -latest[k])[:TOP_IMPORTANCE_LINES]
+    series = [html.Series(name, list(range(len(weeks))),
+                          [float(data.importance_by_week[w].get(name, math.nan)) for w in weeks])
+              for name in top]
+    chart = html.line_chart("Permutation importance by week", series,
+                            x_label=f"week ({weeks[0]} … {weeks[-1]})", y_label="AUC drop")
+    table = html.table(["feature", *weeks],
+                       [[name, *[data.importance_by_week[w].get(name) for w in weeks]]
+                        for name in top])
+    return html.section("Importance over time", html.charts(chart), table)
+
+
+def _experiment_section(experiment: Mapping[str, Any] | None) -> str:
+    if not experiment:
+        return html.section("Experiment", html.paragraph("No experiment is running."))
+    variants: Mapping[str, Mapping[str, Any]] = experiment.get("variants", {})
+    rows = [[name, v.get("leads"), v.get("conversions"), v.get("hot_leads"),
+             v.get("hot_conversion_rate"), v.get("auc"), v.get("brier"),
+             v.get("top_decile_lift"), v.get("auc_vs_baseline_p_value")]
+            for name, v in variants.items()]
+    table = html.table(["variant", "leads", "conversions", "called hot", "hot conversion rate",
+                        "AUC", "Brier", "top-decile lift", "p (AUC vs baseline)"], rows)
+    warnings = [w for v in variants.values() for w in v.get("warnings", [])]
+    parts = [html.paragraph(str(experiment.get("statement", "")),
+                            "good" if experiment.get("winner") else ""), table]
+    parts.extend(html.paragraph(w, "warn") for w in warnings)
+    return html.section(f"Experiment {experiment.get('name', '')}", *parts)
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
+
+
+def render(data: HealthData) -> str:
+    return html.page(
+        f"Model health: {data.scope}",
+        [_lift_section(data), _calibration_section(data), _drift_section(data),
+         _importance_section(data), _experiment_section(data.experiment)],
+        subtitle=f"Model {data.model_version}, generated {data.generated_at}.",
+    )
