@@ -28,6 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.tracing import make_tracer
 from leadscore.errors import FieldError, InvalidInput
+from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.service import BatchTooLarge, ScoringService
@@ -57,6 +58,7 @@ class Container:
     store: ModelProvider
     cache: TieredCache
     service: ScoringService
+    scorer: ScoringService | ExperimentScorer  # the service, routed by a running experiment
 
 
 def build_container(
@@ -81,7 +83,8 @@ def build_container(
         class_thresholds=settings.class_thresholds,
         max_batch_size=settings.max_batch_size,
     )
-    return Container(settings, store, cache, service)
+    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
+    return Container(settings, store, cache, service, scorer)
 
 
 _container: Container | None = None
@@ -92,7 +95,7 @@ def set_container(new: Container | None) -> None:
     global _container
     _container = new
     if new is not None:
-        ghl_routes.configure(new.settings, lambda: new.service)
+        ghl_routes.configure(new.settings, lambda: new.scorer)
 
 
 def container() -> Container:
@@ -146,8 +149,13 @@ def _count(result: dict[str, Any]) -> None:
     metrics.add_metric(
         name="CacheHit" if result.get("cached") else "CacheMiss", unit=MetricUnit.Count, value=1
     )
-    if result.get("source") == "rules":
+    if result.get("source") == "rules" and not result.get("variant"):
         metrics.add_metric(name="RulesFallback", unit=MetricUnit.Count, value=1)
+    variant = result.get("variant")
+    if variant:
+        arm = variant if variant in ("rules", "champion") else "version"
+        metrics.add_metric(name=f"ExperimentArm{arm.capitalize()}", unit=MetricUnit.Count,
+                           value=1)
     metrics.add_metric(
         name=f"Class{str(result.get('predicted_class', 'unknown')).capitalize()}",
         unit=MetricUnit.Count,
@@ -167,7 +175,7 @@ def score() -> dict[str, Any]:
         contact_id = body.get("contact_id")
         if isinstance(contact_id, str) and 0 < len(contact_id) <= 128:
             logger.append_keys(contact_id=contact_id)
-    result = container().service.score(body, explain=explain)
+    result = container().scorer.score(body, explain=explain)
     _count(result)
     logger.info(
         "scored",
@@ -189,7 +197,7 @@ def score_batch() -> dict[str, Any]:
     leads = body.get("leads") if isinstance(body, dict) else None
     if not isinstance(leads, list):
         raise InvalidInput([FieldError("leads", "must be a list of scoring requests")])
-    answer = container().service.score_batch(leads, explain=explain)
+    answer = container().scorer.score_batch(leads, explain=explain)
     for result in answer["results"]:
         _count(result)
     logger.info(

@@ -55,7 +55,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -190,10 +190,14 @@ class ScoringService:
 
     # -- public interface ---------------------------------------------------------------------
 
-    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
-        """One lead score; raises `InvalidInput`."""
+    def score(
+        self, request: Mapping[str, Any], *, explain: bool = True,
+        use: LoadedModel | Literal["rules"] | None = None,
+    ) -> dict[str, Any]:
+        """One lead score; raises `InvalidInput`. ``use`` answers with another model or the
+        rules instead of the champion (experiment variants, `leadscore.experiments`)."""
         lead = parse_request(request)
-        model = self.provider.current()
+        model = self.provider.current() if use is None else None if isinstance(use, str) else use
         if model is None:
             return self._rules_score(lead)
         key = cache_key(lead.contact_id, lead.x32, model.version)

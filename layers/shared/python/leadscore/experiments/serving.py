@@ -1,0 +1,191 @@
+"""Scoring under an experiment: each contact is answered by its variant.
+
+`ExperimentScorer` wraps the `ScoringService` of a container. With no running experiment it
+is the service itself. With one, a lead's contact id picks its variant
+(`definition.assign`) and that variant answers: the champion as usual, the rules score, or a
+stored model version loaded like any bundle. The answer carries ``experiment`` and
+``variant``, and the answer is what the webhook flow writes back, so the contact's fields
+hold the variant's score. A shadow version is scored on every lead (without explanations) and
+reported under ``shadow``; it never changes the answer.
+
+If a variant's model cannot be loaded the champion answers, with ``variant`` null: such a
+lead is not counted for either arm (an experiment must compare what it says it compares).
+
+The running experiment is read from the champion's store (`experiments.store`) at most every
+``refresh_seconds``; a read that fails keeps the last known state (a failing dependency is
+bypassed, not fatal).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from leadscore.errors import InvalidInput
+from leadscore.experiments import store as experiment_store
+from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
+from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri
+from leadscore.scoring.service import BatchTooLarge, ScoringService, parse_request
+
+if TYPE_CHECKING:
+    from leadscore.bundle import LoadedModel
+    from leadscore.registry.store import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+CHAMPION_SUFFIX = "models/champion.json"
+
+
+class ExperimentSource(Protocol):
+    def running(self) -> Experiment | None: ...
+
+
+class VariantModels(Protocol):
+    def get(self, version: str) -> LoadedModel | None: ...
+
+
+class StoreExperimentSource:
+    """The running experiment of a store, re-read at most every ``refresh_seconds``."""
+
+    def __init__(
+        self, store: ObjectStore, refresh_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._checked_at: float | None = None
+        self._experiment: Experiment | None = None
+
+    def running(self) -> Experiment | None:
+        now = self._clock()
+        if self._checked_at is None or now - self._checked_at >= self._refresh:
+            self._checked_at = now
+            try:
+                self._experiment = experiment_store.running(self._store)
+            except Exception as exc:  # any store or record failure keeps the last state
+                logger.warning("experiment pointer unreadable, keeping the last state: %s",
+                               exc.__class__.__name__)
+        return self._experiment
+
+
+class StoredVersions:
+    """Bundles of stored model versions, each loaded once (``models/<version>/``)."""
+
+    def __init__(self, version_uri: Callable[[str], str], refresh_seconds: int = 3600) -> None:
+        self._version_uri = version_uri
+        self._refresh = refresh_seconds
+        self._stores: dict[str, ModelStore] = {}
+
+    def get(self, version: str) -> LoadedModel | None:
+        found = self._stores.get(version)
+        if found is None:
+            found = ModelStore(self._version_uri(version), refresh_seconds=self._refresh)
+            self._stores[version] = found
+        return found.current()
+
+
+class ExperimentScorer:
+    """A `Scorer` that routes each contact to its experiment variant."""
+
+    def __init__(
+        self, service: ScoringService, source: ExperimentSource, models: VariantModels
+    ) -> None:
+        self.service = service
+        self.source = source
+        self.models = models
+
+    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
+        experiment = self.source.running()
+        if experiment is None:
+            return self.service.score(request, explain=explain)
+        contact_id = parse_request(request).contact_id
+        return self._score_in(experiment, contact_id, request, explain)
+
+    def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> dict[str, Any]:
+        experiment = self.source.running()
+        if experiment is None:
+            return self.service.score_batch(leads, explain=explain)
+        # Variants differ per lead: score one by one (one ONNX call each) while it runs.
+        if len(leads) > self.service.max_batch_size:
+            raise BatchTooLarge(len(leads), self.service.max_batch_size)
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for index, request in enumerate(leads):
+            try:
+                contact_id = parse_request(request).contact_id
+                results.append(self._score_in(experiment, contact_id, request, explain))
+            except InvalidInput as exc:
+                errors.append({"index": index, "errors": [e.to_dict() for e in exc.errors]})
+        return {"results": results, "errors": errors}
+
+    def _score_in(
+        self, experiment: Experiment, contact_id: str, request: Mapping[str, Any], explain: bool
+    ) -> dict[str, Any]:
+        variant: str | None = assign(experiment, contact_id)
+        if variant == CHAMPION:
+            result = self.service.score(request, explain=explain)
+        elif variant == RULES:
+            result = self.service.score(request, explain=explain, use=RULES)
+        else:
+            model = self._version(str(variant))
+            if model is None:
+                variant = None
+                result = self.service.score(request, explain=explain)
+            else:
+                result = self.service.score(request, explain=explain, use=model)
+        result = dict(result)
+        result["experiment"] = experiment.name
+        result["variant"] = variant
+        if experiment.shadow:
+            result["shadow"] = self._shadow(experiment.shadow, request)
+        return result
+
+    def _version(self, version: str) -> LoadedModel | None:
+        try:
+            return self.models.get(version)
+        except ModelUnavailable as exc:
+            logger.warning("experiment variant %s unavailable: %s", version, exc)
+            return None
+
+    def _shadow(self, version: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
+        model = self._version(version)
+        if model is None:
+            return None
+        shadow = self.service.score(request, explain=False, use=model)
+        return {"model_version": shadow["model_version"],
+                "predicted_score": shadow["predicted_score"],
+                "predicted_class": shadow["predicted_class"]}
+
+
+def experiment_scorer(
+    service: ScoringService, model_uri: str, refresh_seconds: int
+) -> ScoringService | ExperimentScorer:
+    """The container's scorer: experiments apply when MODEL_URI is a champion pointer (the
+    experiment lives beside it); a fixed bundle URI means no experiments."""
+    from leadscore.adapters.s3_store import open_store
+
+    try:
+        source = parse_model_uri(model_uri)
+    except ModelUnavailable:
+        return service
+    if not source.pointer or not source.path.endswith(CHAMPION_SUFFIX):
+        return service
+    root = source.path[: -len(CHAMPION_SUFFIX)].rstrip("/")
+    if source.kind == "s3":
+        location = f"s3://{source.bucket}/{root}".rstrip("/")
+
+        def version_uri(version: str) -> str:
+            prefix = f"{root}/" if root else ""
+            return f"s3://{source.bucket}/{prefix}models/{version}/"
+    else:
+        location = root or "/"
+
+        def version_uri(version: str) -> str:
+            return f"file://{location}/models/{version}"
+
+    return ExperimentScorer(
+        service, StoreExperimentSource(open_store(location), refresh_seconds),
+        StoredVersions(version_uri))
