@@ -25,19 +25,10 @@ OURS_CHILD = """
 import json, sys, time
 sys.path[:0] = {paths!r}
 import app
-class Context:
-    function_name = "ScoreFunction"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ScoreFunction"
-    aws_request_id = "bench-cold-start"
-    log_group_name = "/aws/lambda/ScoreFunction"
-    log_stream_name = "bench"
-    def get_remaining_time_in_millis(self):
-        return 30000
+from tools.lambda_context import lambda_context
 with open({event!r}) as fh:
     event = json.load(fh)
-response = app.lambda_handler(event, Context())
+response = app.lambda_handler(event, lambda_context(request_id="bench-cold-start"))
 t_answer = time.time()
 body = json.loads(response["body"])
 print({marker!r} + json.dumps({{"t": t_answer, "status": response["statusCode"],
@@ -121,7 +112,8 @@ def measure(
     timeout: float = 120.0,
 ) -> tuple[ColdStart, ColdStart, list[dict[str, object]]]:
     """Alternate ours/native `runs` times each; return both sample sets and the child reports."""
-    ours_paths = [str(repo / "functions" / "score"), str(repo / "layers" / "shared" / "python")]
+    ours_paths = [str(repo / "functions" / "score"), str(repo / "layers" / "shared" / "python"),
+                  str(repo)]
     native_paths = [str(repo)]
     # Children start from this environment minus what the benchmark set for our handler:
     # ours gets `ours_env` (the function's environment), the original library defaults.

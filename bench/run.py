@@ -59,6 +59,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from bench import coldstart, metrics, sizes  # noqa: E402
 from bench.native_adapter import NativeLoadedModel  # noqa: E402
 from bench.original import OriginalEnsemble, train_original  # noqa: E402
+from tools.lambda_context import lambda_context  # noqa: E402
 
 # Seeds of the benchmark's data: different from the tests' and the demo's.
 TRAIN_SEED = 70_701
@@ -205,19 +206,6 @@ def quality(run: Run, data: Data, ours: Any, original: OriginalEnsemble) -> None
 
 
 # ----------------------------------------------------------------------------- handler
-class LambdaContext:
-    function_name = "ScoreFunction"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ScoreFunction"
-    aws_request_id = "bench"
-    log_group_name = "/aws/lambda/ScoreFunction"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def handler_env(bundle: Path) -> dict[str, str]:
     """The ScoreFunction's environment (template.yaml) minus the AWS resources: no DynamoDB
     table (in-memory cache only), no write-back queue, tracing off (no X-Ray daemon here)."""
@@ -264,7 +252,7 @@ def score_event(template: Mapping[str, Any], body: Mapping[str, Any], *, explain
 
 
 def call(app: Any, event: Mapping[str, Any]) -> dict[str, Any]:
-    response: dict[str, Any] = app.lambda_handler(event, LambdaContext())
+    response: dict[str, Any] = app.lambda_handler(event, lambda_context(request_id="bench"))
     if response.get("statusCode") != 200:
         raise RuntimeError(f"handler answered {response.get('statusCode')}: "
                            f"{str(response.get('body'))[:500]}")

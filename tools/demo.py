@@ -61,16 +61,6 @@ DEMO_FIELD_MAP = {
 }
 
 
-class FakeContext:
-    function_name = "lead-scoring-ScoreFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:demo"
-    aws_request_id = "demo"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def sign_marketplace(event: dict[str, Any]) -> str:
     """Give the marketplace sample a fresh timestamp and a signature; return the public PEM."""
     from cryptography.hazmat.primitives import serialization
@@ -170,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     from contextlib import redirect_stdout
 
     from functions.score import app
+    from tools.lambda_context import lambda_context
 
     rows: list[list[str]] = []
     for name, event in events:
         with redirect_stdout(io.StringIO()):  # EMF metric lines
-            answer = app.lambda_handler(event, FakeContext())
+            answer = app.lambda_handler(event, lambda_context("lead-scoring-ScoreFunction"))
         rows += rows_for(name, int(answer["statusCode"]), json.loads(answer["body"]))
     print()
     print(f"model: {json.loads(champion.read_text())['version']}  (store {champion.parent.parent})")

@@ -31,18 +31,6 @@ MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 _LOCK = threading.Lock()  # one "container": invocations are serialised, as in one Lambda
 
 
-class FakeContext:
-    function_name = "lead-scoring-ScoreFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:local"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
 def to_event(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     """An API Gateway REST proxy event, as API Gateway would build it for this request."""
     parts = urlsplit(raw_path)
@@ -79,6 +67,8 @@ def to_event(method: str, raw_path: str, headers: dict[str, str], body: bytes) -
 
 
 def make_handler(invoke: Any, openapi: Path | None) -> type[BaseHTTPRequestHandler]:
+    from tools.lambda_context import lambda_context
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "leadscore-local/1.0"
 
@@ -112,7 +102,8 @@ def make_handler(invoke: Any, openapi: Path | None) -> type[BaseHTTPRequestHandl
             body = self.rfile.read(length) if length else b""
             event = to_event(self.command, self.path, dict(self.headers.items()), body)
             with _LOCK:
-                answer = invoke(event, FakeContext())
+                context = lambda_context("lead-scoring-ScoreFunction", timeout_ms=29_000)
+                answer = invoke(event, context)
             payload = answer.get("body") or ""
             data = (base64.b64decode(payload) if answer.get("isBase64Encoded")
                     else str(payload).encode())

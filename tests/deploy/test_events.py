@@ -36,6 +36,7 @@ from tests.fixtures.aws import (
     resources,
 )
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, KeyPair
+from tools.lambda_context import lambda_context
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = sorted((ROOT / "events").glob("*.json"))
@@ -134,21 +135,6 @@ def template_env(logical_id: str, params: dict[str, Any], names: dict[str, str])
 # ------------------------------------------------------------------ sam local invoke
 
 
-@dataclass
-class FakeContext:
-    function_name: str
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "52fdfc07-2182-454f-963f-5f0f9a621d72"
-    function_version: str = "$LATEST"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def load_handler_module(logical_id: str) -> ModuleType:
     code_uri = ROOT / resources()[logical_id]["Properties"]["CodeUri"]
     handler = load_template()["Globals"]["Function"]["Handler"]
@@ -207,7 +193,7 @@ class World:
 
         reset_clients()
         module = load_handler_module(logical_id)
-        return module.lambda_handler(event, FakeContext(f"{STACK_NAME}-{logical_id}"))
+        return module.lambda_handler(event, lambda_context(f"{STACK_NAME}-{logical_id}"))
 
 
 @pytest.fixture

@@ -90,3 +90,46 @@ def test_validate_rejects_with_paths(obj: Any, paths: list[str]) -> None:
         validate_thresholds(obj)
     assert info.value.paths == paths
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"hot": true, "tepid": 9}',  # a boolean, an unknown class, two missing
+        '{"hot": 0.8, "warm": 0.8, "lukewarm": 0.4}',  # not strictly ordered
+        '{"hot": 0.8, "warm": 0.6, "lukewarm": 0.4, "tepid": 0.1}',
+        '{"hot": "0.8", "warm": 0.6, "lukewarm": 0.4}',
+        '{"hot": 1.5, "warm": 0.6, "lukewarm": 0.4}',
+        '[0.8, 0.6, 0.4]',
+        "not json",
+    ],
+)
+def test_the_environment_refuses_what_the_one_check_refuses(raw: str) -> None:
+    from leadscore.settings import ScoreSettings, SettingsError
+
+    with pytest.raises(SettingsError, match="CLASS_THRESHOLDS"):
+        ScoreSettings.from_env({"CLASS_THRESHOLDS": raw})
+    if raw != "not json":
+        import json
+
+        with pytest.raises(InvalidInput):
+            validate_thresholds(json.loads(raw))
+
+
+def test_the_environment_names_every_problem() -> None:
+    from leadscore.settings import ScoreSettings, SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        ScoreSettings.from_env({"CLASS_THRESHOLDS": '{"hot": true, "tepid": 9}'})
+    message = str(caught.value)
+    for path in ("CLASS_THRESHOLDS.tepid", "CLASS_THRESHOLDS.hot", "CLASS_THRESHOLDS.warm",
+                 "CLASS_THRESHOLDS.lukewarm"):
+        assert path in message
+
+
+def test_the_environment_accepts_valid_thresholds() -> None:
+    from leadscore.settings import ScoreSettings
+
+    raw = '{"hot": 0.9, "warm": 0.5, "lukewarm": 0.2}'
+    parsed = ScoreSettings.from_env({"CLASS_THRESHOLDS": raw})
+    assert parsed.class_thresholds == {"hot": 0.9, "warm": 0.5, "lukewarm": 0.2}

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError, RateLimited, rate_limit_wait
 from leadscore.classes import CLASSES
 from leadscore.ghl import messages, write_plan
 
 from tests.fixtures.fake_highlevel import DEFAULT_LOCATION_ID
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws
+from tools.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SCORE_FIELD = "fld_lead_score"
@@ -213,19 +215,6 @@ def test_client_refuses_tags_in_the_put() -> None:
 # --------------------------------------------------------------------------- the function
 
 
-@dataclass
-class Context:
-    function_name: str = "writeback"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:writeback"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 30_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
 @pytest.fixture
 def writeback_fn(
     ghl_aws: GhlAws, fake_highlevel: FakeHighLevel, monkeypatch: pytest.MonkeyPatch
@@ -272,8 +261,8 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
     }
 
 
-def invoke(fn: Any, *bodies: str, context: Context | None = None) -> list[str]:
-    answer = fn.lambda_handler(sqs_event(*bodies), context or Context())
+def invoke(fn: Any, *bodies: str, context: LambdaContext | None = None) -> list[str]:
+    answer = fn.lambda_handler(sqs_event(*bodies), context or lambda_context("writeback"))
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
 
 
@@ -344,7 +333,8 @@ def test_no_waiting_past_the_lambda_deadline(
     # 1 s of a 1.5 s budget would fit MAX_RATE_LIMIT_WAIT_SECONDS, but not the time the
     # remaining calls need before the function times out: fail fast, stay on the queue.
     fake_highlevel.script = [(429, {"Retry-After": "1"}, {})]
-    assert invoke(writeback_fn, message(), context=Context(remaining_ms=1500)) == ["m-0"]
+    short = lambda_context("writeback", timeout_ms=1500)
+    assert invoke(writeback_fn, message(), context=short) == ["m-0"]
     assert len(fake_highlevel.requests) == 1
     # With time to spare the same answer is waited out.
     fake_highlevel.script = [(429, {"Retry-After": "1"}, {})]

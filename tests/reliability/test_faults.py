@@ -36,6 +36,7 @@ from tests.fixtures.scoring import (
     write_pointer,
 )
 from tests.reliability.logcapture import captured_logs
+from tools.lambda_context import lambda_context
 
 REGION = "us-east-1"
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
@@ -222,8 +223,6 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
         "model_version": "lsm-0123456789abcdef", "received_at": "2026-02-05T10:00:00.000Z",
     }))["MessageId"]
 
-    from tests.ghl.test_writeback import Context
-
     invocations = 0
     with captured_logs(writeback.logger) as logs:
         for _ in range(max_receives + 2):
@@ -239,7 +238,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
                 "messageAttributes": {}, "eventSource": "aws:sqs",
                 "eventSourceARN": queues.arn, "awsRegion": REGION,
             } for m in messages]}
-            answer = writeback.lambda_handler(event, Context())
+            answer = writeback.lambda_handler(event, lambda_context("writeback"))
             failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
             for m in messages:  # what the Lambda poller does with a partial batch response
                 if m["MessageId"] not in failed:

@@ -29,7 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.scoring import FakeContext, load_event
+from tests.fixtures.scoring import load_event
+from tools.lambda_context import lambda_context
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("Traceback", "/work/", "site-packages", '.py"', 'File "', "/tmp/")
@@ -128,7 +129,7 @@ def event_for(path: str, body: str | None, *, headers: dict[str, str] | None = N
 def call(handler: Any, event: dict[str, Any], label: str) -> tuple[int, dict[str, Any]]:
     """Invoke and check the invariant; returns (status, parsed body)."""
     COUNTS[label] += 1
-    raw = handler.lambda_handler(event, FakeContext())
+    raw = handler.lambda_handler(event, lambda_context())
     status = int(raw["statusCode"])
     STATUSES[f"{label.split()[0]} {status}"] += 1
     text = raw.get("body") or ""

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from tests.fixtures.ghl import WEBHOOK_SECRET, FakeHighLevel, GhlAws, KeyPair, api_event
-from tests.fixtures.scoring import FakeContext, load_event
+from tests.fixtures.scoring import load_event
 from tests.reliability.logcapture import captured_logs
+from tools.lambda_context import lambda_context
 
 EMAIL = "zebulon.canary-7f3e@example.com"
 PHONE = "+1 555-019-9731"
@@ -83,7 +84,6 @@ def test_logs_of_a_full_run_hold_no_personal_data(
     from leadscore.scoring.model_store import ModelStore
 
     from functions.score import ghl_routes
-    from tests.ghl.test_writeback import Context
 
     score_app, writeback, settings, container = wired
     now = time.time()
@@ -105,19 +105,19 @@ def test_logs_of_a_full_run_hold_no_personal_data(
     with captured_logs(score_app.logger, writeback.logger) as logs:
         body = json.dumps(marketplace).encode()
         answer = score_app.lambda_handler(
-            api_event(body, {"x-ghl-signature": ghl_ed25519.sign(body)}), FakeContext())
+            api_event(body, {"x-ghl-signature": ghl_ed25519.sign(body)}), lambda_context())
         statuses.append(answer["statusCode"])
         for payload in (workflow, bad_values):
             answer = score_app.lambda_handler(
                 api_event(json.dumps(payload).encode(), {"x-leadscore-secret": WEBHOOK_SECRET}),
-                FakeContext())
+                lambda_context())
             statuses.append(answer["statusCode"])
         # a webhook that cannot be scored now: queued with its lead data
         no_model = score_app.build_container(settings, store=ModelStore(""))
         ghl_routes.configure(settings, lambda: no_model.service)
         answer = score_app.lambda_handler(
             api_event(json.dumps(unscorable).encode(), {"x-leadscore-secret": WEBHOOK_SECRET}),
-            FakeContext())
+            lambda_context())
         statuses.append(answer["statusCode"])
         ghl_routes.configure(settings, lambda: container.service)
         # the scoring API with personal data attached as extra keys, and a malformed one
@@ -125,7 +125,7 @@ def test_logs_of_a_full_run_hold_no_personal_data(
         for extra in ({**_person()}, {**_person(), "features": {"property_data": EMAIL}}):
             event = load_event("score_request")
             event["body"] = json.dumps({**request, **extra, "contact_id": "contact-pii-5"})
-            statuses.append(score_app.lambda_handler(event, FakeContext())["statusCode"])
+            statuses.append(score_app.lambda_handler(event, lambda_context())["statusCode"])
         # the write-back function drains the queue; one contact's write fails
         messages = ghl_aws.sqs.receive_message(QueueUrl=ghl_aws.queue_url,
                                                MaxNumberOfMessages=10)["Messages"]
@@ -136,7 +136,7 @@ def test_logs_of_a_full_run_hold_no_personal_data(
             "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
             "awsRegion": "us-east-1",
         } for m in messages]}
-        writeback.lambda_handler(event, Context())
+        writeback.lambda_handler(event, lambda_context("writeback"))
     out, err = capfd.readouterr()
 
     # The run did what it should (so the silence below means something).

@@ -6,7 +6,6 @@ import io
 import json
 import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +97,6 @@ def tar_bundle(directory: Path) -> bytes:
         for path in sorted(directory.iterdir()):
             tar.add(path, arcname=path.name)
     return buffer.getvalue()
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "test-fn"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-fn"
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture

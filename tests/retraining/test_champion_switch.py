@@ -13,7 +13,9 @@ from leadscore.adapters.s3 import S3Store
 from leadscore.adapters.s3_store import S3ObjectStore
 from leadscore.scoring.model_store import ModelStore
 
-from .conftest import BUCKET, GOOD_METRICS, BundleFactory, FakeContext
+from tools.lambda_context import lambda_context
+
+from .conftest import BUCKET, GOOD_METRICS, BundleFactory
 from .test_functions import GATE, _completed
 
 
@@ -34,7 +36,7 @@ def test_scoring_follows_promotions_and_rollback_within_a_minute(
     monkeypatch.setattr(app, "store", S3ObjectStore(BUCKET))
     first, second = make_bundle(seed=1), make_bundle(seed=2)
     weak = make_bundle(seed=3, metrics={**GOOD_METRICS, "auc": 0.55})
-    assert app.lambda_handler(_completed(aws, "job-1", first), FakeContext())["status"] == (
+    assert app.lambda_handler(_completed(aws, "job-1", first), lambda_context())["status"] == (
         "promoted")
 
     clock = Clock()
@@ -49,7 +51,7 @@ def test_scoring_follows_promotions_and_rollback_within_a_minute(
         return model.version
 
     v1 = serve()
-    assert app.lambda_handler(_completed(aws, "job-2", second), FakeContext())["status"] == (
+    assert app.lambda_handler(_completed(aws, "job-2", second), lambda_context())["status"] == (
         "promoted")
     v2 = str((registry.get_champion(S3ObjectStore(BUCKET)) or {})["version"])
     seen = []
@@ -60,7 +62,7 @@ def test_scoring_follows_promotions_and_rollback_within_a_minute(
     assert seen == [v1, v1, v2, v2]  # the switch happens at the first check after t=60
 
     # a refused candidate changes nothing for the container
-    assert app.lambda_handler(_completed(aws, "job-3", weak), FakeContext())["status"] == (
+    assert app.lambda_handler(_completed(aws, "job-3", weak), lambda_context())["status"] == (
         "rejected")
     clock.now += 61
     assert serve() == v2

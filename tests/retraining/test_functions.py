@@ -14,7 +14,9 @@ from leadscore.bundle import MODEL_FILE, finalize_bundle
 from leadscore.features import FEATURE_NAMES
 from leadscore.settings import PromoteSettings, RetrainSettings
 
-from .conftest import BUCKET, GOOD_METRICS, BundleFactory, FakeContext, tar_bundle
+from tools.lambda_context import lambda_context
+
+from .conftest import BUCKET, GOOD_METRICS, BundleFactory, tar_bundle
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 HEADER = ",".join([*FEATURE_NAMES, "converted"])
@@ -67,8 +69,8 @@ def test_an_upload_starts_exactly_one_job_even_when_delivered_twice(
 ) -> None:
     body = (HEADER + "\n" + (ROW + "\n") * 50).encode()
     event = _upload(aws, "training-data/leads 2026.csv", body)
-    first = retrain.lambda_handler(event, FakeContext())
-    second = retrain.lambda_handler(copy.deepcopy(event), FakeContext())
+    first = retrain.lambda_handler(event, lambda_context())
+    second = retrain.lambda_handler(copy.deepcopy(event), lambda_context())
     assert first["results"][0]["status"] == "started"
     assert second["results"][0]["status"] == "duplicate"
     jobs = _jobs(aws)
@@ -87,14 +89,14 @@ def test_an_upload_starts_exactly_one_job_even_when_delivered_twice(
 def test_a_new_version_of_the_same_key_starts_a_new_job(aws: Any, retrain: Any) -> None:
     body = (HEADER + "\n" + ROW + "\n").encode()
     for _ in range(2):
-        retrain.lambda_handler(_upload(aws, "training-data/leads.csv", body), FakeContext())
+        retrain.lambda_handler(_upload(aws, "training-data/leads.csv", body), lambda_context())
     assert len(_jobs(aws)) == 2
 
 
 def test_a_csv_without_converted_is_refused_with_a_reason(aws: Any, retrain: Any) -> None:
     body = (",".join(FEATURE_NAMES) + "\n" + ",".join(["0.5"] * 20) + "\n").encode()
     event = _upload(aws, "training-data/no_target.csv", body)
-    result = retrain.lambda_handler(event, FakeContext())["results"][0]
+    result = retrain.lambda_handler(event, lambda_context())["results"][0]
     assert result["status"] == "refused"
     assert _jobs(aws) == []
     record = json.loads(aws.get_object(
@@ -108,13 +110,13 @@ def test_only_the_head_of_a_large_file_is_read(aws: Any, retrain: Any) -> None:
     # a valid header followed by far more than head_bytes of garbage: still accepted,
     # because nothing past the first head_bytes is fetched
     body = (HEADER + "\n").encode() + b"\xff" * 100_000
-    result = retrain.lambda_handler(_upload(aws, "training-data/big.csv", body), FakeContext())
+    result = retrain.lambda_handler(_upload(aws, "training-data/big.csv", body), lambda_context())
     assert result["results"][0]["status"] == "started"
 
 
 def test_other_keys_are_ignored(aws: Any, retrain: Any) -> None:
     event = _upload(aws, "training-data/rejected/x.csv", b"anything")
-    assert retrain.lambda_handler(event, FakeContext())["results"][0]["status"] == "ignored"
+    assert retrain.lambda_handler(event, lambda_context())["results"][0]["status"] == "ignored"
     assert _jobs(aws) == []
 
 
@@ -152,7 +154,7 @@ def test_a_completed_job_with_a_good_bundle_becomes_champion(
     aws: Any, promote: Any, make_bundle: BundleFactory
 ) -> None:
     directory = make_bundle(seed=1)
-    result = promote.lambda_handler(_completed(aws, "job-a", directory), FakeContext())
+    result = promote.lambda_handler(_completed(aws, "job-a", directory), lambda_context())
     assert result["status"] == "promoted"
     champion = json.loads(_champion_bytes(aws) or b"{}")
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -162,7 +164,7 @@ def test_a_completed_job_with_a_good_bundle_becomes_champion(
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted(p.name for p in directory.iterdir())
     # the same event again changes nothing
     before = _champion_bytes(aws)
-    again = promote.lambda_handler(_completed(aws, "job-a", directory), FakeContext())
+    again = promote.lambda_handler(_completed(aws, "job-a", directory), lambda_context())
     assert again["status"] == "duplicate"
     assert _champion_bytes(aws) == before
 
@@ -170,7 +172,7 @@ def test_a_completed_job_with_a_good_bundle_becomes_champion(
 def test_the_trained_bundle_becomes_champion(
     aws: Any, promote: Any, trained_bundle: Path
 ) -> None:
-    result = promote.lambda_handler(_completed(aws, "job-real", trained_bundle), FakeContext())
+    result = promote.lambda_handler(_completed(aws, "job-real", trained_bundle), lambda_context())
     assert result["status"] == "promoted", result
     champion = json.loads(_champion_bytes(aws) or b"{}")
     assert champion["version"] == json.loads(
@@ -207,9 +209,10 @@ def test_a_bad_bundle_is_refused_and_the_champion_is_unchanged(
     aws: Any, promote: Any, make_bundle: BundleFactory, build: Any, fragment: str
 ) -> None:
     assert promote.lambda_handler(
-        _completed(aws, "job-good", make_bundle(seed=1)), FakeContext())["status"] == "promoted"
+        _completed(aws, "job-good", make_bundle(seed=1)), lambda_context())["status"] == "promoted"
     before = _champion_bytes(aws)
-    result = promote.lambda_handler(_completed(aws, "job-bad", build(make_bundle)), FakeContext())
+    event = _completed(aws, "job-bad", build(make_bundle))
+    result = promote.lambda_handler(event, lambda_context())
     assert result["status"] == "rejected"
     assert any(fragment in r for r in result["reasons"]), result
     assert _champion_bytes(aws) == before
@@ -232,7 +235,7 @@ def test_an_unsafe_archive_is_refused(aws: Any, promote: Any, tmp_path: Path) ->
     event = _event("sagemaker_job_completed.json")
     event["detail"]["TrainingJobName"] = "job-evil"
     event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{BUCKET}/{key}"
-    result = promote.lambda_handler(event, FakeContext())
+    result = promote.lambda_handler(event, lambda_context())
     assert result["status"] == "rejected" and "escapes" in result["reasons"][0]
     assert _champion_bytes(aws) is None
 
@@ -242,19 +245,19 @@ def test_a_completed_job_without_its_artifact_is_refused(aws: Any, promote: Any)
     event["detail"]["TrainingJobName"] = "job-lost"
     event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = (
         f"s3://{BUCKET}/jobs/job-lost/output/model.tar.gz")
-    result = promote.lambda_handler(event, FakeContext())
+    result = promote.lambda_handler(event, lambda_context())
     assert result["status"] == "rejected" and "does not exist" in result["reasons"][0]
     assert registry.why_rejected("job-lost", S3ObjectStore(BUCKET))["reasons"] == result["reasons"]
     other = _event("sagemaker_job_completed.json")  # the example names another bucket
     other["detail"]["TrainingJobName"] = "job-elsewhere"
-    result = promote.lambda_handler(other, FakeContext())
+    result = promote.lambda_handler(other, lambda_context())
     assert result["status"] == "rejected" and "outside bucket" in result["reasons"][0]
     assert _champion_bytes(aws) is None
 
 
 def test_a_failed_job_is_recorded_with_its_failure_reason(aws: Any, promote: Any) -> None:
     event = _event("sagemaker_job_failed.json")
-    result = promote.lambda_handler(event, FakeContext())
+    result = promote.lambda_handler(event, lambda_context())
     assert result["status"] == "rejected"
     job = event["detail"]["TrainingJobName"]
     record = json.loads(aws.get_object(
@@ -268,7 +271,7 @@ def test_a_failed_job_is_recorded_with_its_failure_reason(aws: Any, promote: Any
 def test_other_statuses_are_ignored(aws: Any, promote: Any, status: str) -> None:
     event = _event("sagemaker_job_failed.json")
     event["detail"]["TrainingJobStatus"] = status
-    assert promote.lambda_handler(event, FakeContext())["status"] == "ignored"
+    assert promote.lambda_handler(event, lambda_context())["status"] == "ignored"
     assert S3ObjectStore(BUCKET).list("models/") == []
 
 
@@ -276,8 +279,8 @@ def test_rollback_on_s3_restores_the_previous_champion(
     aws: Any, promote: Any, make_bundle: BundleFactory
 ) -> None:
     first, second = make_bundle(seed=1), make_bundle(seed=2)
-    promote.lambda_handler(_completed(aws, "job-1", first), FakeContext())
-    promote.lambda_handler(_completed(aws, "job-2", second), FakeContext())
+    promote.lambda_handler(_completed(aws, "job-1", first), lambda_context())
+    promote.lambda_handler(_completed(aws, "job-2", second), lambda_context())
     store = S3ObjectStore(BUCKET)
     champion = registry.get_champion(store)
     assert champion is not None and champion["source"]["job_name"] == "job-2"

@@ -13,16 +13,12 @@ SCRIPT = """
 import json, sys
 sys.path[:0] = [{root!r} + "/layers/shared/python", {root!r}]
 from functions.score import app
-
-class Ctx:
-    function_name = "ScoreFunction"; memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ScoreFunction"
-    aws_request_id = "subprocess"
+from tools.lambda_context import lambda_context
 
 statuses = []
 for name in ("score_request", "score_batch", "health_get", "model_get"):
     event = json.load(open({root!r} + "/events/" + name + ".json"))
-    answer = app.lambda_handler(event, Ctx())
+    answer = app.lambda_handler(event, lambda_context())
     statuses.append(answer["statusCode"])
     if name == "score_request":
         source = json.loads(answer["body"])["source"]

@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from leadscore.classes import validate_thresholds
+from leadscore.errors import InvalidInput
+
 DEFAULT_GHL_API_BASE = "https://services.leadconnectorhq.com"
 
 
@@ -58,19 +61,22 @@ def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:
 
 
 def _thresholds(env: Mapping[str, str], name: str) -> dict[str, float] | None:
+    """Class thresholds from JSON text, checked by the one check (`classes.validate_thresholds`)
+    that also guards request and manifest thresholds."""
     raw = env.get(name, "").strip()
     if not raw:
         return None
     try:
         value = json.loads(raw)
-        parsed = {k: float(value[k]) for k in ("hot", "warm", "lukewarm")}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except json.JSONDecodeError as exc:
         raise SettingsError(
-            f'{name} must look like {{"hot": 0.8, "warm": 0.6, "lukewarm": 0.4}}'
+            f'{name} must be JSON like {{"hot": 0.8, "warm": 0.6, "lukewarm": 0.4}}'
         ) from exc
-    if not 0 <= parsed["lukewarm"] <= parsed["warm"] <= parsed["hot"] <= 1:
-        raise SettingsError(f"{name} must satisfy 0 <= lukewarm <= warm <= hot <= 1")
-    return parsed
+    try:
+        return validate_thresholds(value, path=name)
+    except InvalidInput as exc:
+        problems = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
+        raise SettingsError(f"{name} is not valid: {problems}") from exc
 
 
 @dataclass(frozen=True)

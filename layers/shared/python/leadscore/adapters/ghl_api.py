@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from leadscore.headers import header
+
 API_VERSION = "2021-07-28"
 MAX_ATTEMPTS = 6
 _BACKOFF_BASE_SECONDS = 0.5
@@ -50,14 +52,6 @@ class ApiResponse:
     body: bytes = b""
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def _number(text: str | None) -> float | None:
     if text is None:
         return None
@@ -69,10 +63,10 @@ def _number(text: str | None) -> float | None:
 
 def rate_limit_wait(headers: Mapping[str, str], attempt: int, now: float) -> float | None:
     """Seconds to wait before retrying a 429, or None when waiting cannot help today."""
-    daily = _number(_header(headers, "X-RateLimit-Daily-Remaining"))
+    daily = _number(header(headers, "X-RateLimit-Daily-Remaining"))
     if daily is not None and daily <= 0:
         return None
-    retry_after = _header(headers, "Retry-After")
+    retry_after = header(headers, "Retry-After")
     if retry_after is not None:
         seconds = _number(retry_after)
         if seconds is None:
@@ -82,8 +76,8 @@ def rate_limit_wait(headers: Mapping[str, str], attempt: int, now: float) -> flo
                 seconds = None
         if seconds is not None:
             return max(0.0, seconds)
-    remaining = _number(_header(headers, "X-RateLimit-Remaining"))
-    interval_ms = _number(_header(headers, "X-RateLimit-Interval-Milliseconds"))
+    remaining = _number(header(headers, "X-RateLimit-Remaining"))
+    interval_ms = _number(header(headers, "X-RateLimit-Interval-Milliseconds"))
     if remaining is not None and remaining <= 0 and interval_ms is not None and interval_ms > 0:
         return interval_ms / 1000.0
     return float(min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from leadscore.headers import header
+
 SIGNATURE_HEADER = "x-ghl-signature"
 LEGACY_SIGNATURE_HEADER = "x-wh-signature"
 SECRET_HEADER = "x-leadscore-secret"  # noqa: S105 (a header name)
@@ -75,17 +77,6 @@ class Verification:
 
 
 # --------------------------------------------------------------------------- raw request
-
-
-def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    """A header's value, looked up case-insensitively (API Gateway keeps the sender's case)."""
-    if not headers:
-        return None
-    wanted = name.lower()
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == wanted and value is not None:
-            return str(value)
-    return None
 
 
 def raw_body(body: str | bytes | None, is_base64_encoded: bool) -> bytes:
