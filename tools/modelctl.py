@@ -22,10 +22,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
+sys.path.insert(0, str(ROOT))
 
 from leadscore import registry  # noqa: E402
 from leadscore.adapters.s3_store import open_store  # noqa: E402
 from leadscore.settings import PromoteSettings  # noqa: E402
+
+from tools import experiment_commands  # noqa: E402
 
 DEFAULT_STORE = ".demo/store"
 
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why-rejected", help="the recorded reasons a version or job was refused")
     why.add_argument("version")
     sub.add_parser("show-champion", help="the current champion record")
+    experiment_commands.add_parser(sub)
     return parser
 
 
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = open_store(args.store)
     try:
+        if args.command == "experiment":
+            return experiment_commands.run(args, store)
         if args.command == "promote":
             if not args.bundle_dir.is_dir():
                 print(f"modelctl: not a bundle directory: {args.bundle_dir}", file=sys.stderr)

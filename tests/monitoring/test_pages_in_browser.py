@@ -73,3 +73,22 @@ def test_the_training_report_draws_its_charts(page: Any, trained_bundle: Path) -
     assert [c.title for c in charts if not c.is_drawn] == []
     text = (trained_bundle / "training_report.html").read_text()
     assert "<pre>" not in text and "<table>" in text
+
+
+def test_the_experiment_report_draws_its_charts(page: Any, tmp_path: Path) -> None:
+    from leadscore.experiments import report, results
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for variant, strength in (("rules", 0.5), ("champion", 2.5)):
+        p = rng.beta(2, 6, size=800)
+        score = 1 / (1 + np.exp(-(strength * np.log(p / (1 - p)) + rng.normal(size=800))))
+        rows += [results.ResolvedLead(variant, float(s), "hot" if s > 0.8 else "cold",
+                                      bool(c)) for s, c in zip(score, rng.random(800) < p,
+                                                               strict=True)]
+    summary = results.summarise("ab", ["rules", "champion"], rows)
+    path = tmp_path / "experiment.html"
+    path.write_text(report.render_html(summary, rows))
+    charts = drawn_charts(page, path)
+    assert len(charts) == 3
+    assert [c.title for c in charts if not c.is_drawn] == []

@@ -6,9 +6,10 @@ converted. Arms are independent groups of contacts, so AUCs are compared with De
 unpaired test and the conversion rate of leads called hot with a two-proportion z test, each
 arm against the first variant (the baseline, ``rules`` in the usual "ensemble vs rules").
 
-The winner is the arm with the best AUC when it beats the baseline at ``alpha``; otherwise
-there is none yet. Arms with fewer than ``min_conversions`` conversions or ``min_leads``
-leads carry a warning: their p-values are not to be trusted.
+The winner is the arm with the best AUC when it beats the baseline at ``alpha``, or the
+baseline itself when it beats every other arm at ``alpha``; otherwise there is none yet.
+Arms with fewer than ``min_conversions`` conversions or ``min_leads`` leads carry a warning:
+their p-values are not to be trusted.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def summarise(
     s_base = np.array([r.score for r in base_rows], dtype=np.float64)
     base = results[0]
     best: tuple[str, float, float] | None = None  # (variant, auc, p)
+    baseline_beats: list[float] = []  # p-values of arms the baseline is significantly above
     for result in results[1:]:
         arm = by_variant[result.variant]
         comparison = metrics.delong_unpaired(
@@ -122,15 +124,21 @@ def summarise(
         result.auc_vs_baseline_p_value = comparison.p_value
         result.hot_rate_vs_baseline_p_value = metrics.two_proportion_p(
             result.hot_conversions, result.hot_leads, base.hot_conversions, base.hot_leads)
-        significant = comparison.p_value < alpha and comparison.diff > 0
-        if significant and (best is None or result.auc > best[1]):
+        significant = comparison.p_value < alpha
+        if significant and comparison.diff > 0 and (best is None or result.auc > best[1]):
             best = (result.variant, result.auc, comparison.p_value)
+        if significant and comparison.diff < 0:
+            baseline_beats.append(comparison.p_value)
     winner: str | None = None
     p_value: float | None = None
     if best is not None:
         winner, p_value = best[0], best[2]
         statement = (f"{winner} ranks leads better than {baseline}: AUC {best[1]:.3f} vs "
                      f"{base.auc:.3f}, DeLong p = {p_value:.2g} (alpha {alpha}).")
+    elif len(baseline_beats) == len(results) - 1:
+        winner, p_value = baseline, max(baseline_beats)
+        statement = (f"{baseline} ranks leads better than every other variant (DeLong "
+                     f"p <= {p_value:.2g}, alpha {alpha}).")
     else:
         p_value = min(
             (r.auc_vs_baseline_p_value for r in results[1:]
