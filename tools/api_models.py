@@ -79,7 +79,7 @@ class ConversationData(_Open):
 
 
 class LeadFeatures(_Open):
-    """FEATURES.md "Raw input": absent sections and fields take documented defaults."""
+    """docs/FEATURES.md "Raw fields": absent sections and fields take documented defaults."""
 
     property_data: PropertyData | None = None
     market_data: MarketData | None = None
@@ -99,7 +99,7 @@ class ScoreByFeatures(_Open):
 class ScoreByVector(_Open):
     contact_id: str = ContactId
     feature_vector: list[float] | dict[str, float] = Field(
-        description="20 numbers in FEATURES.md order, or {feature name: number}"
+        description="20 numbers in docs/FEATURES.md order, or {feature name: number}"
     )
 
 
@@ -113,9 +113,9 @@ class BatchRequest(BaseModel):
 
 
 class GhlWebhook(_Open):
-    """A HighLevel webhook (GHL.md): a signed marketplace ContactCreate/ContactUpdate event
-    (header x-ghl-signature, or the legacy x-wh-signature) or a workflow webhook carrying the
-    x-leadscore-secret header."""
+    """A HighLevel webhook (docs/GHL_SETUP.md): a signed marketplace ContactCreate/ContactUpdate
+    event (header x-ghl-signature, or the legacy x-wh-signature) or a workflow webhook carrying
+    the x-leadscore-secret header."""
 
     type: str | None = None
     locationId: str | None = None  # HighLevel's own field names

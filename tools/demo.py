@@ -51,7 +51,7 @@ def prepare_model(rows: int, seed: int) -> Path:
     return champion
 
 
-# How the marketplace sample's custom field ids map onto the flat names of FEATURES.md: what a
+# How the marketplace sample's custom field ids map onto the flat names of docs/FEATURES.md: what a
 # deployment sets in the GhlFieldMap parameter for its own sub-account's field ids.
 DEMO_FIELD_MAP = {
     "fld_list_price_01": "list_price", "fld_beds_02": "beds", "fld_baths_03": "baths",

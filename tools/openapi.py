@@ -106,7 +106,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "Score one lead",
         "A lead score with every field of the original LeadScorePrediction, plus base scores, "
         "factors with reasons, the rules score and `source` (`rules` when no model is usable). "
-        "Send either `features` (the raw lead, FEATURES.md) or `feature_vector`.",
+        "Send either `features` (the raw lead, docs/FEATURES.md) or `feature_vector`.",
         {200: _json(m.LeadScore, "the lead score"), 400: ERR_400, 413: ERR_413},
     ),
     ("POST", "/score/batch"): RouteDoc(

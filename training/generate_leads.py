@@ -1,6 +1,6 @@
 """Synthetic real-estate seller leads with a hidden, documented conversion probability.
 
-Each lead is a scoring request in the nested shape of FEATURES.md ("Raw input"), plus
+Each lead is a scoring request in the nested shape of docs/FEATURES.md ("Raw fields"), plus
 `contact_id`, `converted` (0/1) and `true_probability`. The data feeds the demo, the tests
 and the benchmarks; `true_probability` lets training report how close a model gets to the
 Bayes limit (the best any model could do on these rows).
@@ -27,19 +27,20 @@ urgency values are an unknown category ("unsure"). Everything observable is itse
 (comparable spread, response times, ...).
 
 The latent model (`latent_logit`) is computed from the lead *as delivered*, with the
-FEATURES.md defaults for absent fields, so `true_probability` is exactly
+docs/FEATURES.md defaults for absent fields, so `true_probability` is exactly
 P(converted = 1 | the lead's raw fields): the Bayes-optimal score. With
 
     pcs  = commitment/100 (0.5 absent)      u = urgency (low .2, medium .5, high .8, critical 1)
-    mot  = motivation intensity (FEATURES.md #2 map, 0.5 otherwise)
+    mot  = motivation intensity (docs/FEATURES.md #2 map, 0.5 otherwise)
     flex = negotiation flexibility (0.5 absent)
     eng  = (min(messages/50, 1) + 1 − min(response_seconds/3600, 1)) / 2   (0.5 absent)
     lr   = ln(list_price / market_value)    (0 when no market value)
     drop = min(sum of price-drop percentages, 30) / 30
     domr = min(days_on_market / average_days_on_market, 3)
     inv  = months of inventory, capped to [2, 12]
-    sea  = seasonal factor of the month (FEATURES.md #13)
-    cond = condition score (FEATURES.md #15)     loc = location desirability (FEATURES.md #16)
+    sea  = seasonal factor of the month (docs/FEATURES.md #13)
+    cond = condition score (docs/FEATURES.md #15)
+    loc  = location desirability (docs/FEATURES.md #16)
     cdom = mean comparable days on market / 120, capped to 1 (0.3 without comparables)
 
 the logit is

@@ -1,4 +1,4 @@
-"""The training job: leads in, a model bundle a person can trust out (DESIGN.md "Training job").
+"""The training job: leads in, a model bundle a person can trust out (docs/RETRAINING.md).
 
 CLI mode (the original's flags kept)::
 

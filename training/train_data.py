@@ -1,10 +1,10 @@
 """Training input: read the 20-feature CSV or raw JSON Lines leads, refuse bad data clearly.
 
 Every refusal is a `TrainingRefused` with a one-line message (train.py prints it and exits
-non-zero; in SageMaker mode it also becomes /opt/ml/output/failure). The rules (DESIGN.md,
-"Training job"):
+non-zero; in SageMaker mode it also becomes /opt/ml/output/failure). The rules
+(docs/RETRAINING.md):
 
-- CSV: exactly the 20 FEATURES.md columns + `converted`; `true_probability` (used only for
+- CSV: exactly the 20 docs/FEATURES.md columns + `converted`; `true_probability` (used only for
   reporting, never given to the model) and `contact_id` are allowed; anything else is an
   extra column and refused by name, as are missing feature columns.
 - JSON Lines: one scoring request per line: either the sections at the top level
@@ -50,7 +50,7 @@ class TrainingRefused(ValueError):
 class Dataset:
     """Rows ready for training. `true_probability` is for reporting only."""
 
-    X: np.ndarray  # float64 [n, 20], FEATURES.md order
+    X: np.ndarray  # float64 [n, 20], docs/FEATURES.md order
     y: np.ndarray  # int64 [n], 0/1
     true_probability: np.ndarray | None  # float64 [n] or None
     sources: tuple[str, ...]

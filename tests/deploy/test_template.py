@@ -1,4 +1,4 @@
-"""template.yaml: the properties the issue and DESIGN.md require, checked on the template."""
+"""template.yaml: the properties the issues and the design require, checked on the template."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared test data: the seed document's "Making Predictions" request (FEATURES.md hand check)."""
+"""Shared test data: the hand-check request of docs/FEATURES.md ("A check by hand")."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ SEED_REQUEST: dict[str, Any] = {
     },
 }
 
-#: FEATURES.md, "A check you can run by hand", to 4 decimals.
+#: docs/FEATURES.md, "A check by hand", to 4 decimals.
 HAND_CHECK: tuple[float, ...] = (
     0.75, 0.8, 0.8, 0.6, 0.5, 0.5, 0.0, 0.1667, 0.9686, 0.0,
     0.75, 0.52, 0.6, 1.0, 0.9190, 0.8, 0.775, 0.15, 0.9570, 0.7639,

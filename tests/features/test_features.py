@@ -1,4 +1,4 @@
-"""FEATURES.md, rule by rule: the hand check, defaults, fallbacks, clipping, categories, errors."""
+"""docs/FEATURES.md, rule by rule: hand check, defaults, fallbacks, clipping, categories, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`parse_feature_vector` (ready-made vectors) and the flat CRM names of FEATURES.md."""
+"""`parse_feature_vector` (ready-made vectors) and the flat CRM names of docs/FEATURES.md."""
 
 from __future__ import annotations
 

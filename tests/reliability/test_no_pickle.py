@@ -1,4 +1,4 @@
-"""Code test: no pickle anywhere in the tree (DESIGN.md: a bundle must be safe to load).
+"""Code test: no pickle anywhere in the tree (a bundle must be safe to load from a bucket).
 
 Greps every file git knows about (tracked or untracked, not ignored) for pickle-family
 imports and loaders and for pickle-format files. A bundle in S3 is executed by the scoring

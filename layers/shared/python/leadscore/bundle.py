@@ -151,7 +151,7 @@ def verify_bundle(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if version != VERSION_PREFIX + str(manifest.get("sha256", ""))[:16]:
         raise BundleError("model_version does not match model.onnx")
     if manifest.get("feature_names") != _feature_names():
-        raise BundleError("feature_names differ from FEATURES.md")
+        raise BundleError("feature_names differ from docs/FEATURES.md")
     return manifest
 
 

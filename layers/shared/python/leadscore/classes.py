@@ -2,7 +2,7 @@
 
 A score gets the best class whose threshold it reaches: ``score >= hot`` -> ``"hot"``,
 ``>= warm`` -> ``"warm"``, ``>= lukewarm`` -> ``"lukewarm"``, else ``"cold"``. Defaults
-(DESIGN.md): hot 0.80, warm 0.60, lukewarm 0.40. A bundle may carry its own
+(docs/API.md): hot 0.80, warm 0.60, lukewarm 0.40. A bundle may carry its own
 ``class_thresholds``; `validate_thresholds` is the one check for them: exactly the keys
 ``hot``, ``warm``, ``lukewarm``, finite numbers (not booleans) in [0, 1], with
 ``hot > warm > lukewarm``. Hot and warm leads are prioritised (`should_prioritize`).

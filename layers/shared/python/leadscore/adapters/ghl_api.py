@@ -4,11 +4,12 @@ Only the three calls the write-back needs: ``PUT /contacts/{id}`` (custom fields
 ``POST /contacts/{id}/tags`` and ``DELETE /contacts/{id}/tags``. Headers: ``Authorization:
 Bearer <token>``, ``Version: 2021-07-28``, JSON in and out.
 
-Rate limits (GHL.md): on a 429 the client waits as the answer says (``Retry-After``, or the
-``X-RateLimit-Interval-Milliseconds`` window when ``X-RateLimit-Remaining`` is 0, else an
-exponential backoff) and tries again, as long as the total wait stays within
-``max_wait_seconds``; then it raises ``RateLimited`` so the queue keeps the message. When
-the daily budget is spent (``X-RateLimit-Daily-Remaining: 0``) it raises at once.
+Rate limits (HighLevel's API docs): on a 429 the client waits as the answer says
+(``Retry-After``, or the ``X-RateLimit-Interval-Milliseconds`` window when
+``X-RateLimit-Remaining`` is 0, else an exponential backoff) and tries again, as long as the
+total wait stays within ``max_wait_seconds``; then it raises ``RateLimited`` so the queue
+keeps the message. When the daily budget is spent (``X-RateLimit-Daily-Remaining: 0``) it
+raises at once.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def _flat_list(value: Any, key: str, errors: list[FieldError]) -> list[Any] | No
 
 
 def flat_to_nested(flat: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
-    """CRM key/value pairs (FEATURES.md "Flat names") -> the nested request shape.
+    """CRM key/value pairs (docs/FEATURES.md "Flat names in HighLevel") -> the nested request shape.
 
     Returns the nested dict (only sections with at least one value) and the conversion errors,
     each named by its flat key. Range and category checks are left to `extract_features`

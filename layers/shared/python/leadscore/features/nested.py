@@ -4,7 +4,7 @@ Training and serving both call `extract_features`; nothing else computes a featu
 
 Public API
 ----------
-- `FEATURE_NAMES` (20 names, FEATURES.md order), `N_FEATURES`.
+- `FEATURE_NAMES` (20 names, docs/FEATURES.md order), `N_FEATURES`.
 - `extract_features(raw) -> ExtractedFeatures(values: float64[20], missing_fields: list[str])`.
 - `extract_many(raws) -> (float64[n, 20], list of missing_fields)`; error paths get ``[i].``.
 - `parse_feature_vector(value, path="feature_vector") -> float64[20]`.
@@ -12,7 +12,7 @@ Public API
   `FLAT_FIELDS` (flat key -> nested path), `flat_error_path(nested_path)`,
   `extract_flat_features(flat) -> ExtractedFeatures` (errors named by flat key).
 
-Decisions where FEATURES.md is silent (all deliberate, all tested)
+Decisions where docs/FEATURES.md is silent (all deliberate, all tested)
 -----------------------------------------------------------------
 Absent values
     A JSON ``null`` counts as absent, for sections, fields and list items' fields alike.
@@ -34,10 +34,10 @@ Types
     ±Infinity are errors. "Integer" fields (``message_count``, ``current_month``) accept an
     integral float such as ``25.0``; ``25.5`` is an error.
 Ranges
-    A range in FEATURES.md's type column is a validation rule: ``school_rating`` outside 0–10,
+    A range in docs/FEATURES.md's type column is a validation rule: ``school_rating`` outside 0–10,
     ``walkability_score`` outside 0–100, ``psychological_commitment_score`` outside 0–100,
     ``negotiation_flexibility`` outside 0–1, and a negative value where "≥ 0" is written, are
-    errors. The one exception FEATURES.md states itself: an integer ``current_month`` outside
+    errors. The one exception docs/FEATURES.md states itself: an integer ``current_month`` outside
     0–11 is not an error; it gives a seasonal factor of 0.7 and is listed in `missing_fields`
     (like an unknown category).
 Categories
@@ -457,7 +457,7 @@ def _extract_row(raw: Any) -> tuple[list[float], list[str]]:
 
 
 def extract_features(raw: Mapping[str, Any]) -> ExtractedFeatures:
-    """FEATURES.md for one lead (the `features` object of a scoring request).
+    """docs/FEATURES.md for one lead (the `features` object of a scoring request).
 
     Raises `InvalidInput` naming every offending field path.
     """

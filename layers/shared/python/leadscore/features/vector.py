@@ -28,7 +28,7 @@ def _vector_value_error(value: Any) -> str | None:
 def parse_feature_vector(value: Any, path: str = "feature_vector") -> np.ndarray:
     """A caller's ready-made vector -> float64 [20].
 
-    Accepts a list of exactly 20 numbers in FEATURES.md order, or an object with exactly the 20
+    Accepts a list of exactly 20 numbers in docs/FEATURES.md order, or an object with exactly the 20
     feature names. Every value must be a finite number in [0, 1]. Raises `InvalidInput` naming
     every problem (``feature_vector[3]``, ``feature_vector.urgency_score``, ...).
     """

@@ -27,7 +27,7 @@ REPLAY_TTL_SECONDS = 24 * 3600
 #: Marketplace events that carry a contact worth scoring.
 CONTACT_EVENTS = frozenset({"ContactCreate", "ContactUpdate"})
 
-#: The flat keys of FEATURES.md ("Flat names for CRM fields"), from the one copy of the rule.
+#: The flat keys of docs/FEATURES.md ("Flat names in HighLevel"), from the one copy of the rule.
 FLAT_NAMES: frozenset[str] = frozenset(FLAT_FIELDS)
 
 
@@ -122,7 +122,7 @@ def _text(value: Any) -> str:
 def collect_flat(
     payload: Mapping[str, Any], kind: PayloadKind, field_map: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The flat CRM pairs of a payload, keyed by FEATURES.md flat names.
+    """The flat CRM pairs of a payload, keyed by docs/FEATURES.md flat names.
 
     Sources, later ones only filling what earlier ones left absent:
     marketplace: ``customFields`` (by id) then root keys; workflow: ``customData`` then root

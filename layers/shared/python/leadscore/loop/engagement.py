@@ -1,7 +1,7 @@
 """Engagement counters from HighLevel ``InboundMessage`` / ``OutboundMessage`` webhooks.
 
 ``message_count`` and ``avg_response_time_seconds`` are not HighLevel contact fields, so
-without these counters every HighLevel lead scored with the FEATURES.md defaults. Per
+without these counters every HighLevel lead scored with the docs/FEATURES.md defaults. Per
 (location, contact) we keep counts and times only; the message body (personal data) is never
 read into a record, stored or logged.
 
@@ -10,7 +10,7 @@ Definitions (docs/LOOP.md):
 * ``message_count`` = inbound + outbound messages of the contact's conversations.
 * a *response* is the first inbound message after one or more unanswered outbound messages;
   its time is inbound time - the earliest unanswered outbound time. The lead's response time
-  is what FEATURES.md's ``avg_response_time_seconds`` describes (a seller who answers fast
+  is what docs/FEATURES.md's ``avg_response_time_seconds`` describes (a seller who answers fast
   is engaged). ``avg_response_time_seconds`` = mean over responses; absent until the first
   response (the extractor then uses its default).
 * A message older than the last one seen (out-of-order delivery) is counted but does not

@@ -1,6 +1,6 @@
 """Snapshot records: what was scored, as it was scored, without personal data.
 
-A snapshot keeps the scoring inputs *after* field mapping, reduced to the FEATURES.md paths
+A snapshot keeps the scoring inputs *after* field mapping, reduced to the docs/FEATURES.md paths
 (an allow-list built from ``leadscore.features.FLAT_FIELDS``, the one copy of those paths):
 any other key a caller or a CRM put into the request (names, e-mails, phones, notes, message
 bodies) is dropped, at any depth. It also keeps the 20 feature values, the model version,
@@ -76,7 +76,7 @@ def _keep(value: Any, allowed: Any) -> Any:
 
 
 def sanitize_inputs(features: Any) -> dict[str, Any] | None:
-    """The nested raw lead reduced to FEATURES.md paths; None when it is not an object."""
+    """The nested raw lead reduced to docs/FEATURES.md paths; None when it is not an object."""
     if not isinstance(features, Mapping):
         return None
     return {

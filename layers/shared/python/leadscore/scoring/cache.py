@@ -1,6 +1,6 @@
 """The lead-score cache: an in-process LRU in front of an optional remote (DynamoDB) cache.
 
-Key (DESIGN.md, ARCHITECTURE.md `CacheTable`):
+Key (ARCHITECTURE.md `CacheTable`):
 ``score#<contact_id>#<sha256 of the float32 feature vector bytes>#<model_version>``.
 A ``feature_vector`` request is keyed by its values exactly like a ``features`` request, so
 both kinds of request for the same lead share one entry.

@@ -4,7 +4,7 @@
 When the request's raw ``features`` object is available the sentence uses the raw fields
 ("Listed 12 % above market value", "Replies within 30 minutes on average"); otherwise (a
 ``feature_vector`` request, or a raw field that is absent) it describes the normalised value,
-inverting the FEATURES.md formula where that is possible. The sign of ``contribution`` only
+inverting the docs/FEATURES.md formula where that is possible. The sign of ``contribution`` only
 picks the wording of the few sentences that need it: whether the factor is listed under the
 positive or the negative factors already tells the reader which way it pushed.
 

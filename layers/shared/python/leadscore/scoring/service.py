@@ -1,4 +1,4 @@
-"""A scoring request -> a lead score (DESIGN.md "Scoring API"). No AWS, no HTTP.
+"""A scoring request -> a lead score (docs/API.md). No AWS, no HTTP.
 
 Request
 -------
@@ -13,7 +13,7 @@ Request
   `leadscore.features` (``property_data.list_price``, ``feature_vector[3]``) plus
   ``contact_id``, ``features``, ``feature_vector`` and ``""`` for a request that is not an object.
 
-Lead score (every field of the original ``LeadScorePrediction`` plus DESIGN.md's additions)
+Lead score (every field of the original ``LeadScorePrediction`` plus the additions of docs/API.md)
 ------------------------------------------------------------------------------------------
 ``contact_id``, ``predicted_score`` (0–1), ``confidence_interval`` [lo, hi],
 ``predicted_class``, ``model_agreement`` = clip(1 − std(base scores) / 0.5, 0, 1),
