@@ -1,0 +1,251 @@
+"""One monitoring run: drift, calibration, importance and health pages over a rolling window.
+
+Runs on a schedule (daily by default) over the loop's tables, through the same `QueryRunner`
+as the labelled export (Athena in AWS, DuckDB locally):
+
+1. the window's snapshots (at most ``max_rows``, a uniform sample: snapshot ids are random),
+   compared with the champion bundle's `reference.json` (PSI per feature and of the score);
+2. the leads resolved in the window (the point-in-time labelled rows), for calibration now,
+   lift by decile and, once per ISO week, permutation importance with the champion;
+3. one health page per location and one for all, plus a JSON record of the run, written to
+   the store under ``monitoring/``.
+
+A drift alarm is "confirmed" when this run and the previous one both alarm; with
+``retrain_on_drift`` a confirmed drift asks for an early labelled export (which starts the
+ordinary retraining path and its gate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from leadscore.monitoring import drift as drift_mod
+from leadscore.monitoring.health_page import HealthData, render
+from leadscore.monitoring.importance import permutation_importance
+from leadscore.monitoring.reference import Reference, load_reference
+from leadscore.registry.store import ObjectNotFound, ObjectStore
+
+if TYPE_CHECKING:
+    from leadscore.bundle import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+MONITORING_PREFIX = "monitoring/"
+HEALTH_PREFIX = "monitoring/health/"
+LATEST_KEY = "monitoring/drift/latest.json"
+IMPORTANCE_KEY = "monitoring/importance.json"
+MAX_IMPORTANCE_WEEKS = 26
+OVERALL = "all"
+_DATE = "%Y-%m-%d"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+WINDOW_SNAPSHOTS_SQL = """
+SELECT location_id, model_version, predicted_score, features
+FROM snapshots
+WHERE dt >= '{since_dt}' AND dt <= '{until_dt}'
+  AND scored_at_ms >= {since_ms} AND scored_at_ms < {until_ms}
+  AND point_in_time AND features IS NOT NULL
+ORDER BY snapshot_id
+LIMIT {max_rows}
+"""
+
+
+class QueryRunner(Protocol):
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    window_days: int = 7
+    psi_threshold: float = drift_mod.DEFAULT_PSI_THRESHOLD
+    min_rows: int = drift_mod.DEFAULT_MIN_ROWS
+    max_rows: int = 20_000
+    retrain_on_drift: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Champion:
+    version: str
+    feature_names: Sequence[str]
+    reference: Reference | None
+    predict: Predict
+
+
+@dataclass(slots=True)
+class MonitorResult:
+    drift: drift_mod.DriftReport | None
+    confirmed_drift: bool
+    pages: dict[str, str] = field(default_factory=dict)  # store key -> HTML
+    importance_week: str | None = None
+    calibration: dict[str, Any] | None = None
+    resolved_rows: int = 0
+    retrain_requested: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "drift": self.drift.to_record() if self.drift else None,
+            "confirmed_drift": self.confirmed_drift,
+            "pages": sorted(self.pages), "importance_week": self.importance_week,
+            "calibration": self.calibration, "resolved_rows": self.resolved_rows,
+            "retrain_requested": self.retrain_requested,
+        }
+
+
+def champion_from_model(model: LoadedModel) -> Champion:
+    """The served bundle as monitoring sees it: its own feature names and reference."""
+    names = [str(n) for n in model.manifest.get("feature_names", [])]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(x.astype(np.float32)).score, dtype=np.float64)
+
+    return Champion(model.version, names, load_reference(model.path), predict)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def window_snapshots_sql(since: datetime, until: datetime, max_rows: int) -> str:
+    return WINDOW_SNAPSHOTS_SQL.format(
+        since_dt=since.strftime(_DATE), until_dt=until.strftime(_DATE),
+        since_ms=int(_ms(since)), until_ms=int(_ms(until)), max_rows=int(max_rows))
+
+
+def _features(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> np.ndarray:
+    return drift_mod.feature_matrix(rows, names)
+
+
+def _scores(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    return np.array([float(r["predicted_score"]) for r in rows
+                     if r.get("predicted_score") is not None], dtype=np.float64)
+
+
+def _by_location(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(str(row.get("location_id") or ""), []).append(row)
+    return grouped
+
+
+def page_key(scope: str) -> str:
+    name = _SAFE_NAME.sub("_", scope)[:64] or "unknown"
+    return f"{HEALTH_PREFIX}{name}.html"
+
+
+def _read_json(store: ObjectStore, key: str) -> Any:
+    try:
+        return json.loads(store.get_bytes(key))
+    except ObjectNotFound:
+        return None
+
+
+def _importance_history(store: ObjectStore) -> dict[str, dict[str, float]]:
+    found = _read_json(store, IMPORTANCE_KEY)
+    return found if isinstance(found, dict) else {}
+
+
+def iso_week(moment: datetime) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def run_monitor(
+    runner: QueryRunner,
+    store: ObjectStore,
+    champion: Champion,
+    *,
+    now: datetime,
+    config: MonitorConfig,
+    labelled_rows: Callable[[datetime, datetime], list[dict[str, Any]]],
+    experiment: Mapping[str, Any] | None = None,
+    request_export: Callable[[], bool] | None = None,
+) -> MonitorResult:
+    """One run. ``labelled_rows(since, until)`` answers the leads resolved in the window
+    (the loop's point-in-time rows, with ``features``, ``predicted_score``, ``converted``)."""
+    until = now.astimezone(UTC)
+    since = until - timedelta(days=config.window_days)
+    window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
+    snapshots = runner.query(window_snapshots_sql(since, until, config.max_rows))
+    resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None]
+    names = list(champion.feature_names)
+
+    def check(rows: Sequence[Mapping[str, Any]],
+              outcomes: Sequence[Mapping[str, Any]]) -> drift_mod.DriftReport | None:
+        if champion.reference is None:
+            return None
+        y = np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool)
+        return drift_mod.check_window(
+            champion.reference, names, _features(rows, names), _scores(rows), window=window,
+            threshold=config.psi_threshold, min_rows=config.min_rows,
+            outcomes=(_scores(outcomes), y) if outcomes else None)
+
+    overall = check(snapshots, resolved)
+    result = MonitorResult(drift=overall, confirmed_drift=False, resolved_rows=len(resolved),
+                           calibration=overall.calibration if overall else None)
+
+    previous = _read_json(store, LATEST_KEY)
+    previous_alarm = bool(previous and previous.get("drift", {}) and
+                          previous["drift"].get("alarm"))
+    if overall is not None and overall.alarm:
+        result.confirmed_drift = previous_alarm
+        logger.warning("drift: %s over PSI %s (score PSI %.3f)",
+                       ", ".join(overall.drifted) or "score", config.psi_threshold,
+                       overall.score_psi)
+    if result.confirmed_drift and config.retrain_on_drift and request_export is not None:
+        result.retrain_requested = request_export()
+
+    history = _importance_history(store)
+    week = iso_week(until)
+    if week not in history and resolved:
+        drops = permutation_importance(
+            champion.predict, names, _features(resolved, names),
+            np.array([bool(int(r["converted"])) for r in resolved if _width_ok(r, names)]))
+        if drops is not None:
+            history[week] = drops
+            history = dict(sorted(history.items())[-MAX_IMPORTANCE_WEEKS:])
+            store.put_bytes(IMPORTANCE_KEY, json.dumps(history, indent=2).encode(),
+                            "application/json")
+            result.importance_week = week
+
+    generated = until.isoformat(timespec="seconds")
+    snapshots_by_location = _by_location(snapshots)
+    resolved_by_location = _by_location(resolved)
+    scopes: list[tuple[str, Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]],
+                       drift_mod.DriftReport | None]] = [
+        (OVERALL, snapshots, resolved, overall)]
+    for location in sorted(snapshots_by_location):
+        here = snapshots_by_location[location]
+        resolved_here = resolved_by_location.get(location, [])
+        scopes.append((location or "unknown", here, resolved_here, check(here, resolved_here)))
+    for scope, rows, outcomes, report in scopes:
+        html_page = render(HealthData(
+            scope="All locations" if scope == OVERALL else scope, generated_at=generated,
+            model_version=champion.version, reference=champion.reference, drift=report,
+            recent_scores=_scores(outcomes),
+            recent_outcomes=np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool),
+            window_scores=_scores(rows), importance_by_week=history, experiment=experiment))
+        key = page_key(scope)
+        store.put_bytes(key, html_page.encode(), "text/html; charset=utf-8")
+        result.pages[key] = html_page
+
+    record = result.to_record() | {"generated_at": generated, "model_version": champion.version}
+    store.put_bytes(f"{MONITORING_PREFIX}drift/{until.strftime(_DATE)}.json",
+                    json.dumps(record, indent=2).encode(), "application/json")
+    store.put_bytes(LATEST_KEY, json.dumps(record, indent=2).encode(), "application/json")
+    return result
+
+
+def _width_ok(row: Mapping[str, Any], names: Sequence[str]) -> bool:
+    features = row.get("features")
+    return isinstance(features, list) and len(features) == len(names)

@@ -1,0 +1,119 @@
+"""One monitoring run over snapshot files with DuckDB, against the session bundle."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from leadscore.bundle import load_model
+from leadscore.features import FEATURE_NAMES
+from leadscore.loop.local_query import DuckDbQueryRunner
+from leadscore.loop.records import SNAPSHOT, day, partition_prefix, record_id
+from leadscore.monitoring import job
+from leadscore.registry.store import LocalObjectStore
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SHIFTED = "days_on_market_ratio"
+
+
+@pytest.fixture(scope="module")
+def champion(trained_bundle: Path) -> job.Champion:
+    return job.champion_from_model(load_model(trained_bundle))
+
+
+def _leads(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    from generate_leads import generate_leads, to_feature_frame
+
+    leads = generate_leads(n, seed)
+    frame = to_feature_frame(leads)
+    x = np.array([[row[name] for name in FEATURE_NAMES] for row in frame])
+    return x, np.array([lead["converted"] for lead in leads], dtype=int)
+
+
+def _write_snapshots(root: Path, x: np.ndarray, scores: np.ndarray, location: str,
+                     start: datetime) -> None:
+    by_file: dict[str, list[str]] = {}
+    for i, (vector, score) in enumerate(zip(x, scores, strict=True)):
+        at = int((start + timedelta(minutes=10 * i)).timestamp() * 1000)
+        record = {"schema": 1, "snapshot_id": record_id(location, i, at), "location_id": location,
+                  "contact_id": f"{location}-{i}", "scored_at_ms": at, "dt": day(at),
+                  "source": "webhook", "point_in_time": True, "model_version": "lsm-x",
+                  "predicted_score": float(score), "predicted_class": "cold",
+                  "features": [float(v) for v in vector], "inputs": "{}"}
+        key = partition_prefix(SNAPSHOT, day(at), location) + "part.jsonl"
+        by_file.setdefault(key, []).append(json.dumps(record))
+    for key, lines in by_file.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+def _run(root: Path, champion: job.Champion, resolved: list[dict[str, Any]],
+         **config: Any) -> tuple[job.MonitorResult, list[int]]:
+    exports: list[int] = []
+
+    def request_export() -> bool:
+        exports.append(1)
+        return True
+
+    result = job.run_monitor(
+        DuckDbQueryRunner(root), LocalObjectStore(root), champion, now=NOW,
+        config=job.MonitorConfig(**config), labelled_rows=lambda since, until: resolved,
+        request_export=request_export)
+    return result, exports
+
+
+def _resolved(x: np.ndarray, y: np.ndarray, scores: np.ndarray, location: str
+              ) -> list[dict[str, Any]]:
+    return [{"location_id": location, "features": [float(v) for v in row],
+             "predicted_score": float(s), "converted": int(c)}
+            for row, s, c in zip(x, scores, y, strict=True)]
+
+
+def test_a_window_like_training_raises_no_alarm(champion: job.Champion, tmp_path: Path) -> None:
+    x, y = _leads(101, 600)
+    scores = champion.predict(x)
+    start = NOW - timedelta(days=5)
+    _write_snapshots(tmp_path, x[:300], scores[:300], "locA", start)
+    _write_snapshots(tmp_path, x[300:], scores[300:], "locB", start)
+    result, exports = _run(tmp_path, champion, _resolved(x, y, scores, "locA"))
+    assert result.drift is not None and result.drift.rows == 600
+    assert not result.drift.alarm, result.drift.to_record()
+    assert sorted(result.pages) == [job.page_key("all"), job.page_key("locA"),
+                                    job.page_key("locB")]
+    assert (tmp_path / job.page_key("all")).is_file()
+    assert result.importance_week == "2026-W49" and exports == []
+    latest = json.loads((tmp_path / job.LATEST_KEY).read_text())
+    assert latest["drift"]["alarm"] is False and latest["model_version"] == champion.version
+
+
+def test_a_shifted_feature_alarms_by_name_and_a_second_alarm_asks_for_retraining(
+    champion: job.Champion, tmp_path: Path
+) -> None:
+    x, _ = _leads(102, 600)
+    j = FEATURE_NAMES.index(SHIFTED)
+    x[:, j] = x[:, j] * 2.5 + 0.5
+    scores = champion.predict(x)
+    _write_snapshots(tmp_path, x, scores, "locA", NOW - timedelta(days=3))
+    result, exports = _run(tmp_path, champion, [], retrain_on_drift=True)
+    assert result.drift is not None and result.drift.alarm
+    assert result.drift.drifted[0] == SHIFTED
+    assert not result.confirmed_drift and exports == []
+    page = (tmp_path / job.page_key("all")).read_text()
+    assert f"Drift alarm: {SHIFTED}" in page
+    again, exports = _run(tmp_path, champion, [], retrain_on_drift=True)
+    assert again.confirmed_drift and again.retrain_requested and exports == [1]
+
+
+def test_snapshots_outside_the_window_are_not_read(champion: job.Champion,
+                                                   tmp_path: Path) -> None:
+    x, _ = _leads(103, 300)
+    _write_snapshots(tmp_path, x, champion.predict(x), "locA", NOW - timedelta(days=30))
+    result, _ = _run(tmp_path, champion, [])
+    assert result.drift is not None and result.drift.rows == 0
+    assert not result.drift.enough_rows and not result.drift.alarm
