@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -229,220 +230,292 @@ def _coefficient_of_variation(prices: Sequence[float]) -> float:
     return math.sqrt(var) / mean
 
 
-def _extract_list(raw: Mapping[str, Any], reader: _Reader) -> list[float]:
-    """The 20 values as a Python list; errors and missing paths go to `reader`."""
-    r = reader
+@dataclass(frozen=True, slots=True)
+class _PropertyFacts:
+    """What ``property_data`` says (None = absent), read and checked."""
 
-    # ---- sections ---------------------------------------------------------------------------
-    prop = r.section(raw, "property_data", "property_data")
-    market = r.section(raw, "market_data", "market_data")
-    psych = r.section(raw, "psychology_profile", "psychology_profile")
-    conv = r.section(raw, "conversation_data", "conversation_data")
+    present: bool
+    list_price: float | None
+    estimated_market_value: float | None
+    price_drops_total: float
+    days_on_market: float | None
+    beds: float | None
+    baths: float | None
+    sqft: float | None
+    condition: float | None
+    school_rating: float | None
+    walkability: float | None
 
-    # ---- property_data ----------------------------------------------------------------------
-    p = prop if prop is not None else _EMPTY
-    track = prop is not None
-    list_price = r.number(p, "list_price", "property_data.list_price", track_missing=track)
-    emv = r.number(
-        p, "estimated_market_value", "property_data.estimated_market_value", track_missing=False
+
+@dataclass(frozen=True, slots=True)
+class _MarketFacts:
+    """What ``market_data`` says (None = absent), read and checked."""
+
+    estimated_value: float | None
+    average_days_on_market: float | None
+    inventory: float | None
+    absorption: float | None
+    price_trend: float | None
+    month: float | None
+    comparable_prices: list[float]  # priced comparables only (sale_price > 0)
+    comparable_days_total: float
+    comparable_count: int
+
+
+def _read_property(reader: _Reader, section: Mapping[str, Any] | None) -> _PropertyFacts:
+    prop = section if section is not None else _EMPTY
+    track = section is not None
+    list_price = reader.number(prop, "list_price", "property_data.list_price", track_missing=track)
+    market_value = reader.number(
+        prop, "estimated_market_value", "property_data.estimated_market_value", track_missing=False
     )
     drop_items = (
-        r.items(p, "price_drops", "property_data.price_drops") if prop is not None else None
+        reader.items(prop, "price_drops", "property_data.price_drops") if track else None
     )
-    dom = r.number(p, "days_on_market", "property_data.days_on_market", track_missing=track)
-    beds = r.number(p, "beds", "property_data.beds", track_missing=track)
-    baths = r.number(p, "baths", "property_data.baths", track_missing=track)
-    sqft = r.number(p, "sqft", "property_data.sqft", track_missing=track)
+    days = reader.number(
+        prop, "days_on_market", "property_data.days_on_market", track_missing=track
+    )
+    beds = reader.number(prop, "beds", "property_data.beds", track_missing=track)
+    baths = reader.number(prop, "baths", "property_data.baths", track_missing=track)
+    sqft = reader.number(prop, "sqft", "property_data.sqft", track_missing=track)
     condition = (
-        r.category(p, "condition", "property_data.condition", CONDITION_SCORES)
-        if prop is not None
+        reader.category(prop, "condition", "property_data.condition", CONDITION_SCORES)
+        if track
         else None
     )
-    loc = r.section(p, "location", "property_data.location") if prop is not None else None
-    lc = loc if loc is not None else _EMPTY
-    ltrack = loc is not None
-    school = r.number(
-        lc, "school_rating", "property_data.location.school_rating", hi=10.0, track_missing=ltrack
+    location_section = (
+        reader.section(prop, "location", "property_data.location") if track else None
     )
-    walk = r.number(
-        lc,
+    location = location_section if location_section is not None else _EMPTY
+    location_track = location_section is not None
+    school = reader.number(
+        location,
+        "school_rating",
+        "property_data.location.school_rating",
+        hi=10.0,
+        track_missing=location_track,
+    )
+    walk = reader.number(
+        location,
         "walkability_score",
         "property_data.location.walkability_score",
         hi=100.0,
-        track_missing=ltrack,
+        track_missing=location_track,
     )
-
     drops_total = 0.0
     for item_path, item in drop_items or ():
-        pct = r.number(item, "percentage", item_path + ".percentage")
-        if pct is not None:
-            drops_total += pct
+        percentage = reader.number(item, "percentage", item_path + ".percentage")
+        if percentage is not None:
+            drops_total += percentage
+    return _PropertyFacts(track, list_price, market_value, drops_total, days, beds, baths, sqft,
+                          condition, school, walk)
 
-    # ---- market_data ------------------------------------------------------------------------
-    m = market if market is not None else _EMPTY
-    mtrack = market is not None
-    est_value = r.number(m, "estimated_value", "market_data.estimated_value", track_missing=False)
-    avg_dom = r.number(
-        m, "average_days_on_market", "market_data.average_days_on_market", track_missing=mtrack
+
+def _read_market(reader: _Reader, section: Mapping[str, Any] | None) -> _MarketFacts:
+    market = section if section is not None else _EMPTY
+    track = section is not None
+    est_value = reader.number(
+        market, "estimated_value", "market_data.estimated_value", track_missing=False
+    )
+    avg_dom = reader.number(
+        market, "average_days_on_market", "market_data.average_days_on_market",
+        track_missing=track,
     )
     if avg_dom is not None and avg_dom <= 0.0:
-        r.missing.append("market_data.average_days_on_market")
+        reader.missing.append("market_data.average_days_on_market")
         avg_dom = None
-    inventory = r.number(m, "inventory_level", "market_data.inventory_level", track_missing=mtrack)
-    absorption = r.number(m, "absorption_rate", "market_data.absorption_rate", track_missing=mtrack)
-    trend = r.number(
-        m, "price_trend_pct", "market_data.price_trend_pct", lo=None, track_missing=mtrack
+    inventory = reader.number(
+        market, "inventory_level", "market_data.inventory_level", track_missing=track
     )
-    month = r.number(
-        m, "current_month", "market_data.current_month", lo=None, integer=True, track_missing=mtrack
+    absorption = reader.number(
+        market, "absorption_rate", "market_data.absorption_rate", track_missing=track
     )
-    comp_items = (
-        r.items(m, "comparables", "market_data.comparables") if market is not None else None
+    trend = reader.number(
+        market, "price_trend_pct", "market_data.price_trend_pct", lo=None, track_missing=track
     )
+    month = reader.number(
+        market, "current_month", "market_data.current_month", lo=None, integer=True,
+        track_missing=track,
+    )
+    comp_items = reader.items(market, "comparables", "market_data.comparables") if track else None
 
-    comp_prices: list[float] = []
-    comp_dom_total = 0.0
-    n_comps = 0
+    prices: list[float] = []
+    days_total = 0.0
+    count = 0
     for item_path, item in comp_items or ():
-        n_comps += 1
-        price = r.number(item, "sale_price", item_path + ".sale_price")
+        count += 1
+        price = reader.number(item, "sale_price", item_path + ".sale_price")
         if price is not None and price > 0.0:
-            comp_prices.append(price)
-        cdom = r.number(item, "days_on_market", item_path + ".days_on_market")
-        comp_dom_total += DEFAULT_COMP_DOM if cdom is None else cdom
+            prices.append(price)
+        days = reader.number(item, "days_on_market", item_path + ".days_on_market")
+        days_total += DEFAULT_COMP_DOM if days is None else days
+    return _MarketFacts(est_value, avg_dom, inventory, absorption, trend, month, prices,
+                        days_total, count)
 
-    # ---- psychology_profile -----------------------------------------------------------------
-    if psych is not None:
-        pcs = r.number(
-            psych,
-            "psychological_commitment_score",
-            "psychology_profile.psychological_commitment_score",
-            hi=100.0,
-        )
-        urgency = r.category(
-            psych, "urgency_level", "psychology_profile.urgency_level", URGENCY_SCORES
-        )
-        motivation = r.category(
-            psych, "motivation_type", "psychology_profile.motivation_type", MOTIVATION_SCORES
-        )
-        flex = r.number(
-            psych, "negotiation_flexibility", "psychology_profile.negotiation_flexibility", hi=1.0
-        )
-        f_pcs = _clip((DEFAULT_PCS if pcs is None else pcs) / 100.0)
-        f_urgency = DEFAULT_URGENCY if urgency is None else urgency
-        f_motivation = DEFAULT_MOTIVATION if motivation is None else motivation
-        f_flex = _clip(DEFAULT_NEGOTIATION if flex is None else flex)
-    else:
-        f_pcs, f_urgency, f_motivation, f_flex = 0.5, DEFAULT_URGENCY, DEFAULT_MOTIVATION, 0.5
 
-    # ---- conversation_data ------------------------------------------------------------------
-    if conv is not None:
-        messages = r.number(conv, "message_count", "conversation_data.message_count", integer=True)
-        response = r.number(
-            conv, "avg_response_time_seconds", "conversation_data.avg_response_time_seconds"
-        )
-        mc = DEFAULT_MESSAGE_COUNT if messages is None else messages
-        rt = DEFAULT_RESPONSE_SECONDS if response is None else response
-        f_comm = (min(mc / 50.0, 1.0) + 1.0 - min(rt / 3600.0, 1.0)) / 2.0
-    else:
-        f_comm = 0.5
-
-    if r.errors:  # values would be meaningless; the caller raises
-        return []
-
-    # ---- pricing ----------------------------------------------------------------------------
-    lp = 0.0 if list_price is None else list_price
-    if emv is not None and emv > 0.0:
-        market_value = emv
-    elif est_value is not None and est_value > 0.0:
-        market_value = est_value
-    else:
-        market_value = lp
-        if prop is not None:
-            r.missing.append("property_data.estimated_market_value")
-    if market_value > 0.0:
-        ratio = lp / market_value
-        f_lpr = _clip((ratio - 0.8) / 0.4)
-        f_over = min((ratio - 1.0) * 5.0, 1.0) if ratio > 1.0 else 0.0
-    else:
-        f_lpr = 0.5
-        f_over = 0.0
-
-    f_drops = _clip(drops_total / 30.0)
-    f_dom = _clip(
-        ((0.0 if dom is None else dom) / (DEFAULT_AVG_DOM if avg_dom is None else avg_dom)) / 3.0
+def _psychology_features(
+    reader: _Reader, psych: Mapping[str, Any] | None
+) -> tuple[float, float, float, float]:
+    """Features 0-3: commitment, urgency, motivation, flexibility."""
+    if psych is None:
+        return 0.5, DEFAULT_URGENCY, DEFAULT_MOTIVATION, 0.5
+    commitment = reader.number(
+        psych,
+        "psychological_commitment_score",
+        "psychology_profile.psychological_commitment_score",
+        hi=100.0,
+    )
+    urgency = reader.category(
+        psych, "urgency_level", "psychology_profile.urgency_level", URGENCY_SCORES
+    )
+    motivation = reader.category(
+        psych, "motivation_type", "psychology_profile.motivation_type", MOTIVATION_SCORES
+    )
+    flexibility = reader.number(
+        psych, "negotiation_flexibility", "psychology_profile.negotiation_flexibility", hi=1.0
+    )
+    return (
+        _clip((DEFAULT_PCS if commitment is None else commitment) / 100.0),
+        DEFAULT_URGENCY if urgency is None else urgency,
+        DEFAULT_MOTIVATION if motivation is None else motivation,
+        _clip(DEFAULT_NEGOTIATION if flexibility is None else flexibility),
     )
 
-    if comp_prices and lp > 0.0:
-        median = _median(sorted(comp_prices))
-        f_comp = 1.0 - _clip(abs(lp / median - 1.0) / 0.2)
-    else:
-        f_comp = 0.5
 
-    # ---- market context ---------------------------------------------------------------------
-    inv = DEFAULT_INVENTORY if inventory is None else inventory
-    f_inventory = 1.0 - _clip((inv - 2.0) / 10.0)
-    absr = DEFAULT_ABSORPTION if absorption is None else absorption
-    f_absorption = _clip((absr - 0.05) / 0.25)
-    f_trend = _clip(((DEFAULT_PRICE_TREND if trend is None else trend) + 10.0) / 25.0)
-    if month is None:
-        f_season = SEASONAL_FACTORS[DEFAULT_MONTH]
-    elif 0.0 <= month <= 11.0:
-        f_season = SEASONAL_FACTORS[int(month)]
-    else:
-        f_season = SEASONAL_OUT_OF_RANGE
-        r.missing.append("market_data.current_month")
+def _engagement_feature(reader: _Reader, conversation: Mapping[str, Any] | None) -> float:
+    """Feature 4: communication engagement."""
+    if conversation is None:
+        return 0.5
+    messages = reader.number(
+        conversation, "message_count", "conversation_data.message_count", integer=True
+    )
+    response = reader.number(
+        conversation, "avg_response_time_seconds", "conversation_data.avg_response_time_seconds"
+    )
+    message_count = DEFAULT_MESSAGE_COUNT if messages is None else messages
+    response_seconds = DEFAULT_RESPONSE_SECONDS if response is None else response
+    return (min(message_count / 50.0, 1.0) + 1.0 - min(response_seconds / 3600.0, 1.0)) / 2.0
 
-    # ---- property ---------------------------------------------------------------------------
-    b = DEFAULT_BEDS if beds is None else beds
-    ba = DEFAULT_BATHS if baths is None else baths
-    sq = DEFAULT_SQFT if sqft is None else sqft
-    f_appeal = _clip(
+
+def _pricing_features(
+    reader: _Reader, prop: _PropertyFacts, market: _MarketFacts
+) -> tuple[float, float, float, float, float]:
+    """Features 5-9: list price ratio, price drops, days on market, competitiveness,
+    overpricing."""
+    list_price = 0.0 if prop.list_price is None else prop.list_price
+    if prop.estimated_market_value is not None and prop.estimated_market_value > 0.0:
+        market_value = prop.estimated_market_value
+    elif market.estimated_value is not None and market.estimated_value > 0.0:
+        market_value = market.estimated_value
+    else:
+        market_value = list_price
+        if prop.present:
+            reader.missing.append("property_data.estimated_market_value")
+    if market_value > 0.0:
+        ratio = list_price / market_value
+        list_price_ratio = _clip((ratio - 0.8) / 0.4)
+        overpricing = min((ratio - 1.0) * 5.0, 1.0) if ratio > 1.0 else 0.0
+    else:
+        list_price_ratio = 0.5
+        overpricing = 0.0
+
+    drops = _clip(prop.price_drops_total / 30.0)
+    days = 0.0 if prop.days_on_market is None else prop.days_on_market
+    average = DEFAULT_AVG_DOM if market.average_days_on_market is None else (
+        market.average_days_on_market
+    )
+    days_ratio = _clip((days / average) / 3.0)
+
+    if market.comparable_prices and list_price > 0.0:
+        median = _median(sorted(market.comparable_prices))
+        competitiveness = 1.0 - _clip(abs(list_price / median - 1.0) / 0.2)
+    else:
+        competitiveness = 0.5
+    return list_price_ratio, drops, days_ratio, competitiveness, overpricing
+
+
+def _market_features(
+    reader: _Reader, market: _MarketFacts
+) -> tuple[float, float, float, float]:
+    """Features 10-13: inventory pressure, absorption, price trend, season."""
+    inventory = DEFAULT_INVENTORY if market.inventory is None else market.inventory
+    absorption = DEFAULT_ABSORPTION if market.absorption is None else market.absorption
+    trend = DEFAULT_PRICE_TREND if market.price_trend is None else market.price_trend
+    if market.month is None:
+        season = SEASONAL_FACTORS[DEFAULT_MONTH]
+    elif 0.0 <= market.month <= 11.0:
+        season = SEASONAL_FACTORS[int(market.month)]
+    else:
+        season = SEASONAL_OUT_OF_RANGE
+        reader.missing.append("market_data.current_month")
+    return (
+        1.0 - _clip((inventory - 2.0) / 10.0),
+        _clip((absorption - 0.05) / 0.25),
+        _clip((trend + 10.0) / 25.0),
+        season,
+    )
+
+
+def _property_features(prop: _PropertyFacts) -> tuple[float, float, float]:
+    """Features 14-16: appeal, condition, location."""
+    beds = DEFAULT_BEDS if prop.beds is None else prop.beds
+    baths = DEFAULT_BATHS if prop.baths is None else prop.baths
+    sqft = DEFAULT_SQFT if prop.sqft is None else prop.sqft
+    appeal = _clip(
         (
-            (1.0 - abs(b - 3.5) / 3.5)
-            + (1.0 - abs(ba - 2.5) / 2.5)
-            + (1.0 - abs(sq - 2000.0) / 2000.0)
+            (1.0 - abs(beds - 3.5) / 3.5)
+            + (1.0 - abs(baths - 2.5) / 2.5)
+            + (1.0 - abs(sqft - 2000.0) / 2000.0)
         )
         / 3.0
     )
-    f_condition = DEFAULT_CONDITION if condition is None else condition
-    sr = DEFAULT_SCHOOL_RATING if school is None else school
-    ws = DEFAULT_WALKABILITY if walk is None else walk
-    f_location = _clip((sr / 10.0 + ws / 100.0) / 2.0)
+    condition = DEFAULT_CONDITION if prop.condition is None else prop.condition
+    school = DEFAULT_SCHOOL_RATING if prop.school_rating is None else prop.school_rating
+    walk = DEFAULT_WALKABILITY if prop.walkability is None else prop.walkability
+    return appeal, condition, _clip((school / 10.0 + walk / 100.0) / 2.0)
 
-    # ---- comparables ------------------------------------------------------------------------
-    if n_comps:
-        f_comp_count = min(n_comps / 20.0, 1.0)
-        f_comp_time = 1.0 - _clip((comp_dom_total / n_comps) / 120.0)
-    else:
-        f_comp_count = 0.5
-        f_comp_time = 0.5
-    if len(comp_prices) >= 2:
-        f_comp_var = 1.0 - _clip(_coefficient_of_variation(comp_prices) / 0.3)
-    else:
-        f_comp_var = 0.5
 
+def _comparable_features(market: _MarketFacts) -> tuple[float, float, float]:
+    """Features 17-19: comparable count, price variance, market time."""
+    if market.comparable_count:
+        count = min(market.comparable_count / 20.0, 1.0)
+        market_time = 1.0 - _clip(
+            (market.comparable_days_total / market.comparable_count) / 120.0
+        )
+    else:
+        count = 0.5
+        market_time = 0.5
+    if len(market.comparable_prices) >= 2:
+        variance = 1.0 - _clip(_coefficient_of_variation(market.comparable_prices) / 0.3)
+    else:
+        variance = 0.5
+    return count, variance, market_time
+
+
+def _extract_list(raw: Mapping[str, Any], reader: _Reader) -> list[float]:
+    """The 20 values as a Python list; errors and missing paths go to `reader`.
+
+    Two phases: read and check every section (every error is collected), then, only when
+    nothing was wrong, compute the features group by group in FEATURE_NAMES order.
+    """
+    prop_section = reader.section(raw, "property_data", "property_data")
+    market_section = reader.section(raw, "market_data", "market_data")
+    psych_section = reader.section(raw, "psychology_profile", "psychology_profile")
+    conversation_section = reader.section(raw, "conversation_data", "conversation_data")
+
+    prop = _read_property(reader, prop_section)
+    market = _read_market(reader, market_section)
+    psychology = _psychology_features(reader, psych_section)
+    engagement = _engagement_feature(reader, conversation_section)
+    if reader.errors:  # values would be meaningless; the caller raises
+        return []
     return [
-        f_pcs,
-        f_urgency,
-        f_motivation,
-        f_flex,
-        f_comm,
-        f_lpr,
-        f_drops,
-        f_dom,
-        f_comp,
-        f_over,
-        f_inventory,
-        f_absorption,
-        f_trend,
-        f_season,
-        f_appeal,
-        f_condition,
-        f_location,
-        f_comp_count,
-        f_comp_var,
-        f_comp_time,
+        *psychology,
+        engagement,
+        *_pricing_features(reader, prop, market),
+        *_market_features(reader, market),
+        *_property_features(prop),
+        *_comparable_features(market),
     ]
 
 
