@@ -68,17 +68,21 @@ def parse_number_text(text: str) -> int | float | None:
 
     ``"800000"`` -> 800000, ``" 4.5 "`` -> 4.5, ``"$800,000"`` -> 800000, ``"1e3"`` -> 1000.0.
     """
-    s = text.strip()
-    if not s or _NUMBER_TEXT.fullmatch(s) is None or not any(c.isdigit() for c in s):
+    stripped = text.strip()
+    if (
+        not stripped
+        or _NUMBER_TEXT.fullmatch(stripped) is None
+        or not any(char.isdigit() for char in stripped)
+    ):
         return None
-    s = s.replace("$", "").replace(",", "")
+    digits = stripped.replace("$", "").replace(",", "")
     try:
-        if "." not in s and "e" not in s and "E" not in s:
-            return int(s)
-        x = float(s)
+        if "." not in digits and "e" not in digits and "E" not in digits:
+            return int(digits)
+        number = float(digits)
     except ValueError:
         return None
-    return x if math.isfinite(x) else None
+    return number if math.isfinite(number) else None
 
 
 def _flat_number(value: Any, key: str, errors: list[FieldError]) -> Any:

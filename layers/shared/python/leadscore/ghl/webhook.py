@@ -63,12 +63,12 @@ class GhlDeps:
 
     @property
     def auth(self) -> AuthConfig:
-        s = self.settings
+        settings = self.settings
         return AuthConfig(
-            ed25519_public_key_pem=s.ghl_public_key_ed25519,
-            rsa_public_key_pem=s.ghl_public_key_rsa,
-            webhook_secret=s.ghl_webhook_secret,
-            max_clock_skew_seconds=s.ghl_max_clock_skew_seconds,
+            ed25519_public_key_pem=settings.ghl_public_key_ed25519,
+            rsa_public_key_pem=settings.ghl_public_key_rsa,
+            webhook_secret=settings.ghl_webhook_secret,
+            max_clock_skew_seconds=settings.ghl_max_clock_skew_seconds,
         )
 
 

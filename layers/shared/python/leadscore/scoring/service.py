@@ -104,7 +104,7 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _r(x: float) -> float:
+def _rounded(x: float) -> float:
     return round(float(x), ROUND)
 
 
@@ -277,14 +277,14 @@ class ScoringService:
         predicted_class = classes.classify(score, thresholds)
         return {
             "contact_id": lead.contact_id,
-            "predicted_score": _r(score),
+            "predicted_score": _rounded(score),
             "predicted_class": predicted_class,
             "ml_score": round(100.0 * score, 1),
             "should_prioritize": classes.should_prioritize(predicted_class),
-            "composite_score": _r(rules.composite_score(lead.values)),
+            "composite_score": _rounded(rules.composite_score(lead.values)),
             "missing_fields": list(lead.missing_fields),
             "feature_values": {
-                name: _r(v) for name, v in zip(FEATURE_NAMES, lead.x32.tolist(), strict=True)
+                name: _rounded(v) for name, v in zip(FEATURE_NAMES, lead.x32.tolist(), strict=True)
             },
             "prediction_timestamp": self._now(),
             "cached": False,
@@ -322,10 +322,10 @@ class ScoringService:
         baseline_score = float(model.manifest.get("baseline_score", math.nan))
         result = self._common(lead, score, self.thresholds(model))
         result.update(
-            confidence_interval=[_r(min(lo, hi)), _r(max(lo, hi))],
-            model_agreement=_r(model_agreement(np.asarray(base))),
-            base_scores={n: _r(b) for n, b in zip(BASE_MODEL_NAMES, base, strict=True)},
-            baseline_score=_r(baseline_score) if math.isfinite(baseline_score) else None,
+            confidence_interval=[_rounded(min(lo, hi)), _rounded(max(lo, hi))],
+            model_agreement=_rounded(model_agreement(np.asarray(base))),
+            base_scores={n: _rounded(b) for n, b in zip(BASE_MODEL_NAMES, base, strict=True)},
+            baseline_score=_rounded(baseline_score) if math.isfinite(baseline_score) else None,
             model_version=model.version,
             source="ensemble",
         )
@@ -345,9 +345,9 @@ class ScoringService:
     @staticmethod
     def _add_explanation(result: dict[str, Any], lead: ParsedLead, contrib: np.ndarray) -> None:
         values = lead.x32.tolist()
-        c = contrib.tolist()
+        contributions = contrib.tolist()
         result["feature_contributions"] = {
-            name: _r(v) for name, v in zip(FEATURE_NAMES, c, strict=True)
+            name: _rounded(v) for name, v in zip(FEATURE_NAMES, contributions, strict=True)
         }
         order = np.argsort(contrib, kind="stable")
 
@@ -355,16 +355,16 @@ class ScoringService:
             name = FEATURE_NAMES[i]
             return {
                 "feature": name,
-                "value": _r(values[i]),
-                "contribution": _r(c[i]),
-                "reason": reason_for(name, values[i], c[i], lead.raw_features),
+                "value": _rounded(values[i]),
+                "contribution": _rounded(contributions[i]),
+                "reason": reason_for(name, values[i], contributions[i], lead.raw_features),
             }
 
         result["top_positive_factors"] = [
-            factor(int(i)) for i in order[::-1][:TOP_FACTORS] if _r(c[int(i)]) > 0
+            factor(int(i)) for i in order[::-1][:TOP_FACTORS] if _rounded(contributions[int(i)]) > 0
         ]
         result["top_negative_factors"] = [
-            factor(int(i)) for i in order[:TOP_FACTORS] if _r(c[int(i)]) < 0
+            factor(int(i)) for i in order[:TOP_FACTORS] if _rounded(contributions[int(i)]) < 0
         ]
         result["explained"] = True
 
