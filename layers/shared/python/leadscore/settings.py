@@ -239,3 +239,75 @@ class TrainingSettings:
             output_dir=_str(env, "SM_OUTPUT_DIR", f"{root}/output"),
             output_data_dir=_str(env, "SM_OUTPUT_DATA_DIR", f"{root}/output/data"),
         )
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Closing the loop (issue 14): snapshots, outcomes, engagement, export, backfill.
+
+    Snapshots and outcomes go to the Firehose stream ``RECORD_STREAM`` (AWS) or, in local
+    mode, to the directory ``RECORD_DIR`` in the same layout; with neither they are off.
+    """
+
+    record_stream: str = ""
+    record_dir: str = ""
+    snapshots_enabled: bool = True
+    snapshot_max_age_seconds: float = 1.0
+    outcome_rules: str = ""
+    engagement_table: str = ""
+    # the labelled export
+    artifact_bucket: str = ""
+    athena_work_group: str = ""
+    glue_database: str = ""
+    export_window_days: int = 365
+    export_snapshot_lookback_days: int = 365
+    export_min_new_outcomes: int = 200
+    export_include_backfilled: bool = False
+    # the backfill job
+    backfill_page_size: int = 100
+    backfill_function_name: str = ""
+
+    @property
+    def records_on(self) -> bool:
+        return bool(self.record_stream or self.record_dir)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LoopSettings:
+        env = os.environ if env is None else env
+        settings = cls(
+            record_stream=_str(env, "RECORD_STREAM"),
+            record_dir=_str(env, "RECORD_DIR"),
+            snapshots_enabled=_bool(env, "SNAPSHOTS_ENABLED", True),
+            snapshot_max_age_seconds=_float(env, "SNAPSHOT_MAX_AGE_SECONDS", 1.0),
+            outcome_rules=_str(env, "OUTCOME_RULES"),
+            engagement_table=_str(env, "ENGAGEMENT_TABLE") or _str(env, "CACHE_TABLE"),
+            artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
+            athena_work_group=_str(env, "ATHENA_WORK_GROUP"),
+            glue_database=_str(env, "GLUE_DATABASE"),
+            export_window_days=_int(env, "EXPORT_WINDOW_DAYS", 365),
+            export_snapshot_lookback_days=_int(env, "EXPORT_SNAPSHOT_LOOKBACK_DAYS", 365),
+            export_min_new_outcomes=_int(env, "EXPORT_MIN_NEW_OUTCOMES", 200),
+            export_include_backfilled=_bool(env, "EXPORT_INCLUDE_BACKFILLED", False),
+            backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", 100),
+            backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
+        )
+        from leadscore.loop.outcomes import OutcomeRuleBook, OutcomeRulesError
+
+        try:
+            OutcomeRuleBook.parse(settings.outcome_rules)  # refuse a bad value at start-up
+        except OutcomeRulesError as exc:
+            raise SettingsError(str(exc)) from exc
+        if not 1 <= settings.backfill_page_size <= 500:
+            raise SettingsError("BACKFILL_PAGE_SIZE must be 1..500 (HighLevel's pageLimit)")
+        return settings

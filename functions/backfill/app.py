@@ -1,0 +1,172 @@
+"""Backfill job: score every existing contact of a location and queue its write-back.
+
+Invoked asynchronously with ``{"location_id": "...", "job_id": "...", "outcomes": false,
+"restart": false}`` (``tools/backfill.py`` starts it, or runs the same code in-process). The
+job pages through ``POST /contacts/search`` (leadscore.loop.backfill / backfill_job), saves
+its checkpoint in the cache table after every page (snapshots flushed first, so a crash
+never loses a scored contact's snapshot), logs progress (done / total, rate, ETA) and, when
+its time is nearly up, invokes itself again with the same event: the next run resumes from
+the checkpoint. Writes to HighLevel go through the write-back queue and function (the
+location's budget, the skip rule, the dead-letter queue).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.loop.backfill import Checkpoint, CheckpointStore, Progress, run_backfill
+from leadscore.loop.backfill_job import ContactStep, GhlContactSource, SearchApi, import_outcomes
+from leadscore.loop.outcomes import OutcomeRuleBook
+from leadscore.loop.recorder import LoopRecorder, build_recorder
+from leadscore.scoring.service import Scorer
+from leadscore.settings import LoopSettings, ScoreSettings, WritebackSettings
+
+logger = Logger(service="backfill")
+metrics = Metrics(namespace="LeadScoring", service="backfill")
+
+#: Stop this long before the Lambda timeout: the page in flight and the checkpoint must fit.
+SAFETY_MARGIN_SECONDS = 60.0
+
+_clock: Callable[[], float] = time.time
+_recorder: LoopRecorder | None = None
+_scorer: Scorer | None = None
+
+
+def set_clock(clock: Callable[[], float]) -> None:
+    """The simulation's clock (snapshot times, write-back message times)."""
+    global _clock, _recorder
+    _clock = clock
+    _recorder = None
+
+
+def recorder() -> LoopRecorder:
+    global _recorder
+    if _recorder is None:
+        _recorder = build_recorder(LoopSettings.from_env(), background=False, clock=_clock)
+    return _recorder
+
+
+def scorer() -> Scorer:
+    global _scorer
+    if _scorer is None:
+        from leadscore.scoring.model_store import ModelStore
+        from leadscore.scoring.service import ScoringService
+
+        settings = ScoreSettings.from_env()
+        _scorer = ScoringService(
+            ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds),
+            class_thresholds=settings.class_thresholds,
+        )
+    return _scorer
+
+
+def api_for(location_id: str) -> SearchApi:
+    """The HighLevel client of a location (the stack's token secret)."""
+    from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret, secret_token_provider
+
+    settings = WritebackSettings.from_env()
+    return GhlApiClient(
+        settings.ghl_api_base,
+        secret_token_provider(settings.ghl_token_secret_arn),
+        timeout_seconds=settings.http_timeout_seconds,
+        max_wait_seconds=settings.max_rate_limit_wait_seconds,
+        on_unauthorized=lambda: refresh_secret(settings.ghl_token_secret_arn),
+    )
+
+
+class FlushingCheckpoints:
+    """Snapshots first, then the checkpoint that says their contacts are done."""
+
+    def __init__(self, inner: CheckpointStore, rec: LoopRecorder) -> None:
+        self.inner = inner
+        self.rec = rec
+
+    def load(self, location_id: str, job_id: str) -> Checkpoint | None:
+        return self.inner.load(location_id, job_id)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self.rec.flush()
+        self.inner.save(checkpoint)
+
+
+def _log_progress(progress: Progress) -> None:
+    logger.info("backfill progress", extra={"progress": progress.line(), **asdict(progress)})
+
+
+def run(
+    event: Mapping[str, Any],
+    *,
+    checkpoints: CheckpointStore,
+    deadline: float | None,
+    api: Callable[[str], SearchApi] = api_for,
+    queue: Any = None,
+) -> Checkpoint:
+    """The job's body (also what tools/backfill.py runs in-process)."""
+    location_id = str(event.get("location_id") or "")
+    if not location_id:
+        raise ValueError("backfill event needs a location_id")
+    job_id = str(event.get("job_id") or "default")
+    loop = LoopSettings.from_env()
+    rec = recorder()
+    if queue is None:
+        score_settings = ScoreSettings.from_env()
+        if score_settings.writeback_queue_url:
+            from leadscore.adapters.writeback_queue import SqsWritebackQueue
+
+            queue = SqsWritebackQueue(score_settings.writeback_queue_url)
+    closed: set[str] = set()
+    if event.get("outcomes") is True:
+        closed = import_outcomes(
+            api(location_id), location_id, rec, OutcomeRuleBook.parse(loop.outcome_rules)
+        )
+    step = ContactStep(
+        scorer=scorer,
+        recorder=rec,
+        queue=queue,
+        field_map_for=lambda _location: ScoreSettings.from_env().ghl_field_map,
+        closed_contacts=closed,
+        clock=_clock,
+    )
+    final = run_backfill(
+        location_id,
+        GhlContactSource(api),
+        step,
+        FlushingCheckpoints(checkpoints, rec),
+        job_id=job_id,
+        page_size=loop.backfill_page_size,
+        deadline=deadline,
+        progress=_log_progress,
+        restart=event.get("restart") is True,
+    )
+    rec.flush()
+    return final
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from leadscore.adapters.loop_tables import DynamoCheckpoints
+
+    settings = ScoreSettings.from_env()
+    remaining = context.get_remaining_time_in_millis() / 1000.0
+    deadline = time.time() + remaining - SAFETY_MARGIN_SECONDS
+    final = run(event, checkpoints=DynamoCheckpoints(settings.cache_table), deadline=deadline)
+    metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
+    if not final.finished:
+        from leadscore.adapters import client
+
+        name = LoopSettings.from_env().backfill_function_name or context.function_name
+        client("lambda").invoke(
+            FunctionName=name,
+            InvocationType="Event",
+            Payload=json.dumps({**event, "restart": False}).encode(),
+        )
+        logger.info("backfill continues in a new invocation", extra={"done": final.done})
+    return asdict(final)

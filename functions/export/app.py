@@ -1,0 +1,89 @@
+"""EventBridge Scheduler (daily by default) -> the labelled export (leadscore.loop.export).
+
+Thin: the settings pick the query engine (Athena over the Glue tables in AWS; DuckDB over
+``RECORD_DIR`` in local mode) and the store the export is written to (the artifact bucket, or
+``RECORD_DIR`` locally). A written export lands under ``training-data/auto/`` and starts the
+ordinary retraining path. The event may carry ``{"force": true}`` (skip the new-outcomes
+minimum, never the idempotence) and ``{"now_ms": ...}`` (the simulation's clock).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.loop.export import ExportConfig, QueryRunner, run_export
+from leadscore.loop.records import epoch_ms
+from leadscore.registry.store import LocalObjectStore, ObjectStore
+from leadscore.settings import LoopSettings
+
+logger = Logger(service="export")
+metrics = Metrics(namespace="LeadScoring", service="export")
+
+
+def build(settings: LoopSettings) -> tuple[QueryRunner, ObjectStore, ExportConfig]:
+    runner: QueryRunner
+    if settings.athena_work_group:
+        from leadscore.adapters.athena import AthenaQueryRunner
+
+        runner = AthenaQueryRunner(settings.athena_work_group, settings.glue_database)
+    elif settings.record_dir:
+        from leadscore.loop.local_query import DuckDbQueryRunner
+
+        runner = DuckDbQueryRunner(settings.record_dir)
+    else:
+        raise RuntimeError("export needs ATHENA_WORK_GROUP (AWS) or RECORD_DIR (local mode)")
+    store: ObjectStore
+    if settings.artifact_bucket:
+        from leadscore.adapters.s3_store import S3ObjectStore
+
+        store = S3ObjectStore(settings.artifact_bucket)
+    else:
+        store = LocalObjectStore(settings.record_dir)
+    config = ExportConfig(
+        window_days=settings.export_window_days,
+        snapshot_lookback_days=settings.export_snapshot_lookback_days,
+        min_new_outcomes=settings.export_min_new_outcomes,
+        include_backfilled=settings.export_include_backfilled,
+    )
+    return runner, store, config
+
+
+_built: tuple[QueryRunner, ObjectStore, ExportConfig] | None = None
+
+
+def components() -> tuple[QueryRunner, ObjectStore, ExportConfig]:
+    global _built
+    if _built is None:
+        _built = build(LoopSettings.from_env())
+    return _built
+
+
+def reset() -> None:
+    """Forget the components (tests and the simulation change the environment)."""
+    global _built
+    _built = None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    runner, store, config = components()
+    payload = event if isinstance(event, dict) else {}
+    now_ms = payload.get("now_ms")
+    result = run_export(
+        runner,
+        store,
+        config,
+        now_ms=int(now_ms) if isinstance(now_ms, int) else epoch_ms(time.time()),
+        force=payload.get("force") is True,
+    )
+    answer = result.as_dict()
+    logger.info("labelled export", extra=answer)
+    metrics.add_metric(name="ExportNewOutcomes", unit=MetricUnit.Count, value=result.new_outcomes)
+    if result.status == "exported":
+        metrics.add_metric(name="ExportRows", unit=MetricUnit.Count, value=result.rows)
+    return answer

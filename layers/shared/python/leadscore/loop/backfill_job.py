@@ -1,0 +1,167 @@
+"""The backfill's moving parts over HighLevel: contacts paged by ``POST /contacts/search``,
+historical opportunities by ``GET /opportunities/search``, and the per-contact step (map the
+contact's fields exactly as a webhook's, add the engagement counters, score, snapshot, queue
+the write-back). Used by the Lambda job (functions/backfill) and the CLI (tools/backfill.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from leadscore.errors import InvalidInput
+from leadscore.ghl.messages import WritebackMessage, score_message
+from leadscore.ghl.payloads import WebhookError, parse_webhook, utc_now_iso
+from leadscore.loop.backfill import ContactOutcome, ContactsPage
+from leadscore.loop.engagement import with_engagement
+from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_opportunities
+from leadscore.loop.recorder import LoopRecorder
+
+TERMINAL_STATUSES = ("won", "lost", "abandoned")
+
+
+class SearchApi(Protocol):
+    def search_contacts(self, body: Mapping[str, Any]) -> Any: ...
+    def search_opportunities(self, query: Mapping[str, str]) -> Any: ...
+
+
+class Budget(Protocol):
+    """The per-location request budget (writeback lane's token bucket)."""
+
+    def take(self, location_id: str, n: int = 1) -> float: ...
+
+
+class Scorer(Protocol):
+    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]: ...
+
+
+class Queue(Protocol):
+    def send(self, message: WritebackMessage) -> str: ...
+
+
+def _wait_for_budget(budget: Budget | None, location_id: str, sleep: Callable[[float], None]) -> None:
+    while budget is not None:
+        wait = budget.take(location_id, 1)
+        if wait <= 0:
+            return
+        sleep(wait)
+
+
+@dataclass
+class GhlContactSource:
+    """Contacts of a location, oldest first, paged with ``searchAfter`` (no 10,000 limit)."""
+
+    api: Callable[[str], SearchApi]
+    budget: Budget | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def page(self, location_id: str, cursor: Any, limit: int) -> ContactsPage:
+        body: dict[str, Any] = {"locationId": location_id, "pageLimit": limit}
+        if cursor:
+            body["searchAfter"] = cursor
+        else:
+            body["page"] = 1
+        _wait_for_budget(self.budget, location_id, self.sleep)
+        answer = self.api(location_id).search_contacts(body)
+        contacts = [c for c in answer.get("contacts", []) if isinstance(c, Mapping)]
+        total = int(answer.get("total") or 0)
+        after = contacts[-1].get("searchAfter") if contacts else None
+        more = len(contacts) == limit and after is not None
+        return ContactsPage(contacts, total, after if more else None)
+
+
+def historical_opportunities(
+    api: SearchApi,
+    location_id: str,
+    *,
+    budget: Budget | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    limit: int = 100,
+) -> Iterator[Mapping[str, Any]]:
+    """Every won / lost / abandoned opportunity of the location (``startAfter`` paging)."""
+    for status in TERMINAL_STATUSES:
+        query = {"location_id": location_id, "status": status, "limit": str(limit)}
+        while True:
+            _wait_for_budget(budget, location_id, sleep)
+            answer = api.search_opportunities(query)
+            yield from (o for o in answer.get("opportunities", []) if isinstance(o, Mapping))
+            meta = answer.get("meta") or {}
+            if not meta.get("startAfterId") or not meta.get("startAfter"):
+                break
+            query = {**query, "startAfter": str(meta["startAfter"]),
+                     "startAfterId": str(meta["startAfterId"])}
+
+
+def _closed_at_ms(opportunity: Mapping[str, Any]) -> int:
+    from leadscore.ghl.auth import parse_timestamp
+
+    for key in ("lastStatusChangeAt", "updatedAt", "createdAt"):
+        try:
+            return int(parse_timestamp(opportunity.get(key)).timestamp() * 1000)
+        except (ValueError, OverflowError, OSError):
+            continue
+    return 0
+
+
+def import_outcomes(
+    api: SearchApi,
+    location_id: str,
+    recorder: LoopRecorder,
+    rules: OutcomeRuleBook,
+    *,
+    budget: Budget | None = None,
+) -> set[str]:
+    """``--outcomes``: historical opportunities -> outcome records marked not point-in-time.
+    Returns the contact ids that got one (their current fields are snapshotted, also marked
+    not point-in-time, when the contacts are scored)."""
+    records = outcomes_from_opportunities(
+        location_id,
+        historical_opportunities(api, location_id, budget=budget),
+        rules,
+        received_at_ms=recorder.now_ms(),
+        occurred_at_ms_of=_closed_at_ms,
+    )
+    for start in range(0, len(records), 400):
+        recorder.outcomes(records[start : start + 400])
+    return {r["contact_id"] for r in records}
+
+
+@dataclass
+class ContactStep:
+    """Score one contact the way a ContactUpdate webhook would be scored."""
+
+    scorer: Callable[[], Scorer]
+    recorder: LoopRecorder
+    queue: Queue | None
+    field_map_for: Callable[[str], Mapping[str, str]] = lambda location_id: {}
+    closed_contacts: set[str] = field(default_factory=set)
+    clock: Callable[[], float] = time.time
+
+    def __call__(self, location_id: str, contact: Mapping[str, Any]) -> str:
+        payload = {**contact, "type": "ContactUpdate", "locationId": location_id}
+        try:
+            parsed = parse_webhook(payload, self.field_map_for(location_id))
+        except (WebhookError, InvalidInput):
+            return ContactOutcome.FAILED
+        if not parsed.request:
+            return ContactOutcome.SKIPPED
+        request = parsed.request
+        engagement = self.recorder.engagement
+        if engagement is not None:
+            request = with_engagement(request, engagement.get(location_id, parsed.contact_id))
+        try:
+            score = self.scorer().score(request, explain=False)
+        except InvalidInput:
+            return ContactOutcome.FAILED
+        self.recorder.snapshot(request, score, location_id=location_id, source="backfill")
+        if parsed.contact_id in self.closed_contacts:
+            self.recorder.snapshot(
+                request, score, location_id=location_id, source="backfill", point_in_time=False
+            )
+        if self.queue is not None and score.get("source") == "ensemble":
+            self.queue.send(
+                score_message(score, location_id=location_id, received_at=utc_now_iso(self.clock()))
+            )
+        return ContactOutcome.SCORED

@@ -1,0 +1,773 @@
+"""make simulate: a simulated agency, end to end, through the real handlers, in local mode.
+
+A fake HighLevel (tests/fixtures/fake_highlevel.py) with 3 locations and a few thousand
+contacts drawn from training/generate_leads.py; moto for AWS; DuckDB for Athena. Simulated
+weeks pass on one clock that the handlers are given. The phases, each a function that takes
+the ``World`` and adds to ``world.results`` (so more phases, e.g. an experiment, slot in):
+
+1. ``phase_setup``: AWS resources from template.yaml, the fake HighLevel, fields, contacts;
+2. ``phase_bootstrap``: a first model from a small generic upload (the "first promoted model")
+   through S3 -> retrain -> (local SageMaker) -> promote;
+3. ``phase_backfill``: the backfill job for every location -> snapshots + write-backs;
+4. ``phase_week`` (per week): new contacts (ContactCreate), message webhooks (engagement
+   counters), contact updates, outcomes (OpportunityStatusUpdate, some late or out of
+   order), re-scores after outcomes (must never leak), write-back drain, the scheduled
+   export -> retrain -> promote, and the served model's AUC on that week's resolved leads;
+5. ``phase_audit``: leaked rows (checked against the simulation's own truth, not the
+   export's columns), dead letters, results.json and the learning curve.
+
+Outcomes are drawn from each lead's true probability (recomputed on what the service can see
+of it, tools/sim_agency.py). Results: ``.simulate/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (ROOT / "layers" / "shared" / "python", ROOT / "training", ROOT):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import numpy as np  # noqa: E402
+
+WEEK = 7 * 24 * 3600.0
+DAY = 24 * 3600.0
+
+
+@dataclass
+class SimConfig:
+    seed: int = 14
+    locations: int = 3
+    contacts_per_location: int = 1500
+    new_per_week: int = 25  # per location
+    weeks: int = 8
+    resolve_rate: float = 0.22  # per week, per open contact
+    message_cap: int = 8
+    bootstrap_rows: int = 300
+    late_fraction: float = 0.08  # outcomes delivered 1-3 days after they happened
+    flip_fraction: float = 0.04  # a wrong status first, corrected later (out of order)
+    rescore_fraction: float = 0.10  # open contacts updated (re-scored) per week
+    rescore_after_outcome: float = 0.30  # resolved contacts updated after the outcome
+    export_min_new_outcomes: int = 600
+    last_weeks: int = 2
+    training_hyperparameters: dict[str, Any] = field(
+        default_factory=lambda: {"folds": 3, "n_jobs": 1}
+    )
+    out_dir: str = ".simulate"
+
+
+# --------------------------------------------------------------------------- the world
+
+
+class SimClock:
+    """Seconds since the epoch; the simulation starts `weeks` weeks before the real now."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, offset: float) -> None:
+        self.now = max(self.now, self.start + offset)
+
+
+class LambdaContextStub:
+    function_name = "simulate"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:simulate"
+    aws_request_id = "simulate"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+@dataclass
+class World:
+    config: SimConfig
+    clock: SimClock
+    work: Path
+    env: dict[str, str]
+    fake: Any = None
+    locations: list[str] = field(default_factory=list)
+    contacts: list[Any] = field(default_factory=list)
+    by_id: dict[str, Any] = field(default_factory=dict)
+    signer: Any = None
+    handlers: dict[str, Any] = field(default_factory=dict)
+    aws: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    seen_jobs: set[str] = field(default_factory=set)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    webhook_answers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> LambdaContextStub:
+        return LambdaContextStub()
+
+
+@contextmanager
+def timed(world: World, name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        world.timings[name] = world.timings.get(name, 0.0) + time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- phase 1
+
+
+def phase_setup(world: World) -> None:
+    import boto3
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from leadscore.adapters import reset_clients
+    from sim_agency import plan_agency
+
+    from tests.fixtures import aws as template_aws
+    from tests.fixtures.fake_highlevel import ghl_id
+
+    cfg = world.config
+    region = "us-east-1"
+    s3 = boto3.client("s3", region_name=region)
+    ddb = boto3.client("dynamodb", region_name=region)
+    sqs = boto3.client("sqs", region_name=region)
+    secrets = boto3.client("secretsmanager", region_name=region)
+    sagemaker = boto3.client("sagemaker", region_name=region)
+    bucket = template_aws.artifact_bucket(s3)
+    table = template_aws.cache_table(ddb)
+    queues = template_aws.writeback_queues(sqs)
+    world.aws = {"s3": s3, "ddb": ddb, "sqs": sqs, "sagemaker": sagemaker,
+                 "bucket": bucket, "table": table, "queues": queues}
+
+    # the signing key HighLevel would hold; the service trusts its public half
+    private = ed25519.Ed25519PrivateKey.generate()
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    world.signer = private
+
+    fake = world.fake
+    location_objs = [fake.add_location(name=f"Sub-account {i + 1}") for i in range(cfg.locations)]
+    world.locations = [loc.id for loc in location_objs]
+    for loc in location_objs:
+        loc.rate.burst_max = 1_000_000  # see docs/LOOP.md: the sim does not wait out 10 s windows
+        loc.rate.daily_max = 10_000_000
+
+    plan = plan_agency(
+        seed=cfg.seed,
+        location_ids=world.locations,
+        contacts_per_location=cfg.contacts_per_location,
+        new_per_week=cfg.new_per_week,
+        weeks=cfg.weeks,
+        week_seconds=WEEK,
+        resolve_rate=cfg.resolve_rate,
+        message_cap=cfg.message_cap,
+        bootstrap_rows=cfg.bootstrap_rows,
+        contact_id=ghl_id,
+    )
+    world.contacts = plan.contacts
+    world.by_id = {c.contact_id: c for c in plan.contacts}
+    world.results["bootstrap_leads"] = len(plan.bootstrap_leads)
+    world.aws["bootstrap"] = plan.bootstrap_leads
+
+    # one custom field per FEATURES.md flat name in every location; the map id -> flat name
+    from sim_agency import CUSTOM_FLAT
+
+    field_map: dict[str, str] = {}
+    field_ids: dict[tuple[str, str], str] = {}
+    for loc in world.locations:
+        for flat in CUSTOM_FLAT:
+            f = fake.add_field(loc, flat.replace("_", " ").title(), field_key=f"contact.{flat}")
+            field_map[f.id] = flat
+            field_ids[(loc, flat)] = f.id
+        world.aws.setdefault("score_fields", {})[loc] = (
+            fake.add_field(loc, "Lead Score", "NUMERICAL").id,
+            fake.add_field(loc, "Lead Class", "TEXT").id,
+        )
+    world.aws["field_ids"] = field_ids
+
+    start = world.clock.start
+    for c in world.contacts:
+        if c.created_week < 0:
+            fake.add_contact(
+                c.location_id,
+                contact_id=c.contact_id,
+                created_at=start - DAY * 30,
+                custom_fields={field_ids[(c.location_id, k)]: v for k, v in c.custom_values.items()},
+                first_name="Sam", last_name=f"Seller{c.contact_id[:4]}",
+                email=f"{c.contact_id.lower()}@example.com", phone="+15550100000",
+            )
+
+    tokens = {loc: fake.add_pit(loc) for loc in world.locations}
+    token_secret = secrets.create_secret(
+        Name="simulate/ghl-token", SecretString=tokens[world.locations[0]]
+    )["ARN"]
+    world.aws["tokens"] = tokens
+
+    records = world.work / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    world.env.update(
+        ARTIFACT_BUCKET=bucket,
+        CACHE_TABLE=table,
+        WRITEBACK_QUEUE_URL=queues.url,
+        MODEL_URI=f"s3://{bucket}/models/champion.json",
+        MODEL_REFRESH_SECONDS="0",
+        GHL_PUBLIC_KEY_ED25519=public_pem,
+        GHL_FIELD_MAP=json.dumps(field_map),
+        GHL_API_BASE=fake.base_url,
+        GHL_TOKEN_SECRET_ARN=token_secret,
+        RECORD_DIR=str(records),
+        SNAPSHOT_MAX_AGE_SECONDS="3600",
+        EXPORT_MIN_NEW_OUTCOMES=str(cfg.export_min_new_outcomes),
+        EXPORT_WINDOW_DAYS="365",
+        TRAINING_IMAGE_URI="local/sagemaker-scikit-learn:sim",
+        TRAINING_ROLE_ARN="arn:aws:iam::123456789012:role/simulate-training",
+        TRAINING_HYPERPARAMETERS=json.dumps(
+            {k: json.dumps(v) for k, v in cfg.training_hyperparameters.items()}
+        ),
+        MIN_AUC="0.60",
+    )
+    os.environ.update(world.env)
+    reset_clients()
+    world.handlers = load_handlers(world)
+
+
+def load_handlers(world: World) -> dict[str, Any]:
+    """Import the functions after the environment is set (some read it at import)."""
+    import importlib
+
+    names = {
+        "score": "functions.score.app",
+        "writeback": "functions.writeback.app",
+        "retrain": "functions.retrain.app",
+        "promote": "functions.promote.app",
+        "export": "functions.export.app",
+        "backfill": "functions.backfill.app",
+    }
+    handlers = {k: importlib.import_module(v) for k, v in names.items()}
+    wire_clock(world, handlers)
+    return handlers
+
+
+def wire_clock(world: World, handlers: dict[str, Any]) -> None:
+    """Give the handlers the simulation's clock where they take one."""
+    from leadscore.settings import ScoreSettings
+
+    score = handlers["score"]
+    container = score.build_container(ScoreSettings.from_env(), clock=world.clock)
+    score.set_container(container)
+    if hasattr(score, "configure_clock"):
+        score.configure_clock(world.clock)
+    backfill = handlers["backfill"]
+    if hasattr(backfill, "set_clock"):
+        backfill.set_clock(world.clock)
+
+
+# --------------------------------------------------------------------------- HTTP / events
+
+
+def api_event(path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "resource": path, "path": path, "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json", **headers},
+        "multiValueHeaders": {}, "queryStringParameters": None,
+        "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
+        "requestContext": {"resourcePath": path, "httpMethod": "POST", "path": f"/Prod{path}",
+                           "stage": "Prod", "requestId": uuid.uuid4().hex},
+        "body": body.decode("utf-8"), "isBase64Encoded": False,
+    }
+
+
+def send_webhook(world: World, payload: dict[str, Any]) -> dict[str, Any]:
+    from tests.fixtures.ghl_payloads import body as payload_body
+
+    raw = payload_body(payload)
+    signature = base64.b64encode(world.signer.sign(raw)).decode()
+    answer = world.handlers["score"].lambda_handler(
+        api_event("/webhooks/ghl", raw, {"x-ghl-signature": signature}), world.ctx
+    )
+    parsed = json.loads(answer["body"])
+    key = f"{answer['statusCode']} {parsed.get('status', parsed.get('error', ''))}"
+    world.webhook_answers[key] = world.webhook_answers.get(key, 0) + 1
+    return parsed
+
+
+def contact_payload(world: World, c: Any, event_type: str) -> dict[str, Any]:
+    from tests.fixtures.ghl_payloads import contact_event
+
+    ids = world.aws["field_ids"]
+    return contact_event(
+        event_type, location_id=c.location_id, contact_id=c.contact_id,
+        custom_fields={ids[(c.location_id, k)]: v for k, v in c.custom_values.items()},
+        timestamp=world.clock(),
+    )
+
+
+def drain_writeback(world: World, max_rounds: int = 10_000) -> int:
+    """Hand the write-back queue to the write-back function, 10 messages per invocation."""
+    sqs, url = world.aws["sqs"], world.aws["queues"].url
+    handled = 0
+    for _ in range(max_rounds):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                  AttributeNames=["All"])
+        messages = got.get("Messages", [])
+        if not messages:
+            break
+        event = {"Records": [
+            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+             "attributes": m.get("Attributes", {}), "messageAttributes": {},
+             "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+             "eventSourceARN": world.aws["queues"].arn, "awsRegion": "us-east-1"}
+            for m in messages
+        ]}
+        answer = world.handlers["writeback"].lambda_handler(event, world.ctx)
+        failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        handled += len(messages)
+    return handled
+
+
+def s3_event(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
+    template = json.loads((ROOT / "events" / "s3_training_upload.json").read_text())
+    record = template["Records"][0]
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    record["s3"]["object"]["key"] = key
+    if version_id:
+        record["s3"]["object"]["versionId"] = version_id
+    else:
+        record["s3"]["object"].pop("versionId", None)
+    return template
+
+
+def train_and_promote(world: World, key: str) -> list[dict[str, Any]]:
+    """S3 ObjectCreated -> retrain function -> the job it created, run locally -> promote."""
+    from local_sagemaker import pending_jobs, run_job
+
+    s3, bucket = world.aws["s3"], world.aws["bucket"]
+    head = s3.head_object(Bucket=bucket, Key=key)
+    world.handlers["retrain"].lambda_handler(
+        s3_event(bucket, key, head.get("VersionId")), world.ctx
+    )
+    outcomes = []
+    for job in pending_jobs(world.aws["sagemaker"], world.seen_jobs):
+        world.seen_jobs.add(job)
+        with timed(world, "training_jobs"):
+            event = run_job(world.aws["sagemaker"], s3, job)
+        answer = world.handlers["promote"].lambda_handler(event, world.ctx)
+        answer = dict(answer or {})
+        answer["key"] = key
+        answer["week"] = world.results.get("current_week", -1)
+        outcomes.append(answer)
+        if answer.get("status") == "promoted":
+            world.promotions.append(answer)
+    refresh_model(world)
+    return outcomes
+
+
+def refresh_model(world: World) -> None:
+    """The score function re-reads the champion pointer (MODEL_REFRESH_SECONDS=0)."""
+    world.handlers["score"].container().store.current()
+
+
+# --------------------------------------------------------------------------- phase 2, 3
+
+
+def phase_bootstrap(world: World) -> None:
+    """The team's first model: a small generic upload, through the real retraining path."""
+    leads = world.aws["bootstrap"]
+    lines = "\n".join(json.dumps({k: v for k, v in lead.items() if k != "true_probability"})
+                      for lead in leads) + "\n"
+    key = "training-data/bootstrap/leads.jsonl"
+    world.aws["s3"].put_object(Bucket=world.aws["bucket"], Key=key, Body=lines.encode())
+    outcomes = train_and_promote(world, key)
+    world.results["bootstrap"] = outcomes
+    if not world.promotions:
+        raise RuntimeError(f"the bootstrap model was not promoted: {outcomes}")
+
+
+def phase_backfill(world: World) -> None:
+    """Every existing contact of every location scored on day one (the backfill job)."""
+    answers = []
+    for loc in world.locations:
+        answers.append(world.handlers["backfill"].lambda_handler(
+            {"location_id": loc, "job_id": "install"}, world.ctx
+        ))
+    world.handlers["score"].container().recorder.flush()
+    backfill_recorder = getattr(world.handlers["backfill"], "recorder", None)
+    if callable(backfill_recorder):
+        backfill_recorder().flush()
+    with timed(world, "writeback"):
+        drained = drain_writeback(world)
+    world.results["backfill"] = {"jobs": answers, "writebacks": drained}
+
+
+# --------------------------------------------------------------------------- phase 4
+
+
+def _week_events(world: World, week: int) -> list[tuple[float, str, Any]]:
+    """Everything that happens in a week, as (time offset, kind, contact)."""
+    cfg = world.config
+    rng = np.random.default_rng(cfg.seed * 100 + week)
+    lo, hi = week * WEEK, (week + 1) * WEEK
+    events: list[tuple[float, str, Any]] = []
+    for c in world.contacts:
+        created = c.created_week == week
+        if created:
+            first = min([t for _, t in c.message_times] or [lo + rng.uniform(0, WEEK / 2)])
+            events.append((first - 60, "create", c))
+            for direction, t in c.message_times:
+                if t < hi:
+                    events.append((t, direction, c))
+            last = max([t for _, t in c.message_times] or [first])
+            events.append((last + 60, "update", c))
+        if c.resolve_at and lo <= c.resolve_at < hi:
+            events.append((c.resolve_at, "outcome", c))
+            if rng.random() < cfg.rescore_after_outcome:
+                events.append((c.resolve_at + rng.uniform(600, DAY), "update", c))
+        elif (c.created_week < week) and (not c.resolve_at or c.resolve_at >= lo):
+            if rng.random() < cfg.rescore_fraction:
+                events.append((lo + rng.uniform(0, WEEK), "update", c))
+    events.sort(key=lambda e: e[0])
+    return events
+
+
+def _message(world: World, c: Any, direction: str, at: float) -> dict[str, Any]:
+    from tests.fixtures.ghl_payloads import inbound_message_event
+
+    payload = inbound_message_event(location_id=c.location_id, contact_id=c.contact_id,
+                                    timestamp=at)
+    if direction == "outbound":
+        payload.update(type="OutboundMessage", direction="outbound",
+                       body="Hi Sam, this is Alex from the brokerage")
+    return payload
+
+
+def _outcome_payloads(world: World, c: Any, rng: np.random.Generator) -> list[tuple[float, dict]]:
+    """The status webhook(s) of a resolution: (delivery time, payload). Late deliveries carry
+    their original timestamp; a flip sends the wrong status first and corrects it."""
+    from tests.fixtures.ghl_payloads import opportunity_event
+
+    cfg = world.config
+    happened = world.clock.start + c.resolve_at
+    status = "won" if c.converted else ("lost" if rng.random() < 0.8 else "abandoned")
+    opp = getattr(c, "opportunity_id", None) or uuid.uuid4().hex[:20]
+    c.opportunity_id = opp
+    final = opportunity_event("OpportunityStatusUpdate", location_id=c.location_id,
+                              contact_id=c.contact_id, status=status, opportunity_id=opp,
+                              timestamp=happened)
+    delay = rng.uniform(DAY, 3 * DAY) if rng.random() < cfg.late_fraction else 0.0
+    out = [(happened + delay, final)]
+    if rng.random() < cfg.flip_fraction:
+        wrong = "lost" if status == "won" else "won"
+        early = opportunity_event("OpportunityStatusUpdate", location_id=c.location_id,
+                                  contact_id=c.contact_id, status=wrong, opportunity_id=opp,
+                                  timestamp=happened - 3600)
+        # the wrong, earlier status arrives after the final one: out of order
+        out.append((happened + delay + 600, early))
+    return out
+
+
+def served_auc(world: World, resolved: list[Any]) -> dict[str, Any]:
+    """The served model's scores for the leads resolved this week (POST /score/batch, the
+    real handler), against their real outcomes; the Bayes AUC of the same leads."""
+    from leadscore.metrics import auc
+
+    if len(resolved) < 20:
+        return {"n": len(resolved)}
+    scores: list[float] = []
+    for start in range(0, len(resolved), 500):
+        chunk = resolved[start:start + 500]
+        body = json.dumps({"leads": [{"contact_id": c.contact_id, "features": c.lead}
+                                     for c in chunk]}).encode()
+        answer = world.handlers["score"].lambda_handler(
+            api_event("/score/batch", body, {}), world.ctx
+        )
+        parsed = json.loads(answer["body"])
+        scores += [r["predicted_score"] for r in parsed["results"]]
+    y = np.array([c.converted for c in resolved])
+    model = world.handlers["score"].container().store.status().model_version
+    return {
+        "n": len(resolved),
+        "converted": int(y.sum()),
+        "auc": float(auc(y, np.array(scores))),
+        "bayes_auc": float(auc(y, np.array([c.true_p for c in resolved]))),
+        "model_version": model,
+        "scores": scores,
+    }
+
+
+def phase_week(world: World, week: int) -> dict[str, Any]:
+    cfg = world.config
+    world.results["current_week"] = week
+    rng = np.random.default_rng(cfg.seed * 1000 + week)
+    fake = world.fake
+    ids = world.aws["field_ids"]
+    deliveries: list[tuple[float, str, Any]] = []
+    for at, kind, c in _week_events(world, week):
+        deliveries.append((world.clock.start + at, kind, c))
+    # outcome deliveries (some late, some out of order) are placed at their delivery time
+    expanded: list[tuple[float, str, Any]] = []
+    resolved = []
+    for at, kind, c in deliveries:
+        if kind == "outcome":
+            resolved.append(c)
+            for when, payload in _outcome_payloads(world, c, rng):
+                expanded.append((when, "payload", payload))
+        else:
+            expanded.append((at, kind, c))
+    expanded.sort(key=lambda e: e[0])
+    # the evaluation: the model serving at the start of the week, on this week's resolutions
+    evaluation = served_auc(world, resolved)
+
+    counts: dict[str, int] = {}
+    with timed(world, "webhooks"):
+        for at, kind, item in expanded:
+            world.clock.at(at - world.clock.start)
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind == "payload":
+                send_webhook(world, item)
+            elif kind == "create":
+                fake.add_contact(item.location_id, contact_id=item.contact_id,
+                                 created_at=world.clock(),
+                                 custom_fields={ids[(item.location_id, k)]: v
+                                                for k, v in item.custom_values.items()})
+                send_webhook(world, contact_payload(world, item, "ContactCreate"))
+            elif kind in ("inbound", "outbound"):
+                send_webhook(world, _message(world, item, kind, at))
+            elif kind == "update":
+                send_webhook(world, contact_payload(world, item, "ContactUpdate"))
+    world.clock.at((week + 1) * WEEK)
+    world.handlers["score"].container().recorder.flush()
+    with timed(world, "writeback"):
+        drained = drain_writeback(world)
+    with timed(world, "export"):
+        export = world.handlers["export"].lambda_handler(
+            {"now_ms": int(world.clock() * 1000)}, world.ctx
+        )
+    trained = []
+    if export.get("status") == "exported":
+        trained = train_and_promote(world, export["key"])
+    return {
+        "week": week,
+        "events": counts,
+        "resolved": len(resolved),
+        "evaluation": {k: v for k, v in evaluation.items() if k != "scores"},
+        "scores": evaluation.get("scores", []),
+        "resolved_ids": [c.contact_id for c in resolved],
+        "writebacks": drained,
+        "export": export,
+        "training": trained,
+    }
+
+
+# --------------------------------------------------------------------------- phase 5
+
+
+def exported_rows(world: World) -> list[dict[str, Any]]:
+    s3, bucket = world.aws["s3"], world.aws["bucket"]
+    rows = []
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix="training-data/auto/")
+    for item in listing.get("Contents", []):
+        text = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+        rows += [dict(json.loads(line), export_key=item["Key"]) for line in text.splitlines()
+                 if line.strip()]
+    return rows
+
+
+def leaked(world: World, rows: list[dict[str, Any]]) -> int:
+    """Rows whose inputs were recorded after their outcome happened, judged by the
+    simulation's own truth (when the contact really resolved), not by the export's columns."""
+    from leadscore.ghl.auth import parse_timestamp
+
+    count = 0
+    for row in rows:
+        c = world.by_id.get(row["contact_id"])
+        if c is None or not c.resolve_at:
+            count += 1  # labelled without having resolved: a leak of another kind
+            continue
+        happened = world.clock.start + c.resolve_at
+        scored = parse_timestamp(row["scored_at"]).timestamp()
+        if scored >= happened or int(row["converted"]) != c.converted:
+            count += 1
+    return count
+
+
+def dead_letters(world: World) -> int:
+    sqs = world.aws["sqs"]
+    attrs = sqs.get_queue_attributes(QueueUrl=world.aws["queues"].dlq_url,
+                                     AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def phase_audit(world: World, weeks: list[dict[str, Any]]) -> dict[str, Any]:
+    from leadscore.metrics import auc
+
+    cfg = world.config
+    rows = exported_rows(world)
+    by_key: dict[str, int] = {}
+    for r in rows:
+        by_key[r["export_key"]] = by_key.get(r["export_key"], 0) + 1
+    auc_by_week = [w["evaluation"].get("auc") for w in weeks]
+    bayes_by_week = [w["evaluation"].get("bayes_auc") for w in weeks]
+    first_version = world.promotions[0].get("version") if world.promotions else None
+    last = weeks[-cfg.last_weeks:]
+    ids = [i for w in last for i in w["resolved_ids"]]
+    scores = [s for w in last for s in w["scores"]]
+    y = np.array([world.by_id[i].converted for i in ids])
+    tp = np.array([world.by_id[i].true_p for i in ids])
+    # the first promoted model on the same last-weeks leads
+    first_scores = score_with_version(world, first_version, ids) if first_version else None
+    final = {
+        "n": len(ids),
+        "served_auc": float(auc(y, np.array(scores))) if len(ids) else None,
+        "bayes_auc": float(auc(y, tp)) if len(ids) else None,
+        "first_promoted_auc": float(auc(y, np.array(first_scores))) if first_scores else None,
+        "first_promoted_version": first_version,
+    }
+    return {
+        "weeks": cfg.weeks,
+        "auc_by_week": auc_by_week,
+        "bayes_auc_by_week": bayes_by_week,
+        "resolved_by_week": [w["resolved"] for w in weeks],
+        "labelled_rows": len(rows),
+        "labelled_rows_by_export": by_key,
+        "leaked_rows": leaked(world, rows),
+        "promotions": len(world.promotions),
+        "promotion_log": world.promotions,
+        "dead_letters": dead_letters(world),
+        "last_weeks": final,
+        "webhook_answers": world.webhook_answers,
+        "config": asdict(cfg),
+    }
+
+
+def score_with_version(world: World, version: str, ids: list[str]) -> list[float] | None:
+    """Scores of an earlier promoted bundle (read from the store) for the same leads."""
+    from leadscore.bundle import load_model
+    from leadscore.features import extract_features
+
+    s3, bucket = world.aws["s3"], world.aws["bucket"]
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = f"models/{version}/"
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        for item in listing.get("Contents", []):
+            target = Path(tmp) / item["Key"][len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        model = load_model(Path(tmp))
+        x = np.vstack([extract_features(world.by_id[i].lead).values for i in ids])
+        return [float(s) for s in model.predict(x.astype(np.float32)).score]
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def print_curve(results: dict[str, Any]) -> None:
+    print("\nweek  resolved  served AUC  Bayes AUC  model")
+    for i, (a, b) in enumerate(zip(results["auc_by_week"], results["bayes_auc_by_week"],
+                                   strict=True)):
+        bar = "#" * int(max(0.0, (a or 0.5) - 0.5) * 100)
+        print(f"{i:>4}  {results['resolved_by_week'][i]:>8}  {a if a is None else f'{a:.3f}':>10}"
+              f"  {b if b is None else f'{b:.3f}':>9}  {bar}")
+    last = results["last_weeks"]
+    print(
+        f"\nlast {results['config']['last_weeks']} weeks ({last['n']} leads): served "
+        f"{last['served_auc']:.3f}, first promoted {last['first_promoted_auc']:.3f}, "
+        f"Bayes {last['bayes_auc']:.3f}; labelled rows {results['labelled_rows']}, leaked "
+        f"{results['leaked_rows']}, promotions {results['promotions']}, dead letters "
+        f"{results['dead_letters']}, {results['seconds']:.0f} s"
+    )
+
+
+PHASES: list[tuple[str, Callable[[World], None]]] = [
+    ("setup", phase_setup),
+    ("bootstrap", phase_bootstrap),
+    ("backfill", phase_backfill),
+]
+
+
+def run(config: SimConfig) -> dict[str, Any]:
+    from moto import mock_aws
+
+    from tests.fixtures.fake_highlevel import FakeHighLevel, serve
+
+    started = time.perf_counter()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring", "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+    }.items():
+        os.environ[key] = value
+    os.environ.pop("AWS_PROFILE", None)
+    out = ROOT / config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="simulate-"))
+    clock = SimClock(time.time() - config.weeks * WEEK - DAY)
+    world = World(config=config, clock=clock, work=work, env={})
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(mock_aws())
+            world.fake = stack.enter_context(serve(FakeHighLevel()))
+            for name, phase in PHASES:
+                with timed(world, name):
+                    phase(world)
+                print(f"{name}: done ({world.timings[name]:.1f} s)", flush=True)
+            weeks = []
+            for week in range(config.weeks):
+                with timed(world, f"week {week}"):
+                    weeks.append(phase_week(world, week))
+                w = weeks[-1]
+                print(f"week {week}: {w['resolved']} resolved, AUC "
+                      f"{w['evaluation'].get('auc', float('nan')):.3f} (Bayes "
+                      f"{w['evaluation'].get('bayes_auc', float('nan')):.3f}), export "
+                      f"{w['export'].get('status')} ({w['export'].get('rows', 0)} rows), "
+                      f"{world.timings[f'week {week}']:.1f} s", flush=True)
+            results = phase_audit(world, weeks)
+            results["weekly"] = [{k: v for k, v in w.items() if k not in ("scores", "resolved_ids")}
+                                 for w in weeks]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["seconds"] = time.perf_counter() - started
+    results["timings"] = world.timings
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print_curve(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=SimConfig.contacts_per_location)
+    parser.add_argument("--weeks", type=int, default=SimConfig.weeks)
+    parser.add_argument("--seed", type=int, default=SimConfig.seed)
+    args = parser.parse_args(argv)
+    config = SimConfig(contacts_per_location=args.contacts, weeks=args.weeks, seed=args.seed)
+    results = run(config)
+    ok = results["leaked_rows"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
