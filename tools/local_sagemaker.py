@@ -51,7 +51,9 @@ def _tar(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-def run_job(sagemaker: Any, s3: Any, job_name: str, *, timeout_seconds: float = 900) -> dict[str, Any]:
+def run_job(
+    sagemaker: Any, s3: Any, job_name: str, *, timeout_seconds: float = 900
+) -> dict[str, Any]:
     """Run one recorded training job; answer the EventBridge event of its end."""
     job = sagemaker.describe_training_job(TrainingJobName=job_name)
     channel = next(c for c in job["InputDataConfig"] if c["ChannelName"] == "training")
@@ -94,8 +96,10 @@ def run_job(sagemaker: Any, s3: Any, job_name: str, *, timeout_seconds: float = 
             "HyperParameters": hyperparameters,
         }
         if result.returncode != 0:
-            reason = failure_file.read_text()[:1000] if failure_file.exists() else (
-                result.stderr[-1000:] or f"exit code {result.returncode}"
+            reason = (
+                failure_file.read_text()[:1000]
+                if failure_file.exists()
+                else (result.stderr[-1000:] or f"exit code {result.returncode}")
             )
             detail.update(TrainingJobStatus="Failed", FailureReason=reason)
         else:

@@ -69,8 +69,11 @@ def custom_values(lead: Mapping[str, Any]) -> dict[str, Any]:
 
 def observable(lead: Mapping[str, Any], conversation: Mapping[str, Any] | None) -> dict[str, Any]:
     """The lead reduced to what the service sees: custom fields + counters (if any)."""
-    seen = {k: json.loads(json.dumps(v)) for k, v in lead.items()
-            if k in ("property_data", "market_data", "psychology_profile")}
+    seen = {
+        k: json.loads(json.dumps(v))
+        for k, v in lead.items()
+        if k in ("property_data", "market_data", "psychology_profile")
+    }
     if conversation:
         seen["conversation_data"] = dict(conversation)
     return seen
@@ -82,8 +85,9 @@ class AgencyPlan:
     bootstrap_leads: list[dict[str, Any]]
 
 
-def _messages(rng: random.Random, lead: Mapping[str, Any], start: float, cap: int
-              ) -> tuple[list[tuple[str, float]], dict[str, Any] | None]:
+def _messages(
+    rng: random.Random, lead: Mapping[str, Any], start: float, cap: int
+) -> tuple[list[tuple[str, float]], dict[str, Any] | None]:
     """Outbound/inbound pairs reproducing (a capped) message count and the lead's response
     time; answers what the counters will then say."""
     conv = lead.get("conversation_data")
@@ -123,7 +127,7 @@ def plan_agency(
     bootstrap_rows: int,
     contact_id: Any,
 ) -> AgencyPlan:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (a simulation, not a secret)
     n_new = new_per_week * weeks
     total = len(location_ids) * (contacts_per_location + n_new)
     leads = generate_leads(total, seed)
@@ -133,8 +137,14 @@ def plan_agency(
         for k in range(contacts_per_location + n_new):
             raw = dict(leads[index])
             index += 1
-            created_week = -1 if k < contacts_per_location else (k - contacts_per_location) // new_per_week
-            start = 0.0 if created_week < 0 else created_week * week_seconds + rng.uniform(0, week_seconds * 0.5)
+            created_week = (
+                -1 if k < contacts_per_location else (k - contacts_per_location) // new_per_week
+            )
+            start = (
+                0.0
+                if created_week < 0
+                else created_week * week_seconds + rng.uniform(0, week_seconds * 0.5)
+            )
             if created_week < 0:
                 msgs, conversation = [], None
             else:

@@ -117,6 +117,11 @@ class World:
     promotions: list[dict[str, Any]] = field(default_factory=list)
     webhook_answers: dict[str, int] = field(default_factory=dict)
 
+    store_epoch: float = 0.0
+
+    def store_clock(self) -> float:
+        return self.clock() + self.store_epoch
+
     @property
     def ctx(self) -> LambdaContextStub:
         return LambdaContextStub()
@@ -154,14 +159,23 @@ def phase_setup(world: World) -> None:
     bucket = template_aws.artifact_bucket(s3)
     table = template_aws.cache_table(ddb)
     queues = template_aws.writeback_queues(sqs)
-    world.aws = {"s3": s3, "ddb": ddb, "sqs": sqs, "sagemaker": sagemaker,
-                 "bucket": bucket, "table": table, "queues": queues}
+    world.aws = {
+        "s3": s3,
+        "ddb": ddb,
+        "sqs": sqs,
+        "sagemaker": sagemaker,
+        "bucket": bucket,
+        "table": table,
+        "queues": queues,
+    }
 
     # the signing key HighLevel would hold; the service trusts its public half
     private = ed25519.Ed25519PrivateKey.generate()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     world.signer = private
 
     fake = world.fake
@@ -211,9 +225,13 @@ def phase_setup(world: World) -> None:
                 c.location_id,
                 contact_id=c.contact_id,
                 created_at=start - DAY * 30,
-                custom_fields={field_ids[(c.location_id, k)]: v for k, v in c.custom_values.items()},
-                first_name="Sam", last_name=f"Seller{c.contact_id[:4]}",
-                email=f"{c.contact_id.lower()}@example.com", phone="+15550100000",
+                custom_fields={
+                    field_ids[(c.location_id, k)]: v for k, v in c.custom_values.items()
+                },
+                first_name="Sam",
+                last_name=f"Seller{c.contact_id[:4]}",
+                email=f"{c.contact_id.lower()}@example.com",
+                phone="+15550100000",
             )
 
     tokens = {loc: fake.add_pit(loc) for loc in world.locations}
@@ -226,10 +244,15 @@ def phase_setup(world: World) -> None:
     records.mkdir(parents=True, exist_ok=True)
     world.env.update(
         ARTIFACT_BUCKET=bucket,
-        CACHE_TABLE=table,
+        # The scoring cache's DynamoDB tier is a cost saver we leave out here (moto calls
+        # dominate the run time); every other item of the table is used as deployed.
+        CACHE_TABLE="",
+        WEBHOOK_DEDUP_TABLE=table,
+        WRITEBACK_STATE_TABLE=table,
+        LOOP_TABLE=table,
         WRITEBACK_QUEUE_URL=queues.url,
         MODEL_URI=f"s3://{bucket}/models/champion.json",
-        MODEL_REFRESH_SECONDS="0",
+        MODEL_REFRESH_SECONDS="5",
         GHL_PUBLIC_KEY_ED25519=public_pem,
         GHL_FIELD_MAP=json.dumps(field_map),
         GHL_API_BASE=fake.base_url,
@@ -244,6 +267,9 @@ def phase_setup(world: World) -> None:
             {k: json.dumps(v) for k, v in cfg.training_hyperparameters.items()}
         ),
         MIN_AUC="0.60",
+        # late deliveries keep their original timestamp (GHL.md): accept days, not minutes
+        GHL_MAX_CLOCK_SKEW_SECONDS=str(4 * 24 * 3600),
+        POWERTOOLS_METRICS_DISABLED="true",
     )
     os.environ.update(world.env)
     reset_clients()
@@ -271,8 +297,14 @@ def wire_clock(world: World, handlers: dict[str, Any]) -> None:
     """Give the handlers the simulation's clock where they take one."""
     from leadscore.settings import ScoreSettings
 
+    from leadscore.scoring.model_store import ModelStore
+
     score = handlers["score"]
-    container = score.build_container(ScoreSettings.from_env(), clock=world.clock)
+    settings = ScoreSettings.from_env()
+    # The pointer is re-read once per simulated hour, and right after a promotion
+    # (refresh_model moves this clock on by that hour).
+    store = ModelStore(settings.model_uri, refresh_seconds=3600, clock=world.store_clock)
+    container = score.build_container(settings, store=store, clock=world.clock)
     score.set_container(container)
     if hasattr(score, "configure_clock"):
         score.configure_clock(world.clock)
@@ -286,14 +318,28 @@ def wire_clock(world: World, handlers: dict[str, Any]) -> None:
 
 def api_event(path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     return {
-        "resource": path, "path": path, "httpMethod": "POST",
+        "resource": path,
+        "path": path,
+        "httpMethod": "POST",
         "headers": {"Content-Type": "application/json", **headers},
-        "multiValueHeaders": {}, "queryStringParameters": None,
-        "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
-        "requestContext": {"resourcePath": path, "httpMethod": "POST", "path": f"/Prod{path}",
-                           "stage": "Prod", "requestId": uuid.uuid4().hex},
-        "body": body.decode("utf-8"), "isBase64Encoded": False,
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": "POST",
+            "path": f"/Prod{path}",
+            "stage": "Prod",
+            "requestId": uuid.uuid4().hex,
+        },
+        "body": body.decode("utf-8"),
+        "isBase64Encoded": False,
     }
+
+
+PROFILE: dict[str, Any] = {}
 
 
 def send_webhook(world: World, payload: dict[str, Any]) -> dict[str, Any]:
@@ -315,7 +361,9 @@ def contact_payload(world: World, c: Any, event_type: str) -> dict[str, Any]:
 
     ids = world.aws["field_ids"]
     return contact_event(
-        event_type, location_id=c.location_id, contact_id=c.contact_id,
+        event_type,
+        location_id=c.location_id,
+        contact_id=c.contact_id,
         custom_fields={ids[(c.location_id, k)]: v for k, v in c.custom_values.items()},
         timestamp=world.clock(),
     )
@@ -326,18 +374,28 @@ def drain_writeback(world: World, max_rounds: int = 10_000) -> int:
     sqs, url = world.aws["sqs"], world.aws["queues"].url
     handled = 0
     for _ in range(max_rounds):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                  AttributeNames=["All"])
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+        )
         messages = got.get("Messages", [])
         if not messages:
             break
-        event = {"Records": [
-            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-             "attributes": m.get("Attributes", {}), "messageAttributes": {},
-             "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-             "eventSourceARN": world.aws["queues"].arn, "awsRegion": "us-east-1"}
-            for m in messages
-        ]}
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": world.aws["queues"].arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
         answer = world.handlers["writeback"].lambda_handler(event, world.ctx)
         failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
         for m in messages:
@@ -386,7 +444,8 @@ def train_and_promote(world: World, key: str) -> list[dict[str, Any]]:
 
 
 def refresh_model(world: World) -> None:
-    """The score function re-reads the champion pointer (MODEL_REFRESH_SECONDS=0)."""
+    """The score function re-reads the champion pointer now (as it would within the hour)."""
+    world.store_epoch += 3600.0
     world.handlers["score"].container().store.current()
 
 
@@ -396,8 +455,12 @@ def refresh_model(world: World) -> None:
 def phase_bootstrap(world: World) -> None:
     """The team's first model: a small generic upload, through the real retraining path."""
     leads = world.aws["bootstrap"]
-    lines = "\n".join(json.dumps({k: v for k, v in lead.items() if k != "true_probability"})
-                      for lead in leads) + "\n"
+    lines = (
+        "\n".join(
+            json.dumps({k: v for k, v in lead.items() if k != "true_probability"}) for lead in leads
+        )
+        + "\n"
+    )
     key = "training-data/bootstrap/leads.jsonl"
     world.aws["s3"].put_object(Bucket=world.aws["bucket"], Key=key, Body=lines.encode())
     outcomes = train_and_promote(world, key)
@@ -410,9 +473,11 @@ def phase_backfill(world: World) -> None:
     """Every existing contact of every location scored on day one (the backfill job)."""
     answers = []
     for loc in world.locations:
-        answers.append(world.handlers["backfill"].lambda_handler(
-            {"location_id": loc, "job_id": "install"}, world.ctx
-        ))
+        answers.append(
+            world.handlers["backfill"].lambda_handler(
+                {"location_id": loc, "job_id": "install"}, world.ctx
+            )
+        )
     world.handlers["score"].container().recorder.flush()
     backfill_recorder = getattr(world.handlers["backfill"], "recorder", None)
     if callable(backfill_recorder):
@@ -445,9 +510,12 @@ def _week_events(world: World, week: int) -> list[tuple[float, str, Any]]:
             events.append((c.resolve_at, "outcome", c))
             if rng.random() < cfg.rescore_after_outcome:
                 events.append((c.resolve_at + rng.uniform(600, DAY), "update", c))
-        elif (c.created_week < week) and (not c.resolve_at or c.resolve_at >= lo):
-            if rng.random() < cfg.rescore_fraction:
-                events.append((lo + rng.uniform(0, WEEK), "update", c))
+        elif (
+            c.created_week < week
+            and (not c.resolve_at or c.resolve_at >= lo)
+            and rng.random() < cfg.rescore_fraction
+        ):
+            events.append((lo + rng.uniform(0, WEEK), "update", c))
     events.sort(key=lambda e: e[0])
     return events
 
@@ -455,11 +523,15 @@ def _week_events(world: World, week: int) -> list[tuple[float, str, Any]]:
 def _message(world: World, c: Any, direction: str, at: float) -> dict[str, Any]:
     from tests.fixtures.ghl_payloads import inbound_message_event
 
-    payload = inbound_message_event(location_id=c.location_id, contact_id=c.contact_id,
-                                    timestamp=at)
+    payload = inbound_message_event(
+        location_id=c.location_id, contact_id=c.contact_id, timestamp=at
+    )
     if direction == "outbound":
-        payload.update(type="OutboundMessage", direction="outbound",
-                       body="Hi Sam, this is Alex from the brokerage")
+        payload.update(
+            type="OutboundMessage",
+            direction="outbound",
+            body="Hi Sam, this is Alex from the brokerage",
+        )
     return payload
 
 
@@ -473,16 +545,26 @@ def _outcome_payloads(world: World, c: Any, rng: np.random.Generator) -> list[tu
     status = "won" if c.converted else ("lost" if rng.random() < 0.8 else "abandoned")
     opp = getattr(c, "opportunity_id", None) or uuid.uuid4().hex[:20]
     c.opportunity_id = opp
-    final = opportunity_event("OpportunityStatusUpdate", location_id=c.location_id,
-                              contact_id=c.contact_id, status=status, opportunity_id=opp,
-                              timestamp=happened)
+    final = opportunity_event(
+        "OpportunityStatusUpdate",
+        location_id=c.location_id,
+        contact_id=c.contact_id,
+        status=status,
+        opportunity_id=opp,
+        timestamp=happened,
+    )
     delay = rng.uniform(DAY, 3 * DAY) if rng.random() < cfg.late_fraction else 0.0
     out = [(happened + delay, final)]
     if rng.random() < cfg.flip_fraction:
         wrong = "lost" if status == "won" else "won"
-        early = opportunity_event("OpportunityStatusUpdate", location_id=c.location_id,
-                                  contact_id=c.contact_id, status=wrong, opportunity_id=opp,
-                                  timestamp=happened - 3600)
+        early = opportunity_event(
+            "OpportunityStatusUpdate",
+            location_id=c.location_id,
+            contact_id=c.contact_id,
+            status=wrong,
+            opportunity_id=opp,
+            timestamp=happened - 3600,
+        )
         # the wrong, earlier status arrives after the final one: out of order
         out.append((happened + delay + 600, early))
     return out
@@ -497,13 +579,16 @@ def served_auc(world: World, resolved: list[Any]) -> dict[str, Any]:
         return {"n": len(resolved)}
     scores: list[float] = []
     for start in range(0, len(resolved), 500):
-        chunk = resolved[start:start + 500]
-        body = json.dumps({"leads": [{"contact_id": c.contact_id, "features": c.lead}
-                                     for c in chunk]}).encode()
+        chunk = resolved[start : start + 500]
+        body = json.dumps(
+            {"leads": [{"contact_id": c.contact_id, "features": c.lead} for c in chunk]}
+        ).encode()
         answer = world.handlers["score"].lambda_handler(
             api_event("/score/batch", body, {}), world.ctx
         )
         parsed = json.loads(answer["body"])
+        if answer["statusCode"] != 200 or parsed.get("errors"):
+            raise RuntimeError(f"scoring the resolved leads failed: {answer['body'][:500]}")
         scores += [r["predicted_score"] for r in parsed["results"]]
     y = np.array([c.converted for c in resolved])
     model = world.handlers["score"].container().store.status().model_version
@@ -548,10 +633,14 @@ def phase_week(world: World, week: int) -> dict[str, Any]:
             if kind == "payload":
                 send_webhook(world, item)
             elif kind == "create":
-                fake.add_contact(item.location_id, contact_id=item.contact_id,
-                                 created_at=world.clock(),
-                                 custom_fields={ids[(item.location_id, k)]: v
-                                                for k, v in item.custom_values.items()})
+                fake.add_contact(
+                    item.location_id,
+                    contact_id=item.contact_id,
+                    created_at=world.clock(),
+                    custom_fields={
+                        ids[(item.location_id, k)]: v for k, v in item.custom_values.items()
+                    },
+                )
                 send_webhook(world, contact_payload(world, item, "ContactCreate"))
             elif kind in ("inbound", "outbound"):
                 send_webhook(world, _message(world, item, kind, at))
@@ -590,8 +679,11 @@ def exported_rows(world: World) -> list[dict[str, Any]]:
     listing = s3.list_objects_v2(Bucket=bucket, Prefix="training-data/auto/")
     for item in listing.get("Contents", []):
         text = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
-        rows += [dict(json.loads(line), export_key=item["Key"]) for line in text.splitlines()
-                 if line.strip()]
+        rows += [
+            dict(json.loads(line), export_key=item["Key"])
+            for line in text.splitlines()
+            if line.strip()
+        ]
     return rows
 
 
@@ -615,8 +707,9 @@ def leaked(world: World, rows: list[dict[str, Any]]) -> int:
 
 def dead_letters(world: World) -> int:
     sqs = world.aws["sqs"]
-    attrs = sqs.get_queue_attributes(QueueUrl=world.aws["queues"].dlq_url,
-                                     AttributeNames=["ApproximateNumberOfMessages"])
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=world.aws["queues"].dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
     return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
 
@@ -631,7 +724,7 @@ def phase_audit(world: World, weeks: list[dict[str, Any]]) -> dict[str, Any]:
     auc_by_week = [w["evaluation"].get("auc") for w in weeks]
     bayes_by_week = [w["evaluation"].get("bayes_auc") for w in weeks]
     first_version = world.promotions[0].get("version") if world.promotions else None
-    last = weeks[-cfg.last_weeks:]
+    last = weeks[-cfg.last_weeks :]
     ids = [i for w in last for i in w["resolved_ids"]]
     scores = [s for w in last for s in w["scores"]]
     y = np.array([world.by_id[i].converted for i in ids])
@@ -672,7 +765,7 @@ def score_with_version(world: World, version: str, ids: list[str]) -> list[float
         prefix = f"models/{version}/"
         listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
         for item in listing.get("Contents", []):
-            target = Path(tmp) / item["Key"][len(prefix):]
+            target = Path(tmp) / item["Key"][len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
         model = load_model(Path(tmp))
@@ -685,11 +778,14 @@ def score_with_version(world: World, version: str, ids: list[str]) -> list[float
 
 def print_curve(results: dict[str, Any]) -> None:
     print("\nweek  resolved  served AUC  Bayes AUC  model")
-    for i, (a, b) in enumerate(zip(results["auc_by_week"], results["bayes_auc_by_week"],
-                                   strict=True)):
+    for i, (a, b) in enumerate(
+        zip(results["auc_by_week"], results["bayes_auc_by_week"], strict=True)
+    ):
         bar = "#" * int(max(0.0, (a or 0.5) - 0.5) * 100)
-        print(f"{i:>4}  {results['resolved_by_week'][i]:>8}  {a if a is None else f'{a:.3f}':>10}"
-              f"  {b if b is None else f'{b:.3f}':>9}  {bar}")
+        print(
+            f"{i:>4}  {results['resolved_by_week'][i]:>8}  {a if a is None else f'{a:.3f}':>10}"
+            f"  {b if b is None else f'{b:.3f}':>9}  {bar}"
+        )
     last = results["last_weeks"]
     print(
         f"\nlast {results['config']['last_weeks']} weeks ({last['n']} leads): served "
@@ -707,18 +803,57 @@ PHASES: list[tuple[str, Callable[[World], None]]] = [
 ]
 
 
+_TERMINAL: Any = None
+
+
+def say(text: str) -> None:
+    """Progress for the person running it; the handlers' own logs go to the log file."""
+    stream = _TERMINAL or sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+@contextmanager
+def handler_logs_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 1 (Powertools logs and metrics) to `path` while the run lasts."""
+    global _TERMINAL
+    sys.stdout.flush()
+    saved = os.dup(1)
+    _TERMINAL = os.fdopen(os.dup(saved), "w")
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            _TERMINAL.close()
+            _TERMINAL = None
+
+
 def run(config: SimConfig) -> dict[str, Any]:
+    import warnings
+
     from moto import mock_aws
+
+    warnings.filterwarnings("ignore", module="aws_lambda_powertools")
 
     from tests.fixtures.fake_highlevel import FakeHighLevel, serve
 
     started = time.perf_counter()
     for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring", "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "WARNING",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
     }.items():
         os.environ[key] = value
     os.environ.pop("AWS_PROFILE", None)
@@ -729,25 +864,29 @@ def run(config: SimConfig) -> dict[str, Any]:
     world = World(config=config, clock=clock, work=work, env={})
     try:
         with ExitStack() as stack:
+            stack.enter_context(handler_logs_to(out / "handlers.log"))
             stack.enter_context(mock_aws())
             world.fake = stack.enter_context(serve(FakeHighLevel()))
             for name, phase in PHASES:
                 with timed(world, name):
                     phase(world)
-                print(f"{name}: done ({world.timings[name]:.1f} s)", flush=True)
+                say(f"{name}: done ({world.timings[name]:.1f} s)")
             weeks = []
             for week in range(config.weeks):
                 with timed(world, f"week {week}"):
                     weeks.append(phase_week(world, week))
                 w = weeks[-1]
-                print(f"week {week}: {w['resolved']} resolved, AUC "
-                      f"{w['evaluation'].get('auc', float('nan')):.3f} (Bayes "
-                      f"{w['evaluation'].get('bayes_auc', float('nan')):.3f}), export "
-                      f"{w['export'].get('status')} ({w['export'].get('rows', 0)} rows), "
-                      f"{world.timings[f'week {week}']:.1f} s", flush=True)
+                say(
+                    f"week {week}: {w['resolved']} resolved, AUC "
+                    f"{w['evaluation'].get('auc', float('nan')):.3f} (Bayes "
+                    f"{w['evaluation'].get('bayes_auc', float('nan')):.3f}), export "
+                    f"{w['export'].get('status')} ({w['export'].get('rows', 0)} rows), "
+                    f"{world.timings[f'week {week}']:.1f} s"
+                )
             results = phase_audit(world, weeks)
-            results["weekly"] = [{k: v for k, v in w.items() if k not in ("scores", "resolved_ids")}
-                                 for w in weeks]
+            results["weekly"] = [
+                {k: v for k, v in w.items() if k not in ("scores", "resolved_ids")} for w in weeks
+            ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started
@@ -762,8 +901,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=SimConfig.contacts_per_location)
     parser.add_argument("--weeks", type=int, default=SimConfig.weeks)
     parser.add_argument("--seed", type=int, default=SimConfig.seed)
+    parser.add_argument("--locations", type=int, default=SimConfig.locations)
     args = parser.parse_args(argv)
-    config = SimConfig(contacts_per_location=args.contacts, weeks=args.weeks, seed=args.seed)
+    config = SimConfig(
+        contacts_per_location=args.contacts,
+        weeks=args.weeks,
+        seed=args.seed,
+        locations=args.locations,
+    )
     results = run(config)
     ok = results["leaked_rows"] == 0
     return 0 if ok else 1

@@ -154,15 +154,15 @@ def run(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from leadscore.adapters.loop_tables import DynamoCheckpoints
 
-    settings = ScoreSettings.from_env()
+    loop = LoopSettings.from_env()
     remaining = context.get_remaining_time_in_millis() / 1000.0
     deadline = time.time() + remaining - SAFETY_MARGIN_SECONDS
-    final = run(event, checkpoints=DynamoCheckpoints(settings.cache_table), deadline=deadline)
+    final = run(event, checkpoints=DynamoCheckpoints(loop.loop_table), deadline=deadline)
     metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
     if not final.finished:
         from leadscore.adapters import client
 
-        name = LoopSettings.from_env().backfill_function_name or context.function_name
+        name = loop.backfill_function_name or context.function_name
         client("lambda").invoke(
             FunctionName=name,
             InvocationType="Event",

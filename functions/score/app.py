@@ -29,10 +29,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.tracing import make_tracer
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
+from leadscore.loop.hooks import LoopHooks
+from leadscore.loop.recorder import LoopRecorder, build_recorder
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.service import BatchTooLarge, ScoringService
-from leadscore.settings import ScoreSettings
+from leadscore.settings import LoopSettings, ScoreSettings
 
 if __package__:  # imported from the repository (tests, tools): functions.score.app
     from . import ghl_routes
@@ -59,6 +61,13 @@ class Container:
     cache: TieredCache
     service: ScoringService
     scorer: ScoringService | ExperimentScorer  # the service, routed by a running experiment
+    # snapshots, outcomes, engagement (issue 14); None when no record stream is configured
+    loop: LoopHooks | None = None
+    clock: Callable[[], float] = time.time
+
+    @property
+    def recorder(self) -> LoopRecorder | None:
+        return None if self.loop is None else self.loop.recorder
 
 
 def build_container(
@@ -67,6 +76,7 @@ def build_container(
     store: ModelProvider | None = None,
     remote_cache: RemoteCache | None = None,
     clock: Callable[[], float] = time.time,
+    loop: LoopHooks | None = None,
 ) -> Container:
     """Everything one container needs. Nothing here calls AWS; clients are made on first use."""
     if store is None:
@@ -84,7 +94,11 @@ def build_container(
         max_batch_size=settings.max_batch_size,
     )
     scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
-    return Container(settings, store, cache, service, scorer)
+    if loop is None:
+        loop_settings = LoopSettings.from_env()
+        if loop_settings.records_on:
+            loop = LoopHooks(build_recorder(loop_settings, clock=clock))
+    return Container(settings, store, cache, service, scorer, loop, clock)
 
 
 _container: Container | None = None
@@ -95,7 +109,7 @@ def set_container(new: Container | None) -> None:
     global _container
     _container = new
     if new is not None:
-        ghl_routes.configure(new.settings, lambda: new.scorer)
+        ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop)
 
 
 def container() -> Container:
@@ -163,6 +177,12 @@ def _count(result: dict[str, Any]) -> None:
     )
 
 
+def _location_of(request: Any) -> str:
+    """The HighLevel location an API caller named (an ignored top-level key), or ''."""
+    location = request.get("location_id") if isinstance(request, dict) else None
+    return location if isinstance(location, str) and 0 < len(location) <= 128 else ""
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 
@@ -175,7 +195,10 @@ def score() -> dict[str, Any]:
         contact_id = body.get("contact_id")
         if isinstance(contact_id, str) and 0 < len(contact_id) <= 128:
             logger.append_keys(contact_id=contact_id)
-    result = container().scorer.score(body, explain=explain)
+    c = container()
+    result = c.scorer.score(body, explain=explain)
+    if c.loop is not None:
+        c.loop.scored(body, result, _location_of(body), "api")
     _count(result)
     logger.info(
         "scored",
@@ -197,7 +220,13 @@ def score_batch() -> dict[str, Any]:
     leads = body.get("leads") if isinstance(body, dict) else None
     if not isinstance(leads, list):
         raise InvalidInput([FieldError("leads", "must be a list of scoring requests")])
-    answer = container().scorer.score_batch(leads, explain=explain)
+    c = container()
+    answer = c.scorer.score_batch(leads, explain=explain)
+    if c.loop is not None:
+        invalid = {e["index"] for e in answer["errors"]}
+        valid = [lead for i, lead in enumerate(leads) if i not in invalid]
+        for lead, result in zip(valid, answer["results"], strict=True):
+            c.loop.scored(lead, result, _location_of(lead), "batch")
     for result in answer["results"]:
         _count(result)
     logger.info(

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from leadscore.ghl.auth import raw_body
 from leadscore.ghl.webhook import GhlDeps, Outcome, Queue, ReplayGuard, handle_webhook
+from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
 
@@ -34,6 +35,7 @@ def configure(
     replay_guard: ReplayGuard | None = None,
     queue: Queue | None = None,
     clock: Callable[[], float] = time.time,
+    loop: LoopHooks | None = None,
 ) -> GhlDeps:
     """Wire the route. Adapters default to DynamoDB / SQS from the settings; their boto3
     clients are created on first use, not here."""
@@ -47,7 +49,12 @@ def configure(
 
         queue = SqsWritebackQueue(settings.writeback_queue_url)
     _deps = GhlDeps(
-        settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue, clock=clock
+        settings=settings,
+        scorer=scorer,
+        replay_guard=replay_guard,
+        queue=queue,
+        clock=clock,
+        loop=loop,
     )
     return _deps
 

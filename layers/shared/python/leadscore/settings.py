@@ -265,7 +265,8 @@ class LoopSettings:
     snapshots_enabled: bool = True
     snapshot_max_age_seconds: float = 1.0
     outcome_rules: str = ""
-    engagement_table: str = ""
+    # engagement counters and backfill checkpoints (the cache table unless LOOP_TABLE is set)
+    loop_table: str = ""
     # the labelled export
     artifact_bucket: str = ""
     athena_work_group: str = ""
@@ -291,7 +292,7 @@ class LoopSettings:
             snapshots_enabled=_bool(env, "SNAPSHOTS_ENABLED", True),
             snapshot_max_age_seconds=_float(env, "SNAPSHOT_MAX_AGE_SECONDS", 1.0),
             outcome_rules=_str(env, "OUTCOME_RULES"),
-            engagement_table=_str(env, "ENGAGEMENT_TABLE") or _str(env, "CACHE_TABLE"),
+            loop_table=_str(env, "LOOP_TABLE") or _str(env, "CACHE_TABLE"),
             artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
             athena_work_group=_str(env, "ATHENA_WORK_GROUP"),
             glue_database=_str(env, "GLUE_DATABASE"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -36,6 +36,7 @@ from leadscore.ghl.payloads import (
     parse_webhook,
     utc_now_iso,
 )
+from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
 
@@ -60,6 +61,8 @@ class GhlDeps:
     replay_guard: ReplayGuard | None = None
     queue: Queue | None = None
     clock: Callable[[], float] = time.time
+    # The loop (issue 14): events it consumes by type, engagement before scoring, snapshots.
+    loop: LoopHooks | None = None
 
     @property
     def auth(self) -> AuthConfig:
@@ -158,7 +161,10 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
         return Outcome(400, {**exc.to_dict(), "contact_id": str(contact)})
 
     keys = webhook.log_keys()
-    if not webhook.request:
+    handler = None
+    if not webhook.request and d.loop is not None:
+        handler = d.loop.event_handlers().get(webhook.event_type)
+    if not webhook.request and handler is None:
         logger.info("webhook ignored", extra=keys)
         return Outcome(200, {"status": "ignored", "event_type": webhook.event_type})
 
@@ -181,6 +187,15 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
                 },
             )
 
+    if handler is not None:
+        try:
+            answer = handler(payload)
+        except Exception:
+            logger.exception("loop event not recorded; HighLevel will retry", extra=keys)
+            return _too_busy(webhook, d)
+        logger.info("loop event recorded", extra={**keys, "status": answer.get("status")})
+        return Outcome(200, {**answer, "event_type": webhook.event_type})
+
     try:
         return _score_and_queue(webhook, d)
     except Exception:
@@ -192,6 +207,15 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
 
 def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
     keys = webhook.log_keys()
+    if d.loop is not None:
+        try:
+            webhook = replace(
+                webhook,
+                request=d.loop.enrich(webhook.request, webhook.location_id, webhook.contact_id),
+            )
+        except Exception:
+            # Counters are an improvement, not a gate: score with what the payload carries.
+            logger.warning("engagement counters unavailable", extra=keys)
     try:
         score = d.scorer().score(webhook.request, explain=False)
     except InvalidInput as exc:
@@ -201,6 +225,8 @@ def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
         logger.exception("scoring failed", extra=keys)
         return _queue_for_retry(webhook, d, "scoring failed")
 
+    if d.loop is not None:
+        d.loop.scored(webhook.request, score, webhook.location_id, "webhook")
     if score.get("source") != "ensemble":
         # The rules score is an answer for an API caller, not what we write into the CRM.
         return _queue_for_retry(webhook, d, "model unavailable")

@@ -41,7 +41,9 @@ class Queue(Protocol):
     def send(self, message: WritebackMessage) -> str: ...
 
 
-def _wait_for_budget(budget: Budget | None, location_id: str, sleep: Callable[[float], None]) -> None:
+def _wait_for_budget(
+    budget: Budget | None, location_id: str, sleep: Callable[[float], None]
+) -> None:
     while budget is not None:
         wait = budget.take(location_id, 1)
         if wait <= 0:
@@ -90,8 +92,11 @@ def historical_opportunities(
             meta = answer.get("meta") or {}
             if not meta.get("startAfterId") or not meta.get("startAfter"):
                 break
-            query = {**query, "startAfter": str(meta["startAfter"]),
-                     "startAfterId": str(meta["startAfterId"])}
+            query = {
+                **query,
+                "startAfter": str(meta["startAfter"]),
+                "startAfterId": str(meta["startAfterId"]),
+            }
 
 
 def _closed_at_ms(opportunity: Mapping[str, Any]) -> int:

@@ -112,10 +112,10 @@ def build_recorder(
         from leadscore.registry import LocalObjectStore
 
         sender = StoreRecordWriter(LocalObjectStore(settings.record_dir))
-    if engagement is None and settings.engagement_table:
+    if engagement is None and settings.loop_table:
         from leadscore.adapters.loop_tables import DynamoEngagementStore
 
-        engagement = DynamoEngagementStore(settings.engagement_table)
+        engagement = DynamoEngagementStore(settings.loop_table)
     return LoopRecorder(
         sender,
         rules=OutcomeRuleBook.parse(settings.outcome_rules),
