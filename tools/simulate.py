@@ -295,9 +295,8 @@ def load_handlers(world: World) -> dict[str, Any]:
 
 def wire_clock(world: World, handlers: dict[str, Any]) -> None:
     """Give the handlers the simulation's clock where they take one."""
-    from leadscore.settings import ScoreSettings
-
     from leadscore.scoring.model_store import ModelStore
+    from leadscore.settings import ScoreSettings
 
     score = handlers["score"]
     settings = ScoreSettings.from_env()
