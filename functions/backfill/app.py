@@ -156,7 +156,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     loop = LoopSettings.from_env()
     remaining = context.get_remaining_time_in_millis() / 1000.0
-    deadline = time.time() + remaining - SAFETY_MARGIN_SECONDS
+    deadline = time.time() + remaining - min(SAFETY_MARGIN_SECONDS, remaining / 2)
     final = run(event, checkpoints=DynamoCheckpoints(loop.loop_table), deadline=deadline)
     metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
     if not final.finished:

@@ -63,6 +63,11 @@ def function_for(event: dict[str, Any]) -> str:
     if "httpMethod" in event:
         return with_event("Api", lambda p: p["Path"] == event["resource"]
                           and p["Method"].upper() == event["httpMethod"])
+    if event.get("source") == "aws.scheduler":  # EventBridge Scheduler passes its Input
+        return with_event("ScheduleV2", lambda p: json.loads(p.get("Input", "{}")) == event)
+    if "location_id" in event and "job_id" in event:  # tools/backfill.py invokes it directly
+        assert "BackfillFunction" in functions
+        return "BackfillFunction"
     if "detail-type" in event:
         return with_event("EventBridgeRule", lambda p: event["detail-type"]
                           in p["Pattern"]["detail-type"] and event["source"]
@@ -393,17 +398,76 @@ def check_sqs(world: World, name: str, fn: str) -> None:
             assert "tags" not in request.body
 
 
+def check_scheduler(world: World, name: str, fn: str) -> None:
+    """The labelled export on its schedule: Athena (moto) in the stack's work group answers no
+    new outcomes, so nothing is written and no training starts."""
+    event = load(name)
+    boto3.client("athena", region_name=REGION).create_work_group(Name="LoopWorkGroup")
+    answer = world.invoke(fn, event)
+    assert answer["status"] == "not_enough_outcomes", answer
+    assert answer["new_outcomes"] == 0
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=world.res.bucket, Prefix="training-data/auto/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def check_backfill(world: World, name: str, fn: str) -> None:
+    """The backfill job: every contact of the location scored, its write-back queued, its
+    snapshot sent to the record stream (Firehose in moto), its checkpoint finished."""
+    event = load(name)
+    contacts = [
+        world.fake.add_contact(event["location_id"], custom_fields={
+            "list_price": str(400_000 + 10_000 * i), "urgency_level": "high",
+            "psychological_commitment_score": str(40 + i)})
+        for i in range(3)
+    ]
+    firehose = boto3.client("firehose", region_name=REGION)
+    firehose.create_delivery_stream(
+        DeliveryStreamName="LoopRecordsStream",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
+            "BucketARN": f"arn:aws:s3:::{world.res.bucket}", "Prefix": "loop/"},
+    )
+    answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url})
+    assert answer["finished"] is True and answer["done"] == len(contacts), answer
+    assert answer["scored"] == len(contacts)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queued = []
+    while True:
+        got = sqs.receive_message(QueueUrl=world.res.queue_url, MaxNumberOfMessages=10)
+        if not got.get("Messages"):
+            break
+        queued += [json.loads(m["Body"]) for m in got["Messages"]]
+        for m in got["Messages"]:
+            sqs.delete_message(QueueUrl=world.res.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(q["contact_id"] for q in queued) == sorted(c.id for c in contacts)
+    s3 = boto3.client("s3", region_name=REGION)
+    keys = [o["Key"] for o in s3.list_objects_v2(
+        Bucket=world.res.bucket, Prefix="loop/").get("Contents", [])]
+    lines = [json.loads(line) for k in keys
+             for line in s3.get_object(Bucket=world.res.bucket, Key=k)["Body"].read().splitlines()
+             if line.strip()]
+    assert sorted(r["contact_id"] for r in lines) == sorted(c.id for c in contacts)
+    assert {r["source"] for r in lines} == {"backfill"}
+
+
 CHECKS: dict[str, Callable[[World, str, str], None]] = {
     "Api": check_api,
     "S3": check_s3,
     "EventBridgeRule": check_eventbridge,
     "SQS": check_sqs,
+    "ScheduleV2": check_scheduler,
+    "Invoke": check_backfill,
 }
 
 
 def _kind(event: dict[str, Any]) -> str:
     if "httpMethod" in event:
         return "Api"
+    if event.get("source") == "aws.scheduler":
+        return "ScheduleV2"
+    if "location_id" in event and "job_id" in event:
+        return "Invoke"
     if "detail-type" in event:
         return "EventBridgeRule"
     return "S3" if event["Records"][0].get("eventSource") == "aws:s3" else "SQS"

@@ -201,15 +201,25 @@ def names_read(*classes: Any) -> set[str]:
 
 
 SETTINGS_OF = {
-    "ScoreFunction": (settings_module.ScoreSettings,),
+    "ScoreFunction": (settings_module.ScoreSettings, settings_module.LoopSettings),
+    "ExportFunction": (settings_module.LoopSettings,),
+    "BackfillFunction": (
+        settings_module.ScoreSettings, settings_module.LoopSettings,
+        settings_module.WritebackSettings,
+    ),
     "RetrainFunction": (settings_module.RetrainSettings,),
     "PromoteFunction": (settings_module.PromoteSettings,),
     # The write-back also scores queued webhooks, with the scoring settings.
     "WritebackFunction": (settings_module.WritebackSettings, settings_module.ScoreSettings),
 }
 REQUIRED = {
+    "ExportFunction": {"ARTIFACT_BUCKET", "ATHENA_WORK_GROUP", "GLUE_DATABASE",
+                       "EXPORT_MIN_NEW_OUTCOMES"},
+    "BackfillFunction": {"MODEL_URI", "WRITEBACK_QUEUE_URL", "RECORD_STREAM", "CACHE_TABLE",
+                         "GHL_TOKEN_SECRET_ARN", "BACKFILL_FUNCTION_NAME"},
     "ScoreFunction": {"MODEL_URI", "CACHE_TABLE", "WRITEBACK_QUEUE_URL", "CLASS_THRESHOLDS",
-                      "GHL_PUBLIC_KEY_ED25519", "GHL_WEBHOOK_SECRET", "GHL_FIELD_MAP"},
+                      "GHL_PUBLIC_KEY_ED25519", "GHL_WEBHOOK_SECRET", "GHL_FIELD_MAP",
+                      "RECORD_STREAM", "OUTCOME_RULES"},
     "RetrainFunction": {"ARTIFACT_BUCKET", "TRAINING_IMAGE_URI", "TRAINING_ROLE_ARN",
                         "TRAINING_INSTANCE_TYPE"},
     "PromoteFunction": {"ARTIFACT_BUCKET", "MIN_AUC", "MAX_AUC_DROP", "MAX_BRIER"},
