@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ from leadscore.errors import InvalidInput
 from leadscore.experiments import report as experiment_report
 from leadscore.experiments import results
 from leadscore.experiments import store as experiment_store
-from leadscore.experiments.definition import CHAMPION, RULES, Experiment
+from leadscore.experiments.definition import CHAMPION, RULES
+from leadscore.experiments.rows import experiment_rows_sql, results_for
 from leadscore.registry.store import LocalObjectStore, ObjectStore
 from leadscore.settings import PromoteSettings
 
@@ -79,31 +79,14 @@ def _labelled_rows(store: ObjectStore, rows_file: Path | None) -> list[dict[str,
         raise registry.RegistryError(
             "on an S3 store, export the labelled rows and pass --rows (Athena: "
             "see docs/MONITORING.md)")
-    from leadscore.experiments.rows import experiment_rows_sql
     from leadscore.loop.local_query import DuckDbQueryRunner
 
     return DuckDbQueryRunner(store.root).query(experiment_rows_sql())
 
 
-def resolved(rows: Iterable[Mapping[str, Any]], experiment: Experiment
-             ) -> list[results.ResolvedLead]:
-    out = []
-    for row in rows:
-        variant = row.get("variant")
-        if row.get("experiment") != experiment.name or variant not in experiment.variants:
-            continue
-        out.append(results.ResolvedLead(
-            variant=str(variant), score=float(row["predicted_score"]),
-            predicted_class=str(row.get("predicted_class") or ""),
-            converted=bool(int(row["converted"]))))
-    return out
-
-
 def summarise(store: ObjectStore, name: str, rows_file: Path | None
               ) -> tuple[results.ExperimentResults, list[results.ResolvedLead]]:
-    experiment = experiment_store.get(store, name)
-    leads = resolved(_labelled_rows(store, rows_file), experiment)
-    return results.summarise(name, list(experiment.variants), leads), leads
+    return results_for(experiment_store.get(store, name), _labelled_rows(store, rows_file))
 
 
 def _promote_version(store: ObjectStore, version: str) -> registry.PromotionResult:

@@ -132,7 +132,7 @@ def _classes(ctx: Mapping[str, Any]) -> str:
 
 def _importance(rows: Sequence[Any]) -> str:
     top = list(rows)[:12]
-    names = [r.feature_name[:14] for r in top]
+    names = [r.feature_name[:24] for r in top]
     chart = html.bar_chart(
         "Feature importance", names,
         [html.Series("ensemble", range(len(top)), [r.ensemble_importance for r in top])],

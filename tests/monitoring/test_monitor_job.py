@@ -12,7 +12,8 @@ import pytest
 from leadscore.bundle import load_model
 from leadscore.features import FEATURE_NAMES
 from leadscore.loop.local_query import DuckDbQueryRunner
-from leadscore.loop.records import SNAPSHOT, day, partition_prefix, record_id
+from leadscore.loop.records import SNAPSHOT, day, record_id
+from leadscore.loop.store_writer import StoreRecordWriter
 from leadscore.monitoring import job
 from leadscore.registry.store import LocalObjectStore
 
@@ -36,21 +37,16 @@ def _leads(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _write_snapshots(root: Path, x: np.ndarray, scores: np.ndarray, location: str,
                      start: datetime) -> None:
-    by_file: dict[str, list[str]] = {}
+    records = []
     for i, (vector, score) in enumerate(zip(x, scores, strict=True)):
         at = int((start + timedelta(minutes=10 * i)).timestamp() * 1000)
-        record = {"schema": 1, "snapshot_id": record_id(location, i, at), "location_id": location,
-                  "contact_id": f"{location}-{i}", "scored_at_ms": at, "dt": day(at),
-                  "source": "webhook", "point_in_time": True, "model_version": "lsm-x",
-                  "predicted_score": float(score), "predicted_class": "cold",
-                  "features": [float(v) for v in vector], "inputs": "{}"}
-        key = partition_prefix(SNAPSHOT, day(at), location) + "part.jsonl"
-        by_file.setdefault(key, []).append(json.dumps(record))
-    for key, lines in by_file.items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
-            fh.write("\n".join(lines) + "\n")
+        records.append({
+            "schema": 1, "record_type": SNAPSHOT, "snapshot_id": record_id(location, i, at),
+            "location_id": location, "contact_id": f"{location}-{i}", "scored_at_ms": at,
+            "dt": day(at), "source": "webhook", "point_in_time": True, "model_version": "lsm-x",
+            "predicted_score": float(score), "predicted_class": "cold",
+            "features": [float(v) for v in vector], "inputs": "{}"})
+    StoreRecordWriter(LocalObjectStore(root))(records)
 
 
 def _run(root: Path, champion: job.Champion, resolved: list[dict[str, Any]],
@@ -117,3 +113,24 @@ def test_snapshots_outside_the_window_are_not_read(champion: job.Champion,
     result, _ = _run(tmp_path, champion, [])
     assert result.drift is not None and result.drift.rows == 0
     assert not result.drift.enough_rows and not result.drift.alarm
+
+
+def test_the_local_command_monitors_a_store_and_exits_3_on_drift(
+    trained_bundle: Path, champion: job.Champion, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from leadscore import registry
+    from leadscore.settings import PromoteSettings
+
+    from tools import monitor
+
+    assert registry.promote(trained_bundle, LocalObjectStore(tmp_path), PromoteSettings(),
+                            force=True).promoted
+    x, _ = _leads(104, 400)
+    x[:, FEATURE_NAMES.index(SHIFTED)] += 1.0
+    _write_snapshots(tmp_path, x, champion.predict(x), "locA", NOW - timedelta(days=2))
+    code = monitor.main(["--store", str(tmp_path), "--now", NOW.isoformat()])
+    assert code == monitor.DRIFT_EXIT
+    record = json.loads(capsys.readouterr().out.split("\nwrote ")[0])
+    assert record["drift"]["drifted_features"][0] == SHIFTED
+    assert (tmp_path / job.page_key("locA")).is_file()

@@ -7,8 +7,12 @@ latest pre-outcome snapshot was not scored in the experiment do not count for it
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+from leadscore.experiments import results
+from leadscore.experiments.definition import Experiment
 from leadscore.loop.labelling import LabelWindow
 
 #: Experiments are judged on every outcome the tables hold up to now (no rolling window).
@@ -20,3 +24,24 @@ def experiment_rows_sql(now: datetime | None = None) -> str:
     window = LabelWindow(window_start_ms=0, cutoff_ms=int(moment.timestamp() * 1000),
                          cutoff_dt=moment.strftime("%Y-%m-%d"), snapshot_since_dt=EPOCH_DT)
     return window.labelled_rows_sql()
+
+
+def resolved(rows: Iterable[Mapping[str, Any]], experiment: Experiment
+             ) -> list[results.ResolvedLead]:
+    """The rows scored in this experiment by one of its variants, as resolved leads."""
+    out = []
+    for row in rows:
+        variant = row.get("variant")
+        if row.get("experiment") != experiment.name or variant not in experiment.variants:
+            continue
+        out.append(results.ResolvedLead(
+            variant=str(variant), score=float(row["predicted_score"]),
+            predicted_class=str(row.get("predicted_class") or ""),
+            converted=bool(int(row["converted"]))))
+    return out
+
+
+def results_for(experiment: Experiment, rows: Iterable[Mapping[str, Any]]
+                ) -> tuple[results.ExperimentResults, list[results.ResolvedLead]]:
+    leads = resolved(rows, experiment)
+    return results.summarise(experiment.name, list(experiment.variants), leads), leads

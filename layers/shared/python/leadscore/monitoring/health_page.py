@@ -89,7 +89,7 @@ def _drift_section(data: HealthData) -> str:
         return html.section("Drift", html.paragraph("No reference distributions in this bundle."))
     ordered = sorted(drift.feature_psi.items(), key=lambda kv: -_finite(kv[1]))
     chart = html.bar_chart(
-        "PSI per feature", [name[:14] for name, _ in ordered],
+        "PSI per feature", [name[:24] for name, _ in ordered],
         [html.Series("PSI", range(len(ordered)), [_finite(v) for _, v in ordered])],
         y_label="PSI")
     status = (f"Drift alarm: {', '.join(drift.drifted) or 'the score'} moved past PSI "

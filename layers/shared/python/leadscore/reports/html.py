@@ -18,6 +18,7 @@ from dataclasses import dataclass
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 WIDTH, HEIGHT = 640, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 28, 44
+SLANT_ABOVE, SLANTED_MARGIN_BOTTOM, SLANTED_MARGIN_LEFT = 10, 110, 110
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
@@ -115,11 +116,12 @@ def _range(values: Sequence[float], fixed: tuple[float, float] | None) -> tuple[
 class _Frame:
     """Data coordinates -> pixel coordinates, and the axes drawn around them."""
 
-    def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float]) -> None:
+    def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float],
+                 bottom_margin: int = MARGIN_BOTTOM, left_margin: int = MARGIN_LEFT) -> None:
         self.x0, self.x1 = x_range
         self.y0, self.y1 = y_range
-        self.left, self.right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
-        self.top, self.bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
+        self.left, self.right = left_margin, WIDTH - MARGIN_RIGHT
+        self.top, self.bottom = MARGIN_TOP, HEIGHT - bottom_margin
 
     def x(self, value: float) -> float:
         return self.left + (value - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
@@ -202,14 +204,21 @@ def bar_chart(
     """Grouped bars, one group per category; a series' ``ys`` align with ``categories``."""
     values = [y for s in series for y in s.ys]
     low, high = _range([*values, 0.0], y_range)
-    frame = _Frame((0.0, float(max(len(categories), 1))), (min(low, 0.0), high))
+    # Many categories (features) get slanted labels and the room they need below the axis.
+    slanted = len(categories) > SLANT_ABOVE
+    frame = _Frame((0.0, float(max(len(categories), 1))), (min(low, 0.0), high),
+                   bottom_margin=SLANTED_MARGIN_BOTTOM if slanted else MARGIN_BOTTOM,
+                   left_margin=SLANTED_MARGIN_LEFT if slanted else MARGIN_LEFT)
     parts = [frame.axes(x_label, y_label, x_ticks=False), _legend([s.label for s in series])]
     group = (frame.right - frame.left) / max(len(categories), 1)
     width = group * 0.8 / max(len(series), 1)
     for c, category in enumerate(categories):
         cx = frame.left + group * c
-        parts.append(f'<text x="{cx + group / 2:.1f}" y="{frame.bottom + 14}" '
-                     f'text-anchor="middle">{esc(category)}</text>')
+        label_x, label_y = cx + group / 2, frame.bottom + 14
+        placement = (f'transform="rotate(-40 {label_x:.1f} {label_y:.1f})" text-anchor="end"'
+                     if slanted else 'text-anchor="middle"')
+        parts.append(f'<text x="{label_x:.1f}" y="{label_y:.1f}" {placement}>'
+                     f'{esc(category)}</text>')
         for i, s in enumerate(series):
             value = s.ys[c]
             if not math.isfinite(value):

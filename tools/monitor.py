@@ -1,0 +1,87 @@
+"""One monitoring run on a local store: drift, calibration, importance, the health pages.
+
+    python tools/monitor.py --store .demo/store [--now 2026-11-30T00:00:00Z]
+                            [--window-days 7] [--threshold 0.25] [--retrain-on-drift]
+
+The same run the scheduled MonitorFunction does in AWS (leadscore.monitoring.job), with
+DuckDB standing in for Athena over the store's `loop/` folder. Pages land in
+`<store>/monitoring/health/` (`all.html` and one per location); the run's record is printed.
+Exit code 0, or 3 when drift alarms (so a cron line can notify).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
+
+from leadscore import registry  # noqa: E402
+from leadscore.bundle import load_model  # noqa: E402
+from leadscore.experiments import store as experiment_store  # noqa: E402
+from leadscore.experiments.rows import experiment_rows_sql, results_for  # noqa: E402
+from leadscore.loop.local_query import DuckDbQueryRunner  # noqa: E402
+from leadscore.monitoring.job import (  # noqa: E402
+    MonitorConfig,
+    MonitorResult,
+    QueryRunner,
+    champion_from_model,
+    run_monitor,
+)
+from leadscore.monitoring.sources import resolved_rows  # noqa: E402
+from leadscore.registry.store import LocalObjectStore, ObjectStore  # noqa: E402
+
+DRIFT_EXIT = 3
+
+
+def experiment_record(store: ObjectStore, runner: QueryRunner, now: datetime
+                      ) -> dict[str, Any] | None:
+    """The running experiment's results for the health page, or None."""
+    running = experiment_store.running(store)
+    if running is None:
+        return None
+    summary, _ = results_for(running, runner.query(experiment_rows_sql(now)))
+    return summary.to_record()
+
+
+def monitor_local(store_dir: Path, now: datetime, config: MonitorConfig) -> MonitorResult:
+    store = LocalObjectStore(store_dir)
+    champion = registry.get_champion(store)
+    if champion is None:
+        raise registry.RegistryError("no champion in this store: promote a model first")
+    model = load_model(store.root / str(champion["prefix"]))
+    runner = DuckDbQueryRunner(store.root)
+    return run_monitor(
+        runner, store, champion_from_model(model), now=now, config=config,
+        labelled_rows=lambda since, until: resolved_rows(runner, since, until),
+        experiment=experiment_record(store, runner, now))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", type=Path, default=ROOT / ".demo" / "store")
+    parser.add_argument("--now", help="end of the window, ISO-8601 (default: now)")
+    parser.add_argument("--window-days", type=int, default=MonitorConfig().window_days)
+    parser.add_argument("--threshold", type=float, default=MonitorConfig().psi_threshold)
+    args = parser.parse_args(argv)
+    now = (datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now
+           else datetime.now(UTC))
+    try:
+        result = monitor_local(args.store, now, MonitorConfig(
+            window_days=args.window_days, psi_threshold=args.threshold))
+    except registry.RegistryError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.to_record(), indent=2))
+    for key in sorted(result.pages):
+        print(f"wrote {args.store / key}")
+    return DRIFT_EXIT if result.drift is not None and result.drift.alarm else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
