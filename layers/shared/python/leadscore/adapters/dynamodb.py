@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from leadscore.adapters import client
 from leadscore.scoring.cache import CachedScore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 class DynamoScoreCache:
     def __init__(
         self,
         table_name: str,
-        ddb_client: Any | None = None,
+        ddb_client: DynamoDBClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table_name = table_name
@@ -29,7 +32,7 @@ class DynamoScoreCache:
         self._clock = clock
 
     @property
-    def ddb(self) -> Any:
+    def ddb(self) -> DynamoDBClient:
         if self._client is None:
             self._client = client("dynamodb", fast=True)
         return self._client

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from leadscore.adapters import client, error_code
 from leadscore.ghl.payloads import REPLAY_TTL_SECONDS, replay_key
 from leadscore.ghl.write_plan import STATE_TTL_SECONDS, LastWrite, state_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 class _TtlTable:
@@ -24,7 +27,7 @@ class _TtlTable:
     def __init__(
         self,
         table_name: str,
-        ddb_client: Any | None = None,
+        ddb_client: DynamoDBClient | None = None,
         clock: Callable[[], float] = time.time,
         ttl_seconds: int | None = None,
     ) -> None:
@@ -34,7 +37,7 @@ class _TtlTable:
         self._ttl = self.default_ttl_seconds if ttl_seconds is None else ttl_seconds
 
     @property
-    def ddb(self) -> Any:
+    def ddb(self) -> DynamoDBClient:
         if self._client is None:
             self._client = client("dynamodb", fast=self.fast_client)
         return self._client

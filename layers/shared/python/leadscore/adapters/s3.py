@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from leadscore.adapters import client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True)
@@ -18,11 +21,11 @@ class S3Object:
 class S3Store:
     """The few S3 calls the model store makes. ``s3_client`` defaults to the container's."""
 
-    def __init__(self, s3_client: Any | None = None) -> None:
+    def __init__(self, s3_client: S3Client | None = None) -> None:
         self._client = s3_client
 
     @property
-    def s3(self) -> Any:
+    def s3(self) -> S3Client:
         if self._client is None:
             self._client = client("s3")
         return self._client

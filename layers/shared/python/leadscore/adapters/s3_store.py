@@ -5,10 +5,13 @@ A PutObject replaces an object atomically, which is what champion.json relies on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadscore.adapters import client, error_code
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 # Without an unconditional s3:ListBucket, S3 answers 403 (not 404) for a missing key; the
@@ -20,7 +23,7 @@ _LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class S3ObjectStore:
-    def __init__(self, bucket: str, root: str = "", s3_client: Any | None = None) -> None:
+    def __init__(self, bucket: str, root: str = "", s3_client: S3Client | None = None) -> None:
         if not bucket:
             raise ValueError("an S3 object store needs a bucket name")
         self.bucket = bucket
@@ -31,7 +34,7 @@ class S3ObjectStore:
         return f"S3ObjectStore('s3://{self.bucket}/{self.root}')"
 
     @property
-    def s3(self) -> Any:
+    def s3(self) -> S3Client:
         if self._client is None:
             self._client = client("s3")
         return self._client
@@ -55,12 +58,14 @@ class S3ObjectStore:
     def replace_if(
         self, key: str, data: bytes, content_type: str, expected_tag: str | None
     ) -> None:
-        condition = {"IfMatch": expected_tag} if expected_tag else {"IfNoneMatch": "*"}
+        target = self._key(key)
         try:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type,
-                **condition,
-            )
+            if expected_tag:  # only if it is still the object we read
+                self.s3.put_object(Bucket=self.bucket, Key=target, Body=data,
+                                   ContentType=content_type, IfMatch=expected_tag)
+            else:  # only if there is still no object
+                self.s3.put_object(Bucket=self.bucket, Key=target, Body=data,
+                                   ContentType=content_type, IfNoneMatch="*")
         except Exception as exc:
             if error_code(exc) in _LOST_RACE:
                 raise ConcurrentUpdate(key) from exc

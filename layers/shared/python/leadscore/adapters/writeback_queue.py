@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from leadscore.adapters import client
 from leadscore.ghl.messages import WritebackMessage
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 
 class SqsWritebackQueue:
-    def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
+    def __init__(self, queue_url: str, sqs_client: SQSClient | None = None) -> None:
         if not queue_url:
             raise ValueError("WRITEBACK_QUEUE_URL is not set")
         self.queue_url = queue_url
         self._client = sqs_client
 
     @property
-    def sqs(self) -> Any:
+    def sqs(self) -> SQSClient:
         if self._client is None:
             self._client = client("sqs", fast=True)
         return self._client
