@@ -7,6 +7,7 @@ with the column types Athena reports.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,9 @@ def _convert(value: str | None, athena_type: str) -> Any:
         return float(value)
     if kind == "boolean":
         return value.lower() == "true"
+    if kind.startswith("array"):
+        # Athena renders array<double> as "[0.1, 0.2]": numbers in JSON's own syntax.
+        return json.loads(value)
     return value
 
 

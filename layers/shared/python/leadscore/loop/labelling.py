@@ -59,6 +59,7 @@ final_outcomes AS (
 candidates AS (
     SELECT s.location_id, s.contact_id, s.snapshot_id, s.scored_at_ms, s.model_version,
            s.predicted_score, s.inputs, s.point_in_time AS snapshot_point_in_time,
+           s.features, s.predicted_class, s.experiment, s.variant,
            o.converted, o.occurred_at_ms AS outcome_at_ms,
            o.received_at_ms AS outcome_received_at_ms,
            ROW_NUMBER() OVER (
@@ -77,7 +78,8 @@ candidates AS (
       )
 )
 SELECT location_id, contact_id, snapshot_id, scored_at_ms, model_version, predicted_score,
-       inputs, snapshot_point_in_time, converted, outcome_at_ms, outcome_received_at_ms
+       inputs, snapshot_point_in_time, converted, outcome_at_ms, outcome_received_at_ms,
+       features, predicted_class, experiment, variant
 FROM candidates
 WHERE snapshot_rank = 1
 ORDER BY location_id, contact_id
@@ -105,6 +107,10 @@ LABELLED_COLUMNS = (
     "converted",
     "outcome_at_ms",
     "outcome_received_at_ms",
+    "features",
+    "predicted_class",
+    "experiment",
+    "variant",
 )
 
 

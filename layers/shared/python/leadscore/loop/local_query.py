@@ -29,6 +29,10 @@ SNAPSHOT_COLUMNS: dict[str, str] = {
     "predicted_class": "VARCHAR",
     "features": "DOUBLE[]",
     "inputs": "VARCHAR",
+    "experiment": "VARCHAR",
+    "variant": "VARCHAR",
+    "shadow_version": "VARCHAR",
+    "shadow_score": "DOUBLE",
 }
 OUTCOME_COLUMNS: dict[str, str] = {
     "schema": "INTEGER",

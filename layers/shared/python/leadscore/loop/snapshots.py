@@ -131,4 +131,17 @@ def build_snapshot(
         "predicted_class": str(result.get("predicted_class") or ""),
         "features": features,
         "inputs": None if inputs is None else json.dumps(inputs, separators=(",", ":")),
+        **_experiment_fields(result),
+    }
+
+
+def _experiment_fields(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Which experiment arm answered (and the shadow's score), for experiment results."""
+    shadow = result.get("shadow") if isinstance(result.get("shadow"), Mapping) else {}
+    shadow_score = shadow.get("predicted_score") if shadow else None
+    return {
+        "experiment": result.get("experiment"),
+        "variant": result.get("variant"),
+        "shadow_version": shadow.get("model_version") if shadow else None,
+        "shadow_score": float(shadow_score) if shadow_score is not None else None,
     }
