@@ -25,7 +25,7 @@ CFN_LINT := $(TOOLS)/bin/cfn-lint
 REGION ?= us-east-1
 BUCKET ?=
 
-.PHONY: venv tools browser screenshots test lint build validate deploy package-training demo serve bench loadtest clean \
+.PHONY: venv tools browser screenshots test lint build validate deploy package-training demo serve bench loadtest clean simulate \
         scan scan-tools openapi
 
 venv: $(STAMP)
@@ -100,6 +100,12 @@ bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/cache_tradeoff.py
 	$(PY) bench/bench_training.py
+	$(PY) bench/snapshots.py
+
+# A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):
+# results in .simulate/results.json, the learning curve on the terminal.
+simulate: venv
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) tools/simulate.py
 
 # 2 clients x 10,000 requests against tools/serve.py on a free 127.0.0.1 port (started and
 # stopped by the tool); zero errors and flat memory or it fails. CI runs a short one as a test.
@@ -130,5 +136,5 @@ scan: venv scan-tools
 	BC_SKIP_MAPPING=TRUE $(SCAN)/bin/checkov -f template.yaml --compact --quiet --skip-download
 
 clean:
-	rm -rf .aws-sam .build .demo .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .build .demo .bench .simulate .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -8,7 +8,7 @@ from typing import Any
 from leadscore.features import FEATURE_NAMES
 from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_event
 from leadscore.loop.snapshots import build_snapshot
-from leadscore.loop.store_writer import StoreRecordWriter
+from leadscore.loop.store_writer import DirectoryRecordWriter, StoreRecordWriter
 from leadscore.registry import LocalObjectStore
 
 T0 = 1_790_000_000_000  # 2026-09-21, epoch ms
@@ -87,6 +87,10 @@ def outcome(
 
 
 def write_records(root: Path, records: list[dict[str, Any]]) -> LocalObjectStore:
+    """Half through the object-store writer (one object per batch, as Firehose delivers),
+    half through local mode's appending writer: DuckDB must read both."""
     store = LocalObjectStore(root)
-    StoreRecordWriter(store)(records)
+    half = len(records) // 2
+    StoreRecordWriter(store)(records[:half])
+    DirectoryRecordWriter(root)(records[half:])
     return store

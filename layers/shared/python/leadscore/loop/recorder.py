@@ -108,10 +108,9 @@ def build_recorder(
 
         sender = FirehoseSender(settings.record_stream)
     elif sender is None and settings.record_dir:
-        from leadscore.loop.store_writer import StoreRecordWriter
-        from leadscore.registry import LocalObjectStore
+        from leadscore.loop.store_writer import DirectoryRecordWriter
 
-        sender = StoreRecordWriter(LocalObjectStore(settings.record_dir))
+        sender = DirectoryRecordWriter(settings.record_dir)
     if engagement is None and settings.loop_table:
         from leadscore.adapters.loop_tables import DynamoEngagementStore
 

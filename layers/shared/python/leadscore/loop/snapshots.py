@@ -116,9 +116,8 @@ def build_snapshot(
     return {
         "schema": SCHEMA_VERSION,
         "record_type": SNAPSHOT,
-        "snapshot_id": record_id(
-            SNAPSHOT, location, contact, scored_at_ms, model_version, source, *features
-        ),
+        # Deterministic: a batch Firehose re-sends carries the same ids (the SQL picks one).
+        "snapshot_id": record_id(SNAPSHOT, location, contact, scored_at_ms, model_version, source),
         "location_id": location,
         "contact_id": contact,
         "scored_at": iso_ms(scored_at_ms),

@@ -4,8 +4,10 @@ partition, in the same layout Firehose's dynamic partitioning writes in AWS."""
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from leadscore.loop.records import partition_prefix
@@ -37,4 +39,27 @@ class StoreRecordWriter:
             name = first.get("snapshot_id") or first.get("outcome_id") or "batch"
             key = f"{prefix}{self._sequence:08d}-{name}.jsonl"
             self.store.put_bytes(key, b"".join(lines), "application/x-ndjson")
+        return []
+
+
+class DirectoryRecordWriter:
+    """Local mode: appends each batch to one file per partition and process (the same layout,
+    far fewer files than one object per batch; DuckDB reads them all)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.name = f"part-{os.getpid()}.jsonl"
+
+    def __call__(self, records: Sequence[dict[str, Any]]) -> Sequence[int]:
+        groups: dict[str, list[bytes]] = defaultdict(list)
+        for record in records:
+            prefix = partition_prefix(
+                str(record["record_type"]), str(record["dt"]), str(record["location_id"])
+            )
+            groups[prefix].append(record_line(record))
+        for prefix, lines in groups.items():
+            directory = self.root / prefix
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / self.name, "ab") as fh:
+                fh.write(b"".join(lines))
         return []
