@@ -40,7 +40,7 @@ for _p in (REPO / "layers" / "shared" / "python", REPO):
 import boto3  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from leadscore.adapters.dynamodb import DynamoScoreCache  # noqa: E402
-from leadscore.scoring.cache import MemoryLRU, TieredCache, cache_key  # noqa: E402
+from leadscore.scoring.cache import MemoryLRU, TieredCache, answer_key  # noqa: E402
 from leadscore.scoring.model_store import ModelStore  # noqa: E402
 from leadscore.scoring.service import ScoringService, parse_request  # noqa: E402
 
@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     # The cached item exactly as the adapter writes it.
     model = store.current()
     assert model is not None
-    key = cache_key("warm", parse_request(dict(request, contact_id="warm")).x32, model.version)
+    lead = parse_request(dict(request, contact_id="warm"))
+    key = answer_key(lead.contact_id, lead.x32, model.version, form=lead.form,
+                     raw=lead.raw_features, missing=lead.missing_fields, explain=True)
+    if key is None:
+        raise RuntimeError("the warm request has no cache key")
     entry = svc.cache.memory.get(key)
     if entry is None:
         raise RuntimeError("the warm answer is not in the memory cache")

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from leadscore.settings import ScoreSettings
 from pydantic import BaseModel, ConfigDict, Field
+
+#: The documented limits are the settings' defaults (one copy); a deployment may change them.
+LIMITS = ScoreSettings()
+LIST_LIMIT = (f"at most MAX_LIST_ITEMS ({LIMITS.max_list_items} by default) items; more is a "
+              "400 naming the limit")
 
 # -- requests ---------------------------------------------------------------------------------
 
@@ -44,7 +50,8 @@ Condition = Literal["excellent", "move_in_ready", "good", "fair", "needs_work", 
 class PropertyData(_Open):
     list_price: float | None = Field(None, ge=0)
     estimated_market_value: float | None = Field(None, ge=0, description="0 = not known")
-    price_drops: list[PriceDrop] | None = None
+    price_drops: list[PriceDrop] | None = Field(
+        None, max_length=LIMITS.max_list_items, description=LIST_LIMIT)
     days_on_market: float | None = Field(None, ge=0)
     beds: float | None = Field(None, ge=0)
     baths: float | None = Field(None, ge=0)
@@ -62,7 +69,9 @@ class MarketData(_Open):
     absorption_rate: float | None = Field(None, ge=0)
     price_trend_pct: float | None = Field(None, description="year over year, %")
     current_month: int | None = Field(None, description="0 = January; outside 0-11 = unknown")
-    comparables: list[Comparable] | None = None
+    comparables: list[Comparable] | None = Field(
+        None, max_length=LIMITS.max_list_items,
+        description="the comparable sales of a CMA (a real one uses a few dozen); " + LIST_LIMIT)
 
 
 class PsychologyProfile(_Open):
@@ -108,7 +117,9 @@ ScoreRequest = ScoreByFeatures | ScoreByVector
 
 class BatchRequest(BaseModel):
     leads: list[ScoreByFeatures | ScoreByVector] = Field(
-        description="up to MAX_BATCH_SIZE (1000) scoring requests; more is a 413"
+        max_length=LIMITS.max_batch_size,
+        description=f"up to MAX_BATCH_SIZE ({LIMITS.max_batch_size} by default) scoring "
+                    "requests; more is a 413 naming the limit",
     )
 
 
@@ -135,11 +146,21 @@ class FieldErrorModel(BaseModel):
     message: str
 
 
+class Limit(BaseModel):
+    name: str = Field(description="the setting, e.g. MAX_BODY_BYTES")
+    value: int
+
+
 class ErrorResponse(_Open):
     """Every 4xx/5xx answer: JSON with a clear `error`, never a stack trace."""
 
     error: str
-    errors: list[FieldErrorModel] | None = Field(None, description="every offending path (400)")
+    errors: list[FieldErrorModel] | None = Field(
+        None, description=f"the offending paths (400), the first MAX_ERROR_PATHS "
+                          f"({LIMITS.max_error_paths} by default)")
+    error_count: int | None = Field(None, description="how many errors there were in all")
+    errors_truncated: bool | None = Field(None, description="true when not all are listed")
+    limit: Limit | None = Field(None, description="the limit a 413 ran into")
 
 
 class Factor(BaseModel):
@@ -182,7 +203,11 @@ class LeadScore(_Open):
 
 class BatchError(BaseModel):
     index: int
-    errors: list[FieldErrorModel]
+    errors: list[FieldErrorModel] = Field(
+        description="this lead's first MAX_ERROR_PATHS paths; a batch lists at most 100 x "
+                    "MAX_ERROR_PATHS in all")
+    error_count: int
+    errors_truncated: bool | None = None
 
 
 class BatchResponse(BaseModel):

@@ -43,8 +43,15 @@ DESCRIPTION = (
     "(XGBoost + LightGBM + MLP, logistic-regression stacker) served as one ONNX graph, with a "
     "transparent rules fallback. Every 4xx answer is JSON with a clear `error`; no route "
     "answers 500 by design (an unexpected failure is `{\"error\": \"internal error\", "
-    "\"request_id\"}`). Bodies are capped at MAX_BODY_BYTES (1,000,000 by default): larger is "
-    "a 413. The scoring routes need an API key (`x-api-key`) on API Gateway."
+    "\"request_id\"}`). The scoring routes need an API key (`x-api-key`) on API Gateway. "
+    "Limits (settings of the score function; defaults shown): a body of at most MAX_BODY_BYTES "
+    f"({m.LIMITS.max_body_bytes:,}) bytes, at most MAX_BATCH_SIZE ({m.LIMITS.max_batch_size}) "
+    f"leads per batch, at most MAX_LIST_ITEMS ({m.LIMITS.max_list_items}) comparables and "
+    "price drops per lead; a 400 lists the first MAX_ERROR_PATHS "
+    f"({m.LIMITS.max_error_paths}) paths plus `error_count`; an answer is at most "
+    f"MAX_ANSWER_BYTES ({m.LIMITS.max_answer_bytes:,}) bytes per call and "
+    f"MAX_LEAD_ANSWER_BYTES ({m.LIMITS.max_lead_answer_bytes:,}) per lead. A body, batch or "
+    "answer over its limit is a 413 whose `limit` names it."
 )
 
 ExplainFlag = Annotated[
@@ -58,7 +65,8 @@ def _json(model: type[Any], description: str) -> OpenAPIResponse:
 
 
 ERR_400 = _json(m.ErrorResponse, "invalid request: every offending field path in `errors`")
-ERR_413 = _json(m.ErrorResponse, "body larger than MAX_BODY_BYTES, or too many leads")
+ERR_413 = _json(m.ErrorResponse, "over a limit named in `limit`: MAX_BODY_BYTES, "
+                 "MAX_BATCH_SIZE, MAX_ANSWER_BYTES or MAX_LEAD_ANSWER_BYTES")
 
 
 def _score(

@@ -82,7 +82,9 @@ def handle_completed(job: str, artifact_uri: str) -> dict[str, Any]:
         s3.download_file(bucket, key, str(archive))
         try:
             bundle_dir = registry.extract_bundle_archive(
-                archive, Path(tmp) / "bundle", settings.max_artifact_bytes
+                archive, Path(tmp) / "bundle", settings.max_artifact_bytes,
+                max_members=settings.max_archive_members,
+                max_member_bytes=settings.max_archive_member_bytes,
             )
         except registry.RegistryError as exc:
             return _rejected(job, [str(exc)], {"source": details})

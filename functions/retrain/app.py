@@ -29,8 +29,9 @@ settings = RetrainSettings.from_env()
 
 
 
-def _read_head(bucket: str, key: str, version_id: str | None) -> tuple[bytes, bool]:
-    """The first `head_bytes` of the object version, and whether that is the whole object."""
+def _read_head(bucket: str, key: str, version_id: str | None) -> tuple[bytes, bool, int | None]:
+    """The first `head_bytes` of the object version, whether that is the whole object, and
+    the object's size when S3 said it."""
     last = settings.head_bytes - 1
     args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes=0-{last}"}
     if version_id:
@@ -42,7 +43,8 @@ def _read_head(bucket: str, key: str, version_id: str | None) -> tuple[bytes, bo
     complete = (total.isdigit() and int(total) <= len(head)) or (
         not content_range and len(head) < settings.head_bytes
     )
-    return head, complete
+    size = int(total) if total.isdigit() else (len(head) if complete else None)
+    return head, complete, size
 
 
 def _job_exists(name: str) -> bool:
@@ -88,8 +90,11 @@ def handle_upload(
     if _job_exists(name):
         logger.info("training job already started", extra={"job": name})
         return {"key": key, "status": "duplicate", "job": name}
-    head, complete = _read_head(bucket, key, version_id)
-    problems = retraining.check_training_head(key, head, complete=complete)
+    head, complete, size = _read_head(bucket, key, version_id)
+    too_large = retraining.check_upload_size(size, settings)
+    problems = [too_large] if too_large else retraining.check_training_head(
+        key, head, complete=complete, settings=settings
+    )
     if problems:
         return _refuse(bucket, key, version_id, problems)
     request = retraining.training_job_request(bucket, key, identity, settings, settings.region)

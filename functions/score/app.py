@@ -6,11 +6,13 @@ first request (the bundle is loaded then, once) and reused; tests swap it with
 `set_container`.
 
 Answers: 200 JSON; 400 ``{"error", "errors": [{"path", "message"}, ...]}`` naming every bad
-path (a body that is not JSON included); 404 ``{"error": "not found"}``; 413 for a body over
-``MAX_BODY_BYTES`` or a batch over ``MAX_BATCH_SIZE``; 503 from /health and /model without a
-model; 500 ``{"error": "internal error", "request_id"}`` for anything unexpected (logged with
-its stack trace, never answered with it). Logs carry the request id (correlation id) and the
-contact id, never the lead's payload.
+path (a body that is not JSON included), capped at ``MAX_ERROR_PATHS`` paths plus
+``error_count``; 404 ``{"error": "not found"}``; 413 ``{"error", "limit": {"name", "value"}}``
+for a body over ``MAX_BODY_BYTES``, a batch over ``MAX_BATCH_SIZE`` or an answer that would be
+over ``MAX_ANSWER_BYTES`` (one lead: ``MAX_LEAD_ANSWER_BYTES``); 503 from /health and /model
+without a model; 500 ``{"error": "internal error", "request_id"}`` for anything unexpected
+(logged with its stack trace, never answered with it). Logs carry the request id
+(correlation id) and the contact id, never the lead's payload.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore import jsonsafe
 from leadscore.adapters.tracing import make_tracer
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
@@ -51,7 +54,12 @@ app.include_router(ghl_routes.router)
 
 
 class PayloadTooLarge(Exception):
-    """A body or batch over the configured limit (HTTP 413)."""
+    """A body, batch or answer over a configured limit (HTTP 413 naming the limit)."""
+
+    def __init__(self, message: str, limit_name: str, limit_value: int) -> None:
+        super().__init__(message)
+        self.limit_name = limit_name
+        self.limit_value = limit_value
 
 
 @dataclass
@@ -85,13 +93,16 @@ def build_container(
         from leadscore.adapters.dynamodb import DynamoScoreCache
 
         remote_cache = DynamoScoreCache(settings.cache_table, clock=clock)
-    memory = MemoryLRU(settings.memory_cache_size, settings.cache_ttl_seconds, clock=clock)
+    memory = MemoryLRU(settings.memory_cache_size, settings.cache_ttl_seconds, clock=clock,
+                       max_bytes=settings.memory_cache_bytes)
     cache = TieredCache(memory, remote_cache, clock=clock)
     service = ScoringService(
         store,
         cache,
         class_thresholds=settings.class_thresholds,
         max_batch_size=settings.max_batch_size,
+        max_list_items=settings.max_list_items,
+        max_error_paths=settings.max_error_paths,
     )
     scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
     if loop is None:
@@ -134,13 +145,12 @@ def _json_body() -> Any:
         raise InvalidInput([FieldError("", "body is not valid base64 UTF-8 text")]) from None
     size = len(text)
     if size > limit or (size * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
+        raise PayloadTooLarge(f"body larger than {limit} bytes", "MAX_BODY_BYTES", limit)
     try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        raise InvalidInput([FieldError("", "body is not valid JSON")]) from None
-    except RecursionError:  # e.g. 100,000 nested "[" (found by tests/reliability fuzzing)
-        raise InvalidInput([FieldError("", "body is nested too deeply")]) from None
+        # e.g. 100,000 nested "[" or a 4,400-digit integer (which is named by its field)
+        return jsonsafe.loads(text)
+    except jsonsafe.UntrustedJSONError as exc:
+        raise InvalidInput([FieldError("", f"body is {exc}")]) from None
 
 
 _TRUE = frozenset({"true", "1", "yes"})
@@ -186,9 +196,20 @@ def _location_of(request: Any) -> str:
 # -- routes -----------------------------------------------------------------------------------
 
 
+def _bounded(answer: dict[str, Any], limit_name: str, limit: int) -> Response[str]:
+    """The answer as JSON, or a 413 naming the limit it would break (never a 6 MB 502)."""
+    text = json.dumps(answer, separators=(",", ":"))
+    if len(text) > limit and len(text.encode()) > limit:
+        raise PayloadTooLarge(
+            f"the answer would be larger than {limit} bytes; send fewer leads or "
+            "explain=false", limit_name, limit,
+        )
+    return Response(status_code=200, content_type=JSON, body=text)
+
+
 @app.post("/score")
 @tracer.capture_method
-def score() -> dict[str, Any]:
+def score() -> Response[str]:
     body = _json_body()
     explain = _explain_flag()
     if isinstance(body, dict):
@@ -209,12 +230,14 @@ def score() -> dict[str, Any]:
             "model_version": result["model_version"],
         },
     )
-    return result
+    settings = container().settings
+    return _bounded(result, "MAX_LEAD_ANSWER_BYTES",
+                    min(settings.max_lead_answer_bytes, settings.max_answer_bytes))
 
 
 @app.post("/score/batch")
 @tracer.capture_method
-def score_batch() -> dict[str, Any]:
+def score_batch() -> Response[str]:
     body = _json_body()
     explain = _explain_flag()
     leads = body.get("leads") if isinstance(body, dict) else None
@@ -234,7 +257,7 @@ def score_batch() -> dict[str, Any]:
         extra={"leads": len(leads), "scored": len(answer["results"]),
                "invalid": len(answer["errors"])},
     )
-    return answer
+    return _bounded(answer, "MAX_ANSWER_BYTES", container().settings.max_answer_bytes)
 
 
 @app.get("/model")
@@ -265,18 +288,24 @@ def _json(status: int, body: dict[str, Any]) -> Response[str]:
 
 @app.exception_handler(InvalidInput)  # type: ignore[untyped-decorator]
 def _invalid(exc: InvalidInput) -> Response[str]:
-    logger.info("invalid request", extra={"paths": exc.paths[:50]})
-    return _json(400, exc.to_dict())
+    max_paths = container().settings.max_error_paths
+    logger.info("invalid request", extra={"paths": [p[:200] for p in exc.paths[:max_paths]],
+                                          "error_count": len(exc.errors)})
+    return _json(400, exc.to_dict(max_paths))
+
+
+def _limit_answer(message: str, name: str, value: int) -> Response[str]:
+    return _json(413, {"error": message, "limit": {"name": name, "value": value}})
 
 
 @app.exception_handler(PayloadTooLarge)  # type: ignore[untyped-decorator]
 def _too_large(exc: PayloadTooLarge) -> Response[str]:
-    return _json(413, {"error": str(exc)})
+    return _limit_answer(str(exc), exc.limit_name, exc.limit_value)
 
 
 @app.exception_handler(BatchTooLarge)  # type: ignore[untyped-decorator]
 def _batch_too_large(exc: BatchTooLarge) -> Response[str]:
-    return _json(413, {"error": str(exc), "limit": exc.limit})
+    return _limit_answer(str(exc), "MAX_BATCH_SIZE", exc.limit)
 
 
 def _request_id() -> str:

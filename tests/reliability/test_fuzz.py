@@ -43,6 +43,11 @@ FUZZ = settings(
                            HealthCheck.data_too_large],
     database=None,
 )
+# Issue 19: no answer over its limit, whatever the input multiplies.
+MAX_ANSWER_BYTES = 6_000_000
+MAX_LEAD_ANSWER_BYTES = 1_000_000
+MAX_LISTED_ERRORS = 1000  # a 400 lists 50 paths; a batch lists one entry per lead (<= 1000)
+AMPLIFY = settings(FUZZ, max_examples=max(10, EXAMPLES // 10))
 COUNTS: Counter[str] = Counter()
 STATUSES: Counter[str] = Counter()
 
@@ -136,8 +141,16 @@ def call(handler: Any, event: dict[str, Any], label: str) -> tuple[int, dict[str
     assert status < 500, f"{label}: {status} {text[:300]}"
     for bad in FORBIDDEN:
         assert bad not in text, f"{label}: answer leaks {bad!r}: {text[:300]}"
+    size = len(text.encode("utf-8", "surrogatepass"))
+    assert size <= MAX_ANSWER_BYTES, f"{label}: {size} bytes answered"
     body = json.loads(text)
     assert isinstance(body, dict), f"{label}: answer is not a JSON object: {text[:200]}"
+    results = body.get("results") if status == 200 else None
+    for result in results if isinstance(results, list) else []:
+        lead_size = len(json.dumps(result))
+        assert lead_size <= MAX_LEAD_ANSWER_BYTES, f"{label}: a lead of {lead_size} bytes"
+    if isinstance(body.get("errors"), list):
+        assert len(body["errors"]) <= MAX_LISTED_ERRORS, f"{label}: {len(body['errors'])} errors"
     if 400 <= status < 500:
         assert isinstance(body.get("error"), str) and body["error"], f"{label}: {text[:200]}"
     return status, body
@@ -396,6 +409,48 @@ def test_webhook_never_fails(handler: Any, call_: tuple[str, dict[str, str]]) ->
                           "/webhooks/ghl")
     if status == 200:
         assert answer.get("status") in {"scored", "queued", "ignored", "duplicate"}
+
+
+# -- amplification: small input, multiplied (issue 19) -------------------------------------
+
+ITEM = st.sampled_from([{}, 0, None, [], "x", {"sale_price": "x"}, {"percentage": -1},
+                        {"sale_price": None, "days_on_market": None}, {"a": {}}])
+
+
+@st.composite
+def amplifying_body(draw: st.DrawFn) -> tuple[str, str]:
+    """A body whose answer could grow with N: many list items, many unknown vector names, a
+    long echoed key, a batch of many bad leads."""
+    n = draw(st.sampled_from([51, 1000, 30_000, 250_000]))
+    kind = draw(st.sampled_from(["comparables", "price_drops", "names", "long-key", "batch",
+                                 "batch-lists"]))
+    lead = valid_request(draw(st.integers(0, 10**6)))
+    if kind in ("comparables", "price_drops"):
+        section = "market_data" if kind == "comparables" else "property_data"
+        lead["features"][section][kind] = [draw(ITEM)] * n
+        return "/score", json.dumps(lead)
+    if kind == "names":
+        names = {f"x{i}": draw(SCALARS) for i in range(min(n, 40_000))}
+        return "/score", json.dumps({"contact_id": "c", "feature_vector": names})
+    if kind == "long-key":
+        return "/score", json.dumps({"contact_id": "c", "feature_vector": {"k" * n: 1}})
+    count = min(n, 1000)
+    if kind == "batch":
+        bad = draw(st.sampled_from([{}, {"contact_id": 1, "feature_vector": [True] * 20},
+                                    [], {"contact_id": "c", "features": {"a": 1}}]))
+        return "/score/batch", json.dumps({"leads": [bad] * count})
+    lead["features"]["market_data"]["comparables"] = [draw(ITEM)] * draw(
+        st.sampled_from([0, 50, 51, 200]))
+    return "/score/batch", json.dumps({"leads": [lead] * min(count, 600)})
+
+
+@AMPLIFY
+@given(case=amplifying_body(), query=EXPLAIN)
+def test_amplifying_inputs_never_give_an_answer_over_its_limit(
+    handler: Any, case: tuple[str, str], query: dict[str, str] | None
+) -> None:
+    path, body = case
+    call(handler, event_for(path, body, query=query), f"{path} amplification")
 
 
 # -- the size cap (a few large bodies, not generated) ----------------------------------------

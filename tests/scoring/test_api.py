@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from leadscore.features import FEATURE_NAMES, extract_features
-from leadscore.scoring.cache import cache_key
+from leadscore.scoring.cache import answer_key
 
 from tests.fixtures.scoring import Answer, bundle_version, load_event, with_body, with_query
 
@@ -106,15 +106,24 @@ def test_second_call_is_cached_under_a_key_with_the_model_version(
     assert first["cached"] is False and second["cached"] is True
     assert second["predicted_score"] == first["predicted_score"]
     assert second["feature_contributions"] == first["feature_contributions"]
-    x32 = extract_features(seed_request()["features"]).values.astype(np.float32)
+    raw = seed_request()["features"]
+    extracted = extract_features(raw)
+    x32 = extracted.values.astype(np.float32)
     version = bundle_version(trained_bundle)
-    key = cache_key("lead_12345", x32, version)
-    assert key.endswith("#" + version) and key.startswith("score#lead_12345#")
-    assert served.cache.get(key) is not None
-    assert served.cache.get(cache_key("lead_12345", x32, "lsm-0000000000000000")) is None
-    # a feature_vector request with the same values and contact shares the entry
+
+    def key(model_version: str) -> str | None:
+        return answer_key("lead_12345", x32, model_version, form="features", raw=raw,
+                          missing=extracted.missing_fields, explain=True)
+
+    found = key(version)
+    assert found is not None
+    assert found.endswith("#" + version) and found.startswith("score#lead_12345#")
+    assert served.cache.get(found) is not None
+    assert served.cache.get(str(key("lsm-0000000000000000"))) is None
+    # a feature_vector request with the same values is another answer (no raw fields for the
+    # reasons, no missing fields): it has its own entry (issue 19)
     vector = {"contact_id": "lead_12345", "feature_vector": x32.astype(float).tolist()}
-    assert invoke(with_body(load_event("score_request_vector"), vector)).body["cached"] is True
+    assert invoke(with_body(load_event("score_request_vector"), vector)).body["cached"] is False
 
 
 def test_explain_false_skips_contributions_but_not_the_score(served: Any, invoke: Any) -> None:

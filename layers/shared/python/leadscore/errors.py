@@ -13,6 +13,11 @@ Messages never echo the offending value (it may be personal data).
 
 `InvalidInput` subclasses `ValueError`, so code that only cares "the value is bad" can catch
 `ValueError`.
+
+Bounded answers (issue 19): a hostile request can carry hundreds of thousands of bad items, so
+an error list in an answer is capped — the first `max_paths` (default `MAX_ERROR_PATHS`, the
+`MAX_ERROR_PATHS` setting of the score function) plus `error_count`, the total — and a path
+that echoes a caller's key is shortened to `MAX_PATH_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+#: Default cap of the error list in one answer (ScoreSettings.max_error_paths overrides it).
+MAX_ERROR_PATHS = 50
+#: A path longer than this (it echoes a caller's key) is cut and ends with "…".
+MAX_PATH_CHARS = 200
 
 
 def join_path(prefix: str, path: str) -> str:
@@ -45,7 +55,10 @@ class FieldError:
     message: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message}
+        path = self.path
+        if len(path) > MAX_PATH_CHARS:
+            path = path[: MAX_PATH_CHARS - 1] + "…"
+        return {"path": path, "message": self.message}
 
 
 class InvalidInput(ValueError):
@@ -61,8 +74,15 @@ class InvalidInput(ValueError):
             summary += f"; and {more} more"
         super().__init__(f"invalid input: {summary}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": "invalid input", "errors": [e.to_dict() for e in self.errors]}
+    def to_dict(self, max_paths: int = MAX_ERROR_PATHS) -> dict[str, Any]:
+        """The 400 body: the first `max_paths` errors and the total count."""
+        answer = {"error": "invalid input", **capped_errors(self.errors, max_paths)}
+        if answer.get("errors_truncated"):
+            answer["error"] = (
+                f"invalid input: {answer['error_count']} errors, the first {max_paths} listed "
+                "(MAX_ERROR_PATHS)"
+            )
+        return answer
 
     @property
     def paths(self) -> list[str]:
@@ -71,3 +91,12 @@ class InvalidInput(ValueError):
     def with_prefix(self, prefix: str) -> InvalidInput:
         """The same errors with `prefix` put in front of every path (e.g. ``"[17]"``)."""
         return InvalidInput(FieldError(join_path(prefix, e.path), e.message) for e in self.errors)
+
+
+def capped_errors(errors: list[FieldError], max_paths: int) -> dict[str, Any]:
+    """``{"errors": [first max_paths], "error_count": n}`` (+ ``"errors_truncated": true``)."""
+    shown = [e.to_dict() for e in errors[: max(max_paths, 0)]]
+    out: dict[str, Any] = {"errors": shown, "error_count": len(errors)}
+    if len(errors) > len(shown):
+        out["errors_truncated"] = True
+    return out

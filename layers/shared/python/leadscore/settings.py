@@ -88,8 +88,15 @@ class ScoreSettings:
     cache_ttl_seconds: int = 3600
     model_refresh_seconds: int = 60
     memory_cache_size: int = 4096
-    max_batch_size: int = 1000
+    # Request limits (issue 19; documented in openapi.json and docs): every list a request can
+    # multiply is bounded, every answer too. A refusal names the limit (400 or 413).
+    memory_cache_bytes: int = 32 * 1024 * 1024  # the in-memory cache, JSON bytes of its answers
+    max_batch_size: int = 1000  # leads per /score/batch
     max_body_bytes: int = 1_000_000
+    max_list_items: int = 50  # comparables, price_drops (a real CMA uses a few dozen)
+    max_error_paths: int = 50  # error paths listed in one 400 (per lead in a batch)
+    max_answer_bytes: int = 6_000_000  # one answer (Lambda's response limit is 6 MB)
+    max_lead_answer_bytes: int = 1_000_000  # one lead's score inside it
     class_thresholds: dict[str, float] | None = None
     # GoHighLevel webhook route
     ghl_public_key_ed25519: str = ""
@@ -109,8 +116,13 @@ class ScoreSettings:
             cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 3600),
             model_refresh_seconds=_int(env, "MODEL_REFRESH_SECONDS", 60),
             memory_cache_size=_int(env, "MEMORY_CACHE_SIZE", 4096),
+            memory_cache_bytes=_int(env, "MEMORY_CACHE_BYTES", 32 * 1024 * 1024),
             max_batch_size=_int(env, "MAX_BATCH_SIZE", 1000),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
+            max_list_items=_int(env, "MAX_LIST_ITEMS", 50),
+            max_error_paths=_int(env, "MAX_ERROR_PATHS", 50),
+            max_answer_bytes=_int(env, "MAX_ANSWER_BYTES", 6_000_000),
+            max_lead_answer_bytes=_int(env, "MAX_LEAD_ANSWER_BYTES", 1_000_000),
             class_thresholds=_thresholds(env, "CLASS_THRESHOLDS"),
             ghl_public_key_ed25519=_str(env, "GHL_PUBLIC_KEY_ED25519"),
             ghl_public_key_rsa=_str(env, "GHL_PUBLIC_KEY_RSA"),
@@ -136,6 +148,10 @@ class RetrainSettings:
     # Extra script-mode hyperparameters (train.py flags), JSON object of strings.
     training_hyperparameters: dict[str, str] = field(default_factory=dict)
     head_bytes: int = 65536
+    # Upload checks (issue 19): a malformed upload is refused with a written reason.
+    max_upload_bytes: int = 5 * 1024**3  # the whole object
+    max_line_bytes: int = 65536  # one CSV row / JSON Lines record
+    max_json_depth: int = 32  # nesting of one JSON Lines record (a lead needs 5)
     region: str = ""
 
     @classmethod
@@ -151,6 +167,9 @@ class RetrainSettings:
             training_volume_gb=_int(env, "TRAINING_VOLUME_GB", 10),
             training_hyperparameters=_json_object(env, "TRAINING_HYPERPARAMETERS"),
             head_bytes=_int(env, "TRAINING_HEAD_BYTES", 65536),
+            max_upload_bytes=_int(env, "TRAINING_MAX_UPLOAD_BYTES", 5 * 1024**3),
+            max_line_bytes=_int(env, "TRAINING_MAX_LINE_BYTES", 65536),
+            max_json_depth=_int(env, "TRAINING_MAX_JSON_DEPTH", 32),
             region=_str(env, "AWS_REGION") or _str(env, "AWS_DEFAULT_REGION"),
         )
 
@@ -163,7 +182,9 @@ class PromoteSettings:
     min_auc: float = 0.70
     max_auc_drop: float = 0.02
     max_brier: float = 0.20
-    max_artifact_bytes: int = 256 * 1024 * 1024
+    max_artifact_bytes: int = 256 * 1024 * 1024  # model.tar.gz, and what it unpacks to
+    max_archive_members: int = 200  # entries in model.tar.gz (a bundle has about ten)
+    max_archive_member_bytes: int = 256 * 1024 * 1024  # one unpacked file
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PromoteSettings:
@@ -174,6 +195,8 @@ class PromoteSettings:
             max_auc_drop=_float(env, "MAX_AUC_DROP", 0.02),
             max_brier=_float(env, "MAX_BRIER", 0.20),
             max_artifact_bytes=_int(env, "MAX_ARTIFACT_BYTES", 256 * 1024 * 1024),
+            max_archive_members=_int(env, "MAX_ARCHIVE_MEMBERS", 200),
+            max_archive_member_bytes=_int(env, "MAX_ARCHIVE_MEMBER_BYTES", 256 * 1024 * 1024),
         )
 
 

@@ -111,11 +111,12 @@ def _clip(v: float) -> float:
 class _Reader:
     """Walks one raw lead, collecting every error and every defaulted path."""
 
-    __slots__ = ("errors", "missing")
+    __slots__ = ("errors", "max_items", "missing")
 
-    def __init__(self) -> None:
+    def __init__(self, max_items: int | None = None) -> None:
         self.errors: list[FieldError] = []
         self.missing: list[str] = []
+        self.max_items = max_items
 
     def section(self, parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
         value = parent.get(key)
@@ -198,6 +199,12 @@ class _Reader:
             return None
         if not isinstance(value, list | tuple):
             self.errors.append(FieldError(path, "must be a list"))
+            return None
+        if self.max_items is not None and len(value) > self.max_items:
+            # One error, items not walked: a list is where a small body multiplies an answer.
+            self.errors.append(FieldError(
+                path, f"must have at most {self.max_items} items (MAX_LIST_ITEMS), "
+                      f"got {len(value)}"))
             return None
         out: list[tuple[str, Mapping[str, Any]]] = []
         for i, item in enumerate(value):
@@ -519,22 +526,26 @@ def _extract_list(raw: Mapping[str, Any], reader: _Reader) -> list[float]:
     ]
 
 
-def _extract_row(raw: Any) -> tuple[list[float], list[str]]:
+def _extract_row(raw: Any, max_list_items: int | None = None) -> tuple[list[float], list[str]]:
     if not isinstance(raw, Mapping):
         raise InvalidInput([FieldError("features", "must be an object")])
-    reader = _Reader()
+    reader = _Reader(max_list_items)
     row = _extract_list(raw, reader)
     if reader.errors:
         raise InvalidInput(reader.errors)
     return row, reader.missing
 
 
-def extract_features(raw: Mapping[str, Any]) -> ExtractedFeatures:
+def extract_features(
+    raw: Mapping[str, Any], *, max_list_items: int | None = None
+) -> ExtractedFeatures:
     """docs/FEATURES.md for one lead (the `features` object of a scoring request).
 
-    Raises `InvalidInput` naming every offending field path.
+    Raises `InvalidInput` naming every offending field path. `max_list_items` bounds
+    ``comparables`` and ``price_drops`` (the API passes its MAX_LIST_ITEMS setting; training
+    passes None: no bound).
     """
-    row, missing = _extract_row(raw)
+    row, missing = _extract_row(raw, max_list_items)
     return ExtractedFeatures(np.array(row, dtype=np.float64), missing)
 
 

@@ -6,6 +6,12 @@ image runs `sagemaker_program` from the unpacked `sagemaker_submit_directory`; e
 hyperparameter value is JSON-encoded into a string (`json.dumps(value)`), the training
 toolkit decodes them and passes the ones not starting with `sagemaker_` to the script as
 `--name value` arguments (so our names are train.py's flags: `test-size`, `random-seed`).
+
+Hostile uploads (issue 19): every check here returns readable reasons and never raises — a
+line nested 5,000 levels deep, binary junk, UTF-16 or gzip under a .csv name, a 200 KB header
+field, a 5,000-digit number. Reasons never echo more than a few dozen characters of the upload.
+`row_problem` is the same judgement for one row of the whole file (the retrain-time split
+calls it per row), `check_upload_size` the size limit (TRAINING_MAX_UPLOAD_BYTES).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from leadscore import jsonsafe
 from leadscore.errors import InvalidInput
 from leadscore.features.contract import FEATURE_NAMES, SECTIONS
 from leadscore.features.nested import extract_features
@@ -36,6 +43,16 @@ SOURCE_VERSION_TAG = "leadscore:source-version"
 ENTRY_POINT = "train.py"
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"test-size": 0.2, "random-seed": 42}
 
+MAX_NAMES_IN_REASON = 10
+MAX_NAME_CHARS = 40
+_BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip data"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+    (b"PAR1", "a Parquet file"),
+)
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
 _TAG_VALUE_RE = re.compile(r"[^\w .:/=+\-@]", re.UNICODE)
 
@@ -65,19 +82,71 @@ def job_name(key: str, version_id: str | None) -> str:
     return f"{JOB_NAME_PREFIX}{slug}-{digest}"
 
 
-def _first_line(head: bytes, complete: bool) -> tuple[str | None, str | None]:
+def _names(names: list[str]) -> str:
+    """A few names for a reason, each shortened: never an echo of a whole upload."""
+    shown = [n if len(n) <= MAX_NAME_CHARS else n[: MAX_NAME_CHARS - 1] + "…"
+             for n in names[:MAX_NAMES_IN_REASON]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def row_problem(line: bytes, *, jsonl: bool, settings: RetrainSettings) -> str | None:
+    """Why one line (without its newline) is not a well-formed row; None when it is.
+
+    Well-formed: at most `max_line_bytes`, UTF-8 text without NUL or other control bytes,
+    and for JSON Lines one JSON object nested at most `max_json_depth` levels. (Whether its
+    values are valid training data is train.py's judgement.)
+    """
+    if len(line) > settings.max_line_bytes:
+        return (f"the line is longer than {settings.max_line_bytes} bytes "
+                "(TRAINING_MAX_LINE_BYTES)")
+    if b"\x00" in line:
+        return "the line contains NUL bytes (binary data, or UTF-16 text)"
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the line is not UTF-8 text"
+    if _CONTROL.search(line):
+        return "the line contains control characters (binary data?)"
+    if not jsonl:
+        return None
+    try:
+        record = jsonsafe.loads(text)
+    except jsonsafe.UntrustedJSONError as exc:
+        return f"the line is {exc}"
+    if not isinstance(record, dict):
+        return "the line is not a JSON object"
+    if jsonsafe.too_deep(record, settings.max_json_depth):
+        return (f"the record is nested more than {settings.max_json_depth} levels "
+                "(TRAINING_MAX_JSON_DEPTH)")
+    return None
+
+
+def check_upload_size(size: int | None, settings: RetrainSettings) -> str | None:
+    """Why an object of `size` bytes is refused before it is read; None when it is not."""
+    if size is not None and size > settings.max_upload_bytes:
+        return (f"the file is {size} bytes, more than {settings.max_upload_bytes} "
+                "(TRAINING_MAX_UPLOAD_BYTES)")
+    return None
+
+
+def _first_line(
+    head: bytes, complete: bool, settings: RetrainSettings
+) -> tuple[str | None, str | None]:
     """(first line, problem). `complete` says the head is the whole object."""
-    if not head.strip():
+    for magic, what in _BINARY_MAGIC:
+        if head.startswith(magic):
+            return None, f"the file is {what}, not UTF-8 text (upload it unpacked, as UTF-8)"
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():
         return None, "the file is empty"
     newline = head.find(b"\n")
     if newline < 0 and not complete:
         return None, f"the first line is longer than the {len(head)} bytes read"
-    raw = head if newline < 0 else head[:newline]
-    try:
-        text = raw.decode("utf-8-sig").rstrip("\r")
-    except UnicodeDecodeError:
-        return None, "the first line is not UTF-8 text"
-    return text, None
+    raw = (head if newline < 0 else head[:newline]).removeprefix(b"\xef\xbb\xbf")
+    problem = row_problem(raw.rstrip(b"\r"), jsonl=False, settings=settings)
+    if problem is not None:
+        return None, problem.replace("the line", "the first line", 1)
+    return raw.decode("utf-8").rstrip("\r"), None
 
 
 def check_csv_header(header_line: str) -> list[str]:
@@ -87,34 +156,41 @@ def check_csv_header(header_line: str) -> list[str]:
     except (csv.Error, StopIteration):
         return ["the first line is not a CSV header"]
     problems: list[str] = []
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    counts: dict[str, int] = {}
+    for c in columns:
+        counts[c] = counts.get(c, 0) + 1
+    duplicates = sorted(c for c, n in counts.items() if n > 1)
     if duplicates:
-        problems.append(f"duplicate columns: {', '.join(duplicates)}")
+        problems.append(f"duplicate columns: {_names(duplicates)}")
     present = set(columns)
     if TARGET_COLUMN not in present:
         problems.append(f"Target column '{TARGET_COLUMN}' not found")
     missing = [name for name in FEATURE_NAMES if name not in present]
     if missing:
-        problems.append(f"missing feature columns: {', '.join(missing)}")
+        problems.append(f"missing feature columns: {_names(missing)}")
     allowed = {*FEATURE_NAMES, TARGET_COLUMN, *OPTIONAL_COLUMNS}
     extra = [c for c in columns if c not in allowed]
     if extra:
         problems.append(
-            f"unexpected columns: {', '.join(extra)} "
+            f"unexpected columns: {_names(extra)} "
             f"(allowed besides the features: {TARGET_COLUMN}, {', '.join(OPTIONAL_COLUMNS)})"
         )
     return problems
 
 
-def check_jsonl_line(line: str) -> list[str]:
+def check_jsonl_line(line: str, settings: RetrainSettings | None = None) -> list[str]:
     """Problems with the first JSON Lines record: a raw lead (the scoring request's sections at
     the top level or under `features`, as training/train_data.py reads them) + `converted`."""
+    settings = settings or RetrainSettings()
     try:
-        record = json.loads(line)
-    except ValueError:
-        return ["the first line is not valid JSON"]
+        record = jsonsafe.loads(line)
+    except jsonsafe.UntrustedJSONError as exc:
+        return [f"the first line is {exc}"]
     if not isinstance(record, dict):
         return ["the first line is not a JSON object (a lead with 'converted')"]
+    if jsonsafe.too_deep(record, settings.max_json_depth):
+        return [f"the first record is nested more than {settings.max_json_depth} levels "
+                "(TRAINING_MAX_JSON_DEPTH)"]
     problems: list[str] = []
     if TARGET_COLUMN not in record:
         problems.append(f"Target column '{TARGET_COLUMN}' not found in the first record")
@@ -134,18 +210,27 @@ def check_jsonl_line(line: str) -> list[str]:
         try:
             extract_features(raw)
         except InvalidInput as exc:
-            problems.append("the first record has invalid fields: " + ", ".join(exc.paths))
+            problems.append("the first record has invalid fields: " + _names(exc.paths))
     return problems
 
 
-def check_training_head(key: str, head: bytes, *, complete: bool) -> list[str]:
-    """Every reason the object starting with `head` cannot be training data ([] = looks fine)."""
-    line, problem = _first_line(head, complete)
-    if problem is not None or line is None:
-        return [problem or "the file is empty"]
-    if key.lower().endswith(".jsonl"):
-        return check_jsonl_line(line)
-    return check_csv_header(line)
+def check_training_head(
+    key: str, head: bytes, *, complete: bool, settings: RetrainSettings | None = None
+) -> list[str]:
+    """Every reason the object starting with `head` cannot be training data ([] = looks fine).
+
+    Never raises: a check that fails unexpectedly is itself the reason (by exception type).
+    """
+    settings = settings or RetrainSettings()
+    try:
+        line, problem = _first_line(head, complete, settings)
+        if problem is not None or line is None:
+            return [problem or "the file is empty"]
+        if key.lower().endswith(".jsonl"):
+            return check_jsonl_line(line, settings)
+        return check_csv_header(line)
+    except Exception as exc:  # a refusal with a reason, never a crash and an async retry
+        return [f"the file could not be checked ({type(exc).__name__})"]
 
 
 def rejection_record(

@@ -1,15 +1,17 @@
 """The lead-score cache: an in-process LRU in front of an optional remote (DynamoDB) cache.
 
-Key (ARCHITECTURE.md `CacheTable`):
-``score#<contact_id>#<sha256 of the float32 feature vector bytes>#<model_version>``.
-A ``feature_vector`` request is keyed by its values exactly like a ``features`` request, so
-both kinds of request for the same lead share one entry.
+Key (ARCHITECTURE.md `CacheTable`): ``score#<contact_id>#<digest>#<model_version>``, where the
+digest is the sha256 of everything besides the model that changes the answer
+(`answer_key`): the float32 feature vector, the input form (``features``,
+``feature_vector``, ...), the missing fields, the ``explain`` flag and, for the ``features``
+form, the raw lead as canonical JSON (the reasons quote its amounts: two leads with the same
+vector can read differently). So a cached answer is byte-for-byte the answer a fresh
+computation would give, apart from ``cached`` and ``prediction_timestamp`` (issue 19). A raw
+lead that cannot be written as canonical JSON (nested past the recursion limit) is not cached.
 
-Value: a :class:`CachedScore` — the lead score dict plus ``explained``, whether that dict
-carries contributions and factors. The ``explain`` flag is deliberately *not* part of the key
-(the key format is a contract): an ``explain=false`` request is served by any entry (its
-contributions are stripped), an ``explain=true`` request only by an explained entry; a
-non-explained entry is overwritten by the first explained answer for the same key.
+Value: a :class:`CachedScore` — the lead score dict plus ``explained``. The memory tier keeps
+each answer as its compact JSON bytes: it is bounded by entries (`MEMORY_CACHE_SIZE`) *and* by
+those bytes (`MEMORY_CACHE_BYTES`), and every hit is a fresh dict nobody else holds.
 
 A remote cache that fails (throttling, timeouts, bad data) is logged — key hash only, never the
 payload — and bypassed: the caller never sees a cache error.
@@ -18,11 +20,12 @@ payload — and bypassed: the caller never sees a cache error.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,13 +34,50 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "score#"
+#: Per-entry bookkeeping beyond the JSON bytes (key, tuple, OrderedDict node), for the budget.
+ENTRY_OVERHEAD_BYTES = 200
 
 
-def cache_key(contact_id: str, x32: np.ndarray, model_version: str) -> str:
-    """``score#<contact>#<sha256 of float32 vector bytes>#<model_version>``."""
+def cache_key(contact_id: str, x32: np.ndarray, model_version: str, inputs: bytes = b"") -> str:
+    """``score#<contact>#<sha256 of float32 vector bytes + inputs>#<model_version>``."""
     vec = np.ascontiguousarray(x32, dtype=np.float32)
-    digest = hashlib.sha256(vec.tobytes()).hexdigest()
+    digest = hashlib.sha256(vec.tobytes() + inputs).hexdigest()
     return f"{KEY_PREFIX}{contact_id}#{digest}#{model_version}"
+
+
+def canonical_json(value: Any) -> bytes | None:
+    """Sorted-key compact JSON bytes, or None when `value` cannot be written (too deep)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=True, default=repr)
+    except (RecursionError, ValueError, TypeError):
+        return None
+    return text.encode("utf-8", "surrogatepass")
+
+
+def answer_key(
+    contact_id: str,
+    x32: np.ndarray,
+    model_version: str,
+    *,
+    form: str,
+    raw: Any,
+    missing: Iterable[str],
+    explain: bool,
+) -> str | None:
+    """The key of one answer: everything that changes it is in the digest; None = uncachable.
+
+    `raw` is what the answer reads besides the vector (the ``features`` object; None for a
+    ready-made vector).
+    """
+    raw_json = b"" if raw is None else canonical_json(raw)
+    if raw_json is None:
+        return None
+    inputs = b"\0".join([
+        form.encode(), b"explain" if explain else b"no-explain",
+        "\n".join(missing).encode("utf-8", "surrogatepass"), raw_json,
+    ])
+    return cache_key(contact_id, x32, model_version, b"\0" + inputs)
 
 
 @dataclass(frozen=True)
@@ -81,49 +121,73 @@ class RemoteCache(Protocol):
 
 
 class MemoryLRU:
-    """A bounded, TTL-aware LRU. A lock makes it safe under threads (Lambda uses one)."""
+    """A TTL-aware LRU bounded by entries and by bytes. A lock makes it thread-safe."""
 
     def __init__(
         self,
         max_size: int = 4096,
         ttl_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
-        if max_size < 1:
-            raise ValueError("max_size must be >= 1")
+        if max_size < 1 or max_bytes < 1:
+            raise ValueError("max_size and max_bytes must be >= 1")
         self.max_size = max_size
+        self.max_bytes = max_bytes
         self.ttl_seconds = float(ttl_seconds)
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, CachedScore]] = OrderedDict()
+        # key -> (expires_at, JSON bytes of the score, explained)
+        self._data: OrderedDict[str, tuple[float, bytes, bool]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._data)
+
+    @property
+    def size_bytes(self) -> int:
+        """What the entries count against `max_bytes` (JSON bytes + per-entry overhead)."""
+        return self._bytes
+
+    @staticmethod
+    def _cost(key: str, body: bytes) -> int:
+        return len(body) + len(key) + ENTRY_OVERHEAD_BYTES
+
+    def _drop(self, key: str) -> None:
+        _, body, _ = self._data.pop(key)
+        self._bytes -= self._cost(key, body)
 
     def get(self, key: str) -> CachedScore | None:
         with self._lock:
             entry = self._data.get(key)
             if entry is None:
                 return None
-            expires_at, value = entry
+            expires_at, body, explained = entry
             if expires_at <= self._clock():
-                del self._data[key]
+                self._drop(key)
                 return None
             self._data.move_to_end(key)
-            return value
+        return CachedScore(score=json.loads(body), explained=explained)
 
     def put(self, key: str, value: CachedScore, expires_at: float | None = None) -> None:
         if expires_at is None:
             expires_at = self._clock() + self.ttl_seconds
+        body = json.dumps(value.score, separators=(",", ":"), allow_nan=True).encode()
+        cost = self._cost(key, body)
         with self._lock:
-            self._data[key] = (expires_at, value)
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_size:
-                self._data.popitem(last=False)
+            if key in self._data:
+                self._drop(key)
+            if cost > self.max_bytes:
+                return  # larger than the whole budget: never kept, evicts nothing
+            self._data[key] = (expires_at, body, value.explained)
+            self._bytes += cost
+            while len(self._data) > self.max_size or self._bytes > self.max_bytes:
+                self._drop(next(iter(self._data)))
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._bytes = 0
 
 
 def _key_ref(key: str) -> str:

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from leadscore.paths import UnsafePath, confine
+
 if TYPE_CHECKING:
     from leadscore.adapters.s3 import S3Store
     from leadscore.bundle import LoadedModel
@@ -353,11 +355,16 @@ class ModelStore:
             raise ModelUnavailable(f"no model bundle under s3://{bucket}/{prefix}")
         staging = self.cache_dir / f".staging-{uuid.uuid4().hex}"
         try:
+            staging.mkdir(parents=True)
             for key in keys:
-                relative = key[len(prefix) :]
-                if ".." in Path(relative).parts:
-                    continue
-                s3.download(bucket, key, staging / relative)
+                try:
+                    local = confine(staging, key[len(prefix) :])
+                except UnsafePath as exc:
+                    # a key that would write outside the folder: the bundle is not used at all
+                    raise ModelUnavailable(
+                        f"bundle under s3://{bucket}/{prefix} has an unsafe key: {exc}"
+                    ) from None
+                s3.download(bucket, key, local)
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

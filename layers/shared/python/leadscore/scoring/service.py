@@ -42,9 +42,15 @@ as soon as it is back).
 
 Cache
 -----
-Key: `leadscore.scoring.cache.cache_key` (contact id + sha256 of the float32 vector + model
-version). The ``explain`` flag is not part of the key; see `leadscore.scoring.cache` for how
-explained and unexplained entries share it.
+Key: `leadscore.scoring.cache.answer_key` (contact id + model version + a digest of the float32
+vector, the input form, the missing fields, the ``explain`` flag and the raw ``features``):
+a cached answer equals a fresh one apart from ``cached`` and ``prediction_timestamp``.
+
+Limits (issue 19)
+-----------------
+``comparables`` and ``price_drops`` hold at most ``max_list_items`` items (one error naming the
+limit otherwise); a batch lists at most ``max_error_paths`` paths per invalid lead and
+``BATCH_ERROR_PATHS_FACTOR`` × that in all, each lead with its ``error_count``.
 
 Class thresholds: settings override > the bundle manifest's ``class_thresholds`` > defaults.
 """
@@ -60,13 +66,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from leadscore import classes
-from leadscore.errors import FieldError, InvalidInput
+from leadscore.errors import MAX_ERROR_PATHS, FieldError, InvalidInput, capped_errors
 from leadscore.explain import contributions as explain_contributions
 from leadscore.features.contract import FEATURE_NAMES
 from leadscore.features.nested import extract_features
 from leadscore.features.vector import parse_feature_vector
 from leadscore.scoring import rules
-from leadscore.scoring.cache import CachedScore, ScoreCache, cache_key
+from leadscore.scoring.cache import CachedScore, ScoreCache, answer_key
 from leadscore.scoring.reasons import reason_for
 
 if TYPE_CHECKING:
@@ -78,6 +84,9 @@ TOP_FACTORS = 5
 BASE_MODEL_NAMES = ("xgboost", "lightgbm", "neural_network")
 RULES_VERSION = "rules"
 ROUND = 6
+DEFAULT_MAX_LIST_ITEMS = 50
+#: A batch lists at most this many times `max_error_paths` error paths in all.
+BATCH_ERROR_PATHS_FACTOR = 100
 
 _EXPLANATION_KEYS = ("feature_contributions", "top_positive_factors", "top_negative_factors")
 
@@ -86,7 +95,7 @@ class BatchTooLarge(ValueError):
     """More leads than the configured maximum (an HTTP 413)."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"batch of {size} leads exceeds the limit of {limit}")
+        super().__init__(f"batch of {size} leads exceeds the limit of {limit} (MAX_BATCH_SIZE)")
         self.size = size
         self.limit = limit
 
@@ -94,6 +103,7 @@ class BatchTooLarge(ValueError):
 @dataclass(frozen=True, slots=True)
 class ParsedLead:
     contact_id: str
+    form: str  # "features" | "feature_vector": the answer's reasons depend on it
     values: np.ndarray  # float64 [20]
     x32: np.ndarray  # float32 [20], what the model sees and the cache key hashes
     missing_fields: list[str]
@@ -108,7 +118,7 @@ def _rounded(x: float) -> float:
     return round(float(x), ROUND)
 
 
-def parse_request(request: Any) -> ParsedLead:
+def parse_request(request: Any, max_list_items: int = DEFAULT_MAX_LIST_ITEMS) -> ParsedLead:
     """Validate one scoring request; raises `InvalidInput` listing every problem."""
     if not isinstance(request, Mapping):
         raise InvalidInput([FieldError("", "must be a JSON object")])
@@ -138,7 +148,7 @@ def parse_request(request: Any) -> ParsedLead:
             errors.append(FieldError("features", "must be an object"))
         else:
             try:
-                extracted = extract_features(features)
+                extracted = extract_features(features, max_list_items=max_list_items)
                 values, missing, raw = extracted.values, extracted.missing_fields, features
             except InvalidInput as exc:
                 errors.extend(exc.errors)
@@ -153,7 +163,8 @@ def parse_request(request: Any) -> ParsedLead:
     if errors:
         raise InvalidInput(errors)
     assert values is not None and isinstance(contact_id, str)
-    return ParsedLead(contact_id, values, values.astype(np.float32), missing, raw)
+    form = "features" if has_features else "feature_vector"
+    return ParsedLead(contact_id, form, values, values.astype(np.float32), missing, raw)
 
 
 def model_agreement(base_scores: np.ndarray) -> float:
@@ -177,6 +188,8 @@ class ScoringService:
         *,
         class_thresholds: Mapping[str, float] | None = None,
         max_batch_size: int = 1000,
+        max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
+        max_error_paths: int = MAX_ERROR_PATHS,
         now: Callable[[], str] = _now_iso,
     ) -> None:
         self.provider = provider
@@ -185,6 +198,8 @@ class ScoringService:
             dict(class_thresholds) if class_thresholds is not None else None
         )
         self.max_batch_size = max_batch_size
+        self.max_list_items = max_list_items
+        self.max_error_paths = max_error_paths
         self._now = now
         self._thresholds_for: dict[str, Mapping[str, float]] = {}
 
@@ -196,12 +211,12 @@ class ScoringService:
     ) -> dict[str, Any]:
         """One lead score; raises `InvalidInput`. ``use`` answers with another model or the
         rules instead of the champion (experiment variants, `leadscore.experiments`)."""
-        lead = parse_request(request)
+        lead = parse_request(request, self.max_list_items)
         model = self.provider.current() if use is None else None if isinstance(use, str) else use
         if model is None:
             return self._rules_score(lead)
-        key = cache_key(lead.contact_id, lead.x32, model.version)
-        hit = self._cache_get(key, explain)
+        key = self._key(lead, model, explain)
+        hit = self._cache_get(key)
         if hit is not None:
             return hit
         out = model.predict(lead.x32.reshape(1, -1))
@@ -220,22 +235,25 @@ class ScoringService:
             raise BatchTooLarge(len(leads), self.max_batch_size)
         errors: list[dict[str, Any]] = []
         parsed: list[tuple[int, ParsedLead]] = []
+        budget = self.max_error_paths * BATCH_ERROR_PATHS_FACTOR  # paths listed in all
         for index, request in enumerate(leads):
             try:
-                parsed.append((index, parse_request(request)))
+                parsed.append((index, parse_request(request, self.max_list_items)))
             except InvalidInput as exc:
-                errors.append({"index": index, "errors": [e.to_dict() for e in exc.errors]})
+                listed = capped_errors(exc.errors, min(self.max_error_paths, budget))
+                budget -= len(listed["errors"])
+                errors.append({"index": index, **listed})
         model = self.provider.current()
         if model is None:
             return {"results": [self._rules_score(lead) for _, lead in parsed], "errors": errors}
 
         results: list[dict[str, Any] | None] = [None] * len(parsed)
-        keys: list[str] = []
+        keys: list[str | None] = []
         todo: list[int] = []
         for slot, (_, lead) in enumerate(parsed):
-            key = cache_key(lead.contact_id, lead.x32, model.version)
+            key = self._key(lead, model, explain)
             keys.append(key)
-            hit = self._cache_get(key, explain)
+            hit = self._cache_get(key)
             if hit is None:
                 todo.append(slot)
             else:
@@ -370,24 +388,24 @@ class ScoringService:
 
     # -- cache --------------------------------------------------------------------------------
 
-    def _cache_get(self, key: str, explain: bool) -> dict[str, Any] | None:
-        if self.cache is None:
+    @staticmethod
+    def _key(lead: ParsedLead, model: LoadedModel, explain: bool) -> str | None:
+        return answer_key(
+            lead.contact_id, lead.x32, model.version, form=lead.form, raw=lead.raw_features,
+            missing=lead.missing_fields, explain=explain,
+        )
+
+    def _cache_get(self, key: str | None) -> dict[str, Any] | None:
+        if self.cache is None or key is None:
             return None
         entry = self.cache.get(key)
-        if entry is None or (explain and not entry.explained):
+        if entry is None:
             return None
         result = dict(entry.score)
         result["cached"] = True
-        if not explain and entry.explained:
-            result.update(
-                feature_contributions={},
-                top_positive_factors=[],
-                top_negative_factors=[],
-                explained=False,
-            )
         return result
 
-    def _cache_put(self, key: str, result: dict[str, Any]) -> None:
-        if self.cache is not None:
+    def _cache_put(self, key: str | None, result: dict[str, Any]) -> None:
+        if self.cache is not None and key is not None:
             # a copy: callers may add keys to the answer they got
             self.cache.put(key, CachedScore(score=dict(result), explained=result["explained"]))
