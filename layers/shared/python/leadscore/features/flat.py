@@ -13,12 +13,12 @@ Flat CRM fields (`flat_to_nested`)
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from leadscore import jsonsafe
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.features.contract import ExtractedFeatures, number_error
 from leadscore.features.nested import extract_features
@@ -110,8 +110,8 @@ def _flat_list(value: Any, key: str, errors: list[FieldError]) -> list[Any] | No
         if not value.strip():
             return None
         try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            value = jsonsafe.loads(value)  # a 4,400-digit number becomes inf: named below
+        except jsonsafe.UntrustedJSONError:  # not JSON, or absurdly deep nesting
             errors.append(FieldError(key, "must be a list or JSON text of a list"))
             return None
     if not isinstance(value, list | tuple):

@@ -9,7 +9,6 @@ keys onto flat names and wins over the default.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from leadscore import jsonsafe
 from leadscore.errors import InvalidInput
 from leadscore.features.flat import FLAT_FIELDS, flat_to_nested
 
@@ -65,8 +65,9 @@ class ParsedWebhook:
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep, int too long
+        # a 4,400-digit number is read as inf and named by its field; too deep is an error
+        payload = jsonsafe.loads(body.decode("utf-8"))
+    except (ValueError, jsonsafe.UntrustedJSONError) as exc:  # not UTF-8, not JSON, too deep
         raise WebhookError("body is not JSON") from exc
     if not isinstance(payload, dict):
         raise WebhookError("body must be a JSON object")
