@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from leadscore.settings import RetrainSettings
 
-from .conftest import BUCKET, FakeContext
+from tools.lambda_context import lambda_context
+
+from .conftest import BUCKET
 
 
 def test_the_retrain_function_writes_a_refusal_for_a_deep_jsonl_upload(
@@ -28,7 +30,7 @@ def test_the_retrain_function_writes_a_refusal_for_a_deep_jsonl_upload(
     event = {"Records": [{"s3": {"bucket": {"name": BUCKET},
                                  "object": {"key": key, "versionId": put["VersionId"],
                                             "eTag": put["ETag"].strip('"')}}}]}
-    answer = app.lambda_handler(event, FakeContext())
+    answer = app.lambda_handler(event, lambda_context())
     assert answer["results"][0]["status"] == "refused"
     record = json.loads(aws.get_object(Bucket=BUCKET,
                                        Key="training-data/rejected/deep.jsonl.json")["Body"].read())

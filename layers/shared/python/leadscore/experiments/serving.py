@@ -27,7 +27,12 @@ from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
 from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri
-from leadscore.scoring.service import BatchTooLarge, ScoringService, parse_request
+from leadscore.scoring.service import (
+    BatchErrors,
+    BatchTooLarge,
+    ScoringService,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
@@ -101,7 +106,7 @@ class ExperimentScorer:
         experiment = self.source.running()
         if experiment is None:
             return self.service.score(request, explain=explain)
-        contact_id = parse_request(request).contact_id
+        contact_id = parse_request(request, self.service.max_list_items).contact_id
         return self._score_in(experiment, contact_id, request, explain)
 
     def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> dict[str, Any]:
@@ -112,14 +117,14 @@ class ExperimentScorer:
         if len(leads) > self.service.max_batch_size:
             raise BatchTooLarge(len(leads), self.service.max_batch_size)
         results: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
+        errors = BatchErrors(self.service.max_error_paths)  # bounded like the service's own
         for index, request in enumerate(leads):
             try:
-                contact_id = parse_request(request).contact_id
+                contact_id = parse_request(request, self.service.max_list_items).contact_id
                 results.append(self._score_in(experiment, contact_id, request, explain))
             except InvalidInput as exc:
-                errors.append({"index": index, "errors": [e.to_dict() for e in exc.errors]})
-        return {"results": results, "errors": errors}
+                errors.add(index, exc)
+        return {"results": results, "errors": errors.items}
 
     def _score_in(
         self, experiment: Experiment, contact_id: str, request: Mapping[str, Any], explain: bool

@@ -100,6 +100,22 @@ class BatchTooLarge(ValueError):
         self.limit = limit
 
 
+class BatchErrors:
+    """The ``errors`` list of a batch answer, bounded: each invalid lead lists its first
+    `max_paths` paths (and its `error_count`), the whole batch at most
+    `BATCH_ERROR_PATHS_FACTOR` × `max_paths` paths."""
+
+    def __init__(self, max_paths: int) -> None:
+        self.items: list[dict[str, Any]] = []
+        self._max_paths = max_paths
+        self._budget = max_paths * BATCH_ERROR_PATHS_FACTOR
+
+    def add(self, index: int, exc: InvalidInput) -> None:
+        listed = capped_errors(exc.errors, min(self._max_paths, self._budget))
+        self._budget -= len(listed["errors"])
+        self.items.append({"index": index, **listed})
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedLead:
     contact_id: str
@@ -233,16 +249,14 @@ class ScoringService:
         """
         if len(leads) > self.max_batch_size:
             raise BatchTooLarge(len(leads), self.max_batch_size)
-        errors: list[dict[str, Any]] = []
+        batch_errors = BatchErrors(self.max_error_paths)
+        errors = batch_errors.items
         parsed: list[tuple[int, ParsedLead]] = []
-        budget = self.max_error_paths * BATCH_ERROR_PATHS_FACTOR  # paths listed in all
         for index, request in enumerate(leads):
             try:
                 parsed.append((index, parse_request(request, self.max_list_items)))
             except InvalidInput as exc:
-                listed = capped_errors(exc.errors, min(self.max_error_paths, budget))
-                budget -= len(listed["errors"])
-                errors.append({"index": index, **listed})
+                batch_errors.add(index, exc)
         model = self.provider.current()
         if model is None:
             return {"results": [self._rules_score(lead) for _, lead in parsed], "errors": errors}
