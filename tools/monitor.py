@@ -16,37 +16,24 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
 
 from leadscore import registry  # noqa: E402
 from leadscore.bundle import load_model  # noqa: E402
-from leadscore.experiments import store as experiment_store  # noqa: E402
-from leadscore.experiments.rows import experiment_rows_sql, results_for  # noqa: E402
+from leadscore.experiments.rows import current_results  # noqa: E402
 from leadscore.loop.local_query import DuckDbQueryRunner  # noqa: E402
 from leadscore.monitoring.job import (  # noqa: E402
     MonitorConfig,
     MonitorResult,
-    QueryRunner,
     champion_from_model,
     run_monitor,
 )
 from leadscore.monitoring.sources import resolved_rows  # noqa: E402
-from leadscore.registry.store import LocalObjectStore, ObjectStore  # noqa: E402
+from leadscore.registry.store import LocalObjectStore  # noqa: E402
 
 DRIFT_EXIT = 3
-
-
-def experiment_record(store: ObjectStore, runner: QueryRunner, now: datetime
-                      ) -> dict[str, Any] | None:
-    """The running experiment's results for the health page, or None."""
-    running = experiment_store.running(store)
-    if running is None:
-        return None
-    summary, _ = results_for(running, runner.query(experiment_rows_sql(now)))
-    return summary.to_record()
 
 
 def monitor_local(store_dir: Path, now: datetime, config: MonitorConfig) -> MonitorResult:
@@ -59,7 +46,7 @@ def monitor_local(store_dir: Path, now: datetime, config: MonitorConfig) -> Moni
     return run_monitor(
         runner, store, champion_from_model(model), now=now, config=config,
         labelled_rows=lambda since, until: resolved_rows(runner, since, until),
-        experiment=experiment_record(store, runner, now))
+        experiment=current_results(store, runner, now))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.adapters.loop_query import loop_store, query_runner
 from leadscore.loop.export import ExportConfig, QueryRunner, run_export
 from leadscore.loop.records import epoch_ms
-from leadscore.registry.store import LocalObjectStore, ObjectStore
+from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings
 
 logger = Logger(service="export")
@@ -25,24 +26,7 @@ metrics = Metrics(namespace="LeadScoring", service="export")
 
 
 def build(settings: LoopSettings) -> tuple[QueryRunner, ObjectStore, ExportConfig]:
-    runner: QueryRunner
-    if settings.athena_work_group:
-        from leadscore.adapters.athena import AthenaQueryRunner
-
-        runner = AthenaQueryRunner(settings.athena_work_group, settings.glue_database)
-    elif settings.record_dir:
-        from leadscore.loop.local_query import DuckDbQueryRunner
-
-        runner = DuckDbQueryRunner(settings.record_dir)
-    else:
-        raise RuntimeError("export needs ATHENA_WORK_GROUP (AWS) or RECORD_DIR (local mode)")
-    store: ObjectStore
-    if settings.artifact_bucket:
-        from leadscore.adapters.s3_store import S3ObjectStore
-
-        store = S3ObjectStore(settings.artifact_bucket)
-    else:
-        store = LocalObjectStore(settings.record_dir)
+    runner, store = query_runner(settings), loop_store(settings)
     config = ExportConfig(
         window_days=settings.export_window_days,
         snapshot_lookback_days=settings.export_snapshot_lookback_days,

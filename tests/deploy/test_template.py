@@ -203,6 +203,7 @@ def names_read(*classes: Any) -> set[str]:
 SETTINGS_OF = {
     "ScoreFunction": (settings_module.ScoreSettings, settings_module.LoopSettings),
     "ExportFunction": (settings_module.LoopSettings,),
+    "MonitorFunction": (settings_module.MonitorSettings, settings_module.LoopSettings),
     "BackfillFunction": (
         settings_module.ScoreSettings, settings_module.LoopSettings,
         settings_module.WritebackSettings,
@@ -215,6 +216,8 @@ SETTINGS_OF = {
 REQUIRED = {
     "ExportFunction": {"ARTIFACT_BUCKET", "ATHENA_WORK_GROUP", "GLUE_DATABASE",
                        "EXPORT_MIN_NEW_OUTCOMES"},
+    "MonitorFunction": {"MODEL_URI", "ARTIFACT_BUCKET", "ATHENA_WORK_GROUP", "GLUE_DATABASE",
+                        "DRIFT_PSI_THRESHOLD", "EXPORT_FUNCTION_NAME"},
     "BackfillFunction": {"MODEL_URI", "WRITEBACK_QUEUE_URL", "RECORD_STREAM", "CACHE_TABLE",
                          "GHL_TOKEN_SECRET_ARN", "BACKFILL_FUNCTION_NAME"},
     "ScoreFunction": {"MODEL_URI", "CACHE_TABLE", "WRITEBACK_QUEUE_URL", "CLASS_THRESHOLDS",
@@ -248,6 +251,30 @@ def test_powertools_configuration() -> None:
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "LeadScoring"
         assert env["POWERTOOLS_SERVICE_NAME"]
         assert env["LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING"}
+
+
+def test_drift_alarm_watches_the_metric_the_monitor_function_emits() -> None:
+    alarm = resources()["DriftAlarm"]["Properties"]
+    assert alarm["Namespace"] == "LeadScoring"
+    source = (ROOT / "functions" / "monitor" / "app.py").read_text()
+    assert re.search(rf'name="{alarm["MetricName"]}"', source), alarm["MetricName"]
+    service = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["service"]
+    assert function_environment("MonitorFunction")["POWERTOOLS_SERVICE_NAME"] == service
+    assert re.search(rf'Metrics\([^)]*service="{service}"', source)
+
+
+def test_dashboard_charts_only_metrics_something_emits() -> None:
+    """Every LeadScoring metric on the dashboard is emitted by our code under that name."""
+    body = resources()["ModelDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    json.loads(re.sub(r"\$\{[^}]+\}", "0", body))  # valid JSON once substituted
+    names = set(re.findall(r'\[(?:"LeadScoring"|"\.")\s*,\s*"(\w+)"', body))
+    assert {"MaxFeaturePSI", "ClassHot", "RulesFallback", "ExperimentArmRules"} <= names
+    sources = "".join(p.read_text() for p in (ROOT / "functions").rglob("app.py"))
+    # Class and arm metrics are named from a value (name=f"Class{...}"), the rest literally.
+    emitted = {n for n in names if f'name="{n}"' in sources
+               or (n.startswith("Class") and 'name=f"Class' in sources)
+               or (n.startswith("ExperimentArm") and 'name=f"ExperimentArm' in sources)}
+    assert names - emitted == set()
 
 
 def test_fallback_alarm_watches_the_metric_the_score_function_emits() -> None:

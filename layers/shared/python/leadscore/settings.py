@@ -335,3 +335,39 @@ class LoopSettings:
         if not 1 <= settings.backfill_page_size <= 500:
             raise SettingsError("BACKFILL_PAGE_SIZE must be 1..500 (HighLevel's pageLimit)")
         return settings
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """The scheduled model monitoring (issue 15): drift, calibration, importance, pages.
+
+    The query engine and the store are the loop's (`LoopSettings`: Athena or RECORD_DIR).
+    """
+
+    model_uri: str = ""
+    window_days: int = 7
+    psi_threshold: float = 0.25
+    min_rows: int = 200
+    max_rows: int = 20_000
+    retrain_on_drift: bool = False
+    export_function_name: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
+        env = os.environ if env is None else env
+        settings = cls(
+            model_uri=_str(env, "MODEL_URI"),
+            window_days=_int(env, "MONITOR_WINDOW_DAYS", 7),
+            psi_threshold=_float(env, "DRIFT_PSI_THRESHOLD", 0.25),
+            min_rows=_int(env, "MONITOR_MIN_ROWS", 200),
+            max_rows=_int(env, "MONITOR_MAX_ROWS", 20_000),
+            retrain_on_drift=_bool(env, "RETRAIN_ON_DRIFT", False),
+            export_function_name=_str(env, "EXPORT_FUNCTION_NAME"),
+        )
+        if not 1 <= settings.window_days <= 90:
+            raise SettingsError("MONITOR_WINDOW_DAYS must be 1..90")
+        if not 0 < settings.psi_threshold <= 10:
+            raise SettingsError("DRIFT_PSI_THRESHOLD must be in (0, 10]")
+        if not 1 <= settings.min_rows <= settings.max_rows <= 1_000_000:
+            raise SettingsError("need 1 <= MONITOR_MIN_ROWS <= MONITOR_MAX_ROWS <= 1,000,000")
+        return settings

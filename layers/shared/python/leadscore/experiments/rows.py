@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from leadscore.experiments import results
 from leadscore.experiments.definition import Experiment
 from leadscore.loop.labelling import LabelWindow
+
+if TYPE_CHECKING:
+    from leadscore.registry.store import ObjectStore
+
+
+class QueryRunner(Protocol):
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
 
 #: Experiments are judged on every outcome the tables hold up to now (no rolling window).
 EPOCH_DT = "1970-01-01"
@@ -45,3 +52,14 @@ def results_for(experiment: Experiment, rows: Iterable[Mapping[str, Any]]
                 ) -> tuple[results.ExperimentResults, list[results.ResolvedLead]]:
     leads = resolved(rows, experiment)
     return results.summarise(experiment.name, list(experiment.variants), leads), leads
+
+
+def current_results(store: ObjectStore, runner: QueryRunner, now: datetime
+                    ) -> dict[str, Any] | None:
+    """The running experiment's results as a JSON-ready record (the health page), or None."""
+    from leadscore.experiments.store import running
+
+    experiment = running(store)
+    if experiment is None:
+        return None
+    return results_for(experiment, runner.query(experiment_rows_sql(now)))[0].to_record()

@@ -1,0 +1,116 @@
+"""EventBridge Scheduler (daily by default) -> one monitoring run (leadscore.monitoring.job).
+
+Thin: the champion from MODEL_URI, the loop's tables through Athena (DuckDB over RECORD_DIR
+locally), then drift / calibration / importance / health pages, and CloudWatch metrics:
+``MaxFeaturePSI`` (the drift alarm's metric), ``ScorePSI``, ``DriftAlarm`` (1/0),
+``DriftedFeatures``, ``MonitorSnapshots``, ``ResolvedLeads``, ``CalibrationGap`` and
+``FeaturePSI`` per ``Feature``. The event may carry ``{"now_ms": ...}`` (the simulation's
+clock). A confirmed drift with RETRAIN_ON_DRIFT invokes the export function with
+``{"force": true}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.adapters.loop_query import loop_store, query_runner
+from leadscore.experiments.rows import current_results
+from leadscore.loop.export import QueryRunner
+from leadscore.monitoring.job import MonitorConfig, MonitorResult, champion_from_model, run_monitor
+from leadscore.monitoring.sources import resolved_rows
+from leadscore.registry.store import ObjectStore
+from leadscore.scoring.model_store import ModelProvider, ModelStore
+from leadscore.settings import LoopSettings, MonitorSettings
+
+NAMESPACE = "LeadScoring"
+logger = Logger(service="monitor")
+metrics = Metrics(namespace=NAMESPACE, service="monitor")
+
+_built: tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider] | None = None
+
+
+def components() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider]:
+    global _built
+    if _built is None:
+        settings, loop = MonitorSettings.from_env(), LoopSettings.from_env()
+        _built = (settings, query_runner(loop), loop_store(loop), ModelStore(settings.model_uri))
+    return _built
+
+
+def reset() -> None:
+    """Forget the components (tests and the simulation change the environment)."""
+    global _built
+    _built = None
+
+
+def _request_export(function_name: str) -> bool:
+    if not function_name:
+        return False
+    from leadscore.adapters import client
+
+    client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
+                            Payload=json.dumps({"force": True}).encode())
+    return True
+
+
+def _publish(result: MonitorResult) -> None:
+    drift = result.drift
+    metrics.add_metric(name="ResolvedLeads", unit=MetricUnit.Count, value=result.resolved_rows)
+    if drift is None:
+        return
+    metrics.add_metric(name="MonitorSnapshots", unit=MetricUnit.Count, value=drift.rows)
+    metrics.add_metric(name="DriftAlarm", unit=MetricUnit.Count, value=int(drift.alarm))
+    metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(drift.drifted))
+    if not drift.enough_rows:
+        return  # a thin window's PSI is noise: no PSI figures, so no alarm from it
+    top = drift.max_feature
+    if top is not None:
+        metrics.add_metric(name="MaxFeaturePSI", unit=MetricUnit.NoUnit, value=top[1])
+    metrics.add_metric(name="ScorePSI", unit=MetricUnit.NoUnit, value=drift.score_psi)
+    calibration = drift.calibration or {}
+    if calibration.get("rows"):
+        gap = abs(calibration["mean_predicted"] - calibration["observed_rate"])
+        metrics.add_metric(name="CalibrationGap", unit=MetricUnit.NoUnit, value=gap)
+    for feature, value in drift.feature_psi.items():
+        with single_metric(name="FeaturePSI", unit=MetricUnit.NoUnit, value=value,
+                           namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="Feature", value=feature)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings, runner, store, models = components()
+    payload = event if isinstance(event, dict) else {}
+    now_ms = payload.get("now_ms")
+    now = datetime.fromtimestamp(
+        (now_ms if isinstance(now_ms, int) else time.time() * 1000) / 1000, tz=UTC)
+    model = models.current()
+    if model is None:
+        reason = models.status().reason
+        logger.warning("no champion to monitor", extra={"reason": reason})
+        metrics.add_metric(name="MonitorNoModel", unit=MetricUnit.Count, value=1)
+        return {"status": "no_model"}
+    result = run_monitor(
+        runner, store, champion_from_model(model), now=now,
+        config=MonitorConfig(window_days=settings.window_days,
+                             psi_threshold=settings.psi_threshold, min_rows=settings.min_rows,
+                             max_rows=settings.max_rows,
+                             retrain_on_drift=settings.retrain_on_drift),
+        labelled_rows=lambda since, until: resolved_rows(runner, since, until),
+        experiment=current_results(store, runner, now),
+        request_export=lambda: _request_export(settings.export_function_name),
+    )
+    _publish(result)
+    record = result.to_record()
+    logger.info("monitoring run", extra={"drift": record["drift"] and {
+        k: record["drift"][k] for k in ("rows", "alarm", "drifted_features", "max_feature",
+                                         "max_feature_psi", "score_psi")},
+        "confirmed_drift": result.confirmed_drift, "pages": record["pages"]})
+    return {"status": "done", **record}
