@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.scoring",
     "tests.fixtures.ghl",
+    "tests.fixtures.custom_leads",
 ]

@@ -112,11 +112,27 @@ class ScoreByVector(_Open):
     )
 
 
-ScoreRequest = ScoreByFeatures | ScoreByVector
+FieldValue = str | float | bool | None
+
+
+class ScoreByFields(_Open):
+    """For a bundle trained on a team's own columns (docs/SCHEMA.md): the raw values by
+    column name, validated against the bundle's schema.json."""
+
+    contact_id: str = ContactId
+    fields: dict[str, FieldValue] = Field(
+        description="{column: value} as exported: numbers or numeric text, yes/no, dates "
+        "(YYYY-MM-DD, ISO date-time, epoch ms), category text; null or a missing token "
+        "(\"\", unknown, Select, the column's sentinel) = missing; columns the schema does not "
+        "use are ignored. Only a custom-schema bundle takes this form (400 otherwise)."
+    )
+
+
+ScoreRequest = ScoreByFeatures | ScoreByVector | ScoreByFields
 
 
 class BatchRequest(BaseModel):
-    leads: list[ScoreByFeatures | ScoreByVector] = Field(
+    leads: list[ScoreByFeatures | ScoreByVector | ScoreByFields] = Field(
         max_length=LIMITS.max_batch_size,
         description=f"up to MAX_BATCH_SIZE ({LIMITS.max_batch_size} by default) scoring "
                     "requests; more is a 413 naming the limit",
@@ -165,9 +181,15 @@ class ErrorResponse(_Open):
 
 class Factor(BaseModel):
     feature: str
-    value: float
+    value: float | str | None = Field(description="a number; for a custom schema also a "
+                                      "category's text or null (missing)")
     contribution: float
     reason: str
+
+
+class UnseenCategory(BaseModel):
+    column: str
+    value: str
 
 
 class BaseScores(BaseModel):
@@ -193,12 +215,19 @@ class LeadScore(_Open):
     top_positive_factors: list[Factor]
     top_negative_factors: list[Factor]
     missing_fields: list[str]
-    composite_score: float = Field(ge=0, le=100, description="the rules score")
+    composite_score: float | None = Field(
+        ge=0, le=100, description="the rules score; null for a custom schema (the rules know "
+        "only the real-estate features)")
     ml_score: float = Field(ge=0, le=100)
     should_prioritize: bool
-    feature_values: dict[str, float]
+    feature_values: dict[str, float | str | None] = Field(
+        description="the 20 values the model saw; for a custom schema each column's value as "
+        "read (number, category text, or null when missing)")
     source: Literal["ensemble", "rules"]
     explained: bool
+    unseen_categories: list[UnseenCategory] | None = Field(
+        None, description="custom schema only: category values never seen in training, "
+        "scored as \"other\"")
 
 
 class BatchError(BaseModel):

@@ -67,10 +67,13 @@ def _json(model: type[Any], description: str) -> OpenAPIResponse:
 ERR_400 = _json(m.ErrorResponse, "invalid request: every offending field path in `errors`")
 ERR_413 = _json(m.ErrorResponse, "over a limit named in `limit`: MAX_BODY_BYTES, "
                  "MAX_BATCH_SIZE, MAX_ANSWER_BYTES or MAX_LEAD_ANSWER_BYTES")
+ERR_503_FIELDS = _json(m.ErrorResponse, "a `fields` request while no model is loaded (the "
+                                        "rules score reads only the real-estate features)")
 
 
 def _score(
-    body: Annotated[m.ScoreByFeatures | m.ScoreByVector, Body()], explain: ExplainFlag = None
+    body: Annotated[m.ScoreByFeatures | m.ScoreByVector | m.ScoreByFields, Body()],
+    explain: ExplainFlag = None,
 ) -> None:
     """Score one lead."""
 
@@ -114,15 +117,21 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "Score one lead",
         "A lead score with every field of the original LeadScorePrediction, plus base scores, "
         "factors with reasons, the rules score and `source` (`rules` when no model is usable). "
-        "Send either `features` (the raw lead, docs/FEATURES.md) or `feature_vector`.",
-        {200: _json(m.LeadScore, "the lead score"), 400: ERR_400, 413: ERR_413},
+        "Send either `features` (the raw lead, docs/FEATURES.md) or `feature_vector`; a bundle "
+        "trained on a team's own columns takes `fields` {column: value} instead (docs/SCHEMA.md:"
+        " contributions and factors are then keyed by column, `unseen_categories` lists values "
+        "scored as \"other\", `composite_score` is null). The wrong form for the loaded model "
+        "is a 400 naming it.",
+        {200: _json(m.LeadScore, "the lead score"), 400: ERR_400, 413: ERR_413,
+         503: ERR_503_FIELDS},
     ),
     ("POST", "/score/batch"): RouteDoc(
         _score_batch,
         "Score a batch of leads",
         "Valid leads are scored in one model call; invalid ones are listed in `errors` by "
-        "index.",
-        {200: _json(m.BatchResponse, "scores and per-lead errors"), 400: ERR_400, 413: ERR_413},
+        "index. Each lead takes the form of POST /score (`fields` for a custom-schema bundle).",
+        {200: _json(m.BatchResponse, "scores and per-lead errors"), 400: ERR_400, 413: ERR_413,
+         503: ERR_503_FIELDS},
     ),
     ("GET", "/model"): RouteDoc(
         _no_body,

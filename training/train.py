@@ -6,6 +6,15 @@ CLI mode (the original's flags kept)::
         [--test-size 0.2] [--random-seed 42] [--skip-validation] \\
         [--hp xgb_n_estimators=300 --hp folds=3 ...] [--xgb_n_estimators 300 ...]
 
+A team's own columns (train_custom.py, leadscore.columns.schema; docs/SCHEMA.md)::
+
+    python training/train.py --input export.csv --output DIR --target COLUMN \\
+        [--positive VALUE ...] [--exclude COLUMN ...] [--keep COLUMN ...] [--schema FILE] \\
+        [--as-of YYYY-MM-DD]
+    python training/train.py --input export.csv --target COLUMN --print-schema > schema.json
+
+Without ``--target``/``--schema`` the input is the real-estate 20-feature contract.
+
 SageMaker mode (no ``--input``): the ``training`` channel (``SM_CHANNEL_TRAINING``, default
 ``/opt/ml/input/data/training``; every .csv or .jsonl file in it), hyperparameters from
 ``/opt/ml/input/config/hyperparameters.json`` (JSON-encoded strings; ``sagemaker_*`` keys are
@@ -59,6 +68,7 @@ from leadscore import bundle  # noqa: E402
 from leadscore.classes import CLASSES, DEFAULT_CLASS_THRESHOLDS, classify  # noqa: E402
 from leadscore.features import FEATURE_NAMES  # noqa: E402
 from leadscore.settings import TrainingSettings  # noqa: E402
+from train_custom import CustomData, CustomOptions  # noqa: E402
 from train_data import Dataset, TrainingRefused, load_dataset  # noqa: E402
 
 if TYPE_CHECKING:
@@ -70,7 +80,11 @@ if TYPE_CHECKING:
 
 JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
             "random-seed": "random_seed", "random_seed": "random_seed",
-            "skip-validation": "skip_validation", "skip_validation": "skip_validation"}
+            "skip-validation": "skip_validation", "skip_validation": "skip_validation",
+            # a team's own columns (SageMaker passes them as hyperparameters too;
+            # lists are comma-separated there)
+            "target": "target", "positive": "positive", "exclude": "exclude", "keep": "keep",
+            "as-of": "as_of", "as_of": "as_of"}
 IMPORTANCE_REPEATS = 3
 IMPORTANCE_MAX_ROWS = 2000
 VALIDATION_TOLERANCE = 1e-5
@@ -92,6 +106,8 @@ class JobConfig:
     skip_validation: bool = False
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     sagemaker: bool = False
+    custom: CustomOptions = field(default_factory=CustomOptions)
+    print_schema: bool = False
 
 
 # --------------------------------------------------------------------------- arguments
@@ -133,7 +149,53 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the post-training bundle re-load check (never parity)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="ensemble hyperparameter override (repeatable)")
+    custom = parser.add_argument_group(
+        "a team's own columns", "train on any export: --target switches from the real-estate "
+        "20-feature contract to a schema inferred from the file (or --schema FILE)")
+    custom.add_argument("--target", help="the outcome column")
+    custom.add_argument("--positive", action="append", default=None, metavar="VALUE",
+                        help="a target value that means converted (repeatable; "
+                        "case-insensitive; default: the yes/true value of a two-valued target)")
+    custom.add_argument("--exclude", action="append", default=None, metavar="COLUMN",
+                        help="a column the model must not use (repeatable)")
+    custom.add_argument("--keep", action="append", default=None, metavar="COLUMN",
+                        help="use a column the leak guard would exclude (repeatable)")
+    custom.add_argument("--schema", type=Path, help="a schema file (JSON) instead of inference")
+    custom.add_argument("--as-of", dest="as_of", default=None, metavar="YYYY-MM-DD",
+                        help="the day date columns' ages are measured from (default today)")
+    custom.add_argument("--print-schema", action="store_true",
+                        help="print the inferred schema as JSON for editing, then stop")
     return parser
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list flag: repeated CLI values, or one comma-separated SageMaker string."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value)
+    return tuple(p.strip() for p in str(value).split(",") if p.strip())
+
+
+def _custom_options(args: argparse.Namespace, job: Mapping[str, Any]) -> CustomOptions:
+    from datetime import date
+
+    as_of_text = args.as_of or job.get("as_of")
+    as_of = None
+    if as_of_text:
+        try:
+            as_of = date.fromisoformat(str(as_of_text))
+        except ValueError as exc:
+            raise TrainingRefused(f"--as-of must be YYYY-MM-DD, got {as_of_text!r}") from exc
+    return CustomOptions(
+        target=str(args.target or job.get("target") or ""),
+        positive=tuple(args.positive) if args.positive is not None
+        else _names(job.get("positive")),
+        exclude=tuple(args.exclude) if args.exclude is not None else _names(job.get("exclude")),
+        keep=tuple(args.keep) if args.keep is not None else _names(job.get("keep")),
+        schema_path=args.schema,
+        as_of=as_of,
+    )
 
 
 def _read_sagemaker_hyperparameters(path: Path) -> dict[str, Any]:
@@ -204,6 +266,8 @@ def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> 
         input_path = Path(settings.channel_training)
         output_dir = args.output or Path(settings.model_dir)
     else:
+        if args.output is None and args.print_schema:
+            args.output = Path(".")  # --print-schema writes no bundle
         if args.output is None:
             raise TrainingRefused("--output is required with --input")
         input_path, output_dir = args.input, args.output
@@ -215,6 +279,8 @@ def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> 
         skip_validation=_bool(job["skip_validation"]) if "skip_validation" in job else False,
         hyperparameters=hp,
         sagemaker=sagemaker,
+        custom=_custom_options(args, job),
+        print_schema=bool(args.print_schema),
     )
 
 
@@ -234,6 +300,7 @@ def _library_versions() -> dict[str, str]:
 BUNDLE_FILES = frozenset({
     bundle.MODEL_FILE, bundle.MANIFEST_FILE, bundle.METRICS_FILE, bundle.IMPORTANCE_JSON,
     bundle.IMPORTANCE_TXT, bundle.REPORT_TXT, bundle.REPORT_HTML, bundle.EXPLAINER_FILE,
+    bundle.SCHEMA_FILE,
 })
 
 
@@ -272,25 +339,28 @@ def _publish(staging: Path, output_dir: Path) -> None:
     staging.rmdir()
 
 
-def _gain_vector(scores: Mapping[str, Any], prefix: str = "f") -> np.ndarray:
-    v = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
+def _gain_vector(scores: Mapping[str, Any], names: Sequence[str], prefix: str = "f"
+                 ) -> np.ndarray:
+    v = np.zeros(len(names), dtype=np.float64)
     for key, value in scores.items():
         name = str(key)
-        if name in FEATURE_NAMES:
-            v[FEATURE_NAMES.index(name)] = float(value)
+        if name in names:
+            v[list(names).index(name)] = float(value)
         elif name.startswith(prefix) and name[len(prefix):].isdigit():
             v[int(name[len(prefix):])] = float(value)
     return v
 
 
 def feature_importance(
-    ens: FittedEnsemble, X_eval: np.ndarray, y_eval: np.ndarray, seed: int
+    ens: FittedEnsemble, X_eval: np.ndarray, y_eval: np.ndarray, seed: int,
+    names: Sequence[str] = FEATURE_NAMES,
 ) -> list[ImportanceRow]:
     """See train_report's docstring for the method; cheap: one batched call per model."""
     from lead_ensemble.ensemble import sigmoid
     from train_report import importance_rows, permutation_auc_drops
 
-    xgb_gain = _gain_vector(ens.xgb.get_booster().get_score(importance_type="total_gain"))
+    xgb_gain = _gain_vector(ens.xgb.get_booster().get_score(importance_type="total_gain"),
+                            names)
     lgb_gain = np.asarray(ens.lgb.booster_.feature_importance(importance_type="gain"),
                           dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -308,7 +378,7 @@ def feature_importance(
 
     drops = permutation_auc_drops({"nn": nn_predict, "ensemble": ens_predict}, X_eval, y_eval,
                                   n_repeats=IMPORTANCE_REPEATS, seed=seed)
-    return importance_rows(xgb_gain, lgb_gain, drops["nn"], drops["ensemble"])
+    return importance_rows(xgb_gain, lgb_gain, drops["nn"], drops["ensemble"], names)
 
 
 def _interval_method(export: Mapping[str, Any], ensemble_module: Any) -> str:
@@ -414,9 +484,30 @@ class HeldOutScores:
     metrics: dict[str, Any]  # ensemble_metrics.json (completed by later phases)
 
 
-def _split(data: Dataset, cfg: JobConfig) -> HeldOutSplit:
+@dataclass(frozen=True)
+class ModelInputs:
+    """What the model reads: the real-estate 20 features, or a team's own columns."""
+
+    data: Dataset
+    names: list[str]  # the model's input names, manifest `feature_names`
+    custom: CustomData | None = None  # the fitted schema, leaks, split, baseline
+
+
+def _load_inputs(cfg: JobConfig) -> ModelInputs:
+    if cfg.custom.active:
+        from train_custom import prepare_custom
+
+        custom = prepare_custom(cfg.input_path, cfg.custom, cfg.test_size, cfg.random_seed)
+        return ModelInputs(custom.dataset, custom.schema.input_names, custom)
+    return ModelInputs(load_dataset(cfg.input_path), list(FEATURE_NAMES))
+
+
+def _split(data: Dataset, cfg: JobConfig, custom: CustomData | None = None) -> HeldOutSplit:
     from sklearn.model_selection import train_test_split
 
+    if custom is not None:  # split before the schema was fitted (on training rows only)
+        tr, te = custom.train_idx, custom.test_idx
+        return HeldOutSplit(tr, te, data.X[tr], data.y[tr], data.X[te], data.y[te])
     idx = np.arange(data.n_rows)
     try:
         train_idx, test_idx = train_test_split(
@@ -494,11 +585,12 @@ def _held_out_metrics(
 
 
 def _write_importance(
-    staging: Path, ens: FittedEnsemble, split: HeldOutSplit, random_seed: int
+    staging: Path, ens: FittedEnsemble, split: HeldOutSplit, random_seed: int,
+    names: Sequence[str] = FEATURE_NAMES,
 ) -> list[ImportanceRow]:
     from train_report import importance_text
 
-    rows = feature_importance(ens, split.X_test, split.y_test, random_seed)
+    rows = feature_importance(ens, split.X_test, split.y_test, random_seed, names)
     note = ("xgboost/lightgbm: total split gain; neural_net/ensemble: permutation "
             f"importance (mean held-out AUC drop, {IMPORTANCE_REPEATS} shuffles, "
             f"<= {IMPORTANCE_MAX_ROWS} rows, negatives clipped to 0); std_dev across the "
@@ -541,10 +633,28 @@ def _warnings(held_out: HeldOutScores, split: HeldOutSplit, n_rows: int) -> list
     return warnings
 
 
+def _custom_report(staging: Path, custom: CustomData, split: HeldOutSplit,
+                   held_out: HeldOutScores, seed: int) -> list[str]:
+    """A custom schema's extras: schema.json, the reference LightGBM, the Columns section."""
+    from train_custom import reference_lightgbm_auc, schema_report_lines
+
+    reference = reference_lightgbm_auc(split.X_train, split.y_train, split.X_test,
+                                       split.y_test, seed)
+    held_out.metrics["reference_lightgbm_default_auc"] = reference
+    held_out.metrics["columns"] = {"schema": custom.schema.column_names,
+                                   "leaks_excluded": custom.leak.leaks,
+                                   "leaks_kept": custom.leak.kept,
+                                   "dropped": custom.dropped,
+                                   "column_auc": custom.leak.aucs}
+    (staging / bundle.SCHEMA_FILE).write_text(
+        json.dumps(custom.schema.to_dict(), indent=2) + "\n")
+    return schema_report_lines(custom, held_out.ensemble["auc_roc"], reference)
+
+
 def _write_reports(
     staging: Path, cfg: JobConfig, data: Dataset, split: HeldOutSplit, ens: FittedEnsemble,
     held_out: HeldOutScores, rows: list[ImportanceRow], interval_method: str,
-    clock: _PhaseClock,
+    clock: _PhaseClock, inputs: ModelInputs | None = None,
 ) -> None:
     """ensemble_metrics.json, the drift reference and the text/HTML training reports."""
     from leadscore.monitoring.reference import build_reference
@@ -552,6 +662,10 @@ def _write_reports(
     from train_report import calibration_table, report_text
 
     metrics, score, base = held_out.metrics, held_out.score, held_out.base
+    names = inputs.names if inputs is not None else list(FEATURE_NAMES)
+    custom = inputs.custom if inputs is not None else None
+    column_lines = (_custom_report(staging, custom, split, held_out, cfg.random_seed)
+                    if custom is not None else [])
     warnings = _warnings(held_out, split, data.n_rows)
     ctx: dict[str, Any] = {
         "metrics": metrics,
@@ -585,12 +699,14 @@ def _write_reports(
 
     # Drift monitoring compares live traffic with these (leadscore.monitoring).
     (staging / bundle.REFERENCE_FILE).write_text(json.dumps(
-        build_reference(FEATURE_NAMES, split.X_train, score, split.y_test)) + "\n")
+        build_reference(names, split.X_train, score, split.y_test)) + "\n")
     ctx["validation"] = ("skipped (--skip-validation)" if cfg.skip_validation else
                          "re-open the bundle with onnxruntime and reproduce the held-out "
                          "scores (result printed by the job)")
     ctx["wall_seconds"] = clock.elapsed()
     text = report_text(ctx)
+    if column_lines:
+        text += "\n" + "\n".join(column_lines) + "\n"
     (staging / bundle.REPORT_TXT).write_text(text)
     probabilities = {name: base[:, i] for i, name in enumerate(bundle.BASE_MODEL_NAMES)}
     (staging / bundle.REPORT_HTML).write_text(report_page(
@@ -601,7 +717,7 @@ def _write_reports(
 def _write_manifest(
     staging: Path, cfg: JobConfig, data: Dataset, ens: FittedEnsemble, held_out: HeldOutScores,
     export: Mapping[str, Any], baseline: np.ndarray, interval_method: str,
-    hyperparameters: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any], inputs: ModelInputs | None = None,
 ) -> dict[str, Any]:
     metrics = held_out.metrics
     summary = {
@@ -622,9 +738,17 @@ def _write_manifest(
     onnx_info = dict(export.get("onnx") or {})
     onnx_info.setdefault("input_name", bundle.INPUT_NAME)
     onnx_info.setdefault("output_names", list(bundle.OUTPUT_NAMES))
+    names = inputs.names if inputs is not None else list(FEATURE_NAMES)
+    extra: dict[str, Any] = {}
+    if inputs is not None and inputs.custom is not None:
+        from train_custom import manifest_fields
+
+        extra = {"feature_names": names, **manifest_fields(inputs.custom)}
+        summary["reference_lightgbm_default_auc"] = metrics["reference_lightgbm_default_auc"]
     return bundle.finalize_bundle(staging, {
+        **extra,
         "class_thresholds": dict(DEFAULT_CLASS_THRESHOLDS),
-        "baseline": {n: float(v) for n, v in zip(FEATURE_NAMES, baseline, strict=True)},
+        "baseline": {n: float(v) for n, v in zip(names, baseline, strict=True)},
         "baseline_method": BASELINE_METHOD,
         "baseline_score": float(export["baseline_score"]),
         "onnx": onnx_info,
@@ -647,7 +771,8 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     """
     clock = _PhaseClock()
     check_output_dir(cfg.output_dir)
-    data: Dataset = load_dataset(cfg.input_path)
+    inputs = _load_inputs(cfg)
+    data: Dataset = inputs.data
 
     from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
     from lead_ensemble.export import export_bundle_model
@@ -658,25 +783,27 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     except HyperparameterError as exc:
         raise TrainingRefused(str(exc)) from exc
 
-    split = _split(data, cfg)
+    split = _split(data, cfg, inputs.custom)
     ens = fit_ensemble(split.X_train, split.y_train, hyperparameters)
     clock.mark("fit")
 
     out = cfg.output_dir
     staging = _prepare_output(out)
     try:
-        baseline = np.median(split.X_train, axis=0).astype(np.float32)
+        baseline = (inputs.custom.baseline if inputs.custom is not None
+                    else np.median(split.X_train, axis=0).astype(np.float32))
         export = export_bundle_model(ens, staging, baseline, split.X_test)
         clock.mark("export_and_parity")
         version = bundle.model_version_for(staging / bundle.MODEL_FILE)
         held_out = _held_out_metrics(ens, data, split, export, version)
         clock.mark("metrics")
-        rows = _write_importance(staging, ens, split, cfg.random_seed)
+        rows = _write_importance(staging, ens, split, cfg.random_seed, inputs.names)
         clock.mark("importance")
         interval_method = _interval_method(export, sys.modules[fit_ensemble.__module__])
-        _write_reports(staging, cfg, data, split, ens, held_out, rows, interval_method, clock)
+        _write_reports(staging, cfg, data, split, ens, held_out, rows, interval_method, clock,
+                       inputs)
         manifest = _write_manifest(staging, cfg, data, ens, held_out, export, baseline,
-                                   interval_method, hyperparameters.to_dict())
+                                   interval_method, hyperparameters.to_dict(), inputs)
         clock.mark("charts_reports_manifest")
         if manifest["model_version"] != version:
             raise TrainingFailed("model.onnx changed while the bundle was written")
@@ -703,6 +830,12 @@ def _summary_lines(m: Mapping[str, Any], out: Path) -> list[str]:
         f"({m['combiner']})",
         f"ONNX parity max |diff| {m['parity_max_abs_diff']:.2e}",
     ]
+    if m.get("reference_lightgbm_default_auc") is not None:
+        lines.append(f"reference: LightGBM with default parameters, same split and inputs: "
+                     f"held-out AUC {m['reference_lightgbm_default_auc']:.4f}")
+    columns = m.get("columns") or {}
+    for name, reason in (columns.get("leaks_excluded") or {}).items():
+        lines.append(f"excluded {name}: {reason}")
     if m.get("auc_ratio") is not None:
         lines.append(f"Bayes: AUC ratio {m['auc_ratio']:.4f} (Bayes {m['bayes_auc']:.4f})  "
                      f"Brier ratio {m['brier_ratio']:.4f} (Bayes {m['bayes_brier']:.4f})  "
@@ -729,6 +862,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         cfg = config_from_args(argv, settings)
         sagemaker = cfg.sagemaker
+        if cfg.print_schema:
+            from train_custom import print_schema
+
+            if not cfg.custom.active:
+                raise TrainingRefused("--print-schema needs --target COLUMN")
+            print_schema(cfg.input_path, cfg.custom, sys.stdout)
+            return 0
         metrics = run_training(cfg)
     except (TrainingRefused, TrainingFailed) as exc:
         message = " ".join(str(exc).split())

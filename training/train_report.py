@@ -133,11 +133,12 @@ class ImportanceRow:
 
 
 def importance_rows(
-    xgb_gain: np.ndarray, lgb_gain: np.ndarray, nn_drop: np.ndarray, ens_drop: np.ndarray
+    xgb_gain: np.ndarray, lgb_gain: np.ndarray, nn_drop: np.ndarray, ens_drop: np.ndarray,
+    names: Sequence[str] = FEATURE_NAMES,
 ) -> list[ImportanceRow]:
     cols = [normalise(xgb_gain), normalise(lgb_gain), normalise(nn_drop), normalise(ens_drop)]
     rows = []
-    for j, name in enumerate(FEATURE_NAMES):
+    for j, name in enumerate(names):
         base = np.array([cols[0][j], cols[1][j], cols[2][j]])
         rows.append(ImportanceRow(name, float(cols[0][j]), float(cols[1][j]),
                                   float(cols[2][j]), float(cols[3][j]), float(base.std())))

@@ -10,9 +10,10 @@ path (a body that is not JSON included), capped at ``MAX_ERROR_PATHS`` paths plu
 ``error_count``; 404 ``{"error": "not found"}``; 413 ``{"error", "limit": {"name", "value"}}``
 for a body over ``MAX_BODY_BYTES``, a batch over ``MAX_BATCH_SIZE`` or an answer that would be
 over ``MAX_ANSWER_BYTES`` (one lead: ``MAX_LEAD_ANSWER_BYTES``); 503 from /health and /model
-without a model; 500 ``{"error": "internal error", "request_id"}`` for anything unexpected
-(logged with its stack trace, never answered with it). Logs carry the request id
-(correlation id) and the contact id, never the lead's payload.
+without a model, and from /score for a ``fields`` request without a model (the rules score
+cannot read a team's own columns); 500 ``{"error": "internal error", "request_id"}`` for
+anything unexpected (logged with its stack trace, never answered with it). Logs carry the
+request id (correlation id) and the contact id, never the lead's payload.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.recorder import LoopRecorder, build_recorder
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.scoring.model_store import ModelProvider, ModelStore
-from leadscore.scoring.service import BatchTooLarge, ScoringService
+from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import LoopSettings, ScoreSettings
 
 if __package__:  # imported from the repository (tests, tools): functions.score.app
@@ -301,6 +302,11 @@ def _limit_answer(message: str, name: str, value: int) -> Response[str]:
 @app.exception_handler(PayloadTooLarge)  # type: ignore[untyped-decorator]
 def _too_large(exc: PayloadTooLarge) -> Response[str]:
     return _limit_answer(str(exc), exc.limit_name, exc.limit_value)
+
+
+@app.exception_handler(NoModelForFields)  # type: ignore[untyped-decorator]
+def _no_model_for_fields(exc: NoModelForFields) -> Response[str]:
+    return _json(503, {"error": str(exc)})
 
 
 @app.exception_handler(BatchTooLarge)  # type: ignore[untyped-decorator]

@@ -101,6 +101,25 @@ def test_a_bom_and_crlf_header_is_accepted() -> None:
     assert retraining.check_training_head("training-data/a.csv", head, complete=True) == []
 
 
+def test_a_team_export_passes_when_the_stack_trains_on_its_own_columns() -> None:
+    """TRAINING_HYPERPARAMETERS {"target": "output"}: any CSV with that column (issue 16)."""
+    settings = RetrainSettings(training_hyperparameters={"target": '"output"',
+                                                         "positive": '"yes"'})
+    assert retraining.custom_target(settings) == "output"
+    head = b"age,job,duration,output\n56,housemaid,261,no\n"
+    assert retraining.check_training_head("training-data/bank.csv", head, complete=False,
+                                          settings=settings) == []
+    assert retraining.check_training_head("training-data/bank.csv", head,
+                                          complete=False)  # the default contract refuses it
+    problems = retraining.check_training_head("training-data/bank.csv", b"age,job,y\n",
+                                              complete=False, settings=settings)
+    assert problems == ["Target column 'output' not found"]
+    problems = retraining.check_training_head("training-data/bank.jsonl", b"{}\n",
+                                              complete=False, settings=settings)
+    assert "not JSON Lines" in problems[0]
+    assert retraining.custom_target(RetrainSettings()) is None
+
+
 LEAD = {"property_data": {"list_price": 500000}, "psychology_profile": {"urgency_level": "high"}}
 
 

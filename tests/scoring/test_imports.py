@@ -16,11 +16,11 @@ from functions.score import app
 from tools.lambda_context import lambda_context
 
 statuses = []
-for name in ("score_request", "score_batch", "health_get", "model_get"):
+for name in {events!r}:
     event = json.load(open({root!r} + "/events/" + name + ".json"))
     answer = app.lambda_handler(event, lambda_context())
     statuses.append(answer["statusCode"])
-    if name == "score_request":
+    if name in ("score_request", "score_request_fields"):
         source = json.loads(answer["body"])["source"]
 forbidden = ["xgboost", "lightgbm", "sklearn", "scipy", "pandas", "joblib", "onnx"]
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in forbidden)
@@ -28,16 +28,29 @@ print("RESULT " + json.dumps({{"statuses": statuses, "source": source, "loaded":
 """
 
 
-def test_handler_never_imports_training_libraries(trained_bundle: Path) -> None:
-    env = {"MODEL_URI": f"file://{trained_bundle}", "POWERTOOLS_TRACE_DISABLED": "true",
+def _serve(bundle: Path, events: tuple[str, ...]) -> dict[str, object]:
+    env = {"MODEL_URI": f"file://{bundle}", "POWERTOOLS_TRACE_DISABLED": "true",
            "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(root=str(ROOT))],
+        [sys.executable, "-c", SCRIPT.format(root=str(ROOT), events=events)],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line.removeprefix("RESULT "))
+    result: dict[str, object] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+def test_handler_never_imports_training_libraries(trained_bundle: Path) -> None:
+    result = _serve(trained_bundle, ("score_request", "score_batch", "health_get", "model_get"))
     assert result["statuses"] == [200, 200, 200, 200]
+    assert result["source"] == "ensemble"
+    assert result["loaded"] == []
+
+
+def test_a_custom_schema_bundle_is_served_without_them_too(custom_bundle: Path) -> None:
+    """The `fields` form: schema.json's transform is numpy only (issue 16)."""
+    result = _serve(custom_bundle, ("score_request_fields", "score_batch_fields", "model_get"))
+    assert result["statuses"] == [200, 200, 200]
     assert result["source"] == "ensemble"
     assert result["loaded"] == []

@@ -32,7 +32,6 @@ from leadscore.bundle import (
     OUTPUT_SCORE,
     session_options,
 )
-from leadscore.features import N_FEATURES
 from onnx import TensorProto, helper, numpy_helper
 
 from lead_ensemble.ensemble import INTERVAL_METHOD, Z95, FittedEnsemble, mlp_layers, xgb_margin
@@ -159,6 +158,7 @@ def _xgb_base_margin(model: Any, trees: list[Tree], X32: np.ndarray) -> float:
 def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The ONNX model and the tree structure of the served models (for the explainer)."""
     X32 = np.asarray(X_ref, dtype=np.float32)
+    n_inputs = int(X32.shape[1])  # 20 for the real-estate contract, N for a custom schema
     k = ens.n_folds
     served_x = xgb_trees(ens.xgb)
     served_l = lgb_trees(ens.lgb)
@@ -220,7 +220,7 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
 
     graph = helper.make_graph(
         g.nodes, "lead_score_ensemble",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, N_FEATURES])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_inputs])],
         [
             helper.make_tensor_value_info(OUTPUT_SCORE, TensorProto.FLOAT, [None]),
             helper.make_tensor_value_info(OUTPUT_BASE_SCORES, TensorProto.FLOAT, [None, 3]),
@@ -274,7 +274,7 @@ def explainer_payload(
         "mlp_weight": np.asarray(float(ens.weights[2])),
         "stacker_intercept": np.asarray(ens.intercept + float(ens.weights[0]) *
                                         structure["xgb_base"]),
-        "baseline": np.asarray(baseline, dtype=np.float32).reshape(N_FEATURES),
+        "baseline": np.asarray(baseline, dtype=np.float32).reshape(-1),
     }
     for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
         out[f"mlp_W{i}"] = w
@@ -306,7 +306,7 @@ def export_bundle_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     X32 = np.asarray(X_check, dtype=np.float32)
-    base32 = np.asarray(baseline, dtype=np.float32).reshape(1, N_FEATURES)
+    base32 = np.asarray(baseline, dtype=np.float32).reshape(1, -1)
     ref = np.concatenate([X32, base32], axis=0)
     model, structure = build_graph(ens, ref)
     model_path = out / MODEL_FILE

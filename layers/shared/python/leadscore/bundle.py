@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from leadscore.columns.schema import Schema, SchemaError
 from leadscore.explain import Explainer
-from leadscore.features.contract import N_FEATURES
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -29,6 +29,7 @@ REPORT_HTML = "training_report.html"
 EXPLAINER_FILE = "explainer.npz"
 # The training data's distributions, for drift monitoring (leadscore.monitoring.reference).
 REFERENCE_FILE = "reference.json"
+SCHEMA_FILE = "schema.json"  # custom-schema bundles only (leadscore.columns.schema)
 
 INPUT_NAME = "features"
 OUTPUT_SCORE = "score"
@@ -150,9 +151,22 @@ def verify_bundle(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     version = manifest.get("model_version")
     if version != VERSION_PREFIX + str(manifest.get("sha256", ""))[:16]:
         raise BundleError("model_version does not match model.onnx")
-    if manifest.get("feature_names") != _feature_names():
+    if SCHEMA_FILE in files:
+        schema = read_schema(root)
+        if manifest.get("feature_names") != schema.input_names:
+            raise BundleError(f"feature_names differ from {SCHEMA_FILE}")
+    elif manifest.get("feature_names") != _feature_names():
         raise BundleError("feature_names differ from docs/FEATURES.md")
     return manifest
+
+
+def read_schema(bundle_dir: str | os.PathLike[str]) -> Schema:
+    """The custom column schema of a bundle (call only when the manifest lists it)."""
+    try:
+        raw = json.loads((Path(bundle_dir) / SCHEMA_FILE).read_text())
+        return Schema.from_dict(raw)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, SchemaError) as exc:
+        raise BundleError(f"{SCHEMA_FILE} unusable: {exc}") from exc
 
 
 def session_options() -> Any:
@@ -193,6 +207,11 @@ class LoadedModel:
         if (root / EXPLAINER_FILE).is_file():
             self.explainer = Explainer.load(root / EXPLAINER_FILE)
         self.baseline_score: float = float(manifest.get("baseline_score", float("nan")))
+        # None: the real-estate 20-feature contract; else the bundle's own columns.
+        self.schema: Schema | None = (
+            read_schema(root) if SCHEMA_FILE in manifest.get("files", {}) else None
+        )
+        self.n_inputs: int = len(manifest.get("feature_names") or _feature_names())
         thresholds = manifest.get("class_thresholds")
         self.class_thresholds: dict[str, float] | None = (
             {str(k): float(v) for k, v in thresholds.items()}
@@ -203,8 +222,8 @@ class LoadedModel:
         x = np.ascontiguousarray(x32, dtype=np.float32)
         if x.ndim == 1:
             x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[1] != N_FEATURES:
-            raise ValueError(f"expected [N, {N_FEATURES}] features, got {x.shape}")
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(f"expected [N, {self.n_inputs}] features, got {x.shape}")
         score, base, interval = self.session.run(self.output_names, {self.input_name: x})
         return ModelOutputs(
             score=np.asarray(score, dtype=np.float64).reshape(-1),

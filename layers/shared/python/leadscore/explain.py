@@ -31,8 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from leadscore.features.contract import N_FEATURES
-
 MLP_PERMUTATIONS = 32
 PERMUTATIONS = 48
 EXACT_MAX_MOVERS = 10
@@ -79,8 +77,15 @@ class Explainer:
     _perm_flat: np.ndarray = field(init=False, repr=False)
     _perm_on: np.ndarray = field(init=False, repr=False)
 
+    @property
+    def n_inputs(self) -> int:
+        return int(self.baseline.size)
+
     def __post_init__(self) -> None:
-        self.baseline = np.asarray(self.baseline, dtype=np.float32).reshape(N_FEATURES)
+        # The width comes from the bundle's own baseline: 20 for the real-estate contract,
+        # the schema's input count for a custom bundle (leadscore.columns.schema).
+        self.baseline = np.asarray(self.baseline, dtype=np.float32).reshape(-1)
+        n_inputs = self.n_inputs
         leaves, depth = self.path_feature.shape
         self._n_leaves = leaves
         valid = self.path_feature >= 0
@@ -89,12 +94,12 @@ class Explainer:
         self._e_feat = e_feat
         self._e_thr = self.path_threshold[e_leaf, e_depth].astype(np.float32)
         self._e_left = self.path_left[e_leaf, e_depth].astype(bool)
-        key = e_leaf.astype(np.int64) * N_FEATURES + e_feat
+        key = e_leaf.astype(np.int64) * n_inputs + e_feat
         uniq, inverse = np.unique(key, return_inverse=True)
         self._e_group = inverse.astype(np.int64)
         self._n_groups = int(uniq.size)
-        self._g_leaf = (uniq // N_FEATURES).astype(np.int64)
-        self._g_feat = (uniq % N_FEATURES).astype(np.int64)
+        self._g_leaf = (uniq // n_inputs).astype(np.int64)
+        self._g_feat = (uniq % n_inputs).astype(np.int64)
         b_ok = (self.baseline[e_feat] < self._e_thr) == self._e_left
         b_fail = np.bincount(self._e_group, weights=~b_ok, minlength=self._n_groups) > 0
         self._g_b_sat = ~b_fail
@@ -111,11 +116,11 @@ class Explainer:
         self._coef_x = coef_x
         self._coef_b = coef_b
         rng = np.random.default_rng(20240611)
-        perm = np.argsort(rng.random((MLP_PERMUTATIONS // 2, N_FEATURES)), axis=1)
+        perm = np.argsort(rng.random((MLP_PERMUTATIONS // 2, n_inputs)), axis=1)
         self._perm = np.concatenate([perm, perm[:, ::-1]], axis=0)
         self._perm_flat = self._perm.ravel()
         ranks = np.argsort(self._perm, axis=1)
-        self._perm_on = ranks[:, None, :] < np.arange(N_FEATURES + 1)[None, :, None]
+        self._perm_on = ranks[:, None, :] < np.arange(n_inputs + 1)[None, :, None]
 
     # ----------------------------------------------------------------- loading
 
@@ -157,7 +162,7 @@ class Explainer:
 
     def tree_contributions(self, x32: np.ndarray) -> np.ndarray:
         """Exact interventional Shapley values (logit units) of all trees vs the baseline."""
-        x = np.asarray(x32, dtype=np.float32).reshape(N_FEATURES)
+        x = np.asarray(x32, dtype=np.float32).reshape(self.n_inputs)
         x_ok = (x[self._e_feat] < self._e_thr) == self._e_left
         x_fail = np.bincount(self._e_group, weights=~x_ok, minlength=self._n_groups) > 0
         x_sat = ~x_fail
@@ -171,7 +176,7 @@ class Explainer:
         wx = v * self._coef_x[a, c]
         wb = v * self._coef_b[a, c]
         weights = np.where(x_only, wx[self._g_leaf], 0.0) - np.where(b_only, wb[self._g_leaf], 0.0)
-        phi: np.ndarray = np.bincount(self._g_feat, weights=weights, minlength=N_FEATURES)
+        phi: np.ndarray = np.bincount(self._g_feat, weights=weights, minlength=self.n_inputs)
         return phi
 
     def mlp_contributions(self, x32: np.ndarray) -> np.ndarray:
@@ -182,14 +187,15 @@ class Explainer:
         ``f(x) - f(baseline)``, so the estimate adds up to the exact difference. Measured
         against exact Shapley values of the MLP it is 3-4x closer than integrated gradients.
         """
-        x = np.asarray(x32, dtype=np.float64).reshape(N_FEATURES)
+        n = self.n_inputs
+        x = np.asarray(x32, dtype=np.float64).reshape(n)
         b = self.baseline.astype(np.float64)
         if self.mlp_weight == 0.0 or not np.any(x != b):
-            return np.zeros(N_FEATURES)
-        rows = np.where(self._perm_on, x, b).reshape(-1, N_FEATURES)
-        v = self.mlp_logit(rows).reshape(self._perm.shape[0], N_FEATURES + 1)
+            return np.zeros(n)
+        rows = np.where(self._perm_on, x, b).reshape(-1, n)
+        v = self.mlp_logit(rows).reshape(self._perm.shape[0], n + 1)
         marg = np.diff(v, axis=1).ravel()
-        acc = np.bincount(self._perm_flat, weights=marg, minlength=N_FEATURES)
+        acc = np.bincount(self._perm_flat, weights=marg, minlength=n)
         out: np.ndarray = self.mlp_weight * acc / self._perm.shape[0]
         return out
 
@@ -242,14 +248,15 @@ def _prob_shapley_perm(phi: np.ndarray, z_b: float, n_perm: int = PERMUTATIONS) 
 def contributions(
     explainer: Explainer, x32: np.ndarray, score: float, baseline_score: float
 ) -> np.ndarray:
-    """Signed contributions (probability units, float64[20]) adding to score - baseline_score."""
+    """Signed contributions (probability units, float64[N]) adding to score - baseline_score."""
     phi = explainer.logit_contributions(x32)
     diff = float(score) - float(baseline_score)
     z_x = _logit(float(score))
     z_b = z_x - float(phi.sum())
+    n = phi.size
     movers = int(np.count_nonzero(phi))
     if movers == 0:
-        out = np.zeros(N_FEATURES)
+        out = np.zeros(n)
     elif movers <= EXACT_MAX_MOVERS:
         out = _prob_shapley_exact(phi, z_b)
     else:
@@ -257,7 +264,7 @@ def contributions(
     # enforce the exact sum against the served numbers (removes float32 round-off)
     resid = diff - float(out.sum())
     mag = np.abs(out)
-    share = mag / mag.sum() if mag.sum() > 0 else np.full(N_FEATURES, 1.0 / N_FEATURES)
+    share = mag / mag.sum() if mag.sum() > 0 else np.full(n, 1.0 / n)
     out = out + resid * share
     result: np.ndarray = out.astype(np.float64)
     return result

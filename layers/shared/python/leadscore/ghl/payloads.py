@@ -5,18 +5,24 @@ The mapping turns either payload (marketplace event or workflow action) into
 one copy of the flat-name rules). By default a key is read when its (normalised) name is a
 flat feature name (docs/FEATURES.md); ``GHL_FIELD_MAP`` maps a deployment's custom field ids or
 keys onto flat names and wins over the default.
+
+When the served bundle was trained on a team's own columns (``leadscore.columns``), the same
+pairs become ``{"contact_id", "fields": {column: value}}`` instead: a key is read when
+``GHL_FIELD_MAP`` maps it to a column, when it is a column's HighLevel ``field_key`` (the
+schema's field map), or when it is the column's name (keys compared normalised).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from leadscore import jsonsafe
+from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput
 from leadscore.features.flat import FLAT_FIELDS, flat_to_nested
 
@@ -120,10 +126,30 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _column_names(schema: Schema, field_map: Mapping[str, str]) -> Callable[[str], str | None]:
+    """key -> schema column: the deployment's map, then field keys, then column names."""
+    columns = set(schema.column_names)
+    by_key = {normalise_key(k): c for k, c in schema.field_map().items()}
+    by_name = {normalise_key(c): c for c in schema.column_names}
+
+    def resolve(key: str) -> str | None:
+        if key in field_map:
+            mapped = field_map[key]
+            return mapped if mapped in columns else None
+        if key in columns:
+            return key
+        name = normalise_key(key)
+        return by_key.get(name) or by_name.get(name)
+
+    return resolve
+
+
 def collect_flat(
-    payload: Mapping[str, Any], kind: PayloadKind, field_map: Mapping[str, str]
+    payload: Mapping[str, Any], kind: PayloadKind, field_map: Mapping[str, str],
+    resolve: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
-    """The flat CRM pairs of a payload, keyed by docs/FEATURES.md flat names.
+    """The flat CRM pairs of a payload, keyed by docs/FEATURES.md flat names (or by what
+    ``resolve`` names a key: a custom schema's columns).
 
     Sources, later ones only filling what earlier ones left absent:
     marketplace: ``customFields`` (by id) then root keys; workflow: ``customData`` then root
@@ -152,7 +178,7 @@ def collect_flat(
     flat: dict[str, Any] = {}
     for pairs in sources:
         for key, value in pairs:
-            name = _flat_name(key, field_map)
+            name = resolve(key) if resolve is not None else _flat_name(key, field_map)
             if name is None or name in flat or _is_absent(value):
                 continue
             flat[name] = value
@@ -160,9 +186,11 @@ def collect_flat(
 
 
 def parse_webhook(
-    payload: Mapping[str, Any], field_map: Mapping[str, str] | None = None
+    payload: Mapping[str, Any], field_map: Mapping[str, str] | None = None,
+    schema: Schema | None = None,
 ) -> ParsedWebhook:
-    """A verified payload -> identifiers + the scoring request.
+    """A verified payload -> identifiers + the scoring request (a ``fields`` request when
+    ``schema``, the served bundle's custom schema, is given).
 
     Raises WebhookError for a payload that is no contact webhook, and
     ``InvalidInput`` (paths named by flat key) for values that are not numbers / lists.
@@ -193,11 +221,16 @@ def parse_webhook(
         return parsed
     if not contact_id:
         raise WebhookError("webhook carries no contact id")
-    flat = collect_flat(payload, kind, mapping)
-    nested, errors = flat_to_nested(flat)
-    if errors:
-        raise InvalidInput(errors)
-    request = {"contact_id": contact_id, "features": nested}
+    request: dict[str, Any]
+    if schema is not None:
+        fields = collect_flat(payload, kind, mapping, _column_names(schema, mapping))
+        request = {"contact_id": contact_id, "fields": fields}
+    else:
+        flat = collect_flat(payload, kind, mapping)
+        nested, errors = flat_to_nested(flat)
+        if errors:
+            raise InvalidInput(errors)
+        request = {"contact_id": contact_id, "features": nested}
     return ParsedWebhook(
         kind=kind,
         contact_id=contact_id,

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput
 from leadscore.ghl.auth import AuthConfig, authenticate, check_timestamp
 from leadscore.ghl.messages import WritebackMessage, score_message, webhook_message
@@ -152,7 +153,7 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
             return _rejected(stale)
 
     try:
-        webhook = parse_webhook(payload, d.settings.ghl_field_map)
+        webhook = parse_webhook(payload, d.settings.ghl_field_map, _custom_schema(d))
     except WebhookError as exc:
         return Outcome(400, {"error": str(exc)})
     except InvalidInput as exc:
@@ -203,6 +204,14 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
         # so HighLevel's retry is scored rather than taken for a replay.
         logger.exception("unexpected error while scoring a webhook", extra=keys)
         return _too_busy(webhook, d)
+
+
+def _custom_schema(d: GhlDeps) -> Schema | None:
+    """The served bundle's own columns (docs/SCHEMA.md), when the scorer can tell: then the
+    contact's fields are read by the schema's HighLevel field keys into a ``fields`` request."""
+    scorer = d.scorer()
+    custom = getattr(scorer, "custom_schema", None)  # optional: test doubles may lack it
+    return custom() if callable(custom) else None
 
 
 def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:

@@ -214,11 +214,32 @@ def check_jsonl_line(line: str, settings: RetrainSettings | None = None) -> list
     return problems
 
 
+def check_custom_csv_header(header_line: str, target: str) -> list[str]:
+    """Problems with the header of a team's own export (the stack trains with a `target`
+    hyperparameter, docs/SCHEMA.md): the target column and at least one other, no duplicates.
+    The job itself checks the rest (kinds, positives, leaks) and refuses in one line."""
+    try:
+        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
+    except (csv.Error, StopIteration):
+        return ["the first line is not a CSV header"]
+    problems: list[str] = []
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        problems.append(f"duplicate columns: {', '.join(duplicates)}")
+    if target not in columns:
+        problems.append(f"Target column '{target}' not found")
+    elif len(set(columns)) < 2:
+        problems.append("no column besides the target")
+    return problems
+
+
 def check_training_head(
     key: str, head: bytes, *, complete: bool, settings: RetrainSettings | None = None
 ) -> list[str]:
     """Every reason the object starting with `head` cannot be training data ([] = looks fine).
 
+    When the stack trains on a team's own columns (the ``target`` training hyperparameter,
+    docs/SCHEMA.md), any CSV with that column passes, never JSON Lines.
     Never raises: a check that fails unexpectedly is itself the reason (by exception type).
     """
     settings = settings or RetrainSettings()
@@ -226,11 +247,23 @@ def check_training_head(
         line, problem = _first_line(head, complete, settings)
         if problem is not None or line is None:
             return [problem or "the file is empty"]
+        target = custom_target(settings)
+        if target:
+            if key.lower().endswith(".jsonl"):
+                return ["a model on your own columns trains from a .csv export, not JSON Lines"]
+            return check_custom_csv_header(line, target)
         if key.lower().endswith(".jsonl"):
             return check_jsonl_line(line, settings)
         return check_csv_header(line)
     except Exception as exc:  # a refusal with a reason, never a crash and an async retry
         return [f"the file could not be checked ({type(exc).__name__})"]
+
+
+def custom_target(settings: RetrainSettings) -> str | None:
+    """The ``target`` training hyperparameter when the stack trains on custom columns."""
+    raw = settings.training_hyperparameters.get("target")
+    value = _decode_setting(raw) if isinstance(raw, str) else raw
+    return str(value) if value else None
 
 
 def rejection_record(

@@ -3,7 +3,11 @@
 Request
 -------
 ``{"contact_id": str, "features": {...raw lead...}}`` or
-``{"contact_id": str, "feature_vector": [20 numbers] | {feature name: number}}``.
+``{"contact_id": str, "feature_vector": [20 numbers] | {feature name: number}}`` for the
+real-estate default, or ``{"contact_id": str, "fields": {column: value}}`` for a bundle trained
+on a team's own columns (``leadscore.columns.schema``; the bundle's ``schema.json``). A form the
+loaded model does not take is a 400 naming it; ``fields`` without a loaded model is a 503
+(the rules score knows only the real-estate features).
 
 - ``contact_id``: required, a non-empty (not only blanks) string of at most 128 characters.
 - Exactly one of ``features`` / ``feature_vector``.
@@ -26,6 +30,14 @@ baseline_score), ``top_positive_factors`` / ``top_negative_factors`` (up to 5 ea
 (rules, 0–100), ``ml_score`` = round(100 · predicted_score, 1), ``should_prioritize``,
 ``feature_values`` (the 20 values the model saw), ``source`` and ``explained``.
 Floats are plain Python floats rounded to 6 decimals.
+
+A ``fields`` answer (custom schema) differs only where the real-estate contract cannot apply:
+``feature_contributions`` and ``feature_values`` are keyed by the schema's columns (a one-hot
+group and its missing indicator summed back to one column; values as read: a number, the
+category's text, or null when missing), factors name columns and give reasons in the schema's
+words, ``missing_fields`` lists schema columns without a usable value, ``unseen_categories``
+lists ``{"column", "value"}`` scored as "other", and ``composite_score`` is null (the rules
+score is defined on the real-estate features only).
 
 ``explain=False`` skips contributions and factors: ``feature_contributions`` is ``{}``, both
 factor lists are ``[]`` and ``explained`` is ``false`` (so ``{}`` is never mistaken for "no
@@ -66,6 +78,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from leadscore import classes
+from leadscore.columns.reasons import column_reason
+from leadscore.columns.schema import Encoded, Schema
 from leadscore.errors import MAX_ERROR_PATHS, FieldError, InvalidInput, capped_errors
 from leadscore.explain import contributions as explain_contributions
 from leadscore.features.contract import FEATURE_NAMES
@@ -89,6 +103,10 @@ DEFAULT_MAX_LIST_ITEMS = 50
 BATCH_ERROR_PATHS_FACTOR = 100
 
 _EXPLANATION_KEYS = ("feature_contributions", "top_positive_factors", "top_negative_factors")
+
+
+class NoModelForFields(RuntimeError):
+    """A ``fields`` request while no model is loaded (HTTP 503): rules cannot score it."""
 
 
 class BatchTooLarge(ValueError):
@@ -119,11 +137,12 @@ class BatchErrors:
 @dataclass(frozen=True, slots=True)
 class ParsedLead:
     contact_id: str
-    form: str  # "features" | "feature_vector": the answer's reasons depend on it
+    form: str  # "features" | "feature_vector" | "fields": the answer depends on it
     values: np.ndarray  # float64 [20]
     x32: np.ndarray  # float32 [20], what the model sees and the cache key hashes
     missing_fields: list[str]
-    raw_features: Mapping[str, Any] | None  # the `features` object, for readable reasons
+    raw_features: Mapping[str, Any] | None  # the `features` (or `fields`) object as sent
+    encoded: Encoded | None = None  # the `fields` form (custom schema) as read
 
 
 def _now_iso() -> str:
@@ -134,22 +153,18 @@ def _rounded(x: float) -> float:
     return round(float(x), ROUND)
 
 
-def parse_request(request: Any, max_list_items: int = DEFAULT_MAX_LIST_ITEMS) -> ParsedLead:
-    """Validate one scoring request; raises `InvalidInput` listing every problem."""
+def parse_request(request: Any, max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
+                  schema: Schema | None = None) -> ParsedLead:
+    """Validate one scoring request; raises `InvalidInput` listing every problem.
+
+    ``schema`` is the loaded bundle's custom column schema (None: the real-estate contract).
+    """
+    if schema is not None or is_fields_form(request):
+        return _parse_fields_request(request, schema)
     if not isinstance(request, Mapping):
         raise InvalidInput([FieldError("", "must be a JSON object")])
-    errors: list[FieldError] = []
     contact_id = request.get("contact_id")
-    if contact_id is None:
-        errors.append(FieldError("contact_id", "is required"))
-    elif not isinstance(contact_id, str):
-        errors.append(FieldError("contact_id", "must be a string"))
-    elif not contact_id.strip():
-        errors.append(FieldError("contact_id", "must not be empty"))
-    elif len(contact_id) > MAX_CONTACT_ID_LENGTH:
-        errors.append(
-            FieldError("contact_id", f"must be at most {MAX_CONTACT_ID_LENGTH} characters")
-        )
+    errors: list[FieldError] = _contact_id_errors(contact_id)
 
     has_features = request.get("features") is not None
     has_vector = request.get("feature_vector") is not None
@@ -181,6 +196,54 @@ def parse_request(request: Any, max_list_items: int = DEFAULT_MAX_LIST_ITEMS) ->
     assert values is not None and isinstance(contact_id, str)
     form = "features" if has_features else "feature_vector"
     return ParsedLead(contact_id, form, values, values.astype(np.float32), missing, raw)
+
+
+def is_fields_form(request: Any) -> bool:
+    """``fields`` given and neither real-estate form: a request for a custom-schema bundle.
+    (A ``fields`` key next to ``features`` stays an ignored unknown key, as it always was.)"""
+    return (isinstance(request, Mapping) and request.get("fields") is not None
+            and request.get("features") is None and request.get("feature_vector") is None)
+
+
+def _contact_id_errors(contact_id: Any) -> list[FieldError]:
+    if contact_id is None:
+        return [FieldError("contact_id", "is required")]
+    if not isinstance(contact_id, str):
+        return [FieldError("contact_id", "must be a string")]
+    if not contact_id.strip():
+        return [FieldError("contact_id", "must not be empty")]
+    if len(contact_id) > MAX_CONTACT_ID_LENGTH:
+        return [FieldError("contact_id", f"must be at most {MAX_CONTACT_ID_LENGTH} characters")]
+    return []
+
+
+def _parse_fields_request(request: Any, schema: Schema | None) -> ParsedLead:
+    """The ``fields`` form, validated against a custom schema."""
+    if not isinstance(request, Mapping):
+        raise InvalidInput([FieldError("", "must be a JSON object")])
+    errors = _contact_id_errors(request.get("contact_id"))
+    encoded: Encoded | None = None
+    if schema is None:
+        errors.append(FieldError("fields", "the loaded model scores the real-estate features: "
+                                 "send features or feature_vector"))
+    elif request.get("features") is not None or request.get("feature_vector") is not None:
+        key = "features" if request.get("features") is not None else "feature_vector"
+        errors.append(FieldError(key, "the loaded model scores the team's own columns: send "
+                                 "fields {column: value}"))
+    elif request.get("fields") is None:
+        errors.append(FieldError("fields", "is required (an object {column: value})"))
+    else:
+        try:
+            encoded = schema.encode_fields(request["fields"])
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise InvalidInput(errors)
+    assert encoded is not None
+    contact_id = str(request["contact_id"])
+    fields = request["fields"]
+    return ParsedLead(contact_id, "fields", encoded.values, encoded.values.astype(np.float32),
+                      list(encoded.missing), fields, encoded)
 
 
 def model_agreement(base_scores: np.ndarray) -> float:
@@ -225,10 +288,13 @@ class ScoringService:
         self, request: Mapping[str, Any], *, explain: bool = True,
         use: LoadedModel | Literal["rules"] | None = None,
     ) -> dict[str, Any]:
-        """One lead score; raises `InvalidInput`. ``use`` answers with another model or the
-        rules instead of the champion (experiment variants, `leadscore.experiments`)."""
-        lead = parse_request(request, self.max_list_items)
+        """One lead score; raises `InvalidInput` (and `NoModelForFields` for ``fields``).
+        ``use`` answers with another model or the rules instead of the champion (experiment
+        variants, `leadscore.experiments`)."""
         model = self.provider.current() if use is None else None if isinstance(use, str) else use
+        if model is None and is_fields_form(request):
+            raise NoModelForFields("no model is loaded; the rules score cannot read fields")
+        lead = parse_request(request, self.max_list_items, _schema_of(model))
         if model is None:
             return self._rules_score(lead)
         key = self._key(lead, model, explain)
@@ -252,12 +318,15 @@ class ScoringService:
         batch_errors = BatchErrors(self.max_error_paths)
         errors = batch_errors.items
         parsed: list[tuple[int, ParsedLead]] = []
+        model = self.provider.current()
+        if model is None and any(is_fields_form(r) for r in leads):
+            raise NoModelForFields("no model is loaded; the rules score cannot read fields")
+        schema = _schema_of(model)
         for index, request in enumerate(leads):
             try:
-                parsed.append((index, parse_request(request, self.max_list_items)))
+                parsed.append((index, parse_request(request, self.max_list_items, schema)))
             except InvalidInput as exc:
                 batch_errors.add(index, exc)
-        model = self.provider.current()
         if model is None:
             return {"results": [self._rules_score(lead) for _, lead in parsed], "errors": errors}
 
@@ -284,6 +353,10 @@ class ScoringService:
                 results[slot] = result
         return {"results": [r for r in results if r is not None], "errors": errors}
 
+    def custom_schema(self) -> Schema | None:
+        """The served bundle's custom column schema; None for the real-estate default."""
+        return _schema_of(self.provider.current())
+
     # -- building answers ---------------------------------------------------------------------
 
     def thresholds(self, model: LoadedModel | None) -> Mapping[str, float]:
@@ -307,6 +380,20 @@ class ScoringService:
         self, lead: ParsedLead, score: float, thresholds: Mapping[str, float]
     ) -> dict[str, Any]:
         predicted_class = classes.classify(score, thresholds)
+        if lead.encoded is not None:
+            return {
+                "contact_id": lead.contact_id,
+                "predicted_score": _rounded(score),
+                "predicted_class": predicted_class,
+                "ml_score": round(100.0 * score, 1),
+                "should_prioritize": classes.should_prioritize(predicted_class),
+                "composite_score": None,
+                "missing_fields": list(lead.missing_fields),
+                "unseen_categories": [dict(u) for u in lead.encoded.unseen],
+                "feature_values": {k: _shown(v) for k, v in lead.encoded.shown.items()},
+                "prediction_timestamp": self._now(),
+                "cached": False,
+            }
         return {
             "contact_id": lead.contact_id,
             "predicted_score": _rounded(score),
@@ -364,7 +451,12 @@ class ScoringService:
         explainer = model.explainer
         if explain and explainer is not None and math.isfinite(baseline_score):
             contrib = explain_contributions(explainer, lead.x32, score, baseline_score)
-            self._add_explanation(result, lead, contrib)
+            schema = _schema_of(model)
+            if schema is not None and lead.encoded is not None:
+                _add_column_explanation(result, schema, lead.encoded, contrib,
+                                        _baseline_values(model))
+            else:
+                self._add_explanation(result, lead, contrib)
         else:
             result.update(
                 feature_contributions={},
@@ -423,3 +515,55 @@ class ScoringService:
         if self.cache is not None and key is not None:
             # a copy: callers may add keys to the answer they got
             self.cache.put(key, CachedScore(score=dict(result), explained=result["explained"]))
+
+
+# -- custom schemas (the ``fields`` form) -------------------------------------------------------
+
+
+def _schema_of(model: LoadedModel | None) -> Schema | None:
+    """The loaded bundle's custom schema; None for the real-estate default (or no model).
+
+    ``getattr``: a benchmark's native twin of LoadedModel has no schema attribute."""
+    schema = getattr(model, "schema", None)
+    return schema if isinstance(schema, Schema) else None
+
+
+def _shown(value: Any) -> Any:
+    return _rounded(value) if isinstance(value, float) else value
+
+
+def _baseline_values(model: LoadedModel) -> Mapping[str, Any]:
+    """The typical value per column (the manifest's readable baseline)."""
+    readable = model.manifest.get("baseline_columns")
+    return readable if isinstance(readable, Mapping) else {}
+
+
+def _add_column_explanation(result: dict[str, Any], schema: Schema, encoded: Encoded,
+                            contrib: np.ndarray, typical: Mapping[str, Any]) -> None:
+    """Contributions per schema column (one-hot groups summed back), factors and reasons."""
+    per_column = schema.group_contributions(contrib)
+    result["feature_contributions"] = {name: _rounded(v) for name, v in per_column.items()}
+    names = list(per_column)
+    column_contributions = np.asarray([per_column[n] for n in names])
+    order = np.argsort(column_contributions, kind="stable")
+    rounded = [_rounded(v) for v in column_contributions]
+    unseen = {u["column"] for u in encoded.unseen}
+
+    def factor(i: int) -> dict[str, Any]:
+        col = schema.columns[i]
+        value = encoded.shown.get(col.name)
+        return {
+            "feature": col.name,
+            "value": _shown(value),
+            "contribution": rounded[i],
+            "reason": column_reason(col, value, float(column_contributions[i]),
+                                    typical.get(col.name), unseen=col.name in unseen),
+        }
+
+    result["top_positive_factors"] = [
+        factor(int(i)) for i in order[::-1][:TOP_FACTORS] if rounded[int(i)] > 0
+    ]
+    result["top_negative_factors"] = [
+        factor(int(i)) for i in order[:TOP_FACTORS] if rounded[int(i)] < 0
+    ]
+    result["explained"] = True

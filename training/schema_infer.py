@@ -1,0 +1,463 @@
+"""From a plain export to a fitted column schema: read, infer, fit, guard against leaks.
+
+Training side only (numpy; no pandas). Every refusal is a one-line ``TrainingRefused``.
+
+Inference (``infer_schema``), per column of the file other than the target:
+
+- *missing*: the schema's missing tokens (``""``, ``unknown``, ``select``, ...) and, for a
+  numeric column, a **sentinel**: one of 999, 9999, 99999, -1, -999, -9999 that is the
+  column's maximum (or minimum), appears in at least 1 % of the rows and lies more than twice
+  as far out as any other value (``pdays = 999`` meaning "never contacted").
+- *dropped*: constant columns (at most one distinct value), identifiers (a name such as
+  ``id``, ``*_id``, ``email``, ``phone``, ``name``; or a text column whose values are
+  nearly all distinct) and free text (a text column with more than 50 distinct values
+  averaging over 30 characters). Each drop is named with its reason.
+- *kinds*: boolean (only yes/no, true/false, y/n, t/f, 1/0 after missing tokens), date (every
+  value an ISO date or date-time), numeric (every value a number), else categorical.
+- *high-cardinality categories*: levels seen in fewer than ``max(20, 0.5 %)`` training rows,
+  or beyond the 30 most frequent, are bucketed into ``other`` (``fit_schema``).
+
+Leak guard (``leak_scores`` / ``guard_leaks``): each column's own held-out AUC, measured
+with a one-column model fitted on an inner split of the *training* rows only (the job's
+held-out split is never used for a decision): the positive rate per level (categorical,
+boolean, missing) or per quantile bin (numeric, date: 20 bins on the inner training part)
+scores the inner held-out part. A column is a leak when that AUC is >= 0.90, or when it is
+>= 0.75 and its lift over chance (AUC - 0.5) is at least 1.5 times the next best column's:
+a field that alone nearly decides the outcome is usually written after it (a call's
+duration, a "closed" stage). Leaks are excluded unless the job is told ``--keep COLUMN``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from leadscore.columns.schema import (
+    DEFAULT_MISSING_TOKENS,
+    FALSE_TOKENS,
+    TRUE_TOKENS,
+    ColumnSpec,
+    Schema,
+    SchemaError,
+    _number,
+    parse_date,
+)
+from leadscore.errors import InvalidInput
+from train_data import MAX_LISTED, TrainingRefused
+
+SENTINELS = (999.0, 9999.0, 99999.0, -1.0, -999.0, -9999.0)
+SENTINEL_MIN_SHARE = 0.01
+MIN_LEVEL_ROWS = 20
+MIN_LEVEL_SHARE = 0.005
+MAX_LEVELS = 30
+ID_NAME = re.compile(r"(^|_)(id|uuid|guid|email|e-mail|phone|mobile|name|first_?name|"
+                     r"last_?name|full_?name|address)$|^(id|contactid|contact_id)$", re.I)
+ID_DISTINCT_SHARE = 0.9
+FREE_TEXT_MIN_DISTINCT = 50
+FREE_TEXT_MIN_LENGTH = 30
+LEAK_AUC = 0.90
+LEAK_MIN_AUC = 0.75
+LEAK_LIFT_RATIO = 1.5
+LEAK_BINS = 20
+LEAK_INNER_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Table:
+    """A CSV as text cells, column by column."""
+
+    header: list[str]
+    columns: dict[str, list[str]]
+    source: str
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def rows(self, names: Sequence[str], index: Sequence[int] | np.ndarray
+             ) -> list[dict[str, str]]:
+        cols = [(n, self.columns[n]) for n in names]
+        return [{n: c[int(i)] for n, c in cols} for i in index]
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    more = len(items) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def read_table(paths: Sequence[Path]) -> Table:
+    """Read one or more CSV files with the same header as text cells."""
+    header: list[str] | None = None
+    columns: dict[str, list[str]] = {}
+    for path in paths:
+        if path.suffix.lower() != ".csv":
+            raise TrainingRefused(f"A custom schema trains from .csv files, got {path.name}")
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            try:
+                head = [h.strip() for h in next(reader)]
+            except StopIteration:
+                raise TrainingRefused(f"{path.name} is empty") from None
+            dupes = sorted({h for h in head if head.count(h) > 1})
+            if dupes:
+                raise TrainingRefused(f"{path.name}: duplicate columns: {_listing(dupes)}")
+            if "" in head:
+                raise TrainingRefused(f"{path.name}: a column has no name")
+            if header is None:
+                header = head
+                columns = {h: [] for h in head}
+            elif head != header:
+                raise TrainingRefused(f"{path.name} has other columns than {paths[0].name}")
+            bad: list[str] = []
+            for lineno, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(head):
+                    bad.append(str(lineno))
+                    continue
+                for h, cell in zip(head, row, strict=True):
+                    columns[h].append(cell)
+            if bad:
+                raise TrainingRefused(f"{path.name}: {len(bad)} lines do not have {len(head)} "
+                                      f"fields (lines {_listing(bad)})")
+    assert header is not None
+    return Table(header, columns, ", ".join(p.name for p in paths))
+
+
+# --------------------------------------------------------------------------- target
+
+
+def target_vector(table: Table, target: str, positive: Sequence[str]) -> tuple[np.ndarray,
+                                                                              tuple[str, ...]]:
+    """y (0/1) and the positive values used. Refuses unknown targets and no positives."""
+    if target not in table.columns:
+        raise TrainingRefused(f"Target column '{target}' not found; the file has: "
+                              f"{_listing(table.header)}")
+    cells = [c.strip() for c in table.columns[target]]
+    seen = Counter(c.lower() for c in cells)
+    if not positive:
+        truthy = [v for v in seen if v in TRUE_TOKENS]
+        if len(seen) == 2 and len(truthy) == 1:
+            positive = [truthy[0]]
+        else:
+            raise TrainingRefused(f"Say which values of '{target}' mean converted "
+                                  f"(--positive VALUE); values seen: "
+                                  f"{_listing(sorted(seen))}")
+    wanted = {p.strip().lower() for p in positive}
+    y = np.asarray([c.lower() in wanted for c in cells], dtype=np.int64)
+    blank = [str(i + 2) for i, c in enumerate(cells) if not c]
+    if blank:
+        raise TrainingRefused(f"Target column '{target}' is empty in {len(blank)} rows "
+                              f"(lines {_listing(blank)})")
+    if not y.any():
+        raise TrainingRefused(f"No positive rows: no value of '{target}' is "
+                              f"{' or '.join(sorted(wanted))}; values seen: "
+                              f"{_listing(sorted(seen))}")
+    if y.all():
+        raise TrainingRefused(f"Every row of '{target}' is positive ({' or '.join(sorted(wanted))})"
+                              "; the model needs both outcomes")
+    return y, tuple(sorted(wanted))
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclass(frozen=True)
+class Inferred:
+    schema: Schema
+    dropped: dict[str, str]  # column -> reason (identifier, free text, constant, excluded)
+
+
+def _sentinel(numbers: list[float]) -> float | None:
+    if not numbers:
+        return None
+    arr = np.asarray(numbers)
+    for s in SENTINELS:
+        share = float(np.mean(arr == s))
+        if share < SENTINEL_MIN_SHARE or share == 1.0:
+            continue
+        rest = arr[arr != s]
+        lo, hi = float(rest.min()), float(rest.max())
+        span = max(hi - lo, 1.0)
+        if s > hi and s - hi > 2 * span:
+            return s
+        if s < lo and lo - s > 2 * span and s < 0:
+            return s
+    return None
+
+
+def _kind(values: list[str]) -> tuple[str, list[str]]:
+    """The kind of the non-missing values and the column's extra missing tokens."""
+    lowered = {v.strip().lower() for v in values}
+    if lowered and lowered <= (TRUE_TOKENS | FALSE_TOKENS) and lowered & TRUE_TOKENS \
+            and lowered & FALSE_TOKENS and not lowered <= {"1", "0"}:
+        return "boolean", []
+    numbers = [_number(v) for v in values]
+    if values and all(n is not None for n in numbers):
+        sentinel = _sentinel([float(n) for n in numbers if n is not None])
+        if lowered <= {"1", "0"}:
+            return "boolean", []
+        extra = [f"{sentinel:g}"] if sentinel is not None else []
+        return "numeric", extra
+    if values and all(parse_date(v) is not None for v in values):
+        return "date", []
+    return "categorical", []
+
+
+def infer_schema(table: Table, target: str, positive: Sequence[str],
+                 exclude: Sequence[str] = ()) -> Inferred:
+    """Infer a schema from the file (kinds, missing tokens, what to drop)."""
+    tokens = set(DEFAULT_MISSING_TOKENS)
+    unknown = [e for e in exclude if e not in table.columns]
+    if unknown:
+        raise TrainingRefused(f"--exclude names columns not in the file: {_listing(unknown)}")
+    dropped: dict[str, str] = {e: "excluded by --exclude" for e in exclude}
+    columns: list[ColumnSpec] = []
+    n = table.n_rows
+    for name in table.header:
+        if name == target or name in dropped:
+            continue
+        present = [v.strip() for v in table.columns[name] if v.strip().lower() not in tokens]
+        distinct = Counter(present)
+        if len(distinct) <= 1:
+            dropped[name] = "constant (at most one distinct value)"
+            continue
+        if ID_NAME.search(name):
+            dropped[name] = "identifier (by its name)"
+            continue
+        kind, extra = _kind(list(distinct))
+        if kind == "categorical":
+            share = len(distinct) / max(len(present), 1)
+            mean_len = sum(len(v) * k for v, k in distinct.items()) / max(len(present), 1)
+            if share >= ID_DISTINCT_SHARE and len(present) >= 20:
+                dropped[name] = f"identifier ({share:.0%} of its values are distinct)"
+                continue
+            if len(distinct) > FREE_TEXT_MIN_DISTINCT and mean_len > FREE_TEXT_MIN_LENGTH:
+                dropped[name] = (f"free text ({len(distinct)} distinct values, "
+                                 f"{mean_len:.0f} characters on average)")
+                continue
+        if kind == "numeric" and len(distinct) == n and n >= 20:
+            numbers = sorted(float(_number(v) or 0) for v in distinct)
+            if all(x.is_integer() for x in numbers) and numbers[-1] - numbers[0] == n - 1:
+                dropped[name] = "identifier (a running number)"
+                continue
+        columns.append(ColumnSpec(name=name, kind=kind, missing=tuple(extra)))
+    if not columns:
+        raise TrainingRefused("No usable column left after dropping identifiers, free text "
+                              "and constant columns")
+    schema = Schema(columns=tuple(columns), target=target, positive=tuple(positive),
+                    exclude=dict(dropped))
+    return Inferred(schema, dropped)
+
+
+def check_schema_against(schema: Schema, table: Table) -> None:
+    """A hand-written schema must name columns of the file (one-line refusal otherwise)."""
+    absent = [c.name for c in schema.columns if c.name not in table.columns]
+    if absent:
+        raise TrainingRefused(f"The schema does not match the file: columns not in "
+                              f"{table.source}: {_listing(absent)}")
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def read_column(schema: Schema, col: ColumnSpec, cells: Sequence[str], rows: np.ndarray
+                ) -> tuple[list[float | str | None], list[str]]:
+    """The column's values as read for `rows` and the file lines that do not fit its kind.
+    Each distinct cell is read once."""
+    memo: dict[str, tuple[float | str | None, str | None]] = {}
+    values: list[float | str | None] = []
+    bad: list[str] = []
+    for i in rows:
+        cell = cells[int(i)]
+        got = memo.get(cell)
+        if got is None:
+            got = memo[cell] = schema.read_value(col, cell)
+        if got[1] is not None:
+            bad.append(str(int(i) + 2))
+        values.append(got[0])
+    return values, bad
+
+
+
+def fit_schema(schema: Schema, table: Table, rows: np.ndarray, today: date) -> Schema:
+    """Fill categories, fills, indicators and ``as_of`` from the training rows only.
+
+    Raises TrainingRefused when a cell does not fit its column's kind (a schema that does
+    not match the file)."""
+    fitted: list[ColumnSpec] = []
+    problems: list[str] = []
+    for col in schema.columns:
+        col = replace(col, as_of=col.as_of or (today.isoformat() if col.kind == "date" else ""))
+        read, bad = read_column(schema, col, table.columns[col.name], rows)
+        if bad:
+            problems.append(f"column '{col.name}' ({col.kind}) has {len(bad)} values that are "
+                            f"not {col.kind} (lines {_listing(bad)})")
+            continue
+        n_missing = sum(v is None for v in read)
+        present = [v for v in read if v is not None]
+        if not present:
+            problems.append(f"column '{col.name}' has no value in the training rows")
+            continue
+        indicator = n_missing > 0
+        if col.kind == "categorical":
+            counts = Counter(str(v).lower() for v in present)
+            spelled: dict[str, str] = {}
+            for v in present:
+                spelled.setdefault(str(v).lower(), str(v))
+            floor = max(MIN_LEVEL_ROWS, math.ceil(MIN_LEVEL_SHARE * len(rows)))
+            kept = [lvl for lvl, k in sorted(counts.items(), key=lambda t: (-t[1], t[0]))
+                    if k >= floor and lvl != "other"][:MAX_LEVELS]
+            categories = tuple(spelled[lvl] for lvl in kept)
+            fitted.append(replace(col, categories=categories, missing_indicator=indicator,
+                                  fill=None))
+        else:
+            nums = np.asarray(present, dtype=np.float64)
+            fill = float(np.median(nums))
+            if col.kind == "boolean":
+                fill = float(np.mean(nums) >= 0.5)
+            fitted.append(replace(col, fill=fill, missing_indicator=indicator))
+    if problems:
+        raise TrainingRefused("The schema does not match the file: " + "; ".join(problems))
+    return schema.with_columns(fitted)
+
+
+def encode(schema: Schema, table: Table, rows: np.ndarray, today: date) -> np.ndarray:
+    """float64 [len(rows), N] from the file's cells through the serving transform."""
+    try:
+        cols = {n: [table.columns[n][int(i)] for i in rows] for n in schema.column_names}
+        return schema.encode_columns(cols, len(rows), today)
+    except InvalidInput as exc:
+        first = exc.errors[0]
+        raise TrainingRefused(f"The schema does not match the file: {first.path} "
+                              f"{first.message} ({len(exc.errors)} problems)") from exc
+
+
+# --------------------------------------------------------------------------- leak guard
+
+
+def _rank_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney AUC with midranks for ties."""
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size, dtype=np.float64)
+    sorted_s = s[order]
+    boundaries = np.flatnonzero(np.diff(sorted_s)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [s.size]])
+    for a, b in zip(starts, ends, strict=True):
+        ranks[order[a:b]] = (a + b + 1) / 2.0
+    pos = int(y.sum())
+    neg = y.size - pos
+    if pos == 0 or neg == 0:
+        return float("nan")
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def _one_column_scores(keys_fit: np.ndarray, y_fit: np.ndarray, keys_eval: np.ndarray
+                       ) -> np.ndarray:
+    """Positive rate per key on the fit part (smoothed towards the prior) for the eval keys."""
+    prior = float(y_fit.mean())
+    uniq, inv = np.unique(keys_fit, return_inverse=True)
+    pos = np.bincount(inv, weights=y_fit, minlength=uniq.size)
+    cnt = np.bincount(inv, minlength=uniq.size).astype(np.float64)
+    rate = (pos + 10.0 * prior) / (cnt + 10.0)
+    idx = np.searchsorted(uniq, keys_eval)
+    idx = np.clip(idx, 0, uniq.size - 1)
+    found = uniq[idx] == keys_eval
+    out: np.ndarray = np.where(found, rate[idx], prior)
+    return out
+
+
+def _column_keys(schema: Schema, col: ColumnSpec, table: Table, rows: np.ndarray,
+                 edges: np.ndarray | None) -> np.ndarray:
+    """An integer key per row: the level (categorical/boolean) or quantile bin; -1 missing."""
+    values, _ = read_column(schema, col, table.columns[col.name], rows)
+    if col.kind == "categorical":
+        levels = {c.lower(): j for j, c in enumerate(col.categories)}
+        return np.asarray([-1 if v is None else levels.get(str(v).lower(), len(levels))
+                           for v in values], dtype=np.int64)
+    nums = np.asarray([math.nan if v is None else float(v) for v in values])
+    keys = np.full(nums.size, -1, dtype=np.int64)
+    ok = ~np.isnan(nums)
+    if edges is None:
+        keys[ok] = nums[ok].astype(np.int64) if col.kind == "boolean" else 0
+    else:
+        keys[ok] = np.searchsorted(edges, nums[ok], side="right")
+    return keys
+
+
+def leak_scores(schema: Schema, table: Table, train_rows: np.ndarray, y_train: np.ndarray,
+                seed: int) -> dict[str, float]:
+    """Each column's own AUC on an inner held-out part of the training rows."""
+    rng = np.random.default_rng(seed)
+    inner = np.zeros(train_rows.size, dtype=bool)
+    for label in (0, 1):  # stratified
+        idx = np.flatnonzero(y_train == label)
+        take = rng.choice(idx, size=max(1, round(LEAK_INNER_SHARE * idx.size)),
+                          replace=False)
+        inner[take] = True
+    fit_rows, eval_rows = train_rows[~inner], train_rows[inner]
+    y_fit, y_eval = y_train[~inner], y_train[inner]
+    out: dict[str, float] = {}
+    for col in schema.columns:
+        edges = None
+        if col.kind in ("numeric", "date"):
+            fit_vals, _ = read_column(schema, col, table.columns[col.name], fit_rows)
+            nums = np.asarray([float(v) for v in fit_vals if v is not None])
+            qs = np.quantile(nums, np.linspace(0, 1, LEAK_BINS + 1)[1:-1]) if nums.size else []
+            edges = np.unique(np.asarray(qs, dtype=np.float64))
+        k_fit = _column_keys(schema, col, table, fit_rows, edges)
+        k_eval = _column_keys(schema, col, table, eval_rows, edges)
+        auc = _rank_auc(y_eval, _one_column_scores(k_fit, y_fit.astype(np.float64), k_eval))
+        out[col.name] = auc if math.isfinite(auc) else 0.5
+    return out
+
+
+@dataclass(frozen=True)
+class LeakVerdict:
+    aucs: dict[str, float]
+    leaks: dict[str, str]  # excluded column -> reason
+    kept: dict[str, str]  # leak-like column kept by --keep -> reason
+
+
+def judge_leaks(aucs: Mapping[str, float], keep: Sequence[str] = ()) -> LeakVerdict:
+    """Which columns are leaks (see the module docstring for the rule)."""
+    leaks: dict[str, str] = {}
+    kept: dict[str, str] = {}
+    lifts = {n: abs(a - 0.5) + 0.5 for n, a in aucs.items()}
+    for name, auc in lifts.items():
+        others = [a for n, a in lifts.items() if n != name]
+        runner_up = max(others) if others else 0.5
+        reason = ""
+        if auc >= LEAK_AUC:
+            reason = (f"leak: the column alone reaches held-out AUC {auc:.3f} "
+                      f"(>= {LEAK_AUC:.2f}); such a field is usually filled in after the outcome")
+        elif auc >= LEAK_MIN_AUC and (auc - 0.5) >= LEAK_LIFT_RATIO * max(runner_up - 0.5, 1e-9):
+            reason = (f"leak: the column alone reaches held-out AUC {auc:.3f}, far above every "
+                      f"other column (next best {runner_up:.3f}); such a field is usually "
+                      "filled in after the outcome")
+        if reason:
+            (kept if name in keep else leaks)[name] = reason
+    return LeakVerdict(dict(aucs), leaks, kept)
+
+
+def load_schema_file(path: Path) -> Schema:
+    import json
+
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrainingRefused(f"Schema {path.name} is not readable JSON: {exc}") from exc
+    try:
+        return Schema.from_dict(raw)
+    except SchemaError as exc:
+        raise TrainingRefused(f"Schema {path.name}: {exc}") from exc
