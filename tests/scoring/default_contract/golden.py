@@ -8,8 +8,10 @@ training code of main before the custom-schema work; its report files left out).
 recorded answers are the score function's HTTP answers for the sample events
 (events/score_request.json is the seed's sample lead) with `prediction_timestamp` and
 `model_version` masked: everything else must stay byte-identical while the product learns
-other schemas. `--code DIR` records with another checkout's code (how the golden file was
-made: with main at daea459, before this work).
+other schemas. `--code DIR` records with another checkout's code: the golden file is made with
+main's code *without* the custom-schema work (first at daea459; re-recorded at 9f6e4dc, whose
+400 answers gained `error_count` on purpose, issue 19), so the test proves this work changed
+nothing. A lane that changes the default answer on purpose re-records it the same way.
 """
 
 from __future__ import annotations
