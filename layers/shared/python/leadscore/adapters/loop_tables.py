@@ -56,6 +56,24 @@ class DynamoEngagementStore:
     def get(self, location_id: str, contact_id: str) -> Engagement | None:
         return self._read(location_id, contact_id)[0]
 
+    def get_many(self, location_id: str, contact_ids: list[str]) -> dict[str, Engagement]:
+        """Counters of many contacts, 100 keys per BatchGetItem (the backfill reads a page)."""
+        found: dict[str, Engagement] = {}
+        wanted = list(dict.fromkeys(contact_ids))
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            keys = [{"pk": {"S": engagement_key(location_id, c)}} for c in chunk]
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(self.max_attempts):
+                answer = self.ddb.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    contact = item["pk"]["S"].split("#", 2)[2]
+                    found[contact] = Engagement.from_item(json.loads(item["counters"]["S"]))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return found
+
     def apply(self, event: MessageEvent) -> Engagement:
         """Count one message; retried on a concurrent update of the same contact."""
         for _ in range(self.max_attempts):

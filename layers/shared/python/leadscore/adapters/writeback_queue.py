@@ -28,3 +28,16 @@ class SqsWritebackQueue:
         """Queue one message; returns the SQS message id. Errors propagate."""
         answer = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_json())
         return str(answer.get("MessageId", ""))
+
+    def send_batch(self, messages: list[WritebackMessage]) -> None:
+        """Queue many messages, 10 per SendMessageBatch call (the backfill). Raises when SQS
+        refuses any of them, naming how many."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            answer = self.sqs.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "MessageBody": m.to_json()} for i, m in enumerate(chunk)],
+            )
+            failed = answer.get("Failed") or []
+            if failed:
+                raise RuntimeError(f"SQS refused {len(failed)} of {len(chunk)} write-back messages")

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,15 @@ class ContactOutcome:
 ScoreContact = Callable[[str, Mapping[str, Any]], str]
 
 
+@runtime_checkable
+class PageAware(Protocol):
+    """A contact step that also wants each page before and after its contacts are scored
+    (to read what a page needs in one call, and to send what it produced in batches)."""
+
+    def begin_page(self, location_id: str, contacts: Sequence[Mapping[str, Any]]) -> None: ...
+    def end_page(self, location_id: str) -> None: ...
+
+
 def run_backfill(
     location_id: str,
     source: ContactSource,
@@ -132,8 +141,13 @@ def run_backfill(
             return checkpoint
         page = source.page(location_id, checkpoint.cursor, page_size)
         counts = {ContactOutcome.SCORED: 0, ContactOutcome.SKIPPED: 0, ContactOutcome.FAILED: 0}
+        page_aware = score_contact if isinstance(score_contact, PageAware) else None
+        if page_aware is not None:
+            page_aware.begin_page(location_id, page.contacts)
         for contact in page.contacts:
             counts[score_contact(location_id, contact)] += 1
+        if page_aware is not None:
+            page_aware.end_page(location_id)  # before the checkpoint says the page is done
         checkpoint = replace(
             checkpoint,
             cursor=page.next_cursor,

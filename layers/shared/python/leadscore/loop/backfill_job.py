@@ -7,7 +7,7 @@ the write-back). Used by the Lambda job (functions/backfill) and the CLI (tools/
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -143,6 +143,30 @@ class ContactStep:
     field_map_for: Callable[[str], Mapping[str, str]] = lambda location_id: {}
     closed_contacts: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.time
+    _counters: dict[str, Any] | None = None
+    _pending: list[WritebackMessage] = field(default_factory=list)
+
+    def begin_page(self, location_id: str, contacts: Sequence[Mapping[str, Any]]) -> None:
+        """Read the page's engagement counters in batches rather than one call per contact."""
+        store = self.recorder.engagement
+        get_many = getattr(store, "get_many", None)
+        if get_many is None:
+            self._counters = None
+            return
+        ids = [str(c.get("id")) for c in contacts if c.get("id")]
+        self._counters = get_many(location_id, ids)
+
+    def end_page(self, location_id: str) -> None:
+        """Queue the page's write-backs (10 per call where the queue can batch)."""
+        pending, self._pending = self._pending, []
+        if not pending or self.queue is None:
+            return
+        send_batch = getattr(self.queue, "send_batch", None)
+        if send_batch is not None:
+            send_batch(pending)
+        else:
+            for message in pending:
+                self.queue.send(message)
 
     def __call__(self, location_id: str, contact: Mapping[str, Any]) -> str:
         payload = {**contact, "type": "ContactUpdate", "locationId": location_id}
@@ -154,7 +178,9 @@ class ContactStep:
             return ContactOutcome.SKIPPED
         request = parsed.request
         engagement = self.recorder.engagement
-        if engagement is not None:
+        if self._counters is not None:
+            request = with_engagement(request, self._counters.get(parsed.contact_id))
+        elif engagement is not None:
             request = with_engagement(request, engagement.get(location_id, parsed.contact_id))
         try:
             score = self.scorer().score(request, explain=False)
@@ -166,7 +192,7 @@ class ContactStep:
                 request, score, location_id=location_id, source="backfill", point_in_time=False
             )
         if self.queue is not None and score.get("source") == "ensemble":
-            self.queue.send(
+            self._pending.append(
                 score_message(score, location_id=location_id, received_at=utc_now_iso(self.clock()))
             )
         return ContactOutcome.SCORED
