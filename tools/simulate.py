@@ -52,17 +52,17 @@ DAY = 24 * 3600.0
 class SimConfig:
     seed: int = 14
     locations: int = 3
-    contacts_per_location: int = 1500
-    new_per_week: int = 25  # per location
+    contacts_per_location: int = 1000
+    new_per_week: int = 15  # per location
     weeks: int = 8
-    resolve_rate: float = 0.22  # per week, per open contact
+    resolve_rate: float = 0.25  # per week, per open contact
     message_cap: int = 8
     bootstrap_rows: int = 300
     late_fraction: float = 0.08  # outcomes delivered 1-3 days after they happened
     flip_fraction: float = 0.04  # a wrong status first, corrected later (out of order)
-    rescore_fraction: float = 0.10  # open contacts updated (re-scored) per week
-    rescore_after_outcome: float = 0.30  # resolved contacts updated after the outcome
-    export_min_new_outcomes: int = 600
+    rescore_fraction: float = 0.05  # open contacts updated (re-scored) per week
+    rescore_after_outcome: float = 0.15  # resolved contacts updated after the outcome
+    export_min_new_outcomes: int = 700
     last_weeks: int = 2
     training_hyperparameters: dict[str, Any] = field(
         default_factory=lambda: {"folds": 3, "n_jobs": 1}
@@ -267,6 +267,11 @@ def phase_setup(world: World) -> None:
             {k: json.dumps(v) for k, v in cfg.training_hyperparameters.items()}
         ),
         MIN_AUC="0.60",
+        # The champion's AUC in its manifest was measured on ITS OWN held-out rows (the
+        # bootstrap's generic leads), not on the candidate's: comparing the two numbers says
+        # nothing until the gate measures both models on the same rows (issue 17's measuring
+        # gate, which this run uses as soon as it is on main). Until then, absolute checks only.
+        MAX_AUC_DROP="1.0",
         # late deliveries keep their original timestamp (GHL.md): accept days, not minutes
         GHL_MAX_CLOCK_SKEW_SECONDS=str(4 * 24 * 3600),
         POWERTOOLS_METRICS_DISABLED="true",
@@ -397,9 +402,14 @@ def drain_writeback(world: World, max_rounds: int = 10_000) -> int:
         }
         answer = world.handlers["writeback"].lambda_handler(event, world.ctx)
         failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
-        for m in messages:
-            if m["MessageId"] not in failed:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:  # what Lambda's event source mapping does with the successes
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
         handled += len(messages)
     return handled
 
