@@ -235,9 +235,17 @@ def phase_setup(world: World) -> None:
             )
 
     tokens = {loc: fake.add_pit(loc) for loc in world.locations}
-    token_secret = secrets.create_secret(
-        Name="simulate/ghl-token", SecretString=tokens[world.locations[0]]
-    )["ARN"]
+    from leadscore.adapters import ghl_api
+
+    if hasattr(ghl_api, "location_token_reader"):  # one stack, several sub-accounts
+        secret_value = json.dumps({"locations": tokens})
+    elif len(tokens) == 1:
+        secret_value = tokens[world.locations[0]]
+    else:
+        raise RuntimeError("this checkout's write-back reads one token: run with --locations 1")
+    token_secret = secrets.create_secret(Name="simulate/ghl-token", SecretString=secret_value)[
+        "ARN"
+    ]
     world.aws["tokens"] = tokens
 
     records = world.work / "records"

@@ -67,14 +67,26 @@ def scorer() -> Scorer:
     return _scorer
 
 
+def _token_for(location_id: str, secret_arn: str) -> Callable[[], str]:
+    """The location's token from the stack's token secret: one token, or (where the
+    write-back's per-location reader exists) ``{"locations": {"<locationId>": "<token>"}}``."""
+    from leadscore.adapters import ghl_api
+
+    reader = getattr(ghl_api, "location_token_reader", None)
+    if reader is not None:
+        read = reader(secret_arn)
+        return lambda: str(read(location_id, False))
+    return ghl_api.secret_token_provider(secret_arn)
+
+
 def api_for(location_id: str) -> SearchApi:
-    """The HighLevel client of a location (the stack's token secret)."""
-    from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret, secret_token_provider
+    """The HighLevel client of a location."""
+    from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret
 
     settings = WritebackSettings.from_env()
     return GhlApiClient(
         settings.ghl_api_base,
-        secret_token_provider(settings.ghl_token_secret_arn),
+        _token_for(location_id, settings.ghl_token_secret_arn),
         timeout_seconds=settings.http_timeout_seconds,
         max_wait_seconds=settings.max_rate_limit_wait_seconds,
         on_unauthorized=lambda: refresh_secret(settings.ghl_token_secret_arn),
