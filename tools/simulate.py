@@ -919,12 +919,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weeks", type=int, default=SimConfig.weeks)
     parser.add_argument("--seed", type=int, default=SimConfig.seed)
     parser.add_argument("--locations", type=int, default=SimConfig.locations)
+    parser.add_argument("--new-per-week", type=int, default=SimConfig.new_per_week)
+    parser.add_argument("--min-new-outcomes", type=int, default=SimConfig.export_min_new_outcomes)
     args = parser.parse_args(argv)
     config = SimConfig(
         contacts_per_location=args.contacts,
         weeks=args.weeks,
         seed=args.seed,
         locations=args.locations,
+        new_per_week=args.new_per_week,
+        export_min_new_outcomes=args.min_new_outcomes,
     )
     results = run(config)
     ok = results["leaked_rows"] == 0
