@@ -1,0 +1,296 @@
+"""The benchmark's measurements: each function measures one thing for both systems and puts
+its figures into `Run.flat` (issue 7's keys) and `Run.extra` (context for meta.json)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from bench import coldstart, metrics, sizes
+from bench.harness import (
+    PICK_SEED,
+    REPO,
+    Data,
+    Run,
+    call,
+    handler_env,
+    score_event,
+    stdout_to_devnull,
+    swap_model,
+)
+from bench.native_adapter import NativeLoadedModel
+from bench.original import OriginalEnsemble
+
+
+# ----------------------------------------------------------------------------- quality
+def quality(run: Run, data: Data, ours: Any, original: OriginalEnsemble) -> None:
+    out = ours.predict(data.x_test.astype(np.float32))
+    orig = original.predict(data.x_test)
+    f = run.flat
+    f["quality.auc"] = float(roc_auc_score(data.y_test, out.score))
+    f["quality.brier"] = metrics.brier(data.y_test, out.score)
+    f["quality.bayes_auc"] = float(roc_auc_score(data.y_test, data.p_test))
+    f["quality.bayes_brier"] = metrics.brier(data.y_test, data.p_test)
+    f["quality.original_auc"] = float(roc_auc_score(data.y_test, orig.score))
+    f["quality.original_brier"] = metrics.brier(data.y_test, orig.score)
+    cov, width = metrics.coverage_and_width(out.interval, data.p_test)
+    f["interval.coverage"], f["interval.mean_width"] = cov, width
+    cov, width = metrics.coverage_and_width(orig.interval, data.p_test)
+    f["interval.original_coverage"], f["interval.original_mean_width"] = cov, width
+    run.extra["test_conversion_rate"] = float(np.mean(data.y_test))
+
+
+
+# ----------------------------------------------------------------------------- contributions
+def contributions(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: Any,
+                  template: Mapping[str, Any], bundle_path: Path) -> None:
+    from lead_ensemble.shapley import exact_shapley, onnx_score_fn
+    from leadscore.features import FEATURE_NAMES
+
+    baseline_map = ours.manifest["baseline"]
+    baseline = np.array([baseline_map[n] for n in FEATURE_NAMES], dtype=np.float32)
+    rng = np.random.default_rng(PICK_SEED)
+    picks = rng.choice(len(data.x_test), size=run.cfg.shapley_leads, replace=False)
+    ours_err: list[float] = []
+    orig_err: list[float] = []
+    details: list[dict[str, Any]] = []
+
+    # the served graph's `score` output alone (fold models pruned), same numbers as serving
+    ours_fn = onnx_score_fn(bundle_path / "model.onnx")
+
+    def orig_fn(z: np.ndarray) -> np.ndarray:
+        out = []
+        z64 = np.asarray(z, dtype=np.float64)
+        for start in range(0, len(z64), 1 << 17):
+            out.append(original.predict_score(z64[start:start + (1 << 17)]))
+        return np.concatenate(out)
+
+    for k, i in enumerate(picks):
+        x32 = data.x_test[i].astype(np.float32)
+        with stdout_to_devnull():
+            body = call(app, score_event(template, {
+                "contact_id": f"bench-shap-{k}", "feature_vector": [float(v) for v in x32],
+            }, explain=True))
+        given_ours = np.array([float(body["feature_contributions"][n]) for n in FEATURE_NAMES])
+        t0 = time.perf_counter()
+        exact_ours = np.asarray(exact_shapley(ours_fn, x32, baseline), dtype=np.float64)
+        t_ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        exact_orig = np.asarray(
+            exact_shapley(orig_fn, x32.astype(np.float64), baseline.astype(np.float64)),
+            dtype=np.float64,
+        )
+        t_orig = time.perf_counter() - t0
+        given_orig = original.contributions_vector(x32.astype(np.float64))
+        ours_err.append(metrics.relative_l1(given_ours, exact_ours))
+        orig_err.append(metrics.relative_l1(given_orig, exact_orig))
+        details.append({
+            "test_row": int(i),
+            "ours_relative_l1": ours_err[-1], "original_relative_l1": orig_err[-1],
+            "ours_exact_sum": float(exact_ours.sum()),
+            "ours_score_minus_baseline": float(body["predicted_score"])
+            - float(ours.manifest["baseline_score"]),
+            "ours_given_sum": float(given_ours.sum()),
+            "exact_seconds_ours": round(t_ours, 2), "exact_seconds_original": round(t_orig, 2),
+        })
+    run.flat["contributions.relative_l1_error"] = float(np.mean(ours_err))
+    run.flat["contributions.original_relative_l1_error"] = float(np.mean(orig_err))
+    run.extra["contributions_per_lead"] = details
+
+
+# ----------------------------------------------------------------------------- latency
+def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: Any,
+            template: Mapping[str, Any], model_dir: Path) -> None:
+    from generate_leads import request_part
+
+    n = run.cfg.latency_requests
+    native_model = NativeLoadedModel(original, ours)
+    leads = [request_part(data.test_leads[i]) for i in range(n)]
+    rows32 = [data.x_test[i : i + 1].astype(np.float32) for i in range(n)]
+    rows64 = [data.x_test[i : i + 1] for i in range(n)]
+    session, input_name = ours.session, ours.input_name
+    # Context only (meta.json, not results.json): the original's models pinned to one thread,
+    # to show how much of its one-row cost is thread start-up rather than the trees.
+    single = OriginalEnsemble.load(model_dir)
+    single.xgb_model.set_params(n_jobs=1)
+    single.lgb_model.set_params(n_jobs=1)
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("score", "score_only", "native_score_only", "model_onnx", "model_native",
+                        "model_native_one_thread")
+    }
+
+    counter = iter(range(10**9))  # a fresh contact id per request: every request is a MISS
+
+    def t_score(i: int) -> float:
+        ev = score_event(template, {"contact_id": f"bench-{next(counter)}",
+                                    "features": leads[i]}, explain=True)
+        t0 = time.perf_counter()
+        body = call(app, ev)
+        dt_ = time.perf_counter() - t0
+        assert not body.get("cached") and body.get("source") == "ensemble", body.get("source")
+        return dt_
+
+    def t_score_only(i: int) -> float:
+        ev = score_event(template, {"contact_id": f"bench-{next(counter)}",
+                                    "features": leads[i]}, explain=False)
+        t0 = time.perf_counter()
+        body = call(app, ev)
+        dt_ = time.perf_counter() - t0
+        assert not body.get("cached") and body.get("source") == "ensemble"
+        return dt_
+
+    def t_native_score_only(i: int) -> float:
+        ev = score_event(template, {"contact_id": f"bench-{next(counter)}",
+                                    "features": leads[i]}, explain=False)
+        undo = swap_model(app, native_model)
+        try:
+            t0 = time.perf_counter()
+            body = call(app, ev)
+            dt_ = time.perf_counter() - t0
+        finally:
+            undo()
+        assert not body.get("cached") and body.get("model_version") == "original-native"
+        return dt_
+
+    def t_model_onnx(i: int) -> float:
+        feed = {input_name: rows32[i]}
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        return time.perf_counter() - t0
+
+    def t_model_native(i: int) -> float:
+        t0 = time.perf_counter()
+        original.predict(rows64[i])
+        return time.perf_counter() - t0
+
+    def t_model_native_one_thread(i: int) -> float:
+        t0 = time.perf_counter()
+        single.predict(rows64[i])
+        return time.perf_counter() - t0
+
+    variants: list[tuple[str, Callable[[int], float]]] = [
+        ("score", t_score), ("score_only", t_score_only),
+        ("native_score_only", t_native_score_only),
+        ("model_onnx", t_model_onnx), ("model_native", t_model_native),
+        ("model_native_one_thread", t_model_native_one_thread),
+    ]
+    with stdout_to_devnull():
+        for i in range(min(20, n)):  # warm-up (not recorded): first calls allocate
+            for _, fn in variants:
+                fn(i)
+        gc.collect()
+        for i in range(n):
+            shift = i % len(variants)  # rotate the order so no variant always goes first
+            for name, fn in variants[shift:] + variants[:shift]:
+                samples[name].append(fn(i))
+    f = run.flat
+    f["latency_ms.score_p50"] = metrics.percentile_ms(samples["score"], 50)
+    f["latency_ms.score_p99"] = metrics.percentile_ms(samples["score"], 99)
+    f["latency_ms.score_only_p50"] = metrics.percentile_ms(samples["score_only"], 50)
+    f["latency_ms.native_score_only_p50"] = metrics.percentile_ms(
+        samples["native_score_only"], 50)
+    f["latency_ms.model_onnx_p50"] = metrics.percentile_ms(samples["model_onnx"], 50)
+    f["latency_ms.model_native_p50"] = metrics.percentile_ms(samples["model_native"], 50)
+    run.extra["latency_p50_ms"] = {k: metrics.percentile_ms(v, 50) for k, v in samples.items()}
+    run.extra["latency_p99_ms"] = {k: metrics.percentile_ms(v, 99) for k, v in samples.items()}
+    run.extra["latency_requests_each"] = n
+
+    # Context only (meta.json + a table row): the same calls back to back, one variant at a
+    # time. Interleaving makes every call run after the other system has filled the CPU
+    # caches with its own models (cache-cold, as issue 7 prescribes); blocks show cache-warm.
+    blocks: dict[str, float] = {}
+    with stdout_to_devnull():
+        for name, fn in variants:
+            for i in range(min(10, n)):
+                fn(i)
+            blocks[name] = metrics.percentile_ms([fn(i) for i in range(min(200, n))], 50)
+    run.extra["latency_p50_ms_back_to_back"] = blocks
+
+
+# ----------------------------------------------------------------------------- batch
+def batch(run: Run, data: Data, ours: Any, original: OriginalEnsemble) -> None:
+    rows = run.cfg.batch_rows
+    x64 = data.x_test[:rows]
+    x32 = x64.astype(np.float32)
+    session, input_name = ours.session, ours.input_name
+    onnx_t: list[float] = []
+    native_t: list[float] = []
+    # The original's process did not pin BLAS to one thread: give its batch the library
+    # default back (its trees use OpenMP threads either way).
+    from threadpoolctl import threadpool_limits
+
+    def native_batch() -> float:
+        with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
+            t0 = time.perf_counter()
+            original.predict(x64)
+            return time.perf_counter() - t0
+
+    session.run(None, {input_name: x32})
+    native_batch()
+    for _ in range(run.cfg.batch_repeats):
+        t0 = time.perf_counter()
+        session.run(None, {input_name: x32})
+        onnx_t.append(time.perf_counter() - t0)
+        native_t.append(native_batch())
+    run.flat["batch_rows_per_s.onnx"] = rows / statistics.median(onnx_t)
+    run.flat["batch_rows_per_s.native"] = rows / statistics.median(native_t)
+
+
+# ----------------------------------------------------------------------------- cold start
+def cold(run: Run, data: Data, bundle: Path, model_dir: Path) -> None:
+    ours, native, reports = coldstart.measure(
+        repo=REPO,
+        ours_env=handler_env(bundle),
+        ours_event=REPO / "events" / "score_request.json",
+        native_model_dir=model_dir,
+        native_vector=[float(v) for v in data.x_test[0]],
+        runs=run.cfg.cold_runs,
+    )
+    run.flat["cold_start_ms.onnx"] = ours.median_ms
+    run.flat["cold_start_ms.native"] = native.median_ms
+    run.extra["cold_start_samples_ms"] = {"onnx": ours.samples_ms, "native": native.samples_ms}
+    leaked = sorted({m for r in reports if r["which"] == "ours"
+                     for m in r.get("modules", [])})  # type: ignore[attr-defined]
+    if leaked:
+        run.notes.append(f"WARNING: our cold-start process imported {leaked}")
+
+
+# ----------------------------------------------------------------------------- package
+def package(run: Run) -> None:
+    try:
+        mb, source = sizes.built_mb(REPO)
+    except FileNotFoundError:
+        print("[bench] no build output: running `make build` ...", flush=True)
+        try:
+            proc = subprocess.run(["make", "build"], cwd=REPO, capture_output=True, text=True,
+                                  check=False, timeout=480)
+            failed = proc.returncode != 0 and not (REPO / ".build" / "size.json").exists()
+        except subprocess.TimeoutExpired:
+            failed = True
+        if failed:
+            mb = sizes.source_mb(REPO)
+            source = ("FALLBACK (make build failed): requirements/runtime.txt and its "
+                      "dependencies as installed in this venv + functions/ + the shared layer")
+        else:
+            mb, source = sizes.built_mb(REPO)
+    run.flat["package_mb.onnx"] = mb
+    run.flat["package_mb.native"] = sizes.installed_mb()
+    run.notes.append(
+        f"package_mb.onnx from {source} (arm64 Lambda build, unzipped functions + layers); "
+        f"package_mb.native = installed size of {', '.join(sizes.NATIVE_DISTRIBUTIONS)} in "
+        f"this venv ({platform.machine()}, site-packages dirs + .libs + dist-info) -- a lower "
+        "bound for the original, which also needs their dependencies (joblib, threadpoolctl, "
+        "python-dateutil, ...)."
+    )
+
+
