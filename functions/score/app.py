@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.recorder import LoopRecorder, build_recorder
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
+from leadscore.scoring.lead_score import LeadScore
 from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import LoopSettings, ScoreSettings
@@ -170,7 +171,7 @@ def _explain_flag() -> bool:
     raise InvalidInput([FieldError("explain", "must be true or false")])
 
 
-def _count(result: dict[str, Any]) -> None:
+def _count(result: LeadScore) -> None:
     metrics.add_metric(
         name="CacheHit" if result.get("cached") else "CacheMiss", unit=MetricUnit.Count, value=1
     )
@@ -197,7 +198,7 @@ def _location_of(request: Any) -> str:
 # -- routes -----------------------------------------------------------------------------------
 
 
-def _bounded(answer: dict[str, Any], limit_name: str, limit: int) -> Response[str]:
+def _bounded(answer: Mapping[str, Any], limit_name: str, limit: int) -> Response[str]:
     """The answer as JSON, or a 413 naming the limit it would break (never a 6 MB 502)."""
     text = json.dumps(answer, separators=(",", ":"))
     if len(text) > limit and len(text.encode()) > limit:

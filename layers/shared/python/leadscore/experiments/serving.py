@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
+from leadscore.scoring.lead_score import BatchAnswer, LeadScore, ShadowScore
 from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri
 from leadscore.scoring.service import (
     BatchErrors,
@@ -102,21 +103,21 @@ class ExperimentScorer:
         self.source = source
         self.models = models
 
-    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
+    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> LeadScore:
         experiment = self.source.running()
         if experiment is None:
             return self.service.score(request, explain=explain)
         contact_id = parse_request(request, self.service.max_list_items).contact_id
         return self._score_in(experiment, contact_id, request, explain)
 
-    def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> dict[str, Any]:
+    def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> BatchAnswer:
         experiment = self.source.running()
         if experiment is None:
             return self.service.score_batch(leads, explain=explain)
         # Variants differ per lead: score one by one (one ONNX call each) while it runs.
         if len(leads) > self.service.max_batch_size:
             raise BatchTooLarge(len(leads), self.service.max_batch_size)
-        results: list[dict[str, Any]] = []
+        results: list[LeadScore] = []
         errors = BatchErrors(self.service.max_error_paths)  # bounded like the service's own
         for index, request in enumerate(leads):
             try:
@@ -124,11 +125,11 @@ class ExperimentScorer:
                 results.append(self._score_in(experiment, contact_id, request, explain))
             except InvalidInput as exc:
                 errors.add(index, exc)
-        return {"results": results, "errors": errors.items}
+        return BatchAnswer(results=results, errors=errors.items)
 
     def _score_in(
         self, experiment: Experiment, contact_id: str, request: Mapping[str, Any], explain: bool
-    ) -> dict[str, Any]:
+    ) -> LeadScore:
         variant: str | None = assign(experiment, contact_id)
         if variant == CHAMPION:
             result = self.service.score(request, explain=explain)
@@ -141,7 +142,7 @@ class ExperimentScorer:
                 result = self.service.score(request, explain=explain)
             else:
                 result = self.service.score(request, explain=explain, use=model)
-        result = dict(result)
+        result = result.copy()  # the cached answer stays as it was
         result["experiment"] = experiment.name
         result["variant"] = variant
         if experiment.shadow:
@@ -155,14 +156,14 @@ class ExperimentScorer:
             logger.warning("experiment variant %s unavailable: %s", version, exc)
             return None
 
-    def _shadow(self, version: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _shadow(self, version: str, request: Mapping[str, Any]) -> ShadowScore | None:
         model = self._version(version)
         if model is None:
             return None
         shadow = self.service.score(request, explain=False, use=model)
-        return {"model_version": shadow["model_version"],
-                "predicted_score": shadow["predicted_score"],
-                "predicted_class": shadow["predicted_class"]}
+        return ShadowScore(model_version=shadow["model_version"],
+                           predicted_score=shadow["predicted_score"],
+                           predicted_class=shadow["predicted_class"])
 
 
 def experiment_scorer(

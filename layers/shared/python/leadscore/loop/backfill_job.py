@@ -18,6 +18,7 @@ from leadscore.loop.backfill import ContactOutcome, ContactsPage
 from leadscore.loop.engagement import with_engagement
 from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_opportunities
 from leadscore.loop.recorder import LoopRecorder
+from leadscore.scoring.service import Scorer
 
 TERMINAL_STATUSES = ("won", "lost", "abandoned")
 
@@ -31,10 +32,6 @@ class Budget(Protocol):
     """The per-location request budget (writeback lane's token bucket)."""
 
     def take(self, location_id: str, n: int = 1) -> float: ...
-
-
-class Scorer(Protocol):
-    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]: ...
 
 
 class Queue(Protocol):

@@ -73,7 +73,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -87,6 +87,13 @@ from leadscore.features.nested import extract_features
 from leadscore.features.vector import parse_feature_vector
 from leadscore.scoring import rules
 from leadscore.scoring.cache import CachedScore, ScoreCache, answer_key
+from leadscore.scoring.lead_score import (
+    BatchAnswer,
+    Explanation,
+    Factor,
+    LeadScore,
+    not_explained,
+)
 from leadscore.scoring.reasons import reason_for
 
 if TYPE_CHECKING:
@@ -254,7 +261,7 @@ def model_agreement(base_scores: np.ndarray) -> float:
 class Scorer(Protocol):
     """What the webhook and write-back flows need from scoring (`ScoringService` is one)."""
 
-    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]: ...
+    def score(self, request: Mapping[str, Any], *, explain: bool = True) -> LeadScore: ...
 
 
 class ScoringService:
@@ -287,7 +294,7 @@ class ScoringService:
     def score(
         self, request: Mapping[str, Any], *, explain: bool = True,
         use: LoadedModel | Literal["rules"] | None = None,
-    ) -> dict[str, Any]:
+    ) -> LeadScore:
         """One lead score; raises `InvalidInput` (and `NoModelForFields` for ``fields``).
         ``use`` answers with another model or the rules instead of the champion (experiment
         variants, `leadscore.experiments`)."""
@@ -307,7 +314,7 @@ class ScoringService:
         self._cache_put(key, result)
         return result
 
-    def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> dict[str, Any]:
+    def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> BatchAnswer:
         """``{"results": [...], "errors": [{"index", "errors": [...]}]}``.
 
         Results are the valid leads' scores in request order; a bad lead is reported by index
@@ -328,9 +335,11 @@ class ScoringService:
             except InvalidInput as exc:
                 batch_errors.add(index, exc)
         if model is None:
-            return {"results": [self._rules_score(lead) for _, lead in parsed], "errors": errors}
+            return BatchAnswer(
+                results=[self._rules_score(lead) for _, lead in parsed], errors=errors
+            )
 
-        results: list[dict[str, Any] | None] = [None] * len(parsed)
+        results: list[LeadScore | None] = [None] * len(parsed)
         keys: list[str | None] = []
         todo: list[int] = []
         for slot, (_, lead) in enumerate(parsed):
@@ -351,7 +360,9 @@ class ScoringService:
                 )
                 self._cache_put(keys[slot], result)
                 results[slot] = result
-        return {"results": [r for r in results if r is not None], "errors": errors}
+        return BatchAnswer(
+            results=[result for result in results if result is not None], errors=errors
+        )
 
     def custom_schema(self) -> Schema | None:
         """The served bundle's custom column schema; None for the real-estate default."""
@@ -376,55 +387,69 @@ class ScoringService:
             self._thresholds_for[model.version] = found
         return found
 
-    def _common(
-        self, lead: ParsedLead, score: float, thresholds: Mapping[str, float]
-    ) -> dict[str, Any]:
-        predicted_class = classes.classify(score, thresholds)
-        if lead.encoded is not None:
-            return {
-                "contact_id": lead.contact_id,
-                "predicted_score": _rounded(score),
-                "predicted_class": predicted_class,
-                "ml_score": round(100.0 * score, 1),
-                "should_prioritize": classes.should_prioritize(predicted_class),
-                "composite_score": None,
-                "missing_fields": list(lead.missing_fields),
-                "unseen_categories": [dict(u) for u in lead.encoded.unseen],
-                "feature_values": {k: _shown(v) for k, v in lead.encoded.shown.items()},
-                "prediction_timestamp": self._now(),
-                "cached": False,
-            }
-        return {
-            "contact_id": lead.contact_id,
-            "predicted_score": _rounded(score),
-            "predicted_class": predicted_class,
-            "ml_score": round(100.0 * score, 1),
-            "should_prioritize": classes.should_prioritize(predicted_class),
-            "composite_score": _rounded(rules.composite_score(lead.values)),
-            "missing_fields": list(lead.missing_fields),
-            "feature_values": {
+    def _answer(
+        self,
+        lead: ParsedLead,
+        probability: float,
+        thresholds: Mapping[str, float],
+        *,
+        source: Literal["ensemble", "rules"],
+        model_version: str,
+        confidence_interval: list[float] | None,
+        model_agreement: float | None,
+        base_scores: dict[str, float] | None,
+        baseline_score: float | None,
+        explanation: Explanation,
+    ) -> LeadScore:
+        predicted_class = classes.classify(probability, thresholds)
+        if lead.encoded is not None:  # a custom column schema: no rules score, columns as given
+            composite_score: float | None = None
+            feature_values = {k: _shown(v) for k, v in lead.encoded.shown.items()}
+        else:
+            composite_score = _rounded(rules.composite_score(lead.values))
+            feature_values = {
                 name: _rounded(v) for name, v in zip(FEATURE_NAMES, lead.x32.tolist(), strict=True)
-            },
-            "prediction_timestamp": self._now(),
-            "cached": False,
-        }
+            }
+        answer = LeadScore(
+            contact_id=lead.contact_id,
+            predicted_score=_rounded(probability),
+            predicted_class=predicted_class,
+            ml_score=round(100.0 * probability, 1),
+            should_prioritize=classes.should_prioritize(predicted_class),
+            composite_score=composite_score,
+            missing_fields=list(lead.missing_fields),
+            feature_values=feature_values,
+            prediction_timestamp=self._now(),
+            cached=False,
+            confidence_interval=confidence_interval,
+            model_agreement=model_agreement,
+            base_scores=base_scores,
+            baseline_score=baseline_score,
+            model_version=model_version,
+            source=source,
+            feature_contributions=explanation["feature_contributions"],
+            top_positive_factors=explanation["top_positive_factors"],
+            top_negative_factors=explanation["top_negative_factors"],
+            explained=explanation["explained"],
+        )
+        if lead.encoded is not None:
+            answer["unseen_categories"] = [dict(u) for u in lead.encoded.unseen]
+        return answer
 
-    def _rules_score(self, lead: ParsedLead) -> dict[str, Any]:
-        probability = rules.rules_probability(lead.values)
-        result = self._common(lead, probability, self.thresholds(None))
-        result.update(
+    def _rules_score(self, lead: ParsedLead) -> LeadScore:
+        """Nothing model-based is invented: interval, agreement, base scores are null."""
+        return self._answer(
+            lead,
+            rules.rules_probability(lead.values),
+            self.thresholds(None),
+            source="rules",
+            model_version=RULES_VERSION,
             confidence_interval=None,
             model_agreement=None,
-            feature_contributions={},
             base_scores=None,
             baseline_score=None,
-            top_positive_factors=[],
-            top_negative_factors=[],
-            model_version=RULES_VERSION,
-            source="rules",
-            explained=False,
+            explanation=not_explained(),
         )
-        return result
 
     def _model_score(
         self,
@@ -434,63 +459,64 @@ class ScoringService:
         base_raw: np.ndarray,
         interval_raw: np.ndarray,
         explain: bool,
-    ) -> dict[str, Any]:
+    ) -> LeadScore:
         score = float(score_raw)
         base = [float(b) for b in base_raw]
         lo, hi = (float(v) for v in interval_raw)
         baseline_score = float(model.manifest.get("baseline_score", math.nan))
-        result = self._common(lead, score, self.thresholds(model))
-        result.update(
-            confidence_interval=[_rounded(min(lo, hi)), _rounded(max(lo, hi))],
-            model_agreement=_rounded(model_agreement(np.asarray(base))),
-            base_scores={n: _rounded(b) for n, b in zip(BASE_MODEL_NAMES, base, strict=True)},
-            baseline_score=_rounded(baseline_score) if math.isfinite(baseline_score) else None,
-            model_version=model.version,
-            source="ensemble",
-        )
         explainer = model.explainer
         if explain and explainer is not None and math.isfinite(baseline_score):
             contrib = explain_contributions(explainer, lead.x32, score, baseline_score)
             schema = _schema_of(model)
             if schema is not None and lead.encoded is not None:
-                _add_column_explanation(result, schema, lead.encoded, contrib,
-                                        _baseline_values(model))
+                explanation = _column_explanation(schema, lead.encoded, contrib,
+                                                  _baseline_values(model))
             else:
-                self._add_explanation(result, lead, contrib)
+                explanation = self._explanation(lead, contrib)
         else:
-            result.update(
-                feature_contributions={},
-                top_positive_factors=[],
-                top_negative_factors=[],
-                explained=False,
-            )
-        return result
+            explanation = not_explained()
+        return self._answer(
+            lead,
+            score,
+            self.thresholds(model),
+            source="ensemble",
+            model_version=model.version,
+            confidence_interval=[_rounded(min(lo, hi)), _rounded(max(lo, hi))],
+            model_agreement=_rounded(model_agreement(np.asarray(base))),
+            base_scores={n: _rounded(b) for n, b in zip(BASE_MODEL_NAMES, base, strict=True)},
+            baseline_score=_rounded(baseline_score) if math.isfinite(baseline_score) else None,
+            explanation=explanation,
+        )
 
     @staticmethod
-    def _add_explanation(result: dict[str, Any], lead: ParsedLead, contrib: np.ndarray) -> None:
+    def _explanation(lead: ParsedLead, contrib: np.ndarray) -> Explanation:
         values = lead.x32.tolist()
         contributions = contrib.tolist()
-        result["feature_contributions"] = {
-            name: _rounded(v) for name, v in zip(FEATURE_NAMES, contributions, strict=True)
-        }
         order = np.argsort(contrib, kind="stable")
 
-        def factor(i: int) -> dict[str, Any]:
+        def factor(i: int) -> Factor:
             name = FEATURE_NAMES[i]
-            return {
-                "feature": name,
-                "value": _rounded(values[i]),
-                "contribution": _rounded(contributions[i]),
-                "reason": reason_for(name, values[i], contributions[i], lead.raw_features),
-            }
+            return Factor(
+                feature=name,
+                value=_rounded(values[i]),
+                contribution=_rounded(contributions[i]),
+                reason=reason_for(name, values[i], contributions[i], lead.raw_features),
+            )
 
-        result["top_positive_factors"] = [
-            factor(int(i)) for i in order[::-1][:TOP_FACTORS] if _rounded(contributions[int(i)]) > 0
-        ]
-        result["top_negative_factors"] = [
-            factor(int(i)) for i in order[:TOP_FACTORS] if _rounded(contributions[int(i)]) < 0
-        ]
-        result["explained"] = True
+        return Explanation(
+            feature_contributions={
+                name: _rounded(v) for name, v in zip(FEATURE_NAMES, contributions, strict=True)
+            },
+            top_positive_factors=[
+                factor(int(i))
+                for i in order[::-1][:TOP_FACTORS]
+                if _rounded(contributions[int(i)]) > 0
+            ],
+            top_negative_factors=[
+                factor(int(i)) for i in order[:TOP_FACTORS] if _rounded(contributions[int(i)]) < 0
+            ],
+            explained=True,
+        )
 
     # -- cache --------------------------------------------------------------------------------
 
@@ -501,17 +527,18 @@ class ScoringService:
             missing=lead.missing_fields, explain=explain,
         )
 
-    def _cache_get(self, key: str | None) -> dict[str, Any] | None:
+    def _cache_get(self, key: str | None) -> LeadScore | None:
         if self.cache is None or key is None:
             return None
         entry = self.cache.get(key)
         if entry is None:
             return None
-        result = dict(entry.score)
+        # Entries are lead scores this service put (the remote tier round-trips their JSON).
+        result = cast(LeadScore, dict(entry.score))
         result["cached"] = True
         return result
 
-    def _cache_put(self, key: str | None, result: dict[str, Any]) -> None:
+    def _cache_put(self, key: str | None, result: LeadScore) -> None:
         if self.cache is not None and key is not None:
             # a copy: callers may add keys to the answer they got
             self.cache.put(key, CachedScore(score=dict(result), explained=result["explained"]))
@@ -538,32 +565,34 @@ def _baseline_values(model: LoadedModel) -> Mapping[str, Any]:
     return readable if isinstance(readable, Mapping) else {}
 
 
-def _add_column_explanation(result: dict[str, Any], schema: Schema, encoded: Encoded,
-                            contrib: np.ndarray, typical: Mapping[str, Any]) -> None:
+def _column_explanation(schema: Schema, encoded: Encoded, contrib: np.ndarray,
+                        typical: Mapping[str, Any]) -> Explanation:
     """Contributions per schema column (one-hot groups summed back), factors and reasons."""
     per_column = schema.group_contributions(contrib)
-    result["feature_contributions"] = {name: _rounded(v) for name, v in per_column.items()}
     names = list(per_column)
     column_contributions = np.asarray([per_column[n] for n in names])
     order = np.argsort(column_contributions, kind="stable")
     rounded = [_rounded(v) for v in column_contributions]
     unseen = {u["column"] for u in encoded.unseen}
 
-    def factor(i: int) -> dict[str, Any]:
+    def factor(i: int) -> Factor:
         col = schema.columns[i]
         value = encoded.shown.get(col.name)
-        return {
-            "feature": col.name,
-            "value": _shown(value),
-            "contribution": rounded[i],
-            "reason": column_reason(col, value, float(column_contributions[i]),
-                                    typical.get(col.name), unseen=col.name in unseen),
-        }
+        return Factor(
+            feature=col.name,
+            value=_shown(value),
+            contribution=rounded[i],
+            reason=column_reason(col, value, float(column_contributions[i]),
+                                 typical.get(col.name), unseen=col.name in unseen),
+        )
 
-    result["top_positive_factors"] = [
-        factor(int(i)) for i in order[::-1][:TOP_FACTORS] if rounded[int(i)] > 0
-    ]
-    result["top_negative_factors"] = [
-        factor(int(i)) for i in order[:TOP_FACTORS] if rounded[int(i)] < 0
-    ]
-    result["explained"] = True
+    return Explanation(
+        feature_contributions={name: _rounded(v) for name, v in per_column.items()},
+        top_positive_factors=[
+            factor(int(i)) for i in order[::-1][:TOP_FACTORS] if rounded[int(i)] > 0
+        ],
+        top_negative_factors=[
+            factor(int(i)) for i in order[:TOP_FACTORS] if rounded[int(i)] < 0
+        ],
+        explained=True,
+    )
