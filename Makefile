@@ -1,6 +1,6 @@
 # One entry point for everything: a fresh machine needs only Python 3.11+, make and git.
 #   make demo    generate leads, train, promote locally, score every event in events/
-#   make test    install everything, run the whole test suite
+#   make test    install everything, run the whole test suite (make test-fast: without `slow`)
 #   make serve   the API on http://127.0.0.1:3000 (a local stand-in for `sam local start-api`)
 #   make build   `sam build` without Docker, then the unzipped size of functions + layers
 #   make validate / deploy / package-training / lint / bench / loadtest / clean
@@ -26,7 +26,7 @@ CFN_LINT := $(TOOLS)/bin/cfn-lint
 REGION ?= us-east-1
 BUCKET ?=
 
-.PHONY: venv tools browser screenshots test lint build validate deploy package-training demo serve bench loadtest clean simulate \
+.PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate \
         scan scan-tools openapi bank-proof
 
 venv: $(STAMP)
@@ -58,6 +58,11 @@ screenshots: venv browser
 
 test: venv browser
 	$(PY) -m pytest -q
+
+# The inner loop: everything but the tests marked slow (training, processes, fuzz and load
+# runs). `make test` stays the complete suite and is what CI runs.
+test-fast: venv browser
+	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check layers functions training tools tests bench

@@ -29,6 +29,7 @@ def tiny_original() -> tuple[OriginalEnsemble, np.ndarray]:
     return train_original(x, y, NAMES, random_state=7), x
 
 
+@pytest.mark.slow
 def test_original_trains_and_answers(tiny_original: tuple[OriginalEnsemble, np.ndarray]) -> None:
     model, x = tiny_original
     out = model.predict(x[:50])
@@ -47,6 +48,7 @@ def test_original_trains_and_answers(tiny_original: tuple[OriginalEnsemble, np.n
     assert model.predict_score(hi)[0] > model.predict_score(lo)[0]
 
 
+@pytest.mark.slow
 def test_original_stacker_uses_in_sample_base_scores(
     tiny_original: tuple[OriginalEnsemble, np.ndarray],
 ) -> None:
@@ -56,6 +58,7 @@ def test_original_stacker_uses_in_sample_base_scores(
     np.testing.assert_allclose(model.predict(x[:20]).score, 1 / (1 + np.exp(-z)), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_original_contributions_are_importance_times_value(
     tiny_original: tuple[OriginalEnsemble, np.ndarray],
 ) -> None:
@@ -72,6 +75,7 @@ def test_original_contributions_are_importance_times_value(
     assert np.count_nonzero(vector) <= 5 and vector.sum() == pytest.approx(sum(given.values()))
 
 
+@pytest.mark.slow
 def test_original_round_trips_without_pickle(
     tiny_original: tuple[OriginalEnsemble, np.ndarray], tmp_path: Path
 ) -> None:
@@ -183,6 +187,7 @@ def test_package_sizes(tmp_path: Path) -> None:
     assert sizes.built_mb(tmp_path)[0] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_native_twin_serves_through_the_scoring_service(
     tiny_original: tuple[OriginalEnsemble, np.ndarray], trained_bundle: Path
 ) -> None:

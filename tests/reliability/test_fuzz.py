@@ -267,6 +267,7 @@ EXPLAIN = st.none() | st.sampled_from(["false", "TRUE", "0", "maybe", "", "\u00f
 # -- properties -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=BODIES, headers=st.none() | HEADERS, query=EXPLAIN)
 def test_score_never_fails_on_any_body(
@@ -286,6 +287,7 @@ def test_score_never_fails_on_any_body(
     wrapper=st.sampled_from(["leads", "list", "junk"]),
     query=EXPLAIN,
 )
+@pytest.mark.slow
 def test_batch_never_fails_and_accounts_for_every_lead(
     handler: Any, leads: list[Any], wrapper: str, query: dict[str, str] | None
 ) -> None:
@@ -305,6 +307,7 @@ def test_batch_never_fails_and_accounts_for_every_lead(
         assert all(0 <= i < len(leads) for i in indexed)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=BODIES, headers=st.none() | HEADERS)
 def test_batch_route_takes_any_body(handler: Any, body: str,
@@ -318,6 +321,7 @@ def test_batch_route_takes_any_body(handler: Any, body: str,
     raw=st.binary(max_size=200) | st.text(max_size=100).map(str.encode),
     encode=st.sampled_from(["valid", "invalid", "none"]),
 )
+@pytest.mark.slow
 def test_base64_bodies_valid_or_not(handler: Any, path: str, raw: bytes, encode: str) -> None:
     if encode == "valid":
         body: str | None = base64.b64encode(raw).decode()
@@ -395,6 +399,7 @@ def webhook_calls(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
     return text, headers
 
 
+@pytest.mark.slow
 @FUZZ
 @given(call_=webhook_calls())
 def test_webhook_never_fails(handler: Any, call_: tuple[str, dict[str, str]]) -> None:

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "schemathesis-workflow-secret"
 SCHEMATHESIS_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 
+# a real server process, schemathesis and a load run: `make test` only
+pytestmark = pytest.mark.slow
+
 
 def _say(request: pytest.FixtureRequest, line: str) -> None:
     capture = request.config.pluginmanager.getplugin("capturemanager")

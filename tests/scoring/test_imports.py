@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
@@ -41,6 +43,7 @@ def _serve(bundle: Path, events: tuple[str, ...]) -> dict[str, object]:
     return result
 
 
+@pytest.mark.slow  # a fresh interpreter per test
 def test_handler_never_imports_training_libraries(trained_bundle: Path) -> None:
     result = _serve(trained_bundle, ("score_request", "score_batch", "health_get", "model_get"))
     assert result["statuses"] == [200, 200, 200, 200]
@@ -48,6 +51,7 @@ def test_handler_never_imports_training_libraries(trained_bundle: Path) -> None:
     assert result["loaded"] == []
 
 
+@pytest.mark.slow
 def test_a_custom_schema_bundle_is_served_without_them_too(custom_bundle: Path) -> None:
     """The `fields` form: schema.json's transform is numpy only (issue 16)."""
     result = _serve(custom_bundle, ("score_request_fields", "score_batch_fields", "model_get"))
