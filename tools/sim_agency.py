@@ -169,5 +169,10 @@ def plan_agency(
                     message_times=msgs,
                 )
             )
-    bootstrap = generate_leads(bootstrap_rows, seed + 1000)
+    # The team's first model: a small export of its own past leads (what the original system
+    # asked every team to hand-build), seen as the service sees the CRM: no message history.
+    bootstrap = []
+    for raw in generate_leads(bootstrap_rows, seed + 1000):
+        seen = observable(raw, None)
+        bootstrap.append({**seen, "converted": 1 if rng.random() < true_probability(seen) else 0})
     return AgencyPlan(contacts, bootstrap)
