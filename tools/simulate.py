@@ -276,7 +276,6 @@ def phase_setup(world: World) -> None:
             {k: json.dumps(v) for k, v in cfg.training_hyperparameters.items()}
         ),
         MIN_AUC="0.60",
-
         # late deliveries keep their original timestamp (GHL.md): accept days, not minutes
         GHL_MAX_CLOCK_SKEW_SECONDS=str(4 * 24 * 3600),
         POWERTOOLS_METRICS_DISABLED="true",
@@ -761,14 +760,26 @@ def phase_audit(world: World, weeks: list[dict[str, Any]]) -> dict[str, Any]:
         "first_promoted_auc": float(auc(y, np.array(first_scores))) if first_scores else None,
         "first_promoted_version": first_version,
     }
+    served, first, bayes = final["served_auc"], final["first_promoted_auc"], final["bayes_auc"]
+    leaks = leaked(world, rows)
+    checks = {
+        "leaked_rows_is_0": leaks == 0,
+        "last_weeks_above_first_promoted": None
+        if served is None or first is None
+        else served > first,
+        "last_weeks_within_0.03_of_bayes": None
+        if served is None or bayes is None
+        else bayes - served <= 0.03,
+    }
     return {
+        "checks": checks,
         "weeks": cfg.weeks,
         "auc_by_week": auc_by_week,
         "bayes_auc_by_week": bayes_by_week,
         "resolved_by_week": [w["resolved"] for w in weeks],
         "labelled_rows": len(rows),
         "labelled_rows_by_export": by_key,
-        "leaked_rows": leaked(world, rows),
+        "leaked_rows": leaks,
         "promotions": len(world.promotions),
         "promotion_log": world.promotions,
         "dead_letters": dead_letters(world),
@@ -800,14 +811,18 @@ def score_with_version(world: World, version: str, ids: list[str]) -> list[float
 
 
 def print_curve(results: dict[str, Any]) -> None:
-    print("\nweek  resolved  served AUC  Bayes AUC  model")
+    print("\nweek  resolved  served AUC  Bayes AUC  served model          after the week")
     for i, (a, b) in enumerate(
         zip(results["auc_by_week"], results["bayes_auc_by_week"], strict=True)
     ):
-        bar = "#" * int(max(0.0, (a or 0.5) - 0.5) * 100)
+        week = results["weekly"][i]
+        version = str(week["evaluation"].get("model_version") or "")
+        export = week["export"]
+        trained = ", ".join(f"{t.get('status')} {t.get('version', '')}" for t in week["training"])
+        after = f"export {export.get('rows', 0)} rows -> {trained}" if trained else ""
         print(
             f"{i:>4}  {results['resolved_by_week'][i]:>8}  {a if a is None else f'{a:.3f}':>10}"
-            f"  {b if b is None else f'{b:.3f}':>9}  {bar}"
+            f"  {b if b is None else f'{b:.3f}':>9}  {version:<22}  {after}"
         )
     last = results["last_weeks"]
     print(
@@ -937,8 +952,12 @@ def main(argv: list[str] | None = None) -> int:
         export_min_new_outcomes=args.min_new_outcomes,
     )
     results = run(config)
-    ok = results["leaked_rows"] == 0
-    return 0 if ok else 1
+    failed = [name for name, ok in results["checks"].items() if ok is not True]
+    if failed:
+        print(f"NOT MET: {', '.join(failed)}")
+        return 1
+    print("all checks met: " + ", ".join(results["checks"]))
+    return 0
 
 
 if __name__ == "__main__":
