@@ -13,7 +13,6 @@ drawn from it once.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,7 +121,7 @@ def plan_agency(
     new_per_week: int,
     weeks: int,
     week_seconds: float,
-    resolve_rate: float,
+    resolve_share: float,
     message_cap: int,
     bootstrap_rows: int,
     contact_id: Any,
@@ -152,10 +151,11 @@ def plan_agency(
             seen = observable(raw, conversation)
             p = true_probability(seen)
             converted = 1 if rng.random() < p else 0
-            # resolution: a geometric number of weeks after the contact is known
+            # resolution: 90 % of the contacts resolve at a uniform time between when they are
+            # known and the end of the simulation (a steady flow of outcomes every week)
             ready = max(start, msgs[-1][1] if msgs else start) + 3600
-            weeks_open = math.floor(math.log(1 - rng.random()) / math.log(1 - resolve_rate))
-            resolve_at = ready + weeks_open * week_seconds + rng.uniform(0, week_seconds)
+            horizon = weeks * week_seconds
+            resolve_at = rng.uniform(ready, horizon) if rng.random() < resolve_share else 0.0
             contacts.append(
                 SimContact(
                     location_id=location,
@@ -165,7 +165,7 @@ def plan_agency(
                     true_p=p,
                     converted=converted,
                     created_week=created_week,
-                    resolve_at=resolve_at if resolve_at < weeks * week_seconds else 0.0,
+                    resolve_at=resolve_at if resolve_at < horizon else 0.0,
                     message_times=msgs,
                 )
             )

@@ -53,20 +53,20 @@ DAY = 24 * 3600.0
 class SimConfig:
     seed: int = 14
     locations: int = 3
-    contacts_per_location: int = 1000
-    new_per_week: int = 15  # per location
+    contacts_per_location: int = 1300
+    new_per_week: int = 10  # per location
     weeks: int = 8
-    resolve_rate: float = 0.25  # per week, per open contact
+    resolve_share: float = 0.9  # of the contacts resolve within the simulated weeks
     message_cap: int = 8
     bootstrap_rows: int = 400
     late_fraction: float = 0.08  # outcomes delivered 1-3 days after they happened
     flip_fraction: float = 0.04  # a wrong status first, corrected later (out of order)
     rescore_fraction: float = 0.05  # open contacts updated (re-scored) per week
     rescore_after_outcome: float = 0.15  # resolved contacts updated after the outcome
-    export_min_new_outcomes: int = 700
+    export_min_new_outcomes: int = 600
     last_weeks: int = 2
     training_hyperparameters: dict[str, Any] = field(
-        default_factory=lambda: {"folds": 3, "n_jobs": 1}
+        default_factory=lambda: {"folds": 3, "n_jobs": 1, "test-size": 0.1}
     )
     out_dir: str = ".simulate"
 
@@ -193,7 +193,7 @@ def phase_setup(world: World) -> None:
         new_per_week=cfg.new_per_week,
         weeks=cfg.weeks,
         week_seconds=WEEK,
-        resolve_rate=cfg.resolve_rate,
+        resolve_share=cfg.resolve_share,
         message_cap=cfg.message_cap,
         bootstrap_rows=cfg.bootstrap_rows,
         contact_id=ghl_id,
