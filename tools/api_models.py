@@ -198,6 +198,12 @@ class BaseScores(BaseModel):
     neural_network: float
 
 
+class ShadowScore(BaseModel):
+    model_version: str
+    predicted_score: float = Field(ge=0, le=1)
+    predicted_class: Literal["hot", "warm", "lukewarm", "cold"]
+
+
 class LeadScore(_Open):
     contact_id: str
     predicted_score: float = Field(ge=0, le=1)
@@ -228,6 +234,13 @@ class LeadScore(_Open):
     unseen_categories: list[UnseenCategory] | None = Field(
         None, description="custom schema only: category values never seen in training, "
         "scored as \"other\"")
+    experiment: str | None = Field(
+        default=None, description="the running experiment (absent when none runs)")
+    variant: str | None = Field(
+        default=None, description="the arm that answered: rules, champion or a model "
+                                  "version; null when that arm's model could not be loaded")
+    shadow: ShadowScore | None = Field(
+        default=None, description="the experiment's shadow version's score (never answered)")
 
 
 class BatchError(BaseModel):

@@ -39,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT / "layers" / "shared" / "python", ROOT / "training", ROOT):
+for _p in (ROOT / "layers" / "shared" / "python", ROOT / "training", ROOT, ROOT / "tools"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
+import sim_monitoring  # noqa: E402
 
 WEEK = 7 * 24 * 3600.0
 DAY = 24 * 3600.0
@@ -65,6 +66,8 @@ class SimConfig:
     rescore_after_outcome: float = 0.15  # resolved contacts updated after the outcome
     export_min_new_outcomes: int = 600
     last_weeks: int = 2
+    experiment: bool = True  # rules vs ensemble, 50/50, from the first promotion on
+    drift_from_week: int = 5  # -1: no drift injected (tools/sim_monitoring.py)
     training_hyperparameters: dict[str, Any] = field(
         default_factory=lambda: {"folds": 3, "n_jobs": 1, "test-size": 0.1}
     )
@@ -304,6 +307,7 @@ def load_handlers(world: World) -> dict[str, Any]:
         "promote": "functions.promote.app",
         "export": "functions.export.app",
         "backfill": "functions.backfill.app",
+        "monitor": "functions.monitor.app",
     }
     handlers = {k: importlib.import_module(v) for k, v in names.items()}
     wire_clock(world, handlers)
@@ -592,6 +596,13 @@ def _outcome_payloads(world: World, c: Any, rng: np.random.Generator) -> list[tu
     return out
 
 
+def champion_score(world: World, contact: Any) -> float:
+    service = world.handlers["score"].container().service
+    answer = service.score({"contact_id": contact.contact_id, "features": contact.lead},
+                           explain=False)
+    return float(answer["predicted_score"])
+
+
 def served_auc(world: World, resolved: list[Any]) -> dict[str, Any]:
     """The served model's scores for the leads resolved this week (POST /score/batch, the
     real handler), against their real outcomes; the Bayes AUC of the same leads."""
@@ -611,7 +622,11 @@ def served_auc(world: World, resolved: list[Any]) -> dict[str, Any]:
         parsed = json.loads(answer["body"])
         if answer["statusCode"] != 200 or parsed.get("errors"):
             raise RuntimeError(f"scoring the resolved leads failed: {answer['body'][:500]}")
-        scores += [r["predicted_score"] for r in parsed["results"]]
+        # Under the experiment half the answers are the rules': the served *model* is judged
+        # on its own scores (the shadow-free champion answer for every lead).
+        scores += [r["predicted_score"] if r.get("variant") in (None, "champion")
+                   else champion_score(world, c) for r, c in zip(parsed["results"], chunk,
+                                                                 strict=True)]
     y = np.array([c.converted for c in resolved])
     model = world.handlers["score"].container().store.status().model_version
     return {
@@ -834,9 +849,15 @@ def print_curve(results: dict[str, Any]) -> None:
     )
 
 
+def phase_experiment(world: World) -> None:
+    if world.config.experiment:
+        sim_monitoring.phase_experiment(world)
+
+
 PHASES: list[tuple[str, Callable[[World], None]]] = [
     ("setup", phase_setup),
     ("bootstrap", phase_bootstrap),
+    ("experiment", phase_experiment),
     ("backfill", phase_backfill),
 ]
 
@@ -910,9 +931,13 @@ def run(config: SimConfig) -> dict[str, Any]:
                     phase(world)
                 say(f"{name}: done ({world.timings[name]:.1f} s)")
             weeks = []
+            monitoring = []
             for week in range(config.weeks):
+                sim_monitoring.inject_drift(world, week)
                 with timed(world, f"week {week}"):
                     weeks.append(phase_week(world, week))
+                with timed(world, "monitor"):
+                    monitoring.append(sim_monitoring.monitor_week(world, week))
                 w = weeks[-1]
                 say(
                     f"week {week}: {w['resolved']} resolved, AUC "
@@ -922,6 +947,9 @@ def run(config: SimConfig) -> dict[str, Any]:
                     f"{world.timings[f'week {week}']:.1f} s"
                 )
             results = phase_audit(world, weeks)
+            results["drift"] = sim_monitoring.drift_results(world, monitoring)
+            if config.experiment:
+                results["experiment"] = sim_monitoring.experiment_results(world)
             results["weekly"] = [
                 {k: v for k, v in w.items() if k not in ("scores", "resolved_ids")} for w in weeks
             ]

@@ -56,14 +56,10 @@ def recorder() -> LoopRecorder:
 def scorer() -> Scorer:
     global _scorer
     if _scorer is None:
-        from leadscore.scoring.model_store import ModelStore
-        from leadscore.scoring.service import ScoringService
+        from leadscore.experiments.serving import scorer_from_settings
 
-        settings = ScoreSettings.from_env()
-        _scorer = ScoringService(
-            ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds),
-            class_thresholds=settings.class_thresholds,
-        )
+        # Backfilled contacts are answered (and written back) by their experiment variant.
+        _scorer = scorer_from_settings(ScoreSettings.from_env())
     return _scorer
 
 

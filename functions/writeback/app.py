@@ -56,19 +56,10 @@ def _build_deps() -> WritebackDeps:
     def get_scorer() -> Scorer:
         nonlocal scorer
         if scorer is None:
-            from leadscore.experiments.serving import experiment_scorer
-            from leadscore.scoring.model_store import ModelStore
-            from leadscore.scoring.service import ScoringService
+            from leadscore.experiments.serving import scorer_from_settings
 
-            score_settings = ScoreSettings.from_env()
             # Queued webhooks are answered by the contact's experiment variant, as on /score.
-            scorer = experiment_scorer(ScoringService(
-                ModelStore(
-                    score_settings.model_uri,
-                    refresh_seconds=score_settings.model_refresh_seconds,
-                ),
-                class_thresholds=score_settings.class_thresholds,
-            ), score_settings.model_uri, score_settings.model_refresh_seconds)
+            scorer = scorer_from_settings(ScoreSettings.from_env())
         return scorer
 
     return WritebackDeps(

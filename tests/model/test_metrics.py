@@ -131,3 +131,21 @@ def test_two_proportion_p() -> None:
     assert metrics.two_proportion_p(50, 100, 50, 100) == pytest.approx(1.0)
     assert metrics.two_proportion_p(80, 100, 40, 100) < 1e-6
     assert math.isnan(metrics.two_proportion_p(1, 0, 1, 10))
+
+
+@pytest.mark.parametrize("df, p, exact", [(9, 0.999, 27.877), (9, 0.95, 16.919),
+                                          (3, 0.999, 16.266), (49, 0.999, 85.351)])
+def test_chi2_quantile_is_close_to_the_exact_values(df: int, p: float, exact: float) -> None:
+    from scipy.stats import chi2
+
+    assert chi2.ppf(p, df) == pytest.approx(exact, rel=1e-3)
+    assert metrics.chi2_quantile(df, p) == pytest.approx(exact, rel=0.02)
+
+
+def test_a_window_from_the_reference_is_rarely_a_significant_shift() -> None:
+    rng = np.random.default_rng(12)
+    reference = metrics.reference_distribution(rng.normal(size=50_000))
+    hits = sum(metrics.shift_is_significant(reference, rng.normal(size=60))
+               for _ in range(2000))
+    assert hits <= 10  # 1e-3 nominal: 2 expected
+    assert metrics.shift_is_significant(reference, rng.normal(loc=0.8, size=60))

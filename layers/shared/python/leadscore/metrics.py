@@ -244,3 +244,32 @@ def psi(reference: ReferenceDistribution, values: np.ndarray) -> float:
     expected = np.maximum(np.asarray(reference["fractions"], dtype=np.float64), PSI_FLOOR)
     actual = np.maximum(_fractions(np.asarray(reference["edges"], dtype=np.float64), v), PSI_FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def chi2_quantile(df: int, probability: float) -> float:
+    """Wilson–Hilferty approximation of the chi-square quantile (within 2 % for df >= 3,
+    on the high side: a test using it is slightly conservative)."""
+    z = NormalDist().inv_cdf(probability)
+    k = float(df)
+    return k * (1.0 - 2.0 / (9.0 * k) + z * math.sqrt(2.0 / (9.0 * k))) ** 3
+
+
+def shift_is_significant(
+    reference: ReferenceDistribution, values: np.ndarray, p_value: float = 1e-3
+) -> bool:
+    """Could ``values`` drawn from the reference distribution land in its bins like this by
+    chance? Pearson's chi-square test of the window's bin counts against the reference
+    shares (bins − 1 degrees of freedom), at ``p_value``.
+
+    PSI says how far a window moved; this says whether the window is big enough to tell. (PSI
+    itself is no test statistic for small windows: one empty bin adds ln(share / floor).)
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    expected = np.maximum(np.asarray(reference["fractions"], dtype=np.float64), PSI_FLOOR)
+    if len(v) == 0 or len(expected) < 2:
+        return False
+    counts = np.bincount(np.searchsorted(np.asarray(reference["edges"], dtype=np.float64), v,
+                                         side="right"), minlength=len(expected))
+    statistic = float(np.sum((counts - len(v) * expected) ** 2 / (len(v) * expected)))
+    return statistic >= chi2_quantile(len(expected) - 1, 1.0 - p_value)

@@ -38,6 +38,7 @@ from leadscore.scoring.service import (
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
     from leadscore.registry.store import ObjectStore
+    from leadscore.settings import ScoreSettings
 
 logger = logging.getLogger(__name__)
 
@@ -195,3 +196,13 @@ def experiment_scorer(
     return ExperimentScorer(
         service, StoreExperimentSource(open_store(location), refresh_seconds),
         StoredVersions(version_uri))
+
+
+def scorer_from_settings(settings: ScoreSettings) -> ScoringService | ExperimentScorer:
+    """The scorer of a function that scores outside the API (queued webhooks, backfill): the
+    champion from MODEL_URI, the configured class thresholds, experiments applied."""
+    service = ScoringService(
+        ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds),
+        class_thresholds=settings.class_thresholds,
+    )
+    return experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)

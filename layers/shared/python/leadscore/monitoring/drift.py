@@ -8,8 +8,13 @@ snapshots is binned the same way and compared with the population stability inde
     0.10 – 0.25  a moderate shift worth watching
     ≥ 0.25       a shift big enough to act on (the alarm threshold by default)
 
-A window with fewer than `min_rows` snapshots says nothing (PSI of a few dozen rows is mostly
-noise: with 10 bins its expected value under no change is about 9 / n). Calibration against
+A PSI counts only when the window is big enough to show it: a feature drifts when its PSI is
+at or above the threshold (the shift matters) **and** Pearson's chi-square test of the
+window's bin counts against the reference shares rejects "no change" at p < 0.001
+(`metrics.shift_is_significant`: the shift is not chance). Under no change PSI is about
+(bins − 1) / n and one empty bin alone adds several tenths, so a 0.3 from 60 snapshots is
+noise while a 7.0 from 80 is not. Below `min_rows` snapshots a window says nothing at all.
+Calibration against
 recent outcomes compares the window's mean predicted probability with its observed rate.
 Features are named by the bundle's own feature names, so a custom schema is monitored the same
 way as the real-estate contract.
@@ -29,7 +34,7 @@ from leadscore.monitoring.reference import Reference
 
 DEFAULT_PSI_THRESHOLD = 0.25
 WATCH_PSI = 0.10
-DEFAULT_MIN_ROWS = 200
+DEFAULT_MIN_ROWS = 50
 
 
 @dataclass(slots=True)
@@ -43,6 +48,7 @@ class DriftReport:
     drifted: list[str] = field(default_factory=list)
     enough_rows: bool = True
     calibration: dict[str, Any] | None = None
+    score_shifted: bool = False
 
     @property
     def max_feature(self) -> tuple[str, float] | None:
@@ -54,7 +60,7 @@ class DriftReport:
 
     @property
     def alarm(self) -> bool:
-        return self.enough_rows and (bool(self.drifted) or self.score_psi >= self.threshold)
+        return bool(self.drifted) or self.score_shifted
 
     def to_record(self) -> dict[str, Any]:
         top = self.max_feature
@@ -111,12 +117,20 @@ def check_window(
     }
     score_psi = metrics.psi(reference.score, np.asarray(scores, dtype=np.float64))
     enough = rows >= min_rows
-    drifted = sorted(
-        (n for n, v in feature_psi.items() if enough and math.isfinite(v) and v >= threshold),
-        key=lambda n: -feature_psi[n])
+
+    def shifted(value: float, distribution: metrics.ReferenceDistribution,
+                column: np.ndarray) -> bool:
+        return enough and value >= threshold and metrics.shift_is_significant(
+            distribution, column)
+
+    columns = {name: matrix[:, j] for j, name in enumerate(feature_names)}
+    drifted = sorted((n for n, v in feature_psi.items()
+                      if shifted(v, reference.features[n], columns[n])),
+                     key=lambda n: -feature_psi[n])
     return DriftReport(
         window_start=window[0], window_end=window[1], rows=rows, threshold=threshold,
         feature_psi=feature_psi, score_psi=score_psi, drifted=drifted, enough_rows=enough,
+        score_shifted=shifted(score_psi, reference.score, np.asarray(scores, dtype=np.float64)),
         calibration=calibration_now(*outcomes) if outcomes is not None else None,
     )
 
