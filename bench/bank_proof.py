@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.output.exists():
         shutil.rmtree(args.output)
+    load_before = os.getloadavg()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                            "--target", "output", "--positive", "yes",
                            "--random-seed", str(args.seed)])
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before  # this process and its threads
+    load_after = os.getloadavg()
     if code != 0:
         print(f"training failed (exit {code})", file=sys.stderr)
         return 1
@@ -87,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         "calibration": metrics["calibration"],
         "interval_mean_width": metrics["interval_mean_width"],
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
         "phase_seconds": metrics["phase_seconds"],
         "checks": checks,
     }
@@ -107,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         if row["rows"]:
             print(f"                         {row['bin']:<8}{row['rows']:>5}  "
                   f"{row['mean_predicted']:>9.3f}  {row['observed_rate']:>8.3f}")
+    print(f"CPU {cpu:.1f} s; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
+          "(2 cores shared)")
     print(f"wall time {wall:.1f} s (" + ", ".join(
         f"{k} {v:.1f}" for k, v in metrics["phase_seconds"].items()) + ")")
     for name, ok in checks.items():
