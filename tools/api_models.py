@@ -275,6 +275,11 @@ class ModelInfo(_Open):
     loaded: Literal[True]
 
 
+class OAuthInstalled(_Open):
+    status: Literal["installed"]
+    locations: list[str]
+
+
 class ModelDown(_Open):
     error: str
     loaded: Literal[False]
@@ -282,13 +287,14 @@ class ModelDown(_Open):
 
 
 class WebhookAck(_Open):
-    status: Literal["scored", "queued", "ignored", "duplicate"]
+    status: Literal["scored", "queued", "ignored", "duplicate", "parked", "installed",
+                    "uninstalled"]
     contact_id: str | None = None
+    reason: str | None = None
 
 
 class WebhookRetry(_Open):
-    """429 with Retry-After: the webhook could neither be scored nor queued; HighLevel
-    retries it."""
+    """429 with Retry-After: the delivery could not even be parked; HighLevel retries it."""
 
     error: str
     contact_id: str | None = None

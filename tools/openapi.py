@@ -102,6 +102,12 @@ def _no_body() -> None:
     """A GET route."""
 
 
+def _oauth_callback(
+    code: Annotated[str, Query(description="HighLevel's authorization code (single use)")],
+) -> None:
+    """HighLevel's redirect after an install."""
+
+
 @dataclass(frozen=True)
 class RouteDoc:
     stub: Callable[..., None]
@@ -153,16 +159,31 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
     ("POST", "/webhooks/ghl"): RouteDoc(
         _webhook,
         "HighLevel webhook",
-        "Verifies the signature (or the workflow secret), scores the contact and queues the "
-        "write-back. A webhook that can be neither scored nor queued answers 429 with "
-        "Retry-After so HighLevel sends it again.",
+        "Verifies the signature (or the workflow secret), then: deduplicates, checks the app "
+        "and the installed location, scores the contact and queues the write-back, or "
+        "handles INSTALL/UNINSTALL. An authentic delivery that cannot be processed is parked "
+        "with its reason (200); only when even that fails, 429 with Retry-After so HighLevel "
+        "sends it again (docs/GHL_SETUP.md).",
         {
-            200: _json(m.WebhookAck, "scored, queued, ignored (not a contact event) or "
-                                     "duplicate"),
-            400: _json(m.ErrorResponse, "not JSON, or invalid lead values"),
-            401: _json(m.ErrorResponse, "bad or missing signature / secret, stale timestamp"),
+            200: _json(m.WebhookAck, "scored, queued, ignored, duplicate, parked, installed "
+                                     "or uninstalled"),
+            400: _json(m.ErrorResponse, "the API Gateway body is not valid base64"),
+            401: _json(m.ErrorResponse, "bad or missing signature / secret"),
             413: ERR_413,
-            429: _json(m.WebhookRetry, "cannot score nor queue now: retry later"),
+            429: _json(m.WebhookRetry, "could not even be parked: retry later"),
+        },
+        ("gohighlevel",),
+    ),
+    ("GET", "/oauth/callback"): RouteDoc(
+        _oauth_callback,
+        "HighLevel OAuth install",
+        "HighLevel redirects the installing user here: the code is exchanged for tokens and "
+        "the location(s) installed (an agency install: every installed location).",
+        {
+            200: _json(m.OAuthInstalled, "installed"),
+            400: _json(m.ErrorResponse, "no code, or HighLevel refused the code or an install "
+                                        "step"),
+            404: _json(m.ErrorResponse, "OAuth installs are not configured"),
         },
         ("gohighlevel",),
     ),

@@ -2,7 +2,7 @@
 `sam local start-api` (no Docker). Each HTTP request becomes an API Gateway REST proxy event
 (version 1.0) and goes through functions/score/app.py's lambda_handler; its answer is written
 back. Same routes as the template: POST /score, POST /score/batch, POST /webhooks/ghl,
-GET /model, GET /health; plus GET /openapi.json when openapi.json exists.
+GET /model, GET /health, GET /oauth/callback; plus GET /openapi.json when openapi.json exists.
 
 MODEL_URI defaults to the local store `make demo` fills (.demo/store/models/champion.json).
 
@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES = {
     ("POST", "/score"), ("POST", "/score/batch"), ("POST", "/webhooks/ghl"),
-    ("GET", "/model"), ("GET", "/health"),
+    ("GET", "/model"), ("GET", "/health"), ("GET", "/oauth/callback"),
 }
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 MAX_CHUNK_LINE = 4096  # a chunk-size line or a trailer line

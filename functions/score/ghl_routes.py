@@ -1,8 +1,10 @@
-"""POST /webhooks/ghl: the route only. The flow is `leadscore.ghl.webhook.handle_webhook`.
+"""HighLevel routes: ``POST /webhooks/ghl`` and ``GET /oauth/callback``. The flows are
+`leadscore.ghl.webhook` and `leadscore.ghl.lifecycle`.
 
 ``functions/score/app.py`` includes ``router`` and calls :func:`configure` once per container
 with its settings and its ScoringService accessor; the adapters (replay guard, write-back
-queue) are built here from the settings, their boto3 clients on first use.
+queue, installations table, parked deliveries, HighLevel clients) are built here from the
+settings, their boto3 clients on first use.
 """
 
 from __future__ import annotations
@@ -12,20 +14,30 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
+from aws_lambda_powertools.metrics import MetricUnit
 from leadscore.ghl.auth import raw_body
+from leadscore.ghl.delivery import dedupe_ttl_seconds
+from leadscore.ghl.installations import Installations
+from leadscore.ghl.lifecycle import InstallError, Lifecycle
+from leadscore.ghl.parking import ParkedStore
 from leadscore.ghl.webhook import GhlDeps, Outcome, Queue, ReplayGuard, handle_webhook
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
 
 logger = Logger(child=True)
+metrics = Metrics(namespace="LeadScoring", service="score")  # shares the app's metric set
 router = Router()  # type: ignore[no-untyped-call]
 
 JSON = "application/json"
 
 _deps: GhlDeps | None = None
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 def configure(
@@ -34,29 +46,64 @@ def configure(
     *,
     replay_guard: ReplayGuard | None = None,
     queue: Queue | None = None,
+    installations: Installations | None = None,
+    lifecycle: Lifecycle | None = None,
+    parked: ParkedStore | None = None,
+    count: Callable[[str], None] = _count,
     clock: Callable[[], float] = time.time,
     loop: LoopHooks | None = None,
 ) -> GhlDeps:
-    """Wire the route. Adapters default to DynamoDB / SQS from the settings; their boto3
-    clients are created on first use, not here."""
+    """Wire the routes. Adapters default to DynamoDB / SQS / S3 / KMS from the settings."""
     global _deps
     if replay_guard is None and settings.webhook_dedup_table:
         from leadscore.adapters.ghl_state import DynamoReplayGuard
 
-        replay_guard = DynamoReplayGuard(settings.webhook_dedup_table, clock=clock)
+        replay_guard = DynamoReplayGuard(
+            settings.webhook_dedup_table, clock=clock,
+            ttl_seconds=dedupe_ttl_seconds(settings.ghl_max_delivery_age_seconds))
     if queue is None and settings.writeback_queue_url:
         from leadscore.adapters.writeback_queue import SqsWritebackQueue
 
         queue = SqsWritebackQueue(settings.writeback_queue_url)
-    _deps = GhlDeps(
-        settings=settings,
-        scorer=scorer,
-        replay_guard=replay_guard,
-        queue=queue,
-        clock=clock,
-        loop=loop,
-    )
+    if installations is None and settings.installs.configured:
+        from leadscore.adapters import installations as install_adapters
+
+        table = None
+        if settings.installs.installations_table:
+            table = install_adapters.installations_table(settings.installs, clock=clock)
+            if lifecycle is None:
+                lifecycle = build_lifecycle(settings, table, clock=clock)
+        installations = install_adapters.installations_from_settings(
+            settings.installs, table=table, clock=clock)
+    if parked is None and settings.parked_bucket:
+        from leadscore.adapters.ghl_parked import S3ParkedStore
+
+        parked = S3ParkedStore(settings.parked_bucket)
+    elif parked is None:
+        # Local runs (make serve / demo) have no bucket: parked deliveries stay in this
+        # process's memory. The stack always sets PARKED_BUCKET.
+        from leadscore.ghl.parking import MemoryParkedStore
+
+        parked = MemoryParkedStore()
+    _deps = GhlDeps(settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue,
+                    installations=installations, lifecycle=lifecycle, parked=parked,
+                    count=count, clock=clock, loop=loop)
     return _deps
+
+
+def build_lifecycle(settings: ScoreSettings, table: Any, *,
+                    clock: Callable[[], float] = time.time) -> Lifecycle:
+    """Installs against the table: OAuth from the app's client secret, field discovery with
+    each location's own token."""
+    from leadscore.adapters.ghl_api import GhlApiClient
+    from leadscore.adapters.installations import oauth_client
+
+    def fields_api(location_id: str) -> GhlApiClient:
+        return GhlApiClient(settings.installs.api_base,
+                            lambda: table.access_token(location_id))
+
+    return Lifecycle(table, oauth_client(settings.installs), fields_api,
+                     app_id=settings.installs.app_id or settings.ghl_app_id, clock=clock)
 
 
 def deps() -> GhlDeps:
@@ -64,6 +111,10 @@ def deps() -> GhlDeps:
         raise RuntimeError("ghl_routes.configure() was not called")
     return _deps
 
+
+def _response(outcome: Outcome) -> Response[str]:
+    return Response(status_code=outcome.status_code, content_type=JSON,
+                    body=json.dumps(outcome.body), headers=outcome.headers or None)
 
 
 @router.post("/webhooks/ghl")
@@ -82,13 +133,37 @@ def ghl_webhook() -> Response[str]:
         try:
             outcome = handle_webhook(headers, body, deps())
         except Exception:
-            # A safety net only (handle_webhook catches what it expects): never a 5xx, which
-            # HighLevel would not retry; a 429 makes it send the webhook again.
+            # A safety net only (handle_webhook keeps what it cannot process): a 429 makes
+            # HighLevel send the delivery again.
             logger.exception("unexpected error in the webhook route")
             outcome = Outcome(429, {"error": "try again later"}, {"Retry-After": "600"})
-    return Response(
-        status_code=outcome.status_code,
-        content_type=JSON,
-        body=json.dumps(outcome.body),
-        headers=outcome.headers or None,
-    )
+    return _response(outcome)
+
+
+@router.get("/oauth/callback")
+def oauth_callback() -> Response[str]:
+    """HighLevel's redirect after a user installs the app: exchange the code at once (codes
+    are single-use and short-lived) and fill the installations table."""
+    d = deps()
+    code = router.current_event.get_query_string_value("code", "") or ""
+    if not code:
+        return _response(Outcome(400, {"error": "missing code"}))
+    if d.lifecycle is None or not isinstance(d.lifecycle, Lifecycle):
+        return _response(Outcome(404, {"error": "installs are not configured"}))
+    try:
+        answer = d.lifecycle.on_callback(code, user_type=d.settings.installs.oauth_user_type,
+                                         redirect_uri=d.settings.installs.oauth_redirect_uri)
+    except InstallError as exc:
+        logger.error("OAuth install failed", extra={"reason": str(exc)})
+        return _response(Outcome(400, {"error": "install failed", "reason": str(exc)}))
+    except Exception as exc:
+        logger.exception("OAuth install failed")
+        status = getattr(exc, "status", 0)
+        reason = getattr(exc, "reason", type(exc).__name__)
+        # The installing user sees this page: HighLevel refused the code (used, expired) or
+        # could not be reached; installing again from HighLevel starts over.
+        return _response(Outcome(400, {"error": "install failed", "status": status,
+                                       "reason": str(reason)}))
+    d.count("GhlInstalled")
+    logger.info("installed by OAuth", extra={"locations": answer.get("locations", [])})
+    return _response(Outcome(200, answer))

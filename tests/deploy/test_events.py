@@ -32,9 +32,11 @@ from tests.fixtures.aws import (
     STACK_NAME,
     TemplateResources,
     function_environment,
+    installations_table,
     load_template,
     resources,
 )
+from tests.fixtures.fake_highlevel import CLIENT_ID, CLIENT_SECRET
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, KeyPair
 from tools.lambda_context import lambda_context
 
@@ -170,6 +172,8 @@ class World:
     ed25519: KeyPair
     fake: FakeHighLevel
     monkeypatch: pytest.MonkeyPatch
+    installations_table: str = ""
+    token_key_arn: str = ""
 
     def names(self) -> dict[str, str]:
         return {
@@ -177,6 +181,9 @@ class World:
             "ArtifactBucket.Arn": f"arn:aws:s3:::{self.res.bucket}",
             "CacheTable": self.res.table,
             "WritebackQueue": self.res.queue_url,
+            "InstallationsTable": self.installations_table,
+            "ScoreApi": "a1b2c3d4e5",
+            "TokenKey.Arn": self.token_key_arn,
             "SageMakerTrainingRole.Arn":
                 f"arn:aws:iam::{ACCOUNT_ID}:role/{STACK_NAME}-sagemaker-training",
         }
@@ -224,11 +231,13 @@ def world(
     boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name=f"{STACK_NAME}/ghl-token", SecretString=GHL_TOKEN
     )
+    installs = installations_table(boto3.client("dynamodb", region_name=REGION))
+    key_arn = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     for name in list(sys.modules):
         if name in ("app", "ghl_routes"):
             del sys.modules[name]
     yield World(template_resources, trained_bundle, small_training_csv, ghl_ed25519,
-                fake_highlevel, monkeypatch)
+                fake_highlevel, monkeypatch, installs, key_arn)
     for name in list(sys.modules):
         if name in ("app", "ghl_routes"):
             del sys.modules[name]
@@ -277,6 +286,20 @@ def check_api(world: World, name: str, fn: str) -> None:
     overrides: dict[str, Any] = {}
     if "x-leadscore-secret" in event["headers"]:
         overrides["GhlWebhookSecret"] = event["headers"]["x-leadscore-secret"]
+    if name.startswith("ghl_webhook") or name.startswith("ghl_workflow"):
+        # the single sub-account setup: the event's location is the stack's location
+        request = json.loads(event["body"])
+        overrides["GhlLocationId"] = request.get("locationId") or request["location"]["id"]
+    if name == "ghl_oauth_callback.json":
+        # HighLevel redirects the installing user here with a fresh authorization code
+        location = world.fake.add_location()
+        event["queryStringParameters"] = {"code": world.fake.authorize(location_id=location.id)}
+        arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=f"{STACK_NAME}/ghl-oauth",
+            SecretString=json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
+        )["ARN"]
+        overrides["GhlOAuthSecretArn"] = arn
+        extra["GHL_API_BASE"] = world.fake.base_url
     status, body = api_answer(world.invoke(fn, event, extra, **overrides))
     request = json.loads(event["body"]) if event["body"] else {}
     if name == "score_invalid.json":
@@ -315,6 +338,13 @@ def check_api(world: World, name: str, fn: str) -> None:
         manifest = json.loads((world.bundle / "manifest.json").read_text())
         assert body["model_version"] == manifest["model_version"]
         assert body["loaded"] is True
+    elif name == "ghl_oauth_callback.json":
+        assert status == 200, body
+        assert body["status"] == "installed" and len(body["locations"]) == 1
+        item = boto3.client("dynamodb", region_name=REGION).get_item(
+            TableName=world.installations_table,
+            Key={"pk": {"S": f"location#{body['locations'][0]}"}})["Item"]
+        assert item["enabled"]["BOOL"] is True and "tokens" in item
     elif name.startswith("ghl_"):
         assert status == 200, body
         assert body["status"] == "scored", body

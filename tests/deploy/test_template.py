@@ -69,6 +69,7 @@ def test_api_keys_on_scoring_routes_only() -> None:
         ("/score/batch", "POST"): True,
         ("/model", "GET"): True,
         ("/webhooks/ghl", "POST"): False,  # authenticated by signature / shared secret
+        ("/oauth/callback", "GET"): False,  # HighLevel redirects the installing user here
         ("/health", "GET"): False,
     }
     api = resources("AWS::Serverless::Api")["ScoreApi"]["Properties"]

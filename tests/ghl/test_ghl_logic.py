@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from leadscore.errors import InvalidInput
-from leadscore.ghl import auth, payloads
+from leadscore.ghl import auth, delivery, parking, payloads
 
 from tests.fixtures.ghl import KeyPair
 
@@ -173,12 +173,23 @@ def test_bad_timestamps_raise(value: object) -> None:
         auth.parse_timestamp(value)
 
 
-def test_clock_skew_window() -> None:
-    assert auth.check_timestamp(NOW - 299, NOW, 300) is None
-    assert auth.check_timestamp(NOW + 299, NOW, 300) is None
-    assert auth.check_timestamp(NOW - 301, NOW, 300) == "stale timestamp"
-    assert auth.check_timestamp((NOW + 301) * 1000, NOW, 300) == "stale timestamp"
-    assert auth.check_timestamp(None, NOW, 300) == "missing or invalid timestamp"
+DAYS = 3 * 86400
+
+
+def test_freshness_window_is_days_and_only_bounds_the_past() -> None:
+    assert delivery.freshness_problem(NOW - 2 * 3600, NOW, DAYS) is None
+    assert delivery.freshness_problem(NOW - DAYS + 1, NOW, DAYS) is None
+    assert delivery.freshness_problem(NOW + 299, NOW, DAYS) is None
+    assert delivery.freshness_problem(NOW - DAYS - 1, NOW, DAYS) == parking.TOO_OLD
+    assert delivery.freshness_problem((NOW + 301) * 1000, NOW, DAYS) == parking.FUTURE
+    assert delivery.freshness_problem(None, NOW, DAYS) == parking.NO_TIMESTAMP
+
+
+def test_delivery_ids_and_the_dedupe_horizon() -> None:
+    assert delivery.delivery_id({"webhookId": " wh-1 "}, b"x") == "wh-1"
+    assert delivery.delivery_id({}, b"x") == delivery.delivery_id({"webhookId": ""}, b"x")
+    assert delivery.delivery_id({}, b"x") != delivery.delivery_id({}, b"y")
+    assert delivery.dedupe_ttl_seconds(DAYS) > DAYS
 
 
 # --------------------------------------------------------------------------- payloads
@@ -329,8 +340,5 @@ def test_any_json_payload_parses_or_fails_cleanly(payload: dict[str, Any]) -> No
 @settings(max_examples=200, deadline=None)
 @given(value=_values)
 def test_any_timestamp_is_checked_without_raising(value: object) -> None:
-    assert auth.check_timestamp(value, NOW, 300) in (
-        None,
-        "stale timestamp",
-        "missing or invalid timestamp",
-    )
+    assert delivery.freshness_problem(value, NOW, DAYS) in (
+        None, parking.TOO_OLD, parking.FUTURE, parking.NO_TIMESTAMP)

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 from leadscore.adapters.ghl_state import DynamoReplayGuard
 from leadscore.adapters.writeback_queue import SqsWritebackQueue
+from leadscore.ghl import parking
+from leadscore.ghl.parking import MemoryParkedStore
+from leadscore.ghl.webhook import replay_parked
 from leadscore.scoring.model_store import ModelStore
 from leadscore.settings import ScoreSettings
 
@@ -107,6 +110,8 @@ class Harness:
     scorer: CountingScorer
     ed: KeyPair
     clock: list[float]
+    parked: MemoryParkedStore = field(default_factory=MemoryParkedStore)
+    counts: list[str] = field(default_factory=list)
 
     def configure(self, **changes: Any) -> None:
         """Re-wire the route (new settings and/or adapters)."""
@@ -118,6 +123,10 @@ class Harness:
             replay_guard=changes.get("replay_guard")
             or DynamoReplayGuard(settings.webhook_dedup_table, clock=lambda: self.clock[0]),
             queue=changes.get("queue") or SqsWritebackQueue(settings.writeback_queue_url),
+            installations=changes.get("installations"),
+            lifecycle=changes.get("lifecycle"),
+            parked=changes.get("parked", self.parked),
+            count=self.counts.append,
             clock=lambda: self.clock[0],
         )
 
@@ -231,12 +240,42 @@ def test_wrong_key_is_401(harness: Harness, ghl_ed25519_other: KeyPair) -> None:
     assert status == 401 and harness.scorer.calls == []
 
 
-@pytest.mark.parametrize("offset", [-301, 301, -3600])
-def test_stale_timestamp_is_401(harness: Harness, offset: int) -> None:
+def test_first_delivery_two_hours_after_its_timestamp_is_scored(harness: Harness) -> None:
+    """HighLevel's retries keep the original timestamp and span hours."""
+    payload = marketplace(harness, webhook_id="wh-late",
+                          timestamp=iso(harness.clock[0] - 2 * 3600))
+    request = harness.signed(payload)
+    status, body = harness.post(*request)
+    assert status == 200 and body["status"] == "scored"
+    status, body = harness.post(*request)
+    assert status == 200 and body["status"] == "duplicate" and body["webhook_id"] == "wh-late"
+    assert len(harness.scorer.calls) == 1 and len(harness.aws.queued()) == 1
+    assert harness.counts.count("WebhookDuplicate") == 1
+
+
+def test_received_at_is_highlevels_timestamp(harness: Harness) -> None:
+    sent = harness.clock[0] - 3 * 3600
+    harness.post(*harness.signed(marketplace(harness, timestamp=iso(sent))))
+    [message] = harness.aws.queued()
+    assert message["received_at"] == iso(sent)
+
+
+@pytest.mark.parametrize(("offset", "reason"), [(-4 * 86400, parking.TOO_OLD),
+                                                (3600, parking.FUTURE)])
+def test_delivery_outside_the_window_is_parked_not_rejected(
+    harness: Harness, offset: int, reason: str
+) -> None:
     payload = marketplace(harness, timestamp=iso(harness.clock[0] + offset))
     status, answer = harness.post(*harness.signed(payload))
-    assert status == 401 and answer["reason"] == "stale timestamp"
-    assert harness.scorer.calls == []
+    assert status == 200 and answer["status"] == "parked" and answer["reason"] == reason
+    assert harness.scorer.calls == [] and harness.aws.queued() == []
+    [record] = harness.parked.list()
+    assert record.reason == reason and record.scheme == "ed25519"
+    assert record.location_id == "loc-1" and json.loads(record.body)["id"] == "contact-1"
+    assert harness.counts == ["WebhookParked"]
+    # the operator replays it (tools/ghlctl.py replay): scored this time
+    replayed = replay_parked(record, ghl_routes.deps())
+    assert replayed.status_code == 200 and replayed.body["status"] == "scored"
 
 
 def test_epoch_millisecond_timestamp_within_window_is_accepted(harness: Harness) -> None:
@@ -245,11 +284,76 @@ def test_epoch_millisecond_timestamp_within_window_is_accepted(harness: Harness)
     assert status == 200
 
 
-def test_signed_body_without_timestamp_is_401(harness: Harness) -> None:
+def test_signed_body_without_timestamp_is_parked(harness: Harness) -> None:
     payload = marketplace(harness)
     del payload["timestamp"]
-    status, _ = harness.post(*harness.signed(payload))
-    assert status == 401
+    status, answer = harness.post(*harness.signed(payload))
+    assert status == 200 and answer["reason"] == parking.NO_TIMESTAMP
+    assert harness.scorer.calls == []
+
+
+def test_signed_delivery_without_webhook_id_is_deduplicated_on_its_body(
+    harness: Harness,
+) -> None:
+    payload = marketplace(harness)
+    del payload["webhookId"]
+    request = harness.signed(payload)
+    assert harness.post(*request)[1]["status"] == "scored"
+    status, answer = harness.post(*request)
+    assert status == 200 and answer["status"] == "duplicate"
+    assert answer["webhook_id"].startswith("sha256:")
+    assert len(harness.scorer.calls) == 1 and len(harness.aws.queued()) == 1
+    # another body (another change of the contact) is a new delivery
+    changed = harness.signed({**payload, "firstName": "Jo"})
+    assert harness.post(*changed)[1]["status"] == "scored"
+
+
+@pytest.mark.parametrize("absent", ["N/A", "", "n/a", "  "])
+def test_na_or_empty_signature_headers_count_as_absent(harness: Harness, absent: str) -> None:
+    body = json.dumps(workflow(FLAT_STRINGS)).encode()
+    headers = {"x-ghl-signature": absent, "x-wh-signature": absent,
+               "x-leadscore-secret": WEBHOOK_SECRET}
+    status, answer = harness.post(body, headers)
+    assert status == 200 and answer["status"] == "scored"
+    status, answer = harness.post(body, {"x-ghl-signature": absent, "x-wh-signature": absent})
+    assert status == 401 and answer["reason"] == "missing signature"
+
+
+def test_another_apps_delivery_is_acknowledged_and_ignored(harness: Harness) -> None:
+    harness.configure(ghl_app_id="665c6bb13d4e5364bdec0e2f")
+    for app in ({"appId": "000000000000000000000000"}, {}):
+        status, answer = harness.post(*harness.signed(marketplace(harness, **app)))
+        assert status == 200 and answer["status"] == "ignored"
+        assert answer["reason"] == "another app's delivery"
+    assert harness.scorer.calls == [] and harness.aws.queued() == []
+    assert harness.counts == ["WebhookIgnored", "WebhookIgnored"]
+    ours = marketplace(harness, webhook_id="wh-ours", appId="665c6bb13d4e5364bdec0e2f")
+    assert harness.post(*harness.signed(ours))[1]["status"] == "scored"
+
+
+def test_verified_body_that_is_not_json_is_parked(harness: Harness) -> None:
+    body = b'{"type": "ContactUpdate", "id": '
+    status, answer = harness.post(body, {"x-ghl-signature": harness.ed.sign(body)})
+    assert status == 200 and answer == {"status": "parked", "reason": parking.NOT_JSON,
+                                        "parked_id": answer["parked_id"]}
+    assert [r.body for r in harness.parked.list()] == [body]
+
+
+def test_default_ed25519_key_is_highlevels_published_key() -> None:
+    from leadscore.ghl.auth import _load_public_key
+    from leadscore.settings import HIGHLEVEL_ED25519_PUBLIC_KEY_PEM
+
+    assert ScoreSettings().ghl_public_key_ed25519 == HIGHLEVEL_ED25519_PUBLIC_KEY_PEM
+    assert ScoreSettings.from_env({}).ghl_public_key_ed25519 == \
+        HIGHLEVEL_ED25519_PUBLIC_KEY_PEM.strip()
+    assert "MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=" in \
+        HIGHLEVEL_ED25519_PUBLIC_KEY_PEM
+    _load_public_key(HIGHLEVEL_ED25519_PUBLIC_KEY_PEM)  # a valid Ed25519 key
+    from tests.fixtures.aws import load_template
+
+    default = load_template()["Parameters"]["GhlPublicKeyEd25519"]["Default"]
+    assert _load_public_key(default).public_bytes_raw() == \
+        _load_public_key(HIGHLEVEL_ED25519_PUBLIC_KEY_PEM).public_bytes_raw()
 
 
 def test_missing_signature_header_is_401(harness: Harness) -> None:
@@ -379,15 +483,30 @@ def test_workflow_strings_score_exactly_like_the_typed_request(harness: Harness)
     assert from_webhook["cached"] is False and from_api["cached"] is False
 
 
-def test_workflow_with_bad_lead_values_is_400_and_not_queued(harness: Harness) -> None:
+def test_workflow_with_bad_lead_values_is_parked_with_its_reason(harness: Harness) -> None:
     flat = {**FLAT_STRINGS, "list_price": "a lot", "beds": "-3"}
     body = json.dumps(workflow(flat)).encode()
     status, answer = harness.post(body, {"x-leadscore-secret": WEBHOOK_SECRET})
-    assert status == 400
+    assert status == 200 and answer["status"] == "parked"
     paths = {e["path"] for e in answer["errors"]}
     assert "list_price" in paths
+    assert answer["reason"].startswith(parking.INVALID_LEAD) and "list_price" in answer["reason"]
     assert "jordan" not in json.dumps(answer).lower()
     assert harness.aws.queued() == []
+    [record] = harness.parked.list()
+    assert record.scheme == "secret" and WEBHOOK_SECRET.encode() not in record.body
+
+
+def test_free_webhook_action_with_the_secret_in_custom_data(harness: Harness) -> None:
+    """The standard Webhook action cannot send headers: the secret rides in Custom Data."""
+    payload = workflow(FLAT_STRINGS)
+    payload["customData"]["leadscore_secret"] = WEBHOOK_SECRET
+    status, answer = harness.post(json.dumps(payload).encode(), {})
+    assert status == 200 and answer["status"] == "scored"
+    assert "leadscore_secret" not in json.dumps(harness.scorer.calls)
+    payload["customData"]["leadscore_secret"] = WEBHOOK_SECRET[:-1] + "x"
+    status, answer = harness.post(json.dumps(payload).encode(), {})
+    assert status == 401 and answer["reason"] == "invalid secret"
 
 
 # --------------------------------------------------------------------------- when scoring fails
@@ -411,18 +530,32 @@ def test_no_model_means_queued_not_a_rules_write(harness: Harness) -> None:
     assert [m["kind"] for m in harness.aws.queued()] == ["webhook"]
 
 
-def test_queue_refusing_too_answers_429_and_forgets_the_webhook_id(harness: Harness) -> None:
-    class Refusing:
-        def send(self, message: object) -> str:
-            raise ConnectionError("sqs unreachable")
+class Refusing:
+    def send(self, message: object) -> str:
+        raise ConnectionError("sqs unreachable")
 
+    def park(self, record: object) -> None:
+        raise ConnectionError("s3 unreachable")
+
+
+def test_queue_refusing_parks_the_delivery_and_replay_queues_it(harness: Harness) -> None:
     harness.configure(queue=Refusing())
+    request = harness.signed(marketplace(harness, webhook_id="wh-park"))
+    status, body = harness.post(*request)
+    assert status == 200 and body["status"] == "parked"
+    assert body["reason"] == parking.QUEUE_DOWN
+    harness.configure()  # the queue is back
+    [record] = harness.parked.list()
+    assert replay_parked(record, ghl_routes.deps()).body["status"] == "scored"
+    assert len(harness.aws.queued()) == 1
+
+
+def test_parking_failing_too_answers_429_and_forgets_the_webhook_id(harness: Harness) -> None:
+    harness.configure(queue=Refusing(), parked=Refusing())
     request = harness.signed(marketplace(harness, webhook_id="wh-429"))
     status, _ = harness.post(*request)
     assert status == 429
-    harness.scorer.fail = RuntimeError("still broken")
     assert harness.post(*request)[0] == 429  # not "duplicate": HighLevel's retry is honoured
-    harness.scorer.fail = None
     harness.configure()
     status, body = harness.post(*request)
     assert status == 200 and body["status"] == "scored"
@@ -436,6 +569,10 @@ def test_an_unexpected_failure_is_never_a_5xx(harness: Harness) -> None:
     real = harness.scorer.inner
     harness.scorer.inner = Odd()
     request = harness.signed(marketplace(harness, webhook_id="wh-odd"))
+    status, body = harness.post(*request)
+    assert status == 200 and body["status"] == "parked"  # kept, acknowledged
+    harness.configure(parked=Refusing())
+    request = harness.signed(marketplace(harness, webhook_id="wh-odd-2"))
     status, body = harness.post(*request)
     assert status == 429 and body["error"] == "try again later"
     harness.scorer.inner = real

@@ -160,9 +160,12 @@ def test_s3_pointer_to_a_missing_bundle_keeps_serving_the_current_version(
 # -- the queue refuses while a webhook cannot be scored -> 429 --------------------------------
 
 
-def test_queue_refusing_a_webhook_that_cannot_be_scored_answers_429(
+def test_queue_refusing_a_webhook_that_cannot_be_scored_parks_it_or_answers_429(
     score_app: Any, aws_env: None
 ) -> None:
+    """The queue is gone: the delivery is parked in S3 (200); with the parking bucket gone
+    too, 429 + Retry-After so HighLevel sends it again."""
+    from leadscore.adapters.ghl_parked import S3ParkedStore
     from leadscore.adapters.writeback_queue import SqsWritebackQueue
     from leadscore.scoring.model_store import ModelStore
     from leadscore.settings import ScoreSettings
@@ -170,18 +173,30 @@ def test_queue_refusing_a_webhook_that_cannot_be_scored_answers_429(
     from functions.score import ghl_routes
 
     sqs = boto3.client("sqs", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="parked-bucket")
     url = sqs.create_queue(QueueName="writeback")["QueueUrl"]
     sqs.delete_queue(QueueUrl=url)  # the queue is gone: SendMessage fails
     settings = ScoreSettings(model_uri="", ghl_webhook_secret=WEBHOOK_SECRET,
                              writeback_queue_url=url)
     container = score_app.build_container(settings, store=ModelStore(""))  # no model
     score_app.set_container(container)
+    parked = S3ParkedStore("parked-bucket", s3_client=s3)
     ghl_routes.configure(settings, lambda: container.service,
-                         queue=SqsWritebackQueue(url, sqs_client=sqs))
+                         queue=SqsWritebackQueue(url, sqs_client=sqs), parked=parked)
     body = json.dumps({"contact_id": "c-429", "location": {"id": "loc-1"},
                        "customData": {"list_price": "800000"}}).encode()
-    answer = score_app.app.resolve(api_event(body, {"x-leadscore-secret": WEBHOOK_SECRET}),
-                                   None)
+    event = api_event(body, {"x-leadscore-secret": WEBHOOK_SECRET})
+    answer = score_app.app.resolve(event, None)
+    assert answer["statusCode"] == 200, answer["body"]
+    assert json.loads(answer["body"])["status"] == "parked"
+    [record] = list(parked.list())
+    assert record.body == body and record.reason.startswith("write-back queue refused")
+
+    s3.delete_object(Bucket="parked-bucket",
+                     Key=f"ghl/parked/{record.parked_id}.json")
+    s3.delete_bucket(Bucket="parked-bucket")  # parking fails too
+    answer = score_app.app.resolve(event, None)
     assert answer["statusCode"] == 429
     headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
     multi = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}

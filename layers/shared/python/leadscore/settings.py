@@ -79,6 +79,65 @@ def _thresholds(env: Mapping[str, str], name: str) -> dict[str, float] | None:
         raise SettingsError(f"{name} is not valid: {problems}") from exc
 
 
+#: HighLevel's published Ed25519 webhook key (the same for every app; GHL.md). The deployment
+#: parameter defaults to it; an explicit empty value turns the scheme off.
+HIGHLEVEL_ED25519_PUBLIC_KEY_PEM = (
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=\n"
+    "-----END PUBLIC KEY-----\n"
+)
+
+#: A first-seen HighLevel delivery older than this is parked instead of processed (retries
+#: keep their original timestamp and span hours; manual re-sends can come days later).
+DEFAULT_MAX_DELIVERY_AGE_SECONDS = 3 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class InstallSettings:
+    """Where HighLevel installations and their tokens come from (score and write-back).
+
+    ``installations_table``: the per-location table (OAuth and hand-added PIT locations);
+    ``location_id`` + ``token_secret_arn`` (+ field ids / map): the single sub-account stack
+    with a Private Integration Token, used when the table has no record for that location.
+    Neither configured: every location is accepted with no token (local runs only).
+    """
+
+    installations_table: str = ""
+    token_key_id: str = ""
+    oauth_secret_arn: str = ""
+    oauth_user_type: str = "Location"
+    oauth_redirect_uri: str = ""
+    app_id: str = ""
+    api_base: str = DEFAULT_GHL_API_BASE
+    location_id: str = ""
+    token_secret_arn: str = ""
+    score_field_id: str = ""
+    class_field_id: str = ""
+    field_map: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.installations_table or self.location_id)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> InstallSettings:
+        env = os.environ if env is None else env
+        return cls(
+            installations_table=_str(env, "INSTALLATIONS_TABLE"),
+            token_key_id=_str(env, "GHL_TOKEN_KEY_ID"),
+            oauth_secret_arn=_str(env, "GHL_OAUTH_SECRET_ARN"),
+            oauth_user_type=_str(env, "GHL_OAUTH_USER_TYPE", "Location") or "Location",
+            oauth_redirect_uri=_str(env, "GHL_OAUTH_REDIRECT_URI"),
+            app_id=_str(env, "GHL_APP_ID"),
+            api_base=_str(env, "GHL_API_BASE", DEFAULT_GHL_API_BASE).rstrip("/"),
+            location_id=_str(env, "GHL_LOCATION_ID"),
+            token_secret_arn=_str(env, "GHL_TOKEN_SECRET_ARN"),
+            score_field_id=_str(env, "GHL_SCORE_FIELD_ID"),
+            class_field_id=_str(env, "GHL_CLASS_FIELD_ID"),
+            field_map=_json_object(env, "GHL_FIELD_MAP"),
+        )
+
+
 @dataclass(frozen=True)
 class ScoreSettings:
     """The scoring API (functions/score), including its GoHighLevel webhook route."""
@@ -99,11 +158,14 @@ class ScoreSettings:
     max_lead_answer_bytes: int = 1_000_000  # one lead's score inside it
     class_thresholds: dict[str, float] | None = None
     # GoHighLevel webhook route
-    ghl_public_key_ed25519: str = ""
+    ghl_public_key_ed25519: str = HIGHLEVEL_ED25519_PUBLIC_KEY_PEM
     ghl_public_key_rsa: str = ""
     ghl_webhook_secret: str = ""
     ghl_field_map: dict[str, str] = field(default_factory=dict)
-    ghl_max_clock_skew_seconds: int = 300
+    ghl_app_id: str = ""
+    ghl_max_delivery_age_seconds: int = DEFAULT_MAX_DELIVERY_AGE_SECONDS
+    parked_bucket: str = ""
+    installs: InstallSettings = field(default_factory=InstallSettings)
     webhook_dedup_table: str = ""
     writeback_queue_url: str = ""
 
@@ -124,11 +186,16 @@ class ScoreSettings:
             max_answer_bytes=_int(env, "MAX_ANSWER_BYTES", 6_000_000),
             max_lead_answer_bytes=_int(env, "MAX_LEAD_ANSWER_BYTES", 1_000_000),
             class_thresholds=_thresholds(env, "CLASS_THRESHOLDS"),
-            ghl_public_key_ed25519=_str(env, "GHL_PUBLIC_KEY_ED25519"),
+            ghl_public_key_ed25519=env.get(
+                "GHL_PUBLIC_KEY_ED25519", HIGHLEVEL_ED25519_PUBLIC_KEY_PEM).strip(),
             ghl_public_key_rsa=_str(env, "GHL_PUBLIC_KEY_RSA"),
             ghl_webhook_secret=_str(env, "GHL_WEBHOOK_SECRET"),
             ghl_field_map=_json_object(env, "GHL_FIELD_MAP"),
-            ghl_max_clock_skew_seconds=_int(env, "GHL_MAX_CLOCK_SKEW_SECONDS", 300),
+            ghl_app_id=_str(env, "GHL_APP_ID"),
+            ghl_max_delivery_age_seconds=_int(
+                env, "GHL_MAX_DELIVERY_AGE_SECONDS", DEFAULT_MAX_DELIVERY_AGE_SECONDS),
+            parked_bucket=_str(env, "PARKED_BUCKET"),
+            installs=InstallSettings.from_env(env),
             webhook_dedup_table=_str(env, "WEBHOOK_DEDUP_TABLE") or _str(env, "CACHE_TABLE"),
             writeback_queue_url=_str(env, "WRITEBACK_QUEUE_URL"),
         )
@@ -211,6 +278,7 @@ class WritebackSettings:
     writeback_state_table: str = ""
     max_rate_limit_wait_seconds: float = 20.0
     http_timeout_seconds: float = 10.0
+    installs: InstallSettings = field(default_factory=InstallSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WritebackSettings:
@@ -223,6 +291,7 @@ class WritebackSettings:
             writeback_state_table=_str(env, "WRITEBACK_STATE_TABLE") or _str(env, "CACHE_TABLE"),
             max_rate_limit_wait_seconds=_float(env, "MAX_RATE_LIMIT_WAIT_SECONDS", 20.0),
             http_timeout_seconds=_float(env, "HTTP_TIMEOUT_SECONDS", 10.0),
+            installs=InstallSettings.from_env(env),
         )
 
 

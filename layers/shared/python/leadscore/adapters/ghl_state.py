@@ -1,6 +1,7 @@
 """DynamoDB items of the GoHighLevel integration, in the cache table (ARCHITECTURE.md).
 
-* ``webhook#<webhookId>``: the replay guard, a conditional put with a TTL (``expires_at``).
+* ``webhook#<webhookId or sha256:digest>``: the replay guard, a conditional put with a TTL
+  (``expires_at``) longer than the freshness window (leadscore.ghl.delivery).
 * ``writeback#<location>#<contact>``: the class and rounded score last written to HighLevel.
 """
 
@@ -11,8 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from leadscore.adapters import client, error_code
-from leadscore.ghl.payloads import REPLAY_TTL_SECONDS, replay_key
+from leadscore.ghl.delivery import dedupe_ttl_seconds
+from leadscore.ghl.payloads import replay_key
 from leadscore.ghl.write_plan import STATE_TTL_SECONDS, LastWrite, state_key
+from leadscore.settings import DEFAULT_MAX_DELIVERY_AGE_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,7 +49,7 @@ class _TtlTable:
 class DynamoReplayGuard(_TtlTable):
     """Remembers webhook ids. Errors other than "already seen" propagate to the caller."""
 
-    default_ttl_seconds = REPLAY_TTL_SECONDS
+    default_ttl_seconds = dedupe_ttl_seconds(DEFAULT_MAX_DELIVERY_AGE_SECONDS)
     fast_client = True
 
     def claim(self, webhook_id: str) -> bool:

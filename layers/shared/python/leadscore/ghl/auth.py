@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,7 +43,6 @@ class AuthConfig:
     ed25519_public_key_pem: str = ""
     rsa_public_key_pem: str = ""
     webhook_secret: str = ""
-    max_clock_skew_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -140,16 +140,53 @@ def verify_rsa_sha256(public_key_pem: str, body: bytes, signature_b64: str) -> b
     return True
 
 
+#: The key of the shared secret in a free workflow "Webhook" action's Custom Data (that action
+#: cannot set headers; docs/GHL_SETUP.md).
+CUSTOM_DATA_SECRET_KEY = "leadscore_secret"  # noqa: S105 (a key name)
+
+#: Header values HighLevel sends for "no signature of this kind" (GHL.md).
+_ABSENT_VALUES = frozenset({"", "n/a"})
+
+
+def signature_header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    """A signature/secret header, or None when missing, empty or ``N/A``."""
+    value = header(headers, name)
+    if value is None or value.strip().lower() in _ABSENT_VALUES:
+        return None
+    return value
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _custom_data_secret(body: bytes) -> str | None:
+    """``customData.leadscore_secret`` of a workflow Webhook body, if there is one."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    custom = payload.get("customData")
+    if not isinstance(custom, Mapping):
+        return None
+    value = custom.get(CUSTOM_DATA_SECRET_KEY)
+    return value if isinstance(value, str) and value else None
+
+
 def authenticate(
     headers: Mapping[str, Any] | None, body: bytes, config: AuthConfig
 ) -> Verification:
     """Who vouches for this call, from the headers and the raw body only.
 
     Order: ``x-ghl-signature`` (and nothing else when it is present), then the legacy
-    ``x-wh-signature`` when an RSA key is configured, then the workflow shared secret.
-    The timestamp of a signed body is checked afterwards by :func:`check_timestamp`.
+    ``x-wh-signature`` when an RSA key is configured, then the workflow shared secret in the
+    ``x-leadscore-secret`` header, then the same secret in the body's
+    ``customData.leadscore_secret`` (the free Webhook action cannot send headers). Empty and
+    ``N/A`` header values count as absent. Secrets are compared in constant time.
     """
-    signature = header(headers, SIGNATURE_HEADER)
+    signature = signature_header(headers, SIGNATURE_HEADER)
     if signature is not None:
         if not config.ed25519_public_key_pem:
             return Verification.rejected("signature scheme not configured")
@@ -157,18 +194,26 @@ def authenticate(
             return Verification.verified("ed25519")
         return Verification.rejected("invalid signature")
 
-    legacy = header(headers, LEGACY_SIGNATURE_HEADER)
+    legacy = signature_header(headers, LEGACY_SIGNATURE_HEADER)
     if legacy is not None and config.rsa_public_key_pem:
         if verify_rsa_sha256(config.rsa_public_key_pem, body, legacy):
             return Verification.verified("rsa")
         return Verification.rejected("invalid signature")
 
-    secret = header(headers, SECRET_HEADER)
+    secret = signature_header(headers, SECRET_HEADER)
     if secret is not None:
         if not config.webhook_secret:
             return Verification.rejected("shared secret not configured")
-        if hmac.compare_digest(secret.encode("utf-8"), config.webhook_secret.encode("utf-8")):
+        if _same_secret(secret, config.webhook_secret):
             return Verification.verified("secret")
+        return Verification.rejected("invalid secret")
+
+    in_body = _custom_data_secret(body)
+    if in_body is not None:
+        if not config.webhook_secret:
+            return Verification.rejected("shared secret not configured")
+        if _same_secret(in_body, config.webhook_secret):
+            return Verification.verified("custom-data-secret")
         return Verification.rejected("invalid secret")
 
     return Verification.rejected("missing signature")
@@ -211,16 +256,5 @@ def parse_timestamp(value: Any) -> datetime:
     if abs(number) >= _EPOCH_MS_THRESHOLD:
         number /= 1000.0
     return datetime.fromtimestamp(number, tz=UTC)
-
-
-def check_timestamp(value: Any, now: float, max_skew_seconds: int) -> str | None:
-    """None when ``value`` is within ``max_skew_seconds`` of ``now``; otherwise the reason."""
-    try:
-        moment = parse_timestamp(value)
-    except (ValueError, OverflowError, OSError):
-        return "missing or invalid timestamp"
-    if abs(moment.timestamp() - now) > max_skew_seconds:
-        return "stale timestamp"
-    return None
 
 

@@ -26,10 +26,6 @@ from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput
 from leadscore.features.flat import FLAT_FIELDS, flat_to_nested
 
-#: How long a seen ``webhookId`` is remembered (DynamoDB TTL). Far longer than the clock skew
-#: window, so a replay is either stale (401) or remembered (acknowledged, not re-scored).
-REPLAY_TTL_SECONDS = 24 * 3600
-
 #: Marketplace events that carry a contact worth scoring.
 CONTACT_EVENTS = frozenset({"ContactCreate", "ContactUpdate"})
 
@@ -77,6 +73,16 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         raise WebhookError("body is not JSON") from exc
     if not isinstance(payload, dict):
         raise WebhookError("body must be a JSON object")
+    return payload
+
+
+def unwrap_event(payload: dict[str, Any]) -> dict[str, Any]:
+    """HighLevel's event reference pages put an event's fields flat beside ``type``; the
+    integration guide's tutorial nests them under ``data``. Both become the flat form (the
+    envelope's keys win over the nested ones)."""
+    data = payload.get("data")
+    if isinstance(payload.get("type"), str) and isinstance(data, dict):
+        return {**data, **{k: v for k, v in payload.items() if k != "data"}}
     return payload
 
 

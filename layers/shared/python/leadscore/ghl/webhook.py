@@ -1,20 +1,28 @@
-"""The webhook flow: one HighLevel webhook call (headers + raw body) -> the answer to give.
+"""The webhook flow: one HighLevel delivery (headers + raw body) -> the answer to give.
 
 ``functions/score/ghl_routes.py`` is the route: it builds `GhlDeps` once per container and
-calls :func:`handle_webhook`. The answer codes (docs/API.md explains them to users):
+calls :func:`handle_webhook`. HighLevel retries every non-2xx answer up to 12 times and pauses
+app URLs whose success rate falls under 90 % (GHL.md), so:
 
-* 401: not authenticated (bad or missing signature, wrong secret, stale timestamp);
-* 400: authenticated but unusable (not JSON, no contact id, lead values that are not numbers);
-  HighLevel does not retry it, and the failure shows in the workflow's execution log;
-* 200 ``scored``: scored and the write-back queued;
-* 200 ``duplicate``: a ``webhookId`` already seen: acknowledged, not scored again;
-* 200 ``queued``: scoring did not work (no model, an error): the webhook is queued and scored
-  by the write-back function, ending in the dead-letter queue if it never can be;
-* 200 ``ignored``: a verified marketplace event that is not a contact create/update;
-* 429: the queue refused the message too; HighLevel retries on 429 (never a 5xx, which it
-  would not retry).
+* 401 only for what fails authentication (signature, shared secret);
+* a verified delivery always gets a 2xx; what cannot be processed now is parked with its
+  reason (`leadscore.ghl.parking`), counted, and replayed later with ``tools/ghlctl.py``;
+* 429 (+ Retry-After) only when even parking failed: HighLevel then sends it again.
 
-Nothing about the lead is logged except contact, location and webhook ids.
+Steps for a verified delivery (docs/GHL_SETUP.md has the answer table for users):
+
+1. JSON object, else parked;
+2. signed deliveries: ``appId`` must be ours (when GHL_APP_ID is set), else 200 ``ignored``;
+   dedupe on ``webhookId`` (or the SHA-256 of the signed body) -> 200 ``duplicate``; the
+   freshness window (days) only for deliveries not seen before, else parked;
+3. ``INSTALL`` / ``UNINSTALL`` -> `leadscore.ghl.lifecycle`;
+4. the location must be installed and enabled (else 200 ``ignored``);
+5. event types the loop consumes (opportunities, messages) -> its handler (`d.loop`);
+   contact events and workflow calls: parsed with the location's field map, scored, the
+   write-back queued (200 ``scored``); scoring impossible now -> queued for later (200
+   ``queued``); anything else -> 200 ``ignored``.
+
+Nothing about the lead is logged except contact, location and delivery ids.
 """
 
 from __future__ import annotations
@@ -26,15 +34,20 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from leadscore.classes import classify, should_prioritize
 from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput
-from leadscore.ghl.auth import AuthConfig, authenticate, check_timestamp
+from leadscore.ghl import parking
+from leadscore.ghl.auth import AuthConfig, Verification, authenticate, parse_timestamp
+from leadscore.ghl.delivery import app_matches, delivery_id, freshness_problem
+from leadscore.ghl.installations import Installation, Installations
 from leadscore.ghl.messages import WritebackMessage, score_message, webhook_message
 from leadscore.ghl.payloads import (
     ParsedWebhook,
     WebhookError,
     parse_json_body,
     parse_webhook,
+    unwrap_event,
     utc_now_iso,
 )
 from leadscore.loop.hooks import LoopHooks
@@ -42,6 +55,9 @@ from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
 
 logger = Logger(child=True)
+
+INSTALL_EVENTS = frozenset({"INSTALL", "AppInstall"})
+UNINSTALL_EVENTS = frozenset({"UNINSTALL", "AppUninstall"})
 
 
 class ReplayGuard(Protocol):
@@ -53,6 +69,13 @@ class Queue(Protocol):
     def send(self, message: WritebackMessage) -> str: ...
 
 
+class InstallEvents(Protocol):
+    """`leadscore.ghl.lifecycle.Lifecycle` (INSTALL / UNINSTALL)."""
+
+    def on_install(self, event: Mapping[str, Any]) -> dict[str, Any]: ...
+    def on_uninstall(self, event: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
 @dataclass
 class GhlDeps:
     """What the flow needs; built once per container by the route's ``configure``."""
@@ -61,18 +84,23 @@ class GhlDeps:
     scorer: Callable[[], Scorer]
     replay_guard: ReplayGuard | None = None
     queue: Queue | None = None
+    #: None: nothing configured (local runs): every location is accepted
+    installations: Installations | None = None
+    lifecycle: InstallEvents | None = None
+    parked: parking.ParkedStore | None = None
+    #: counts a named event (CloudWatch metric in the route; a list in tests)
+    count: Callable[[str], None] = lambda _name: None
     clock: Callable[[], float] = time.time
     # The loop (issue 14): events it consumes by type, engagement before scoring, snapshots.
     loop: LoopHooks | None = None
 
     @property
     def auth(self) -> AuthConfig:
-        settings = self.settings
+        s = self.settings
         return AuthConfig(
-            ed25519_public_key_pem=settings.ghl_public_key_ed25519,
-            rsa_public_key_pem=settings.ghl_public_key_rsa,
-            webhook_secret=settings.ghl_webhook_secret,
-            max_clock_skew_seconds=settings.ghl_max_clock_skew_seconds,
+            ed25519_public_key_pem=s.ghl_public_key_ed25519,
+            rsa_public_key_pem=s.ghl_public_key_rsa,
+            webhook_secret=s.ghl_webhook_secret,
         )
 
 
@@ -83,49 +111,68 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _Delivery:
+    """One verified delivery on its way through the flow (what parking needs to keep it)."""
+
+    def __init__(self, body: bytes, verdict: Verification, d: GhlDeps, *, replay: bool) -> None:
+        self.body = body
+        self.scheme = verdict.scheme
+        self.signed = verdict.signed
+        self.d = d
+        self.replay = replay
+        self.claimed = ""  # the delivery id claimed in the replay guard
+        self.location_id = ""
+        self.event_type = ""
+
+    def park(self, reason: str, extra: Mapping[str, Any] | None = None) -> Outcome:
+        """Keep the delivery with its reason and acknowledge it (2xx); 429 if it cannot be
+        kept (HighLevel sends it again)."""
+        d = self.d
+        keys = {"reason": reason, "location_id": self.location_id,
+                "event_type": self.event_type}
+        if self.replay:  # the CLI keeps the record it replayed; nothing new is parked
+            return Outcome(200, {"status": "parked", "reason": reason, **(extra or {})})
+        if d.parked is None:
+            logger.error("verified delivery cannot be processed and no parking store",
+                         extra=keys)
+            return self.too_busy()
+        record = parking.new_parked(self.body, reason, self.scheme, d.clock(),
+                                    location_id=self.location_id, event_type=self.event_type)
+        try:
+            d.parked.park(record)
+        except Exception:
+            logger.exception("parking a delivery failed", extra=keys)
+            return self.too_busy()
+        d.count("WebhookParked")
+        logger.warning("delivery parked", extra={**keys, "parked_id": record.parked_id})
+        return Outcome(200, {"status": "parked", "reason": reason,
+                             "parked_id": record.parked_id, **(extra or {})})
+
+    def too_busy(self) -> Outcome:
+        """429 so HighLevel sends it again; the delivery id is forgotten so that the retry is
+        processed rather than taken for a duplicate."""
+        if self.claimed and self.d.replay_guard is not None:
+            try:
+                self.d.replay_guard.release(self.claimed)
+            except Exception:
+                logger.warning("replay guard release failed", extra={"delivery": self.claimed})
+        return Outcome(429, {"error": "try again later"}, {"Retry-After": "600"})
+
+    def ignored(self, reason: str, **extra: Any) -> Outcome:
+        self.d.count("WebhookIgnored")
+        logger.info("delivery ignored", extra={"reason": reason, "location_id": self.location_id,
+                                               "event_type": self.event_type})
+        return Outcome(200, {"status": "ignored", "reason": reason, **extra})
+
+
 def _rejected(reason: str) -> Outcome:
     return Outcome(401, {"error": "unauthorized", "reason": reason})
-
-
-def _too_busy(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
-    """Answer 429 so HighLevel sends the webhook again, and forget its id so the retry is
-    not taken for a replay."""
-    if webhook.webhook_id and d.replay_guard is not None:
-        try:
-            d.replay_guard.release(webhook.webhook_id)
-        except Exception:
-            logger.warning("replay guard release failed", extra=webhook.log_keys())
-    return Outcome(
-        429,
-        {"error": "try again later", "contact_id": webhook.contact_id},
-        {"Retry-After": "600"},
-    )
-
-
-def _queue_for_retry(webhook: ParsedWebhook, d: GhlDeps, reason: str) -> Outcome:
-    """Scoring did not work: keep the webhook on the queue and acknowledge it."""
-    if d.queue is None:
-        logger.error("cannot score and no write-back queue", extra=webhook.log_keys())
-        return _too_busy(webhook, d)
-    message = webhook_message(
-        webhook.request, location_id=webhook.location_id, received_at=utc_now_iso(d.clock())
-    )
-    try:
-        d.queue.send(message)
-    except Exception:
-        logger.exception("write-back queue refused a webhook", extra=webhook.log_keys())
-        return _too_busy(webhook, d)
-    logger.warning(
-        "webhook queued for scoring later", extra={**webhook.log_keys(), "reason": reason}
-    )
-    return Outcome(200, {"status": "queued", "contact_id": webhook.contact_id, "reason": reason})
 
 
 def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -> Outcome:
     """One webhook call, from its headers and raw body bytes to the answer."""
     if len(body) > d.settings.max_body_bytes:
         return Outcome(413, {"error": "body too large"})
-
     try:
         verdict = authenticate(headers, body, d.auth)
     except ValueError:
@@ -135,75 +182,114 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
     if not verdict.ok:
         logger.warning("webhook rejected", extra={"reason": verdict.reason})
         return _rejected(verdict.reason)
-
+    delivery = _Delivery(body, verdict, d, replay=False)
     try:
-        payload = parse_json_body(body)
-    except WebhookError as exc:
-        return Outcome(400, {"error": str(exc)})
+        return _verified(delivery)
+    except Exception:
+        # Not expected (each step catches what it expects): keep the delivery.
+        logger.exception("unexpected error in the webhook flow")
+        return delivery.park("unexpected error")
 
-    if verdict.signed:
-        stale = check_timestamp(
-            payload.get("timestamp"), d.clock(), d.settings.ghl_max_clock_skew_seconds
-        )
-        if stale is not None:
-            logger.warning(
-                "webhook rejected",
-                extra={"reason": stale, "webhook_id": str(payload.get("webhookId", ""))},
-            )
-            return _rejected(stale)
 
+def replay_parked(record: parking.ParkedDelivery, d: GhlDeps) -> Outcome:
+    """Process a parked delivery again (it was verified when it came): no authentication,
+    no deduplication, no freshness window. A ``parked`` answer means it still fails."""
+    delivery = _Delivery(record.body, Verification.verified(record.scheme), d, replay=True)
+    return _verified(delivery)
+
+
+def _verified(delivery: _Delivery) -> Outcome:
+    d = delivery.d
     try:
-        webhook = parse_webhook(payload, d.settings.ghl_field_map, _custom_schema(d))
+        payload = unwrap_event(parse_json_body(delivery.body))
     except WebhookError as exc:
-        return Outcome(400, {"error": str(exc)})
-    except InvalidInput as exc:
-        logger.info("webhook with invalid lead data", extra={"paths": exc.paths})
-        contact = payload.get("id") or payload.get("contact_id") or ""
-        return Outcome(400, {**exc.to_dict(), "contact_id": str(contact)})
+        return delivery.park(parking.NOT_JSON if "JSON" in str(exc) else str(exc))
+    delivery.event_type = str(payload.get("type") or "")
+    location = payload.get("locationId") or payload.get("location_id")
+    loc_obj = payload.get("location")
+    if not location and isinstance(loc_obj, Mapping):
+        location = loc_obj.get("id")
+    delivery.location_id = location if isinstance(location, str) else ""
 
-    keys = webhook.log_keys()
-    handler = None
-    if not webhook.request and d.loop is not None:
-        handler = d.loop.event_handlers().get(webhook.event_type)
-    if not webhook.request and handler is None:
-        logger.info("webhook ignored", extra=keys)
-        return Outcome(200, {"status": "ignored", "event_type": webhook.event_type})
+    if delivery.signed:
+        if not app_matches(payload, d.settings.ghl_app_id):
+            return delivery.ignored("another app's delivery")
+        outcome = _dedupe_and_freshness(delivery, payload)
+        if outcome is not None:
+            return outcome
 
-    if webhook.webhook_id and d.replay_guard is not None:
+    if delivery.event_type in INSTALL_EVENTS or delivery.event_type in UNINSTALL_EVENTS:
+        return _lifecycle(delivery, payload)
+
+    installation: Installation | None = None
+    if d.installations is not None:
+        if not delivery.location_id:
+            return delivery.ignored("no location id")
         try:
-            first_time = d.replay_guard.claim(webhook.webhook_id)
+            installation = d.installations.installation(delivery.location_id)
         except Exception:
-            # The guard is a cost saver, not a gate: scoring twice is harmless (the write-back
-            # skips unchanged scores), refusing a lead is not.
-            logger.warning("replay guard unavailable; scoring anyway", extra=keys)
-            first_time = True
-        if not first_time:
-            logger.info("duplicate webhook acknowledged", extra=keys)
-            return Outcome(
-                200,
-                {
-                    "status": "duplicate",
-                    "contact_id": webhook.contact_id,
-                    "webhook_id": webhook.webhook_id,
-                },
-            )
+            logger.exception("installations table unreadable",
+                             extra={"location_id": delivery.location_id})
+            return delivery.park("installations unreadable")
+        if installation is None:
+            return delivery.ignored("location not installed")
+        if not installation.enabled:
+            return delivery.ignored("location disabled")
 
+    handler = d.loop.event_handlers().get(delivery.event_type) if d.loop is not None else None
     if handler is not None:
         try:
             answer = handler(payload)
-        except Exception:
-            logger.exception("loop event not recorded; HighLevel will retry", extra=keys)
-            return _too_busy(webhook, d)
-        logger.info("loop event recorded", extra={**keys, "status": answer.get("status")})
-        return Outcome(200, {**answer, "event_type": webhook.event_type})
+        except Exception as exc:
+            logger.exception("loop event not recorded", extra={"event_type": delivery.event_type})
+            return delivery.park(f"event not recorded: {type(exc).__name__}")
+        logger.info("loop event recorded", extra={"event_type": delivery.event_type,
+                                                  "status": answer.get("status")})
+        return Outcome(200, {**answer, "event_type": delivery.event_type})
+    return _contact(delivery, payload, installation)
 
+
+def _dedupe_and_freshness(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome | None:
+    d = delivery.d
+    if delivery.replay:
+        return None
+    key = delivery_id(payload, delivery.body)
+    if d.replay_guard is not None:
+        try:
+            first_time = d.replay_guard.claim(key)
+        except Exception:
+            # The guard saves work, it is not a gate: processing twice is harmless (the
+            # write-back skips unchanged scores); refusing a delivery is not.
+            logger.warning("replay guard unavailable; processing anyway",
+                           extra={"delivery": key})
+            first_time = True
+        if not first_time:
+            d.count("WebhookDuplicate")
+            logger.info("duplicate delivery acknowledged", extra={"delivery": key})
+            return Outcome(200, {"status": "duplicate", "webhook_id": key})
+        delivery.claimed = key
+    problem = freshness_problem(payload.get("timestamp"), d.clock(),
+                                d.settings.ghl_max_delivery_age_seconds)
+    if problem is not None:
+        return delivery.park(problem)
+    return None
+
+
+def _lifecycle(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome:
+    d = delivery.d
+    if d.lifecycle is None:
+        return delivery.ignored("installs are not configured (no installations table)")
     try:
-        return _score_and_queue(webhook, d)
-    except Exception:
-        # Not expected (the steps catch their own failures); the id is released by _too_busy
-        # so HighLevel's retry is scored rather than taken for a replay.
-        logger.exception("unexpected error while scoring a webhook", extra=keys)
-        return _too_busy(webhook, d)
+        if delivery.event_type in INSTALL_EVENTS:
+            answer = d.lifecycle.on_install(payload)
+        else:
+            answer = d.lifecycle.on_uninstall(payload)
+    except Exception as exc:
+        logger.exception("install step failed", extra={"location_id": delivery.location_id})
+        return delivery.park(f"{parking.INSTALL_FAILED}: {type(exc).__name__}")
+    logger.info("install event handled", extra={"event_type": delivery.event_type,
+                                                "location_id": delivery.location_id})
+    return Outcome(200, answer)
 
 
 def _custom_schema(d: GhlDeps) -> Schema | None:
@@ -214,14 +300,62 @@ def _custom_schema(d: GhlDeps) -> Schema | None:
     return custom() if callable(custom) else None
 
 
-def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
+def _received_at(payload: Mapping[str, Any], now: float) -> str:
+    """When the inputs were current: HighLevel's own timestamp (retries keep it), else now."""
+    try:
+        return utc_now_iso(parse_timestamp(payload.get("timestamp")).timestamp())
+    except (ValueError, OverflowError, OSError):
+        return utc_now_iso(now)
+
+
+def _contact(delivery: _Delivery, payload: Mapping[str, Any],
+             installation: Installation | None) -> Outcome:
+    d = delivery.d
+    field_map: dict[str, str] = dict(d.settings.ghl_field_map)
+    if installation is not None:
+        field_map = {**installation.configured_map, **installation.field_map}
+    try:
+        webhook = parse_webhook(payload, field_map, _custom_schema(d))
+    except WebhookError as exc:
+        return delivery.park(f"{parking.NOT_A_WEBHOOK}: {exc}")
+    except InvalidInput as exc:
+        logger.info("webhook with invalid lead data", extra={"paths": exc.paths})
+        return delivery.park(f"{parking.INVALID_LEAD}: {', '.join(exc.paths)}",
+                             {**exc.to_dict(), "contact_id": str(payload.get("id")
+                                                                 or payload.get("contact_id")
+                                                                 or "")})
+    if not webhook.request:
+        return delivery.ignored("not a contact event", event_type=webhook.event_type)
+    received_at = _received_at(payload, d.clock())
+    return _score_and_queue(delivery, webhook, received_at, installation)
+
+
+def _queue_for_later(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
+                     reason: str) -> Outcome:
+    """Scoring did not work: the write-back function scores it later."""
+    d = delivery.d
+    if d.queue is None:
+        return delivery.park(f"{parking.QUEUE_DOWN}: no queue ({reason})")
+    message = webhook_message(webhook.request, location_id=webhook.location_id,
+                              received_at=received_at)
+    try:
+        d.queue.send(message)
+    except Exception:
+        logger.exception("write-back queue refused a webhook", extra=webhook.log_keys())
+        return delivery.park(f"{parking.QUEUE_DOWN} ({reason})")
+    logger.warning("webhook queued for scoring later",
+                   extra={**webhook.log_keys(), "reason": reason})
+    return Outcome(200, {"status": "queued", "contact_id": webhook.contact_id, "reason": reason})
+
+
+def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
+                     installation: Installation | None) -> Outcome:
+    d = delivery.d
     keys = webhook.log_keys()
     if d.loop is not None:
         try:
-            webhook = replace(
-                webhook,
-                request=d.loop.enrich(webhook.request, webhook.location_id, webhook.contact_id),
-            )
+            webhook = replace(webhook, request=d.loop.enrich(
+                webhook.request, webhook.location_id, webhook.contact_id))
         except Exception:
             # Counters are an improvement, not a gate: score with what the payload carries.
             logger.warning("engagement counters unavailable", extra=keys)
@@ -229,16 +363,21 @@ def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
         score = d.scorer().score(webhook.request, explain=False)
     except InvalidInput as exc:
         logger.info("webhook with invalid lead data", extra={**keys, "paths": exc.paths})
-        return Outcome(400, {**exc.to_dict(), "contact_id": webhook.contact_id})
+        return delivery.park(f"{parking.INVALID_LEAD}: {', '.join(exc.paths)}",
+                             {**exc.to_dict(), "contact_id": webhook.contact_id})
     except Exception:
         logger.exception("scoring failed", extra=keys)
-        return _queue_for_retry(webhook, d, "scoring failed")
+        return _queue_for_later(delivery, webhook, received_at, "scoring failed")
 
     if d.loop is not None:
         d.loop.scored(webhook.request, score, webhook.location_id, "webhook")
     if score.get("source") != "ensemble":
         # The rules score is an answer for an API caller, not what we write into the CRM.
-        return _queue_for_retry(webhook, d, "model unavailable")
+        return _queue_for_later(delivery, webhook, received_at, "model unavailable")
+    if installation is not None and installation.class_thresholds:
+        # This location's own class thresholds (the score itself does not change).
+        cls = classify(float(score["predicted_score"]), installation.class_thresholds)
+        score = {**score, "predicted_class": cls, "should_prioritize": should_prioritize(cls)}
 
     answer: dict[str, Any] = {
         "status": "scored",
@@ -254,14 +393,13 @@ def _score_and_queue(webhook: ParsedWebhook, d: GhlDeps) -> Outcome:
         "writeback": "disabled",
     }
     if d.queue is not None:
-        message = score_message(
-            score, location_id=webhook.location_id, received_at=utc_now_iso(d.clock())
-        )
+        message = score_message(score, location_id=webhook.location_id,
+                                received_at=received_at)
         try:
             d.queue.send(message)
         except Exception:
             logger.exception("write-back queue refused a score", extra=keys)
-            return _too_busy(webhook, d)
+            return delivery.park(parking.QUEUE_DOWN)
         answer["writeback"] = "queued"
     logger.info("webhook scored", extra={**keys, "predicted_class": score["predicted_class"]})
     return Outcome(200, answer)

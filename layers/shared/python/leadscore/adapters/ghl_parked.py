@@ -1,0 +1,56 @@
+"""Parked HighLevel deliveries in S3: ``<prefix><YYYY-MM-DD>/<HHMMSS>-<digest>.json``.
+
+The artifact bucket (SSE, versioned, public access blocked); the template's lifecycle rule
+expires the prefix after 30 days (parked bodies may hold personal data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from leadscore.adapters import client
+from leadscore.ghl.parking import ParkedDelivery, dumps
+
+DEFAULT_PREFIX = "ghl/parked/"
+
+
+class S3ParkedStore:
+    def __init__(self, bucket: str, prefix: str = DEFAULT_PREFIX,
+                 s3_client: Any | None = None) -> None:
+        if not bucket:
+            raise ValueError("PARKED_BUCKET is not set")
+        self.bucket = bucket
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self._client = s3_client
+
+    @property
+    def s3(self) -> Any:
+        if self._client is None:
+            self._client = client("s3")
+        return self._client
+
+    def _key(self, parked_id: str) -> str:
+        if ".." in parked_id or parked_id.startswith("/"):
+            raise ValueError("bad parked id")
+        return f"{self.prefix}{parked_id}.json"
+
+    def park(self, record: ParkedDelivery) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self._key(record.parked_id),
+                           Body=dumps(record), ContentType="application/json")
+
+    def list(self) -> Iterator[ParkedDelivery]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for obj in page.get("Contents", []):
+                key = str(obj["Key"])
+                if key.endswith(".json"):
+                    yield self.get(key[len(self.prefix):-len(".json")])
+
+    def get(self, parked_id: str) -> ParkedDelivery:
+        answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(parked_id))
+        return ParkedDelivery.from_json(json.loads(answer["Body"].read()))
+
+    def delete(self, parked_id: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self._key(parked_id))

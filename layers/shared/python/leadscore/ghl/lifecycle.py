@@ -1,0 +1,224 @@
+"""Installs, uninstalls and field discovery: how the installations table gets filled.
+
+* OAuth callback (``GET /oauth/callback?code=...``): the code is exchanged at once (codes are
+  single-use and short-lived). A Location token installs that location; a Company (agency)
+  token is stored, and every location listed by ``/oauth/installedLocations`` gets a location
+  token from ``/oauth/locationToken``.
+* ``INSTALL`` events: the location's record is created (or re-enabled); when the agency's
+  Company token is stored, the location's token is obtained from it right away. A Location
+  install without any token yet waits for its callback (both orders work).
+* ``UNINSTALL``: the location is disabled and its tokens deleted; a Company uninstall does
+  that for every location of the company and deletes the Company token.
+* Discovery (after every install and from ``tools/ghlctl.py discover``): the score and class
+  fields are found by fieldKey or name and created when missing; the inbound map is resolved
+  to field ids (`leadscore.ghl.fields`).
+
+Pure logic over protocols; the adapters are `DynamoInstallations` and the HighLevel clients.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from leadscore.ghl.fields import create_body, parse_field_list, plan_fields
+from leadscore.ghl.installations import SOURCE_OAUTH, Installation, OAuthTokens
+
+
+class InstallStore(Protocol):
+    def installation(self, location_id: str, *, fresh: bool = False) -> Installation | None: ...
+
+    def save(self, inst: Installation) -> None: ...
+
+    def install_tokens(self, key: str, tokens: OAuthTokens) -> None: ...
+
+    def disable(self, location_id: str, reason: str) -> None: ...
+
+    def delete_company_tokens(self, company_id: str) -> None: ...
+
+    def company_access_token(self, company_id: str, *, refresh: bool = False) -> str: ...
+
+    def all_installations(self) -> Iterable[Installation]: ...
+
+
+class OAuthApi(Protocol):
+    def exchange_code(self, code: str, *, user_type: str = "Location",
+                      redirect_uri: str = "") -> Any: ...
+
+    def location_token(self, company_token: str, company_id: str, location_id: str) -> Any: ...
+
+    def installed_locations(self, company_token: str, company_id: str, app_id: str) -> Any: ...
+
+
+class FieldsApi(Protocol):
+    def list_custom_fields(self, location_id: str, model: str = "contact") -> Any: ...
+
+    def create_custom_field(self, location_id: str, body: Mapping[str, Any]) -> Any: ...
+
+
+class InstallError(Exception):
+    """An install step that could not be completed (kept and retried by the caller)."""
+
+
+def _now_iso(now: float) -> str:
+    return datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def location_key(location_id: str) -> str:
+    return "location#" + location_id
+
+
+def company_key(company_id: str) -> str:
+    return "company#" + company_id
+
+
+def discover_fields(inst: Installation, api: FieldsApi, *, create: bool = True,
+                    clock: Callable[[], float] = time.time) -> tuple[Installation, list[str]]:
+    """Resolve (and create when missing) the location's fields; returns the updated
+    installation and the configured keys that name no field."""
+    fields = parse_field_list(api.list_custom_fields(inst.location_id))
+    plan = plan_fields(fields, inst.configured_map)
+    if create and plan.to_create:
+        for name, key, data_type in plan.to_create:
+            api.create_custom_field(inst.location_id, create_body(name, key, data_type))
+        fields = parse_field_list(api.list_custom_fields(inst.location_id))
+        plan = plan_fields(fields, inst.configured_map)
+    score, klass = plan.score_field, plan.class_field
+    updated = inst.with_changes(
+        score_field_id=score.id if score else inst.score_field_id,
+        class_field_id=klass.id if klass else inst.class_field_id,
+        score_field_numeric=score.numeric if score else inst.score_field_numeric,
+        field_map=dict(plan.field_map),
+        fields_discovered_at=_now_iso(clock()),
+    )
+    return updated, list(plan.unresolved)
+
+
+class Lifecycle:
+    """INSTALL / UNINSTALL / OAuth callback against one store and HighLevel."""
+
+    def __init__(
+        self,
+        store: InstallStore,
+        oauth: OAuthApi | None,
+        fields_api: Callable[[str], FieldsApi] | None = None,
+        *,
+        app_id: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.oauth = oauth
+        self.fields_api = fields_api
+        self.app_id = app_id
+        self.clock = clock
+
+    # ----------------------------------------------------------------- events
+
+    def on_install(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        install_type = str(event.get("installType") or "Location")
+        company_id = str(event.get("companyId") or "")
+        location_id = str(event.get("locationId") or "")
+        if install_type == "Company" or not location_id:
+            # The Company token arrives with the OAuth callback, which installs its locations.
+            return {"status": "installed", "install_type": "Company", "company_id": company_id}
+        inst = self._enable(location_id, company_id)
+        tokens_from = "the OAuth callback"  # a Location install's tokens come with it
+        if company_id and self.oauth is not None and self._has_company_token(company_id):
+            self._location_token_from_company(company_id, location_id)
+            tokens_from = "the company token"
+        inst = self._discover_quietly(inst)
+        return {"status": "installed", "install_type": "Location", "location_id": location_id,
+                "tokens_from": tokens_from, "fields": bool(inst.fields_discovered_at)}
+
+    def on_uninstall(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        location_id = str(event.get("locationId") or "")
+        company_id = str(event.get("companyId") or "")
+        if location_id:
+            self.store.disable(location_id, "uninstalled")
+            return {"status": "uninstalled", "location_id": location_id}
+        disabled = []
+        for inst in self.store.all_installations():
+            if company_id and inst.company_id == company_id and inst.enabled:
+                self.store.disable(inst.location_id, "company uninstalled")
+                disabled.append(inst.location_id)
+        if company_id:
+            self.store.delete_company_tokens(company_id)
+        return {"status": "uninstalled", "company_id": company_id, "locations": disabled}
+
+    def on_callback(self, code: str, *, user_type: str = "Location",
+                    redirect_uri: str = "") -> dict[str, Any]:
+        if self.oauth is None:
+            raise InstallError("OAuth is not configured (GHL_OAUTH_SECRET_ARN)")
+        answer = self.oauth.exchange_code(code, user_type=user_type, redirect_uri=redirect_uri)
+        tokens = OAuthTokens.from_grant(answer, self.clock())
+        company_id = str(answer.get("companyId") or "")
+        if tokens.user_type == "Company":
+            if not company_id:
+                raise InstallError("Company token without companyId")
+            self.store.install_tokens(company_key(company_id), tokens)
+            listed = self.oauth.installed_locations(tokens.access_token, company_id, self.app_id)
+            rows = listed.get("locations") if isinstance(listed, Mapping) else None
+            installed = []
+            for row in rows if isinstance(rows, list) else []:
+                loc = str(row.get("_id") or row.get("id") or "") if isinstance(row, Mapping) \
+                    else ""
+                if not loc:
+                    continue
+                inst = self._enable(loc, company_id)
+                self._location_token_from_company(company_id, loc, tokens.access_token)
+                self._discover_quietly(inst)
+                installed.append(loc)
+            return {"status": "installed", "company_id": company_id, "locations": installed}
+        location_id = str(answer.get("locationId") or "")
+        if not location_id:
+            raise InstallError("Location token without locationId")
+        inst = self._enable(location_id, company_id)
+        self.store.install_tokens(location_key(location_id), tokens)
+        inst = self._discover_quietly(inst)
+        return {"status": "installed", "locations": [location_id],
+                "fields": bool(inst.fields_discovered_at)}
+
+    # ----------------------------------------------------------------- helpers
+
+    def _enable(self, location_id: str, company_id: str) -> Installation:
+        current = self.store.installation(location_id, fresh=True)
+        if current is None:
+            inst = Installation(location_id=location_id, company_id=company_id,
+                                token_source=SOURCE_OAUTH, installed_at=_now_iso(self.clock()))
+        else:
+            inst = current.with_changes(enabled=True, disabled_reason="",
+                                        company_id=company_id or current.company_id,
+                                        token_source=SOURCE_OAUTH)
+        self.store.save(inst)
+        return inst
+
+    def _has_company_token(self, company_id: str) -> bool:
+        try:
+            self.store.company_access_token(company_id)
+        except Exception:
+            return False
+        return True
+
+    def _location_token_from_company(self, company_id: str, location_id: str,
+                                     company_token: str | None = None) -> None:
+        assert self.oauth is not None
+        token = company_token or self.store.company_access_token(company_id)
+        answer = self.oauth.location_token(token, company_id, location_id)
+        self.store.install_tokens(location_key(location_id),
+                                  OAuthTokens.from_grant(answer, self.clock()))
+
+    def _discover_quietly(self, inst: Installation) -> Installation:
+        """Field discovery right after an install; a failure leaves the record as it is (the
+        CLI's `discover` or the next install repeats it) and never fails the install."""
+        if self.fields_api is None:
+            return inst
+        try:
+            updated, _ = discover_fields(inst, self.fields_api(inst.location_id),
+                                         clock=self.clock)
+        except Exception:
+            return inst
+        self.store.save(updated)
+        return updated

@@ -1,0 +1,108 @@
+"""Parked deliveries: verified HighLevel deliveries that could not be processed when they came.
+
+HighLevel retries every non-2xx answer and pauses apps whose success rate drops (GHL.md), so a
+verified delivery is always answered 2xx. What cannot be processed at that moment (a body that
+is not JSON, lead values that are not numbers, a delivery older than the freshness window, an
+install step HighLevel refused, the write-back queue down) is kept here with its reason,
+counted (metric ``WebhookParked``) and replayed by an operator with
+``tools/ghlctl.py replay`` once the cause is fixed. A replay skips authentication (the
+delivery was verified when it came), deduplication and the freshness window.
+
+A parked record holds the raw body (it may contain the lead's personal data: it is kept only
+as long as the store's lifecycle allows, 30 days by default) and never the shared secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+#: Reasons (the start of `ParkedDelivery.reason`), for counting and for the CLI's filter.
+NOT_JSON = "body is not JSON"
+INVALID_LEAD = "invalid lead data"
+TOO_OLD = "delivery older than the freshness window"
+NO_TIMESTAMP = "signed delivery without a usable timestamp"
+FUTURE = "timestamp in the future"
+INSTALL_FAILED = "install step failed"
+QUEUE_DOWN = "write-back queue refused"
+NOT_A_WEBHOOK = "not a HighLevel webhook"
+
+
+@dataclass(frozen=True)
+class ParkedDelivery:
+    parked_id: str
+    reason: str
+    received_at: str
+    scheme: str  # how it was verified: ed25519, rsa, secret, custom-data-secret
+    body: bytes
+    location_id: str = ""
+    event_type: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parked_id": self.parked_id, "reason": self.reason,
+            "received_at": self.received_at, "scheme": self.scheme,
+            "location_id": self.location_id, "event_type": self.event_type,
+            "body_b64": base64.b64encode(self.body).decode("ascii"),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ParkedDelivery:
+        return cls(
+            parked_id=str(data["parked_id"]), reason=str(data.get("reason", "")),
+            received_at=str(data.get("received_at", "")), scheme=str(data.get("scheme", "")),
+            body=base64.b64decode(str(data.get("body_b64", ""))),
+            location_id=str(data.get("location_id", "")),
+            event_type=str(data.get("event_type", "")),
+        )
+
+
+def new_parked(body: bytes, reason: str, scheme: str, now: float, *, location_id: str = "",
+               event_type: str = "") -> ParkedDelivery:
+    """A record whose id sorts by time and is unique per body (the same body parked twice for
+    the same reason in the same second is one record)."""
+    stamp = datetime.fromtimestamp(now, tz=UTC)
+    digest = hashlib.sha256(body + reason.encode()).hexdigest()[:16]
+    parked_id = f"{stamp:%Y-%m-%d}/{stamp:%H%M%S}-{digest}"
+    return ParkedDelivery(parked_id=parked_id, reason=reason,
+                          received_at=stamp.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                          scheme=scheme, body=body, location_id=location_id,
+                          event_type=event_type)
+
+
+class ParkedStore(Protocol):
+    def park(self, record: ParkedDelivery) -> None: ...
+
+    def list(self) -> Iterable[ParkedDelivery]: ...
+
+    def get(self, parked_id: str) -> ParkedDelivery: ...
+
+    def delete(self, parked_id: str) -> None: ...
+
+
+class MemoryParkedStore:
+    """In-process store (tests, `make demo`)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, ParkedDelivery] = {}
+
+    def park(self, record: ParkedDelivery) -> None:
+        self.records[record.parked_id] = record
+
+    def list(self) -> Iterable[ParkedDelivery]:
+        return [self.records[k] for k in sorted(self.records)]
+
+    def get(self, parked_id: str) -> ParkedDelivery:
+        return self.records[parked_id]
+
+    def delete(self, parked_id: str) -> None:
+        self.records.pop(parked_id, None)
+
+
+def dumps(record: ParkedDelivery) -> bytes:
+    return json.dumps(record.to_json(), separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,232 @@
+"""Operator commands for HighLevel installations and parked deliveries.
+
+    python tools/ghlctl.py list
+    python tools/ghlctl.py add-pit LOCATION_ID --token-secret-arn ARN [--field-map JSON]
+                                   [--thresholds JSON] [--no-discover]
+    python tools/ghlctl.py add-pit LOCATION_ID --token pit-... (stores it as <stack>/ghl-pit/<id>)
+    python tools/ghlctl.py disable LOCATION_ID [--reason TEXT]
+    python tools/ghlctl.py enable LOCATION_ID
+    python tools/ghlctl.py discover LOCATION_ID [--no-create]
+    python tools/ghlctl.py parked
+    python tools/ghlctl.py replay (PARKED_ID ... | --all)
+
+Configuration comes from the same environment variables as the functions (the stack's
+outputs; docs/GHL_SETUP.md): INSTALLATIONS_TABLE, GHL_TOKEN_KEY_ID, GHL_OAUTH_SECRET_ARN,
+GHL_API_BASE, PARKED_BUCKET, and for `replay` everything the scoring function reads
+(MODEL_URI, CACHE_TABLE, WRITEBACK_QUEUE_URL, ...). `--stack NAME` names the PIT secrets.
+Exit codes: 0 done, 1 refused or failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
+sys.path.insert(0, str(ROOT))
+
+from leadscore.adapters.ghl_api import GhlApiClient  # noqa: E402
+from leadscore.adapters.installations import (  # noqa: E402
+    DynamoInstallations,
+    installations_table,
+)
+from leadscore.classes import validate_thresholds  # noqa: E402
+from leadscore.errors import InvalidInput  # noqa: E402
+from leadscore.ghl.installations import SOURCE_PIT, SOURCE_SETTINGS, Installation  # noqa: E402
+from leadscore.ghl.lifecycle import discover_fields  # noqa: E402
+from leadscore.settings import InstallSettings, ScoreSettings  # noqa: E402
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{what} must be a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ghlctl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="lead-scoring",
+                        help="stack name (PIT secrets are <stack>/ghl-pit/<location>)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every installed location (no tokens shown)")
+    add = sub.add_parser("add-pit", help="add a location with a Private Integration Token")
+    add.add_argument("location_id")
+    token = add.add_mutually_exclusive_group(required=True)
+    token.add_argument("--token-secret-arn", help="a Secrets Manager secret holding the PIT")
+    token.add_argument("--token", help="the PIT itself: stored as <stack>/ghl-pit/<location>")
+    add.add_argument("--field-map", default="{}",
+                     help='JSON {"<field id | fieldKey | name>": "<flat feature name>"}')
+    add.add_argument("--thresholds", default="",
+                     help='JSON {"hot": 0.8, "warm": 0.6, "lukewarm": 0.4} for this location')
+    add.add_argument("--no-discover", action="store_true",
+                     help="do not look up / create the custom fields now")
+    disable = sub.add_parser("disable", help="ignore a location from now on (tokens deleted)")
+    disable.add_argument("location_id")
+    disable.add_argument("--reason", default="disabled by operator")
+    enable = sub.add_parser("enable", help="accept a location again")
+    enable.add_argument("location_id")
+    discover = sub.add_parser("discover", help="look up (and create) a location's fields again")
+    discover.add_argument("location_id")
+    discover.add_argument("--no-create", action="store_true",
+                          help="report missing score/class fields instead of creating them")
+    sub.add_parser("parked", help="deliveries kept because they could not be processed")
+    replay = sub.add_parser("replay", help="process parked deliveries again")
+    replay.add_argument("parked_ids", nargs="*")
+    replay.add_argument("--all", action="store_true")
+    return parser
+
+
+def _table(settings: InstallSettings) -> DynamoInstallations:
+    if not settings.installations_table:
+        raise SystemExit("INSTALLATIONS_TABLE is not set")
+    return installations_table(settings)
+
+
+def _summary(inst: Installation) -> dict[str, Any]:
+    return {
+        "location_id": inst.location_id, "company_id": inst.company_id,
+        "enabled": inst.enabled, "token_source": inst.token_source,
+        "score_field_id": inst.score_field_id, "class_field_id": inst.class_field_id,
+        "mapped_fields": len(inst.field_map), "class_thresholds": inst.class_thresholds,
+        "installed_at": inst.installed_at, "fields_discovered_at": inst.fields_discovered_at,
+        "disabled_reason": inst.disabled_reason,
+    }
+
+
+def _discover(table: DynamoInstallations, settings: InstallSettings, inst: Installation,
+              *, create: bool) -> dict[str, Any]:
+    api = GhlApiClient(settings.api_base, lambda: table.access_token(inst.location_id))
+    updated, unresolved = discover_fields(inst, api, create=create)
+    table.save(updated)
+    return {**_summary(updated), "unresolved_field_map_keys": unresolved}
+
+
+def _store_pit_secret(stack: str, location_id: str, token: str) -> str:
+    from leadscore.adapters import client
+
+    secrets = client("secretsmanager")
+    name = f"{stack}/ghl-pit/{location_id}"
+    try:
+        return str(secrets.create_secret(Name=name, SecretString=token)["ARN"])
+    except Exception as exc:
+        if "ResourceExists" not in type(exc).__name__ and \
+                "ResourceExists" not in str(getattr(exc, "response", "")):
+            raise
+        secrets.put_secret_value(SecretId=name, SecretString=token)
+        return str(secrets.describe_secret(SecretId=name)["ARN"])
+
+
+def _add_pit(args: argparse.Namespace, settings: InstallSettings) -> dict[str, Any]:
+    table = _table(settings)
+    field_map = _json_object(args.field_map, "--field-map")
+    thresholds = None
+    if args.thresholds:
+        try:
+            thresholds = validate_thresholds(_json_object(args.thresholds, "--thresholds"))
+        except InvalidInput as exc:
+            raise SystemExit(f"--thresholds: {exc.to_dict()}") from None
+    arn = args.token_secret_arn or _store_pit_secret(args.stack, args.location_id, args.token)
+    current = table.installation(args.location_id, fresh=True)
+    base = current or Installation(location_id=args.location_id)
+    inst = base.with_changes(token_source=SOURCE_PIT, pit_secret_arn=arn, enabled=True,
+                             disabled_reason="", configured_map={str(k): str(v) for k, v in
+                                                                 field_map.items()},
+                             class_thresholds=thresholds)
+    table.save(inst)
+    if args.no_discover:
+        return _summary(inst)
+    return _discover(table, settings, inst, create=True)
+
+
+def _replay(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
+    from leadscore.ghl.webhook import replay_parked
+
+    from functions.score import app as score_app
+    from functions.score import ghl_routes
+
+    score_app.container()  # builds the scoring service and wires the webhook flow
+    deps = ghl_routes.deps()
+    if deps.parked is None:
+        raise SystemExit("PARKED_BUCKET is not set")
+    ids = [r.parked_id for r in deps.parked.list()] if args.all else args.parked_ids
+    if not ids:
+        raise SystemExit("name parked ids or --all")
+    results, failed = [], 0
+    for parked_id in ids:
+        record = deps.parked.get(parked_id)
+        outcome = replay_parked(record, deps)
+        done = 200 <= outcome.status_code < 300 and outcome.body.get("status") != "parked"
+        if done:
+            deps.parked.delete(parked_id)
+        else:
+            failed += 1
+        results.append({"parked_id": parked_id, "status_code": outcome.status_code,
+                        "answer": outcome.body, "removed": done})
+    return (1 if failed else 0), results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = InstallSettings.from_env()
+    try:
+        if args.command == "list":
+            _print([_summary(i) for i in _table(settings).all_installations()])
+        elif args.command == "add-pit":
+            _print(_add_pit(args, settings))
+        elif args.command == "disable":
+            _table(settings).disable(args.location_id, args.reason)
+            _print({"location_id": args.location_id, "enabled": False})
+        elif args.command in ("enable", "discover"):
+            table = _table(settings)
+            inst = table.installation(args.location_id, fresh=True)
+            if inst is None and args.location_id == settings.location_id:
+                # The single sub-account stack: its first discovery writes a table record
+                # (token from GHL_TOKEN_SECRET_ARN) that wins over the stack parameters.
+                inst = Installation(location_id=settings.location_id,
+                                    token_source=SOURCE_SETTINGS,
+                                    pit_secret_arn=settings.token_secret_arn,
+                                    score_field_id=settings.score_field_id,
+                                    class_field_id=settings.class_field_id,
+                                    configured_map=dict(settings.field_map))
+                table.save(inst)
+            if inst is None:
+                print(f"location {args.location_id} is not installed", file=sys.stderr)
+                return 1
+            if args.command == "enable":
+                inst = inst.with_changes(enabled=True, disabled_reason="")
+                table.save(inst)
+                _print(_summary(inst))
+            else:
+                _print(_discover(table, settings, inst, create=not args.no_create))
+        elif args.command == "parked":
+            from leadscore.adapters.ghl_parked import S3ParkedStore
+
+            store = S3ParkedStore(ScoreSettings.from_env().parked_bucket)
+            _print([{k: v for k, v in r.to_json().items() if k != "body_b64"}
+                    for r in store.list()])
+        elif args.command == "replay":
+            code, results = _replay(args)
+            _print(results)
+            return code
+    except SystemExit:
+        raise
+    except Exception as exc:
+        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
