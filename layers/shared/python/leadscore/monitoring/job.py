@@ -3,8 +3,9 @@
 Runs on a schedule (daily by default) over the loop's tables, through the same `QueryRunner`
 as the labelled export (Athena in AWS, DuckDB locally):
 
-1. the window's snapshots (at most ``max_rows``, a uniform sample: snapshot ids are random),
-   compared with the champion bundle's `reference.json` (PSI per feature and of the score);
+1. the window's contacts (each one's latest snapshot; at most ``max_rows``, a uniform sample:
+   snapshot ids are random), compared with the champion bundle's `reference.json` (PSI per
+   feature; of the score, on the snapshots the champion itself answered);
 2. the leads resolved in the window (the point-in-time labelled rows), for calibration now,
    lift by decile and, once per ISO week, permutation importance with the champion;
 3. one health page per location and one for all, plus a JSON record of the run, written to
@@ -47,12 +48,23 @@ OVERALL = "all"
 _DATE = "%Y-%m-%d"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
+# One row per contact (its latest snapshot in the window): drift is about this week's leads,
+# not about how often each was re-scored (a chatty lead's message webhooks would weigh it 10x).
 WINDOW_SNAPSHOTS_SQL = """
+WITH latest AS (
+    SELECT location_id, contact_id, snapshot_id, model_version, predicted_score, features,
+           ROW_NUMBER() OVER (
+               PARTITION BY location_id, contact_id
+               ORDER BY scored_at_ms DESC, snapshot_id DESC
+           ) AS snapshot_rank
+    FROM snapshots
+    WHERE dt >= '{since_dt}' AND dt <= '{until_dt}'
+      AND scored_at_ms >= {since_ms} AND scored_at_ms < {until_ms}
+      AND point_in_time AND features IS NOT NULL
+)
 SELECT location_id, model_version, predicted_score, features
-FROM snapshots
-WHERE dt >= '{since_dt}' AND dt <= '{until_dt}'
-  AND scored_at_ms >= {since_ms} AND scored_at_ms < {until_ms}
-  AND point_in_time AND features IS NOT NULL
+FROM latest
+WHERE snapshot_rank = 1
 ORDER BY snapshot_id
 LIMIT {max_rows}
 """
@@ -185,8 +197,11 @@ def run_monitor(
         if champion.reference is None:
             return None
         y = np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool)
+        # The score's reference is the champion's own held-out scores: compare only what it
+        # answered (not the rules arm of an experiment, not an earlier champion's scores).
+        served = [r for r in rows if r.get("model_version") == champion.version]
         return drift_mod.check_window(
-            champion.reference, names, _features(rows, names), _scores(rows), window=window,
+            champion.reference, names, _features(rows, names), _scores(served), window=window,
             threshold=config.psi_threshold, min_rows=config.min_rows,
             outcomes=(_scores(outcomes), y) if outcomes else None)
 
