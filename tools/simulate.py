@@ -46,6 +46,8 @@ for _p in (ROOT / "layers" / "shared" / "python", ROOT / "training", ROOT, ROOT 
 import numpy as np  # noqa: E402
 import sim_monitoring  # noqa: E402
 
+from tools.api_event import api_event  # noqa: E402
+
 WEEK = 7 * 24 * 3600.0
 DAY = 24 * 3600.0
 
@@ -335,28 +337,6 @@ def wire_clock(world: World, handlers: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- HTTP / events
 
-
-def api_event(path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json", **headers},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": "POST",
-            "path": f"/Prod{path}",
-            "stage": "Prod",
-            "requestId": uuid.uuid4().hex,
-        },
-        "body": body.decode("utf-8"),
-        "isBase64Encoded": False,
-    }
 
 
 PROFILE: dict[str, Any] = {}
