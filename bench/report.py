@@ -44,14 +44,14 @@ def fmt(value: float, unit: str) -> str:
 
 
 def table(run: Run, meta: Mapping[str, Any]) -> str:
-    f = run.flat
+    figures = run.flat
     rows: list[tuple[str, str, str, str]] = []
 
     def ratio(ours: float, orig: float, higher_is_better: bool) -> str:
         if ours == 0 or orig == 0:
             return "n/a"
-        r = (ours / orig) if higher_is_better else (orig / ours)
-        return f"{r:.1f}x better" if r >= 1 else f"{1 / r:.1f}x worse"
+        factor = (ours / orig) if higher_is_better else (orig / ours)
+        return f"{factor:.1f}x better" if factor >= 1 else f"{1 / factor:.1f}x worse"
 
     def row(label: str, ours: float, orig: float | None, unit: str,
             higher_is_better: bool = False) -> None:
@@ -60,12 +60,12 @@ def table(run: Run, meta: Mapping[str, Any]) -> str:
             "" if orig is None else ratio(ours, orig, higher_is_better),
         ))
 
-    row("POST /score p50 (explained)", f["latency_ms.score_p50"], None, "ms")
-    row("POST /score p99 (explained)", f["latency_ms.score_p99"], None, "ms")
+    row("POST /score p50 (explained)", figures["latency_ms.score_p50"], None, "ms")
+    row("POST /score p99 (explained)", figures["latency_ms.score_p99"], None, "ms")
     row("POST /score?explain=false p50 (same handler, ONNX vs native models)",
-        f["latency_ms.score_only_p50"], f["latency_ms.native_score_only_p50"], "ms")
-    row("one-row ensemble inference p50", f["latency_ms.model_onnx_p50"],
-        f["latency_ms.model_native_p50"], "ms")
+        figures["latency_ms.score_only_p50"], figures["latency_ms.native_score_only_p50"], "ms")
+    row("one-row ensemble inference p50", figures["latency_ms.model_onnx_p50"],
+        figures["latency_ms.model_native_p50"], "ms")
     warm = run.extra.get("latency_p50_ms_back_to_back", {})
     if warm:
         row("(context) explain=false p50, each variant back to back (cache-warm)",
@@ -75,40 +75,43 @@ def table(run: Run, meta: Mapping[str, Any]) -> str:
     one_thread = run.extra.get("latency_p50_ms", {}).get("model_native_one_thread")
     if one_thread is not None:
         row("(context) one-row inference p50, original's models pinned to 1 thread",
-            f["latency_ms.model_onnx_p50"], float(one_thread), "ms")
+            figures["latency_ms.model_onnx_p50"], float(one_thread), "ms")
     row("cold start (imports + model load + first answer, median)",
-        f["cold_start_ms.onnx"], f["cold_start_ms.native"], "ms")
+        figures["cold_start_ms.onnx"], figures["cold_start_ms.native"], "ms")
     row(f"batch of {run.cfg.batch_rows} (ours: 1 thread, original: library default)",
-        f["batch_rows_per_s.onnx"],
-        f["batch_rows_per_s.native"], "rows/s", higher_is_better=True)
-    row("package (unzipped)", f["package_mb.onnx"], f["package_mb.native"], "MB")
-    row("held-out AUC (Bayes limit "
-        f"{f['quality.bayes_auc']:.4f})", f["quality.auc"], f["quality.original_auc"], "",
-        higher_is_better=True)
-    row(f"held-out Brier (Bayes limit {f['quality.bayes_brier']:.4f})", f["quality.brier"],
-        f["quality.original_brier"], "")
-    row("interval coverage of true probability (aim 90 %)", f["interval.coverage"],
-        f["interval.original_coverage"], "", higher_is_better=True)
-    row("interval mean width", f["interval.mean_width"], f["interval.original_mean_width"], "")
+        figures["batch_rows_per_s.onnx"],
+        figures["batch_rows_per_s.native"], "rows/s", higher_is_better=True)
+    row("package (unzipped)", figures["package_mb.onnx"], figures["package_mb.native"], "MB")
+    row(f"held-out AUC (Bayes limit {figures['quality.bayes_auc']:.4f})",
+        figures["quality.auc"], figures["quality.original_auc"], "", higher_is_better=True)
+    row(f"held-out Brier (Bayes limit {figures['quality.bayes_brier']:.4f})",
+        figures["quality.brier"], figures["quality.original_brier"], "")
+    row("interval coverage of true probability (aim 90 %)", figures["interval.coverage"],
+        figures["interval.original_coverage"], "", higher_is_better=True)
+    row("interval mean width", figures["interval.mean_width"],
+        figures["interval.original_mean_width"], "")
     row("contribution error vs exact Shapley (relative L1)",
-        f["contributions.relative_l1_error"], f["contributions.original_relative_l1_error"], "")
+        figures["contributions.relative_l1_error"],
+        figures["contributions.original_relative_l1_error"], "")
     row("training time (8,000 rows)" if run.cfg.train_rows == 8000
         else f"training time ({run.cfg.train_rows} rows)",
-        f["training_seconds"], float(run.extra["original_training_seconds"]), "s")
-    m = meta["machine"]
+        figures["training_seconds"], float(run.extra["original_training_seconds"]), "s")
+    host = meta["machine"]
     lines = [
-        f"Measured {meta['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']} "
-        f"(load average at start {m['load_average_1_5_15']}, at end "
-        f"{m.get('load_average_at_end')}); `make bench` took "
+        f"Measured {meta['date']} on {host['cpu']}, {host['cores']} cores, Python {host['python']} "
+        f"(load average at start {host['load_average_1_5_15']}, at end "
+        f"{host.get('load_average_at_end')}); `make bench` took "
         f"{meta['total_seconds']:.0f} s.",
         "",
         "| metric | ours (ONNX) | original (native) | ratio |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += [f"| {label} | {ours} | {orig} | {ratio_text} |"
+              for label, ours, orig, ratio_text in rows]
     lines += ["", "| target (issue 7) | result | measured |", "|---|---|---|"]
-    for t in metrics.check_targets(f):
-        lines.append(f"| {t.name} | {'PASS' if t.passed else 'MISS'} | {t.detail} |")
+    for target in metrics.check_targets(figures):
+        verdict = "PASS" if target.passed else "MISS"
+        lines.append(f"| {target.name} | {verdict} | {target.detail} |")
     return "\n".join(lines) + "\n"
 
 
