@@ -54,18 +54,18 @@ def _junk_comparables(i: int) -> tuple[str, bytes]:
 
 
 def _batch_of_empty_comparables(i: int) -> tuple[str, bytes]:
-    lead = _lead(f"h-{i}")
-    lead["features"]["market_data"]["comparables"] = [{}] * 200
+    # the batch: 1000 minimal leads with 290 empty comparables each (was 28 MB)
+    lead = {"contact_id": f"h-{i}", "features": {"market_data": {"comparables": [{}] * 290}}}
     return "/score/batch", _dumps({"leads": [lead] * 1000})
 
 
 def _unknown_vector_names(i: int) -> tuple[str, bytes]:
-    names = {f"n{i}-{j}": 0.5 for j in range(40_000)}
+    names = {f"n{i}-{j}": 0.5 for j in range(5_000)}
     return "/score", _dumps({"contact_id": f"h-{i}", "feature_vector": names})
 
 
 def _long_key(i: int) -> tuple[str, bytes]:
-    return "/score", _dumps({"contact_id": f"h-{i}", "feature_vector": {"k" * 900_000: 1}})
+    return "/score", _dumps({"contact_id": f"h-{i}", "feature_vector": {"k" * 100_000: 1}})
 
 
 def _huge_integer(i: int) -> tuple[str, bytes]:
@@ -80,7 +80,7 @@ def _deep(i: int) -> tuple[str, bytes]:
 def _new_contacts(i: int) -> tuple[str, bytes]:
     # Valid leads under new contact ids: every one is a new cache entry (the cache must stay
     # bounded by entries and bytes).
-    leads = [_lead(f"h-{i}-{j}-" + "c" * 100) for j in range(100)]
+    leads = [_lead(f"h-{i}-{j}-" + "c" * 100) for j in range(30)]
     return "/score/batch", _dumps({"leads": leads})
 
 
@@ -121,6 +121,7 @@ def _check(path: str, status: int, data: bytes, label: str) -> None:
         assert len(data) <= MAX_LEAD_BYTES, (label, len(data))
 
 
+@pytest.mark.slow
 def test_a_thousand_hostile_requests_keep_answers_and_memory_bounded(
     server: tuple[int, Any], request: pytest.FixtureRequest
 ) -> None:
@@ -129,6 +130,7 @@ def test_a_thousand_hostile_requests_keep_answers_and_memory_bounded(
     names = sorted(bodies)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     statuses: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
     largest = 0
 
     def run(count: int, offset: int) -> None:
@@ -138,7 +140,9 @@ def test_a_thousand_hostile_requests_keep_answers_and_memory_bounded(
             path, body = bodies[name]
             if name == "_new_contacts":
                 path, body = _new_contacts(offset + n)  # new contacts every time
+            sent = time.perf_counter()
             status, data = _send(conn, path, body)
+            seconds[name] += time.perf_counter() - sent
             _check(path, status, data, name)
             statuses[f"{name} {status}"] += 1
             largest = max(largest, len(data))
@@ -155,7 +159,8 @@ def test_a_thousand_hostile_requests_keep_answers_and_memory_bounded(
     figures = {"requests": REQUESTS, "warmup": WARMUP, "seconds": round(elapsed, 1),
                "rss_before_mib": round(before, 1), "rss_after_mib": round(after, 1),
                "rss_growth_mib": round(growth, 1), "largest_answer_bytes": largest,
-               "statuses": dict(sorted(statuses.items()))}
+               "statuses": dict(sorted(statuses.items())),
+               "seconds_by_attack": {k: round(v, 1) for k, v in sorted(seconds.items())}}
     out = ROOT / ".build" / "reliability"
     out.mkdir(parents=True, exist_ok=True)
     (out / "hostile.json").write_text(json.dumps(figures, indent=2) + "\n")

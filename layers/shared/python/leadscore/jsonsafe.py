@@ -32,6 +32,12 @@ def _parse_int(digits: str) -> int | float:
 def loads(text: str | bytes) -> Any:
     """`json.loads` for untrusted text; raises `UntrustedJSONError` with a readable reason."""
     try:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            if "digits" not in str(exc):  # only an over-long integer is worth a second pass
+                raise
+        # The per-integer hook costs a Python call per number: paid only when needed.
         return json.loads(text, parse_int=_parse_int)
     except RecursionError:
         raise UntrustedJSONError("nested too deeply") from None
