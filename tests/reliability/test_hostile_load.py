@@ -24,7 +24,7 @@ from tools import loadtest
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = int(os.environ.get("HOSTILE_REQUESTS", "1000"))
-WARMUP = 200
+WARMUP = int(os.environ.get("HOSTILE_WARMUP", "200"))
 MAX_CALL_BYTES = 6_000_000
 MAX_LEAD_BYTES = 1_000_000
 MAX_RSS_GROWTH_MIB = 50.0
