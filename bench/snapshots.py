@@ -36,15 +36,10 @@ for _p in (REPO / "layers" / "shared" / "python", REPO):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from tools.lambda_context import lambda_context  # noqa: E402
+
 LIMIT_MS = 0.1
 REGION = "us-east-1"
-
-
-class Context:
-    function_name = "bench"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         body = dict(request, contact_id=f"bench-{next(counter)}", location_id="loc-bench")
         e = dict(event, body=json.dumps(body))
         started = time.perf_counter()
-        answer = app.lambda_handler(e, Context())
+        answer = app.lambda_handler(e, lambda_context("bench", request_id="bench"))
         elapsed = time.perf_counter() - started
         assert answer["statusCode"] == 200, answer
         return elapsed

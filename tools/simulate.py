@@ -45,8 +45,10 @@ for _p in (ROOT / "layers" / "shared" / "python", ROOT / "training", ROOT, ROOT 
 
 import numpy as np  # noqa: E402
 import sim_monitoring  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from tools.api_event import api_event  # noqa: E402
+from tools.lambda_context import lambda_context  # noqa: E402
 
 WEEK = 7 * 24 * 3600.0
 DAY = 24 * 3600.0
@@ -93,17 +95,6 @@ class SimClock:
         self.now = max(self.now, self.start + offset)
 
 
-class LambdaContextStub:
-    function_name = "simulate"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:simulate"
-    aws_request_id = "simulate"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 900_000
-
-
 @dataclass
 class World:
     config: SimConfig
@@ -129,8 +120,8 @@ class World:
         return self.clock() + self.store_epoch
 
     @property
-    def ctx(self) -> LambdaContextStub:
-        return LambdaContextStub()
+    def ctx(self) -> LambdaContext:
+        return lambda_context("simulate", timeout_ms=900_000, request_id="simulate")
 
 
 @contextmanager
