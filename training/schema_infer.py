@@ -29,7 +29,6 @@ duration, a "closed" stage). Leaks are excluded unless the job is told ``--keep 
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections import Counter
@@ -51,7 +50,7 @@ from leadscore.columns.schema import (
     parse_date,
 )
 from leadscore.errors import InvalidInput
-from train_data import MAX_LISTED, TrainingRefused
+from train_data import MAX_LISTED, TrainingRefused, read_csv_text
 
 SENTINELS = (999.0, 9999.0, 99999.0, -1.0, -999.0, -9999.0)
 SENTINEL_MIN_SHARE = 0.01
@@ -101,34 +100,25 @@ def read_table(paths: Sequence[Path]) -> Table:
     for path in paths:
         if path.suffix.lower() != ".csv":
             raise TrainingRefused(f"A custom schema trains from .csv files, got {path.name}")
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            try:
-                head = [h.strip() for h in next(reader)]
-            except StopIteration:
-                raise TrainingRefused(f"{path.name} is empty") from None
-            dupes = sorted({h for h in head if head.count(h) > 1})
-            if dupes:
-                raise TrainingRefused(f"{path.name}: duplicate columns: {_listing(dupes)}")
-            if "" in head:
-                raise TrainingRefused(f"{path.name}: a column has no name")
-            if header is None:
-                header = head
-                columns = {h: [] for h in head}
-            elif head != header:
-                raise TrainingRefused(f"{path.name} has other columns than {paths[0].name}")
-            bad: list[str] = []
-            for lineno, row in enumerate(reader, start=2):
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(head):
-                    bad.append(str(lineno))
-                    continue
-                for h, cell in zip(head, row, strict=True):
-                    columns[h].append(cell)
-            if bad:
-                raise TrainingRefused(f"{path.name}: {len(bad)} lines do not have {len(head)} "
-                                      f"fields (lines {_listing(bad)})")
+        head, rows = read_csv_text(path)
+        dupes = sorted({h for h in head if head.count(h) > 1})
+        if dupes:
+            raise TrainingRefused(f"{path.name}: duplicate columns: {_listing(dupes)}")
+        if "" in head:
+            raise TrainingRefused(f"{path.name}: a column has no name")
+        if header is None:
+            header = head
+            columns = {h: [] for h in head}
+        elif head != header:
+            raise TrainingRefused(f"{path.name} has other columns than {paths[0].name}")
+        # blank lines are skipped, so name the bad rows by position among the data rows
+        bad = [str(i + 2) for i, row in enumerate(rows) if len(row) != len(head)]
+        if bad:
+            raise TrainingRefused(f"{path.name}: {len(bad)} lines do not have {len(head)} "
+                                  f"fields (lines {_listing(bad)})")
+        for row in rows:
+            for h, cell in zip(head, row, strict=True):
+                columns[h].append(cell)
     assert header is not None
     return Table(header, columns, ", ".join(p.name for p in paths))
 

@@ -122,7 +122,8 @@ def check_dataset(ds: Dataset) -> Dataset:
 # --------------------------------------------------------------------------- CSV
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+def read_csv_text(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header (stripped names) and the non-blank rows of a CSV file, as text cells."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
@@ -139,7 +140,7 @@ def load_csv(paths: Sequence[Path]) -> Dataset:
     truths: list[np.ndarray] = []
     has_truth = True
     for path in paths:
-        header, rows = _read_csv(path)
+        header, rows = read_csv_text(path)
         if TARGET not in header:
             raise TrainingRefused(f"Target column '{TARGET}' not found")
         dupes = sorted({h for h in header if header.count(h) > 1})
