@@ -546,11 +546,15 @@ def test_webhook_comparables_nested_too_deeply_is_parked(handler: Any) -> None:
     assert "comparables" in answer["reason"]
 
 
-def test_webhook_with_a_4400_digit_number_names_its_field(handler: Any) -> None:
+@pytest.mark.parametrize("secret_in", ["header", "customData"])
+def test_webhook_with_a_4400_digit_number_names_its_field(handler: Any, secret_in: str) -> None:
     # Issue 19: the whole body used to be "not JSON"; now the field that holds it is named.
+    secret = f', "leadscore_secret": "{WEBHOOK_SECRET}"' if secret_in == "customData" else ""
     body = ('{"contact_id": "c-big", "location": {"id": "loc-1"}, "customData": '
-            '{"list_price": ' + "9" * 4400 + "}}")
-    headers = {"Content-Type": "application/json", "x-leadscore-secret": WEBHOOK_SECRET}
+            '{"list_price": ' + "9" * 4400 + secret + "}}")
+    headers = {"Content-Type": "application/json"}
+    if secret_in == "header":
+        headers["x-leadscore-secret"] = WEBHOOK_SECRET
     status, answer = call(handler, event_for("/webhooks/ghl", body, headers=headers),
                           "/webhooks/ghl regression")
     assert status == 200 and answer["status"] == "parked", answer  # kept, not refused

@@ -211,3 +211,19 @@ def test_row_problem_names_what_is_wrong_with_a_row(
         assert problem is None
     else:
         assert problem is not None and fragment in problem
+
+
+def test_the_local_store_refuses_keys_that_leave_its_root(tmp_path: Path) -> None:
+    from leadscore.registry import LocalObjectStore
+
+    root = tmp_path / "store"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "out").symlink_to(tmp_path)
+    store = LocalObjectStore(root)
+    for key in ["models/out/evil.json", "/etc/evil.json", "models/../../evil.json",
+                "models//evil.json", "models\\..\\evil.json"]:
+        with pytest.raises(ValueError, match="invalid store key"):
+            store.put_bytes(key, b"{}")
+    assert not (tmp_path / "evil.json").exists()
+    store.put_bytes("models/ok.json", b"{}")
+    assert store.get_bytes("models/ok.json") == b"{}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from leadscore import jsonsafe
 from leadscore.headers import header
 
 SIGNATURE_HEADER = "x-ghl-signature"
@@ -163,8 +163,8 @@ def _same_secret(given: str, expected: str) -> bool:
 def _custom_data_secret(body: bytes) -> str | None:
     """``customData.leadscore_secret`` of a workflow Webhook body, if there is one."""
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
+        payload = jsonsafe.loads(body.decode("utf-8"))  # a 4,400-digit number is no reason
+    except ValueError:  # not UTF-8, not JSON, too deep (UntrustedJSONError is a ValueError)
         return None
     if not isinstance(payload, dict):
         return None

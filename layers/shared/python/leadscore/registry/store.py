@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from leadscore.paths import UnsafePath, confine
+
 
 class RegistryError(Exception):
     """An operation the registry refuses (no champion, nothing to roll back, bad name...)."""
@@ -61,10 +63,14 @@ class LocalObjectStore:
         return f"LocalObjectStore({str(self.root)!r})"
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        # A store key is exact ("a//b" is not "a/b" in S3), so empty and "." parts are refused
+        # here; everything else that could leave the root is `confine`'s one rule.
+        if any(part in ("", ".") for part in key.split("/")):
             raise ValueError(f"invalid store key {key!r}")
-        return self.root.joinpath(*parts)
+        try:
+            return confine(self.root, key)
+        except UnsafePath:
+            raise ValueError(f"invalid store key {key!r}") from None
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
