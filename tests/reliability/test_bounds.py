@@ -320,3 +320,12 @@ def test_openapi_documents_every_list_maximum() -> None:
         assert name in limits, name
     for path in ("/score", "/score/batch"):
         assert "413" in doc["paths"][path]["post"]["responses"], path
+
+
+def test_a_long_feature_vector_is_one_length_error(served: Any, invoke: Any) -> None:
+    # Every item of a 190,000-item vector (950 kB) used to be walked and reported.
+    answer = post(invoke, "/score", {"contact_id": "c", "feature_vector": [True] * 190_000})
+    assert answer.status == 400
+    assert answer.body["error_count"] == 21  # the length + the 20 values it would use
+    assert answer.body["errors"][0] == {
+        "path": "feature_vector", "message": "must have exactly 20 values, got 190000"}

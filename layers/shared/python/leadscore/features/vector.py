@@ -54,11 +54,13 @@ def parse_feature_vector(value: Any, path: str = "feature_vector") -> np.ndarray
             errors.append(
                 FieldError(path, f"must have exactly {N_FEATURES} values, got {len(items)}")
             )
-        for i, item in enumerate(items):
+        # Past the 20th item only the length is reported: a 450,000-item list is one error,
+        # not 450,000 (issue 19).
+        for i, item in enumerate(items[:N_FEATURES]):
             problem = _vector_value_error(item)
             if problem is not None:
                 errors.append(FieldError(f"{path}[{i}]", problem))
-            elif i < N_FEATURES:
+            else:
                 out[i] = float(item)
     else:
         errors.append(
