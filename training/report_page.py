@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from leadscore import metrics as lm
 from leadscore.reports import html
+from leadscore.reports.lift import lift_and_gains
 from sklearn.metrics import roc_curve
 from train_report import MODEL_LABELS
 
@@ -81,20 +82,7 @@ def _roc(y: np.ndarray, probabilities: Mapping[str, np.ndarray],
 
 def _lift(y: np.ndarray, score: np.ndarray) -> str:
     rows = lm.lift_by_decile(y, score)
-    lift = html.bar_chart("Lift by decile (held-out)", [str(r["decile"]) for r in rows],
-                          [html.Series("ensemble", range(10), [r["lift"] for r in rows])],
-                          y_label="lift (×)", x_label="decile (highest scores first)")
-    gains = html.line_chart(
-        "Cumulative gains (held-out)",
-        [html.Series("ensemble", [0.0, *[d / 10 for d in range(1, 11)]],
-                     [0.0, *[r["cumulative_gain"] for r in rows]]),
-         html.Series("random", [0.0, 1.0], [0.0, 1.0])],
-        x_label="share of leads called", y_label="share of conversions",
-        x_range=(0, 1), y_range=(0, 1))
-    table = html.table(["decile", "leads", "conversions", "rate", "lift", "cumulative gain"],
-                       [[r["decile"], r["n"], r["conversions"], r["conversion_rate"], r["lift"],
-                         r["cumulative_gain"]] for r in rows])
-    return html.section("Lift and gains", html.charts(lift, gains), table,
+    return html.section("Lift and gains", lift_and_gains(rows, "ensemble", " (held-out)"),
                         note="Call the top decile first and this is how many more conversions "
                              "you reach than calling at random.")
 

@@ -10,6 +10,7 @@ import numpy as np
 from leadscore import metrics
 from leadscore.experiments.results import ExperimentResults, ResolvedLead, VariantResult
 from leadscore.reports import html
+from leadscore.reports.lift import gains_series
 
 
 def _cell(value: float | int | None, digits: int = 3) -> str:
@@ -60,9 +61,8 @@ def render_html(results: ExperimentResults, rows: Sequence[ResolvedLead]) -> str
         arm = [r for r in rows if r.variant == name]
         y = np.array([r.converted for r in arm], dtype=bool)
         if len(arm) >= 10 and y.any():
-            deciles = metrics.lift_by_decile(y, np.array([r.score for r in arm]))
-            gains.append(html.Series(name, [0.0, *[d / 10 for d in range(1, 11)]],
-                                     [0.0, *[d["cumulative_gain"] for d in deciles]]))
+            gains.append(gains_series(name, metrics.lift_by_decile(
+                y, np.array([r.score for r in arm]))))
     parts = [html.paragraph(results.statement, "good" if results.winner else ""),
              html.charts(auc, hot), _table(results.variants)]
     if gains:

@@ -19,6 +19,7 @@ from leadscore import metrics
 from leadscore.monitoring.drift import DriftReport, psi_band
 from leadscore.monitoring.reference import Reference
 from leadscore.reports import html
+from leadscore.reports.lift import lift_and_gains
 
 TOP_IMPORTANCE_LINES = 5
 
@@ -43,23 +44,9 @@ def _lift_section(data: HealthData) -> str:
         return html.section("Lift and gains", html.paragraph(
             f"Not enough resolved leads yet ({len(y)}, {int(y.sum())} converted)."))
     rows = metrics.lift_by_decile(y, s)
-    deciles = [str(r["decile"]) for r in rows]
-    lift = html.bar_chart("Lift by decile", deciles,
-                          [html.Series("lift", range(10), [r["lift"] for r in rows])],
-                          y_label="lift (×)", x_label="decile (highest scores first)")
-    gains = html.line_chart(
-        "Cumulative gains", [
-            html.Series("model", [0.0, *[d / 10 for d in range(1, 11)]],
-                        [0.0, *[r["cumulative_gain"] for r in rows]]),
-            html.Series("random", [0.0, 1.0], [0.0, 1.0])],
-        x_label="share of leads called", y_label="share of conversions",
-        x_range=(0, 1), y_range=(0, 1))
-    table = html.table(["decile", "leads", "conversions", "rate", "lift", "cumulative gain"],
-                       [[r["decile"], r["n"], r["conversions"], r["conversion_rate"], r["lift"],
-                         r["cumulative_gain"]] for r in rows])
     auc = metrics.auc(y, s)
     return html.section(
-        "Lift and gains", html.charts(lift, gains), table,
+        "Lift and gains", lift_and_gains(rows, "model"),
         note=f"{len(y)} leads resolved in the window, {int(y.sum())} converted; AUC {auc:.3f}.")
 
 
