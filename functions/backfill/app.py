@@ -168,13 +168,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     final = run(event, checkpoints=DynamoCheckpoints(loop.loop_table), deadline=deadline)
     metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
     if not final.finished:
-        from leadscore.adapters import client
-
-        name = loop.backfill_function_name or context.function_name
-        client("lambda").invoke(
-            FunctionName=name,
-            InvocationType="Event",
-            Payload=json.dumps({**event, "restart": False}).encode(),
+        invoke_again(
+            {**event, "restart": False}, loop.backfill_function_name or context.function_name
         )
         logger.info("backfill continues in a new invocation", extra={"done": final.done})
     return asdict(final)
+
+
+def invoke_again(event: Mapping[str, Any], function_name: str) -> None:
+    """Start the next run of the job (asynchronous invoke of this function); it resumes from the
+    checkpoint. The simulation stands in for Lambda here."""
+    from leadscore.adapters import client
+
+    client("lambda").invoke(
+        FunctionName=function_name, InvocationType="Event", Payload=json.dumps(event).encode()
+    )
