@@ -63,26 +63,57 @@ def scorer() -> Scorer:
     return _scorer
 
 
-def _token_for(location_id: str, secret_arn: str) -> Callable[[], str]:
-    """The location's token from the stack's token secret: one token, or (where the
-    write-back's per-location reader exists) ``{"locations": {"<locationId>": "<token>"}}``."""
-    from leadscore.adapters import ghl_api
+_installations: Any = None
+_installations_built = False
 
-    reader = getattr(ghl_api, "location_token_reader", None)
-    if reader is not None:
-        read = reader(secret_arn)
-        return lambda: str(read(location_id, False))
-    return ghl_api.secret_token_provider(secret_arn)
+
+def installations() -> Any:
+    """The stack's installations (leadscore.adapters.installations), or None when none are
+    configured (then the legacy single token secret and GHL_FIELD_MAP apply)."""
+    global _installations, _installations_built
+    if not _installations_built:
+        from leadscore.adapters.installations import installations_from_settings
+
+        _installations = installations_from_settings(ScoreSettings.from_env().installs)
+        _installations_built = True
+    return _installations
+
+
+def installation_of(location_id: str) -> Any:
+    """The location's installation; refuses a location that is not installed or disabled."""
+    found = installations()
+    if found is None:
+        return None
+    inst = found.installation(location_id)
+    if inst is None or not inst.enabled:
+        raise ValueError(f"location {location_id} is not installed (or is disabled)")
+    return inst
+
+
+def field_map_for(location_id: str) -> Mapping[str, str]:
+    inst = installation_of(location_id)
+    if inst is not None and inst.field_map:
+        return dict(inst.field_map)
+    return ScoreSettings.from_env().ghl_field_map
 
 
 def api_for(location_id: str) -> SearchApi:
-    """The HighLevel client of a location."""
-    from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret
+    """The HighLevel client of a location: its installation's token, else the legacy one."""
+    from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret, secret_token_provider
 
     settings = WritebackSettings.from_env()
+    found = installations()
+    if installation_of(location_id) is not None:
+        return GhlApiClient(
+            settings.ghl_api_base,
+            lambda: str(found.access_token(location_id)),
+            timeout_seconds=settings.http_timeout_seconds,
+            max_wait_seconds=settings.max_rate_limit_wait_seconds,
+            on_unauthorized=lambda: found.access_token(location_id, refresh=True),
+        )
     return GhlApiClient(
         settings.ghl_api_base,
-        _token_for(location_id, settings.ghl_token_secret_arn),
+        secret_token_provider(settings.ghl_token_secret_arn),
         timeout_seconds=settings.http_timeout_seconds,
         max_wait_seconds=settings.max_rate_limit_wait_seconds,
         on_unauthorized=lambda: refresh_secret(settings.ghl_token_secret_arn),
@@ -138,7 +169,7 @@ def run(
         scorer=scorer,
         recorder=rec,
         queue=queue,
-        field_map_for=lambda _location: ScoreSettings.from_env().ghl_field_map,
+        field_map_for=field_map_for,
         closed_contacts=closed,
         clock=_clock,
     )

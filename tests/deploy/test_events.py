@@ -490,7 +490,9 @@ def check_backfill(world: World, name: str, fn: str) -> None:
             "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
             "BucketARN": f"arn:aws:s3:::{world.res.bucket}", "Prefix": "loop/"},
     )
-    answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url})
+    # The single sub-account stack: GhlLocationId + the token secret (no table record).
+    answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url},
+                          GhlLocationId=event["location_id"])
     assert answer["finished"] is True and answer["done"] == len(contacts), answer
     assert answer["scored"] == len(contacts)
     sqs = boto3.client("sqs", region_name=REGION)
