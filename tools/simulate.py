@@ -231,19 +231,40 @@ def phase_setup(world: World) -> None:
                 phone="+15550100000",
             )
 
-    tokens = {loc: fake.add_pit(loc) for loc in world.locations}
+    # Each sub-account added as HighLevel's marketplace install or `tools/ghlctl.py add-pit`
+    # would add it: a row in the installations table (token secret, field ids, field map).
     from leadscore.adapters import ghl_api
+    from leadscore.adapters.installations import installation_to_item, location_key
+    from leadscore.ghl.installations import SOURCE_PIT, Installation
 
-    if hasattr(ghl_api, "location_token_reader"):  # one stack, several sub-accounts
+    installs = template_aws.installations_table(ddb)
+    tokens = {loc: fake.add_pit(loc) for loc in world.locations}
+    for loc, token in tokens.items():
+        arn = secrets.create_secret(Name=f"simulate/ghl-pit/{loc}", SecretString=token)["ARN"]
+        score_field, class_field = world.aws["score_fields"][loc]
+        inst = Installation(
+            location_id=loc,
+            token_source=SOURCE_PIT,
+            pit_secret_arn=arn,
+            score_field_id=score_field,
+            class_field_id=class_field,
+            score_field_numeric=True,
+            field_map={fid: flat for (at, flat), fid in field_ids.items() if at == loc},
+        )
+        ddb.put_item(
+            TableName=installs,
+            Item={"pk": {"S": location_key(loc)}, **installation_to_item(inst)},
+        )
+    # The write-back's own token source: the multi-location secret where it reads one.
+    if hasattr(ghl_api, "location_token_reader"):
         secret_value = json.dumps({"locations": tokens})
-    elif len(tokens) == 1:
-        secret_value = tokens[world.locations[0]]
     else:
-        raise RuntimeError("this checkout's write-back reads one token: run with --locations 1")
+        secret_value = tokens[world.locations[0]]
     token_secret = secrets.create_secret(Name="simulate/ghl-token", SecretString=secret_value)[
         "ARN"
     ]
     world.aws["tokens"] = tokens
+    world.aws["installations"] = installs
 
     records = world.work / "records"
     records.mkdir(parents=True, exist_ok=True)
@@ -260,6 +281,7 @@ def phase_setup(world: World) -> None:
         MODEL_REFRESH_SECONDS="5",
         GHL_PUBLIC_KEY_ED25519=public_pem,
         GHL_FIELD_MAP=json.dumps(field_map),
+        INSTALLATIONS_TABLE=installs,
         GHL_API_BASE=fake.base_url,
         GHL_TOKEN_SECRET_ARN=token_secret,
         RECORD_DIR=str(records),
@@ -273,7 +295,7 @@ def phase_setup(world: World) -> None:
         ),
         MIN_AUC="0.60",
         # late deliveries keep their original timestamp (GHL.md): accept days, not minutes
-        GHL_MAX_CLOCK_SKEW_SECONDS=str(4 * 24 * 3600),
+        GHL_MAX_DELIVERY_AGE_SECONDS=str(4 * 24 * 3600),
         POWERTOOLS_METRICS_DISABLED="true",
     )
     from leadscore.registry import gate
@@ -327,7 +349,6 @@ def wire_clock(world: World, handlers: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- HTTP / events
-
 
 
 PROFILE: dict[str, Any] = {}
@@ -466,15 +487,6 @@ def phase_bootstrap(world: World) -> None:
         raise RuntimeError(f"the bootstrap model was not promoted: {outcomes}")
 
 
-class ShortContext(LambdaContextStub):
-    """A backfill invocation with ~20 s left: the job stops between pages, saves its checkpoint
-    and asks for the next invocation (which resumes from it), as it does near Lambda's limit."""
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 20_000
-
-
 def phase_backfill(world: World) -> None:
     """Every existing contact of every location scored on day one (the backfill job), its
     runs interleaved with the write-back function draining the queue."""
@@ -486,7 +498,10 @@ def phase_backfill(world: World) -> None:
     for loc in world.locations:
         pending.append({"location_id": loc, "job_id": "install"})
         while pending:
-            answer = backfill.lambda_handler(pending.pop(0), ShortContext())
+            # ~20 s left per invocation: the job stops between pages, saves its checkpoint
+            # and asks for the next invocation, as it does near Lambda's 15-minute limit.
+            short = lambda_context("BackfillFunction", timeout_ms=20_000)
+            answer = backfill.lambda_handler(pending.pop(0), short)
             invocations += 1
             with timed(world, "writeback"):
                 drain_writeback(world)
@@ -580,8 +595,9 @@ def _outcome_payloads(world: World, c: Any, rng: np.random.Generator) -> list[tu
 
 def champion_score(world: World, contact: Any) -> float:
     service = world.handlers["score"].container().service
-    answer = service.score({"contact_id": contact.contact_id, "features": contact.lead},
-                           explain=False)
+    answer = service.score(
+        {"contact_id": contact.contact_id, "features": contact.lead}, explain=False
+    )
     return float(answer["predicted_score"])
 
 
@@ -606,9 +622,12 @@ def served_auc(world: World, resolved: list[Any]) -> dict[str, Any]:
             raise RuntimeError(f"scoring the resolved leads failed: {answer['body'][:500]}")
         # Under the experiment half the answers are the rules': the served *model* is judged
         # on its own scores (the shadow-free champion answer for every lead).
-        scores += [r["predicted_score"] if r.get("variant") in (None, "champion")
-                   else champion_score(world, c) for r, c in zip(parsed["results"], chunk,
-                                                                 strict=True)]
+        scores += [
+            r["predicted_score"]
+            if r.get("variant") in (None, "champion")
+            else champion_score(world, c)
+            for r, c in zip(parsed["results"], chunk, strict=True)
+        ]
     y = np.array([c.converted for c in resolved])
     model = world.handlers["score"].container().store.status().model_version
     return {

@@ -83,7 +83,7 @@ def loop(
         ghl_field_map={"fld_list_price": "list_price", "fld_pcs": "psychological_commitment_score"},
         webhook_dedup_table=ghl_aws.table,
         writeback_queue_url=ghl_aws.queue_url,
-        ghl_max_clock_skew_seconds=7 * 24 * 3600,
+        ghl_max_delivery_age_seconds=7 * 24 * 3600,
     )
     sender = FlakySender(tmp_path)
     recorder = LoopRecorder(
@@ -169,21 +169,23 @@ def test_outcome_webhooks_are_recorded_once_with_when_they_happened(loop: Loop) 
     assert record["received_at_ms"] == round(loop.clock[0] * 1000)
 
 
-def test_an_outcome_that_cannot_be_stored_is_retried_not_lost(loop: Loop) -> None:
+def test_an_outcome_that_cannot_be_stored_is_kept_not_lost(loop: Loop) -> None:
     loop.sender.down = True
     code, body = loop.post(status(loop, "wh-o2", "lost", loop.clock[0]))
-    assert code == 429, body  # HighLevel sends it again
+    # Acknowledged (HighLevel must not pause the app) and parked with its reason for replay.
+    assert code == 200 and body["status"] == "parked", body
+    assert "not recorded" in body["reason"]
     loop.sender.down = False
-    code, body = loop.post(status(loop, "wh-o2", "lost", loop.clock[0]))
-    assert code == 200 and body["status"] == "outcome", body  # not taken for a replay
-    assert [r["converted"] for r in loop.records("outcome")] == [0]
+    assert loop.records("outcome") == []
 
 
 def test_messages_feed_the_next_score_and_snapshots_keep_no_personal_data(loop: Loop) -> None:
     t = loop.clock[0]
     for i in range(3):
-        assert loop.post(message(loop, f"wh-m{i}o", "outbound", t + i * 60 * MIN / 1000))[0] == 200
-        code, body = loop.post(message(loop, f"wh-m{i}i", "inbound", t + (i * 60 + 2) * MIN / 1000))
+        loop.clock[0] = t + i * 60 * MIN / 1000
+        assert loop.post(message(loop, f"wh-m{i}o", "outbound", loop.clock[0]))[0] == 200
+        loop.clock[0] = t + (i * 60 + 2) * MIN / 1000
+        code, body = loop.post(message(loop, f"wh-m{i}i", "inbound", loop.clock[0]))
         assert code == 200 and body["status"] == "counted", body
     assert loop.post(message(loop, "wh-m0i", "inbound", t))[1]["status"] == "duplicate"
     code, body = loop.post(contact(loop, "wh-c1"))
