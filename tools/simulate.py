@@ -238,6 +238,9 @@ def phase_setup(world: World) -> None:
     from leadscore.ghl.installations import SOURCE_PIT, Installation
 
     installs = template_aws.installations_table(ddb)
+    token_key = boto3.client("kms", region_name=region).create_key(
+        Description="simulate: OAuth tokens of the installations table"
+    )["KeyMetadata"]["Arn"]
     tokens = {loc: fake.add_pit(loc) for loc in world.locations}
     for loc, token in tokens.items():
         arn = secrets.create_secret(Name=f"simulate/ghl-pit/{loc}", SecretString=token)["ARN"]
@@ -282,6 +285,7 @@ def phase_setup(world: World) -> None:
         GHL_PUBLIC_KEY_ED25519=public_pem,
         GHL_FIELD_MAP=json.dumps(field_map),
         INSTALLATIONS_TABLE=installs,
+        GHL_TOKEN_KEY_ID=token_key,
         GHL_API_BASE=fake.base_url,
         GHL_TOKEN_SECRET_ARN=token_secret,
         RECORD_DIR=str(records),
