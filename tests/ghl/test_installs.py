@@ -231,3 +231,17 @@ def test_per_location_class_thresholds(agency: Agency) -> None:
                                                           "lukewarm": 0.0}))
     _, answer = agency.post(contact_event(location_id=loc.id))
     assert answer["predicted_class"] == "hot" and answer["should_prioritize"] is True
+
+
+def test_agency_uninstall_disables_every_location_of_the_company(agency: Agency) -> None:
+    agency_app(agency)
+    company, locs = agency.fake.add_agency(2)
+    agency.callback(agency.fake.authorize(company_id=company, user_type="Company"))
+    status, answer = agency.post(uninstall_event(company_id=company))
+    assert status == 200 and sorted(answer["locations"]) == sorted(x.id for x in locs)
+    for loc in locs:
+        inst = agency.table.installation(loc.id, fresh=True)
+        assert inst is not None and inst.enabled is False
+        assert agency.post(contact_event(location_id=loc.id))[1]["reason"] == \
+            "location disabled"
+    assert agency.table.read_tokens(f"company#{company}").tokens is None
