@@ -27,7 +27,7 @@ REGION ?= us-east-1
 BUCKET ?=
 
 .PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate \
-        scan scan-tools openapi bank-proof
+        scan scan-tools openapi bank-proof iam-report
 
 venv: $(STAMP)
 
@@ -64,6 +64,12 @@ test: venv browser
 test-fast: venv browser
 	$(PY) -m pytest -q -m "not slow"
 
+# The whole suite with every AWS call recorded, then the permissions no function code used.
+iam-report: venv
+	mkdir -p .build
+	LEADSCORE_IAM_REPORT=.build/iam-calls.json $(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m tests.iam.report .build/iam-calls.json
+
 lint: venv
 	$(VENV)/bin/ruff check layers functions training tools tests bench
 	$(VENV)/bin/mypy layers/shared/python/leadscore functions
@@ -74,7 +80,13 @@ build: tools
 	$(SAM) build --region $(REGION)
 	$(TOOLS)/bin/python tools/build_size.py .aws-sam/build --limit-mb 150 --out .build/size.json
 
+# 1. the real SAM transform (the translator the SAM CLI pins, which must equal the
+#    aws-sam-translator==X pin of requirements/dev.txt that the tests run), 2. cfn-lint on the
+#    serverless template through sam, 3. cfn-lint directly.
+SAM_TRANSLATOR_VERSION := $(shell sed -n 's/^aws-sam-translator==//p' requirements/dev.txt)
 validate: tools
+	$(TOOLS)/bin/python tools/sam_transform.py template.yaml \
+	    --expect-translator $(SAM_TRANSLATOR_VERSION) --out .build/transformed.json
 	$(SAM) validate --lint --region $(REGION)
 	$(CFN_LINT) template.yaml
 

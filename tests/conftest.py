@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.scoring",
     "tests.fixtures.ghl",
     "tests.fixtures.custom_leads",
+    "tests.fixtures.iam",
 ]

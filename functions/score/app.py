@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -90,7 +91,11 @@ def build_container(
 ) -> Container:
     """Everything one container needs. Nothing here calls AWS; clients are made on first use."""
     if store is None:
-        store = ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds)
+        store = ModelStore(
+            settings.model_uri,
+            refresh_seconds=settings.model_refresh_seconds,
+            cache_dir=Path(settings.model_cache_dir),
+        )
     if remote_cache is None and settings.cache_table:
         from leadscore.adapters.dynamodb import DynamoScoreCache
 

@@ -15,6 +15,7 @@ import io
 import json
 import sys
 import tarfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from tests.fixtures.aws import (
     installations_table,
     load_template,
     resources,
+    role_arn,
 )
 from tests.fixtures.fake_highlevel import CLIENT_ID, CLIENT_SECRET
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, KeyPair
@@ -174,6 +176,7 @@ class World:
     monkeypatch: pytest.MonkeyPatch
     installations_table: str = ""
     token_key_arn: str = ""
+    tmp: Path = Path(".")
 
     def names(self) -> dict[str, str]:
         return {
@@ -184,8 +187,7 @@ class World:
             "InstallationsTable": self.installations_table,
             "ScoreApi": "a1b2c3d4e5",
             "TokenKey.Arn": self.token_key_arn,
-            "SageMakerTrainingRole.Arn":
-                f"arn:aws:iam::{ACCOUNT_ID}:role/{STACK_NAME}-sagemaker-training",
+            "SageMakerTrainingRole.Arn": role_arn("SageMakerTrainingRole"),
         }
 
     def params(self, **overrides: Any) -> dict[str, Any]:
@@ -199,6 +201,8 @@ class World:
         env = template_env(logical_id, self.params(**param_overrides), self.names())
         env.update(extra_env or {})
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
+        # A new container's empty /tmp: the bundle is fetched (ListBucket + GetObject) again.
+        env["MODEL_CACHE_DIR"] = str(self.tmp / "model-cache" / uuid.uuid4().hex)
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)
         from leadscore.adapters import reset_clients
@@ -216,6 +220,7 @@ def world(
     ghl_ed25519: KeyPair,
     fake_highlevel: FakeHighLevel,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> Iterator[World]:
     s3 = boto3.client("s3", region_name=REGION)
     manifest = json.loads((trained_bundle / "manifest.json").read_text())
@@ -237,7 +242,7 @@ def world(
         if name in ("app", "ghl_routes"):
             del sys.modules[name]
     yield World(template_resources, trained_bundle, small_training_csv, ghl_ed25519,
-                fake_highlevel, monkeypatch, installs, key_arn)
+                fake_highlevel, monkeypatch, installs, key_arn, tmp_path)
     for name in list(sys.modules):
         if name in ("app", "ghl_routes"):
             del sys.modules[name]

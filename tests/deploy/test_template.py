@@ -76,7 +76,9 @@ def test_api_keys_on_scoring_routes_only() -> None:
     plan = api["Auth"]["UsagePlan"]
     assert plan["CreateUsagePlan"] == "PER_API"
     assert {"RateLimit", "BurstLimit"} <= set(plan["Throttle"])
-    assert api["Auth"]["ApiKeyRequired"] is False  # the default; key routes opt in
+    # Default deny: the API requires the key; open routes opt out (the real transform only
+    # accepts an event's ApiKeyRequired false under an API that requires keys).
+    assert api["Auth"]["ApiKeyRequired"] is True
     assert all(p["RestApiId"] == {"Ref": "ScoreApi"} for _, p in api_events())
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.fixtures import aws as template_aws
 from tests.fixtures.aws import resource_properties, writeback_queues
 from tests.fixtures.ghl import WEBHOOK_SECRET, FakeHighLevel, api_event
 from tests.fixtures.scoring import (
@@ -66,8 +67,11 @@ def _reference(invoke: Any, install: Any, bundle: Path) -> dict[str, Any]:
 # -- S3 unreachable at cold start -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("uri", ["s3://leadscore-artifacts/models/champion.json",
-                                 "s3://leadscore-artifacts/models/lsm-0123456789abcdef/"])
+BUCKET = template_aws.template_name("ArtifactBucket")
+
+
+@pytest.mark.parametrize("uri", [f"s3://{BUCKET}/models/champion.json",
+                                 f"s3://{BUCKET}/models/lsm-0123456789abcdef/"])
 def test_s3_unreachable_at_cold_start_health_503_and_rules_answers(
     fresh_env: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, uri: str
 ) -> None:
@@ -78,7 +82,7 @@ def test_s3_unreachable_at_cold_start_health_503_and_rules_answers(
         score = invoke(load_event("score_request"))
     assert health.status == 503
     assert health.body["loaded"] is False and health.body["fallback"] == "rules"
-    assert "s3://leadscore-artifacts/" in health.body["reason"]  # says what could not be read
+    assert f"s3://{BUCKET}/" in health.body["reason"]  # says what could not be read
     assert score.status == 200
     assert score.body["source"] == "rules" and score.body["model_version"] == "rules"
     assert score.body["predicted_score"] == pytest.approx(score.body["composite_score"] / 100)
@@ -96,7 +100,7 @@ def test_dynamodb_outage_unreachable_answers_stay_correct_and_cache_is_bypassed(
     reference = _reference(invoke, install, trained_bundle)
     fresh_env.set_container(None)
     monkeypatch.setenv("MODEL_URI", f"file://{trained_bundle}")
-    monkeypatch.setenv("CACHE_TABLE", "lead-scoring-cache")
+    monkeypatch.setenv("CACHE_TABLE", template_aws.template_name("CacheTable"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", CLOSED)
     first = invoke(load_event("score_request"))
     event = load_event("score_request")
@@ -122,7 +126,8 @@ def test_dynamodb_outage_table_gone_answers_stay_correct(
     reference = _reference(invoke, install, trained_bundle)
     fresh_env.set_container(None)
     monkeypatch.setenv("MODEL_URI", f"file://{trained_bundle}")
-    monkeypatch.setenv("CACHE_TABLE", "table-that-was-deleted")
+    # The CacheTable, deleted (so it is the function's own table for the IAM check).
+    monkeypatch.setenv("CACHE_TABLE", template_aws.declare("CacheTable", "table-that-was-deleted"))
     with mock_aws():
         answer = invoke(load_event("score_request"))
     assert answer.status == 200 and answer.body["cached"] is False
@@ -175,7 +180,7 @@ def test_queue_refusing_a_webhook_that_cannot_be_scored_parks_it_or_answers_429(
     sqs = boto3.client("sqs", region_name=REGION)
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="parked-bucket")
-    url = sqs.create_queue(QueueName="writeback")["QueueUrl"]
+    url = sqs.create_queue(QueueName=template_aws.template_name("WritebackQueue"))["QueueUrl"]
     sqs.delete_queue(QueueUrl=url)  # the queue is gone: SendMessage fails
     settings = ScoreSettings(model_uri="", ghl_webhook_secret=WEBHOOK_SECRET,
                              writeback_queue_url=url)
@@ -218,7 +223,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
     queues = writeback_queues(sqs)  # WritebackQueue + WritebackDLQ with the template's redrive
     max_receives = int(resource_properties("WritebackQueue")["RedrivePolicy"]["maxReceiveCount"])
     secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name="ghl-token", SecretString="pit-token")["ARN"]
+        Name=f"{template_aws.STACK_NAME}/ghl-token", SecretString="pit-token")["ARN"]
     ddb = boto3.client("dynamodb", region_name=REGION)
     from tests.fixtures.aws import cache_table
 

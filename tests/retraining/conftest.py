@@ -17,7 +17,10 @@ from leadscore.features import FEATURE_NAMES
 from leadscore.registry import LocalObjectStore
 from onnx import TensorProto, helper, numpy_helper
 
-BUCKET = "lead-scoring-artifacts-test"
+from tests.fixtures import aws as template_aws
+
+# The template's bucket name: the IAM check resolves the functions' policies with it.
+BUCKET = template_aws.template_name("ArtifactBucket")
 REGION = "us-east-1"
 
 GOOD_METRICS = {"auc": 0.86, "brier": 0.14, "parity_max_abs_diff": 2e-7}

@@ -14,6 +14,7 @@ from leadscore.bundle import MODEL_FILE, finalize_bundle
 from leadscore.features import FEATURE_NAMES
 from leadscore.settings import PromoteSettings, RetrainSettings
 
+from tests.fixtures import aws as template_aws
 from tools.lambda_context import lambda_context
 
 from .conftest import BUCKET, GOOD_METRICS, BundleFactory, tar_bundle
@@ -38,7 +39,7 @@ def retrain(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(app, "settings", RetrainSettings(
         artifact_bucket=BUCKET,
         training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
-        training_role_arn="arn:aws:iam::123456789012:role/lead-scoring-sagemaker-training",
+        training_role_arn=template_aws.role_arn("SageMakerTrainingRole"),
         region="us-east-1",
         head_bytes=4096,
     ))

@@ -146,6 +146,9 @@ class ScoreSettings:
     cache_table: str = ""
     cache_ttl_seconds: int = 3600
     model_refresh_seconds: int = 60
+    # Where bundles are downloaded (Lambda's only writable directory; tests give each
+    # function a fresh one, as a new container has).
+    model_cache_dir: str = "/tmp/leadscore-models"  # noqa: S108  # nosec B108
     memory_cache_size: int = 4096
     # Request limits (issue 19; documented in openapi.json and docs): every list a request can
     # multiply is bounded, every answer too. A refusal names the limit (400 or 413).
@@ -177,6 +180,7 @@ class ScoreSettings:
             cache_table=_str(env, "CACHE_TABLE"),
             cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 3600),
             model_refresh_seconds=_int(env, "MODEL_REFRESH_SECONDS", 60),
+            model_cache_dir=_str(env, "MODEL_CACHE_DIR", "/tmp/leadscore-models"),  # noqa: S108  # nosec B108
             memory_cache_size=_int(env, "MEMORY_CACHE_SIZE", 4096),
             memory_cache_bytes=_int(env, "MEMORY_CACHE_BYTES", 32 * 1024 * 1024),
             max_batch_size=_int(env, "MAX_BATCH_SIZE", 1000),

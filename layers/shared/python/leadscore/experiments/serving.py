@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from leadscore.errors import InvalidInput
@@ -202,7 +203,8 @@ def scorer_from_settings(settings: ScoreSettings) -> ScoringService | Experiment
     """The scorer of a function that scores outside the API (queued webhooks, backfill): the
     champion from MODEL_URI, the configured class thresholds, experiments applied."""
     service = ScoringService(
-        ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds),
+        ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds,
+                   cache_dir=Path(settings.model_cache_dir)),
         class_thresholds=settings.class_thresholds,
     )
     return experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
