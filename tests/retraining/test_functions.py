@@ -249,8 +249,10 @@ def test_a_completed_job_without_its_artifact_is_refused(aws: Any, promote: Any)
     result = promote.lambda_handler(event, lambda_context())
     assert result["status"] == "rejected" and "does not exist" in result["reasons"][0]
     assert registry.why_rejected("job-lost", S3ObjectStore(BUCKET))["reasons"] == result["reasons"]
-    other = _event("sagemaker_job_completed.json")  # the example names another bucket
+    other = _event("sagemaker_job_completed.json")
     other["detail"]["TrainingJobName"] = "job-elsewhere"
+    other["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = (
+        "s3://someone-elses-bucket/jobs/job-elsewhere/output/model.tar.gz")
     result = promote.lambda_handler(other, lambda_context())
     assert result["status"] == "rejected" and "outside bucket" in result["reasons"][0]
     assert _champion_bytes(aws) is None
