@@ -32,6 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import jsonsafe
 from leadscore.adapters.tracing import make_tracer
+from leadscore.circuit import CircuitBreaker
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
 from leadscore.loop.hooks import LoopHooks
@@ -102,7 +103,8 @@ def build_container(
         remote_cache = DynamoScoreCache(settings.cache_table, clock=clock)
     memory = MemoryLRU(settings.memory_cache_size, settings.cache_ttl_seconds, clock=clock,
                        max_bytes=settings.memory_cache_bytes)
-    cache = TieredCache(memory, remote_cache, clock=clock)
+    breaker = CircuitBreaker(open_seconds=settings.remote_cache_skip_seconds)
+    cache = TieredCache(memory, remote_cache, clock=clock, breaker=breaker)
     service = ScoringService(
         store,
         cache,

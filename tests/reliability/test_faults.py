@@ -114,7 +114,8 @@ def test_dynamodb_outage_unreachable_answers_stay_correct_and_cache_is_bypassed(
         assert answer.body["predicted_score"] == reference["predicted_score"]
         assert answer.body["feature_contributions"] == reference["feature_contributions"]
     cache = fresh_env.container().cache
-    assert cache.remote_errors >= 4  # two reads and two writes failed and were bypassed
+    # The first read failed and was bypassed; the breaker then skipped the table (no wait).
+    assert cache.remote_errors >= 1 and cache.breaker.skipped >= 3
 
 
 def test_dynamodb_outage_table_gone_answers_stay_correct(
@@ -132,7 +133,7 @@ def test_dynamodb_outage_table_gone_answers_stay_correct(
         answer = invoke(load_event("score_request"))
     assert answer.status == 200 and answer.body["cached"] is False
     assert answer.body["predicted_score"] == reference["predicted_score"]
-    assert fresh_env.container().cache.remote_errors >= 2
+    assert fresh_env.container().cache.remote_errors >= 1
 
 
 # -- champion pointer naming a missing bundle (S3) --------------------------------------------

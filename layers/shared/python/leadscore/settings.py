@@ -154,6 +154,8 @@ class ScoreSettings:
     # multiply is bounded, every answer too. A refusal names the limit (400 or 413).
     memory_cache_bytes: int = 32 * 1024 * 1024  # the in-memory cache, JSON bytes of its answers
     max_batch_size: int = 1000  # leads per /score/batch
+    # After the remote cache tier fails, it is skipped this long (then one request retries it).
+    remote_cache_skip_seconds: float = 30.0
     max_body_bytes: int = 1_000_000
     max_list_items: int = 50  # comparables, price_drops (a real CMA uses a few dozen)
     max_error_paths: int = 50  # error paths listed in one 400 (per lead in a batch)
@@ -183,6 +185,7 @@ class ScoreSettings:
             model_cache_dir=_str(env, "MODEL_CACHE_DIR", "/tmp/leadscore-models"),  # noqa: S108  # nosec B108
             memory_cache_size=_int(env, "MEMORY_CACHE_SIZE", 4096),
             memory_cache_bytes=_int(env, "MEMORY_CACHE_BYTES", 32 * 1024 * 1024),
+            remote_cache_skip_seconds=_float(env, "REMOTE_CACHE_SKIP_SECONDS", 30.0),
             max_batch_size=_int(env, "MAX_BATCH_SIZE", 1000),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
             max_list_items=_int(env, "MAX_LIST_ITEMS", 50),

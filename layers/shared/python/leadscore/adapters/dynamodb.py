@@ -2,8 +2,9 @@
 
 Items: ``{"pk": "score#...", "body": "<JSON of the cached score>", "expires_at": <epoch s>}``.
 DynamoDB deletes expired items lazily (up to days later), so reads also check `expires_at`.
-The client uses ~1 s timeouts and two attempts so a failing table cannot stall a request;
-errors propagate to `TieredCache`, which logs and bypasses them.
+The client is the request-path profile (one attempt, 0.5 s read timeout) so a failing table
+cannot stall a request; errors propagate to `TieredCache`, which logs and bypasses them and
+skips the table for a while (circuit breaker).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ class SqsWritebackQueue:
     @property
     def sqs(self) -> SQSClient:
         if self._client is None:
-            self._client = client("sqs", fast=True)
+            # The default profile (three attempts): a webhook that cannot be queued is
+            # answered 429, so a single slow attempt must not decide that.
+            self._client = client("sqs")
         return self._client
 
     def send(self, message: WritebackMessage) -> str:

@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from leadscore.circuit import CircuitBreaker
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "score#"
@@ -196,7 +198,12 @@ def _key_ref(key: str) -> str:
 
 
 class TieredCache:
-    """Memory first, then the remote cache; remote failures are logged and bypassed."""
+    """Memory first, then the remote cache; remote failures are logged and bypassed.
+
+    A circuit breaker guards the remote tier: after a failure (a timeout costs up to the
+    request-path client's read timeout) the tier is skipped for ``breaker.open_seconds``,
+    then tried again by one request.
+    """
 
     def __init__(
         self,
@@ -204,26 +211,25 @@ class TieredCache:
         remote: RemoteCache | None = None,
         ttl_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.memory = memory
         self.remote = remote
         self.ttl_seconds = memory.ttl_seconds if ttl_seconds is None else float(ttl_seconds)
         self._clock = clock
+        self.breaker = breaker or CircuitBreaker()
         self.remote_errors = 0
 
     def get(self, key: str) -> CachedScore | None:
         value = self.memory.get(key)
-        if value is not None or self.remote is None:
+        if value is not None or self.remote is None or not self.breaker.allow():
             return value
         try:
             found = self.remote.get(key)
         except Exception as exc:  # a failing cache is never the caller's problem
-            self.remote_errors += 1
-            logger.warning(
-                "remote cache read failed; bypassed",
-                extra={"key_ref": _key_ref(key), "error_type": type(exc).__name__},
-            )
+            self._failed("read", key, exc)
             return None
+        self.breaker.success()
         if found is None:
             return None
         value, expires_at = found
@@ -235,13 +241,20 @@ class TieredCache:
     def put(self, key: str, value: CachedScore) -> None:
         expires_at = self._clock() + self.ttl_seconds
         self.memory.put(key, value, expires_at=expires_at)
-        if self.remote is None:
+        if self.remote is None or not self.breaker.allow():
             return
         try:
             self.remote.put(key, value, expires_at)
         except Exception as exc:
-            self.remote_errors += 1
-            logger.warning(
-                "remote cache write failed; bypassed",
-                extra={"key_ref": _key_ref(key), "error_type": type(exc).__name__},
-            )
+            self._failed("write", key, exc)
+            return
+        self.breaker.success()
+
+    def _failed(self, what: str, key: str, exc: Exception) -> None:
+        self.remote_errors += 1
+        self.breaker.failure()
+        logger.warning(
+            f"remote cache {what} failed; bypassed",
+            extra={"key_ref": _key_ref(key), "error_type": type(exc).__name__,
+                   "skipped_for_seconds": self.breaker.open_seconds},
+        )

@@ -1,0 +1,205 @@
+"""AWS clients fail fast, and a DynamoDB brownout costs /score (almost) nothing.
+
+The brownout is real at the socket level: a server on 127.0.0.1 that accepts TCP connections
+and never answers (what an overloaded or partitioned endpoint looks like to botocore). The
+scoring handler runs with its template settings against it through AWS_ENDPOINT_URL_DYNAMODB.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.fixtures import aws as template_aws
+from tests.fixtures.scoring import load_event
+from tools.lambda_context import lambda_context
+
+API_TIMEOUT_SECONDS = 29.0  # API Gateway's integration timeout
+REQUESTS = 200
+P99_LIMIT_MS = 100.0
+
+
+class SilentServer:
+    """Accepts connections on 127.0.0.1 and never answers; counts the connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self.held.append(conn)  # keep it open, never read, never answer
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_dynamodb(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentServer]:
+    from leadscore.adapters import reset_clients
+
+    server = SilentServer()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
+    reset_clients()
+    yield server
+    reset_clients()
+    server.close()
+
+
+def test_request_path_client_makes_one_attempt_within_its_read_timeout(
+    silent_dynamodb: SilentServer,
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+    from leadscore.adapters import REQUEST_PATH_CONFIG, client
+
+    ddb = client("dynamodb", fast=True)
+    started = time.perf_counter()
+    with pytest.raises(ReadTimeoutError):
+        ddb.get_item(TableName=template_aws.template_name("CacheTable"),
+                     Key={"pk": {"S": "score#x"}})
+    elapsed = time.perf_counter() - started
+    assert silent_dynamodb.accepted == 1  # one attempt in total, not "one retry"
+    assert elapsed < REQUEST_PATH_CONFIG["read_timeout"] + 0.4, elapsed
+
+
+def _worst_case_seconds(config: dict[str, Any]) -> float:
+    """Every attempt waits its connect + read timeout; standard-mode backoff before attempt
+    n (n >= 2) is at most 2**(n-2) seconds (botocore: random() * 2**(attempt-1), base 1)."""
+    attempts = int(config["retries"]["total_max_attempts"])
+    backoff = sum(2.0 ** (n - 2) for n in range(2, attempts + 1))
+    return attempts * (config["connect_timeout"] + config["read_timeout"]) + backoff
+
+
+def test_client_profiles_fit_the_api_timeout() -> None:
+    from leadscore.adapters import DEFAULT_CONFIG, REQUEST_PATH_CONFIG, _cached_client
+
+    for config in (DEFAULT_CONFIG, REQUEST_PATH_CONFIG):
+        assert config["retries"]["mode"] == "standard"
+        assert "max_attempts" not in config["retries"]  # that one counts retries, not attempts
+    # A failing dependency on the request path costs at most ~0.7 s; anything else leaves the
+    # function time to answer (rules fallback, 5xx-free) within API Gateway's 29 s.
+    assert _worst_case_seconds(REQUEST_PATH_CONFIG) <= 1.0
+    assert _worst_case_seconds(DEFAULT_CONFIG) <= API_TIMEOUT_SECONDS - 5
+    made = _cached_client.__wrapped__("s3", False)  # a fresh client, default profile
+    assert made.meta.config.retries == DEFAULT_CONFIG["retries"]
+    assert made.meta.config.read_timeout == DEFAULT_CONFIG["read_timeout"]
+
+
+def test_dynamodb_that_never_answers_costs_score_nothing_after_the_first_timeout(
+    silent_dynamodb: SilentServer, trained_bundle: Path, score_app: Any,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("MODEL_URI", trained_bundle.as_uri())
+    monkeypatch.setenv("CACHE_TABLE", template_aws.template_name("CacheTable"))
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "models"))
+    event = load_event("score_request")
+    body = json.loads(event["body"])
+    latencies: list[float] = []
+    for n in range(REQUESTS):
+        body["contact_id"] = f"brownout-{n}"  # every request misses the memory tier
+        started = time.perf_counter()
+        answer = score_app.lambda_handler({**event, "body": json.dumps(body)},
+                                          lambda_context())
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert answer["statusCode"] == 200, answer
+        assert json.loads(answer["body"])["source"] == "ensemble"
+    cache = score_app.container().cache
+    p50, p99 = np.percentile(latencies, [50, 99])
+    figures = {"requests": REQUESTS, "p50_ms": round(float(p50), 1),
+               "p99_ms": round(float(p99), 1), "max_ms": round(max(latencies), 1),
+               "connections_to_dynamodb": silent_dynamodb.accepted,
+               "breaker_skips": cache.breaker.skipped, "breaker_opened": cache.breaker.opened}
+    out = Path(__file__).resolve().parents[2] / ".build" / "reliability" / "fail_fast.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=1))
+    print("DynamoDB brownout:", figures)
+    assert p99 <= P99_LIMIT_MS, figures
+    assert cache.breaker.opened >= 1 and cache.breaker.skipped >= REQUESTS
+    assert silent_dynamodb.accepted <= 3, figures  # the endpoint is tried once per period
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_on_failure_skips_then_lets_one_trial_through() -> None:
+    from leadscore.circuit import CircuitBreaker
+
+    clock = _Clock()
+    breaker = CircuitBreaker(open_seconds=30, clock=clock)
+    assert breaker.allow() and breaker.state == "closed"
+    breaker.failure()
+    assert breaker.state == "open" and not breaker.allow() and breaker.skipped == 1
+    clock.now = 29.9
+    assert not breaker.allow()
+    clock.now = 30.0
+    assert breaker.state == "half-open"
+    assert breaker.allow()  # the one trial
+    assert not breaker.allow()  # others wait for its outcome
+    breaker.failure()  # the trial failed: open for another period
+    assert breaker.state == "open" and breaker.opened == 2
+    clock.now = 60.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.allow() and breaker.allow()
+
+
+def test_a_failing_remote_tier_is_skipped_not_waited_for() -> None:
+    from leadscore.circuit import CircuitBreaker
+    from leadscore.scoring.cache import CachedScore, MemoryLRU, TieredCache
+
+    class Broken:
+        calls = 0
+
+        def get(self, key: str) -> None:
+            self.calls += 1
+            raise TimeoutError("no answer")
+
+        def put(self, key: str, value: CachedScore, expires_at: float) -> None:
+            self.calls += 1
+            raise TimeoutError("no answer")
+
+    clock = _Clock()
+    remote = Broken()
+    cache = TieredCache(MemoryLRU(10, 60), remote, breaker=CircuitBreaker(clock=clock))
+    for n in range(5):
+        assert cache.get(f"k{n}") is None
+        cache.put(f"k{n}", CachedScore({"x": n}, explained=True))
+    assert remote.calls == 1 and cache.remote_errors == 1  # tried once, then skipped
+    assert cache.get("k3") == CachedScore({"x": 3}, explained=True)  # memory still serves
+    clock.now = 31.0
+    cache.get("k-new")
+    assert remote.calls == 2  # one trial after the period
