@@ -27,6 +27,7 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import (
+    ACCOUNT_ID,
     PSEUDO,
     REGION,
     STACK_NAME,
