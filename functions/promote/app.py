@@ -2,7 +2,8 @@
 
 Completed: fetch the job's model.tar.gz, unpack it safely under /tmp, and hand the bundle to
 `leadscore.registry.promote` with the S3 store (verify, gate, copy, switch the pointer).
-Failed: record SageMaker's failure reason under models/rejected/<job>.json.
+Failed or Stopped (e.g. MaxRuntimeExceeded): record SageMaker's reason under
+models/rejected/<job>.json and count TrainingJobsFailed (the TrainingJobFailedAlarm).
 A bad bundle is never a crash: it is a rejection with its reasons, the champion untouched.
 AWS errors (throttling, timeouts) do raise, so the asynchronous invocation is retried.
 """
@@ -44,6 +45,18 @@ def _rejected(job: str, reasons: list[str], details: dict[str, Any]) -> dict[str
     logger.warning("candidate refused", extra={"job": job, "reasons": reasons})
     metrics.add_metric(name="CandidatesRefused", unit=MetricUnit.Count, value=1)
     return {"job": job, "status": "rejected", "reasons": reasons}
+
+
+def _training_ended_badly(job: str, status: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A Failed or Stopped job: the rejection record names SageMaker's reason; the alarm fires."""
+    secondary = str(detail.get("SecondaryStatus") or "")
+    reason = str(detail.get("FailureReason") or secondary or f"the training job {status.lower()}")
+    if secondary and secondary not in reason:
+        reason = f"{secondary}: {reason}"
+    metrics.add_metric(name="TrainingJobsFailed", unit=MetricUnit.Count, value=1)
+    return _rejected(job, [f"training job {status.lower()}: {reason}"],
+                     {"source": {"job_name": job}, "failure_reason": reason,
+                      "training_status": status})
 
 
 def _already_handled(job: str) -> bool:
@@ -110,14 +123,12 @@ def handle_event(event: dict[str, Any]) -> dict[str, Any]:
     detail = event.get("detail") or {}
     job = str(detail.get("TrainingJobName", ""))
     status = str(detail.get("TrainingJobStatus", ""))
-    if not job or status not in ("Completed", "Failed"):
+    if not job or status not in ("Completed", "Failed", "Stopped"):
         return {"job": job, "status": "ignored", "training_status": status}
     if _already_handled(job):
         return {"job": job, "status": "duplicate"}
-    if status == "Failed":
-        reason = str(detail.get("FailureReason") or "the training job failed without a reason")
-        return _rejected(job, [f"training job failed: {reason}"],
-                         {"source": {"job_name": job}, "failure_reason": reason})
+    if status in ("Failed", "Stopped"):
+        return _training_ended_badly(job, status, detail)
     artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
     return handle_completed(job, artifact)
 

@@ -40,6 +40,7 @@ from leadscore.loop.recorder import LoopRecorder, build_recorder
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.scoring.lead_score import LeadScore
 from leadscore.scoring.model_store import ModelProvider, ModelStore
+from leadscore.scoring.public import names_in, public_reason, redact
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import LoopSettings, ScoreSettings
 
@@ -276,16 +277,26 @@ def model_info() -> dict[str, Any] | Response[str]:
     info = store.info()
     status = store.status()
     if info is None:
-        return _json(503, {"error": "model not loaded", "loaded": False, "reason": status.reason})
-    return {"model_version": status.model_version, "loaded": True, **info}
+        return _json(503, {"error": "model not loaded", "loaded": False,
+                           "reason": public_reason(status.reason)})
+    answer = {"model_version": status.model_version, "loaded": True, **info}
+    redacted: dict[str, Any] = redact(answer, _infrastructure_names())
+    return redacted
 
 
 @app.get("/health")
 def health() -> dict[str, Any] | Response[str]:
     status = container().store.status()
-    if not status.loaded:
-        return _json(503, {"loaded": False, "reason": status.reason, "fallback": "rules"})
+    if not status.loaded:  # the store logged the detail (which object, which error)
+        return _json(503, {"loaded": False, "reason": public_reason(status.reason),
+                           "fallback": "rules"})
     return {"loaded": True, "model_version": status.model_version}
+
+
+def _infrastructure_names() -> list[str]:
+    """The deployment's own resource names, which no answer may contain."""
+    settings = container().settings
+    return names_in(settings.model_uri, settings.cache_table, settings.writeback_queue_url)
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -405,11 +405,13 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
     rejected = [o["Key"] for o in s3.list_objects_v2(
         Bucket=world.res.bucket, Prefix="models/rejected/").get("Contents", [])]
     champion = s3.list_objects_v2(Bucket=world.res.bucket, Prefix="models/champion.json")
-    if detail["TrainingJobStatus"] == "Failed":
+    if detail["TrainingJobStatus"] in ("Failed", "Stopped"):  # Stopped: MaxRuntimeExceeded
         assert champion.get("KeyCount", 0) == 0
         assert rejected == [f"models/rejected/{job}.json"]
-        record = s3.get_object(Bucket=world.res.bucket, Key=rejected[0])["Body"].read()
-        assert detail["FailureReason"] in record.decode()
+        record = json.loads(s3.get_object(Bucket=world.res.bucket, Key=rejected[0])["Body"].read())
+        assert (detail.get("FailureReason") or detail["SecondaryStatus"]) in record["reasons"][0]
+        assert record["training_status"] == detail["TrainingJobStatus"]
+        assert answer["status"] == "rejected"
         return
     # Completed: the shared quality gate, with the thresholds the template sets, decides.
     from leadscore.registry import quality_gate

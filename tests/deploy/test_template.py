@@ -126,7 +126,7 @@ def test_training_jobs_are_ours_by_name_prefix() -> None:
     pattern = rule["Properties"]["Pattern"]
     assert pattern["source"] == ["aws.sagemaker"]
     assert pattern["detail-type"] == ["SageMaker Training Job State Change"]
-    assert sorted(pattern["detail"]["TrainingJobStatus"]) == ["Completed", "Failed"]
+    assert sorted(pattern["detail"]["TrainingJobStatus"]) == ["Completed", "Failed", "Stopped"]
     assert pattern["detail"]["TrainingJobName"] == [{"prefix": JOB_NAME_PREFIX}]
 
 

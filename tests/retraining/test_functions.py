@@ -38,7 +38,7 @@ def retrain(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(app, "settings", RetrainSettings(
         artifact_bucket=BUCKET,
-        training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+        training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3",
         training_role_arn=template_aws.role_arn("SageMakerTrainingRole"),
         region="us-east-1",
         head_bytes=4096,

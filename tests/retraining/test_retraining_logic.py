@@ -15,7 +15,7 @@ from leadscore.settings import RetrainSettings
 HEADER = ",".join([*FEATURE_NAMES, "converted"])
 SETTINGS = RetrainSettings(
     artifact_bucket="bkt",
-    training_image_uri="123.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+    training_image_uri="123.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3",
     training_role_arn="arn:aws:iam::123456789012:role/train",
     training_instance_type="ml.m5.xlarge",
     training_hyperparameters={"test-size": "0.25"},

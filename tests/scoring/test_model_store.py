@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from leadscore.adapters.s3 import S3Store
 from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri, scrub
+from leadscore.scoring.public import UNAVAILABLE
 
 from tests.fixtures.scoring import (
     FakeClock,
@@ -40,10 +41,11 @@ def test_scrub_removes_paths() -> None:
 def test_missing_bundle_health_503_and_rules_answers(
     install: Any, invoke: Any, tmp_path: Path
 ) -> None:
-    install(f"file://{tmp_path}/no-such-bundle")
+    container = install(f"file://{tmp_path}/no-such-bundle")
     health = invoke(load_event("health_get"))
     assert health.status == 503
-    assert health.body["loaded"] is False and "not found" in health.body["reason"]
+    assert health.body["loaded"] is False and health.body["reason"] == UNAVAILABLE
+    assert "not found" in str(container.store.status().reason)  # the detail: logs, not answers
     assert invoke(load_event("model_get")).status == 503
     answer = invoke(load_event("score_request"))
     assert answer.status == 200
@@ -60,10 +62,10 @@ def test_missing_bundle_health_503_and_rules_answers(
 def test_corrupt_bundle_is_refused_with_a_reason(
     install: Any, invoke: Any, corrupt_bundle: Path
 ) -> None:
-    install(f"file://{corrupt_bundle}")
+    container = install(f"file://{corrupt_bundle}")
     health = invoke(load_event("health_get"))
     assert health.status == 503
-    assert "sha256" in health.body["reason"]
+    assert "sha256" in str(container.store.status().reason)
     assert str(corrupt_bundle) not in json.dumps(health.body)
     body = invoke(load_event("score_request")).body
     assert body["source"] == "rules"
@@ -101,9 +103,10 @@ def test_s3_tampered_object_is_refused(
     upload_bundle(s3, bucket, trained_bundle, f"models/{version}/")
     s3.put_object(Bucket=bucket, Key=f"models/{version}/model.onnx", Body=b"not a model")
     write_pointer(s3, bucket, trained_bundle)
-    install(f"s3://{bucket}/models/champion.json", s3=S3Store(s3))
+    container = install(f"s3://{bucket}/models/champion.json", s3=S3Store(s3))
     health = invoke(load_event("health_get"))
-    assert health.status == 503 and "sha256" in health.body["reason"]
+    assert health.status == 503 and "sha256" in str(container.store.status().reason)
+    assert bucket not in json.dumps(health.body)
     assert invoke(load_event("score_request")).body["source"] == "rules"
 
 
