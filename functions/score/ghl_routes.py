@@ -85,9 +85,13 @@ def configure(
         from leadscore.ghl.parking import MemoryParkedStore
 
         parked = MemoryParkedStore()
+    from leadscore.adapters.secrets import workflow_secret
+
     _deps = GhlDeps(settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue,
                     installations=installations, lifecycle=lifecycle, parked=parked,
-                    count=count, clock=clock, loop=loop)
+                    count=count, clock=clock, loop=loop,
+                    workflow_secret=workflow_secret(settings.ghl_webhook_secret_arn,
+                                                    settings.ghl_webhook_secret))
     return _deps
 
 

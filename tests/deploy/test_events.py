@@ -37,6 +37,7 @@ from tests.fixtures.aws import (
     load_template,
     resources,
     role_arn,
+    template_name,
 )
 from tests.fixtures.fake_highlevel import CLIENT_ID, CLIENT_SECRET
 from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, KeyPair
@@ -177,6 +178,7 @@ class World:
     installations_table: str = ""
     token_key_arn: str = ""
     tmp: Path = Path(".")
+    workflow_secret_arn: str = ""
 
     def names(self) -> dict[str, str]:
         return {
@@ -188,6 +190,9 @@ class World:
             "ScoreApi": "a1b2c3d4e5",
             "TokenKey.Arn": self.token_key_arn,
             "SageMakerTrainingRole.Arn": role_arn("SageMakerTrainingRole"),
+            "GhlWorkflowSecret": self.workflow_secret_arn,
+            "LoopRecordsStream": template_name("LoopRecordsStream"),
+            "LoopWorkGroup": template_name("LoopWorkGroup"),
         }
 
     def params(self, **overrides: Any) -> dict[str, Any]:
@@ -233,16 +238,21 @@ def world(
                "previous": []}
     s3.put_object(Bucket=template_resources.bucket, Key="models/champion.json",
                   Body=json.dumps(pointer).encode())
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=f"{STACK_NAME}/ghl-token", SecretString=GHL_TOKEN
-    )
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secrets.create_secret(Name=f"{STACK_NAME}/ghl-token", SecretString=GHL_TOKEN)
+    workflow_secret_arn = secrets.create_secret(
+        Name=template_name("GhlWorkflowSecret"), SecretString="generated-at-deploy")["ARN"]
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     installs = installations_table(boto3.client("dynamodb", region_name=REGION))
     key_arn = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     for name in list(sys.modules):
         if name in ("app", "ghl_routes"):
             del sys.modules[name]
     yield World(template_resources, trained_bundle, small_training_csv, ghl_ed25519,
-                fake_highlevel, monkeypatch, installs, key_arn, tmp_path)
+                fake_highlevel, monkeypatch, installs, key_arn, tmp_path,
+                workflow_secret_arn)
     for name in list(sys.modules):
         if name in ("app", "ghl_routes"):
             del sys.modules[name]
@@ -290,7 +300,10 @@ def check_api(world: World, name: str, fn: str) -> None:
         extra["GHL_PUBLIC_KEY_ED25519"] = world.ed25519.public_pem
     overrides: dict[str, Any] = {}
     if "x-leadscore-secret" in event["headers"]:
-        overrides["GhlWebhookSecret"] = event["headers"]["x-leadscore-secret"]
+        # The stack's generated workflow secret, as the operator typed it into HighLevel.
+        boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+            SecretId=world.names()["GhlWorkflowSecret"],
+            SecretString=event["headers"]["x-leadscore-secret"])
     if name.startswith("ghl_webhook") or name.startswith("ghl_workflow"):
         # the single sub-account setup: the event's location is the stack's location
         request = json.loads(event["body"])
@@ -458,7 +471,8 @@ def check_scheduler(world: World, name: str, fn: str) -> None:
 def check_monitor(world: World, event: dict[str, Any], fn: str) -> None:
     """The monitoring run on its schedule: the champion from S3, Athena (moto) answers an empty
     window, so there is no alarm and the health pages say so; they land under monitoring/."""
-    boto3.client("athena", region_name=REGION).create_work_group(Name="LoopWorkGroup")
+    boto3.client("athena", region_name=REGION).create_work_group(
+        Name=template_name("LoopWorkGroup"))
     answer = world.invoke(fn, event)
     assert answer["status"] == "done", answer
     assert answer["drift"]["rows"] == 0 and answer["drift"]["alarm"] is False
@@ -471,7 +485,8 @@ def check_monitor(world: World, event: dict[str, Any], fn: str) -> None:
 def check_export(world: World, event: dict[str, Any], fn: str) -> None:
     """The labelled export on its schedule: Athena (moto) in the stack's work group answers no
     new outcomes, so nothing is written and no training starts."""
-    boto3.client("athena", region_name=REGION).create_work_group(Name="LoopWorkGroup")
+    boto3.client("athena", region_name=REGION).create_work_group(
+        Name=template_name("LoopWorkGroup"))
     answer = world.invoke(fn, event)
     assert answer["status"] == "not_enough_outcomes", answer
     assert answer["new_outcomes"] == 0
@@ -492,7 +507,7 @@ def check_backfill(world: World, name: str, fn: str) -> None:
     ]
     firehose = boto3.client("firehose", region_name=REGION)
     firehose.create_delivery_stream(
-        DeliveryStreamName="LoopRecordsStream",
+        DeliveryStreamName=template_name("LoopRecordsStream"),
         ExtendedS3DestinationConfiguration={
             "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
             "BucketARN": f"arn:aws:s3:::{world.res.bucket}", "Prefix": "loop/"},

@@ -224,7 +224,7 @@ REQUIRED = {
     "BackfillFunction": {"MODEL_URI", "WRITEBACK_QUEUE_URL", "RECORD_STREAM", "CACHE_TABLE",
                          "GHL_TOKEN_SECRET_ARN", "BACKFILL_FUNCTION_NAME"},
     "ScoreFunction": {"MODEL_URI", "CACHE_TABLE", "WRITEBACK_QUEUE_URL", "CLASS_THRESHOLDS",
-                      "GHL_PUBLIC_KEY_ED25519", "GHL_WEBHOOK_SECRET", "GHL_FIELD_MAP",
+                      "GHL_PUBLIC_KEY_ED25519", "GHL_WEBHOOK_SECRET_ARN", "GHL_FIELD_MAP",
                       "RECORD_STREAM", "OUTCOME_RULES"},
     "RetrainFunction": {"ARTIFACT_BUCKET", "TRAINING_IMAGE_URI", "TRAINING_ROLE_ARN",
                         "TRAINING_INSTANCE_TYPE"},
@@ -303,10 +303,9 @@ def test_alarms_cover_5xx_fallback_and_dead_letters() -> None:
 def test_parameters_and_outputs() -> None:
     template = load_template()
     assert {"ModelPointer", "ClassThresholds", "MinAuc", "MaxAucDrop", "MaxBrier",
-            "GhlPublicKeyEd25519", "GhlPublicKeyRsa", "GhlWebhookSecret", "GhlTokenSecretArn",
+            "GhlPublicKeyEd25519", "GhlPublicKeyRsa", "GhlTokenSecretArn",
             "GhlScoreFieldId", "GhlClassFieldId", "GhlFieldMap", "TrainingImageUri",
             "TrainingInstanceType"} <= set(template["Parameters"])
-    assert template["Parameters"]["GhlWebhookSecret"]["NoEcho"] is True
     assert {"ApiUrl", "ApiKeyId", "ArtifactBucketName", "CacheTableName",
             "WritebackQueueUrl"} <= set(template["Outputs"])
     # The default thresholds parse with the one parser the functions use.

@@ -242,8 +242,16 @@ def _glue(op: str, params: Mapping[str, Any], region: str) -> list[Authorization
     return [Authorization(f"glue:{op}", r) for r in resources]
 
 
+# Athena authorizes GetQueryExecution / GetQueryResults / StopQueryExecution on the work group
+# the query ran in, which the call does not name: the work group of the last query started.
+_athena_last_work_group = ["primary"]
+
+
 def _athena(op: str, params: Mapping[str, Any], region: str) -> list[Authorization]:
-    group = str(params.get("WorkGroup") or params.get("Name") or "primary")
+    if op == "StartQueryExecution":
+        _athena_last_work_group[0] = str(params.get("WorkGroup") or "primary")
+    group = str(params.get("WorkGroup") or params.get("Name") or (
+        _athena_last_work_group[0] if "QueryExecutionId" in params else "primary"))
     arn = f"arn:aws:athena:{region}:{ACCOUNT_ID}:workgroup/{group}"
     return [Authorization(f"athena:{op}", arn)]
 

@@ -99,7 +99,9 @@ class Resolver:
             "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{{}}",
             "AWS::SNS::Topic": f"arn:aws:sns:{region}:{account}:{{}}",
             "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{{}}",
-            "AWS::SecretsManager::Secret": f"arn:aws:secretsmanager:{region}:{account}:secret:{{}}",
+            # AWS appends 6 random characters to a secret's name in its ARN.
+            "AWS::SecretsManager::Secret":
+                f"arn:aws:secretsmanager:{region}:{account}:secret:{{}}-??????",
             "AWS::KinesisFirehose::DeliveryStream":
                 f"arn:aws:firehose:{region}:{account}:deliverystream/{{}}",
             "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{account}:function:{{}}",
@@ -123,6 +125,8 @@ class Resolver:
             return [self.parameters[name]]
         if name in self.template.get("Resources", {}):
             resource = self.template["Resources"][name]
+            if resource["Type"] == "AWS::SecretsManager::Secret":  # Ref of a secret: its ARN
+                return self._arns(name)
             if resource["Type"] == "AWS::SQS::Queue":  # Ref of a queue is its URL
                 region, account = self.pseudo["AWS::Region"], self.pseudo["AWS::AccountId"]
                 return [f"https://sqs.{region}.amazonaws.com/{account}/{n}"

@@ -100,3 +100,8 @@ def capped_errors(errors: list[FieldError], max_paths: int) -> dict[str, Any]:
     if len(errors) > len(shown):
         out["errors_truncated"] = True
     return out
+
+
+class SecretUnavailable(Exception):
+    """A secret could not be read (Secrets Manager failed): the caller answers so that the
+    sender retries; never treated as an empty secret."""

@@ -165,6 +165,9 @@ class ScoreSettings:
     # GoHighLevel webhook route
     ghl_public_key_ed25519: str = HIGHLEVEL_ED25519_PUBLIC_KEY_PEM
     ghl_public_key_rsa: str = ""
+    # The workflow webhooks' shared secret: its Secrets Manager ARN when deployed; the plain
+    # value only for local runs (make serve / demo, tests), never set by the template.
+    ghl_webhook_secret_arn: str = ""
     ghl_webhook_secret: str = ""
     ghl_field_map: dict[str, str] = field(default_factory=dict)
     ghl_app_id: str = ""
@@ -196,6 +199,7 @@ class ScoreSettings:
             ghl_public_key_ed25519=env.get(
                 "GHL_PUBLIC_KEY_ED25519", HIGHLEVEL_ED25519_PUBLIC_KEY_PEM).strip(),
             ghl_public_key_rsa=_str(env, "GHL_PUBLIC_KEY_RSA"),
+            ghl_webhook_secret_arn=_str(env, "GHL_WEBHOOK_SECRET_ARN"),
             ghl_webhook_secret=_str(env, "GHL_WEBHOOK_SECRET"),
             ghl_field_map=_json_object(env, "GHL_FIELD_MAP"),
             ghl_app_id=_str(env, "GHL_APP_ID"),

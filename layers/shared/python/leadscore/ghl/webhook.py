@@ -36,9 +36,15 @@ from aws_lambda_powertools import Logger
 
 from leadscore.classes import classify, should_prioritize
 from leadscore.columns.schema import Schema
-from leadscore.errors import InvalidInput
+from leadscore.errors import InvalidInput, SecretUnavailable
 from leadscore.ghl import parking
-from leadscore.ghl.auth import AuthConfig, Verification, authenticate, parse_timestamp
+from leadscore.ghl.auth import (
+    SECRET_HEADER,
+    AuthConfig,
+    Verification,
+    authenticate,
+    parse_timestamp,
+)
 from leadscore.ghl.delivery import app_matches, delivery_id, freshness_problem
 from leadscore.ghl.installations import Installation, Installations
 from leadscore.ghl.messages import WritebackMessage, score_message, webhook_message
@@ -50,6 +56,7 @@ from leadscore.ghl.payloads import (
     unwrap_event,
     utc_now_iso,
 )
+from leadscore.headers import header
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
@@ -93,14 +100,25 @@ class GhlDeps:
     clock: Callable[[], float] = time.time
     # The loop (issue 14): events it consumes by type, engagement before scoring, snapshots.
     loop: LoopHooks | None = None
+    # The workflow secret, read when needed (Secrets Manager, cached; adapters/secrets.py).
+    workflow_secret: Callable[[], str] | None = None
 
     @property
     def auth(self) -> AuthConfig:
-        s = self.settings
+        return self.auth_for(None)
+
+    def auth_for(self, headers: Mapping[str, Any] | None) -> AuthConfig:
+        """The verification settings for one call. The workflow secret is read only for a
+        call that presents one (a Secrets Manager hiccup never touches signed webhooks);
+        SecretUnavailable propagates."""
+        settings = self.settings
+        secret = settings.ghl_webhook_secret
+        if self.workflow_secret is not None and header(headers, SECRET_HEADER) is not None:
+            secret = self.workflow_secret()
         return AuthConfig(
-            ed25519_public_key_pem=s.ghl_public_key_ed25519,
-            rsa_public_key_pem=s.ghl_public_key_rsa,
-            webhook_secret=s.ghl_webhook_secret,
+            ed25519_public_key_pem=settings.ghl_public_key_ed25519,
+            rsa_public_key_pem=settings.ghl_public_key_rsa,
+            webhook_secret=secret,
         )
 
 
@@ -174,7 +192,11 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
     if len(body) > d.settings.max_body_bytes:
         return Outcome(413, {"error": "body too large"})
     try:
-        verdict = authenticate(headers, body, d.auth)
+        verdict = authenticate(headers, body, d.auth_for(headers))
+    except SecretUnavailable:
+        # Not the caller's fault and not a verdict: HighLevel retries a non-2xx answer.
+        logger.exception("workflow secret unavailable")
+        return Outcome(503, {"error": "try again later"}, {"Retry-After": "60"})
     except ValueError:
         # A configured key that cannot be parsed: a deployment error, never the caller's.
         logger.exception("GoHighLevel public key configuration is unusable")
