@@ -27,7 +27,7 @@ def main(services: list[str]) -> int:
     for service in services:
         try:
             session.create_client(service, region_name="us-east-1",
-                                  aws_access_key_id="x", aws_secret_access_key="x")
+                                  aws_access_key_id="x", aws_secret_access_key="x")  # noqa: S106 - a client is made, never used
         except Exception as exc:  # a service model cut too much
             problems.append(f"no client for {service}: {type(exc).__name__}: {exc}")
     for problem in problems:
