@@ -81,7 +81,7 @@ CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
     """The template as a dict, intrinsic functions in their long form."""
     with path.open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(fh, Loader=CfnLoader)  # noqa: S506  # nosec B506 - a SafeLoader subclass
     if not isinstance(data, dict):
         raise InvalidTemplate([f"{path} is not a YAML mapping"])
     return data
