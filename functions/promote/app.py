@@ -51,7 +51,7 @@ def _training_ended_badly(job: str, status: str, detail: dict[str, Any]) -> dict
     """A Failed or Stopped job: the rejection record names SageMaker's reason; the alarm fires."""
     secondary = str(detail.get("SecondaryStatus") or "")
     reason = str(detail.get("FailureReason") or secondary or f"the training job {status.lower()}")
-    if secondary and secondary not in reason:
+    if secondary and secondary != status and secondary not in reason:
         reason = f"{secondary}: {reason}"
     metrics.add_metric(name="TrainingJobsFailed", unit=MetricUnit.Count, value=1)
     return _rejected(job, [f"training job {status.lower()}: {reason}"],

@@ -270,7 +270,22 @@ def test_a_failed_job_is_recorded_with_its_failure_reason(aws: Any, promote: Any
     assert _champion_bytes(aws) is None
 
 
-@pytest.mark.parametrize("status", ["InProgress", "Stopping", "Stopped"])
+def test_a_stopped_job_is_recorded_like_a_failed_one(
+    aws: Any, promote: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = _event("sagemaker_job_stopped.json")  # MaxRuntimeExceeded
+    result = promote.lambda_handler(event, lambda_context())
+    assert result["status"] == "rejected"
+    job = event["detail"]["TrainingJobName"]
+    record = json.loads(aws.get_object(
+        Bucket=BUCKET, Key=f"models/rejected/{job}.json")["Body"].read())
+    assert record["training_status"] == "Stopped"
+    assert "MaxRuntimeExceeded" in record["reasons"][0]
+    assert '"TrainingJobsFailed"' in capsys.readouterr().out  # the alarm's metric (EMF)
+    assert _champion_bytes(aws) is None
+
+
+@pytest.mark.parametrize("status", ["InProgress", "Stopping"])
 def test_other_statuses_are_ignored(aws: Any, promote: Any, status: str) -> None:
     event = _event("sagemaker_job_failed.json")
     event["detail"]["TrainingJobStatus"] = status
