@@ -39,11 +39,12 @@ from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput, SecretUnavailable
 from leadscore.ghl import parking
 from leadscore.ghl.auth import (
-    SECRET_HEADER,
+    SIGNATURE_HEADER,
     AuthConfig,
     Verification,
     authenticate,
     parse_timestamp,
+    signature_header,
 )
 from leadscore.ghl.delivery import app_matches, delivery_id, freshness_problem
 from leadscore.ghl.installations import Installation, Installations
@@ -56,7 +57,6 @@ from leadscore.ghl.payloads import (
     unwrap_event,
     utc_now_iso,
 )
-from leadscore.headers import header
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
@@ -108,12 +108,13 @@ class GhlDeps:
         return self.auth_for(None)
 
     def auth_for(self, headers: Mapping[str, Any] | None) -> AuthConfig:
-        """The verification settings for one call. The workflow secret is read only for a
-        call that presents one (a Secrets Manager hiccup never touches signed webhooks);
-        SecretUnavailable propagates."""
+        """The verification settings for one call. The workflow secret (header or
+        customData) is read only for a call without HighLevel's signature, so a Secrets
+        Manager hiccup never touches signed webhooks; SecretUnavailable propagates."""
         settings = self.settings
         secret = settings.ghl_webhook_secret
-        if self.workflow_secret is not None and header(headers, SECRET_HEADER) is not None:
+        signed = signature_header(headers, SIGNATURE_HEADER) is not None
+        if self.workflow_secret is not None and not signed:
             secret = self.workflow_secret()
         return AuthConfig(
             ed25519_public_key_pem=settings.ghl_public_key_ed25519,
