@@ -36,6 +36,7 @@ from tests.fixtures.aws import (
     installations_table,
     load_template,
     resources,
+    declare,
     role_arn,
     template_name,
 )
@@ -247,6 +248,7 @@ def world(
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     installs = installations_table(boto3.client("dynamodb", region_name=REGION))
     key_arn = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    declare("TokenKey", key_arn.rsplit("/", 1)[1])  # the IAM check resolves the key's ARN
     for name in list(sys.modules):
         if name in ("app", "ghl_routes"):
             del sys.modules[name]

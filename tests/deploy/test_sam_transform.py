@@ -22,6 +22,8 @@ KEY_ROUTES = {("/score", "post"), ("/score/batch", "post"), ("/model", "get")}
 OPEN_ROUTES = {
     ("/health", "get"): "reveals only whether a model is loaded and its version",
     ("/webhooks/ghl", "post"): "HighLevel webhooks: Ed25519/RSA signature or shared secret",
+    ("/oauth/callback", "get"): "HighLevel's OAuth redirect of the installing user's browser: "
+                                "the one-time code is exchanged with the app's client secret",
 }
 
 

@@ -60,6 +60,7 @@ def world(aws_env: None, fake_highlevel: FakeHighLevel) -> Iterator[World]:
     ddb = boto3.client("dynamodb", region_name=REGION)
     table = template_aws.installations_table(ddb)
     key_id = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
+    template_aws.declare("TokenKey", key_id)  # this key IS the stack's TokenKey (IAM check)
     yield World(fake_highlevel, table, key_id, ddb)
 
 

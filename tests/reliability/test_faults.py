@@ -184,6 +184,7 @@ def test_queue_refusing_a_webhook_that_cannot_be_scored_parks_it_or_answers_429(
     sqs = boto3.client("sqs", region_name=REGION)
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="parked-bucket")
+    template_aws.declare("ArtifactBucket", "parked-bucket")  # PARKED_BUCKET is the artifact bucket
     url = sqs.create_queue(QueueName=template_aws.template_name("WritebackQueue"))["QueueUrl"]
     sqs.delete_queue(QueueUrl=url)  # the queue is gone: SendMessage fails
     settings = ScoreSettings(model_uri="", ghl_webhook_secret=WEBHOOK_SECRET,
