@@ -32,11 +32,11 @@ from tests.fixtures.aws import (
     REGION,
     STACK_NAME,
     TemplateResources,
+    declare,
     function_environment,
     installations_table,
     load_template,
     resources,
-    declare,
     role_arn,
     template_name,
 )
