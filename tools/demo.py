@@ -2,7 +2,8 @@
 
 1. generate synthetic leads (training/generate_leads.py),
 2. train the stacked ensemble into .demo/bundle (training/train.py),
-3. promote it into the local model store .demo/store (tools/modelctl.py, the quality gate),
+3. promote it into the local model store .demo/store (tools/modelctl.py; the gate measures it
+   on held-out leads of another generator seed),
 4. score every API request in events/ through the real handler (functions/score/app.py) with
    MODEL_URI=file://.../champion.json, and print a table: contact, score, class, interval and
    the top reasons.
@@ -36,18 +37,23 @@ def run(*args: str) -> None:
 
 def prepare_model(rows: int, seed: int) -> Path:
     leads = DEMO / "leads.csv"
+    held_out = DEMO / "held_out.csv"  # leads the model never trains on: the gate measures it
     bundle = DEMO / "bundle"
     store = DEMO / "store"
     DEMO.mkdir(exist_ok=True)
     if not leads.exists():
         run("training/generate_leads.py", "--rows", str(rows), "--seed", str(seed),
             "--format", "csv", "--output", str(leads))
+    if not held_out.exists():
+        run("training/generate_leads.py", "--rows", str(max(rows // 4, 500)), "--seed",
+            str(seed + 1), "--format", "csv", "--output", str(held_out))
     if not (bundle / "manifest.json").exists():
         run("training/train.py", "--input", str(leads), "--output", str(bundle),
             "--random-seed", str(seed))
     champion = store / "models" / "champion.json"
     if not champion.exists():
-        run("tools/modelctl.py", "--store", str(store), "promote", str(bundle))
+        run("tools/modelctl.py", "--store", str(store), "promote", str(bundle),
+            "--eval", str(held_out))
     return champion
 
 

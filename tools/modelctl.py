@@ -1,13 +1,21 @@
 """Operator commands for the model registry, on a local store or on the S3 bucket.
 
-    python tools/modelctl.py --store .demo/store promote BUNDLE_DIR [--force]
+    python tools/modelctl.py --store .demo/store promote BUNDLE_DIR [--eval FILE] [--force]
     python tools/modelctl.py --store s3://my-bucket list
     python tools/modelctl.py --store file:///abs/store rollback
     python tools/modelctl.py --store .demo/store why-rejected VERSION_OR_JOB
     python tools/modelctl.py --store .demo/store show-champion
 
-The quality gate reads MIN_AUC, MAX_AUC_DROP and MAX_BRIER from the environment (defaults
-0.70, 0.02, 0.20). `--force` skips the gate, never the bundle verification.
+`promote` MEASURES the candidate (leadscore.gate): its model.onnx runs under onnxruntime on
+generated probe leads and on the bundle's reference rows (outputs finite, in [0, 1], inside
+their interval, not constant, parity recomputed), and with `--eval FILE` (a training-format
+CSV or JSON Lines file the model never trained on) on those labelled rows too: AUC (its
+one-sided 95 % lower bound), Brier, log loss against the base rate, calibration, and the
+champion scored on the same rows (DeLong's paired test). The manifest's figures are recorded
+as claims, never decisive. Without --eval the metrics are not measured (the record says so).
+Thresholds from the environment: MIN_AUC, MAX_AUC_DROP, MAX_BRIER, MIN_CONVERSIONS (defaults
+0.70, 0.02, 0.20, 120). `--force` overrides the metric checks, never the bundle verification
+or the output checks.
 Exit codes: 0 done, 1 refused (gate, verification, nothing to roll back, unknown version),
 2 usage error.
 """
@@ -26,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from leadscore import registry  # noqa: E402
 from leadscore.adapters.s3_store import open_store  # noqa: E402
+from leadscore.bundle import MANIFEST_FILE  # noqa: E402
+from leadscore.features import FEATURE_NAMES  # noqa: E402
+from leadscore.registry import gate  # noqa: E402
 from leadscore.settings import PromoteSettings  # noqa: E402
 
 from tools import experiment_commands  # noqa: E402
@@ -47,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     promote = sub.add_parser("promote", help="verify, gate and promote a local bundle directory")
     promote.add_argument("bundle_dir", type=Path)
+    promote.add_argument("--eval", dest="eval_file", type=Path, default=None,
+                         help="labelled rows the bundle never trained on (.csv or .jsonl, the "
+                              "training format): the gate measures AUC, Brier, log loss on them")
     promote.add_argument("--force", action="store_true",
-                         help="promote even if the quality gate fails (never skips verification)")
+                         help="promote even if metric checks fail (never skips verification "
+                              "or the output checks)")
     sub.add_parser("list", help="every version: champion, previous, stored, rejected")
     sub.add_parser("rollback", help="make the previous champion the champion again")
     why = sub.add_parser("why-rejected", help="the recorded reasons a version or job was refused")
@@ -56,6 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("show-champion", help="the current champion record")
     experiment_commands.add_parser(sub)
     return parser
+
+
+def _eval_rows(path: Path, bundle_dir: Path) -> gate.EvalRows:
+    names = None
+    manifest = bundle_dir / MANIFEST_FILE
+    if manifest.is_file():
+        try:
+            names = json.loads(manifest.read_text(encoding="utf-8")).get("feature_names")
+        except ValueError:
+            names = None
+    rows, skipped = gate.read_rows(path.read_bytes(), jsonl=path.suffix.lower() == ".jsonl",
+                                   feature_names=list(names or FEATURE_NAMES), source=str(path))
+    if skipped:
+        print(f"modelctl: {skipped} unreadable rows of {path} skipped", file=sys.stderr)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,9 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             if not args.bundle_dir.is_dir():
                 print(f"modelctl: not a bundle directory: {args.bundle_dir}", file=sys.stderr)
                 return 2
+            rows = None
+            if args.eval_file is not None:
+                try:
+                    rows = _eval_rows(args.eval_file, args.bundle_dir)
+                except (OSError, ValueError) as exc:
+                    print(f"modelctl: cannot read --eval {args.eval_file}: {exc}",
+                          file=sys.stderr)
+                    return 2
             result = registry.promote(
                 args.bundle_dir, store, PromoteSettings.from_env(), force=args.force,
-                source={"bundle_dir": str(args.bundle_dir.resolve())},
+                source={"bundle_dir": str(args.bundle_dir.resolve())}, rows=rows,
             )
             status = ("already-champion" if result.already_champion
                       else "promoted" if result.promoted else "rejected")

@@ -300,7 +300,7 @@ def _library_versions() -> dict[str, str]:
 BUNDLE_FILES = frozenset({
     bundle.MODEL_FILE, bundle.MANIFEST_FILE, bundle.METRICS_FILE, bundle.IMPORTANCE_JSON,
     bundle.IMPORTANCE_TXT, bundle.REPORT_TXT, bundle.REPORT_HTML, bundle.EXPLAINER_FILE,
-    bundle.SCHEMA_FILE,
+    bundle.SCHEMA_FILE, bundle.PARITY_REFERENCE_FILE, bundle.REFERENCE_FILE,
 })
 
 
@@ -720,6 +720,7 @@ def _write_manifest(
     hyperparameters: Mapping[str, Any], inputs: ModelInputs | None = None,
 ) -> dict[str, Any]:
     metrics = held_out.metrics
+    ens_counts = ens.class_counts
     summary = {
         "auc": held_out.ensemble["auc_roc"],
         "brier": held_out.ensemble["brier_score"],
@@ -757,9 +758,15 @@ def _write_manifest(
         "metrics": summary,
         "interval_method": interval_method,
         "hyperparameters": dict(hyperparameters),
+        # after the size-adaptive regularisation (lead_ensemble.ensemble.adapted)
+        "hyperparameters_used": ens.hp.to_dict(),
         "training": {"test_size": cfg.test_size, "random_seed": cfg.random_seed,
                      "input_format": data.input_format, "rows": data.n_rows,
-                     "skip_validation": cfg.skip_validation},
+                     "skip_validation": cfg.skip_validation,
+                     # what the ensemble was fitted on (the gate's MIN_CONVERSIONS reads the
+                     # retrain function's own count when it has one; this is the claim)
+                     "class_counts": {"converted": int(ens_counts[0]),
+                                      "not_converted": int(ens_counts[1])}},
     })
 
 
@@ -784,7 +791,15 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         raise TrainingRefused(str(exc)) from exc
 
     split = _split(data, cfg, inputs.custom)
-    ens = fit_ensemble(split.X_train, split.y_train, hyperparameters)
+    from lead_ensemble.ensemble import EnsembleRefused
+    from leadscore.features import FEATURE_DIRECTIONS
+
+    # Directions come from the feature contract; a team's own columns are unconstrained.
+    directions = [FEATURE_DIRECTIONS.get(n, 0) for n in inputs.names]
+    try:
+        ens = fit_ensemble(split.X_train, split.y_train, hyperparameters, directions=directions)
+    except EnsembleRefused as exc:
+        raise TrainingFailed(f"Not enough signal to train: {exc}") from exc
     clock.mark("fit")
 
     out = cfg.output_dir

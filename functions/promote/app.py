@@ -1,7 +1,9 @@
 """EventBridge "SageMaker Training Job State Change" -> quality gate -> models/champion.json.
 
-Completed: fetch the job's model.tar.gz, unpack it safely under /tmp, and hand the bundle to
-`leadscore.registry.promote` with the S3 store (verify, gate, copy, switch the pointer).
+Completed: fetch the job's model.tar.gz, unpack it safely under /tmp, read the gate part the
+retrain function kept under evaluation/<job>/ (rows the job never saw) and its split record,
+and hand all of it to `leadscore.registry.promote` with the S3 store (verify, MEASURE the
+candidate and the champion on those rows, copy, switch the pointer).
 Failed or Stopped (e.g. MaxRuntimeExceeded): record SageMaker's reason under
 models/rejected/<job>.json and count TrainingJobsFailed (the TrainingJobFailedAlarm).
 A bad bundle is never a crash: it is a rejection with its reasons, the champion untouched.
@@ -10,6 +12,7 @@ AWS errors (throttling, timeouts) do raise, so the asynchronous invocation is re
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,9 @@ from leadscore import registry
 from leadscore.adapters import client
 from leadscore.adapters.s3_store import S3ObjectStore
 from leadscore.adapters.tracing import make_tracer
+from leadscore.bundle import MANIFEST_FILE
+from leadscore.features import FEATURE_NAMES
+from leadscore.registry import gate, retraining
 from leadscore.settings import PromoteSettings
 
 logger = Logger(service="promote")
@@ -70,6 +76,37 @@ def _already_handled(job: str) -> bool:
     )
 
 
+def _gate_inputs(
+    job: str, bundle_dir: Path
+) -> tuple[gate.EvalRows | None, gate.ClassCounts | None, str | None]:
+    """The gate part the retrain function kept for `job`, and its split record's counts.
+
+    (rows, counts, None), or (None, None, reason) when the job has no gate part: a candidate
+    that cannot be measured is not promoted.
+    """
+    record_key = retraining.split_record_key(job)
+    parts = [k for k in store.list(f"{retraining.EVALUATION_PREFIX}{job}/")
+             if k != record_key]
+    if not parts or not store.exists(record_key):
+        return None, None, (f"no gate part under {retraining.EVALUATION_PREFIX}{job}/: the "
+                            "candidate cannot be measured on rows it never saw")
+    part = parts[0]
+    try:
+        record = json.loads(store.get_bytes(record_key))
+        train = record["train"]
+        counts = gate.ClassCounts(int(train["converted"]), int(train["not_converted"]),
+                                  f"counted by the retrain function ({record_key})")
+        names = json.loads((bundle_dir / MANIFEST_FILE).read_text()).get("feature_names")
+        rows, skipped = gate.read_rows(
+            store.get_bytes(part), jsonl=part.endswith(".jsonl"),
+            feature_names=list(names or FEATURE_NAMES), source=part)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return None, None, f"gate part of {job} cannot be read: {type(exc).__name__}: {exc}"
+    if skipped:
+        logger.info("gate rows skipped", extra={"job": job, "skipped": skipped})
+    return rows, counts, None
+
+
 @tracer.capture_method
 def handle_completed(job: str, artifact_uri: str) -> dict[str, Any]:
     details: dict[str, Any] = {"job_name": job, "artifact": artifact_uri}
@@ -101,8 +138,12 @@ def handle_completed(job: str, artifact_uri: str) -> dict[str, Any]:
             )
         except registry.RegistryError as exc:
             return _rejected(job, [str(exc)], {"source": details})
+        rows, counts, missing = _gate_inputs(job, bundle_dir)
+        if missing:
+            return _rejected(job, [missing], {"source": details})
         result = registry.promote(
-            bundle_dir, store, settings, fallback_version=job, source=details
+            bundle_dir, store, settings, fallback_version=job, source=details,
+            rows=rows, counts=counts,
         )
     if not result.promoted:
         logger.warning(

@@ -1,7 +1,7 @@
 """S3 ObjectCreated under training-data/ -> check the head of the file -> SageMaker training job.
 
-Thin: the rules (which keys, which columns, the job request) live in
-`leadscore.registry.retraining`.
+Thin: the rules (which keys, which columns, the job request, the split) live in
+`leadscore.registry.retraining` and `leadscore.registry.split`.
 S3 delivers events at least once; the job name is derived from the object's key and version,
 so a repeated event finds its job already there and starts nothing.
 """
@@ -9,6 +9,7 @@ so a repeated event finds its job already there and starts nothing.
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters import client, error_code
 from leadscore.adapters.tracing import make_tracer
 from leadscore.registry import retraining
+from leadscore.registry.split import SplitResult, split_lines
 from leadscore.settings import RetrainSettings
 
 logger = Logger(service="retrain")
@@ -72,6 +74,27 @@ def _refuse(bucket: str, key: str, version_id: str | None, reasons: list[str]) -
     return {"key": key, "status": "refused", "reasons": reasons}
 
 
+def _split_upload(bucket: str, key: str, version_id: str | None, job: str) -> SplitResult:
+    """Stream the checked object version once into its training and gate parts (S3)."""
+    args: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        args["VersionId"] = version_id
+    s3 = client("s3")
+    body = s3.get_object(**args)["Body"]
+    with tempfile.TemporaryFile() as train, tempfile.TemporaryFile() as gate_part:
+        result = split_lines(body.iter_lines(keepends=True),
+                             csv_format=retraining.part_extension(key) == ".csv",
+                             write_train=train.write, write_gate=gate_part.write)
+        for handle, part_key in ((train, retraining.train_part_key(job, key)),
+                                 (gate_part, retraining.gate_part_key(job, key))):
+            handle.seek(0)
+            s3.upload_fileobj(handle, bucket, part_key)
+    s3.put_object(Bucket=bucket, Key=retraining.split_record_key(job),
+                  Body=json.dumps(result.record(key, version_id), indent=2).encode("utf-8"),
+                  ContentType="application/json")
+    return result
+
+
 @tracer.capture_method
 def handle_upload(
     bucket: str, key: str, version_id: str | None, etag: str | None = None
@@ -97,6 +120,7 @@ def handle_upload(
     )
     if problems:
         return _refuse(bucket, key, version_id, problems)
+    split = _split_upload(bucket, key, version_id, name)
     request = retraining.training_job_request(bucket, key, identity, settings, settings.region)
     try:
         client("sagemaker").create_training_job(**request)
@@ -104,7 +128,9 @@ def handle_upload(
         if error_code(exc) == "ResourceInUse":
             return {"key": key, "status": "duplicate", "job": name}
         raise
-    logger.info("training job started", extra={"job": name, "key": key})
+    logger.info("training job started", extra={"job": name, "key": key,
+                                               "train_rows": split.train.rows,
+                                               "gate_rows": split.gate.rows})
     metrics.add_metric(name="TrainingJobsStarted", unit=MetricUnit.Count, value=1)
     return {"key": key, "status": "started", "job": name}
 

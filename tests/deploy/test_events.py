@@ -415,6 +415,14 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
                 if path.is_file():
                     tar.add(path, arcname=path.name)
         s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        # what the retrain function kept for this job: the gate part and its split record
+        from tests.retraining.conftest import gate_csv
+
+        s3.put_object(Bucket=bucket, Key=f"evaluation/{job}/gate.csv", Body=gate_csv())
+        counts = json.loads((world.bundle / "manifest.json").read_text())["training"][
+            "class_counts"]
+        s3.put_object(Bucket=bucket, Key=f"evaluation/{job}/split.json", Body=json.dumps(
+            {"train": {**counts, "rows": sum(counts.values()), "unlabelled": 0}}).encode())
     answer = world.invoke(fn, event)
     assert isinstance(answer, dict) and answer.get("job") == job
     rejected = [o["Key"] for o in s3.list_objects_v2(
@@ -428,13 +436,19 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
         assert record["training_status"] == detail["TrainingJobStatus"]
         assert answer["status"] == "rejected"
         return
-    # Completed: the shared quality gate, with the thresholds the template sets, decides.
-    from leadscore.registry import quality_gate
+    # Completed: the measuring gate, with the thresholds the template sets, decides.
+    from leadscore.bundle import load_model
+    from leadscore.features import FEATURE_NAMES
+    from leadscore.registry import gate
     from leadscore.settings import PromoteSettings
+
+    from tests.retraining.conftest import gate_csv
 
     settings = PromoteSettings.from_env(template_env(fn, world.params(), world.names()))
     manifest = json.loads((world.bundle / "manifest.json").read_text())
-    failed = quality_gate(manifest["metrics"], None, settings)
+    rows, _ = gate.read_rows(gate_csv(), jsonl=False, feature_names=FEATURE_NAMES, source="t")
+    failed = gate.measure(load_model(world.bundle), world.bundle, settings, rows=rows,
+                          counts=gate.claimed_counts(manifest)).reasons()
     if not failed:
         assert answer["status"] == "promoted", answer
         pointer = json.loads(s3.get_object(Bucket=world.res.bucket,

@@ -15,8 +15,8 @@ from leadscore.scoring.model_store import ModelStore
 
 from tools.lambda_context import lambda_context
 
-from .conftest import BUCKET, GOOD_METRICS, BundleFactory
-from .test_functions import GATE, _completed
+from .conftest import BUCKET, GATE, BundleFactory
+from .test_functions import _completed
 
 
 class Clock:
@@ -35,7 +35,7 @@ def test_scoring_follows_promotions_and_rollback_within_a_minute(
     monkeypatch.setattr(app, "settings", GATE)
     monkeypatch.setattr(app, "store", S3ObjectStore(BUCKET))
     first, second = make_bundle(seed=1), make_bundle(seed=2)
-    weak = make_bundle(seed=3, metrics={**GOOD_METRICS, "auc": 0.55})
+    weak = make_bundle(seed=3, sign=-1.0)  # measured: ranks leads upside down
     assert app.lambda_handler(_completed(aws, "job-1", first), lambda_context())["status"] == (
         "promoted")
 

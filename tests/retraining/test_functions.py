@@ -12,12 +12,10 @@ from leadscore import registry
 from leadscore.adapters.s3_store import S3ObjectStore
 from leadscore.bundle import MODEL_FILE, finalize_bundle
 from leadscore.features import FEATURE_NAMES
-from leadscore.settings import PromoteSettings, RetrainSettings
 
-from tests.fixtures import aws as template_aws
 from tools.lambda_context import lambda_context
 
-from .conftest import BUCKET, GOOD_METRICS, BundleFactory, tar_bundle
+from .conftest import BUCKET, GOOD_METRICS, BundleFactory, put_gate_part, tar_bundle
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 HEADER = ",".join([*FEATURE_NAMES, "converted"])
@@ -30,20 +28,6 @@ def _event(name: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- retrain
-
-
-@pytest.fixture
-def retrain(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from functions.retrain import app
-
-    monkeypatch.setattr(app, "settings", RetrainSettings(
-        artifact_bucket=BUCKET,
-        training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3",
-        training_role_arn=template_aws.role_arn("SageMakerTrainingRole"),
-        region="us-east-1",
-        head_bytes=4096,
-    ))
-    return app
 
 
 def _upload(s3: Any, key: str, body: bytes) -> dict[str, Any]:
@@ -81,8 +65,9 @@ def test_an_upload_starts_exactly_one_job_even_when_delivered_twice(
     from leadscore.adapters import client
 
     job = client("sagemaker").describe_training_job(TrainingJobName=jobs[0])
+    # the channel is the job's own training part of the checked upload, not the upload
     assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == (
-        f"s3://{BUCKET}/training-data/leads 2026.csv"
+        f"s3://{BUCKET}/jobs/{jobs[0]}/input/train.csv"
     )
     assert json.loads(job["HyperParameters"]["sagemaker_program"]) == "train.py"
 
@@ -123,21 +108,12 @@ def test_other_keys_are_ignored(aws: Any, retrain: Any) -> None:
 
 # ----------------------------------------------------------------------------- promote
 
-GATE = PromoteSettings(artifact_bucket=BUCKET, min_auc=0.70, max_auc_drop=0.02, max_brier=0.20)
-
-
-@pytest.fixture
-def promote(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from functions.promote import app
-
-    monkeypatch.setattr(app, "settings", GATE)
-    monkeypatch.setattr(app, "store", S3ObjectStore(BUCKET))
-    return app
-
-
-def _completed(aws: Any, job: str, bundle_dir: Path) -> dict[str, Any]:
+def _completed(aws: Any, job: str, bundle_dir: Path, *, gate_part: bool = True
+               ) -> dict[str, Any]:
     key = f"jobs/{job}/output/model.tar.gz"
     aws.put_object(Bucket=BUCKET, Key=key, Body=tar_bundle(bundle_dir))
+    if gate_part:
+        put_gate_part(aws, job)
     event = _event("sagemaker_job_completed.json")
     event["detail"]["TrainingJobName"] = job
     event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{BUCKET}/{key}"
@@ -195,13 +171,14 @@ def _unloadable(make_bundle: BundleFactory) -> Path:
 
 
 def _below_gate(make_bundle: BundleFactory) -> Path:
-    return make_bundle(seed=6, metrics={**GOOD_METRICS, "auc": 0.61})
+    # ranks leads upside down while its manifest claims the good figures
+    return make_bundle(seed=6, sign=-1.0)
 
 
 @pytest.mark.parametrize(
     ("build", "fragment"),
     [
-        (_below_gate, "below MIN_AUC"),
+        (_below_gate, "auc_lower_bound"),
         (_tampered, "sha256 mismatch"),
         (_unloadable, "does not load"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.bad_models import constant_bundle
 from tools import modelctl
 
-from .conftest import GOOD_METRICS, BundleFactory
+from .conftest import BundleFactory, gate_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +27,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]
 
 @pytest.fixture(autouse=True)
 def _default_gate(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MIN_AUC", "MAX_AUC_DROP", "MAX_BRIER"):
+    for name in ("MIN_AUC", "MAX_AUC_DROP", "MAX_BRIER", "MIN_CONVERSIONS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -41,10 +43,11 @@ def test_operator_workflow(
     code, second, _ = _run(capsys, "--store", store, "promote", str(make_bundle(seed=2)))
     assert code == 0 and second["status"] == "promoted"
 
-    weak = make_bundle(seed=3, metrics={**GOOD_METRICS, "brier": 0.4})
-    code, refused, _ = _run(capsys, "--store", store, "promote", str(weak))
+    weak = make_bundle(seed=3, sign=-1.0)  # ranks leads upside down, claims GOOD_METRICS
+    code, refused, _ = _run(capsys, "--store", store, "promote", str(weak), "--eval",
+                            str(_eval_file(tmp_path)))
     assert code == 1 and refused["status"] == "rejected"
-    assert "above MAX_BRIER" in refused["reasons"][0]
+    assert any(r.startswith("auc_lower_bound") for r in refused["reasons"])
 
     code, why, _ = _run(capsys, "--store", store, "why-rejected", refused["version"])
     assert code == 0 and why["reasons"] == refused["reasons"]
@@ -64,7 +67,8 @@ def test_operator_workflow(
     code, _, err = _run(capsys, "--store", store, "rollback")
     assert code == 1 and "nothing to roll back" in err
 
-    code, forced, _ = _run(capsys, "--store", store, "promote", str(weak), "--force")
+    code, forced, _ = _run(capsys, "--store", store, "promote", str(weak), "--force",
+                           "--eval", str(_eval_file(tmp_path)))
     assert code == 0 and forced["status"] == "promoted"
 
 
@@ -73,8 +77,65 @@ def test_gate_thresholds_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MIN_AUC", "0.9")
+    code, out, _ = _run(capsys, "--store", str(tmp_path / "s"), "promote", str(make_bundle()),
+                        "--eval", str(_eval_file(tmp_path)))
+    assert code == 1 and "< MIN_AUC 0.90" in out["reasons"][0]
+    monkeypatch.setenv("MIN_CONVERSIONS", "2000")  # the bundle says it saw 1,000
+    monkeypatch.setenv("MIN_AUC", "0.7")
     code, out, _ = _run(capsys, "--store", str(tmp_path / "s"), "promote", str(make_bundle()))
-    assert code == 1 and "below MIN_AUC 0.9000" in out["reasons"][0]
+    assert code == 1 and out["reasons"][0].startswith("min_conversions")
+
+
+def _eval_file(tmp_path: Path) -> Path:
+    path = tmp_path / "held_out.csv"
+    if not path.exists():
+        path.write_bytes(gate_csv())
+    return path
+
+
+def _checks(reasons: list[str]) -> set[str]:
+    return {r.split(":", 1)[0] for r in reasons}
+
+
+def test_a_constant_bundle_with_a_lying_manifest_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Every lead 0.99 while the manifest claims AUC 0.999, Brier 0.001, parity 0."""
+    bundle_dir = constant_bundle(tmp_path / "constant", 0.99)
+    store = str(tmp_path / "store")
+    code, out, _ = _run(capsys, "--store", store, "promote", str(bundle_dir), "--eval",
+                        str(_eval_file(tmp_path)))
+    assert code == 1 and out["status"] == "rejected"
+    assert {"scores_not_constant", "auc_lower_bound", "brier",
+            "log_loss_beats_base_rate"} <= _checks(out["reasons"])
+    # without --eval the probe leads catch it, and --force does not help
+    code, out, _ = _run(capsys, "--store", store, "promote", str(bundle_dir), "--force")
+    assert code == 1 and _checks(out["reasons"]) == {"scores_not_constant"}
+    code, _, err = _run(capsys, "--store", store, "show-champion")
+    assert code == 1 and "no champion" in err
+
+
+def test_a_nan_bundle_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bundle_dir = constant_bundle(tmp_path / "nan", math.nan)
+    for extra in ([], ["--eval", str(_eval_file(tmp_path))], ["--force"]):
+        code, out, _ = _run(capsys, "--store", str(tmp_path / "store"), "promote",
+                            str(bundle_dir), *extra)
+        assert code == 1 and "outputs_finite" in _checks(out["reasons"]), out
+
+
+def test_a_genuinely_trained_bundle_is_accepted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, trained_bundle: Path
+) -> None:
+    store = str(tmp_path / "store")
+    code, out, _ = _run(capsys, "--store", store, "promote", str(trained_bundle), "--eval",
+                        str(_eval_file(tmp_path)))
+    assert code == 0 and out["status"] == "promoted", out
+    code, champion, _ = _run(capsys, "--store", store, "show-champion")
+    assert champion["metrics"]["gate_rows"] == 600
+    passed = {c["name"] for c in champion["gate"]["checks"] if c["passed"]}
+    assert {"outputs_finite", "scores_in_unit_interval", "interval_contains_score",
+            "scores_not_constant", "parity_recomputed", "auc_lower_bound", "brier",
+            "log_loss_beats_base_rate", "min_conversions"} <= passed
 
 
 def test_unknown_rejection_and_missing_bundle(

@@ -1,4 +1,4 @@
-"""The model registry on a local store: gate, promote, refuse, roll back, list, archives."""
+"""The model registry on a local store: promote (measured), refuse, roll back, list, archives."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from leadscore import registry
 from leadscore.bundle import MODEL_FILE, finalize_bundle
-from leadscore.registry import LocalObjectStore, quality_gate
+from leadscore.registry import EvalRows, LocalObjectStore
+from leadscore.registry.gate import PARITY_REFERENCE_FILE
 from leadscore.settings import PromoteSettings
 
 from .conftest import GOOD_METRICS, BundleFactory
@@ -19,47 +20,8 @@ from .conftest import GOOD_METRICS, BundleFactory
 SETTINGS = PromoteSettings(min_auc=0.70, max_auc_drop=0.02, max_brier=0.20)
 
 
-# ----------------------------------------------------------------------------- the gate
-
-
-def test_gate_passes_good_metrics_without_champion() -> None:
-    assert quality_gate(GOOD_METRICS, None, SETTINGS) == []
-
-
-@pytest.mark.parametrize(
-    ("change", "fragment"),
-    [
-        ({"auc": 0.65}, "below MIN_AUC"),
-        ({"brier": 0.25}, "above MAX_BRIER"),
-        ({"parity_max_abs_diff": 3e-4}, "parity"),
-        ({"parity_max_abs_diff": None}, "parity"),
-        ({"auc": None}, "AUC is missing"),
-        ({"auc": float("nan")}, "AUC is missing"),
-    ],
-)
-def test_gate_names_each_failed_check(change: dict[str, float | None], fragment: str) -> None:
-    metrics = {**GOOD_METRICS, **change}
-    failed = quality_gate(metrics, None, SETTINGS)
-    assert len(failed) == 1
-    assert fragment in failed[0]
-
-
-def test_gate_compares_with_the_champion() -> None:
-    champion = {"auc": 0.90}
-    assert quality_gate({**GOOD_METRICS, "auc": 0.885}, champion, SETTINGS) == []
-    failed = quality_gate({**GOOD_METRICS, "auc": 0.87}, champion, SETTINGS)
-    assert len(failed) == 1 and "below the champion" in failed[0]
-
-
-def test_gate_lists_every_failure_at_once() -> None:
-    failed = quality_gate({"auc": 0.5, "brier": 0.3}, {"auc": 0.9}, SETTINGS)
-    assert len(failed) == 4  # AUC, drop, Brier, parity missing
-
-
-def test_gate_accepts_original_metric_names() -> None:
-    metrics = {"ensemble_auc_roc": 0.8, "ensemble_brier_score": 0.1,
-               "onnx_parity_max_abs_diff": 1e-6}
-    assert quality_gate(metrics, None, SETTINGS) == []
+# The gate's checks themselves: tests/retraining/test_gate.py (the gate measures the graph;
+# a manifest's figures are only recorded as claims).
 
 
 # ----------------------------------------------------------------------------- the store
@@ -94,10 +56,11 @@ def _clock(hour: int) -> registry.Clock:
 
 
 def test_good_bundle_becomes_champion_files_first(
-    make_bundle: BundleFactory, local_store: LocalObjectStore
+    make_bundle: BundleFactory, local_store: LocalObjectStore, gate_rows: EvalRows
 ) -> None:
     directory = make_bundle(seed=1)
-    result = registry.promote(directory, local_store, SETTINGS, clock=_clock(10))
+    result = registry.promote(directory, local_store, SETTINGS, clock=_clock(10),
+                              rows=gate_rows)
     assert result.promoted, result.reasons
     manifest = json.loads((directory / "manifest.json").read_text())
     champion = registry.get_champion(local_store)
@@ -106,7 +69,9 @@ def test_good_bundle_becomes_champion_files_first(
     assert champion["prefix"] == f"models/{result.version}/"
     assert champion["sha256"] == manifest["sha256"]
     assert champion["promoted_at"] == "2026-02-05T10:00:00Z"
-    assert champion["metrics"]["auc"] == GOOD_METRICS["auc"]
+    assert champion["claimed_metrics"]["auc"] == GOOD_METRICS["auc"]  # recorded as a claim
+    assert champion["metrics"]["gate_rows"] == len(gate_rows.y)  # what was measured
+    assert 0.7 < champion["metrics"]["auc"] != GOOD_METRICS["auc"]
     assert champion["previous"] == []
     for path in directory.iterdir():
         assert local_store.get_bytes(champion["prefix"] + path.name) == path.read_bytes()
@@ -174,25 +139,28 @@ def with_champion(make_bundle: BundleFactory, local_store: LocalObjectStore) -> 
 
 
 def test_below_gate_is_refused_and_champion_kept(
-    make_bundle: BundleFactory, local_store: LocalObjectStore, with_champion: bytes
+    make_bundle: BundleFactory, local_store: LocalObjectStore, with_champion: bytes,
+    gate_rows: EvalRows,
 ) -> None:
-    weak = make_bundle(seed=3, metrics={**GOOD_METRICS, "auc": 0.6})
-    result = registry.promote(weak, local_store, SETTINGS)
-    record = _assert_refused(result, local_store, with_champion, "below MIN_AUC")
-    assert record["metrics"] == {**GOOD_METRICS, "auc": 0.6}
+    weak = make_bundle(seed=3, sign=-1.0)  # ranks leads upside down, claims GOOD_METRICS
+    result = registry.promote(weak, local_store, SETTINGS, rows=gate_rows)
+    record = _assert_refused(result, local_store, with_champion, "auc_lower_bound")
+    assert record["claimed_metrics"] == GOOD_METRICS
+    assert record["metrics"]["auc"] < 0.5
     # nothing of the refused bundle reached models/<version>/
     assert not local_store.list(f"models/{result.version}/")
 
 
-def test_force_skips_the_gate_but_records_it(
-    make_bundle: BundleFactory, local_store: LocalObjectStore, with_champion: bytes
+def test_force_skips_the_metric_checks_but_records_them(
+    make_bundle: BundleFactory, local_store: LocalObjectStore, with_champion: bytes,
+    gate_rows: EvalRows,
 ) -> None:
-    weak = make_bundle(seed=3, metrics={**GOOD_METRICS, "auc": 0.6})
-    result = registry.promote(weak, local_store, SETTINGS, force=True)
+    weak = make_bundle(seed=3, sign=-1.0)
+    result = registry.promote(weak, local_store, SETTINGS, force=True, rows=gate_rows)
     assert result.promoted
     champion = registry.get_champion(local_store)
     assert champion is not None and champion["version"] == result.version
-    assert any("below MIN_AUC" in r for r in champion["forced_past"])
+    assert any(r.startswith("auc_lower_bound") for r in champion["forced_past"])
 
 
 def test_tampered_model_is_refused(
@@ -215,12 +183,14 @@ def test_model_that_does_not_load_is_refused(
     _assert_refused(result, local_store, with_champion, "does not load")
 
 
-def test_missing_parity_is_refused_even_with_force(
+def test_missing_parity_reference_is_refused_even_with_force(
     make_bundle: BundleFactory, local_store: LocalObjectStore
 ) -> None:
-    directory = make_bundle(seed=6, metrics={"auc": 0.9, "brier": 0.1})
+    directory = make_bundle(seed=6)  # its manifest claims parity 2e-7
+    (directory / PARITY_REFERENCE_FILE).unlink()
+    finalize_bundle(directory, {"metrics": GOOD_METRICS})
     result = registry.promote(directory, local_store, SETTINGS, force=True)
-    _assert_refused(result, local_store, None, "parity")
+    _assert_refused(result, local_store, None, "parity_recomputed")
 
 
 def test_broken_bundle_is_recorded_under_its_fallback_name(
@@ -243,12 +213,11 @@ def test_why_rejected_finds_a_record_by_job_name(local_store: LocalObjectStore) 
 
 
 def test_list_versions_reports_each_status(
-    make_bundle: BundleFactory, local_store: LocalObjectStore
+    make_bundle: BundleFactory, local_store: LocalObjectStore, gate_rows: EvalRows
 ) -> None:
     a = registry.promote(make_bundle(seed=1), local_store, SETTINGS)
     b = registry.promote(make_bundle(seed=2), local_store, SETTINGS)
-    c = registry.promote(make_bundle(seed=3, metrics={**GOOD_METRICS, "brier": 0.5}),
-                         local_store, SETTINGS)
+    c = registry.promote(make_bundle(seed=3, sign=-1.0), local_store, SETTINGS, rows=gate_rows)
     rows = {r["version"]: r["status"] for r in registry.list_versions(local_store)}
     assert rows == {b.version: "champion", a.version: "previous", c.version: "rejected"}
 

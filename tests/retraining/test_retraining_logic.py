@@ -169,7 +169,9 @@ def test_training_job_request_is_script_mode() -> None:
     assert decoded["random-seed"] == 42
     channel = request["InputDataConfig"][0]
     assert channel["ChannelName"] == "training"
-    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://bkt/{key}"
+    # the job reads exactly its training part of the checked upload (never the gate part)
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == (
+        f"s3://bkt/{retraining.train_part_key(request['TrainingJobName'], key)}")
     assert channel["DataSource"]["S3DataSource"]["S3DataType"] == "S3Prefix"
     assert request["OutputDataConfig"] == {"S3OutputPath": "s3://bkt/jobs/"}
     assert request["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"

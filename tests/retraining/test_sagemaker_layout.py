@@ -113,7 +113,8 @@ def test_train_py_produces_a_promotable_bundle_in_sagemaker_layout(
     archive.write_bytes(tar_bundle(model_dir))
     bundle_dir = registry.extract_bundle_archive(archive, tmp_path / "unpacked", 50_000_000)
     store = registry.LocalObjectStore(tmp_path / "store")
-    lenient = PromoteSettings(min_auc=0.5, max_auc_drop=1.0, max_brier=0.3)
+    lenient = PromoteSettings(min_auc=0.5, max_auc_drop=1.0, max_brier=0.3,
+                              min_conversions=0)
     result = registry.promote(bundle_dir, store, lenient)
     assert result.promoted, result.reasons
     assert result.version == manifest["model_version"]

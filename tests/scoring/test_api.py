@@ -363,3 +363,28 @@ def test_outputs_are_plain_finite_floats(served: Any, invoke: Any) -> None:
                 walk(v)
 
     walk(body)
+
+
+def test_a_model_answering_nan_is_never_served(
+    install: Any, invoke: Any, tmp_path: Path
+) -> None:
+    """A NaN-output graph (that somehow got installed) answers from the rules, as valid JSON."""
+    from tests.fixtures.bad_models import constant_bundle
+
+    install(f"file://{constant_bundle(tmp_path / 'nan-bundle', math.nan)}")
+
+    def strict(text: str) -> Any:
+        def refuse(name: str) -> Any:
+            raise AssertionError(f"{name} in a response body")
+
+        return json.loads(text, parse_constant=refuse)
+
+    one = invoke(load_event("score_request"))
+    assert one.status == 200
+    body = strict(one.raw["body"])
+    assert body["source"] == "rules" and body["model_version"] == "rules"
+    assert 0.0 <= body["predicted_score"] <= 1.0 and body["confidence_interval"] is None
+    batch = invoke(load_event("score_batch"))
+    assert batch.status == 200
+    results = strict(batch.raw["body"])["results"]
+    assert results and all(r["source"] == "rules" for r in results)

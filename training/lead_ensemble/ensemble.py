@@ -8,41 +8,54 @@ Method
 * Inputs are rounded to float32 before fitting so tree thresholds and branching agree with
   the float32 ONNX graph.
 * Stratified K folds on the training data give (a) the out-of-fold (OOF) logits of every base
-  model, on which the logistic-regression stacker is fitted, and (b) K fold ensembles that
-  give the confidence interval (below).
+  model, on which the stacker is fitted, and (b) K fold ensembles that give the confidence
+  interval (below). The fold trees stop early on 15 % of their own training rows (never on
+  the OOF rows, which would make noise look like signal); the served trees get the folds'
+  mean tree count.
+* Monotone constraints: XGBoost and LightGBM follow the direction the feature contract fixes
+  for a feature (``directions``: +1, -1, 0 = free; ``monotone=0`` switches them off). The MLP
+  is not constrained; `lead_ensemble.checks.wrong_direction_rates` measures the result.
+* Regularisation follows the data size (`adapted`): with fewer than MEDIUM_MINORITY cases of
+  the rarer class the trees learn at half the rate and the MLP's weight penalty rises; below
+  SMALL_MINORITY the trees are depth 2 with stronger L2 and the MLP is penalised harder still.
 * The stacker combines base models in logit space (ARCHITECTURE.md):
-  ``z = b + w_xgb*m_xgb + w_lgb*m_lgb + w_nn*m_nn``, ``score = sigmoid(z)``.
+  ``z = b + w_xgb*m_xgb + w_lgb*m_lgb + w_nn*m_nn``, ``score = sigmoid(z)``, every w >= 0
+  (`fit_nonnegative_logistic`: a negative weight would turn a model's evidence upside down).
   Whether the stacker or the best single base model is served is decided on OOF log loss
   (the stacker's own OOF predictions come from an inner cross-validation over the OOF logits),
   never on the held-out split.
+* No model at all rather than a bad one (`EnsembleRefused`, one line): when fold trees made no
+  split (their interval would be a zero-width lie), or when the served combiner's OOF log loss
+  does not beat the constant base rate's.
 * The base models are refit on the whole training split for serving.
 
 Confidence interval
 -------------------
 Each fold k has its own xgb/lgb/mlp trained on (K-1)/K of the data; combined by the same
 stacker they give ``z_k``. The delete-group jackknife standard error of the logit is
-``se = sqrt((K-1)/K * sum_k (z_k - mean(z))^2)`` and the interval is
-``sigmoid(z -/+ 1.96 * interval_scale * se)``. The jackknife captures the estimator's
-variance, not its bias, so ``interval_scale`` (> 1) is chosen by an experiment on generated
-data (a generator seed different from the tests' and benchmark's) to reach >= 90 % coverage of
-the true probability; see ``INTERVAL_METHOD`` (the model-card text) for the measured figures.
+``se = sqrt((K-1)/K * sum_k (z_k - mean(z))^2)``. The jackknife measures the estimator's
+variance, not its bias, and the bias is not symmetric: tree ensembles shrink high
+probabilities toward the middle (hot leads' true logit was above the served one by 0.2-0.8 in
+the tuning runs, the coldest leads' sometimes below). So the interval is
+``[sigmoid(z - h - down * max(down_from - z, 0)), sigmoid(z + h + up * max(z - up_from, 0))]``
+with ``h = 1.96 * sqrt((scale * se)^2 + floor^2)``; see ``INTERVAL_METHOD`` (the model-card
+text) for how the constants were chosen and what they achieve.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import lightgbm as lgbm
 import numpy as np
 import xgboost as xgb
 from leadscore.bundle import ModelOutputs
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -51,17 +64,17 @@ BASE_MODEL_NAMES: tuple[str, str, str] = ("xgboost", "lightgbm", "neural_network
 INTERVAL_METHOD = (
     "95 % interval for the conversion probability from the K fold ensembles kept from the "
     "out-of-fold stacking (each fold's XGBoost, LightGBM and MLP, trained on (K-1)/K of the "
-    "training rows and combined by the same logistic stacker into a logit z_k). The "
-    "delete-group jackknife standard error of the logit, se = sqrt((K-1)/K * sum_k "
-    "(z_k - mean z)^2), gives sigmoid(z -/+ 1.96 * s * se) around the served logit z. The "
-    "jackknife measures the estimator's variance, not its bias, so s (interval_scale, "
-    "default 1.1) is the smallest value on a 0.1 grid reaching 90 % coverage of the true "
-    "probability on generated leads (generator seed 1234, 8,000 training rows, 2,000 held "
-    "out, default hyperparameters): 88.7 % at s=1.0, 90.6 % at s=1.1 (mean width 0.174), "
-    "92.2 % at s=1.2; checked on seed 99: 90.9 % at s=1.0, 92.9 % at s=1.1 (width 0.179). "
-    "Coverage holds on average over leads, not for every lead: the per-lead jackknife spread "
-    "tracks the actual error only weakly (correlation 0.09 in an earlier measurement), and a "
-    "constant logit band of the same coverage was measured slightly narrower."
+    "training rows and combined by the same stacker into a logit z_k). The delete-group "
+    "jackknife standard error of the logit, se = sqrt((K-1)/K * sum_k (z_k - mean z)^2), "
+    "measures the estimator's variance; a floor (0.2 logit) stands for the bias it cannot see; "
+    "and because tree ensembles shrink extreme probabilities toward the middle, the side "
+    "toward the extreme widens: lo = sigmoid(z - h - 0.5 * max(-2 - z, 0)), hi = sigmoid(z + h "
+    "+ 1.0 * max(z - 0.5, 0)), h = 1.96 * sqrt(se^2 + 0.2^2). The constants (interval_scale, "
+    "interval_floor, interval_skew_up/_from, interval_skew_down/_from) were chosen on generator "
+    "seeds 1234 and 2001 (2,000 / 8,000 / 32,000 training rows, 4,000 held out) as the "
+    "narrowest band reaching 95 % coverage of the true probability overall and 93 % for hot "
+    "leads in every tuning run (mean width 0.21); `make bench` checks them on four other "
+    "seeds (bench/model_quality.py). Coverage holds on average over leads, not for every lead."
 )
 Z95 = 1.959963984540054
 
@@ -113,8 +126,20 @@ class Hyperparameters:
     stacker_c: float = 1.0
     folds: int = 5
     seed: int = 42
-    interval_scale: float = 1.1
+    interval_scale: float = 1.0
+    interval_floor: float = 0.2
+    interval_skew_up: float = 1.0
+    interval_skew_up_from: float = 0.5
+    interval_skew_down: float = 0.5
+    interval_skew_down_from: float = -2.0
     n_jobs: int = 2
+    # Monotone constraints in XGBoost and LightGBM for the features whose direction the
+    # feature contract fixes (FEATURE_DIRECTIONS); 0 switches them off.
+    monotone: bool = True
+    # Regularisation that follows the data size (see `adapted`); 0 keeps every value as given.
+    adaptive: bool = True
+    # Early stopping of the fold trees on their own out-of-fold rows (0 = off).
+    early_stopping_rounds: int = 30
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> Hyperparameters:
@@ -166,11 +191,54 @@ class Hyperparameters:
                 raise HyperparameterError(f"{name} must be in (0, 1]")
         if self.interval_scale <= 0:
             raise HyperparameterError("interval_scale must be > 0")
+        if min(self.interval_floor, self.interval_skew_up, self.interval_skew_down) < 0:
+            raise HyperparameterError("interval_floor and the interval skews must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mlp_hidden"] = list(self.mlp_hidden)
         return d
+
+
+# --------------------------------------------------------------------------- size schedule
+
+# Below SMALL_MINORITY cases of the rarer class the trees are stumps-plus (depth 2), learn
+# slowly and the MLP's weight penalty is strong; below MEDIUM_MINORITY the learning rate is
+# halved. Early stopping on the folds then picks the number of trees (`adapted`).
+SMALL_MINORITY = 300
+MEDIUM_MINORITY = 1500
+
+
+def adapted(hp: Hyperparameters, n_minority: int) -> Hyperparameters:
+    """The hyperparameters actually used for `n_minority` cases of the rarer class.
+
+    Regularisation never gets weaker than given: depths and learning rates are capped, weight
+    penalties and leaf sizes raised. With ``adaptive=0`` the given values are used as they are.
+    """
+    if not hp.adaptive or n_minority >= MEDIUM_MINORITY:
+        return hp
+    if n_minority >= SMALL_MINORITY:
+        return replace(
+            hp,
+            xgb_learning_rate=min(hp.xgb_learning_rate, 0.05),
+            lgb_learning_rate=min(hp.lgb_learning_rate, 0.05),
+            xgb_n_estimators=max(hp.xgb_n_estimators, 200),
+            lgb_n_estimators=max(hp.lgb_n_estimators, 200),
+            mlp_alpha=max(hp.mlp_alpha, 0.3),
+        )
+    return replace(
+        hp,
+        xgb_max_depth=min(hp.xgb_max_depth, 2),
+        lgb_max_depth=min(hp.lgb_max_depth, 2),
+        lgb_num_leaves=min(hp.lgb_num_leaves, 4),
+        xgb_learning_rate=min(hp.xgb_learning_rate, 0.05),
+        lgb_learning_rate=min(hp.lgb_learning_rate, 0.05),
+        xgb_n_estimators=max(hp.xgb_n_estimators, 300),
+        lgb_n_estimators=max(hp.lgb_n_estimators, 300),
+        xgb_reg_lambda=max(hp.xgb_reg_lambda, 5.0),
+        lgb_reg_lambda=max(hp.lgb_reg_lambda, 5.0),
+        mlp_alpha=max(hp.mlp_alpha, 3.0),
+    )
 
 
 # --------------------------------------------------------------------------- base models
@@ -181,9 +249,16 @@ def _as_f32_grid(X: np.ndarray) -> np.ndarray:
     return np.asarray(X, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
-def _make_xgb(hp: Hyperparameters, seed: int) -> xgb.XGBClassifier:
+def _make_xgb(hp: Hyperparameters, seed: int, monotone: tuple[int, ...] | None,
+              n_trees: int | None = None, early_stopping: int | None = None
+              ) -> xgb.XGBClassifier:
+    extra: dict[str, Any] = {}
+    if monotone is not None and any(monotone):
+        extra["monotone_constraints"] = "(" + ",".join(str(int(d)) for d in monotone) + ")"
+    if early_stopping:
+        extra["early_stopping_rounds"] = early_stopping
     return xgb.XGBClassifier(
-        n_estimators=hp.xgb_n_estimators,
+        n_estimators=n_trees or hp.xgb_n_estimators,
         max_depth=hp.xgb_max_depth,
         learning_rate=hp.xgb_learning_rate,
         min_child_weight=hp.xgb_min_child_weight,
@@ -195,12 +270,18 @@ def _make_xgb(hp: Hyperparameters, seed: int) -> xgb.XGBClassifier:
         eval_metric="logloss",
         n_jobs=hp.n_jobs,
         random_state=seed,
+        **extra,
     )
 
 
-def _make_lgb(hp: Hyperparameters, seed: int) -> lgbm.LGBMClassifier:
+def _make_lgb(hp: Hyperparameters, seed: int, monotone: tuple[int, ...] | None,
+              n_trees: int | None = None) -> lgbm.LGBMClassifier:
+    extra: dict[str, Any] = {}
+    if monotone is not None and any(monotone):
+        extra["monotone_constraints"] = [int(d) for d in monotone]
+        extra["monotone_constraints_method"] = "intermediate"
     return lgbm.LGBMClassifier(
-        n_estimators=hp.lgb_n_estimators,
+        n_estimators=n_trees or hp.lgb_n_estimators,
         max_depth=hp.lgb_max_depth,
         num_leaves=hp.lgb_num_leaves,
         learning_rate=hp.lgb_learning_rate,
@@ -213,6 +294,7 @@ def _make_lgb(hp: Hyperparameters, seed: int) -> lgbm.LGBMClassifier:
         n_jobs=hp.n_jobs,
         random_state=seed,
         verbose=-1,
+        **extra,
     )
 
 
@@ -241,6 +323,8 @@ def _make_mlp(hp: Hyperparameters, seed: int) -> Pipeline:
 
 
 def xgb_margin(model: xgb.XGBClassifier, X: np.ndarray) -> np.ndarray:
+    # With early stopping the sklearn wrapper predicts with the best iteration's trees;
+    # lead_ensemble.trees exports the same ones (xgb_tree_count).
     return np.asarray(model.predict(X, output_margin=True), dtype=np.float64).reshape(-1)
 
 
@@ -276,6 +360,24 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
+def xgb_tree_count(model: xgb.XGBClassifier) -> int:
+    """Trees the model predicts with: the best iteration's after early stopping, else all."""
+    best = getattr(model, "best_iteration", None) if _early_stopped(model) else None
+    return int(best) + 1 if best is not None else int(model.get_booster().num_boosted_rounds())
+
+
+def _early_stopped(model: xgb.XGBClassifier) -> bool:
+    try:
+        return bool(model.get_params().get("early_stopping_rounds"))
+    except AttributeError:  # pragma: no cover - not a fitted sklearn wrapper
+        return False
+
+
+def lgb_tree_count(model: lgbm.LGBMClassifier) -> int:
+    best = int(getattr(model, "best_iteration_", 0) or 0)
+    return best if best > 0 else int(model.booster_.num_trees())
+
+
 @dataclass
 class BaseTriple:
     """One xgb + lgb + mlp trained on the same rows."""
@@ -291,12 +393,25 @@ class BaseTriple:
 
 
 def _fit_triple(
-    X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int, timings: dict[str, float]
+    X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int, timings: dict[str, float],
+    monotone: tuple[int, ...] | None, *, valid: tuple[np.ndarray, np.ndarray] | None = None,
+    n_trees: tuple[int, int] | None = None,
 ) -> BaseTriple:
+    """Fit one triple; with `valid`, the trees stop early on those rows (fold models)."""
+    stop = hp.early_stopping_rounds if valid is not None and hp.early_stopping_rounds else None
     t0 = time.perf_counter()
-    m_xgb = _make_xgb(hp, seed).fit(X, y)
+    m_xgb = _make_xgb(hp, seed, monotone, n_trees[0] if n_trees else None, stop)
+    if stop and valid is not None:
+        m_xgb.fit(X, y, eval_set=[valid], verbose=False)
+    else:
+        m_xgb.fit(X, y)
     t1 = time.perf_counter()
-    m_lgb = _make_lgb(hp, seed).fit(X, y)
+    m_lgb = _make_lgb(hp, seed, monotone, n_trees[1] if n_trees else None)
+    if stop and valid is not None:
+        m_lgb.fit(X, y, eval_set=[valid],
+                  callbacks=[lgbm.early_stopping(stop, first_metric_only=True, verbose=False)])
+    else:
+        m_lgb.fit(X, y)
     t2 = time.perf_counter()
     m_mlp = _make_mlp(hp, seed).fit(X, y)
     t3 = time.perf_counter()
@@ -306,7 +421,45 @@ def _fit_triple(
     return BaseTriple(m_xgb, m_lgb, m_mlp)
 
 
+# --------------------------------------------------------------------------- the stacker
+
+
+def fit_nonnegative_logistic(
+    logits: np.ndarray, y: np.ndarray, c: float
+) -> tuple[np.ndarray, float]:
+    """Logistic regression over base logits with every weight >= 0 (intercept free).
+
+    Same objective as scikit-learn's L2 logistic regression (0.5 |w|^2 + C * log loss sum),
+    solved by L-BFGS-B with bounds. A negative weight would turn a base model's evidence
+    upside down, so it is not allowed: a model that does not help gets weight 0.
+    """
+    from scipy.optimize import minimize
+
+    L = np.asarray(logits, dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    k = L.shape[1]
+    rate = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:k], theta[k]
+        z = b + L @ w
+        loss = float(np.sum(np.logaddexp(0.0, z) - t * z))
+        r = sigmoid(z) - t
+        grad = np.concatenate([c * (L.T @ r) + w, [c * float(r.sum())]])
+        return c * loss + 0.5 * float(w @ w), grad
+
+    x0 = np.concatenate([np.full(k, 1.0 / k), [math.log(rate / (1 - rate))]])
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * k + [(None, None)], options={"maxiter": 500})
+    w = np.maximum(np.asarray(res.x[:k], dtype=np.float64), 0.0)
+    return w, float(res.x[k])
+
+
 # --------------------------------------------------------------------------- the ensemble
+
+
+class EnsembleRefused(ValueError):
+    """The data cannot give a model worth serving; the message is one line for a person."""
 
 
 @dataclass
@@ -316,14 +469,16 @@ class FittedEnsemble:
     hp: Hyperparameters
     served: BaseTriple
     folds: list[BaseTriple]
-    weights: np.ndarray  # float64 [3]
+    weights: np.ndarray  # float64 [3], every weight >= 0
     intercept: float
     combiner: str  # "stacker" or "best_base:<name>"
-    stacker: LogisticRegression
     oof_logits: np.ndarray  # [n, 3]
     oof_metrics: dict[str, dict[str, float]]
     training_seconds: dict[str, float]
     interval_scale: float
+    directions: tuple[int, ...] = ()
+    tree_counts: dict[str, Any] = field(default_factory=dict)
+    class_counts: tuple[int, int] = (0, 0)  # (converted, not converted) fitted on
 
     @property
     def xgb(self) -> xgb.XGBClassifier:
@@ -351,11 +506,15 @@ class FittedEnsemble:
         return np.column_stack([self.combine(f.logits(X)) for f in self.folds])
 
     def interval_from(self, z: np.ndarray, z_folds: np.ndarray) -> np.ndarray:
+        """The 95 % interval (INTERVAL_METHOD): jackknife se, a floor, wider toward extremes."""
         k = z_folds.shape[1]
         dev = z_folds - z_folds.mean(axis=1, keepdims=True)
         se = np.sqrt((k - 1) / k * np.sum(dev * dev, axis=1))
-        half = Z95 * self.interval_scale * se
-        return np.column_stack([sigmoid(z - half), sigmoid(z + half)])
+        hp = self.hp
+        half = Z95 * np.sqrt((hp.interval_scale * se) ** 2 + hp.interval_floor ** 2)
+        up = hp.interval_skew_up * np.maximum(z - hp.interval_skew_up_from, 0.0)
+        down = hp.interval_skew_down * np.maximum(hp.interval_skew_down_from - z, 0.0)
+        return np.column_stack([sigmoid(z - half - down), sigmoid(z + half + up)])
 
     def predict_native(self, X: np.ndarray) -> ModelOutputs:
         X = _as_f32_grid(np.atleast_2d(X))
@@ -369,55 +528,133 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(y, s))
 
 
-def fit_ensemble(X: np.ndarray, y: np.ndarray, hp: Hyperparameters | None = None) -> FittedEnsemble:
-    """Fit base models with K-fold OOF logits, the stacker on them, then refit for serving."""
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    return float(log_loss(y, np.clip(p, 1e-12, 1 - 1e-12), labels=[0, 1]))
+
+
+def _splits(model: xgb.XGBClassifier | lgbm.LGBMClassifier) -> int:
+    from lead_ensemble.trees import lgb_trees, xgb_trees
+
+    trees = xgb_trees(model) if isinstance(model, xgb.XGBClassifier) else lgb_trees(model)
+    return int(sum(int(np.sum(~t.is_leaf())) for t in trees))
+
+
+def _check_folds(folds: list[BaseTriple], n_rows: int, n_minority: int) -> None:
+    """Refuse fold models that learned nothing: their interval would be a lie (zero width)."""
+    empty = [f"{name} fold {k + 1}" for k, f in enumerate(folds)
+             for name, model in (("xgboost", f.xgb), ("lightgbm", f.lgb)) if _splits(model) == 0]
+    if empty:
+        raise EnsembleRefused(
+            f"fold models are degenerate ({', '.join(empty[:4])}"
+            f"{', ...' if len(empty) > 4 else ''} made no split): {n_rows} training rows with "
+            f"{n_minority} of the rarer class are too few to learn from"
+        )
+
+
+EARLY_STOPPING_FRACTION = 0.15
+
+
+def _stopping_split(rows: np.ndarray, y: np.ndarray, seed: int, rounds: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to fit on, rows to stop on): a stratified 15 % of a fold's training rows."""
+    if not rounds:
+        return rows, rows[:0]
+    from sklearn.model_selection import train_test_split
+
+    fit_rows, stop_rows = train_test_split(rows, test_size=EARLY_STOPPING_FRACTION,
+                                           random_state=seed, stratify=y[rows])
+    return np.sort(fit_rows), np.sort(stop_rows)
+
+
+def check_signal(combiner: str, served_loss: float, base_rate_loss: float, rate: float,
+                 n_rows: int, n_minority: int) -> None:
+    """Refuse a combiner that does not beat the constant base rate on out-of-fold data."""
+    if not served_loss < base_rate_loss:
+        raise EnsembleRefused(
+            f"no model beats the base rate on out-of-fold data (log loss {served_loss:.4f} "
+            f"for {combiner} vs {base_rate_loss:.4f} for the constant {rate:.3f}); "
+            f"{n_rows} rows with {n_minority} of the rarer class are not enough"
+        )
+
+
+def fit_ensemble(
+    X: np.ndarray,
+    y: np.ndarray,
+    hp: Hyperparameters | None = None,
+    directions: Sequence[int] | None = None,
+) -> FittedEnsemble:
+    """Fit base models with K-fold OOF logits, the stacker on them, then refit for serving.
+
+    `directions` (one of -1, 0, +1 per column) become monotone constraints of the trees when
+    ``hp.monotone``. Raises EnsembleRefused when the data cannot give a trustworthy model:
+    degenerate fold models, or no combiner beating the base rate on out-of-fold data.
+    """
     hp = hp or Hyperparameters()
     hp.validate()
     X = _as_f32_grid(np.asarray(X))
     y = np.asarray(y).astype(np.int64).reshape(-1)
     if X.ndim != 2 or X.shape[0] != y.shape[0]:
         raise ValueError("X must be [n, d] with one label per row")
+    dirs = tuple(int(d) for d in (directions if directions is not None else [0] * X.shape[1]))
+    if len(dirs) != X.shape[1] or any(d not in (-1, 0, 1) for d in dirs):
+        raise ValueError("directions must hold one of -1, 0, 1 per feature column")
+    monotone = dirs if hp.monotone and any(dirs) else None
+    n_pos = int(y.sum())
+    n_minority = min(n_pos, int(y.size) - n_pos)
+    hp = adapted(hp, n_minority)
 
     timings: dict[str, float] = {}
     skf = StratifiedKFold(n_splits=hp.folds, shuffle=True, random_state=hp.seed)
     oof = np.zeros((X.shape[0], 3), dtype=np.float64)
     folds: list[BaseTriple] = []
     for k, (tr, va) in enumerate(skf.split(X, y)):
-        triple = _fit_triple(X[tr], y[tr], hp, hp.seed + 1 + k, timings)
+        # Early stopping watches a slice of the fold's own training rows, never the OOF rows
+        # (stopping on them would make noise look like signal to the checks below).
+        fit_rows, stop_rows = _stopping_split(tr, y, hp.seed + 1 + k, hp.early_stopping_rounds)
+        triple = _fit_triple(X[fit_rows], y[fit_rows], hp, hp.seed + 1 + k, timings, monotone,
+                             valid=(X[stop_rows], y[stop_rows]) if stop_rows.size else None)
         oof[va] = triple.logits(X[va])
         folds.append(triple)
+    _check_folds(folds, int(y.size), n_minority)
 
     t0 = time.perf_counter()
-    stacker = LogisticRegression(C=hp.stacker_c, max_iter=1000)
-    stacker.fit(oof, y)
+    weights_all, intercept_all = fit_nonnegative_logistic(oof, y, hp.stacker_c)
     inner = StratifiedKFold(n_splits=hp.folds, shuffle=True, random_state=hp.seed + 100)
-    stack_oof = cross_val_predict(
-        LogisticRegression(C=hp.stacker_c, max_iter=1000), oof, y, cv=inner,
-        method="predict_proba",
-    )[:, 1]
+    stack_oof = np.zeros(y.size, dtype=np.float64)
+    for tr, va in inner.split(oof, y):
+        w_k, b_k = fit_nonnegative_logistic(oof[tr], y[tr], hp.stacker_c)
+        stack_oof[va] = sigmoid(b_k + oof[va] @ w_k)
     timings["stacker"] = time.perf_counter() - t0
 
+    rate = float(y.mean())
     oof_metrics: dict[str, dict[str, float]] = {}
-    base_losses: dict[str, float] = {}
+    losses: dict[str, float] = {}
     for i, name in enumerate(BASE_MODEL_NAMES):
-        p = sigmoid(oof[:, i])
-        base_losses[name] = float(log_loss(y, np.clip(p, 1e-12, 1 - 1e-12)))
-        oof_metrics[name] = {"auc": _auc(y, oof[:, i]), "log_loss": base_losses[name]}
-    stack_loss = float(log_loss(y, np.clip(stack_oof, 1e-12, 1 - 1e-12)))
+        losses[name] = _log_loss(y, sigmoid(oof[:, i]))
+        oof_metrics[name] = {"auc": _auc(y, oof[:, i]), "log_loss": losses[name]}
+    stack_loss = _log_loss(y, stack_oof)
     oof_metrics["stacker"] = {"auc": _auc(y, stack_oof), "log_loss": stack_loss}
+    base_rate_loss = _log_loss(y, np.full(y.size, rate))
+    oof_metrics["base_rate"] = {"auc": 0.5, "log_loss": base_rate_loss}
 
-    best = min(base_losses, key=lambda n: base_losses[n])
-    if stack_loss <= base_losses[best]:
-        combiner = "stacker"
-        weights = np.asarray(stacker.coef_[0], dtype=np.float64)
-        intercept = float(stacker.intercept_[0])
+    best = min(losses, key=lambda n: losses[n])
+    if stack_loss <= losses[best]:
+        combiner, served_loss = "stacker", stack_loss
+        weights, intercept = weights_all, intercept_all
     else:
-        combiner = f"best_base:{best}"
+        combiner, served_loss = f"best_base:{best}", losses[best]
         weights = np.zeros(3, dtype=np.float64)
         weights[BASE_MODEL_NAMES.index(best)] = 1.0
         intercept = 0.0
+    check_signal(combiner, served_loss, base_rate_loss, rate, int(y.size), n_minority)
 
-    served = _fit_triple(X, y, hp, hp.seed, timings)
+    # The served trees: as many as the folds kept on average (early stopping), never fewer
+    # than one; without early stopping the configured count.
+    counts = {"xgboost": [xgb_tree_count(f.xgb) for f in folds],
+              "lightgbm": [lgb_tree_count(f.lgb) for f in folds]}
+    n_trees = (max(1, round(float(np.mean(counts["xgboost"])))),
+               max(1, round(float(np.mean(counts["lightgbm"])))))
+    served = _fit_triple(X, y, hp, hp.seed, timings, monotone, n_trees=n_trees)
     return FittedEnsemble(
         hp=hp,
         served=served,
@@ -425,9 +662,12 @@ def fit_ensemble(X: np.ndarray, y: np.ndarray, hp: Hyperparameters | None = None
         weights=weights,
         intercept=intercept,
         combiner=combiner,
-        stacker=stacker,
         oof_logits=oof,
         oof_metrics=oof_metrics,
         training_seconds=timings,
         interval_scale=hp.interval_scale,
+        directions=dirs,
+        tree_counts={"folds": counts, "served": {"xgboost": n_trees[0],
+                                                  "lightgbm": n_trees[1]}},
+        class_counts=(n_pos, int(y.size) - n_pos),
     )

@@ -30,6 +30,7 @@ from leadscore.bundle import (
     OUTPUT_INTERVAL,
     OUTPUT_NAMES,
     OUTPUT_SCORE,
+    PARITY_REFERENCE_FILE,
     session_options,
 )
 from onnx import TensorProto, helper, numpy_helper
@@ -40,6 +41,7 @@ from lead_ensemble.trees import Tree, lgb_trees, trees_margin, xgb_trees
 OPSET = 17
 ML_OPSET = 3
 PARITY_TOLERANCE = 1e-5
+PARITY_REFERENCE_ROWS = 256
 
 
 class ParityError(RuntimeError):
@@ -212,9 +214,21 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
                          g.const("ones", np.ones((k, 1)))], "ss")
     se = g.op("Sqrt", [g.op("Mul", [ss, g.const("jk", np.asarray([(k - 1) / k]))], "var")],
               "se")
-    half = g.op("Mul", [se, g.const("zscale", np.asarray([Z95 * ens.interval_scale]))], "half")
-    lo = g.op("Sigmoid", [g.op("Sub", [z, half], "zlo")], "lo")
-    hi = g.op("Sigmoid", [g.op("Add", [z, half], "zhi")], "hi")
+    # h = Z95 * sqrt((s * se)^2 + floor^2); each side widens toward its extreme (ensemble.py)
+    hp = ens.hp
+    scaled = g.op("Mul", [se, g.const("iscale", np.asarray([hp.interval_scale]))], "sse")
+    var_all = g.op("Add", [g.op("Mul", [scaled, scaled], "sse2"),
+                           g.const("floor2", np.asarray([hp.interval_floor ** 2]))], "var_all")
+    half = g.op("Mul", [g.op("Sqrt", [var_all], "sd_all"), g.const("z95", np.asarray([Z95]))],
+                "half")
+    up = g.op("Mul", [g.op("Relu", [g.op("Sub", [z, g.const("up_from", np.asarray(
+        [hp.interval_skew_up_from]))], "z_up")], "z_up_pos"),
+        g.const("up_k", np.asarray([hp.interval_skew_up]))], "skew_up")
+    down = g.op("Mul", [g.op("Relu", [g.op("Sub", [g.const("down_from", np.asarray(
+        [hp.interval_skew_down_from])), z], "z_down")], "z_down_pos"),
+        g.const("down_k", np.asarray([hp.interval_skew_down]))], "skew_down")
+    lo = g.op("Sigmoid", [g.op("Sub", [g.op("Sub", [z, half], "zlo0"), down], "zlo")], "lo")
+    hi = g.op("Sigmoid", [g.op("Add", [g.op("Add", [z, half], "zhi0"), up], "zhi")], "hi")
     g.op("Cast", [g.op("Concat", [lo, hi], "iv", axis=1)], "interval", out=OUTPUT_INTERVAL,
          to=TensorProto.FLOAT)
 
@@ -343,6 +357,12 @@ def export_bundle_model(
     if gap > 1e-4:
         raise ParityError(f"explainer logit differs from the ensemble by {gap:.3g}")
     np.savez(out / EXPLAINER_FILE, allow_pickle=False, **payload)
+    # The native models' own predictions on (up to) PARITY_REFERENCE_ROWS held-out rows: the
+    # promote gate re-runs model.onnx on them and recomputes parity instead of trusting a figure.
+    ref_rows = min(PARITY_REFERENCE_ROWS, X32.shape[0])
+    np.savez(out / PARITY_REFERENCE_FILE, allow_pickle=False,
+             features=X32[:ref_rows], score=native.score[:ref_rows],
+             base_scores=native.base_scores[:ref_rows], interval=native.interval[:ref_rows])
 
     baseline_score = float(sess.run([OUTPUT_SCORE], {INPUT_NAME: base32})[0][0])
     return {

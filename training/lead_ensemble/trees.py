@@ -65,7 +65,13 @@ class Tree:
 
 def xgb_trees(model: xgb.XGBClassifier) -> list[Tree]:
     """Trees of a fitted binary XGBoost model (exact float32 thresholds from its JSON)."""
-    raw = json.loads(model.get_booster().save_raw("json"))
+    from lead_ensemble.ensemble import xgb_tree_count
+
+    booster = model.get_booster()
+    count = xgb_tree_count(model)
+    if count < booster.num_boosted_rounds():  # early stopping: the trees predict() uses
+        booster = booster[:count]
+    raw = json.loads(booster.save_raw("json"))
     trees: list[Tree] = []
     for t in raw["learner"]["gradient_booster"]["model"]["trees"]:
         left = np.asarray(t["left_children"], dtype=np.int64)
@@ -117,7 +123,9 @@ def _lgb_visit(node: dict[str, Any], cols: dict[str, list[Any]]) -> int:
 
 def lgb_trees(model: lgbm.LGBMClassifier) -> list[Tree]:
     """Trees of a fitted binary LightGBM model, thresholds normalised to float32 "<"."""
-    dump = model.booster_.dump_model()
+    from lead_ensemble.ensemble import lgb_tree_count
+
+    dump = model.booster_.dump_model(num_iteration=lgb_tree_count(model))
     trees: list[Tree] = []
     for info in dump["tree_info"]:
         cols: dict[str, list[Any]] = {k: [] for k in ("f", "t", "l", "r", "d", "v")}

@@ -30,6 +30,8 @@ EXPLAINER_FILE = "explainer.npz"
 # The training data's distributions, for drift monitoring (leadscore.monitoring.reference).
 REFERENCE_FILE = "reference.json"
 SCHEMA_FILE = "schema.json"  # custom-schema bundles only (leadscore.columns.schema)
+# The native models' predictions on held-out rows; the promote gate recomputes parity from it.
+PARITY_REFERENCE_FILE = "parity_reference.npz"
 
 INPUT_NAME = "features"
 OUTPUT_SCORE = "score"

@@ -263,6 +263,9 @@ class PromoteSettings:
     max_artifact_bytes: int = 256 * 1024 * 1024  # model.tar.gz, and what it unpacks to
     max_archive_members: int = 200  # entries in model.tar.gz (a bundle has about ten)
     max_archive_member_bytes: int = 256 * 1024 * 1024  # one unpacked file
+    # Conversions AND non-conversions the training rows must hold (Salesforce Einstein asks
+    # for 120 of each); `modelctl promote --force` overrides it.
+    min_conversions: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PromoteSettings:
@@ -275,6 +278,7 @@ class PromoteSettings:
             max_artifact_bytes=_int(env, "MAX_ARTIFACT_BYTES", 256 * 1024 * 1024),
             max_archive_members=_int(env, "MAX_ARCHIVE_MEMBERS", 200),
             max_archive_member_bytes=_int(env, "MAX_ARCHIVE_MEMBER_BYTES", 256 * 1024 * 1024),
+            min_conversions=_int(env, "MIN_CONVERSIONS", 120),
         )
 
 

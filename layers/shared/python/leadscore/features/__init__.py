@@ -10,6 +10,7 @@ submodule that owns a name.
 """
 
 from leadscore.features.contract import (
+    FEATURE_DIRECTIONS,
     FEATURE_INDEX,
     FEATURE_NAMES,
     N_FEATURES,
@@ -27,6 +28,7 @@ from leadscore.features.nested import extract_features, extract_many
 from leadscore.features.vector import parse_feature_vector
 
 __all__ = [
+    "FEATURE_DIRECTIONS",
     "FEATURE_INDEX",
     "FEATURE_NAMES",
     "FLAT_FIELDS",

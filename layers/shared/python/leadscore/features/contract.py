@@ -38,6 +38,31 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
 N_FEATURES: Final[int] = 20
 FEATURE_INDEX: Final[Mapping[str, int]] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 assert len(FEATURE_NAMES) == N_FEATURES
+# The direction the domain fixes for each feature (docs/FEATURES.md): +1 a higher value never
+# lowers the conversion probability, -1 never raises it, 0 the domain does not say. Training
+# turns them into monotone constraints of the trees; rules.py follows the same signs.
+FEATURE_DIRECTIONS: Final[Mapping[str, int]] = {
+    "psychological_commitment_score": 1,
+    "urgency_score": 1,
+    "motivation_intensity": 1,
+    "negotiation_flexibility": 1,
+    "communication_engagement": 1,
+    "list_price_ratio": -1,  # asking more than the market value
+    "price_reduction_history": 1,  # price drops: a seller under pressure
+    "days_on_market_ratio": -1,  # far longer on the market than the area's average: stale
+    "price_competitiveness": 1,
+    "overpricing_penalty": -1,
+    "inventory_pressure": 1,  # fewer months of inventory: a sellers' market
+    "absorption_rate": 1,
+    "price_trend_momentum": 1,
+    "seasonal_factor": 1,
+    "property_appeal_score": 1,
+    "condition_score": 1,
+    "location_desirability": 1,
+    "comp_count_confidence": 0,  # how much we know about comparables, not which way it points
+    "comp_price_variance": 0,
+    "comp_market_time": 1,  # comparables that sell fast
+}
 
 SECTIONS: Final[tuple[str, ...]] = (
     "property_data",

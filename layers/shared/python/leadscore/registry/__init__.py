@@ -1,7 +1,8 @@
 """The model registry and retraining: which bundle serves, which were refused, how new ones come.
 
 - `store`: the object-store protocol and the local-directory store (S3: `adapters.s3_store`);
-- `gate`: the quality gate (metrics in, failed checks out);
+- `gate`: the measuring quality gate (the candidate's graph run on rows it never saw);
+- `split`: an upload split into the job's training part and the gate's part;
 - `promotion`: promote, reject, roll back, list, why-rejected over a store;
 - `archive`: safe unpacking of a SageMaker ``model.tar.gz``;
 - `retraining`: training uploads checked, named and turned into a SageMaker job request.
@@ -11,7 +12,7 @@ The names below are the registry's public API (``from leadscore import registry`
 """
 
 from leadscore.registry.archive import MAX_ARCHIVE_MEMBERS, extract_bundle_archive
-from leadscore.registry.gate import MAX_PARITY_ABS_DIFF, quality_gate
+from leadscore.registry.gate import MAX_PARITY_ABS_DIFF, ClassCounts, EvalRows
 from leadscore.registry.promotion import (
     CHAMPION_KEY,
     MAX_HISTORY,
@@ -42,8 +43,10 @@ __all__ = [
     "MAX_PARITY_ABS_DIFF",
     "MODELS_PREFIX",
     "REJECTED_PREFIX",
+    "ClassCounts",
     "Clock",
     "ConcurrentUpdate",
+    "EvalRows",
     "LocalObjectStore",
     "ObjectNotFound",
     "ObjectStore",
@@ -53,7 +56,6 @@ __all__ = [
     "get_champion",
     "list_versions",
     "promote",
-    "quality_gate",
     "reject",
     "rollback",
     "verify_candidate",

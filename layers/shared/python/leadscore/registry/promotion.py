@@ -22,8 +22,10 @@ never overwrite each other; the loser re-reads the pointer and decides (and gate
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,16 +37,12 @@ from leadscore.bundle import (
     METRICS_FILE,
     MODEL_FILE,
     BundleError,
+    LoadedModel,
     load_model,
     verify_bundle,
 )
-from leadscore.registry.gate import (
-    auc_of,
-    brier_of,
-    metric_value,
-    parity_of,
-    quality_gate,
-)
+from leadscore.registry import gate
+from leadscore.registry.gate import auc_of, brier_of, metric_value, parity_of
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
 
@@ -129,6 +127,22 @@ def _content_type(name: str) -> str:
     return "application/octet-stream"
 
 
+def _jsonable(value: Any) -> Any:
+    """NaN/inf become null (records must be valid JSON); numpy scalars plain numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) or hasattr(value, "item"):
+        number = value.item() if hasattr(value, "item") else value
+        if isinstance(number, float) and not math.isfinite(number):
+            return None
+        return number
+    return str(value)
+
+
 def get_champion(store: ObjectStore) -> dict[str, Any] | None:
     """The champion record, or None when nothing was ever promoted."""
     return _read_json(store, CHAMPION_KEY)
@@ -189,17 +203,62 @@ def why_rejected(version: str, store: ObjectStore) -> dict[str, Any]:
 
 def verify_candidate(bundle_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
     """(manifest or None, problems): files, sha256, feature names, loads in onnxruntime."""
+    manifest, _, problems = _open_candidate(bundle_dir)
+    return manifest, problems
+
+
+def _open_candidate(
+    bundle_dir: Path,
+) -> tuple[dict[str, Any] | None, LoadedModel | None, list[str]]:
     try:
         manifest = dict(verify_bundle(bundle_dir))
     except BundleError as exc:
-        return None, [f"bundle verification failed: {exc}"]
+        return None, None, [f"bundle verification failed: {exc}"]
     except (OSError, ValueError) as exc:
-        return None, [f"bundle verification failed: {type(exc).__name__}: {exc}"]
+        return None, None, [f"bundle verification failed: {type(exc).__name__}: {exc}"]
     try:
-        load_model(bundle_dir)
+        model = load_model(bundle_dir)
     except Exception as exc:
-        return manifest, [f"model.onnx does not load in onnxruntime: {type(exc).__name__}: {exc}"]
-    return manifest, []
+        return manifest, None, [
+            f"model.onnx does not load in onnxruntime: {type(exc).__name__}: {exc}"]
+    return manifest, model, []
+
+
+def _fetch_bundle(store: ObjectStore, prefix: str, dest: Path) -> Path:
+    """Copy the bundle stored under `prefix` into `dest` (its manifest names every file)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest_raw = store.get_bytes(prefix + MANIFEST_FILE)
+    manifest = _json_object(prefix + MANIFEST_FILE, manifest_raw)
+    names = {MODEL_FILE, *(manifest.get("files") or {})}
+    for name in sorted(names):
+        _check_name(name)
+        (dest / name).write_bytes(store.get_bytes(prefix + name))
+    (dest / MANIFEST_FILE).write_bytes(manifest_raw)
+    return dest
+
+
+def _load_champion(store: ObjectStore, champion: Mapping[str, Any], work: Path
+                   ) -> LoadedModel | str:
+    """The champion's model, to score on the same rows; a sentence when it cannot be had."""
+    version = str(champion.get("version") or "")
+    prefix = str(champion.get("prefix") or f"{MODELS_PREFIX}{version}/")
+    try:
+        return load_model(_fetch_bundle(store, prefix, work / f"champion-{_check_name(version)}"))
+    except (ObjectNotFound, BundleError, RegistryError, OSError, ValueError) as exc:
+        return f"champion {version} cannot be loaded: {type(exc).__name__}: {exc}"
+
+
+def _measured_summary(report: gate.GateReport) -> dict[str, Any]:
+    """The figures the gate measured, in the champion record's `metrics`."""
+    keys = ("auc", "auc_lower_bound_95", "auc_se", "brier", "log_loss", "base_rate_log_loss",
+            "gate_rows", "gate_converted", "evaluation_source")
+    out = {k: report.measured[k] for k in keys if k in report.measured}
+    parity = next((c for c in report.checks if c.name == "parity_recomputed"), None)
+    if parity is not None:
+        out["parity_check"] = parity.detail
+    if not out.get("gate_rows"):
+        out["note"] = "metrics not measured: no evaluation rows were given"
+    return out
 
 
 def promote(
@@ -211,70 +270,94 @@ def promote(
     fallback_version: str | None = None,
     source: Mapping[str, Any] | None = None,
     clock: Clock = _utcnow,
+    rows: gate.EvalRows | None = None,
+    counts: gate.ClassCounts | None = None,
 ) -> PromotionResult:
-    """Verify, gate, copy to models/<version>/, then switch champion.json in one put.
+    """Verify, MEASURE (leadscore.gate), copy to models/<version>/, then switch champion.json.
 
-    A refusal is recorded under models/rejected/ and leaves the champion untouched.
-    `force` skips the quality gate only, never verification. `fallback_version` names the
-    rejection record when the bundle is too broken to say its own version.
+    `rows`: labelled rows the candidate never trained on (the gate part of the upload, or
+    `modelctl promote --eval FILE`); the champion is scored on the same rows. `counts`: the
+    training class counts as counted by the retrain function (without them, the manifest's
+    claim is used and the record says so). The manifest's own metrics are recorded as
+    `claimed_metrics`, never decisive. A refusal is recorded under models/rejected/ and leaves
+    the champion untouched. `force` overrides the metric checks only, never verification or
+    the output checks (finite, in [0, 1], interval, not constant, recomputed parity).
     """
     bundle = Path(bundle_dir)
     fallback = fallback_version or bundle.name or "unknown"
     details: dict[str, Any] = {"source": dict(source)} if source else {}
-    manifest, problems = verify_candidate(bundle)
+    manifest, candidate, problems = _open_candidate(bundle)
     version = str(manifest.get("model_version", "")) if manifest else ""
     if manifest is not None and not _NAME_RE.match(version):
         problems.append(f"manifest model_version {version!r} is not a valid version name")
         version = ""
     version = version or fallback
-    metrics = _summary_metrics(bundle, manifest) if manifest is not None else {}
-    if manifest is not None and parity_of(metrics) is None:
-        problems.append("ONNX parity figure (parity_max_abs_diff) is missing from the bundle")
-    if problems:
-        record = reject(version, problems, store, details={**details, "metrics": metrics},
-                        clock=clock)
+    claimed = _summary_metrics(bundle, manifest) if manifest is not None else {}
+    if problems or candidate is None or manifest is None:
+        record = reject(version, problems, store,
+                        details={**details, "claimed_metrics": _jsonable(claimed)}, clock=clock)
         return PromotionResult(False, version, list(record["reasons"]))
-    assert manifest is not None
+    counts = counts or gate.claimed_counts(manifest)
 
     prefix = f"{MODELS_PREFIX}{version}/"
     copied = False
-    for _ in range(POINTER_ATTEMPTS):
-        champion, tag = _champion_tagged(store)
-        if champion is not None and champion.get("version") == version:
-            return PromotionResult(True, version, [], champion, already_champion=True)
-        failed = quality_gate(metrics, champion.get("metrics") if champion else None, settings)
-        if failed and not force:
-            record = reject(version, failed, store, details={**details, "metrics": metrics},
-                            clock=clock)
-            return PromotionResult(False, version, list(record["reasons"]))
-        if not copied:
-            # Exactly the verified files (verify_bundle checked each name and sha256),
-            # pointer last.
-            names = sorted({MODEL_FILE, *(manifest.get("files") or {})})
-            for name in [*names, MANIFEST_FILE]:
-                store.put_bytes(prefix + name, (bundle / name).read_bytes(), _content_type(name))
-            copied = True
-        record = {
-            "version": version,
-            "prefix": prefix,
-            "sha256": manifest.get("sha256"),
-            "promoted_at": _iso(clock()),
-            "metrics": metrics,
-        }
-        if details:
-            record.update(details)
-        if failed:
-            record["forced_past"] = failed
-        history: list[dict[str, Any]] = []
-        if champion is not None:
-            earlier = [dict(p) for p in champion.get("previous", []) if isinstance(p, dict)]
-            history = [{k: v for k, v in champion.items() if k != "previous"}, *earlier]
-        record["previous"] = [h for h in history if h.get("version") != version][:MAX_HISTORY]
-        try:
-            store.replace_if(CHAMPION_KEY, _json_bytes(record), "application/json", tag)
-        except ConcurrentUpdate:
-            continue
-        return PromotionResult(True, version, [], record)
+    champions: dict[str, LoadedModel | str] = {}
+    with tempfile.TemporaryDirectory(prefix="champion-") as work:
+        for _ in range(POINTER_ATTEMPTS):
+            champion, tag = _champion_tagged(store)
+            if champion is not None and champion.get("version") == version:
+                return PromotionResult(True, version, [], champion, already_champion=True)
+            champion_model: LoadedModel | None = None
+            if champion is not None and rows is not None:
+                key = str(champion.get("version"))
+                if key not in champions:
+                    champions[key] = _load_champion(store, champion, Path(work))
+                loaded = champions[key]
+                champion_model = loaded if isinstance(loaded, LoadedModel) else None
+            report = gate.measure(candidate, bundle, settings, rows=rows,
+                                  champion=champion_model, counts=counts)
+            measured = _jsonable(_measured_summary(report))
+            gate_record = _jsonable(report.summary())
+            failed = report.reasons(force=force)
+            if failed:
+                record = reject(version, failed, store, details={
+                    **details, "metrics": measured, "claimed_metrics": _jsonable(claimed),
+                    "gate": gate_record}, clock=clock)
+                return PromotionResult(False, version, list(record["reasons"]))
+            if not copied:
+                # Exactly the verified files (verify_bundle checked each name and sha256),
+                # pointer last.
+                names = sorted({MODEL_FILE, *(manifest.get("files") or {})})
+                for name in [*names, MANIFEST_FILE]:
+                    store.put_bytes(prefix + name, (bundle / name).read_bytes(),
+                                    _content_type(name))
+                copied = True
+            record = {
+                "version": version,
+                "prefix": prefix,
+                "sha256": manifest.get("sha256"),
+                "promoted_at": _iso(clock()),
+                "metrics": measured,
+                "claimed_metrics": _jsonable(claimed),
+                "gate": gate_record,
+            }
+            if details:
+                record.update(details)
+            overridden = report.overridden()
+            if overridden:
+                record["forced_past"] = overridden
+            history: list[dict[str, Any]] = []
+            if champion is not None:
+                earlier = [dict(p) for p in champion.get("previous", []) if isinstance(p, dict)]
+                history = [{k: v for k, v in champion.items() if k not in ("previous", "gate")},
+                           *earlier]
+            record["previous"] = [h for h in history
+                                  if h.get("version") != version][:MAX_HISTORY]
+            try:
+                store.replace_if(CHAMPION_KEY, _json_bytes(record), "application/json", tag)
+            except ConcurrentUpdate:
+                continue
+            return PromotionResult(True, version, [], record)
     raise RegistryError(
         f"could not switch {CHAMPION_KEY}: it kept changing under {POINTER_ATTEMPTS} attempts"
     )

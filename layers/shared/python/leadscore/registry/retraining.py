@@ -37,6 +37,12 @@ TRAINING_EXTENSIONS = (".csv", ".jsonl")
 TARGET_COLUMN = "converted"
 OPTIONAL_COLUMNS = ("contact_id", "true_probability")
 CHANNEL_NAME = "training"
+# The checked upload is split before a job starts (leadscore.split): the job's channel is its
+# training part alone, under a prefix of its own; the gate part lives under evaluation/<job>/,
+# which no training job can read (template.yaml: the SageMaker role reads jobs/*/input/ only).
+JOB_INPUT_PREFIX = "jobs/"
+EVALUATION_PREFIX = "evaluation/"
+SPLIT_RECORD = "split.json"
 JOB_NAME_PREFIX = "leadscore-"
 SOURCE_KEY_TAG = "leadscore:source-key"
 SOURCE_VERSION_TAG = "leadscore:source-version"
@@ -266,6 +272,24 @@ def custom_target(settings: RetrainSettings) -> str | None:
     return str(value) if value else None
 
 
+def part_extension(key: str) -> str:
+    return ".jsonl" if key.lower().endswith(".jsonl") else ".csv"
+
+
+def train_part_key(job: str, key: str) -> str:
+    """The one object the job's channel holds: jobs/<job>/input/train.<ext>."""
+    return f"{JOB_INPUT_PREFIX}{job}/input/train{part_extension(key)}"
+
+
+def gate_part_key(job: str, key: str) -> str:
+    """The rows the job never sees; the promote function measures the candidate on them."""
+    return f"{EVALUATION_PREFIX}{job}/gate{part_extension(key)}"
+
+
+def split_record_key(job: str) -> str:
+    return f"{EVALUATION_PREFIX}{job}/{SPLIT_RECORD}"
+
+
 def rejection_record(
     key: str, version_id: str | None, reasons: list[str], rejected_at: str
 ) -> dict[str, Any]:
@@ -302,6 +326,7 @@ def training_job_request(
 ) -> dict[str, Any]:
     """The CreateTrainingJob arguments (boto3 names) for one uploaded object version."""
     name = job_name(key, version_id)
+    channel_key = train_part_key(name, key)
     user = {**DEFAULT_HYPERPARAMETERS}
     user.update({k: _decode_setting(v) for k, v in settings.training_hyperparameters.items()})
     hyperparameters = encode_hyperparameters(
@@ -334,9 +359,10 @@ def training_job_request(
                 "ChannelName": CHANNEL_NAME,
                 "DataSource": {
                     "S3DataSource": {
-                        # The exact key as an S3Prefix: the channel holds this one object.
+                        # The training part's exact key as an S3Prefix: the channel holds
+                        # this one object, never the gate part.
                         "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{bucket}/{key}",
+                        "S3Uri": f"s3://{bucket}/{channel_key}",
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },

@@ -4,17 +4,20 @@ It is the response's ``composite_score`` for every lead, and the probability its
 (`rules_probability`, ``source="rules"``) when no model can be used.
 
 ``composite = 100 × Σ weight[f] × signal[f]``, rounded to 1 decimal, where ``signal[f]`` is the
-feature value, except for the two features where a *higher* value is a *worse* sign, which
-enter as ``1 − value`` (`INVERTED`):
+feature value, except for the features whose direction in the feature contract
+(`leadscore.features.FEATURE_DIRECTIONS`, the same signs the model's monotone constraints use)
+is −1: a *higher* value is a *worse* sign, so they enter as ``1 − value`` (`INVERTED`):
 
 - ``overpricing_penalty`` — asking more than the market value;
-- ``list_price_ratio`` — list price high relative to market value (0.5 at r = 1).
+- ``list_price_ratio`` — list price high relative to market value (0.5 at r = 1);
+- ``days_on_market_ratio`` — far longer on the market than the area's average: a stale listing.
 
 Every other feature is oriented so that higher means a more likely conversion: commitment,
-urgency, motivation, flexibility and engagement; price drops and a long time on market
-(a seller under pressure); a price in line with comparables; a tight, absorbing, rising,
-in-season market; an appealing, well-kept, well-located property; and comparables that are
-many, consistent and quick to sell.
+urgency, motivation, flexibility and engagement; price drops (a seller under pressure); a
+price in line with comparables; a tight, absorbing, rising, in-season market; an appealing,
+well-kept, well-located property; and comparables that are quick to sell. The two features
+whose direction the domain does not fix (comparable count and price consistency, direction 0)
+enter upward with small weights: they say how much the pricing signals can be trusted.
 
 Weights (sum 1): the seller's psychology and engagement carry 55 %, pricing 21 %,
 the market 11 %, the property 9 %, comparables 4 %.
@@ -28,11 +31,11 @@ the market 11 %, the property 9 %, comparables 4 %.
 | communication_engagement | 0.12 | | property_appeal_score | 0.03 |
 | list_price_ratio (1 − v) | 0.04 | | condition_score | 0.03 |
 | price_reduction_history | 0.04 | | location_desirability | 0.03 |
-| days_on_market_ratio | 0.03 | | comp_count_confidence | 0.02 |
+| days_on_market_ratio (1 − v) | 0.03 | | comp_count_confidence | 0.02 |
 | price_competitiveness | 0.05 | | comp_price_variance | 0.01 |
 | overpricing_penalty (1 − v) | 0.05 | | comp_market_time | 0.01 |
 
-Monotonic by construction: raising a feature never lowers the score, except for the two
+Monotonic by construction: raising a feature never lowers the score, except for the
 inverted ones, where raising it never raises the score.
 """
 
@@ -43,7 +46,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from leadscore.features.contract import FEATURE_NAMES, N_FEATURES
+from leadscore.features.contract import FEATURE_DIRECTIONS, FEATURE_NAMES, N_FEATURES
 
 RULE_WEIGHTS: Final[Mapping[str, float]] = {
     "psychological_commitment_score": 0.14,
@@ -67,7 +70,9 @@ RULE_WEIGHTS: Final[Mapping[str, float]] = {
     "comp_price_variance": 0.01,
     "comp_market_time": 0.01,
 }
-INVERTED: Final[frozenset[str]] = frozenset({"overpricing_penalty", "list_price_ratio"})
+INVERTED: Final[frozenset[str]] = frozenset(
+    name for name, direction in FEATURE_DIRECTIONS.items() if direction < 0
+)
 
 _WEIGHTS = np.array([RULE_WEIGHTS[name] for name in FEATURE_NAMES], dtype=np.float64)
 _SIGN = np.array([-1.0 if name in INVERTED else 1.0 for name in FEATURE_NAMES])

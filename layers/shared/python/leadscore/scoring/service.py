@@ -43,8 +43,10 @@ score is defined on the real-estate features only).
 factor lists are ``[]`` and ``explained`` is ``false`` (so ``{}`` is never mistaken for "no
 feature mattered").
 
-Rules fallback (no usable model)
---------------------------------
+Rules fallback (no usable model, or a model answer that is not a number)
+--------------------------------------------------------------------------
+A model whose score, base scores or interval for a lead is NaN, infinite or outside [0, 1]
+does not answer for that lead: the rules do, exactly as when no model is loaded.
 ``source: "rules"``, ``model_version: "rules"``, ``predicted_score`` = the rules probability
 (``composite_score / 100``), class and ``should_prioritize`` from it. Nothing model-based is
 invented: ``confidence_interval``, ``model_agreement``, ``base_scores`` and
@@ -311,7 +313,8 @@ class ScoringService:
         out = model.predict(lead.x32.reshape(1, -1))
         result = self._model_score(model, lead, out.score[0], out.base_scores[0],
                                    out.interval[0], explain)
-        self._cache_put(key, result)
+        if result["source"] != "rules":
+            self._cache_put(key, result)
         return result
 
     def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> BatchAnswer:
@@ -358,7 +361,8 @@ class ScoringService:
                     model, parsed[slot][1], out.score[row], out.base_scores[row],
                     out.interval[row], explain,
                 )
-                self._cache_put(keys[slot], result)
+                if result["source"] != "rules":
+                    self._cache_put(keys[slot], result)
                 results[slot] = result
         return BatchAnswer(
             results=[result for result in results if result is not None], errors=errors
@@ -463,6 +467,11 @@ class ScoringService:
         score = float(score_raw)
         base = [float(b) for b in base_raw]
         lo, hi = (float(v) for v in interval_raw)
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (score, *base, lo, hi)):
+            # A model that answers NaN/inf (or outside [0, 1]) is not an answer: the rules
+            # score the lead (source "rules", which the RulesFallback metric counts), so every
+            # response stays valid JSON with a number in it. Not cached.
+            return self._rules_score(lead)
         baseline_score = float(model.manifest.get("baseline_score", math.nan))
         explainer = model.explainer
         if explain and explainer is not None and math.isfinite(baseline_score):

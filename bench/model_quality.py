@@ -1,0 +1,188 @@
+"""Model-quality benchmarks of issue 17: small data, the interval, monotone constraints, speed.
+
+    .venv/bin/python -m bench.model_quality [--part small|interval|constraints|speed|all]
+
+- small: the original system's own test fixture, rebuilt from its description (500 leads,
+  20 features drawn uniformly on [0, 1], the outcome driven by 3 of them:
+  P(converted) = sigmoid(1.6 (x0 + x1 + x2 - 1.5)), a Bayes AUC of 0.705 on a large sample),
+  split 80/20 stratified like the original (random_state = the seed). For 5 seeds: held-out
+  AUC of the served model, the best base model, a cross-validated logistic regression
+  (LogisticRegressionCV, 5 folds) and the Bayes limit (true probability).
+- interval: coverage of the true probability by the 95 % interval on generated leads, at
+  2k / 8k / 32k training rows, for 4 generator seeds never used to choose the method
+  (INTERVAL_EVAL_SEEDS), overall and for hot leads, with the mean width.
+- constraints: wrong-direction rates in monotone sweeps and the Bayes ratios, with and
+  without the monotone constraints, on one fresh seed.
+- speed: wall time of fit_ensemble at 200k and 1M rows, and held-out AUC.
+
+Heavy: run under `nice`, with OMP_NUM_THREADS=1 on a shared machine. Results go to
+.bench/model_quality.json and a markdown table to .bench/model_quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+for _p in (REPO / "training", REPO / "layers" / "shared" / "python"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from leadscore.classes import DEFAULT_CLASS_THRESHOLDS  # noqa: E402
+
+SMALL_SEEDS = (42, 43, 44, 45, 46)
+SMALL_ROWS = 500
+SMALL_DRIVERS = (0, 1, 2)  # psychological_commitment_score, urgency_score, motivation_intensity
+INTERVAL_EVAL_SEEDS = (510_001, 510_002, 510_003, 510_004)  # never used to choose the method
+INTERVAL_SIZES = (2_000, 8_000, 32_000)
+HELD_OUT_ROWS = 4_000
+HOT = DEFAULT_CLASS_THRESHOLDS["hot"]  # a hot lead, as the product classes it
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return out
+
+
+def original_fixture(seed: int, n: int = SMALL_ROWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, true probability) of the original's 500-lead test fixture (see module doc)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.0, 1.0, size=(n, 20))
+    p = _sigmoid(1.6 * (X[:, list(SMALL_DRIVERS)].sum(axis=1) - 1.5))
+    y = (rng.uniform(size=n) < p).astype(np.int64)
+    return X, y, p
+
+
+def _directions() -> list[int]:
+    from leadscore.features import FEATURE_DIRECTIONS, FEATURE_NAMES
+
+    return [int(FEATURE_DIRECTIONS[n]) for n in FEATURE_NAMES]
+
+
+def _fit(X: np.ndarray, y: np.ndarray, seed: int, **hp: Any) -> Any:
+    from lead_ensemble.ensemble import Hyperparameters, fit_ensemble
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_ensemble(X, y, Hyperparameters.from_mapping({"seed": seed, **hp}),
+                            directions=_directions())
+
+
+def small_data(seeds: Sequence[int] = SMALL_SEEDS) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    rows = []
+    for seed in seeds:
+        X, y, p = original_fixture(seed)
+        tr, te = train_test_split(np.arange(y.size), test_size=0.2, random_state=seed, stratify=y)
+        t0 = time.perf_counter()
+        ens = _fit(X[tr], y[tr], seed)
+        fit_s = time.perf_counter() - t0
+        out = ens.predict_native(X[te])
+        base = {name: float(roc_auc_score(y[te], out.base_scores[:, i]))
+                for i, name in enumerate(("xgboost", "lightgbm", "neural_network"))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lr = LogisticRegressionCV(cv=5, max_iter=2000).fit(X[tr], y[tr])
+        rows.append({
+            "seed": seed,
+            "served_auc": float(roc_auc_score(y[te], out.score)),
+            "best_base_auc": max(base.values()),
+            "base_auc": base,
+            "logistic_cv_auc": float(roc_auc_score(y[te], lr.predict_proba(X[te])[:, 1])),
+            "bayes_auc": float(roc_auc_score(y[te], p[te])),
+            "combiner": ens.combiner,
+            "weights": [round(float(w), 4) for w in ens.weights],
+            "fit_seconds": round(fit_s, 2),
+        })
+    mean = {k: float(np.mean([r[k] for r in rows]))
+            for k in ("served_auc", "best_base_auc", "logistic_cv_auc", "bayes_auc")}
+    seed42 = next((r for r in rows if r["seed"] == 42), rows[0])
+    return {
+        "rows": rows,
+        "mean": mean,
+        "seed42_within_001_of_best_base": seed42["served_auc"] >= seed42["best_base_auc"] - 0.01,
+        "mean_at_least_logistic_minus_001": mean["served_auc"] >= mean["logistic_cv_auc"] - 0.01,
+    }
+
+
+def _leads(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from generate_leads import generate_leads, to_feature_frame
+    from leadscore.features import FEATURE_NAMES
+
+    rows = to_feature_frame(generate_leads(n, seed))
+    X = np.array([[r[f] for f in FEATURE_NAMES] for r in rows], dtype=np.float64)
+    y = np.array([int(r["converted"]) for r in rows], dtype=np.int64)
+    p = np.array([float(r["true_probability"]) for r in rows], dtype=np.float64)
+    return X, y, p
+
+
+def interval(seeds: Sequence[int] = INTERVAL_EVAL_SEEDS,
+             sizes: Sequence[int] = INTERVAL_SIZES, **hp: Any) -> dict[str, Any]:
+    rows = []
+    for seed in seeds:
+        X, y, p = _leads(max(sizes) + HELD_OUT_ROWS, seed)
+        Xh, ph = X[-HELD_OUT_ROWS:], p[-HELD_OUT_ROWS:]
+        for n in sizes:
+            t0 = time.perf_counter()
+            ens = _fit(X[:n], y[:n], seed, **hp)
+            out = ens.predict_native(Xh)
+            lo, hi = out.interval[:, 0], out.interval[:, 1]
+            inside = (lo <= ph) & (ph <= hi)
+            hot = out.score >= HOT
+            rows.append({
+                "seed": seed, "rows": n,
+                "coverage": float(inside.mean()),
+                "hot_coverage": float(inside[hot].mean()) if hot.any() else None,
+                "hot_leads": int(hot.sum()),
+                "mean_width": float(np.mean(hi - lo)),
+                "fit_seconds": round(time.perf_counter() - t0, 1),
+            })
+            print(json.dumps(rows[-1]), flush=True)
+    summary = {}
+    for n in sizes:
+        sel = [r for r in rows if r["rows"] == n]
+        hots = [r["hot_coverage"] for r in sel if r["hot_coverage"] is not None]
+        summary[str(n)] = {
+            "coverage_mean": float(np.mean([r["coverage"] for r in sel])),
+            "coverage_min": float(np.min([r["coverage"] for r in sel])),
+            "hot_coverage_mean": float(np.mean(hots)) if hots else None,
+            "hot_coverage_min": float(np.min(hots)) if hots else None,
+            "mean_width": float(np.mean([r["mean_width"] for r in sel])),
+        }
+    return {"rows": rows, "by_size": summary}
+
+
+PARTS: dict[str, Callable[[], dict[str, Any]]] = {"small": small_data, "interval": interval}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
+    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "model_quality.json")
+    args = parser.parse_args(argv)
+    parts = list(PARTS) if args.part == "all" else [args.part]
+    results: dict[str, Any] = {}
+    if args.out.is_file():
+        results = json.loads(args.out.read_text())
+    for name in parts:
+        results[name] = PARTS[name]()
+        print(json.dumps({name: results[name]}, indent=1, default=str))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
