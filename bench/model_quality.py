@@ -164,7 +164,90 @@ def interval(seeds: Sequence[int] = INTERVAL_EVAL_SEEDS,
     return {"rows": rows, "by_size": summary}
 
 
-PARTS: dict[str, Callable[[], dict[str, Any]]] = {"small": small_data, "interval": interval}
+CONSTRAINT_SEED = 520_001
+CONSTRAINT_ROWS = 8_000
+SWEEP_ROWS = 200
+
+
+def constraints(seed: int = CONSTRAINT_SEED) -> dict[str, Any]:
+    """Wrong-direction rates and Bayes ratios with the monotone constraints on and off."""
+    from lead_ensemble.checks import wrong_direction_rates
+    from lead_ensemble.ensemble import sigmoid
+    from leadscore import metrics
+    from leadscore.features import FEATURE_NAMES
+
+    X, y, p = _leads(CONSTRAINT_ROWS + HELD_OUT_ROWS, seed)
+    Xh, yh, ph = X[-HELD_OUT_ROWS:], y[-HELD_OUT_ROWS:], p[-HELD_OUT_ROWS:]
+    bayes_auc, bayes_brier = metrics.auc(yh, ph), metrics.brier(yh, ph)
+    out: dict[str, Any] = {"seed": seed, "rows": CONSTRAINT_ROWS}
+    for label, monotone in (("monotone", 1), ("unconstrained", 0)):
+        ens = _fit(X[:CONSTRAINT_ROWS], y[:CONSTRAINT_ROWS], seed, monotone=monotone)
+        score = ens.predict_native(Xh).score
+
+        def served(x: np.ndarray, e: Any = ens) -> np.ndarray:
+            return np.asarray(sigmoid(e.combine(e.served.logits(x))))
+
+        rates = wrong_direction_rates(served, Xh[:SWEEP_ROWS], _directions(), FEATURE_NAMES)
+        out[label] = {
+            "auc_ratio": metrics.auc(yh, score) / bayes_auc,
+            "brier_ratio": metrics.brier(yh, score) / bayes_brier,
+            "wrong_direction_mean": float(np.mean(list(rates.values()))),
+            "wrong_direction_max": float(np.max(list(rates.values()))),
+            "wrong_direction_by_feature": rates,
+            "weights": [round(float(w), 4) for w in ens.weights],
+        }
+        print(json.dumps({label: {k: v for k, v in out[label].items()
+                                  if k != "wrong_direction_by_feature"}}), flush=True)
+    return out
+
+
+SPEED_SIZES = (200_000, 1_000_000)
+SPEED_SEED = 530_001
+SPEED_TARGETS = {200_000: 60.0, 1_000_000: 300.0}
+
+
+def speed(sizes: Sequence[int] = SPEED_SIZES) -> dict[str, Any]:
+    """Wall and CPU time of the whole fit (5 folds + served models) at 200k and 1M rows.
+
+    The leads are generated once into .bench/ (the generator is pure Python: minutes for 1M).
+    """
+    import resource
+
+    from generate_leads import generate_leads, to_feature_frame, write_csv
+    from leadscore import metrics
+    from leadscore.features import FEATURE_NAMES
+
+    path = REPO / ".bench" / f"leads_{max(sizes)}_{SPEED_SEED}.csv"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(to_feature_frame(generate_leads(max(sizes), SPEED_SEED)), path)
+    data = np.genfromtxt(path, delimiter=",", names=True)
+    X = np.column_stack([data[n] for n in FEATURE_NAMES]).astype(np.float64)
+    y = data["converted"].astype(np.int64)
+    held = slice(len(y) - 20_000, len(y))
+    rows = []
+    for n in sizes:
+        n = min(n, len(y) - 20_000)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        ens = _fit(X[:n], y[:n], SPEED_SEED)
+        wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        score = ens.predict_native(X[held]).score
+        rows.append({"rows": n, "fit_wall_seconds": round(wall, 1),
+                     "fit_cpu_seconds": round(cpu, 1),
+                     "held_out_auc": metrics.auc(y[held], score),
+                     "seconds_by_model": {k: round(v, 1)
+                                          for k, v in ens.training_seconds.items()},
+                     "target_seconds": SPEED_TARGETS.get(n)})
+        print(json.dumps(rows[-1]), flush=True)
+    return {"rows": rows}
+
+
+PARTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "small": small_data, "interval": interval, "constraints": constraints, "speed": speed,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
