@@ -119,6 +119,7 @@ bench: venv
 	$(PY) bench/cache_tradeoff.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/snapshots.py
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m bench.model_quality  # small data, interval, constraints, speed (~20 min idle)
 
 # A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):
 # results in .simulate/results.json, the learning curve on the terminal.

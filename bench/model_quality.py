@@ -188,7 +188,11 @@ def constraints(seed: int = CONSTRAINT_SEED) -> dict[str, Any]:
             return np.asarray(sigmoid(e.combine(e.served.logits(x))))
 
         rates = wrong_direction_rates(served, Xh[:SWEEP_ROWS], _directions(), FEATURE_NAMES)
+        visible = wrong_direction_rates(served, Xh[:SWEEP_ROWS], _directions(), FEATURE_NAMES,
+                                        tolerance=1e-3)
         out[label] = {
+            "wrong_direction_visible_mean": float(np.mean(list(visible.values()))),
+            "wrong_direction_visible_max": float(np.max(list(visible.values()))),
             "auc_ratio": metrics.auc(yh, score) / bayes_auc,
             "brier_ratio": metrics.brier(yh, score) / bayes_brier,
             "wrong_direction_mean": float(np.mean(list(rates.values()))),
@@ -250,11 +254,60 @@ PARTS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The tables docs/BENCHMARKS.md shows, from .bench/model_quality.json."""
+    out: list[str] = []
+    if "interval" in results:
+        out += ["| training rows | coverage (mean, min over seeds) | hot leads (mean, min) | "
+                "mean width |", "|---:|---:|---:|---:|"]
+        for n, r in results["interval"]["by_size"].items():
+            hot = (f"{r['hot_coverage_mean']:.1%}, {r['hot_coverage_min']:.1%}"
+                   if r["hot_coverage_mean"] is not None else "-")
+            out.append(f"| {int(n):,} | {r['coverage_mean']:.1%}, {r['coverage_min']:.1%} | "
+                       f"{hot} | {r['mean_width']:.3f} |")
+        out.append("")
+    if "small" in results:
+        out += ["| seed | served | best base | CV logistic regression | Bayes limit | combiner |",
+                "|---:|---:|---:|---:|---:|---|"]
+        for r in results["small"]["rows"]:
+            out.append(f"| {r['seed']} | {r['served_auc']:.3f} | {r['best_base_auc']:.3f} | "
+                       f"{r['logistic_cv_auc']:.3f} | {r['bayes_auc']:.3f} | {r['combiner']} |")
+        mean = results["small"]["mean"]
+        out.append(f"| mean | {mean['served_auc']:.3f} | {mean['best_base_auc']:.3f} | "
+                   f"{mean['logistic_cv_auc']:.3f} | {mean['bayes_auc']:.3f} | |")
+        out.append("")
+    if "constraints" in results:
+        c = results["constraints"]
+        out += [f"| {c['rows']:,} rows, seed {c['seed']} | wrong-direction steps, any size "
+                "(mean, worst feature) | steps > 0.001 (mean, worst) | AUC / Bayes | "
+                "Brier / Bayes |", "|---|---:|---:|---:|---:|"]
+        for label in ("unconstrained", "monotone"):
+            r = c[label]
+            visible = (f"{r['wrong_direction_visible_mean']:.2%}, "
+                       f"{r['wrong_direction_visible_max']:.2%}"
+                       if "wrong_direction_visible_mean" in r else "-")
+            out.append(f"| {label} | {r['wrong_direction_mean']:.2%}, "
+                       f"{r['wrong_direction_max']:.2%} | {visible} | {r['auc_ratio']:.4f} | "
+                       f"{r['brier_ratio']:.4f} |")
+        out.append("")
+    if "speed" in results:
+        out += ["| rows | fit wall s | fit CPU s | held-out AUC | target |",
+                "|---:|---:|---:|---:|---:|"]
+        for r in results["speed"]["rows"]:
+            out.append(f"| {r['rows']:,} | {r['fit_wall_seconds']} | {r['fit_cpu_seconds']} | "
+                       f"{r['held_out_auc']:.4f} | {r['target_seconds']} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "model_quality.json")
+    parser.add_argument("--speed-sizes", default=",".join(str(n) for n in SPEED_SIZES),
+                        help="training sizes of the speed part (default 200000,1000000)")
     args = parser.parse_args(argv)
+    sizes = tuple(int(v) for v in args.speed_sizes.split(","))
+    PARTS["speed"] = lambda: speed(sizes)
     parts = list(PARTS) if args.part == "all" else [args.part]
     results: dict[str, Any] = {}
     if args.out.is_file():
@@ -264,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({name: results[name]}, indent=1, default=str))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results))
     return 0
 
 

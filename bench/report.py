@@ -86,7 +86,7 @@ def table(run: Run, meta: Mapping[str, Any]) -> str:
         figures["quality.auc"], figures["quality.original_auc"], "", higher_is_better=True)
     row(f"held-out Brier (Bayes limit {figures['quality.bayes_brier']:.4f})",
         figures["quality.brier"], figures["quality.original_brier"], "")
-    row("interval coverage of true probability (aim 90 %)", figures["interval.coverage"],
+    row("interval coverage of true probability (95 % interval)", figures["interval.coverage"],
         figures["interval.original_coverage"], "", higher_is_better=True)
     row("interval mean width", figures["interval.mean_width"],
         figures["interval.original_mean_width"], "")

@@ -16,12 +16,14 @@ def wrong_direction_rates(
     directions: Sequence[int],
     names: Sequence[str] | None = None,
     points: int = SWEEP_POINTS,
+    tolerance: float = TOLERANCE,
 ) -> dict[str, float]:
     """Per constrained feature: the share of sweep steps that move the output the wrong way.
 
     Each row of X is swept along the feature over `points` values spanning its observed range
     (the others held fixed); a step "goes the wrong way" when the output moves against the
-    feature's direction by more than TOLERANCE.
+    feature's direction by more than `tolerance` (TOLERANCE: any move; 1e-3: a move a
+    salesperson could see in a score shown to three decimals).
     """
     X = np.asarray(X, dtype=np.float64)
     out: dict[str, float] = {}
@@ -33,5 +35,5 @@ def wrong_direction_rates(
         swept[:, j] = np.tile(grid, X.shape[0])
         f = np.asarray(predict(swept), dtype=np.float64).reshape(X.shape[0], points)
         steps = np.diff(f, axis=1) * d
-        out[names[j] if names else str(j)] = float(np.mean(steps < -TOLERANCE))
+        out[names[j] if names else str(j)] = float(np.mean(steps < -tolerance))
     return out
