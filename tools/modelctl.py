@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from leadscore import registry  # noqa: E402
 from leadscore.adapters.s3_store import open_store  # noqa: E402
-from leadscore.bundle import MANIFEST_FILE  # noqa: E402
-from leadscore.features import FEATURE_NAMES  # noqa: E402
 from leadscore.registry import gate  # noqa: E402
 from leadscore.settings import PromoteSettings  # noqa: E402
 
@@ -74,15 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _eval_rows(path: Path, bundle_dir: Path) -> gate.EvalRows:
-    names = None
-    manifest = bundle_dir / MANIFEST_FILE
-    if manifest.is_file():
-        try:
-            names = json.loads(manifest.read_text(encoding="utf-8")).get("feature_names")
-        except ValueError:
-            names = None
-    rows, skipped = gate.read_rows(path.read_bytes(), jsonl=path.suffix.lower() == ".jsonl",
-                                   feature_names=list(names or FEATURE_NAMES), source=str(path))
+    rows, skipped = gate.read_rows_for_bundle(
+        path.read_bytes(), jsonl=path.suffix.lower() == ".jsonl", bundle_dir=bundle_dir,
+        source=str(path))
     if skipped:
         print(f"modelctl: {skipped} unreadable rows of {path} skipped", file=sys.stderr)
     return rows

@@ -24,8 +24,6 @@ from leadscore import registry
 from leadscore.adapters import client
 from leadscore.adapters.s3_store import S3ObjectStore
 from leadscore.adapters.tracing import make_tracer
-from leadscore.bundle import MANIFEST_FILE
-from leadscore.features import FEATURE_NAMES
 from leadscore.registry import gate, retraining
 from leadscore.settings import PromoteSettings
 
@@ -96,10 +94,9 @@ def _gate_inputs(
         train = record["train"]
         counts = gate.ClassCounts(int(train["converted"]), int(train["not_converted"]),
                                   f"counted by the retrain function ({record_key})")
-        names = json.loads((bundle_dir / MANIFEST_FILE).read_text()).get("feature_names")
-        rows, skipped = gate.read_rows(
-            store.get_bytes(part), jsonl=part.endswith(".jsonl"),
-            feature_names=list(names or FEATURE_NAMES), source=part)
+        rows, skipped = gate.read_rows_for_bundle(
+            store.get_bytes(part), jsonl=part.endswith(".jsonl"), bundle_dir=bundle_dir,
+            source=part)
     except (ValueError, KeyError, TypeError, OSError) as exc:
         return None, None, f"gate part of {job} cannot be read: {type(exc).__name__}: {exc}"
     if skipped:

@@ -82,9 +82,12 @@ def _split_upload(bucket: str, key: str, version_id: str | None, job: str) -> Sp
     s3 = client("s3")
     body = s3.get_object(**args)["Body"]
     with tempfile.TemporaryFile() as train, tempfile.TemporaryFile() as gate_part:
+        target = retraining.custom_target(settings)
         result = split_lines(body.iter_lines(keepends=True),
                              csv_format=retraining.part_extension(key) == ".csv",
-                             write_train=train.write, write_gate=gate_part.write)
+                             write_train=train.write, write_gate=gate_part.write,
+                             target=target or "converted",
+                             positive=retraining.custom_positive(settings) if target else ())
         for handle, part_key in ((train, retraining.train_part_key(job, key)),
                                  (gate_part, retraining.gate_part_key(job, key))):
             handle.seek(0)

@@ -467,3 +467,46 @@ def read_rows(data: bytes, *, jsonl: bool, feature_names: Sequence[str], source:
     rows = EvalRows(np.asarray(X, dtype=np.float32).reshape(-1, len(names)),
                     np.asarray(y, dtype=np.int64), source)
     return rows, bad
+
+
+def read_rows_for_bundle(data: bytes, *, jsonl: bool, bundle_dir: Path, source: str
+                         ) -> tuple[EvalRows, int]:
+    """`read_rows` for the bundle's own inputs: the real-estate features, or, when the bundle
+    carries a team's column schema (schema.json), that schema's target and transform."""
+    from leadscore.bundle import MANIFEST_FILE, SCHEMA_FILE
+
+    schema_path = Path(bundle_dir) / SCHEMA_FILE
+    if not schema_path.is_file():
+        names = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text()).get("feature_names")
+        from leadscore.features import FEATURE_NAMES
+
+        return read_rows(data, jsonl=jsonl, feature_names=list(names or FEATURE_NAMES),
+                         source=source)
+    from leadscore.columns.schema import load_schema
+    from leadscore.errors import InvalidInput
+
+    schema = load_schema(json.loads(schema_path.read_text()))
+    if jsonl:
+        records = [json.loads(line) for line in data.decode("utf-8-sig", errors="replace")
+                   .splitlines() if line.strip()]
+        rows = [r for r in records if isinstance(r, dict)]
+    else:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="replace"))))
+    wanted = {p.strip().lower() for p in schema.positive}
+    X: list[np.ndarray] = []
+    y: list[int] = []
+    bad = 0
+    for row in rows:
+        target = str(row.get(schema.target, "") or "").strip().lower()
+        if not target:
+            bad += 1
+            continue
+        try:
+            X.append(schema.encode_rows([row])[0])
+        except (InvalidInput, ValueError):
+            bad += 1
+            continue
+        y.append(1 if target in wanted else 0)
+    matrix = (np.vstack(X).astype(np.float32) if X
+              else np.zeros((0, schema.n_inputs), dtype=np.float32))
+    return EvalRows(matrix, np.asarray(y, dtype=np.int64), source), bad

@@ -265,6 +265,17 @@ def check_training_head(
         return [f"the file could not be checked ({type(exc).__name__})"]
 
 
+def custom_positive(settings: RetrainSettings) -> tuple[str, ...]:
+    """The ``positive`` training hyperparameter (the target's converted values), if any."""
+    raw = settings.training_hyperparameters.get("positive")
+    value = _decode_setting(raw) if isinstance(raw, str) else raw
+    if value is None or value == "":
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return tuple(p for p in (v.strip() for v in str(value).split(",")) if p)
+
+
 def custom_target(settings: RetrainSettings) -> str | None:
     """The ``target`` training hyperparameter when the stack trains on custom columns."""
     raw = settings.training_hyperparameters.get("target")

@@ -79,16 +79,23 @@ def _label(value: Any) -> int | None:
     return None
 
 
-def _csv_labeller(header: bytes) -> Callable[[bytes], int | None]:
+def _csv_labeller(header: bytes, target: str, positive: tuple[str, ...]
+                  ) -> Callable[[bytes], int | None]:
     columns = [c.strip() for c in next(csv.reader(io.StringIO(
         header.decode("utf-8-sig", errors="replace"))), [])]
-    index = columns.index(TARGET) if TARGET in columns else -1
+    index = columns.index(target) if target in columns else -1
+    wanted = {p.strip().lower() for p in positive}
 
     def label(row: bytes) -> int | None:
         if index < 0:
             return None
         cells = next(csv.reader(io.StringIO(row.decode("utf-8", errors="replace"))), [])
-        return _label(cells[index]) if index < len(cells) else None
+        if index >= len(cells):
+            return None
+        if wanted:  # a team's own target: its positive values, anything else non-empty is 0
+            text = cells[index].strip().lower()
+            return (1 if text in wanted else 0) if text else None
+        return _label(cells[index])
 
     return label
 
@@ -107,6 +114,8 @@ def split_lines(
     csv_format: bool,
     write_train: Callable[[bytes], object],
     write_gate: Callable[[bytes], object],
+    target: str = TARGET,
+    positive: tuple[str, ...] = (),
 ) -> SplitResult:
     """Stream `lines` (each without or with its line ending) into the two writers.
 
@@ -121,7 +130,7 @@ def split_lines(
             return result
         write_train(header + b"\n")
         write_gate(header + b"\n")
-        label = _csv_labeller(header)
+        label = _csv_labeller(header, target, positive)
     for row in rows:
         if not row.strip():
             continue
