@@ -151,3 +151,22 @@ def test_eval_rows_are_read_from_the_training_formats(tmp_path: Path) -> None:
     rows, skipped = gate.read_rows(lead.encode(), jsonl=True, feature_names=FEATURE_NAMES,
                                    source="t")
     assert rows.X.shape == (1, 20) and rows.X[0, 0] == pytest.approx(0.8) and skipped == 1
+
+
+def test_a_team_schema_bundle_is_measured_through_its_schema(
+    custom_bundle: Path, tmp_path: Path
+) -> None:
+    """A bundle trained on a team's own columns: the gate reads the gate part (raw export
+    rows, the team's target) through the bundle's schema.json, not the real-estate features."""
+    from tests.fixtures.custom_leads import write_custom_csv
+
+    held_out = write_custom_csv(tmp_path / "held_out.csv", n=400, seed=99)
+    rows, skipped = gate.read_rows_for_bundle(held_out.read_bytes(), jsonl=False,
+                                              bundle_dir=custom_bundle, source="held out")
+    model = load_model(custom_bundle)
+    assert rows.X.shape == (400 - skipped, len(model.manifest["feature_names"]))
+    assert 0 < rows.y.sum() < len(rows.y)
+    report = gate.measure(model, custom_bundle, SETTINGS, rows=rows, counts=None)
+    failed = {c.name for c in report.failed()}
+    assert not failed & set(gate.OUTPUT_CHECKS), report.reasons()
+    assert report.measured["gate_rows"] == len(rows.y) and report.measured["auc"] > 0.6
