@@ -428,7 +428,7 @@ def _fit_triple(
     t1 = time.perf_counter()
     m_lgb = _make_lgb(hp, seed, monotone, n_trees[1] if n_trees else None)
     if stop and valid is not None:
-        m_lgb.fit(X, y, eval_set=[valid],
+        m_lgb.fit(X, y, eval_X=(valid[0],), eval_y=(valid[1],),
                   callbacks=[lgbm.early_stopping(stop, first_metric_only=True, verbose=False)])
     else:
         m_lgb.fit(X, y)
