@@ -389,13 +389,17 @@ def drain_writeback(world: World, max_rounds: int = 10_000) -> int:
     """Hand the write-back queue to the write-back function, 10 messages per invocation."""
     sqs, url = world.aws["sqs"], world.aws["queues"].url
     handled = 0
+    seen: set[str] = set()
     for _ in range(max_rounds):
         got = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
         )
         messages = got.get("Messages", [])
-        if not messages:
+        if not messages or all(m["MessageId"] in seen for m in messages):
+            # Empty, or only messages that already failed in this drain: their retry comes
+            # with the next drain (Lambda retries after the visibility timeout, not at once).
             break
+        seen.update(m["MessageId"] for m in messages)
         event = {
             "Records": [
                 {
