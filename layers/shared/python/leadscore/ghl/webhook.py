@@ -58,6 +58,7 @@ from leadscore.ghl.payloads import (
     utc_now_iso,
 )
 from leadscore.loop.hooks import LoopHooks
+from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
 
@@ -394,8 +395,8 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
 
     if d.loop is not None:
         d.loop.scored(webhook.request, score, webhook.location_id, "webhook")
-    if score.get("source") != "ensemble":
-        # The rules score is an answer for an API caller, not what we write into the CRM.
+    if not goes_to_the_crm(score):
+        # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
     if installation is not None and installation.class_thresholds:
         # This location's own class thresholds (the score itself does not change).

@@ -24,6 +24,7 @@ from leadscore.adapters.ghl_api import GhlApiClient
 from leadscore.errors import InvalidInput
 from leadscore.ghl.messages import MessageError, WritebackMessage, parse_message
 from leadscore.ghl.write_plan import LastWrite, plan_write
+from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.model_store import ModelUnavailable
 from leadscore.scoring.service import Scorer
 from leadscore.settings import WritebackSettings
@@ -57,7 +58,7 @@ def _scored(message: WritebackMessage, deps: WritebackDeps) -> WritebackMessage:
     except InvalidInput as exc:
         # Cannot get better by retrying, but the DLQ keeps it for a person to look at.
         raise MessageError(f"invalid lead data: {', '.join(exc.paths)}") from exc
-    if score.get("source") != "ensemble":
+    if not goes_to_the_crm(score):
         raise ModelUnavailable("model unavailable")
     return message.with_score(score)
 

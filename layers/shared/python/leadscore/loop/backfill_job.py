@@ -18,6 +18,7 @@ from leadscore.loop.backfill import ContactOutcome, ContactsPage
 from leadscore.loop.engagement import with_engagement
 from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_opportunities
 from leadscore.loop.recorder import LoopRecorder
+from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.service import Scorer
 
 TERMINAL_STATUSES = ("won", "lost", "abandoned")
@@ -188,7 +189,7 @@ class ContactStep:
             self.recorder.snapshot(
                 request, score, location_id=location_id, source="backfill", point_in_time=False
             )
-        if self.queue is not None and score.get("source") == "ensemble":
+        if self.queue is not None and goes_to_the_crm(score):
             self._pending.append(
                 score_message(score, location_id=location_id, received_at=utc_now_iso(self.clock()))
             )

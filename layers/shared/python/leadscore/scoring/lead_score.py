@@ -76,3 +76,10 @@ class BatchAnswer(TypedDict):
     results: list[LeadScore]
     # {"index", "errors": [{"path", "message"}], "error_count", ...}: see service.BatchErrors
     errors: list[dict[str, Any]]
+
+
+def goes_to_the_crm(answer: "LeadScore") -> bool:
+    """Is this answer what we write onto the contact? The model's answers, and the rules' when
+    an experiment chose the rules for this contact; never the rules *fallback* (a stand-in for
+    an API caller while no model is loaded: the write waits for the model instead)."""
+    return answer.get("source") == "ensemble" or answer.get("variant") == "rules"

@@ -1,0 +1,54 @@
+"""An experiment's rules arm is written to the CRM; the rules fallback waits for the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from leadscore.ghl import writeback
+from leadscore.ghl.messages import webhook_message
+from leadscore.scoring.lead_score import goes_to_the_crm
+from leadscore.scoring.model_store import ModelUnavailable
+
+
+def _answer(source: str, variant: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"contact_id": "c1", "predicted_score": 0.31,
+                              "predicted_class": "cold", "model_version": "rules",
+                              "source": source}
+    if variant is not None:
+        answer |= {"experiment": "ab", "variant": variant}
+    return answer
+
+
+@pytest.mark.parametrize("answer, written", [
+    (_answer("ensemble"), True),
+    (_answer("ensemble", "champion"), True),
+    (_answer("rules", "rules"), True),  # the arm the experiment chose: the team acts on it
+    (_answer("rules"), False),  # the fallback while no model is loaded
+])
+def test_which_answers_go_to_the_crm(answer: dict[str, Any], written: bool) -> None:
+    assert goes_to_the_crm(answer) is written  # type: ignore[arg-type]
+
+
+class _Scorer:
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def score(self, request: Any, *, explain: bool = True) -> Any:
+        return self.answer
+
+
+def _deps(answer: dict[str, Any]) -> writeback.WritebackDeps:
+    return writeback.WritebackDeps(settings=None, api=None, state=None,  # type: ignore[arg-type]
+                                   scorer=lambda: _Scorer(answer))
+
+
+def test_a_queued_webhook_answered_by_the_rules_arm_is_written_not_delayed() -> None:
+    """Before: every rules answer raised ModelUnavailable, so a rules-arm contact's write
+    waited for a model that was already there, forever."""
+    message = webhook_message({"contact_id": "c1", "features": {}}, location_id="loc1",
+                              received_at="2026-11-30T10:00:00Z")
+    scored = writeback._scored(message, _deps(_answer("rules", "rules")))
+    assert scored.predicted_score == pytest.approx(0.31)
+    with pytest.raises(ModelUnavailable):
+        writeback._scored(message, _deps(_answer("rules")))
