@@ -63,7 +63,7 @@ class SimConfig:
     weeks: int = 8
     resolve_share: float = 0.9  # of the contacts resolve within the simulated weeks
     message_cap: int = 8
-    bootstrap_rows: int = 400
+    bootstrap_rows: int = 1000  # the gate wants >= 120 conversions in the training part
     late_fraction: float = 0.08  # outcomes delivered 1-3 days after they happened
     flip_fraction: float = 0.04  # a wrong status first, corrected later (out of order)
     rescore_fraction: float = 0.05  # open contacts updated (re-scored) per week
