@@ -26,7 +26,7 @@ CFN_LINT := $(TOOLS)/bin/cfn-lint
 REGION ?= us-east-1
 BUCKET ?=
 
-.PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate \
+.PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate soak \
         scan scan-tools openapi bank-proof iam-report
 
 venv: $(STAMP)
@@ -137,6 +137,11 @@ loadtest: venv
 bank-proof: venv
 	@test -n "$(DATA)" || { echo "usage: make bank-proof DATA=/path/to/bank_marketing_leads.csv"; exit 2; }
 	$(PY) bench/bank_proof.py "$(DATA)"
+
+# The write-back soak (issue 11): 10,000 queued writes for 20 locations, 5 writer processes,
+# a misbehaving fake HighLevel, moto in server mode; real time, several minutes.
+soak: venv
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) bench/soak_writeback.py --json .build/reliability/soak_writeback.json
 
 openapi: venv
 	$(PY) tools/openapi.py

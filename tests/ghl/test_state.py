@@ -31,9 +31,16 @@ def test_released_claim_can_be_taken_again(ghl_aws: GhlAws) -> None:
 def test_writeback_state_round_trip_and_expiry(ghl_aws: GhlAws) -> None:
     now = [2_000_000.0]
     state = DynamoWritebackState(ghl_aws.table, ghl_aws.ddb, clock=lambda: now[0], ttl_seconds=10)
-    assert state.get("L", "c") is None
-    state.put("L", "c", LastWrite("warm", 64), "lsm-1")
-    assert state.get("L", "c") == LastWrite("warm", 64)
-    assert state.get("L", "other") is None and state.get("M", "c") is None
+    assert state.read("L", "c") is None
+    until = int(now[0] * 1000) + 5_000
+    assert state.claim("L", "c", "0001", "me", until)[0]
+    assert state.commit("L", "c", "me", "0001", "warm", 64, "lsm-1", "r", "s")
+    read = state.read("L", "c")
+    assert read is not None and read.last == LastWrite("warm", 64) and read.order == "0001"
+    assert read.lease_until_ms == 0
+    assert state.read("L", "other") is None and state.read("M", "c") is None
     now[0] += 11
-    assert state.get("L", "c") is None
+    expired = state.read("L", "c")
+    assert expired is not None and expired.last is None and expired.order == ""
+    # an expired record does not block a claim, whatever its order key
+    assert state.claim("L", "c", "0000", "me", int(now[0] * 1000) + 5_000)[0]

@@ -229,6 +229,8 @@ def writeback_fn(
         "GHL_SCORE_FIELD_ID": SCORE_FIELD,
         "GHL_CLASS_FIELD_ID": CLASS_FIELD,
         "CACHE_TABLE": ghl_aws.table,
+        "WRITEBACK_QUEUE_URL": ghl_aws.queue_url,
+        "WRITEBACK_DLQ_URL": ghl_aws.dlq_url,
         "MAX_RATE_LIMIT_WAIT_SECONDS": "2",
         "HTTP_TIMEOUT_SECONDS": "5",
         "MODEL_URI": "",
@@ -296,9 +298,11 @@ def test_write_back_sends_the_exact_requests(
 def test_unchanged_score_makes_no_request(writeback_fn: Any, fake_highlevel: FakeHighLevel) -> None:
     assert invoke(writeback_fn, message(0.874)) == []
     first = len(fake_highlevel.requests)
-    assert invoke(writeback_fn, message(0.8712)) == []  # still 87, still hot
+    later = "2026-02-05T10:01:00.000Z"
+    assert invoke(writeback_fn, message(0.8712, received_at=later)) == []  # 87, still hot
     assert len(fake_highlevel.requests) == first
-    assert invoke(writeback_fn, message(0.90)) == []  # 90: fields only, tags already right
+    latest = "2026-02-05T10:02:00.000Z"
+    assert invoke(writeback_fn, message(0.90, received_at=latest)) == []  # 90: fields only
     assert [r.method for r in fake_highlevel.requests[first:]] == ["PUT"]
 
 
@@ -320,38 +324,39 @@ def test_429_then_success_ends_with_the_write_done(
     assert item["Item"]["score"]["N"] == "87" and item["Item"]["predicted_class"]["S"] == "hot"
 
 
-def test_still_rate_limited_is_a_batch_item_failure(
-    writeback_fn: Any, fake_highlevel: FakeHighLevel
+def test_still_rate_limited_is_delayed_not_failed(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel, ghl_aws: GhlAws
 ) -> None:
     fake_highlevel.always = (429, {"Retry-After": "60"}, {"message": "Too many requests"})
-    assert invoke(writeback_fn, message(contact="c-ok"), message(contact="c-2")) == ["m-0", "m-1"]
+    assert invoke(writeback_fn, message(contact="c-ok"), message(contact="c-2")) == []
+    # the first 429 blocks the location's budget: the second message does not even try
+    assert len(fake_highlevel.requests) == 1
 
 
 def test_no_waiting_past_the_lambda_deadline(
     writeback_fn: Any, fake_highlevel: FakeHighLevel
 ) -> None:
-    # 1 s of a 1.5 s budget would fit MAX_RATE_LIMIT_WAIT_SECONDS, but not the time the
-    # remaining calls need before the function times out: fail fast, stay on the queue.
+    # 1.5 s left is less than the reserve plus one call: not started, returned untouched.
     fake_highlevel.script = [(429, {"Retry-After": "1"}, {})]
     short = lambda_context("writeback", timeout_ms=1500)
     assert invoke(writeback_fn, message(), context=short) == ["m-0"]
-    assert len(fake_highlevel.requests) == 1
+    assert len(fake_highlevel.requests) == 0
     # With time to spare the same answer is waited out.
     fake_highlevel.script = [(429, {"Retry-After": "1"}, {})]
     assert invoke(writeback_fn, message()) == []
 
 
-def test_a_write_that_keeps_failing_is_reported_and_not_recorded(
+def test_a_write_that_keeps_failing_is_dead_lettered_and_not_recorded(
     writeback_fn: Any, fake_highlevel: FakeHighLevel, ghl_aws: GhlAws
 ) -> None:
     fake_highlevel.script = [(200, {}, {}), (200, {}, {}), (200, {}, {})]  # first message ok
     fake_highlevel.always = (404, {}, {"message": "Contact not found"})
     failures = invoke(writeback_fn, message(contact="c-ok"), message(contact="c-gone"))
-    assert failures == ["m-1"]
+    assert failures == []  # dead-lettered by the function, with its reason
     item = ghl_aws.ddb.get_item(
         TableName=ghl_aws.table, Key={"pk": {"S": "writeback#loc-1#c-gone"}}
-    )
-    assert "Item" not in item
+    ).get("Item", {})
+    assert "predicted_class" not in item and "lease_owner" not in item  # nothing recorded
     # The failure does not poison the skip rule: the same message is tried again in full.
     fake_highlevel.always = None
     before = len(fake_highlevel.requests)
@@ -359,10 +364,10 @@ def test_a_write_that_keeps_failing_is_reported_and_not_recorded(
     assert len(fake_highlevel.requests) - before == 3
 
 
-def test_malformed_message_is_a_batch_item_failure(
+def test_malformed_message_is_dead_lettered(
     writeback_fn: Any, fake_highlevel: FakeHighLevel
 ) -> None:
-    assert invoke(writeback_fn, "{not json", message()) == ["m-0"]
+    assert invoke(writeback_fn, "{not json", message()) == []
     assert len(fake_highlevel.requests) == 3
 
 
@@ -387,13 +392,16 @@ def test_queued_webhook_is_scored_then_written(
 
 
 def test_queued_webhook_without_a_model_stays_on_the_queue(
-    writeback_fn: Any, fake_highlevel: FakeHighLevel
+    writeback_fn: Any, fake_highlevel: FakeHighLevel, ghl_aws: GhlAws
 ) -> None:
     body = messages.webhook_message(
         {"contact_id": "c-late", "features": {}}, location_id="L", received_at=""
     ).to_json()
-    assert invoke(writeback_fn, body) == ["m-0"]
+    assert invoke(writeback_fn, body) == []  # delayed: a new copy waits on the queue
     assert fake_highlevel.requests == []
+    attrs = ghl_aws.sqs.get_queue_attributes(
+        QueueUrl=ghl_aws.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
 
 
 def test_token_in_json_secret(

@@ -214,7 +214,7 @@ def test_queue_refusing_a_webhook_that_cannot_be_scored_parks_it_or_answers_429(
     assert json.loads(answer["body"])["error"]
 
 
-# -- a write-back that keeps failing ends in the DLQ, with its reason in the logs -------------
+# -- a write-back that cannot succeed ends in the DLQ at once, with its reason ---------------
 
 
 def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
@@ -236,6 +236,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
     for key, value in {"GHL_API_BASE": fake_highlevel.base_url, "GHL_TOKEN_SECRET_ARN": secret,
                        "GHL_SCORE_FIELD_ID": "f1", "GHL_CLASS_FIELD_ID": "f2",
                        "CACHE_TABLE": table, "MAX_RATE_LIMIT_WAIT_SECONDS": "0",
+                       "WRITEBACK_QUEUE_URL": queues.url, "WRITEBACK_DLQ_URL": queues.dlq_url,
                        "HTTP_TIMEOUT_SECONDS": "2", "MODEL_URI": ""}.items():
         monkeypatch.setenv(key, value)
     parameters.clear_caches()  # type: ignore[no-untyped-call]
@@ -271,12 +272,17 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
     writeback._deps = None
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
-    assert invocations == max_receives
-    dead = sqs.receive_message(QueueUrl=queues.dlq_url, MaxNumberOfMessages=10)["Messages"]
-    assert [m["MessageId"] for m in dead] == [sent]
-    assert json.loads(dead[0]["Body"])["contact_id"] == "c-dlq"
-    failures = [json.loads(line) for line in logs if "HighLevel write failed" in line]
-    assert len(failures) == max_receives
-    assert {f["message_id"] for f in failures} == {sent}
-    assert all(f["status"] == 422 and f["reason"] for f in failures)
+    # A 422 will not get better: dead-lettered by the function on the first receive (not
+    # after maxReceiveCount receives), the reason on the dead letter and in ONE log line.
+    assert invocations == 1 < max_receives
+    dead = sqs.receive_message(QueueUrl=queues.dlq_url, MaxNumberOfMessages=10,
+                               MessageAttributeNames=["All"])["Messages"]
+    assert len(dead) == 1 and json.loads(dead[0]["Body"])["contact_id"] == "c-dlq"
+    assert "custom field does not exist" in dead[0]["MessageAttributes"]["reason"]["StringValue"]
+    assert dead[0]["MessageAttributes"]["status"]["StringValue"] == "422"
+    failures = [json.loads(line) for line in logs
+                if sent in line and json.loads(line).get("message", "").startswith("write-back")]
+    assert len(failures) == 1
+    assert failures[0]["status"] == 422 and failures[0]["outcome"] == "dead_lettered"
+    assert "custom field does not exist" in failures[0]["reason"]
     assert os.environ["GHL_API_BASE"].startswith("http://127.0.0.1:")  # never the real API

@@ -291,9 +291,35 @@ class WritebackSettings:
     ghl_score_field_id: str = ""
     ghl_class_field_id: str = ""
     writeback_state_table: str = ""
+    #: the longest one message sleeps inside an invocation for a rate limit (else re-queued)
     max_rate_limit_wait_seconds: float = 20.0
+    #: the most one HighLevel call may take (cut further to fit the invocation's deadline)
     http_timeout_seconds: float = 10.0
     installs: InstallSettings = field(default_factory=InstallSettings)
+    #: re-queue (delays, retries) and dead-letter targets
+    writeback_queue_url: str = ""
+    writeback_dlq_url: str = ""
+    #: real errors (5xx, timeouts, ...) before a message is dead-lettered; the backoff
+    #: doubles from retry_base_seconds up to SQS's 15-minute delay limit (10 attempts: ~4 h)
+    max_attempts: int = 10
+    retry_base_seconds: float = 30.0
+    #: delays (rate limits, no model, contact busy) before a message is dead-lettered (~5 days)
+    max_waits: int = 500
+    #: a message received more often than this without finishing (crashes) is dead-lettered
+    max_receives: int = 9
+    model_retry_seconds: float = 300.0
+    #: another writer holds the contact's lease: look again after this long
+    busy_retry_seconds: float = 2.0
+    #: after a call whose fate is unknown (no answer, 5xx) the contact stays leased this long
+    inflight_grace_seconds: float = 30.0
+    #: a spent daily budget without Retry-After: look again after this long
+    daily_limit_probe_seconds: float = 900.0
+    #: kept free at the end of an invocation (state commit, re-queues, the batch answer)
+    deadline_reserve_seconds: float = 3.0
+    #: no HighLevel call is started with less time than this for it
+    min_call_seconds: float = 1.0
+    #: the share of each location's announced limit our writers may use in any window
+    budget_share: float = 0.9
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WritebackSettings:
@@ -307,6 +333,19 @@ class WritebackSettings:
             max_rate_limit_wait_seconds=_float(env, "MAX_RATE_LIMIT_WAIT_SECONDS", 20.0),
             http_timeout_seconds=_float(env, "HTTP_TIMEOUT_SECONDS", 10.0),
             installs=InstallSettings.from_env(env),
+            writeback_queue_url=_str(env, "WRITEBACK_QUEUE_URL"),
+            writeback_dlq_url=_str(env, "WRITEBACK_DLQ_URL"),
+            max_attempts=_int(env, "WRITEBACK_MAX_ATTEMPTS", 10),
+            retry_base_seconds=_float(env, "WRITEBACK_RETRY_BASE_SECONDS", 30.0),
+            max_waits=_int(env, "WRITEBACK_MAX_WAITS", 500),
+            max_receives=_int(env, "WRITEBACK_MAX_RECEIVES", 9),
+            model_retry_seconds=_float(env, "WRITEBACK_MODEL_RETRY_SECONDS", 300.0),
+            busy_retry_seconds=_float(env, "WRITEBACK_BUSY_RETRY_SECONDS", 2.0),
+            inflight_grace_seconds=_float(env, "WRITEBACK_INFLIGHT_GRACE_SECONDS", 30.0),
+            daily_limit_probe_seconds=_float(env, "WRITEBACK_DAILY_PROBE_SECONDS", 900.0),
+            deadline_reserve_seconds=_float(env, "WRITEBACK_DEADLINE_RESERVE_SECONDS", 3.0),
+            min_call_seconds=_float(env, "WRITEBACK_MIN_CALL_SECONDS", 1.0),
+            budget_share=_float(env, "GHL_BUDGET_SHARE", 0.9),
         )
 
 

@@ -14,10 +14,11 @@ raises at once.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import ssl
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from leadscore.ghl.write_plan import ApiCall
 from leadscore.headers import header
 
 API_VERSION = "2021-07-28"
@@ -42,6 +44,22 @@ class GhlApiError(Exception):
         self.reason = reason
 
 
+class NoAnswer(GhlApiError):
+    """No usable answer: refused or reset connection, timeout, a status line that is not HTTP,
+    a body cut short (status 0). Worth retrying later."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
+
+
+class TokenUnavailable(GhlApiError):
+    """The location's access token could not be read or refreshed (secret store, OAuth);
+    the reason names error types only (their text may quote the secret's ARN)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
+
+
 class RateLimited(GhlApiError):
     """Still rate-limited after the allowed wait: retry later (the message stays queued)."""
 
@@ -51,6 +69,11 @@ class ApiResponse:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+    @property
+    def reason(self) -> str:
+        """HighLevel's error message, e-mail addresses and phone numbers masked."""
+        return _reason(self.body)
 
 
 def _number(text: str | None) -> float | None:
@@ -119,17 +142,107 @@ def _json(answer: ApiResponse) -> Any:
 
 Transport = Callable[[urllib.request.Request, float], ApiResponse]
 
+#: An answer body larger than this is cut (HighLevel's answers are a few KiB).
+MAX_BODY_BYTES = 1 << 20
+_CHUNK_BYTES = 64 * 1024
+
+
+def http_transport(
+    method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+) -> ApiResponse:
+    """One HTTP exchange within ``timeout`` seconds IN TOTAL (the socket timeout is cut to
+    what is left before every read, the body is read in chunks against the same end).
+
+    Every HTTP status is an answer. No usable answer raises ``NoAnswer``: ``OSError`` covers
+    refused/reset connections, timeouts and TLS errors; ``http.client.HTTPException`` covers a
+    garbage status line (BadStatusLine), a truncated body (IncompleteRead), an oversized header
+    line, a server that hung up (RemoteDisconnected); ``ValueError`` a malformed URL or header.
+    """
+    ends_at = time.monotonic() + timeout
+    parts = urllib.parse.urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn: http.client.HTTPConnection
+    try:
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.netloc, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
+    except ValueError as exc:
+        raise NoAnswer(f"no answer: {type(exc).__name__}") from exc
+    try:
+        conn.request(method, target, body=body, headers=dict(headers))
+        _cut_timeout(conn, ends_at)
+        answer = conn.getresponse()
+        chunks: list[bytes] = []
+        size = 0
+        while size < MAX_BODY_BYTES:
+            _cut_timeout(conn, ends_at)
+            chunk = answer.read(min(_CHUNK_BYTES, MAX_BODY_BYTES - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if answer.length and size < MAX_BODY_BYTES:
+            # read(n) returns b"" at an early end of the body instead of raising.
+            raise http.client.IncompleteRead(b"".join(chunks), answer.length)
+        return ApiResponse(answer.status, dict(answer.getheaders()), b"".join(chunks))
+    except (http.client.HTTPException, OSError, ValueError) as exc:
+        raise NoAnswer(f"no answer: {type(exc).__name__}") from exc
+    finally:
+        conn.close()
+
+
+def _cut_timeout(conn: http.client.HTTPConnection, ends_at: float) -> None:
+    left = ends_at - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the call's time is up")
+    if conn.sock is not None:
+        conn.sock.settimeout(left)
+
 
 def urllib_transport(request: urllib.request.Request, timeout: float) -> ApiResponse:
-    """Send one request; HTTP error statuses come back as answers, not exceptions."""
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - base URL from settings, checked in GhlApiClient  # nosec B310
-            return ApiResponse(answer.status, dict(answer.headers.items()), answer.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read() if exc.fp is not None else b""
-        return ApiResponse(exc.code, dict(exc.headers.items()) if exc.headers else {}, body)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise GhlApiError(0, f"no answer: {type(exc).__name__}") from exc
+    """Send one prepared request (see ``http_transport``)."""
+    data = request.data if isinstance(request.data, bytes) else None
+    headers = {name.title(): value for name, value in request.header_items()}  # as urllib does
+    return http_transport(request.get_method(), request.full_url, headers, data, timeout)
+
+
+class ApiSender:
+    """``send(call, token, timeout)``: ``send_once`` against one base URL (the write-back's
+    HTTP port)."""
+
+    def __init__(
+        self, base_url: str, transport: Callable[..., ApiResponse] = http_transport
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("GHL_API_BASE must be an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._transport = transport
+
+    def send(self, call: ApiCall, token: str, timeout: float) -> ApiResponse:
+        return send_once(self.base_url, call, token, timeout, self._transport)
+
+
+def send_once(
+    base_url: str,
+    call: ApiCall,
+    token: str,
+    timeout: float,
+    transport: Callable[..., ApiResponse] = http_transport,
+) -> ApiResponse:
+    """One attempt of one call, no waiting and no retry: the write-back's loop (deadline,
+    location budget, 401 refresh) drives it. Raises ``NoAnswer`` when there is no answer."""
+    if call.method == "PUT" and call.body is not None and "tags" in call.body:
+        raise ValueError("never send tags in PUT /contacts: it replaces every tag")
+    headers = {"Authorization": f"Bearer {token}", "Version": API_VERSION,
+               "Accept": "application/json"}
+    data = None
+    if call.body is not None:
+        data = json.dumps(call.body, separators=(",", ":")).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    return transport(call.method, base_url.rstrip("/") + call.path, headers, data, timeout)
 
 
 class GhlApiClient:
@@ -234,11 +347,14 @@ class GhlApiClient:
         raise RateLimited(429, "rate limited")
 
 
-def read_token_secret(secret_arn: str, force: bool = False, max_age_seconds: int = 300) -> str:
+def read_token_secret(
+    secret_arn: str, force: bool = False, max_age_seconds: int = 300, location_id: str = ""
+) -> str:
     """A HighLevel token kept in Secrets Manager (Powertools Parameters: cached per container
     for ``max_age_seconds``; ``force`` reads it again, e.g. after a 401).
 
-    The secret is the token itself, or JSON with ``token`` / ``access_token``.
+    The secret is the token itself, JSON with ``token`` / ``access_token``, or, for several
+    sub-accounts with Private Integration Tokens, ``{"locations": {"<locationId>": "<token>"}}``.
     """
     from aws_lambda_powertools.utilities import parameters
 
@@ -248,10 +364,37 @@ def read_token_secret(secret_arn: str, force: bool = False, max_age_seconds: int
     if text.startswith("{"):
         parsed = json.loads(text)
         if isinstance(parsed, dict):
-            text = str(parsed.get("token") or parsed.get("access_token") or "").strip()
+            per_location = parsed.get("locations")
+            if isinstance(per_location, dict):
+                text = str(per_location.get(location_id) or "").strip()
+            else:
+                text = str(parsed.get("token") or parsed.get("access_token") or "").strip()
     if not text:
         raise GhlApiError(0, "the HighLevel token secret is empty")
     return text
+
+
+def location_token_reader(
+    secret_arn: str, max_age_seconds: int = 300
+) -> Callable[[str, bool], str]:
+    """``read(location_id, refresh)``: ``read_token_secret`` for one location, any failure of
+    the secret store raised as ``TokenUnavailable`` naming only the error types."""
+    if not secret_arn:
+        raise ValueError("GHL_TOKEN_SECRET_ARN is not set")
+
+    def read(location_id: str, refresh: bool = False) -> str:
+        try:
+            return read_token_secret(
+                secret_arn, force=refresh, max_age_seconds=max_age_seconds,
+                location_id=location_id,
+            )
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            raise TokenUnavailable(
+                f"secret store: {type(exc).__name__}/{type(cause).__name__}"
+            ) from exc
+
+    return read
 
 
 def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callable[[], str]:

@@ -2,19 +2,24 @@
 
 * ``webhook#<webhookId or sha256:digest>``: the replay guard, a conditional put with a TTL
   (``expires_at``) longer than the freshness window (leadscore.ghl.delivery).
-* ``writeback#<location>#<contact>``: the class and rounded score last written to HighLevel.
+* ``writeback#<location>#<contact>``: the last write to HighLevel, its order key and the lease
+  of a write in flight (``DynamoWritebackState``).
+* ``inputs#<location>#<contact>``: the digest of the scoring inputs last scored
+  (``DynamoInputDigests``).
+* ``ratelimit#<location>``: the location's request budget (``adapters.ghl_budget``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from leadscore.adapters import client, error_code
 from leadscore.ghl.delivery import dedupe_ttl_seconds
+from leadscore.ghl.digest import DIGEST_TTL_SECONDS, digest_key
 from leadscore.ghl.payloads import replay_key
-from leadscore.ghl.write_plan import STATE_TTL_SECONDS, LastWrite, state_key
+from leadscore.ghl.write_plan import STATE_TTL_SECONDS, ContactState, LastWrite, state_key
 from leadscore.settings import DEFAULT_MAX_DELIVERY_AGE_SECONDS
 
 if TYPE_CHECKING:
@@ -78,39 +83,195 @@ class DynamoReplayGuard(_TtlTable):
 
 
 class DynamoWritebackState(_TtlTable):
-    """The last write per contact; ``get`` ignores expired records."""
+    """The ``writeback#<location>#<contact>`` item: the last write, the order key of the score
+    it came from, and a writer's lease. Every change is a conditional write, so an older score
+    can never replace a newer one and two writers never write one contact at the same time.
+
+    Attributes: ``predicted_class`` S, ``score`` N, ``model_version`` S, ``received_at`` S,
+    ``scored_at`` S, ``write_order`` S (``WritebackMessage.order``), ``written_at`` N,
+    ``expires_at`` N, and while a write is in flight ``lease_owner`` S + ``lease_until_ms`` N.
+    An expired item (TTL not yet applied by DynamoDB) counts as absent.
+    """
 
     default_ttl_seconds = STATE_TTL_SECONDS
-    fast_client = False
+    fast_client = True  # ~1 s timeouts: the write-back runs against its deadline
 
-    def get(self, location_id: str, contact_id: str) -> LastWrite | None:
+    _NEWER = "(attribute_not_exists(write_order) OR write_order < :order OR expires_at < :now)"
+    _FREE = "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now_ms)"
+
+    def _key(self, location_id: str, contact_id: str) -> dict[str, Any]:
+        return {"pk": {"S": state_key(location_id, contact_id)}}
+
+    def read(self, location_id: str, contact_id: str) -> ContactState | None:
         answer = self.ddb.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": state_key(location_id, contact_id)}},
-            ConsistentRead=True,
+            TableName=self.table_name, Key=self._key(location_id, contact_id), ConsistentRead=True
         )
         item = answer.get("Item")
         if not item:
             return None
-        if float(item.get("expires_at", {}).get("N", "0")) <= self._clock():
-            return None
+        return self._state(item)
+
+    def _state(self, item: Mapping[str, Any], *, owner_lease: bool = False) -> ContactState:
+        """An item as a ContactState (``owner_lease``: the lease is ours, report none)."""
+        now = self._clock()
+        lease = int(item.get("lease_until_ms", {}).get("N", "0"))
+        lease = lease if lease > now * 1000 and not owner_lease else 0
+        if float(item.get("expires_at", {}).get("N", "0")) <= now:
+            return ContactState(last=None, order="", lease_until_ms=lease)
+        last: LastWrite | None
         try:
-            return LastWrite(
+            last = LastWrite(
                 predicted_class=item["predicted_class"]["S"], score=int(item["score"]["N"])
             )
         except (KeyError, ValueError):
-            return None
+            last = None
+        order = item.get("write_order", {}).get("S", "")
+        return ContactState(last=last, order=order, lease_until_ms=lease)
 
-    def put(self, location_id: str, contact_id: str, state: LastWrite, model_version: str) -> None:
+    def _conditional(self, **kwargs: Any) -> bool:
+        try:
+            self.ddb.update_item(TableName=self.table_name, **kwargs)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _refused(self, location_id: str, contact_id: str) -> ContactState:
+        """Why a conditional write was refused (what the item holds now)."""
+        state = self.read(location_id, contact_id)
+        return state if state is not None else ContactState(last=None)
+
+    def claim(
+        self, location_id: str, contact_id: str, order: str, owner: str, lease_until_ms: int
+    ) -> tuple[bool, ContactState]:
+        """Take the contact's lease for a score with key ``order``. ``(True, state under the
+        lease)`` when taken (plan against THAT state); ``(False, state that refused it)``
+        when a score at least as new was written or another writer's lease is live."""
+        now = self._clock()
+        try:
+            answer = self.ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(location_id, contact_id),
+                UpdateExpression="SET lease_owner = :owner, lease_until_ms = :until, "
+                "expires_at = if_not_exists(expires_at, :expires)",
+                ConditionExpression=f"{self._NEWER} AND {self._FREE}",
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"N": str(lease_until_ms)},
+                    ":order": {"S": order},
+                    ":now": {"N": str(int(now))},
+                    ":now_ms": {"N": str(int(now * 1000))},
+                    ":expires": {"N": str(int(now + self._ttl))},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False, self._refused(location_id, contact_id)
+            raise
+        return True, self._state(answer.get("Attributes") or {}, owner_lease=True)
+
+    def advance(
+        self, location_id: str, contact_id: str, order: str, predicted_class: str, score: int
+    ) -> ContactState | None:
+        """Move the order key forward without writing (the score rounds to what is written):
+        None when done, else the state that refused it (a newer key, another writer's live
+        lease, or a different last write than the one planned against)."""
+        now = self._clock()
+        ok = self._conditional(
+            Key=self._key(location_id, contact_id),
+            UpdateExpression="SET write_order = :order",
+            ConditionExpression=f"attribute_exists(pk) AND {self._NEWER} AND {self._FREE} "
+            "AND predicted_class = :cls AND score = :score",
+            ExpressionAttributeValues={
+                ":order": {"S": order},
+                ":now": {"N": str(int(now))},
+                ":now_ms": {"N": str(int(now * 1000))},
+                ":cls": {"S": predicted_class},
+                ":score": {"N": str(score)},
+            },
+        )
+        return None if ok else self._refused(location_id, contact_id)
+
+    def commit(
+        self,
+        location_id: str,
+        contact_id: str,
+        owner: str,
+        order: str,
+        predicted_class: str,
+        score: int,
+        model_version: str,
+        received_at: str,
+        scored_at: str,
+    ) -> bool:
+        """Record a finished write and release the lease; False when the lease was lost."""
+        now = self._clock()
+        return self._conditional(
+            Key=self._key(location_id, contact_id),
+            UpdateExpression="SET predicted_class = :cls, score = :score, model_version = :mv, "
+            "received_at = :received, scored_at = :scored, write_order = :order, "
+            "written_at = :now, expires_at = :expires REMOVE lease_owner, lease_until_ms",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={
+                ":cls": {"S": predicted_class},
+                ":score": {"N": str(score)},
+                ":mv": {"S": model_version},
+                ":received": {"S": received_at},
+                ":scored": {"S": scored_at},
+                ":order": {"S": order},
+                ":now": {"N": str(int(now))},
+                ":expires": {"N": str(int(now + self._ttl))},
+                ":owner": {"S": owner},
+            },
+        )
+
+    def hold(self, location_id: str, contact_id: str, owner: str, until_ms: int) -> None:
+        """Keep the lease until ``until_ms`` after a call whose fate is unknown (no answer, a
+        5xx): a request still in flight must land before another writer's newer one."""
+        self._conditional(
+            Key=self._key(location_id, contact_id),
+            UpdateExpression="SET lease_until_ms = :until",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={":owner": {"S": owner}, ":until": {"N": str(until_ms)}},
+        )
+
+    def release(self, location_id: str, contact_id: str, owner: str) -> None:
+        """Give the lease back after a failed write (no-op when it is not ours any more)."""
+        self._conditional(
+            Key=self._key(location_id, contact_id),
+            UpdateExpression="REMOVE lease_owner, lease_until_ms",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={":owner": {"S": owner}},
+        )
+
+
+class DynamoInputDigests(_TtlTable):
+    """``inputs#<location>#<contact>``: the digest of the scoring inputs last scored for a
+    contact (``leadscore.ghl.digest``). Errors propagate: the caller scores anyway."""
+
+    default_ttl_seconds = DIGEST_TTL_SECONDS
+    fast_client = True
+
+    def unchanged(self, location_id: str, contact_id: str, digest: str) -> bool:
+        answer = self.ddb.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": digest_key(location_id, contact_id)}},
+            ProjectionExpression="digest, expires_at",
+        )
+        item = answer.get("Item")
+        if not item or float(item.get("expires_at", {}).get("N", "0")) <= self._clock():
+            return False
+        return bool(item.get("digest", {}).get("S") == digest)
+
+    def remember(self, location_id: str, contact_id: str, digest: str) -> None:
         now = self._clock()
         self.ddb.put_item(
             TableName=self.table_name,
             Item={
-                "pk": {"S": state_key(location_id, contact_id)},
-                "predicted_class": {"S": state.predicted_class},
-                "score": {"N": str(state.score)},
-                "model_version": {"S": model_version},
-                "written_at": {"N": str(int(now))},
+                "pk": {"S": digest_key(location_id, contact_id)},
+                "digest": {"S": digest},
                 "expires_at": {"N": str(int(now + self._ttl))},
             },
         )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from leadscore.adapters import client
-from leadscore.ghl.messages import WritebackMessage
+from leadscore.ghl.messages import MAX_DELAY_SECONDS, WritebackMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -43,3 +44,40 @@ class SqsWritebackQueue:
             failed = answer.get("Failed") or []
             if failed:
                 raise RuntimeError(f"SQS refused {len(failed)} of {len(chunk)} write-back messages")
+
+class SqsRequeue:
+    """The write-back function's own sends: a delayed copy back onto the write-back queue
+    (waiting or retrying: a new message, so it never counts toward ``maxReceiveCount``) and
+    a dead-lettered copy with its reason as message attributes."""
+
+    def __init__(
+        self, queue_url: str, dlq_url: str, sqs_client: SQSClient | None = None
+    ) -> None:
+        if not queue_url or not dlq_url:
+            raise ValueError("WRITEBACK_QUEUE_URL and WRITEBACK_DLQ_URL must be set")
+        self.queue_url = queue_url
+        self.dlq_url = dlq_url
+        self._client = sqs_client
+
+    @property
+    def sqs(self) -> SQSClient:
+        if self._client is None:
+            self._client = client("sqs", fast=True)
+        return self._client
+
+    def delay(self, body: str, delay_seconds: int) -> None:
+        self.sqs.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=body,
+            DelaySeconds=max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
+        )
+
+    def dead_letter(self, body: str, reason: str, attributes: Mapping[str, str]) -> None:
+        self.sqs.send_message(
+            QueueUrl=self.dlq_url,
+            MessageBody=body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": (value or "-")[:1000]}
+                for name, value in {**attributes, "reason": reason}.items()
+            },
+        )

@@ -1,5 +1,15 @@
 """The write-back queue message: one writer and one reader (ARCHITECTURE.md, "Write-back queue
 message"). The webhook route and the score API queue it; the write-back function reads it.
+
+Ordering: ``received_at`` is when the scoring INPUTS were current (HighLevel's own delivery
+``timestamp``, which its retries keep, else the time we received them) and ``scored_at`` when
+the score was made. ``order`` combines them into one sortable key: a score of newer inputs
+wins; for the same inputs, the later score (a newer model) wins. The write-back never writes
+a message whose key is not newer than the key of the last score written to the contact.
+
+Counters: ``attempt`` counts real errors (5xx, timeouts, ...) and ``waits`` the delays for rate
+limits or a missing model; both travel with a re-queued message (a re-queued message is a new
+SQS message, so waiting never counts toward the queue's ``maxReceiveCount``).
 """
 
 from __future__ import annotations
@@ -7,10 +17,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from leadscore.classes import CLASSES
+
+#: SQS cannot delay a message longer than 15 minutes.
+MAX_DELAY_SECONDS = 900
 
 KIND_SCORE = "score"
 KIND_WEBHOOK = "webhook"
@@ -37,10 +51,26 @@ class WritebackMessage:
     model_version: str | None
     webhook: dict[str, Any] | None
     received_at: str
+    scored_at: str = ""
+    attempt: int = 0
+    waits: int = 0
 
     @property
     def needs_scoring(self) -> bool:
         return self.kind == KIND_WEBHOOK
+
+    @property
+    def order(self) -> str:
+        """The sortable key of this score (see the module doc)."""
+        return order_key(self.received_at, self.scored_at or self.received_at)
+
+    def delayed(self) -> WritebackMessage:
+        """The copy to re-queue after a wait (rate limit, no model, contact busy)."""
+        return replace(self, waits=self.waits + 1)
+
+    def retried(self) -> WritebackMessage:
+        """The copy to re-queue after a transient error."""
+        return replace(self, attempt=self.attempt + 1)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {
@@ -52,11 +82,17 @@ class WritebackMessage:
             "model_version": self.model_version,
             "received_at": self.received_at,
         }
+        if self.scored_at:
+            body["scored_at"] = self.scored_at
         if self.webhook is not None:
             body["webhook"] = self.webhook
+        if self.attempt:
+            body["attempt"] = self.attempt
+        if self.waits:
+            body["waits"] = self.waits
         return json.dumps(body, separators=(",", ":"))
 
-    def with_score(self, score: Mapping[str, Any]) -> WritebackMessage:
+    def with_score(self, score: Mapping[str, Any], *, scored_at_ms: int) -> WritebackMessage:
         """The same message once scored (``score`` is a ScoringService answer)."""
         return WritebackMessage(
             kind=KIND_SCORE,
@@ -67,11 +103,38 @@ class WritebackMessage:
             model_version=str(score.get("model_version") or ""),
             webhook=None,
             received_at=self.received_at,
+            scored_at=iso_ms(scored_at_ms),
+            attempt=self.attempt,
+            waits=self.waits,
         )
 
 
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds -> ``2026-02-05T10:00:00.000Z``."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def epoch_ms(text: str) -> int | None:
+    """ISO-8601 (``Z`` or an offset; naive means UTC) -> epoch milliseconds, None if not one."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def order_key(received_at: str, scored_at: str) -> str:
+    """``received_at`` and ``scored_at`` as one key that sorts like time ("" sorts first)."""
+    return f"{max(0, epoch_ms(received_at) or 0):015d}.{max(0, epoch_ms(scored_at) or 0):015d}"
+
+
 def score_message(
-    score: Mapping[str, Any], *, location_id: str, received_at: str
+    score: Mapping[str, Any], *, location_id: str, received_at: str, scored_at: str = ""
 ) -> WritebackMessage:
     """The message the webhook route queues after scoring a lead."""
     return WritebackMessage(
@@ -83,6 +146,7 @@ def score_message(
         model_version=str(score.get("model_version") or ""),
         webhook=None,
         received_at=received_at,
+        scored_at=scored_at or received_at,
     )
 
 
@@ -102,11 +166,25 @@ def webhook_message(
     )
 
 
-def parse_message(body: str) -> WritebackMessage:
-    """A queue message body -> WritebackMessage; MessageError when it can never be used."""
+#: The largest message SQS carries is 256 KiB; anything bigger did not come from our writers.
+MAX_MESSAGE_CHARS = 256 * 1024
+
+
+def _counter(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def parse_message(body: str, *, sent_at_ms: int = 0) -> WritebackMessage:
+    """A queue message body -> WritebackMessage; MessageError when it can never be used.
+
+    ``sent_at_ms`` (SQS ``SentTimestamp``) stands in for a missing or unreadable
+    ``received_at`` (messages queued before it was written)."""
+    if len(body) > MAX_MESSAGE_CHARS:
+        raise MessageError("message body too large")
     try:
         raw = json.loads(body)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: "[[[[..." nested deeper than the parser's stack.
         raise MessageError("message body is not JSON") from exc
     if not isinstance(raw, dict):
         raise MessageError("message body must be a JSON object")
@@ -131,6 +209,10 @@ def parse_message(body: str) -> WritebackMessage:
             raise MessageError(f"unknown predicted_class {cls!r}")
         rounded_score(float(score))  # finiteness
     version = raw.get("model_version")
+    received_at = str(raw.get("received_at") or "")
+    if epoch_ms(received_at) is None and sent_at_ms > 0:
+        received_at = iso_ms(sent_at_ms)
+    scored_at = raw.get("scored_at")
     return WritebackMessage(
         kind=kind,
         contact_id=contact_id,
@@ -139,6 +221,9 @@ def parse_message(body: str) -> WritebackMessage:
         predicted_class=cls if isinstance(cls, str) else None,
         model_version=version if isinstance(version, str) else None,
         webhook=webhook if isinstance(webhook, dict) else None,
-        received_at=str(raw.get("received_at") or ""),
+        received_at=received_at,
+        scored_at=scored_at if isinstance(scored_at, str) else "",
+        attempt=_counter(raw.get("attempt")),
+        waits=_counter(raw.get("waits")),
     )
 

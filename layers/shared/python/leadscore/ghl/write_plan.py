@@ -10,12 +10,17 @@ A scored queue message becomes a ``WritePlan``:
 When the last write recorded for the contact has the same class and rounded score, nothing is
 written (ContactUpdate storms must not burn the rate limit). When only the score changed,
 the tags are already right and only the PUT is sent.
+
+The per-location parts (field ids, tag names, whether the score field is a number) come from
+the location's installation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from leadscore.classes import CLASSES
 from leadscore.ghl.messages import MessageError, WritebackMessage, rounded_score
@@ -27,8 +32,24 @@ TAG_SUFFIX = "-lead"
 STATE_TTL_SECONDS = 30 * 24 * 3600
 
 
-def class_tag(predicted_class: str) -> str:
+def class_tag(predicted_class: str, tags: Mapping[str, str] | None = None) -> str:
+    """The tag of a class: the installation's name for it, else ``<class>-lead``."""
+    if tags and tags.get(predicted_class):
+        return tags[predicted_class]
     return f"{predicted_class}{TAG_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One HighLevel request: method, path below the API base URL, JSON body."""
+
+    method: str
+    path: str
+    body: Mapping[str, Any] | None = None
+
+
+def contact_path(contact_id: str, suffix: str = "") -> str:
+    return "/contacts/" + quote(contact_id, safe="") + suffix
 
 
 @dataclass(frozen=True)
@@ -40,12 +61,22 @@ class LastWrite:
 
 
 @dataclass(frozen=True)
+class ContactState:
+    """The ``writeback#`` item of a contact: the last write, the order key of the score it
+    came from (``WritebackMessage.order``), and another writer's lease (epoch ms, 0 = none)."""
+
+    last: LastWrite | None
+    order: str = ""
+    lease_until_ms: int = 0
+
+
+@dataclass(frozen=True)
 class WritePlan:
     contact_id: str
     location_id: str
     score: int
     predicted_class: str
-    custom_fields: tuple[tuple[str, str], ...]
+    custom_fields: tuple[tuple[str, str | int], ...]
     add_tags: tuple[str, ...]
     remove_tags: tuple[str, ...]
     skip: bool
@@ -53,6 +84,19 @@ class WritePlan:
     def put_body(self) -> dict[str, Any]:
         """The PUT /contacts/{id} body: custom fields only, never ``tags``."""
         return {"customFields": [{"id": fid, "field_value": v} for fid, v in self.custom_fields]}
+
+    def calls(self) -> list[ApiCall]:
+        """The requests, in order: fields, then the class tag, then the other class tags."""
+        out: list[ApiCall] = []
+        if self.custom_fields:
+            out.append(ApiCall("PUT", contact_path(self.contact_id), self.put_body()))
+        if self.add_tags:
+            path = contact_path(self.contact_id, "/tags")
+            out.append(ApiCall("POST", path, {"tags": list(self.add_tags)}))
+        if self.remove_tags:
+            path = contact_path(self.contact_id, "/tags")
+            out.append(ApiCall("DELETE", path, {"tags": list(self.remove_tags)}))
+        return out
 
     @property
     def state(self) -> LastWrite:
@@ -70,6 +114,8 @@ def plan_write(
     *,
     score_field_id: str,
     class_field_id: str,
+    class_tags: Mapping[str, str] | None = None,
+    score_as_number: bool = False,
 ) -> WritePlan:
     """Decide the requests for a scored message given the last recorded write."""
     if message.predicted_score is None or message.predicted_class is None:
@@ -78,15 +124,17 @@ def plan_write(
         raise MessageError(f"unknown predicted_class {message.predicted_class!r}")
     score = rounded_score(message.predicted_score)
     cls = message.predicted_class
-    fields: list[tuple[str, str]] = []
+    fields: list[tuple[str, str | int]] = []
     if score_field_id:
-        fields.append((score_field_id, str(score)))
+        fields.append((score_field_id, score if score_as_number else str(score)))
     if class_field_id:
         fields.append((class_field_id, cls))
     unchanged = last is not None and last.predicted_class == cls and last.score == score
     tags_current = last is not None and last.predicted_class == cls
-    add = () if tags_current else (class_tag(cls),)
-    remove = () if tags_current else tuple(class_tag(c) for c in CLASSES if c != cls)
+    add = () if tags_current else (class_tag(cls, class_tags),)
+    remove = () if tags_current else tuple(
+        class_tag(c, class_tags) for c in CLASSES if c != cls
+    )
     return WritePlan(
         contact_id=message.contact_id,
         location_id=message.location_id,
