@@ -87,9 +87,14 @@ def configure(
         parked = MemoryParkedStore()
     from leadscore.adapters.secrets import workflow_secret
 
+    digests = None
+    if settings.webhook_dedup_table:
+        from leadscore.adapters.ghl_state import DynamoInputDigests
+
+        digests = DynamoInputDigests(settings.webhook_dedup_table, clock=clock)
     _deps = GhlDeps(settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue,
                     installations=installations, lifecycle=lifecycle, parked=parked,
-                    count=count, clock=clock, loop=loop,
+                    count=count, clock=clock, loop=loop, digests=digests,
                     workflow_secret=workflow_secret(settings.ghl_webhook_secret_arn,
                                                     settings.ghl_webhook_secret))
     return _deps

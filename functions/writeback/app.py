@@ -15,7 +15,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.tracing import make_tracer
 from leadscore.ghl.deadline import Deadline
-from leadscore.ghl.writeback import LoggingBatchProcessor, WritebackDeps, process_batch
+from leadscore.ghl.writeback import (
+    Installations,
+    LoggingBatchProcessor,
+    WritebackDeps,
+    process_batch,
+)
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings, WritebackSettings
 
@@ -44,13 +49,22 @@ def _build_deps() -> WritebackDeps:
             scorer = scorer_from_settings(ScoreSettings.from_env())
         return scorer
 
-    return WritebackDeps(
-        settings=settings,
-        installations=StackInstallations(
+    # The installations table and/or the stack's own location (issue 13) when configured;
+    # else every location with the stack's field ids and token secret (one PIT, or a map).
+    installations: Installations | None = None
+    if settings.installs.configured:
+        from leadscore.adapters.installations import installations_from_settings
+
+        installations = installations_from_settings(settings.installs)
+    if installations is None:
+        installations = StackInstallations(
             settings.ghl_score_field_id,
             settings.ghl_class_field_id,
             location_token_reader(settings.ghl_token_secret_arn),
-        ),
+        )
+    return WritebackDeps(
+        settings=settings,
+        installations=installations,
         states=DynamoWritebackState(settings.writeback_state_table),
         budget=DynamoLocationBudget(settings.writeback_state_table, share=settings.budget_share),
         requeue=SqsRequeue(settings.writeback_queue_url, settings.writeback_dlq_url),

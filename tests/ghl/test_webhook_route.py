@@ -303,9 +303,10 @@ def test_signed_delivery_without_webhook_id_is_deduplicated_on_its_body(
     assert status == 200 and answer["status"] == "duplicate"
     assert answer["webhook_id"].startswith("sha256:")
     assert len(harness.scorer.calls) == 1 and len(harness.aws.queued()) == 1
-    # another body (another change of the contact) is a new delivery
+    # another body (another change of the contact) is a new delivery, not a duplicate; a
+    # first name is not a scoring input, so it is not scored again (issue 11)
     changed = harness.signed({**payload, "firstName": "Jo"})
-    assert harness.post(*changed)[1]["status"] == "scored"
+    assert harness.post(*changed)[1]["status"] == "unchanged"
 
 
 @pytest.mark.parametrize("absent", ["N/A", "", "n/a", "  "])
@@ -392,11 +393,11 @@ def test_replayed_webhook_id_is_acknowledged_and_scored_once(harness: Harness) -
     assert second[0] == 200 and second[1]["status"] == "duplicate"
     assert len(harness.scorer.calls) == 1
     assert len(harness.aws.queued()) == 1
-    # A different webhook id for the same contact is a new event.
-    assert (
-        harness.post(*harness.signed(marketplace(harness, webhook_id="wh-2")))[1]["status"]
-        == "scored"
-    )
+    # A different webhook id for the same contact is a new event (here with a new input).
+    changed = [{"id": "fld_list_price", "value": "810000"},
+               {"id": "fld_urgency", "value": "critical"}]
+    second = marketplace(harness, webhook_id="wh-2", customFields=changed)
+    assert harness.post(*harness.signed(second))[1]["status"] == "scored"
     assert len(harness.scorer.calls) == 2
 
 
@@ -578,3 +579,27 @@ def test_an_unexpected_failure_is_never_a_5xx(harness: Harness) -> None:
     harness.scorer.inner = real
     status, body = harness.post(*request)  # HighLevel's retry is scored, not a "duplicate"
     assert status == 200 and body["status"] == "scored"
+
+
+# --------------------------------------------------------------------------- own writes (issue 11)
+# 08:30 code: the ContactUpdate our own write caused was scored and queued again (each round
+# re-scored and, with a Custom Webhook, billed).
+
+
+def test_our_own_write_coming_back_is_not_scored_again(harness: Harness) -> None:
+    assert harness.post(*harness.signed(marketplace(harness, webhook_id="wh-a")))[1][
+        "status"] == "scored"
+    # What HighLevel sends after the write-back: the same inputs, plus our score and class
+    # fields and the class tag (neither is a scoring input).
+    echo = marketplace(harness, webhook_id="wh-b", tags=["hot-lead"], customFields=[
+        {"id": "fld_list_price", "value": "800000"}, {"id": "fld_urgency", "value": "critical"},
+        {"id": "fld_lead_score", "value": "87"}, {"id": "fld_lead_class", "value": "hot"}])
+    status, body = harness.post(*harness.signed(echo))
+    assert (status, body["status"]) == (200, "unchanged")
+    assert len(harness.scorer.calls) == 1 and len(harness.aws.queued()) == 1
+    assert "WebhookUnchanged" in harness.counts
+    # A real change of an input is scored again.
+    changed = marketplace(harness, webhook_id="wh-c", customFields=[
+        {"id": "fld_list_price", "value": "650000"}, {"id": "fld_urgency", "value": "critical"}])
+    assert harness.post(*harness.signed(changed))[1]["status"] == "scored"
+    assert len(harness.scorer.calls) == 2

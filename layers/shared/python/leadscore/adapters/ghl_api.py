@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from leadscore.ghl.installations import TokenUnavailable
 from leadscore.ghl.write_plan import ApiCall
 from leadscore.headers import header
 
@@ -47,14 +48,6 @@ class GhlApiError(Exception):
 class NoAnswer(GhlApiError):
     """No usable answer: refused or reset connection, timeout, a status line that is not HTTP,
     a body cut short (status 0). Worth retrying later."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(0, reason)
-
-
-class TokenUnavailable(GhlApiError):
-    """The location's access token could not be read or refreshed (secret store, OAuth);
-    the reason names error types only (their text may quote the secret's ARN)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(0, reason)

@@ -47,6 +47,7 @@ from leadscore.ghl.auth import (
     signature_header,
 )
 from leadscore.ghl.delivery import app_matches, delivery_id, freshness_problem
+from leadscore.ghl.digest import inputs_digest
 from leadscore.ghl.installations import Installation, Installations
 from leadscore.ghl.messages import WritebackMessage, score_message, webhook_message
 from leadscore.ghl.payloads import (
@@ -77,6 +78,13 @@ class Queue(Protocol):
     def send(self, message: WritebackMessage) -> str: ...
 
 
+class InputDigests(Protocol):
+    """The digest of each contact's scoring inputs (adapters.ghl_state.DynamoInputDigests)."""
+
+    def unchanged(self, location_id: str, contact_id: str, digest: str) -> bool: ...
+    def remember(self, location_id: str, contact_id: str, digest: str) -> None: ...
+
+
 class InstallEvents(Protocol):
     """`leadscore.ghl.lifecycle.Lifecycle` (INSTALL / UNINSTALL)."""
 
@@ -103,6 +111,9 @@ class GhlDeps:
     loop: LoopHooks | None = None
     # The workflow secret, read when needed (Secrets Manager, cached; adapters/secrets.py).
     workflow_secret: Callable[[], str] | None = None
+    #: our own writes fire ContactUpdate again: an update whose inputs did not change is not
+    #: scored again (issue 11); None: every update is scored
+    digests: InputDigests | None = None
 
     @property
     def auth(self) -> AuthConfig:
@@ -350,8 +361,26 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
                                                                  or "")})
     if not webhook.request:
         return delivery.ignored("not a contact event", event_type=webhook.event_type)
+    digest = inputs_digest(webhook.request)
+    if d.digests is not None:
+        try:
+            same = d.digests.unchanged(webhook.location_id, webhook.contact_id, digest)
+        except Exception:
+            # A cost saver, not a gate: scoring again is harmless (the write is skipped).
+            logger.warning("input digests unavailable; scoring anyway", extra=webhook.log_keys())
+            same = False
+        if same:
+            d.count("WebhookUnchanged")
+            logger.info("scoring inputs unchanged, not scored again", extra=webhook.log_keys())
+            return Outcome(200, {"status": "unchanged", "contact_id": webhook.contact_id})
     received_at = _received_at(payload, d.clock())
-    return _score_and_queue(delivery, webhook, received_at, installation)
+    outcome = _score_and_queue(delivery, webhook, received_at, installation)
+    if d.digests is not None and outcome.body.get("status") in ("scored", "queued"):
+        try:
+            d.digests.remember(webhook.location_id, webhook.contact_id, digest)
+        except Exception:
+            logger.warning("input digest not recorded", extra=webhook.log_keys())
+    return outcome
 
 
 def _queue_for_later(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,

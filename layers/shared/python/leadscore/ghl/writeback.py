@@ -50,9 +50,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from leadscore.adapters.ghl_api import ApiResponse, GhlApiError, NoAnswer, TokenUnavailable
+from leadscore.adapters.ghl_api import ApiResponse, GhlApiError, NoAnswer
 from leadscore.errors import InvalidInput
 from leadscore.ghl.deadline import Deadline, DeadlineReached
+from leadscore.ghl.installations import TokenUnavailable
 from leadscore.ghl.messages import (
     MAX_DELAY_SECONDS,
     MessageError,
