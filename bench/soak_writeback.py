@@ -324,6 +324,7 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("SOAK_LOG_LEVEL", "WARNING"),
                 "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
                 "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "false",  # the outcomes are read from them
             }
             started = time.monotonic()
             writers = [ctx.Process(target=_writer, daemon=True, args=(

@@ -464,8 +464,12 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
 def check_sqs(world: World, name: str, fn: str) -> None:
     event = load(name)
     # Without custom field ids the write-back only moves the class tag (README); set them.
+    # The stack's own sub-account (GhlLocationId): the write-back drops messages of locations
+    # that are not installed (issue 13).
+    [location] = {json.loads(r["body"])["location_id"] for r in event["Records"]}
     answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url},
-                          GhlScoreFieldId="fld_lead_score", GhlClassFieldId="fld_lead_class")
+                          GhlScoreFieldId="fld_lead_score", GhlClassFieldId="fld_lead_class",
+                          GhlLocationId=location)
     assert answer == {"batchItemFailures": []}
     contacts = {json.loads(r["body"])["contact_id"] for r in event["Records"]}
     puts = {r.path for r in world.fake.requests if r.method == "PUT"}
