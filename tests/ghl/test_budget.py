@@ -111,6 +111,9 @@ def test_racing_containers_never_spend_one_token_twice(ghl_aws: GhlAws) -> None:
                     granted.append(1)
 
     _serialise_moto_dynamodb()
+    # One call from this thread first: the IAM proof's hook (tests/fixtures/iam.py) parses the
+    # calling modules once and caches them; parsing from eight threads at once is not safe.
+    DynamoLocationBudget(ghl_aws.table, ghl_aws.ddb, clock=lambda: 1_000.0).take("warm-up")
     threads = [threading.Thread(target=writer) for _ in range(8)]
     for t in threads:
         t.start()
