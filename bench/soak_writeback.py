@@ -75,6 +75,7 @@ class SoakConfig:
     http_timeout_seconds: float = 2.0
     visibility_timeout: int = 30
     max_seconds: float = 1800.0
+    queued: int = 300  # the feeder keeps at most this many messages waiting on the queue
     log_dir: str = ""  # each writer's log lines (WARNING and up) go to writer-<n>.log here
     #: how long a contact stays leased after a call whose fate is unknown (production: 30 s)
     inflight_grace_seconds: float = 10.0
@@ -296,9 +297,25 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
                         else json.dumps({"locations": tokens}))
         secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="soak/ghl-tokens", SecretString=token_secret)["ARN"]
-        for i in range(0, len(bodies), 10):
-            sqs.send_message_batch(QueueUrl=queues.url, Entries=[
-                {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i:i + 10])])
+        # moto's SQS costs O(queue length) per call: a feeder keeps at most cfg.queued
+        # messages waiting (every message still passes through the queue, in shuffled order).
+        fed = threading.Event()
+
+        def feed() -> None:
+            sender = boto3.client("sqs", region_name=REGION)
+            i = 0
+            while i < len(bodies) and not stop.is_set():
+                attrs = sender.get_queue_attributes(QueueUrl=queues.url, AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"])
+                if sum(int(v) for v in attrs["Attributes"].values()) >= cfg.queued:
+                    time.sleep(0.2)
+                    continue
+                sender.send_message_batch(QueueUrl=queues.url, Entries=[
+                    {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i:i + 10])])
+                i += 10
+            fed.set()
+
+        feeder = threading.Thread(target=feed, daemon=True)
 
         fake.chaos = Chaos(seed=cfg.seed, p_429=cfg.p_429, p_5xx=cfg.p_5xx,
                            p_timeout=cfg.p_timeout, p_slow=cfg.p_slow,
@@ -332,6 +349,7 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
                 for i in range(cfg.writers)]
             for w in writers:
                 w.start()
+            feeder.start()
             idle = 0
             while time.monotonic() - started < cfg.max_seconds:
                 time.sleep(1.0)
@@ -339,7 +357,7 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
                     "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed"])["Attributes"]
                 pending = sum(int(v) for v in attrs.values())
-                idle = idle + 1 if pending == 0 else 0
+                idle = idle + 1 if pending == 0 and fed.is_set() else 0
                 if idle >= 3:
                     report.finished = True
                     break
