@@ -8,7 +8,6 @@ import pytest
 from leadscore.ghl import writeback
 from leadscore.ghl.messages import webhook_message
 from leadscore.scoring.lead_score import goes_to_the_crm
-from leadscore.scoring.model_store import ModelUnavailable
 
 
 def _answer(source: str, variant: str | None = None) -> dict[str, Any]:
@@ -39,8 +38,12 @@ class _Scorer:
 
 
 def _deps(answer: dict[str, Any]) -> writeback.WritebackDeps:
-    return writeback.WritebackDeps(settings=None, api=None, state=None,  # type: ignore[arg-type]
-                                   scorer=lambda: _Scorer(answer))
+    from leadscore.settings import WritebackSettings
+
+    return writeback.WritebackDeps(  # only the scorer and the settings are used here
+        settings=WritebackSettings(), installations=None, states=None,  # type: ignore[arg-type]
+        budget=None, requeue=None, api=None,  # type: ignore[arg-type]
+        scorer=lambda: _Scorer(answer))
 
 
 def test_a_queued_webhook_answered_by_the_rules_arm_is_written_not_delayed() -> None:
@@ -48,7 +51,8 @@ def test_a_queued_webhook_answered_by_the_rules_arm_is_written_not_delayed() -> 
     waited for a model that was already there, forever."""
     message = webhook_message({"contact_id": "c1", "features": {}}, location_id="loc1",
                               received_at="2026-11-30T10:00:00Z")
-    scored = writeback._scored(message, _deps(_answer("rules", "rules")))
+    scored = writeback._score(message, _deps(_answer("rules", "rules")))
     assert scored.predicted_score == pytest.approx(0.31)
-    with pytest.raises(ModelUnavailable):
-        writeback._scored(message, _deps(_answer("rules")))
+    # the rules fallback (no model yet) waits: the message is delayed, not written
+    with pytest.raises(writeback._Wait, match="model unavailable"):
+        writeback._score(message, _deps(_answer("rules")))
