@@ -280,6 +280,7 @@ def phase_setup(world: World) -> None:
         WRITEBACK_STATE_TABLE=table,
         LOOP_TABLE=table,
         WRITEBACK_QUEUE_URL=queues.url,
+        WRITEBACK_DLQ_URL=queues.dlq_url,
         MODEL_URI=f"s3://{bucket}/models/champion.json",
         MODEL_REFRESH_SECONDS="5",
         GHL_PUBLIC_KEY_ED25519=public_pem,
