@@ -212,7 +212,13 @@ class _Context:
         refreshed = False
         rate_limited = 0
         while True:
-            d_timeout = self.deadline.call_timeout(calls_left, d.settings.http_timeout_seconds)
+            # The access token first: its lookup (a table read, a secret, a refresh) must not
+            # sit between taking a budget token and sending, or requests granted in one window
+            # reach HighLevel in the next and the window sees more than the budget allowed.
+            try:
+                token = d.installations.access_token(self.location_id, refresh=refreshed)
+            except TokenUnavailable as exc:
+                raise _Transient(f"token unavailable: {exc.reason}") from exc
             try:
                 wait = d.budget.take(self.location_id)
             except Exception as exc:  # the budget is a courtesy; HighLevel's 429 is the rule
@@ -221,10 +227,6 @@ class _Context:
             if wait > 0:
                 self._wait_here_or_later(wait, calls_left, "rate limited (location budget)")
                 continue
-            try:
-                token = d.installations.access_token(self.location_id, refresh=refreshed)
-            except TokenUnavailable as exc:
-                raise _Transient(f"token unavailable: {exc.reason}") from exc
             d_timeout = self.deadline.call_timeout(calls_left, d.settings.http_timeout_seconds)
             started = time.monotonic()
             try:
