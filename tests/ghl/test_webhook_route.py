@@ -22,6 +22,7 @@ from leadscore.settings import ScoreSettings
 
 from functions.score import app as score_app
 from functions.score import ghl_routes
+from tests.features.leads import seed
 from tests.fixtures.ghl import WEBHOOK_SECRET, GhlAws, KeyPair, api_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -53,36 +54,18 @@ FLAT_STRINGS: dict[str, str] = {
     "avg_response_time_seconds": "",
 }
 
-#: The same lead as a typed POST /score request (empty strings simply absent).
-TYPED_FEATURES: dict[str, Any] = {
-    "property_data": {
-        "list_price": 800000,
-        "beds": 4,
-        "baths": 2.5,
-        "sqft": 2200,
-        "condition": "good",
-        "days_on_market": 15,
-        "location": {"school_rating": 8},
-    },
-    "market_data": {
-        "estimated_value": 800000,
-        "average_days_on_market": 30,
-        "inventory_level": 4.5,
-        "absorption_rate": 0.18,
-        "price_trend_pct": 5.0,
-        "current_month": 5,
-        "comparables": [
-            {"sale_price": 795000, "days_on_market": 28},
-            {"sale_price": 810000, "days_on_market": 32},
-        ],
-    },
-    "psychology_profile": {
-        "psychological_commitment_score": 75,
-        "urgency_level": "high",
-        "negotiation_flexibility": 0.6,
-    },
-    "conversation_data": {"message_count": 25},
-}
+def _typed_features() -> dict[str, Any]:
+    """The same lead as a typed POST /score request: the seed request of tests/features/leads.py
+    without what FLAT_STRINGS leaves empty or does not carry (a workflow sends "" for those)."""
+    lead = seed()
+    del lead["property_data"]["location"]["walkability_score"]
+    del lead["market_data"]["comparables"][2:]
+    del lead["psychology_profile"]["motivation_type"]
+    del lead["conversation_data"]["avg_response_time_seconds"]
+    return lead
+
+
+TYPED_FEATURES: dict[str, Any] = _typed_features()
 
 
 @dataclass

@@ -64,6 +64,16 @@ def _reference(invoke: Any, install: Any, bundle: Path) -> dict[str, Any]:
     return body
 
 
+def _reference_then_cold_start(
+    fresh_env: Any, invoke: Any, install: Any, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """The healthy answer, then a new container serving the same bundle (for the fault)."""
+    reference = _reference(invoke, install, bundle)
+    fresh_env.set_container(None)
+    monkeypatch.setenv("MODEL_URI", f"file://{bundle}")
+    return reference
+
+
 # -- S3 unreachable at cold start -------------------------------------------------------------
 
 
@@ -100,9 +110,7 @@ def test_dynamodb_outage_unreachable_answers_stay_correct_and_cache_is_bypassed(
     fresh_env: Any, invoke: Any, install: Any, trained_bundle: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    reference = _reference(invoke, install, trained_bundle)
-    fresh_env.set_container(None)
-    monkeypatch.setenv("MODEL_URI", f"file://{trained_bundle}")
+    reference = _reference_then_cold_start(fresh_env, invoke, install, trained_bundle, monkeypatch)
     monkeypatch.setenv("CACHE_TABLE", template_aws.template_name("CacheTable"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", CLOSED)
     first = invoke(load_event("score_request"))
@@ -127,9 +135,7 @@ def test_dynamodb_outage_table_gone_answers_stay_correct(
 ) -> None:
     from moto import mock_aws
 
-    reference = _reference(invoke, install, trained_bundle)
-    fresh_env.set_container(None)
-    monkeypatch.setenv("MODEL_URI", f"file://{trained_bundle}")
+    reference = _reference_then_cold_start(fresh_env, invoke, install, trained_bundle, monkeypatch)
     # The CacheTable, deleted (so it is the function's own table for the IAM check).
     monkeypatch.setenv("CACHE_TABLE", template_aws.declare("CacheTable", "table-that-was-deleted"))
     with mock_aws():

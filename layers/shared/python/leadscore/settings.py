@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from leadscore.classes import validate_thresholds
 from leadscore.errors import InvalidInput
@@ -25,24 +26,27 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, default).strip()
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+_Number = TypeVar("_Number", int, float)
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, default: _Number, kind: type[_Number], what: str
+) -> _Number:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, default, float, "a number")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    return _parsed(env, name, default, int, "an integer")
 
 
 def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:

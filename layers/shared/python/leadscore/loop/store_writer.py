@@ -19,6 +19,17 @@ def record_line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
 
 
+def lines_by_partition(records: Sequence[dict[str, Any]]) -> dict[str, list[bytes]]:
+    """The records' stored lines grouped by their partition prefix, in arrival order."""
+    groups: dict[str, list[bytes]] = defaultdict(list)
+    for record in records:
+        prefix = partition_prefix(
+            str(record["record_type"]), str(record["dt"]), str(record["location_id"])
+        )
+        groups[prefix].append(record_line(record))
+    return groups
+
+
 class StoreRecordWriter:
     """A ``BatchingSink`` sender writing into an ``ObjectStore`` (a directory or a bucket)."""
 
@@ -27,12 +38,7 @@ class StoreRecordWriter:
         self._sequence = 0
 
     def __call__(self, records: Sequence[dict[str, Any]]) -> Sequence[int]:
-        groups: dict[str, list[bytes]] = defaultdict(list)
-        for record in records:
-            prefix = partition_prefix(
-                str(record["record_type"]), str(record["dt"]), str(record["location_id"])
-            )
-            groups[prefix].append(record_line(record))
+        groups = lines_by_partition(records)
         for prefix, lines in groups.items():
             self._sequence += 1
             first = json.loads(lines[0])
@@ -51,12 +57,7 @@ class DirectoryRecordWriter:
         self.name = f"part-{os.getpid()}.jsonl"
 
     def __call__(self, records: Sequence[dict[str, Any]]) -> Sequence[int]:
-        groups: dict[str, list[bytes]] = defaultdict(list)
-        for record in records:
-            prefix = partition_prefix(
-                str(record["record_type"]), str(record["dt"]), str(record["location_id"])
-            )
-            groups[prefix].append(record_line(record))
+        groups = lines_by_partition(records)
         for prefix, lines in groups.items():
             directory = self.root / prefix
             directory.mkdir(parents=True, exist_ok=True)
