@@ -1,7 +1,7 @@
 """`modelctl experiment ...`: create, show, stop, report and promote-winner.
 
     modelctl --store DIR experiment create NAME --variants rules,champion[,VERSION]
-             --allocation 50,50 [--shadow VERSION]
+             --allocation 50,50 [--shadow VERSION] [--metric brier|auc]
     modelctl --store DIR experiment show [NAME]
     modelctl --store DIR experiment stop NAME
     modelctl --store DIR experiment report NAME [--rows FILE] [--html OUT]
@@ -32,7 +32,7 @@ from leadscore.errors import InvalidInput
 from leadscore.experiments import report as experiment_report
 from leadscore.experiments import results
 from leadscore.experiments import store as experiment_store
-from leadscore.experiments.definition import CHAMPION, RULES
+from leadscore.experiments.definition import CHAMPION, DEFAULT_METRIC, METRICS, RULES
 from leadscore.experiments.rows import experiment_rows_sql, results_for
 from leadscore.registry.store import LocalObjectStore, ObjectStore
 from leadscore.settings import PromoteSettings
@@ -47,6 +47,9 @@ def add_parser(sub: Any) -> None:
                         help="comma-separated: rules, champion and/or model versions")
     create.add_argument("--allocation", required=True, help="comma-separated percentages")
     create.add_argument("--shadow", help="a stored version scored on every lead, not answered")
+    create.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC,
+                        help="the primary metric, fixed for the experiment's life: brier (the "
+                             "answered probability; default) or auc (the ranking alone)")
     show = commands.add_parser("show", help="the current experiment, or a named one")
     show.add_argument("name", nargs="?")
     stop = commands.add_parser("stop", help="stop the running experiment")
@@ -112,7 +115,8 @@ def _run(args: argparse.Namespace, store: ObjectStore) -> int:
     command = args.experiment_command
     if command == "create":
         created = experiment_store.create(store, args.name, _csv(args.variants),
-                                          _allocation(args.allocation), args.shadow)
+                                          _allocation(args.allocation), args.shadow,
+                                          metric=args.metric)
         print(json.dumps(created.to_record(), indent=2))
         return 0
     if command == "show":

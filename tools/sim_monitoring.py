@@ -33,8 +33,10 @@ def _store(world: Any) -> Any:
 def phase_experiment(world: Any) -> None:
     from leadscore.experiments import store as experiment_store
 
+    # Decided on Brier (the default, declared here as an operator would): the score written
+    # to the CRM is the answered probability, and the classes cut it.
     experiment = experiment_store.create(_store(world), EXPERIMENT, ["rules", "champion"],
-                                         [50, 50])
+                                         [50, 50], metric="brier")
     world.results["experiment_started"] = experiment.to_record()
 
 
@@ -86,12 +88,12 @@ def experiment_results(world: Any) -> dict[str, Any]:
     rows = DuckDbQueryRunner(world.env["RECORD_DIR"]).query(experiment_rows_sql(now))
     summary, _ = results_for(experiment, rows)
     record = summary.to_record()
-    return {"name": record["name"], "winner": record["winner"], "p_value": record["p_value"],
-            "statement": record["statement"],
+    return {"name": record["name"], "metric": record["metric"], "winner": record["winner"],
+            "p_value": record["p_value"], "statement": record["statement"],
             "variants": {name: {k: v[k] for k in ("leads", "conversions", "auc", "brier",
                                                   "hot_leads", "hot_conversion_rate",
                                                   "top_decile_lift", "auc_vs_baseline_p_value",
-                                                  "warnings")}
+                                                  "brier_vs_baseline_p_value", "warnings")}
                          for name, v in record["variants"].items()}}
 
 

@@ -52,8 +52,9 @@ def _ctl(store: Path, *args: str) -> int:
 def test_create_report_and_apply_a_champion_win(
     store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # These rows differ in ranking strength: the experiment is declared on AUC.
     assert _ctl(store_dir, "create", "ab", "--variants", "rules,champion",
-                "--allocation", "50,50") == 0
+                "--allocation", "50,50", "--metric", "auc") == 0
     rows = _rows(tmp_path / "rows.jsonl", "ab", {"rules": 0.3, "champion": 3.0})
     capsys.readouterr()
     page = tmp_path / "report.html"

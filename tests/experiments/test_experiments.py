@@ -107,8 +107,8 @@ def _arm(variant: str, n: int, strength: float, rng: np.random.Generator
 def test_a_better_ranker_wins_with_a_significant_p_value() -> None:
     rng = np.random.default_rng(1)
     rows = _arm("rules", 3000, 0.3, rng) + _arm("champion", 3000, 3.0, rng)
-    summary = results.summarise("exp", ["rules", "champion"], rows)
-    assert summary.winner == "champion"
+    summary = results.summarise("exp", ["rules", "champion"], rows, metric="auc")
+    assert summary.winner == "champion" and summary.metric == "auc"
     assert summary.p_value is not None and summary.p_value < 1e-6
     by_name = {v.variant: v for v in summary.variants}
     assert by_name["champion"].auc > by_name["rules"].auc
@@ -119,8 +119,52 @@ def test_a_better_ranker_wins_with_a_significant_p_value() -> None:
 def test_equal_rankers_have_no_winner_and_small_arms_are_warned() -> None:
     rng = np.random.default_rng(2)
     rows = _arm("rules", 3000, 1.0, rng) + _arm("champion", 3000, 1.0, rng)
-    assert results.summarise("exp", ["rules", "champion"], rows).winner is None
+    for metric in ("auc", "brier"):
+        assert results.summarise("exp", ["rules", "champion"], rows, metric=metric).winner is None
     small = _arm("rules", 50, 1.0, rng) + _arm("champion", 50, 3.0, rng)
     summary = results.summarise("exp", ["rules", "champion"], small)
     assert all(v.warnings for v in summary.variants)
     assert "small" in summary.statement
+
+
+def _calibrated_and_doubled(n: int, rng: np.random.Generator) -> list[results.ResolvedLead]:
+    """Two arms that rank alike (the same noisy view of each lead's chance); the rules arm
+    answers twice the probability, as a 0-100 points score read as a percentage does."""
+    rows = []
+    for variant, scale in (("rules", 2.0), ("champion", 1.0)):
+        p = rng.beta(2, 6, size=n)
+        y = rng.random(n) < p
+        seen = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(scale=0.5, size=n))))
+        score = np.clip(seen * scale, 0.0, 1.0)
+        rows += [results.ResolvedLead(variant, float(s), "hot" if s >= 0.8 else "cold", bool(c))
+                 for s, c in zip(score, y, strict=True)]
+    return rows
+
+
+def test_the_declared_metric_decides_and_the_other_is_reported() -> None:
+    """Equal ranking, one arm's probabilities twice too high: on Brier (the default) the
+    calibrated arm wins with a tiny p; on AUC there is no winner; both p-values are shown."""
+    rows = _calibrated_and_doubled(2000, np.random.default_rng(5))
+    on_brier = results.summarise("exp", ["rules", "champion"], rows)
+    assert on_brier.metric == "brier" and on_brier.winner == "champion"
+    assert on_brier.p_value is not None and on_brier.p_value < 1e-6
+    champion = {v.variant: v for v in on_brier.variants}["champion"]
+    assert champion.auc_vs_baseline_p_value is not None
+    assert champion.auc_vs_baseline_p_value > 0.05  # the ranking is the same
+    assert "Brier" in on_brier.statement and "AUC" in on_brier.statement
+    on_auc = results.summarise("exp", ["rules", "champion"], rows, metric="auc")
+    assert on_auc.winner is None
+    record = on_brier.to_record()
+    assert record["metric"] == "brier"
+    assert record["variants"]["champion"]["brier_vs_baseline_p_value"] < 1e-6
+
+
+def test_the_metric_is_declared_at_creation_and_checked() -> None:
+    record = {"name": "m", "variants": ["rules", "champion"], "allocation": [50, 50],
+              "created_at": "2026-11-30T00:00:00Z"}
+    assert definition.parse_experiment(record).metric == "brier"
+    assert definition.parse_experiment(record | {"metric": "auc"}).metric == "auc"
+    assert definition.parse_experiment(record | {"metric": "auc"}).to_record()["metric"] == "auc"
+    with pytest.raises(InvalidInput) as refused:
+        definition.parse_experiment(record | {"metric": "conversions"})
+    assert [e.path for e in refused.value.errors] == ["metric"]

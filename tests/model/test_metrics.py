@@ -64,6 +64,24 @@ def test_unpaired_comparison_adds_the_variances() -> None:
     assert result.se == pytest.approx(math.sqrt(var_a + var_b))
 
 
+def test_unpaired_brier_is_welchs_test_on_the_squared_errors() -> None:
+    """The statistic and p-value agree with scipy's Welch t-test (normal tail: n is large)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    y_a, y_b = rng.random(1500) < 0.2, rng.random(1700) < 0.2
+    p_a, p_b = np.clip(rng.beta(2, 6, 1500) * 2, 0, 1), rng.beta(2, 6, 1700)
+    result = metrics.brier_unpaired(y_a, p_a, y_b, p_b)
+    assert result.brier_a == pytest.approx(brier_score_loss(y_a, p_a))
+    assert result.brier_b == pytest.approx(brier_score_loss(y_b, p_b))
+    welch = stats.ttest_ind((p_a - y_a) ** 2, (p_b - y_b) ** 2, equal_var=False)
+    assert result.z == pytest.approx(welch.statistic)
+    assert result.p_value == pytest.approx(welch.pvalue, rel=0.05, abs=1e-12)
+    same = metrics.brier_unpaired(y_a, p_a, y_a, p_a)
+    assert same.diff == 0 and same.p_value == 1.0
+    assert math.isnan(metrics.brier_unpaired(y_a[:1], p_a[:1], y_b, p_b).p_value)
+
+
 def test_strong_signal_is_significant_and_noise_is_not() -> None:
     rng = np.random.default_rng(3)
     y = (rng.random(2000) < 0.3).astype(int)

@@ -139,6 +139,41 @@ def delong_unpaired(
     return _comparison(auc_a, auc_b, var_a + var_b)
 
 
+@dataclass(frozen=True, slots=True)
+class BrierComparison:
+    """Two Brier scores, their difference (a − b), its standard error, z and two-sided p."""
+
+    brier_a: float
+    brier_b: float
+    diff: float
+    se: float
+    z: float
+    p_value: float
+
+
+def brier_unpaired(
+    y_a: np.ndarray, p_a: np.ndarray, y_b: np.ndarray, p_b: np.ndarray
+) -> BrierComparison:
+    """Two probability scorers on independent groups of rows (the arms of an experiment).
+
+    The Brier score is the mean of the per-lead squared errors, so the difference of two arms'
+    scores is a difference of two independent means: Welch's statistic with the normal
+    approximation (each arm has hundreds of leads before the answer is read; a smaller arm
+    carries the experiment's small-sample warning). nan with fewer than 2 leads in an arm.
+    """
+    err_a = (np.asarray(p_a, dtype=np.float64).ravel() - _as_labels(y_a)) ** 2
+    err_b = (np.asarray(p_b, dtype=np.float64).ravel() - _as_labels(y_b)) ** 2
+    brier_a = float(err_a.mean()) if err_a.size else math.nan
+    brier_b = float(err_b.mean()) if err_b.size else math.nan
+    if err_a.size < 2 or err_b.size < 2:
+        return BrierComparison(brier_a, brier_b, brier_a - brier_b, math.nan, math.nan, math.nan)
+    variance = float(err_a.var(ddof=1)) / err_a.size + float(err_b.var(ddof=1)) / err_b.size
+    diff = brier_a - brier_b
+    se = math.sqrt(variance) if variance > 0 else 0.0
+    z = diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    return BrierComparison(brier_a, brier_b, diff, se, z, _two_sided_p(z))
+
+
 def auc_lower_bound(y: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> float:
     """One-sided lower confidence bound of the AUC (DeLong standard error, normal quantile)."""
     value, variance = delong(y, score)

@@ -5,6 +5,12 @@ champion pointer names when the lead is scored) or a stored model version (``lsm
 Allocation is in whole percent and adds up to 100. ``shadow`` optionally names a model
 version scored on every lead and recorded, never answered.
 
+``metric`` is the experiment's primary metric, declared when it is created and never changed
+afterwards: ``brier`` (default) judges the probability each variant answers, which is what the
+CRM shows as the score and what the classes cut (a proper scoring rule: it rewards ranking and
+calibration alike); ``auc`` judges the ranking alone (who to call first). Both are always
+reported; only the declared one names a winner.
+
 Assignment hashes the experiment's name with the contact id (SHA-256, first 8 bytes, into
 10,000 buckets), so a contact keeps its variant across containers, restarts and time, and two
 experiments split contacts independently. The record is plain JSON; `parse_experiment` is the
@@ -27,6 +33,9 @@ BUCKETS: Final = 10_000
 MAX_VARIANTS: Final = 4
 
 Status = Literal["running", "stopped"]
+Metric = Literal["brier", "auc"]
+METRICS: Final[tuple[Metric, ...]] = ("brier", "auc")
+DEFAULT_METRIC: Final[Metric] = "brier"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION_RE = re.compile(r"^lsm-[0-9a-f]{8,64}$")
@@ -42,6 +51,7 @@ class Experiment:
     created_at: str
     stopped_at: str | None = None
     winner: str | None = None
+    metric: Metric = DEFAULT_METRIC
 
     @property
     def running(self) -> bool:
@@ -120,6 +130,9 @@ def parse_experiment(record: Any) -> Experiment:
     winner = record.get("winner")
     if winner is not None and winner not in variants:
         errors.append(FieldError("winner", "must be one of the variants"))
+    metric = record.get("metric", DEFAULT_METRIC)
+    if metric not in METRICS:
+        errors.append(FieldError("metric", f"must be one of {', '.join(METRICS)}"))
     created_at = record.get("created_at")
     if not isinstance(created_at, str):
         errors.append(FieldError("created_at", "is required"))
@@ -130,6 +143,7 @@ def parse_experiment(record: Any) -> Experiment:
         name=str(name), variants=variants, allocation=allocation, shadow=shadow,
         status=status, created_at=str(created_at),
         stopped_at=stopped_at if isinstance(stopped_at, str) else None, winner=winner,
+        metric=metric,
     )
 
 

@@ -21,15 +21,17 @@ def _cell(value: float | int | None, digits: int = 3) -> str:
 
 def render_text(results: ExperimentResults) -> str:
     header = (f"{'variant':<24}{'leads':>7}{'conv':>7}{'rate':>8}{'hot':>6}{'hot rate':>9}"
-              f"{'AUC':>7}{'Brier':>7}{'lift@10%':>9}{'p(AUC)':>9}")
-    lines = [f"Experiment {results.name} (baseline {results.baseline})", header]
+              f"{'AUC':>7}{'Brier':>7}{'lift@10%':>9}{'p(AUC)':>9}{'p(Brier)':>10}")
+    lines = [f"Experiment {results.name} (baseline {results.baseline}, decided on "
+             f"{results.metric})", header]
     for v in results.variants:
-        p_value = v.auc_vs_baseline_p_value
+        base = v.auc_vs_baseline_p_value is None
         lines.append(
             f"{v.variant:<24}{v.leads:>7}{v.conversions:>7}{_cell(v.conversion_rate):>8}"
             f"{v.hot_leads:>6}{_cell(v.hot_conversion_rate):>9}{_cell(v.auc):>7}"
             f"{_cell(v.brier):>7}{_cell(v.top_decile_lift, 2):>9}"
-            f"{_cell(p_value, 4) if p_value is not None else 'base':>9}")
+            f"{'base' if base else _cell(v.auc_vs_baseline_p_value, 4):>9}"
+            f"{'base' if base else _cell(v.brier_vs_baseline_p_value, 4):>10}")
     lines.append(results.statement)
     lines.extend(f"warning ({v.variant}): {w}" for v in results.variants for w in v.warnings)
     return "\n".join(lines) + "\n"
@@ -39,10 +41,11 @@ def _table(variants: Sequence[VariantResult]) -> str:
     return html.table(
         ["variant", "leads", "conversions", "conversion rate", "called hot",
          "hot conversion rate", "AUC", "Brier", "top-decile lift", "p (AUC vs baseline)",
-         "p (hot rate vs baseline)"],
+         "p (Brier vs baseline)", "p (hot rate vs baseline)"],
         [[v.variant, v.leads, v.conversions, v.conversion_rate, v.hot_leads,
           v.hot_conversion_rate, v.auc, v.brier, v.top_decile_lift,
-          v.auc_vs_baseline_p_value, v.hot_rate_vs_baseline_p_value] for v in variants])
+          v.auc_vs_baseline_p_value, v.brier_vs_baseline_p_value,
+          v.hot_rate_vs_baseline_p_value] for v in variants])
 
 
 def render_html(results: ExperimentResults, rows: Sequence[ResolvedLead]) -> str:
@@ -72,8 +75,9 @@ def render_html(results: ExperimentResults, rows: Sequence[ResolvedLead]) -> str
     parts.extend(html.paragraph(f"{v.variant}: {w}", "warn")
                  for v in results.variants for w in v.warnings)
     return html.page(f"Experiment {results.name}", [html.section("Results", *parts)],
-                     subtitle=f"Baseline {results.baseline}; arms are independent groups of "
-                              "contacts; AUC compared with DeLong's test.")
+                     subtitle=f"Baseline {results.baseline}; decided on {results.metric} "
+                              "(declared at creation); arms are independent groups of "
+                              "contacts; AUC compared with DeLong's test, Brier with Welch's.")
 
 
 def _finite(value: float) -> float:

@@ -2,12 +2,15 @@
 
 Input rows are resolved leads of the experiment: the variant the contact was assigned, the
 score and class that variant answered (the ones written back), and whether the lead
-converted. Arms are independent groups of contacts, so AUCs are compared with DeLong's
-unpaired test and the conversion rate of leads called hot with a two-proportion z test, each
-arm against the first variant (the baseline, ``rules`` in the usual "ensemble vs rules").
+converted. Arms are independent groups of contacts, so each arm is compared with the first
+variant (the baseline, ``rules`` in the usual "ensemble vs rules") by unpaired tests: AUCs
+with DeLong's test, Brier scores with Welch's test on the per-lead squared errors, and the
+conversion rate of leads called hot with a two-proportion z test.
 
-The winner is the arm with the best AUC when it beats the baseline at ``alpha``, or the
-baseline itself when it beats every other arm at ``alpha``; otherwise there is none yet.
+The experiment's declared metric (``brier`` or ``auc``, see `definition`) decides: the winner
+is the arm with the best value of it among those that beat the baseline at ``alpha``, or the
+baseline itself when it beats every other arm at ``alpha``; otherwise there is none yet. The
+other metric is reported beside it, never used to pick.
 Arms with fewer than ``min_conversions`` conversions or ``min_leads`` leads carry a warning:
 their p-values are not to be trusted.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from leadscore import metrics
+from leadscore.experiments.definition import DEFAULT_METRIC, Metric
 
 ALPHA = 0.05
 MIN_LEADS = 200
@@ -49,6 +53,7 @@ class VariantResult:
     brier: float
     top_decile_lift: float
     auc_vs_baseline_p_value: float | None = None
+    brier_vs_baseline_p_value: float | None = None
     hot_rate_vs_baseline_p_value: float | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -61,10 +66,12 @@ class ExperimentResults:
     winner: str | None
     p_value: float | None
     statement: str
+    metric: Metric = DEFAULT_METRIC
 
     def to_record(self) -> dict[str, Any]:
         return {
-            "name": self.name, "baseline": self.baseline, "winner": self.winner,
+            "name": self.name, "baseline": self.baseline, "metric": self.metric,
+            "winner": self.winner,
             "p_value": _clean(self.p_value), "statement": self.statement,
             "variants": {v.variant: {k: _clean(x) for k, x in _fields(v).items()}
                          for v in self.variants},
@@ -104,48 +111,80 @@ def _variant_result(variant: str, rows: Sequence[ResolvedLead]) -> VariantResult
     return result
 
 
+def _better(metric: Metric, arm: VariantResult, base: VariantResult) -> float:
+    """How much better the arm is than the baseline on ``metric`` (positive = better)."""
+    return arm.auc - base.auc if metric == "auc" else base.brier - arm.brier
+
+
+def _value(metric: Metric, result: VariantResult) -> float:
+    return result.auc if metric == "auc" else -result.brier
+
+
+def _p(metric: Metric, result: VariantResult) -> float | None:
+    p = result.auc_vs_baseline_p_value if metric == "auc" else result.brier_vs_baseline_p_value
+    return None if p is None or math.isnan(p) else p
+
+
+def _sentence(metric: Metric, arm: VariantResult, base: VariantResult) -> str:
+    if metric == "auc":
+        return (f"AUC {arm.auc:.3f} vs {base.auc:.3f}, DeLong p = "
+                f"{_fmt(arm.auc_vs_baseline_p_value)}")
+    return (f"Brier {arm.brier:.3f} vs {base.brier:.3f} (lower is better), Welch p = "
+            f"{_fmt(arm.brier_vs_baseline_p_value)}")
+
+
+def _fmt(p: float | None) -> str:
+    return "n/a" if p is None or math.isnan(p) else f"{p:.2g}"
+
+
+_WHAT = {"brier": "answers more accurate probabilities than", "auc": "ranks leads better than"}
+
+
 def summarise(
-    name: str, variants: Sequence[str], rows: Sequence[ResolvedLead], *, alpha: float = ALPHA
+    name: str, variants: Sequence[str], rows: Sequence[ResolvedLead], *,
+    metric: Metric = DEFAULT_METRIC, alpha: float = ALPHA,
 ) -> ExperimentResults:
+    """Every arm against the baseline on both metrics; the declared ``metric`` decides."""
     by_variant = {v: [r for r in rows if r.variant == v] for v in variants}
     baseline = variants[0]
     results = [_variant_result(v, by_variant[v]) for v in variants]
-    base_rows = by_variant[baseline]
-    y_base = np.array([r.converted for r in base_rows], dtype=bool)
-    s_base = np.array([r.score for r in base_rows], dtype=np.float64)
+    y_base, s_base = _arrays(by_variant[baseline])
     base = results[0]
-    best: tuple[str, float, float] | None = None  # (variant, auc, p)
-    baseline_beats: list[float] = []  # p-values of arms the baseline is significantly above
     for result in results[1:]:
-        arm = by_variant[result.variant]
-        comparison = metrics.delong_unpaired(
-            np.array([r.converted for r in arm], dtype=bool),
-            np.array([r.score for r in arm], dtype=np.float64), y_base, s_base)
-        result.auc_vs_baseline_p_value = comparison.p_value
+        y_arm, s_arm = _arrays(by_variant[result.variant])
+        result.auc_vs_baseline_p_value = metrics.delong_unpaired(
+            y_arm, s_arm, y_base, s_base).p_value
+        result.brier_vs_baseline_p_value = metrics.brier_unpaired(
+            y_arm, s_arm, y_base, s_base).p_value
         result.hot_rate_vs_baseline_p_value = metrics.two_proportion_p(
             result.hot_conversions, result.hot_leads, base.hot_conversions, base.hot_leads)
-        significant = comparison.p_value < alpha
-        if significant and comparison.diff > 0 and (best is None or result.auc > best[1]):
-            best = (result.variant, result.auc, comparison.p_value)
-        if significant and comparison.diff < 0:
-            baseline_beats.append(comparison.p_value)
+    significant = [r for r in results[1:]
+                   if (p := _p(metric, r)) is not None and p < alpha]
+    above = [r for r in significant if _better(metric, r, base) > 0]
+    below = [r for r in significant if _better(metric, r, base) < 0]
+    other: Metric = "auc" if metric == "brier" else "brier"
     winner: str | None = None
     p_value: float | None = None
-    if best is not None:
-        winner, p_value = best[0], best[2]
-        statement = (f"{winner} ranks leads better than {baseline}: AUC {best[1]:.3f} vs "
-                     f"{base.auc:.3f}, DeLong p = {p_value:.2g} (alpha {alpha}).")
-    elif len(baseline_beats) == len(results) - 1:
-        winner, p_value = baseline, max(baseline_beats)
-        statement = (f"{baseline} ranks leads better than every other variant (DeLong "
-                     f"p <= {p_value:.2g}, alpha {alpha}).")
+    if above:
+        best = max(above, key=lambda r: _value(metric, r))
+        winner, p_value = best.variant, _p(metric, best)
+        statement = (f"{winner} {_WHAT[metric]} {baseline}: {_sentence(metric, best, base)} "
+                     f"(alpha {alpha}); beside it, {_sentence(other, best, base)}.")
+    elif len(below) == len(results) - 1:
+        p_value = max(p for r in below if (p := _p(metric, r)) is not None)
+        winner = baseline
+        statement = (f"{baseline} {_WHAT[metric]} every other variant "
+                     f"(p <= {p_value:.2g}, alpha {alpha}).")
     else:
-        p_value = min(
-            (r.auc_vs_baseline_p_value for r in results[1:]
-             if r.auc_vs_baseline_p_value is not None
-             and not math.isnan(r.auc_vs_baseline_p_value)), default=None)
-        statement = (f"No variant beats {baseline} at alpha {alpha} yet"
+        p_value = min((p for r in results[1:] if (p := _p(metric, r)) is not None),
+                      default=None)
+        statement = (f"No variant beats {baseline} on {metric} at alpha {alpha} yet"
                      + (f" (smallest p = {p_value:.2g})." if p_value is not None else "."))
     if any(r.warnings for r in results):
         statement += " Some arms are still small: see their warnings."
-    return ExperimentResults(name, baseline, results, winner, p_value, statement)
+    return ExperimentResults(name, baseline, results, winner, p_value, statement, metric)
+
+
+def _arrays(rows: Sequence[ResolvedLead]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([r.converted for r in rows], dtype=bool),
+            np.array([r.score for r in rows], dtype=np.float64))

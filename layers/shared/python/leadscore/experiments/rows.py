@@ -51,7 +51,8 @@ def resolved(rows: Iterable[Mapping[str, Any]], experiment: Experiment
 def results_for(experiment: Experiment, rows: Iterable[Mapping[str, Any]]
                 ) -> tuple[results.ExperimentResults, list[results.ResolvedLead]]:
     leads = resolved(rows, experiment)
-    return results.summarise(experiment.name, list(experiment.variants), leads), leads
+    return results.summarise(experiment.name, list(experiment.variants), leads,
+                             metric=experiment.metric), leads
 
 
 def current_results(store: ObjectStore, runner: QueryRunner, now: datetime

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from leadscore.errors import InvalidInput
-from leadscore.experiments.definition import Experiment, parse_experiment
+from leadscore.experiments.definition import DEFAULT_METRIC, Experiment, parse_experiment
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 
 CURRENT_KEY = "models/experiment.json"
@@ -74,12 +74,12 @@ def _write(store: ObjectStore, experiment: Experiment, expected_tag: str | None)
 
 def create(
     store: ObjectStore, name: str, variants: Sequence[str], allocation: Sequence[int],
-    shadow: str | None = None, *, clock: Clock = _now,
+    shadow: str | None = None, *, metric: str = DEFAULT_METRIC, clock: Clock = _now,
 ) -> Experiment:
     """Start an experiment; refused while another one runs or when the name was used."""
     experiment = parse_experiment({
         "name": name, "variants": list(variants), "allocation": list(allocation),
-        "shadow": shadow, "status": "running", "created_at": _iso(clock()),
+        "shadow": shadow, "status": "running", "created_at": _iso(clock()), "metric": metric,
     })
     active, tag = _current_tagged(store)
     if active is not None and active.running:
