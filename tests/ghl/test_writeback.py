@@ -68,6 +68,60 @@ def test_first_write_plans_fields_and_all_tags() -> None:
     assert set(plan.remove_tags) == {"warm-lead", "lukewarm-lead", "cold-lead"}
 
 
+def test_first_write_removes_only_the_class_tags_the_contact_carried() -> None:
+    # A backfill page read the contact's tags: a contact without class tags gets no DELETE.
+    untagged = write_plan.plan_write(
+        messages.parse_message(message(contact_tags=["vip", "buyer"])),
+        None,
+        score_field_id="s",
+        class_field_id="c",
+    )
+    assert untagged.add_tags == ("hot-lead",) and untagged.remove_tags == ()
+    assert [c.method for c in untagged.calls()] == ["PUT", "POST"]
+    tagged = write_plan.plan_write(
+        messages.parse_message(message(contact_tags=["vip", "Warm-Lead", "hot-lead"])),
+        None,
+        score_field_id="s",
+        class_field_id="c",
+    )
+    assert tagged.remove_tags == ("warm-lead",)
+
+
+def test_contact_tags_do_not_override_a_recorded_write() -> None:
+    # With a last write recorded, its class decides (tags read earlier may be older than it).
+    plan = write_plan.plan_write(
+        messages.parse_message(message(0.65, "warm", contact_tags=[])),
+        write_plan.LastWrite("hot", 87),
+        score_field_id="s",
+        class_field_id="c",
+    )
+    assert set(plan.remove_tags) == {"hot-lead", "lukewarm-lead", "cold-lead"}
+
+
+@pytest.mark.parametrize(
+    "tags", ["vip", [1, 2], ["x"] * (messages.MAX_CONTACT_TAGS + 1), ["a" * 300], None]
+)
+def test_unusable_contact_tags_mean_unknown_and_the_message_still_parses(tags: Any) -> None:
+    parsed = messages.parse_message(message(contact_tags=tags))
+    assert parsed.contact_tags is None
+    plan = write_plan.plan_write(parsed, None, score_field_id="s", class_field_id="c")
+    assert set(plan.remove_tags) == {"warm-lead", "lukewarm-lead", "cold-lead"}
+
+
+def test_contact_tags_travel_with_the_message() -> None:
+    score = {"contact_id": "c-1", "predicted_score": 0.5, "predicted_class": "warm"}
+    queued = messages.score_message(
+        score, location_id="loc-1", received_at="2026-02-05T10:00:00.000Z", tags=["vip"]
+    )
+    assert queued.contact_tags == ("vip",)
+    again = messages.parse_message(queued.delayed().retried().to_json())
+    assert again.contact_tags == ("vip",) and again.waits == 1 and again.attempt == 1
+    rescored = again.with_score(score, scored_at_ms=1_770_000_000_000)
+    assert rescored.contact_tags == ("vip",)
+    plain = messages.score_message(score, location_id="loc-1", received_at="x")
+    assert "contact_tags" not in json.loads(plain.to_json())
+
+
 def test_unchanged_class_and_rounded_score_is_skipped() -> None:
     last = write_plan.LastWrite("hot", 87)
     plan = write_plan.plan_write(
@@ -293,6 +347,14 @@ def test_write_back_sends_the_exact_requests(
         assert r.headers["Version"] == "2021-07-28"
         assert r.headers["Content-Type"] == "application/json"
         assert r.headers["Accept"] == "application/json"
+
+
+def test_a_backfilled_contact_without_class_tags_costs_two_requests(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel
+) -> None:
+    assert invoke(writeback_fn, message(0.874, "hot", contact_tags=["vip"])) == []
+    calls = [(r.method, r.path) for r in fake_highlevel.requests]
+    assert calls == [("PUT", "/contacts/c-1"), ("POST", "/contacts/c-1/tags")]
 
 
 def test_unchanged_score_makes_no_request(writeback_fn: Any, fake_highlevel: FakeHighLevel) -> None:

@@ -112,3 +112,38 @@ def test_a_deadline_stops_between_pages_and_the_next_run_continues() -> None:
 def test_checkpoint_json_round_trip() -> None:
     cp = Checkpoint("loc1", "job", cursor=[1700000000000, "abc"], done=5, total=9)
     assert Checkpoint.from_json(cp.to_json()) == cp
+
+
+def test_a_backfilled_contact_s_tags_travel_with_its_write_back() -> None:
+    """The page's contact record carries its tags: the write-back message keeps them, so a
+    first write removes only the class tags the contact had (no DELETE on a fresh install)."""
+    from leadscore.loop.backfill_job import ContactStep
+    from leadscore.loop.recorder import LoopRecorder
+
+    queued: list[Any] = []
+
+    class Queue:
+        def send(self, message: Any) -> None:
+            queued.append(message)
+
+    class Scorer:
+        def score(self, request: Mapping[str, Any], *, explain: bool = False) -> dict[str, Any]:
+            return {
+                "contact_id": request["contact_id"],
+                "predicted_score": 0.9,
+                "predicted_class": "hot",
+                "model_version": "lsm-test",
+                "source": "ensemble",
+            }
+
+    step = ContactStep(
+        scorer=lambda: Scorer(),  # type: ignore[arg-type,return-value]
+        recorder=LoopRecorder(None),
+        queue=Queue(),
+        field_map_for=lambda location_id: {"fld1": "property_appeal_score"},
+    )
+    contact = {"id": "c1", "tags": ["vip"], "customFields": [{"id": "fld1", "value": 70}]}
+    assert step("loc1", contact) == ContactOutcome.SCORED
+    assert step("loc1", {**contact, "id": "c2", "tags": "not a list"}) == ContactOutcome.SCORED
+    step.end_page("loc1")
+    assert [m.contact_tags for m in queued] == [("vip",), None]

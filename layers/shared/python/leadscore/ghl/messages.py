@@ -54,6 +54,9 @@ class WritebackMessage:
     scored_at: str = ""
     attempt: int = 0
     waits: int = 0
+    #: The contact's tags when its inputs were read (a backfill page), None when unknown.
+    #: A first write removes only the other class tags the contact carried (write_plan).
+    contact_tags: tuple[str, ...] | None = None
 
     @property
     def needs_scoring(self) -> bool:
@@ -90,6 +93,8 @@ class WritebackMessage:
             body["attempt"] = self.attempt
         if self.waits:
             body["waits"] = self.waits
+        if self.contact_tags is not None:
+            body["contact_tags"] = list(self.contact_tags)
         return json.dumps(body, separators=(",", ":"))
 
     def with_score(self, score: Mapping[str, Any], *, scored_at_ms: int) -> WritebackMessage:
@@ -106,6 +111,7 @@ class WritebackMessage:
             scored_at=iso_ms(scored_at_ms),
             attempt=self.attempt,
             waits=self.waits,
+            contact_tags=self.contact_tags,
         )
 
 
@@ -133,10 +139,30 @@ def order_key(received_at: str, scored_at: str) -> str:
     return f"{max(0, epoch_ms(received_at) or 0):015d}.{max(0, epoch_ms(scored_at) or 0):015d}"
 
 
+#: More tags than this on a contact: not carried in the message (the write treats them as
+#: unknown and removes every other class tag, as without them).
+MAX_CONTACT_TAGS = 100
+
+
+def contact_tags(value: Any) -> tuple[str, ...] | None:
+    """A contact's ``tags`` as HighLevel returns them -> a tuple, or None when unusable."""
+    if not isinstance(value, list) or len(value) > MAX_CONTACT_TAGS:
+        return None
+    if not all(isinstance(tag, str) and len(tag) <= 256 for tag in value):
+        return None
+    return tuple(value)
+
+
 def score_message(
-    score: Mapping[str, Any], *, location_id: str, received_at: str, scored_at: str = ""
+    score: Mapping[str, Any],
+    *,
+    location_id: str,
+    received_at: str,
+    scored_at: str = "",
+    tags: Any = None,
 ) -> WritebackMessage:
-    """The message the webhook route queues after scoring a lead."""
+    """The message the webhook route (and the backfill) queues after scoring a lead;
+    ``tags``: the contact's tags as read with its inputs, when the caller has them."""
     return WritebackMessage(
         kind=KIND_SCORE,
         contact_id=str(score["contact_id"]),
@@ -147,6 +173,7 @@ def score_message(
         webhook=None,
         received_at=received_at,
         scored_at=scored_at or received_at,
+        contact_tags=contact_tags(tags),
     )
 
 
@@ -225,5 +252,7 @@ def parse_message(body: str, *, sent_at_ms: int = 0) -> WritebackMessage:
         scored_at=scored_at if isinstance(scored_at, str) else "",
         attempt=_counter(raw.get("attempt")),
         waits=_counter(raw.get("waits")),
+        # An unusable hint is dropped, not fatal: without it every other class tag is removed.
+        contact_tags=contact_tags(raw.get("contact_tags")),
     )
 

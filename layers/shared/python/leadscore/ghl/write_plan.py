@@ -7,6 +7,12 @@ A scored queue message becomes a ``WritePlan``:
 * ``POST /contacts/{id}/tags`` adding ``<class>-lead``;
 * ``DELETE /contacts/{id}/tags`` removing the other class tags.
 
+A first write (no last write recorded) whose message carries the contact's tags as read with
+its inputs (a backfill page) removes only the other class tags the contact had, and sends no
+DELETE when it had none: on a fresh install that is every contact, a third of the backfill's
+requests against the location's rate limit. A class tag added by hand between that read and
+the write stays (the next class change removes it).
+
 When the last write recorded for the contact has the same class and rounded score, nothing is
 written (ContactUpdate storms must not burn the rate limit). When only the score changed,
 the tags are already right and only the PUT is sent.
@@ -135,6 +141,9 @@ def plan_write(
     remove = () if tags_current else tuple(
         class_tag(c, class_tags) for c in CLASSES if c != cls
     )
+    if last is None and message.contact_tags is not None:
+        carried = {tag.casefold() for tag in message.contact_tags}
+        remove = tuple(tag for tag in remove if tag.casefold() in carried)
     return WritePlan(
         contact_id=message.contact_id,
         location_id=message.location_id,

@@ -191,6 +191,11 @@ class ContactStep:
             )
         if self.queue is not None and goes_to_the_crm(score):
             self._pending.append(
-                score_message(score, location_id=location_id, received_at=utc_now_iso(self.clock()))
+                score_message(
+                    score,
+                    location_id=location_id,
+                    received_at=utc_now_iso(self.clock()),
+                    tags=contact.get("tags"),
+                )
             )
         return ContactOutcome.SCORED
