@@ -202,3 +202,21 @@ def test_pit_location_reads_its_secret(world: World) -> None:
     assert installs.access_token(loc.id) == pit
     installs.access_token(loc.id, refresh=True)
     assert reads == [("arn:x", False), ("arn:x", True)]
+
+
+def test_a_container_keeps_a_record_for_its_own_elapsed_time_not_the_business_clock(
+    world: World,
+) -> None:
+    """The record cache ages by the container's elapsed time: a jump of the injected clock
+    (a simulation's weeks, a test's token expiry) neither keeps a record forever nor makes
+    every call read the table; 30 s of the container's own time does expire it."""
+    loc = world.fake.add_location()
+    elapsed = [0.0]
+    reader = world.installs(cache_clock=lambda: elapsed[0])
+    world.installs().save(Installation(location_id=loc.id, score_field_id="before"))
+    assert reader.installation(loc.id).score_field_id == "before"  # type: ignore[union-attr]
+    world.installs().save(Installation(location_id=loc.id, score_field_id="after"))
+    world.fake.advance(7 * 24 * 3600)
+    assert reader.installation(loc.id).score_field_id == "before"  # type: ignore[union-attr]
+    elapsed[0] += 31.0
+    assert reader.installation(loc.id).score_field_id == "after"  # type: ignore[union-attr]

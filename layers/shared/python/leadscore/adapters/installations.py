@@ -139,6 +139,7 @@ class DynamoInstallations:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         cache_seconds: float = INSTALLATION_CACHE_SECONDS,
+        cache_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.table_name = table_name
         self._cipher = cipher
@@ -149,6 +150,10 @@ class DynamoInstallations:
         self._clock = clock
         self._sleep = sleep
         self._cache_seconds = cache_seconds
+        # How long this container has held a record is elapsed time in the container, not
+        # the time the tokens and leases are judged by (``clock``, which a simulation or test
+        # may move by hours between two calls: the cache then never hit).
+        self._cache_clock = cache_clock
         self._records: dict[str, tuple[float, Installation | None]] = {}
         self._tokens: dict[str, OAuthTokens] = {}
         self._lock = threading.Lock()
@@ -162,7 +167,7 @@ class DynamoInstallations:
     # ----------------------------------------------------------------- Installations
 
     def installation(self, location_id: str, *, fresh: bool = False) -> Installation | None:
-        now = self._clock()
+        now = self._cache_clock()
         with self._lock:
             cached = self._records.get(location_id)
         if cached is not None and not fresh and now - cached[0] < self._cache_seconds:
