@@ -217,3 +217,73 @@ def test_a_failing_remote_tier_is_skipped_not_waited_for() -> None:
     clock.now = 31.0
     cache.get("k-new")
     assert remote.calls == 2  # one trial after the period
+
+
+class SlowSqs:
+    """Answers every SQS SendMessage (JSON protocol) correctly, after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        import hashlib
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.sent: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(delay)
+                outer.sent.append(body["MessageBody"])
+                answer = json.dumps({
+                    "MessageId": f"m-{len(outer.sent)}",
+                    "MD5OfMessageBody": hashlib.md5(  # nosec B324 (SQS's own)
+                        body["MessageBody"].encode()).hexdigest(),
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_write_back_requeue_waits_out_a_slow_queue_instead_of_returning_the_message(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-queue that fails returns the message, and every return counts toward the poison
+    guard: the 10,000-write soak dead-lettered 10 writable messages that way, the re-queue
+    having used the request-path profile (0.5 s read, one attempt). An SQS that answers in
+    0.8 s must take the delayed copy."""
+    from leadscore.adapters import reset_clients
+    from leadscore.adapters.writeback_queue import SqsRequeue
+
+    slow = SlowSqs(delay=0.8)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", slow.url)
+    reset_clients()
+    try:
+        requeue = SqsRequeue(f"{slow.url}/123456789012/writeback", f"{slow.url}/123456789012/dlq")
+        requeue.delay('{"kind": "score"}', 30)
+        requeue.dead_letter('{"kind": "score"}', "a reason", {"reason": "a reason"})
+    finally:
+        reset_clients()
+        slow.close()
+    assert slow.sent == ['{"kind": "score"}', '{"kind": "score"}']
+
+
+def test_the_worker_send_fits_the_write_back_deadline_reserve() -> None:
+    from leadscore.adapters import WORKER_SEND_CONFIG, WORKER_SEND_WORST_SECONDS
+    from leadscore.settings import WritebackSettings
+
+    assert _worst_case_seconds(WORKER_SEND_CONFIG) == WORKER_SEND_WORST_SECONDS
+    assert WritebackSettings().deadline_reserve_seconds > WORKER_SEND_WORST_SECONDS
+    assert WORKER_SEND_CONFIG["read_timeout"] > 0.5  # the profile that lost messages

@@ -319,7 +319,9 @@ class WritebackSettings:
     #: a spent daily budget without Retry-After: look again after this long
     daily_limit_probe_seconds: float = 900.0
     #: kept free at the end of an invocation (state commit, re-queues, the batch answer)
-    deadline_reserve_seconds: float = 3.0
+    #: kept after the last message: its state write, one worker send (WORKER_SEND, ~7 s at
+    #: worst), the batch answer
+    deadline_reserve_seconds: float = 8.0
     #: no HighLevel call is started with less time than this for it
     min_call_seconds: float = 1.0
     #: the share of each location's announced limit our writers may use in any window
@@ -347,7 +349,7 @@ class WritebackSettings:
             busy_retry_seconds=_float(env, "WRITEBACK_BUSY_RETRY_SECONDS", 2.0),
             inflight_grace_seconds=_float(env, "WRITEBACK_INFLIGHT_GRACE_SECONDS", 30.0),
             daily_limit_probe_seconds=_float(env, "WRITEBACK_DAILY_PROBE_SECONDS", 900.0),
-            deadline_reserve_seconds=_float(env, "WRITEBACK_DEADLINE_RESERVE_SECONDS", 3.0),
+            deadline_reserve_seconds=_float(env, "WRITEBACK_DEADLINE_RESERVE_SECONDS", 8.0),
             min_call_seconds=_float(env, "WRITEBACK_MIN_CALL_SECONDS", 1.0),
             budget_share=_float(env, "GHL_BUDGET_SHARE", 0.9),
         )

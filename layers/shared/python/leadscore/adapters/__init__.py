@@ -37,6 +37,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "read_timeout": 5.0,
     "retries": {"total_max_attempts": 3, "mode": "standard"},
 }
+# WORKER_SEND: the write-back function's own queue sends (a delayed copy, a dead letter). A
+# failed send returns the message to the queue, where each return counts toward the poison
+# guard: the 10,000-write soak dead-lettered 10 writable messages after ten 0.5 s read
+# timeouts in a row (the REQUEST_PATH profile it used then). Two attempts of 1 s + 2 s, worst
+# case about 7 s, which the write-back deadline keeps in reserve after its last message.
+WORKER_SEND_CONFIG: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "read_timeout": 2.0,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+}
+#: Worst case of one WORKER_SEND call: attempts x (connect + read) + standard-mode backoff.
+WORKER_SEND_WORST_SECONDS = 2 * (1.0 + 2.0) + 1.0
 
 
 @overload
@@ -78,6 +90,17 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+@functools.cache
+def worker_send_client() -> SQSClient:
+    """The SQS client of the write-back function's own sends (WORKER_SEND profile)."""
+    import boto3
+    from botocore.config import Config
+
+    sqs: SQSClient = boto3.client("sqs", config=Config(**WORKER_SEND_CONFIG))
+    return sqs
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch moto on and off)."""
     _cached_client.cache_clear()
+    worker_send_client.cache_clear()

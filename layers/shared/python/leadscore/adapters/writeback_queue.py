@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from leadscore.adapters import client
+from leadscore.adapters import client, worker_send_client
 from leadscore.ghl.messages import MAX_DELAY_SECONDS, WritebackMessage
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class SqsRequeue:
     @property
     def sqs(self) -> SQSClient:
         if self._client is None:
-            self._client = client("sqs", fast=True)
+            self._client = worker_send_client()
         return self._client
 
     def delay(self, body: str, delay_seconds: int) -> None:
