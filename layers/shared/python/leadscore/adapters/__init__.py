@@ -7,6 +7,7 @@ Clients are built lazily and reused: `client("s3")` returns the same client ever
 from __future__ import annotations
 
 import functools
+import logging
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:  # type stubs only (requirements/dev.txt): nothing of this ships or runs
@@ -15,6 +16,14 @@ if TYPE_CHECKING:  # type stubs only (requirements/dev.txt): nothing of this shi
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
+
+# botocore's DEBUG wire log prints every request's parameters (botocore.endpoint) and every
+# response body (botocore.parsers): a secret's value, a KMS plaintext, a token. A function
+# whose root logger is at DEBUG (Lambda's log-level setting) must not write them, so these two
+# never log below INFO; the rest of botocore's DEBUG output (retries, endpoints) stays.
+WIRE_LOGGERS = ("botocore.endpoint", "botocore.parsers")
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 # Client profiles. botocore's `total_max_attempts` counts every attempt (its `max_attempts`
 # counts retries: "2" meant three calls, measured 3.05 s against an endpoint that never
