@@ -115,7 +115,7 @@ serve: venv
 	OPENBLAS_NUM_THREADS=1 $(PY) tools/serve.py
 
 bench: venv
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 	$(PY) bench/cache_tradeoff.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/snapshots.py
