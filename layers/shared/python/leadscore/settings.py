@@ -1,7 +1,8 @@
 """Every environment variable the application reads, in one typed place.
 
 Each function builds its settings once per container (`XxxSettings.from_env()`) and passes
-them down; no other module reads `os.environ`.
+them down; no other module reads `os.environ`. A default is written once, on its field;
+`from_env` reads it from there (``cls.<field>``) when the variable is unset or empty.
 """
 
 from __future__ import annotations
@@ -130,10 +131,10 @@ class InstallSettings:
             installations_table=_str(env, "INSTALLATIONS_TABLE"),
             token_key_id=_str(env, "GHL_TOKEN_KEY_ID"),
             oauth_secret_arn=_str(env, "GHL_OAUTH_SECRET_ARN"),
-            oauth_user_type=_str(env, "GHL_OAUTH_USER_TYPE", "Location") or "Location",
+            oauth_user_type=_str(env, "GHL_OAUTH_USER_TYPE", cls.oauth_user_type) or "Location",
             oauth_redirect_uri=_str(env, "GHL_OAUTH_REDIRECT_URI"),
             app_id=_str(env, "GHL_APP_ID"),
-            api_base=_str(env, "GHL_API_BASE", DEFAULT_GHL_API_BASE).rstrip("/"),
+            api_base=_str(env, "GHL_API_BASE", cls.api_base).rstrip("/"),
             location_id=_str(env, "GHL_LOCATION_ID"),
             token_secret_arn=_str(env, "GHL_TOKEN_SECRET_ARN"),
             score_field_id=_str(env, "GHL_SCORE_FIELD_ID"),
@@ -187,18 +188,20 @@ class ScoreSettings:
         return cls(
             model_uri=_str(env, "MODEL_URI"),
             cache_table=_str(env, "CACHE_TABLE"),
-            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 3600),
-            model_refresh_seconds=_int(env, "MODEL_REFRESH_SECONDS", 60),
-            model_cache_dir=_str(env, "MODEL_CACHE_DIR", "/tmp/leadscore-models"),  # noqa: S108  # nosec B108
-            memory_cache_size=_int(env, "MEMORY_CACHE_SIZE", 4096),
-            memory_cache_bytes=_int(env, "MEMORY_CACHE_BYTES", 32 * 1024 * 1024),
-            remote_cache_skip_seconds=_float(env, "REMOTE_CACHE_SKIP_SECONDS", 30.0),
-            max_batch_size=_int(env, "MAX_BATCH_SIZE", 1000),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
-            max_list_items=_int(env, "MAX_LIST_ITEMS", 50),
-            max_error_paths=_int(env, "MAX_ERROR_PATHS", 50),
-            max_answer_bytes=_int(env, "MAX_ANSWER_BYTES", 6_000_000),
-            max_lead_answer_bytes=_int(env, "MAX_LEAD_ANSWER_BYTES", 1_000_000),
+            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", cls.cache_ttl_seconds),
+            model_refresh_seconds=_int(env, "MODEL_REFRESH_SECONDS", cls.model_refresh_seconds),
+            model_cache_dir=_str(env, "MODEL_CACHE_DIR", cls.model_cache_dir),
+            memory_cache_size=_int(env, "MEMORY_CACHE_SIZE", cls.memory_cache_size),
+            memory_cache_bytes=_int(env, "MEMORY_CACHE_BYTES", cls.memory_cache_bytes),
+            remote_cache_skip_seconds=_float(
+                env, "REMOTE_CACHE_SKIP_SECONDS", cls.remote_cache_skip_seconds
+            ),
+            max_batch_size=_int(env, "MAX_BATCH_SIZE", cls.max_batch_size),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            max_list_items=_int(env, "MAX_LIST_ITEMS", cls.max_list_items),
+            max_error_paths=_int(env, "MAX_ERROR_PATHS", cls.max_error_paths),
+            max_answer_bytes=_int(env, "MAX_ANSWER_BYTES", cls.max_answer_bytes),
+            max_lead_answer_bytes=_int(env, "MAX_LEAD_ANSWER_BYTES", cls.max_lead_answer_bytes),
             class_thresholds=_thresholds(env, "CLASS_THRESHOLDS"),
             ghl_public_key_ed25519=env.get(
                 "GHL_PUBLIC_KEY_ED25519", HIGHLEVEL_ED25519_PUBLIC_KEY_PEM).strip(),
@@ -243,15 +246,17 @@ class RetrainSettings:
             artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
             training_image_uri=_str(env, "TRAINING_IMAGE_URI"),
             training_role_arn=_str(env, "TRAINING_ROLE_ARN"),
-            training_instance_type=_str(env, "TRAINING_INSTANCE_TYPE", "ml.m5.large"),
-            training_source_key=_str(env, "TRAINING_SOURCE_KEY", "code/sourcedir.tar.gz"),
-            training_max_runtime_seconds=_int(env, "TRAINING_MAX_RUNTIME_SECONDS", 3600),
-            training_volume_gb=_int(env, "TRAINING_VOLUME_GB", 10),
+            training_instance_type=_str(env, "TRAINING_INSTANCE_TYPE", cls.training_instance_type),
+            training_source_key=_str(env, "TRAINING_SOURCE_KEY", cls.training_source_key),
+            training_max_runtime_seconds=_int(
+                env, "TRAINING_MAX_RUNTIME_SECONDS", cls.training_max_runtime_seconds
+            ),
+            training_volume_gb=_int(env, "TRAINING_VOLUME_GB", cls.training_volume_gb),
             training_hyperparameters=_json_object(env, "TRAINING_HYPERPARAMETERS"),
-            head_bytes=_int(env, "TRAINING_HEAD_BYTES", 65536),
-            max_upload_bytes=_int(env, "TRAINING_MAX_UPLOAD_BYTES", 5 * 1024**3),
-            max_line_bytes=_int(env, "TRAINING_MAX_LINE_BYTES", 65536),
-            max_json_depth=_int(env, "TRAINING_MAX_JSON_DEPTH", 32),
+            head_bytes=_int(env, "TRAINING_HEAD_BYTES", cls.head_bytes),
+            max_upload_bytes=_int(env, "TRAINING_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_line_bytes=_int(env, "TRAINING_MAX_LINE_BYTES", cls.max_line_bytes),
+            max_json_depth=_int(env, "TRAINING_MAX_JSON_DEPTH", cls.max_json_depth),
             region=_str(env, "AWS_REGION") or _str(env, "AWS_DEFAULT_REGION"),
         )
 
@@ -276,13 +281,15 @@ class PromoteSettings:
         env = os.environ if env is None else env
         return cls(
             artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
-            min_auc=_float(env, "MIN_AUC", 0.70),
-            max_auc_drop=_float(env, "MAX_AUC_DROP", 0.02),
-            max_brier=_float(env, "MAX_BRIER", 0.20),
-            max_artifact_bytes=_int(env, "MAX_ARTIFACT_BYTES", 256 * 1024 * 1024),
-            max_archive_members=_int(env, "MAX_ARCHIVE_MEMBERS", 200),
-            max_archive_member_bytes=_int(env, "MAX_ARCHIVE_MEMBER_BYTES", 256 * 1024 * 1024),
-            min_conversions=_int(env, "MIN_CONVERSIONS", 120),
+            min_auc=_float(env, "MIN_AUC", cls.min_auc),
+            max_auc_drop=_float(env, "MAX_AUC_DROP", cls.max_auc_drop),
+            max_brier=_float(env, "MAX_BRIER", cls.max_brier),
+            max_artifact_bytes=_int(env, "MAX_ARTIFACT_BYTES", cls.max_artifact_bytes),
+            max_archive_members=_int(env, "MAX_ARCHIVE_MEMBERS", cls.max_archive_members),
+            max_archive_member_bytes=_int(
+                env, "MAX_ARCHIVE_MEMBER_BYTES", cls.max_archive_member_bytes
+            ),
+            min_conversions=_int(env, "MIN_CONVERSIONS", cls.min_conversions),
         )
 
 
@@ -331,27 +338,37 @@ class WritebackSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> WritebackSettings:
         env = os.environ if env is None else env
         return cls(
-            ghl_api_base=_str(env, "GHL_API_BASE", DEFAULT_GHL_API_BASE).rstrip("/"),
+            ghl_api_base=_str(env, "GHL_API_BASE", cls.ghl_api_base).rstrip("/"),
             ghl_token_secret_arn=_str(env, "GHL_TOKEN_SECRET_ARN"),
             ghl_score_field_id=_str(env, "GHL_SCORE_FIELD_ID"),
             ghl_class_field_id=_str(env, "GHL_CLASS_FIELD_ID"),
             writeback_state_table=_str(env, "WRITEBACK_STATE_TABLE") or _str(env, "CACHE_TABLE"),
-            max_rate_limit_wait_seconds=_float(env, "MAX_RATE_LIMIT_WAIT_SECONDS", 20.0),
-            http_timeout_seconds=_float(env, "HTTP_TIMEOUT_SECONDS", 10.0),
+            max_rate_limit_wait_seconds=_float(
+                env, "MAX_RATE_LIMIT_WAIT_SECONDS", cls.max_rate_limit_wait_seconds
+            ),
+            http_timeout_seconds=_float(env, "HTTP_TIMEOUT_SECONDS", cls.http_timeout_seconds),
             installs=InstallSettings.from_env(env),
             writeback_queue_url=_str(env, "WRITEBACK_QUEUE_URL"),
             writeback_dlq_url=_str(env, "WRITEBACK_DLQ_URL"),
-            max_attempts=_int(env, "WRITEBACK_MAX_ATTEMPTS", 10),
-            retry_base_seconds=_float(env, "WRITEBACK_RETRY_BASE_SECONDS", 30.0),
-            max_waits=_int(env, "WRITEBACK_MAX_WAITS", 500),
-            max_receives=_int(env, "WRITEBACK_MAX_RECEIVES", 9),
-            model_retry_seconds=_float(env, "WRITEBACK_MODEL_RETRY_SECONDS", 300.0),
-            busy_retry_seconds=_float(env, "WRITEBACK_BUSY_RETRY_SECONDS", 2.0),
-            inflight_grace_seconds=_float(env, "WRITEBACK_INFLIGHT_GRACE_SECONDS", 30.0),
-            daily_limit_probe_seconds=_float(env, "WRITEBACK_DAILY_PROBE_SECONDS", 900.0),
-            deadline_reserve_seconds=_float(env, "WRITEBACK_DEADLINE_RESERVE_SECONDS", 8.0),
-            min_call_seconds=_float(env, "WRITEBACK_MIN_CALL_SECONDS", 1.0),
-            budget_share=_float(env, "GHL_BUDGET_SHARE", 0.9),
+            max_attempts=_int(env, "WRITEBACK_MAX_ATTEMPTS", cls.max_attempts),
+            retry_base_seconds=_float(env, "WRITEBACK_RETRY_BASE_SECONDS", cls.retry_base_seconds),
+            max_waits=_int(env, "WRITEBACK_MAX_WAITS", cls.max_waits),
+            max_receives=_int(env, "WRITEBACK_MAX_RECEIVES", cls.max_receives),
+            model_retry_seconds=_float(
+                env, "WRITEBACK_MODEL_RETRY_SECONDS", cls.model_retry_seconds
+            ),
+            busy_retry_seconds=_float(env, "WRITEBACK_BUSY_RETRY_SECONDS", cls.busy_retry_seconds),
+            inflight_grace_seconds=_float(
+                env, "WRITEBACK_INFLIGHT_GRACE_SECONDS", cls.inflight_grace_seconds
+            ),
+            daily_limit_probe_seconds=_float(
+                env, "WRITEBACK_DAILY_PROBE_SECONDS", cls.daily_limit_probe_seconds
+            ),
+            deadline_reserve_seconds=_float(
+                env, "WRITEBACK_DEADLINE_RESERVE_SECONDS", cls.deadline_reserve_seconds
+            ),
+            min_call_seconds=_float(env, "WRITEBACK_MIN_CALL_SECONDS", cls.min_call_seconds),
+            budget_share=_float(env, "GHL_BUDGET_SHARE", cls.budget_share),
         )
 
 
@@ -441,18 +458,26 @@ class LoopSettings:
         settings = cls(
             record_stream=_str(env, "RECORD_STREAM"),
             record_dir=_str(env, "RECORD_DIR"),
-            snapshots_enabled=_bool(env, "SNAPSHOTS_ENABLED", True),
-            snapshot_max_age_seconds=_float(env, "SNAPSHOT_MAX_AGE_SECONDS", 1.0),
+            snapshots_enabled=_bool(env, "SNAPSHOTS_ENABLED", cls.snapshots_enabled),
+            snapshot_max_age_seconds=_float(
+                env, "SNAPSHOT_MAX_AGE_SECONDS", cls.snapshot_max_age_seconds
+            ),
             outcome_rules=_str(env, "OUTCOME_RULES"),
             loop_table=_str(env, "LOOP_TABLE") or _str(env, "CACHE_TABLE"),
             artifact_bucket=_str(env, "ARTIFACT_BUCKET"),
             athena_work_group=_str(env, "ATHENA_WORK_GROUP"),
             glue_database=_str(env, "GLUE_DATABASE"),
-            export_window_days=_int(env, "EXPORT_WINDOW_DAYS", 365),
-            export_snapshot_lookback_days=_int(env, "EXPORT_SNAPSHOT_LOOKBACK_DAYS", 365),
-            export_min_new_outcomes=_int(env, "EXPORT_MIN_NEW_OUTCOMES", 200),
-            export_include_backfilled=_bool(env, "EXPORT_INCLUDE_BACKFILLED", False),
-            backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", 100),
+            export_window_days=_int(env, "EXPORT_WINDOW_DAYS", cls.export_window_days),
+            export_snapshot_lookback_days=_int(
+                env, "EXPORT_SNAPSHOT_LOOKBACK_DAYS", cls.export_snapshot_lookback_days
+            ),
+            export_min_new_outcomes=_int(
+                env, "EXPORT_MIN_NEW_OUTCOMES", cls.export_min_new_outcomes
+            ),
+            export_include_backfilled=_bool(
+                env, "EXPORT_INCLUDE_BACKFILLED", cls.export_include_backfilled
+            ),
+            backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", cls.backfill_page_size),
             backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
         )
         from leadscore.loop.outcomes import OutcomeRuleBook, OutcomeRulesError
@@ -486,11 +511,11 @@ class MonitorSettings:
         env = os.environ if env is None else env
         settings = cls(
             model_uri=_str(env, "MODEL_URI"),
-            window_days=_int(env, "MONITOR_WINDOW_DAYS", 7),
-            psi_threshold=_float(env, "DRIFT_PSI_THRESHOLD", 0.25),
-            min_rows=_int(env, "MONITOR_MIN_ROWS", 20),
-            max_rows=_int(env, "MONITOR_MAX_ROWS", 20_000),
-            retrain_on_drift=_bool(env, "RETRAIN_ON_DRIFT", False),
+            window_days=_int(env, "MONITOR_WINDOW_DAYS", cls.window_days),
+            psi_threshold=_float(env, "DRIFT_PSI_THRESHOLD", cls.psi_threshold),
+            min_rows=_int(env, "MONITOR_MIN_ROWS", cls.min_rows),
+            max_rows=_int(env, "MONITOR_MAX_ROWS", cls.max_rows),
+            retrain_on_drift=_bool(env, "RETRAIN_ON_DRIFT", cls.retrain_on_drift),
             export_function_name=_str(env, "EXPORT_FUNCTION_NAME"),
         )
         if not 1 <= settings.window_days <= 90:
