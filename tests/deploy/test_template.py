@@ -256,13 +256,19 @@ def test_powertools_configuration() -> None:
         assert env["LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING"}
 
 
-def test_drift_alarm_watches_the_metric_the_monitor_function_emits() -> None:
-    alarm = resources()["DriftAlarm"]["Properties"]
+@pytest.mark.parametrize(("alarm_id", "folder", "function_id"), [
+    ("DriftAlarm", "monitor", "MonitorFunction"),
+    ("RulesFallbackAlarm", "score", "ScoreFunction"),
+])
+def test_alarm_watches_the_metric_its_function_emits(
+    alarm_id: str, folder: str, function_id: str
+) -> None:
+    alarm = resources()[alarm_id]["Properties"]
     assert alarm["Namespace"] == "LeadScoring"
-    source = (ROOT / "functions" / "monitor" / "app.py").read_text()
+    source = (ROOT / "functions" / folder / "app.py").read_text()
     assert re.search(rf'name="{alarm["MetricName"]}"', source), alarm["MetricName"]
     service = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["service"]
-    assert function_environment("MonitorFunction")["POWERTOOLS_SERVICE_NAME"] == service
+    assert function_environment(function_id)["POWERTOOLS_SERVICE_NAME"] == service
     assert re.search(rf'Metrics\([^)]*service="{service}"', source)
 
 
@@ -278,16 +284,6 @@ def test_dashboard_charts_only_metrics_something_emits() -> None:
                or (n.startswith("Class") and 'name=f"Class' in sources)
                or (n.startswith("ExperimentArm") and 'name=f"ExperimentArm' in sources)}
     assert names - emitted == set()
-
-
-def test_fallback_alarm_watches_the_metric_the_score_function_emits() -> None:
-    alarm = resources()["RulesFallbackAlarm"]["Properties"]
-    assert alarm["Namespace"] == "LeadScoring"
-    source = (ROOT / "functions" / "score" / "app.py").read_text()
-    assert re.search(rf'name="{alarm["MetricName"]}"', source), alarm["MetricName"]
-    service = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["service"]
-    assert function_environment("ScoreFunction")["POWERTOOLS_SERVICE_NAME"] == service
-    assert re.search(rf'Metrics\([^)]*service="{service}"', source)
 
 
 def test_alarms_cover_5xx_fallback_and_dead_letters() -> None:

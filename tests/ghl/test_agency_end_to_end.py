@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
 from tests.fixtures.aws import STACK_NAME
 from tests.fixtures.fake_highlevel import CLIENT_ID, CLIENT_SECRET, FakeHighLevel
+from tests.fixtures.ghl import writeback_function
 from tests.fixtures.ghl_payloads import contact_event, uninstall_event
 from tests.ghl.test_installs import Agency, agency  # noqa: F401 - the fixture
 from tests.ghl.test_webhook_route import Harness, harness  # noqa: F401 - the fixture
@@ -26,13 +26,11 @@ REGION = "us-east-1"
 @pytest.fixture
 def writeback(agency: Agency, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
               trained_bundle: Any) -> Iterator[Any]:
-    from functions.writeback import app
-
     aws = agency.h.aws
     secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="lead-scoring/ghl-oauth",
         SecretString=json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}))
-    for key, value in {
+    env = {
         "INSTALLATIONS_TABLE": aws.installations_table, "GHL_TOKEN_KEY_ID": aws.token_key_id,
         "GHL_OAUTH_SECRET_ARN": secret["ARN"], "GHL_API_BASE": agency.fake.base_url,
         "CACHE_TABLE": aws.table, "WRITEBACK_QUEUE_URL": aws.queue_url,
@@ -40,13 +38,9 @@ def writeback(agency: Agency, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
             QueueName=f"{STACK_NAME}-writeback-dlq")["QueueUrl"],
         "MODEL_URI": f"file://{trained_bundle}", "MAX_RATE_LIMIT_WAIT_SECONDS": "0",
         "HTTP_TIMEOUT_SECONDS": "2",
-    }.items():
-        monkeypatch.setenv(key, value)
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    app._deps = None
-    yield app
-    app._deps = None
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    }
+    with writeback_function(env, monkeypatch) as app:
+        yield app
 
 
 def drain(agency: Agency, app: Any) -> list[dict[str, Any]]:  # noqa: F811

@@ -16,7 +16,7 @@ from leadscore.classes import CLASSES
 from leadscore.ghl import messages, write_plan
 
 from tests.fixtures.fake_highlevel import DEFAULT_LOCATION_ID
-from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws
+from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws, writeback_function
 from tools.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -273,10 +273,6 @@ def test_client_refuses_tags_in_the_put() -> None:
 def writeback_fn(
     ghl_aws: GhlAws, fake_highlevel: FakeHighLevel, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    from aws_lambda_powertools.utilities import parameters
-
-    from functions.writeback import app
-
     env = {
         "GHL_API_BASE": fake_highlevel.base_url,
         "GHL_TOKEN_SECRET_ARN": ghl_aws.secret_arn,
@@ -290,13 +286,8 @@ def writeback_fn(
         "MODEL_URI": "",
         "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
     }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    app._deps = None
-    yield app
-    app._deps = None
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    with writeback_function(env, monkeypatch) as app:
+        yield app
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
