@@ -51,6 +51,9 @@ for extra in (ROOT, ROOT / "layers" / "shared" / "python"):
         sys.path.insert(0, str(extra))
 
 REGION = "us-east-1"
+#: the run ends once the queue stays empty this long (polled every IDLE_POLL_SECONDS)
+IDLE_SECONDS = 1.0
+IDLE_POLL_SECONDS = 0.25
 SCORE_FIELD = "fldLeadScore00000001"
 CLASS_FIELD = "fldLeadClass00000001"
 CLASSES = ("hot", "warm", "lukewarm", "cold")
@@ -350,18 +353,26 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
             for w in writers:
                 w.start()
             feeder.start()
-            idle = 0
+            # Done once the queue has held nothing (visible, in flight or delayed) for a whole
+            # second: a writer re-queues a message's delayed copy before deleting it, so the
+            # count never touches 0 while anything is still owed.
+            idle_since: float | None = None
             while time.monotonic() - started < cfg.max_seconds:
-                time.sleep(1.0)
+                time.sleep(IDLE_POLL_SECONDS)
                 attrs = sqs.get_queue_attributes(QueueUrl=queues.url, AttributeNames=[
                     "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed"])["Attributes"]
                 pending = sum(int(v) for v in attrs.values())
-                idle = idle + 1 if pending == 0 and fed.is_set() else 0
-                if idle >= 3:
+                now = time.monotonic()
+                if pending or not fed.is_set():
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= IDLE_SECONDS:
                     report.finished = True
                     break
-            report.seconds = round(time.monotonic() - started - (3.0 if report.finished else 0), 1)
+            ended = idle_since if report.finished and idle_since is not None else time.monotonic()
+            report.seconds = round(ended - started, 1)
             stop.set()
             for _ in writers:
                 inv, failed = results.get(timeout=120)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.http import serving
 from tools.serve import make_handler, to_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +28,10 @@ def server(trained_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
 
     app.set_container(None)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(app.lambda_handler, None))
-    thread = threading.Thread(  # a short poll: shutdown() returns within 10 ms, not 0.5 s
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        with serving(httpd) as url:
+            yield url
     finally:
-        httpd.shutdown()
-        httpd.server_close()
         app.set_container(None)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures import aws as template_aws
+from tests.fixtures.http import serving
 from tests.fixtures.scoring import load_event
 from tools.lambda_context import lambda_context
 
@@ -220,7 +221,8 @@ def test_a_failing_remote_tier_is_skipped_not_waited_for() -> None:
 
 
 class SlowSqs:
-    """Answers every SQS SendMessage (JSON protocol) correctly, after ``delay`` seconds."""
+    """Answers every SQS SendMessage (JSON protocol) correctly, after ``delay`` seconds
+    (run it with `serving(slow.server)`)."""
 
     def __init__(self, delay: float) -> None:
         import hashlib
@@ -249,12 +251,6 @@ class SlowSqs:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_the_write_back_requeue_waits_out_a_slow_queue_instead_of_returning_the_message(
@@ -268,15 +264,15 @@ def test_the_write_back_requeue_waits_out_a_slow_queue_instead_of_returning_the_
     from leadscore.adapters.writeback_queue import SqsRequeue
 
     slow = SlowSqs(delay=0.8)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", slow.url)
-    reset_clients()
-    try:
-        requeue = SqsRequeue(f"{slow.url}/123456789012/writeback", f"{slow.url}/123456789012/dlq")
-        requeue.delay('{"kind": "score"}', 30)
-        requeue.dead_letter('{"kind": "score"}', "a reason", {"reason": "a reason"})
-    finally:
+    with serving(slow.server) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", url)
         reset_clients()
-        slow.close()
+        try:
+            requeue = SqsRequeue(f"{url}/123456789012/writeback", f"{url}/123456789012/dlq")
+            requeue.delay('{"kind": "score"}', 30)
+            requeue.dead_letter('{"kind": "score"}', "a reason", {"reason": "a reason"})
+        finally:
+            reset_clients()
     assert slow.sent == ['{"kind": "score"}', '{"kind": "score"}']
 
 

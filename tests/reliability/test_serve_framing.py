@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.fixtures.http import serving
 from tools import serve
 
 
@@ -30,13 +30,8 @@ class Recorder:
 def server() -> Iterator[tuple[int, Recorder]]:
     recorder = Recorder()
     httpd = serve.make_server("127.0.0.1", 0, recorder, None, max_body=1000)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield httpd.server_address[1], recorder
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def exchange(port: int, raw: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
