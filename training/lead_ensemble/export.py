@@ -129,14 +129,18 @@ class _Graph:
         nodes instead of a dozen per MLP, which is most of a one-row call's cost in ORT.
         """
         layers = [mlp_layers(pipe) for pipe in pipes]
-        mean = np.stack([m[2] for m in layers])[:, None, :].astype(dtype)  # [M, 1, 20]
-        scale = np.stack([m[3] for m in layers])[:, None, :].astype(dtype)
-        h = self.op("Sub", [x, self.const(f"{stem}_mean", mean)], f"{stem}_c")  # [M, N, 20]
-        h = self.op("Div", [h, self.const(f"{stem}_scale", scale)], f"{stem}_s")
-        depth = len(layers[0][0])
+
+        def per_model(name: str) -> np.ndarray:  # [M, 1, 20]
+            return np.stack([getattr(m, name) for m in layers])[:, None, :].astype(dtype)
+
+        h = self.op("Max", [x, self.const(f"{stem}_lo", per_model("lo"))], f"{stem}_lo")
+        h = self.op("Min", [h, self.const(f"{stem}_hi", per_model("hi"))], f"{stem}_hi")
+        h = self.op("Sub", [h, self.const(f"{stem}_mean", per_model("mean"))], f"{stem}_c")
+        h = self.op("Div", [h, self.const(f"{stem}_scale", per_model("scale"))], f"{stem}_s")
+        depth = len(layers[0].weights)
         for i in range(depth):
-            w = np.stack([m[0][i] for m in layers]).astype(dtype)  # [M, in, out]
-            b = np.stack([m[1][i] for m in layers])[:, None, :].astype(dtype)  # [M, 1, out]
+            w = np.stack([m.weights[i] for m in layers]).astype(dtype)  # [M, in, out]
+            b = np.stack([m.biases[i] for m in layers])[:, None, :].astype(dtype)  # [M, 1, out]
             h = self.op("MatMul", [h, self.const(f"{stem}_W{i}", w)], f"{stem}_mm{i}")
             h = self.op("Add", [h, self.const(f"{stem}_b{i}", b)], f"{stem}_a{i}")
             if i < depth - 1:
@@ -277,20 +281,22 @@ def explainer_payload(
             feat[i, d] = f
             thr[i, d] = t
             left[i, d] = lft
-    ws, bs, mean, scale = mlp_layers(ens.mlp_pipeline)
+    mlp = mlp_layers(ens.mlp_pipeline)
     out: dict[str, np.ndarray] = {
         "leaf_value": val,
         "path_feature": feat,
         "path_threshold": thr,
         "path_left": left,
-        "mlp_mean": mean,
-        "mlp_scale": scale,
+        "mlp_mean": mlp.mean,
+        "mlp_scale": mlp.scale,
+        "mlp_lo": mlp.lo,
+        "mlp_hi": mlp.hi,
         "mlp_weight": np.asarray(float(ens.weights[2])),
         "stacker_intercept": np.asarray(ens.intercept + float(ens.weights[0]) *
                                         structure["xgb_base"]),
         "baseline": np.asarray(baseline, dtype=np.float32).reshape(-1),
     }
-    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+    for i, (w, b) in enumerate(zip(mlp.weights, mlp.biases, strict=True)):
         out[f"mlp_W{i}"] = w
         out[f"mlp_b{i}"] = b
     return out

@@ -61,6 +61,10 @@ class Explainer:
     mlp_weight: float
     stacker_intercept: float
     baseline: np.ndarray
+    # the range each MLP input had in training (inputs are clipped to it); bundles trained
+    # before 2026-11-30 have none: unbounded
+    mlp_lo: np.ndarray | None = None
+    mlp_hi: np.ndarray | None = None
     # derived
     _e_feat: np.ndarray = field(init=False, repr=False)
     _e_thr: np.ndarray = field(init=False, repr=False)
@@ -139,6 +143,8 @@ class Explainer:
             mlp_weight=float(arrays["mlp_weight"]),
             stacker_intercept=float(arrays["stacker_intercept"]),
             baseline=np.asarray(arrays["baseline"], dtype=np.float32),
+            mlp_lo=np.asarray(arrays["mlp_lo"], dtype=np.float64) if "mlp_lo" in arrays else None,
+            mlp_hi=np.asarray(arrays["mlp_hi"], dtype=np.float64) if "mlp_hi" in arrays else None,
         )
 
     @classmethod
@@ -151,6 +157,8 @@ class Explainer:
 
     def mlp_logit(self, x: np.ndarray) -> np.ndarray:
         """The MLP's output logit (before the stacker weight) for rows x [n, 20]."""
+        if self.mlp_lo is not None and self.mlp_hi is not None:
+            x = np.clip(x, self.mlp_lo, self.mlp_hi)
         h = (x - self.mlp_mean) / self.mlp_scale
         last = len(self.mlp_weights) - 1
         for i, (w, b) in enumerate(zip(self.mlp_weights, self.mlp_biases, strict=True)):
