@@ -199,6 +199,25 @@ def test_messages_feed_the_next_score_and_snapshots_keep_no_personal_data(loop: 
     assert snap["source"] == "webhook" and snap["location_id"] == "loc-1"
 
 
+def test_new_messages_make_an_unchanged_contact_score_again(loop: Loop) -> None:
+    """The input digest is taken of what is scored, counters included. It was taken of the
+    payload alone: a contact whose fields had not changed was answered "unchanged" after new
+    messages, so HighLevel kept a score without them and no snapshot ever held a message
+    count (in `make simulate` no labelled row had one while 11 % of the leads scored did)."""
+    assert loop.post(contact(loop, "wh-d1"))[1]["status"] == "scored"
+    t = loop.clock[0]
+    loop.clock[0] = t + 60
+    assert loop.post(message(loop, "wh-d1o", "outbound", loop.clock[0]))[1]["status"] == "counted"
+    loop.clock[0] = t + 180
+    assert loop.post(message(loop, "wh-d1i", "inbound", loop.clock[0]))[1]["status"] == "counted"
+    code, body = loop.post(contact(loop, "wh-d2"))  # the same fields as before
+    assert code == 200 and body["status"] == "scored", body
+    first, second = loop.records("snapshot")
+    assert "conversation_data" not in json.loads(first["inputs"])
+    assert json.loads(second["inputs"])["conversation_data"]["message_count"] == 2
+    assert loop.post(contact(loop, "wh-d3"))[1]["status"] == "unchanged"  # nothing new now
+
+
 def test_the_export_labels_the_score_before_the_outcome(loop: Loop, tmp_path: Path) -> None:
     start = loop.clock[0]
     assert loop.post(contact(loop, "wh-c1", commitment="20"))[1]["status"] == "scored"

@@ -361,6 +361,9 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
                                                                  or "")})
     if not webhook.request:
         return delivery.ignored("not a contact event", event_type=webhook.event_type)
+    # The digest is of what would be scored: message counters change a score without any
+    # contact field changing.
+    webhook = _with_engagement(d, webhook)
     digest = inputs_digest(webhook.request)
     if d.digests is not None:
         try:
@@ -401,17 +404,23 @@ def _queue_for_later(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     return Outcome(200, {"status": "queued", "contact_id": webhook.contact_id, "reason": reason})
 
 
+def _with_engagement(d: GhlDeps, webhook: ParsedWebhook) -> ParsedWebhook:
+    """The contact's request with its message counters (where the payload has none)."""
+    if d.loop is None:
+        return webhook
+    try:
+        return replace(webhook, request=d.loop.enrich(
+            webhook.request, webhook.location_id, webhook.contact_id))
+    except Exception:
+        # Counters are an improvement, not a gate: score with what the payload carries.
+        logger.warning("engagement counters unavailable", extra=webhook.log_keys())
+        return webhook
+
+
 def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
                      installation: Installation | None) -> Outcome:
     d = delivery.d
     keys = webhook.log_keys()
-    if d.loop is not None:
-        try:
-            webhook = replace(webhook, request=d.loop.enrich(
-                webhook.request, webhook.location_id, webhook.contact_id))
-        except Exception:
-            # Counters are an improvement, not a gate: score with what the payload carries.
-            logger.warning("engagement counters unavailable", extra=keys)
     try:
         score = d.scorer().score(webhook.request, explain=False)
     except InvalidInput as exc:
