@@ -108,12 +108,16 @@ def _two_sided_p(z: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
-def _comparison(auc_a: float, auc_b: float, variance: float) -> AUCComparison:
-    diff = auc_a - auc_b
+def _z_test(diff: float, variance: float) -> tuple[float, float, float]:
+    """(standard error, z, two-sided p) of a difference with the given variance."""
     se = math.sqrt(variance) if variance > 0 else 0.0
     # A zero standard error (identical scorers) gives z 0 for no difference, ±inf otherwise.
     z = diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
-    return AUCComparison(auc_a, auc_b, diff, se, z, _two_sided_p(z))
+    return se, z, _two_sided_p(z)
+
+
+def _comparison(auc_a: float, auc_b: float, variance: float) -> AUCComparison:
+    return AUCComparison(auc_a, auc_b, auc_a - auc_b, *_z_test(auc_a - auc_b, variance))
 
 
 def delong_paired(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> AUCComparison:
@@ -169,9 +173,7 @@ def brier_unpaired(
         return BrierComparison(brier_a, brier_b, brier_a - brier_b, math.nan, math.nan, math.nan)
     variance = float(err_a.var(ddof=1)) / err_a.size + float(err_b.var(ddof=1)) / err_b.size
     diff = brier_a - brier_b
-    se = math.sqrt(variance) if variance > 0 else 0.0
-    z = diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
-    return BrierComparison(brier_a, brier_b, diff, se, z, _two_sided_p(z))
+    return BrierComparison(brier_a, brier_b, diff, *_z_test(diff, variance))
 
 
 def auc_lower_bound(y: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> float:

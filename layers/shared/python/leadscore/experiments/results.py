@@ -111,12 +111,8 @@ def _variant_result(variant: str, rows: Sequence[ResolvedLead]) -> VariantResult
     return result
 
 
-def _better(metric: Metric, arm: VariantResult, base: VariantResult) -> float:
-    """How much better the arm is than the baseline on ``metric`` (positive = better)."""
-    return arm.auc - base.auc if metric == "auc" else base.brier - arm.brier
-
-
 def _value(metric: Metric, result: VariantResult) -> float:
+    """The arm's value of ``metric``, oriented so that higher is better."""
     return result.auc if metric == "auc" else -result.brier
 
 
@@ -160,8 +156,8 @@ def summarise(
             result.hot_conversions, result.hot_leads, base.hot_conversions, base.hot_leads)
     significant = [r for r in results[1:]
                    if (p := _p(metric, r)) is not None and p < alpha]
-    above = [r for r in significant if _better(metric, r, base) > 0]
-    below = [r for r in significant if _better(metric, r, base) < 0]
+    above = [r for r in significant if _value(metric, r) > _value(metric, base)]
+    below = [r for r in significant if _value(metric, r) < _value(metric, base)]
     other: Metric = "auc" if metric == "brier" else "brier"
     winner: str | None = None
     p_value: float | None = None
