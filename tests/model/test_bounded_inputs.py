@@ -18,10 +18,8 @@ from lead_ensemble.ensemble import MLP_MAX_Z, Hyperparameters, fit_ensemble, mlp
 from leadscore import bundle
 from leadscore.features import FEATURE_NAMES
 
-from tests.model.conftest import TinyModel
+from tests.model.conftest import TINY, TinyModel
 
-TINY = {"xgb_n_estimators": "20", "lgb_n_estimators": "20", "folds": "3",
-        "mlp_hidden": "16,8", "mlp_max_iter": "60"}
 RARE = FEATURE_NAMES.index("communication_engagement")
 
 
