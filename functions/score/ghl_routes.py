@@ -22,6 +22,7 @@ from leadscore.ghl.delivery import dedupe_ttl_seconds
 from leadscore.ghl.installations import Installations
 from leadscore.ghl.lifecycle import InstallError, Lifecycle
 from leadscore.ghl.parking import ParkedStore
+from leadscore.ghl.redirect import redirect_uri
 from leadscore.ghl.webhook import GhlDeps, Outcome, Queue, ReplayGuard, handle_webhook
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
@@ -161,7 +162,9 @@ def oauth_callback() -> Response[str]:
         return _response(Outcome(404, {"error": "installs are not configured"}))
     try:
         answer = d.lifecycle.on_callback(code, user_type=d.settings.installs.oauth_user_type,
-                                         redirect_uri=d.settings.installs.oauth_redirect_uri)
+                                         redirect_uri=redirect_uri(
+                                             d.settings.installs.oauth_redirect_uri,
+                                             router.current_event.raw_event.get("requestContext")))
     except InstallError as exc:
         logger.error("OAuth install failed", extra={"reason": str(exc)})
         return _response(Outcome(400, {"error": "install failed", "reason": str(exc)}))
