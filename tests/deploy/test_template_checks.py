@@ -111,7 +111,8 @@ def test_what_cloudformation_receives_has_no_dependency_cycle(
 
 def test_the_cycle_check_finds_the_old_redirect_uri_cycle() -> None:
     old = sam_transform.transform(sam_transform.packaged(_with_the_old_redirect_uri()))
-    assert dependency_cycles(old) == [["ScoreApi", "ScoreFunction", "ScoreFunctionAliaslive"]]
+    (cycle,) = dependency_cycles(old)
+    assert {"ScoreApi", "ScoreFunction", "ScoreFunctionAliaslive"} <= set(cycle), cycle
 
 
 def test_the_function_is_not_told_its_own_api_url() -> None:
