@@ -113,7 +113,12 @@ def test_the_default_training_image_runs_python_3_11_or_later() -> None:
 
 
 def test_the_training_role_may_pull_a_private_image(transformed: dict[str, Any]) -> None:
-    statements = policy.role_statements(transformed, "SageMakerTrainingRole", iam._resolver())
+    from tests.fixtures.aws import PSEUDO, physical_names
+
+    image = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/team/lead-training:2026-12"
+    resolver = policy.Resolver(transformed, PSEUDO, physical_names,
+                               parameters={"TrainingImageUri": image})
+    statements = policy.role_statements(transformed, "SageMakerTrainingRole", resolver)
     repo = f"arn:aws:ecr:{REGION}:{ACCOUNT_ID}:repository/team/lead-training"
     for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                    "ecr:BatchCheckLayerAvailability"):

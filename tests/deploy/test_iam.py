@@ -125,3 +125,106 @@ def test_removing_a_needed_statement_fails_with_the_call_named(
     since = iam.RECORDER.mark()
     check_sqs(world, "sqs_writeback_batch.json", "WritebackFunction")
     assert iam.RECORDER.violations(request.node.nodeid, since) == []
+
+
+# -- the least-privilege conditions: a call outside each condition is denied --------------
+
+
+def _arn(logical_id: str) -> str:
+    return iam._resolver().get_att(logical_id, "Arn")[0]
+
+
+def test_the_backfill_role_touches_only_its_own_cache_table_items() -> None:
+    statements = iam.statements_of("BackfillFunction")
+    table = _arn("CacheTable")
+
+    def allowed(action: str, keys: list[str]) -> bool:
+        return policy.evaluate(statements, action, table,
+                               {"dynamodb:LeadingKeys": keys}).allowed
+
+    assert allowed("dynamodb:PutItem", ["backfill#loc#job"])
+    assert allowed("dynamodb:GetItem", ["backfill#loc#job"])
+    assert allowed("dynamodb:BatchGetItem", ["engagement#loc#c1", "engagement#loc#c2"])
+    for foreign in ("webhook#abc", "writeback#loc#c1", "ratelimit#loc", "score#c#d#v",
+                    "inputs#loc#c1"):
+        assert not allowed("dynamodb:PutItem", [foreign]), foreign
+        assert not allowed("dynamodb:GetItem", [foreign]), foreign
+    assert not allowed("dynamodb:BatchGetItem", ["engagement#loc#c1", "writeback#loc#c1"])
+
+
+@pytest.mark.parametrize(("function", "own", "foreign"), [
+    ("ExportFunction", ["loop/snapshots/", "training-data/auto/"],
+     ["", "models/", "training-data/", "ghl/parked/", "jobs/", "evaluation/"]),
+    ("MonitorFunction", ["loop/outcomes/", "models/v1/", "monitoring/health/"],
+     ["", "training-data/", "ghl/parked/", "jobs/", "evaluation/"]),
+])
+def test_the_monitor_and_export_roles_list_only_their_prefixes(
+    function: str, own: list[str], foreign: list[str]
+) -> None:
+    statements = iam.statements_of(function)
+    bucket = _arn("ArtifactBucket")
+    for prefix in own:
+        assert policy.evaluate(statements, "s3:ListBucket", bucket,
+                               {"s3:prefix": prefix}).allowed, prefix
+    for prefix in foreign:
+        assert not policy.evaluate(statements, "s3:ListBucket", bucket,
+                                   {"s3:prefix": prefix}).allowed, prefix
+    # no prefix = the whole bucket
+    assert not policy.evaluate(statements, "s3:ListBucket", bucket, {}).allowed
+    for action in ("s3:ListBucketMultipartUploads", "s3:ListBucketVersions"):
+        assert not policy.evaluate(statements, action, bucket, {}).allowed, action
+
+
+def _training_role(image: str) -> list[policy.Statement]:
+    from tests.fixtures import aws as template_aws
+
+    resolver = policy.Resolver(iam.transformed_template(), template_aws.PSEUDO,
+                               template_aws.physical_names,
+                               parameters={"TrainingImageUri": image})
+    return policy.role_statements(iam.transformed_template(), "SageMakerTrainingRole", resolver)
+
+
+@pytest.mark.parametrize(("image", "repository"), [
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/lead-training:2026-12", "lead-training"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/lead-training@sha256:ab12", "lead-training"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/lead-training", "lead-training"),
+])
+def test_the_training_role_pulls_only_the_training_images_repository(
+    image: str, repository: str
+) -> None:
+    statements = _training_role(image)
+    repo_arn = "arn:aws:ecr:us-east-1:123456789012:repository/{}"
+    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                   "ecr:BatchCheckLayerAvailability"):
+        assert policy.evaluate(statements, action, repo_arn.format(repository), {}).allowed
+        for other in ("other-repo", f"{repository}-2", "lead"):
+            assert not policy.evaluate(statements, action, repo_arn.format(other), {}).allowed
+    # the default image is AWS-owned: no ECR permission at all
+    default = _training_role("")
+    assert not any(a.startswith("ecr:") for st in default for a in st.actions)
+
+
+@pytest.mark.parametrize("function", ["ScoreFunction", "WritebackFunction", "BackfillFunction"])
+def test_the_token_key_is_used_only_with_an_installations_encryption_context(
+    function: str
+) -> None:
+    statements = iam.statements_of(function)
+    key = _arn("TokenKey")
+    for action in ("kms:Encrypt", "kms:Decrypt"):
+        for pk in ("location#loc1", "company#co1"):
+            assert policy.evaluate(statements, action, key,
+                                   {"kms:EncryptionContext:ghl_key": pk}).allowed
+        assert not policy.evaluate(statements, action, key, {}).allowed
+        assert not policy.evaluate(statements, action, key,
+                                   {"kms:EncryptionContext:ghl_key": "webhook#x"}).allowed
+        assert not policy.evaluate(statements, action, key,
+                                   {"kms:EncryptionContext:other": "location#loc1"}).allowed
+
+
+def test_a_kms_call_carries_its_encryption_context_to_the_check() -> None:
+    (enc,) = calls.authorizations("kms", "Encrypt", {
+        "KeyId": "k1", "Plaintext": b"x", "EncryptionContext": {"ghl_key": "location#a"}}, "r")
+    assert enc.context == {"kms:EncryptionContext:ghl_key": "location#a",
+                           "kms:EncryptionContextKeys": ["ghl_key"]}
+    (bare,) = calls.authorizations("kms", "Decrypt", {"KeyId": "k1", "CiphertextBlob": b"x"}, "r")
+    assert bare.context == {}

@@ -92,7 +92,11 @@ def _statements() -> Iterator[tuple[str, dict[str, Any]]]:
     for name, res in resources("AWS::IAM::Role").items():
         for policy in res["Properties"].get("Policies", []):
             for st in policy["PolicyDocument"]["Statement"]:
-                yield name, st
+                if set(st) == {"Fn::If"}:  # a statement only under a condition: its branches
+                    yield from ((name, b) for b in st["Fn::If"][1:]
+                                if b != {"Ref": "AWS::NoValue"})
+                else:
+                    yield name, st
 
 
 def test_no_wildcard_resource_where_nameable() -> None:

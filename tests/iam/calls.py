@@ -304,8 +304,18 @@ def authorizations(
             f"arn:aws:scheduler:{region}:{ACCOUNT_ID}:schedule/{group}/{params['Name']}")]
     if prefix == "kms" and params.get("KeyId"):
         key = str(params["KeyId"])
+        # kms:EncryptionContext:<key> per pair of the call's context, and the list of its keys
+        # (absent when the call passes none, so a condition on them denies such a call).
+        encryption_context = params.get("EncryptionContext") or {}
+        kms_context: dict[str, ConditionValue] = {
+            f"kms:EncryptionContext:{k}": str(v) for k, v in encryption_context.items()}
+        if encryption_context:
+            kms_context["kms:EncryptionContextKeys"] = sorted(encryption_context)
         return [Authorization(f"kms:{op}", key if key.startswith("arn:") else
-                              f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{key}")]
+                              f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{key}", kms_context)]
+    if prefix == "ecr" and params.get("repositoryName"):
+        return [Authorization(
+            f"ecr:{op}", f"arn:aws:ecr:{region}:{ACCOUNT_ID}:repository/{params['repositoryName']}")]
     return [Authorization(f"{prefix}:{op}", "*", unmapped=True)]
 
 

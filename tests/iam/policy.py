@@ -180,6 +180,14 @@ class Resolver:
                 sep, parts = arg
                 choices = [self.values(p) for p in parts]
                 return [str(sep).join(c) for c in itertools.product(*choices)]
+            if fn == "Fn::Select":
+                position, items = arg
+                chosen = self.values(items) if not isinstance(items, list) else [
+                    v for item in items for v in self.values(item)]
+                return [chosen[int(self.value(position))]]
+            if fn == "Fn::Split":
+                sep, text = arg
+                return [part for whole in self.values(text) for part in whole.split(str(sep))]
             if fn == "Fn::FindInMap":
                 mapping, key, attr = (self.value(a) for a in arg)
                 return [str(self.template["Mappings"][mapping][key][attr])]
