@@ -234,7 +234,9 @@ class RetrainSettings:
     training_hyperparameters: dict[str, str] = field(default_factory=dict)
     head_bytes: int = 65536
     # Upload checks (issue 19): a malformed upload is refused with a written reason.
-    max_upload_bytes: int = 5 * 1024**3  # the whole object
+    # The whole object; 0 = the most the retrain function's sizing allows
+    # (leadscore.registry.retraining.upload_limit_bytes), which a value here may only lower.
+    max_upload_bytes: int = 0
     max_line_bytes: int = 65536  # one CSV row / JSON Lines record
     max_json_depth: int = 32  # nesting of one JSON Lines record (a lead needs 5)
     region: str = ""

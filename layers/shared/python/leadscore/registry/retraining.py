@@ -11,7 +11,8 @@ Hostile uploads (issue 19): every check here returns readable reasons and never 
 line nested 5,000 levels deep, binary junk, UTF-16 or gzip under a .csv name, a 200 KB header
 field, a 5,000-digit number. Reasons never echo more than a few dozen characters of the upload.
 `row_problem` is the same judgement for one row of the whole file (the retrain-time split
-calls it per row), `check_upload_size` the size limit (TRAINING_MAX_UPLOAD_BYTES).
+calls it per row), `check_upload_size` the size limit (`upload_limit_bytes`: what the
+retrain function's memory, timeout and /tmp allow).
 """
 
 from __future__ import annotations
@@ -128,11 +129,56 @@ def row_problem(line: bytes, *, jsonl: bool, settings: RetrainSettings) -> str |
     return None
 
 
+# -- how big an upload the retrain function can take (docs/RETRAINING.md, "How big") --------
+# The function streams the upload once through the split, spooling both parts to /tmp (the
+# training part and the gate part: together the upload's size), then uploads both. So the
+# upload must fit /tmp, and the split must finish within the timeout on the CPU its memory
+# buys. The function's sizing in template.yaml (a test keeps the two equal):
+FUNCTION_MEMORY_MB = 1024
+FUNCTION_TIMEOUT_SECONDS = 600
+FUNCTION_EPHEMERAL_MB = 1024
+# Lambda gives one full vCPU at 1,769 MB, and CPU in proportion to memory below that.
+MB_PER_VCPU = 1769
+# The split's rate, CSV (the slower format), measured in CPU time by bench/retrain_split.py:
+# 13.0 MB per CPU second (JSON Lines: 24.5).
+SPLIT_BYTES_PER_CPU_SECOND = 13_000_000
+# Divides that rate: a Lambda (Graviton) vCPU slower than the measuring machine's core, the
+# S3 read streamed through the split, the two uploads after it.
+SPLIT_SAFETY_FACTOR = 3
+# Kept back from the timeout (head check, job start) and from /tmp (the runtime's own files).
+TIME_RESERVE_SECONDS = 60
+TMP_RESERVE_MB = 64
+
+
+def upload_limit_bytes(memory_mb: int = FUNCTION_MEMORY_MB,
+                       timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS,
+                       ephemeral_mb: int = FUNCTION_EPHEMERAL_MB) -> int:
+    """The largest upload a retrain function of this sizing can split and upload in time."""
+    vcpu = min(1.0, memory_mb / MB_PER_VCPU)
+    by_time = ((timeout_seconds - TIME_RESERVE_SECONDS) * SPLIT_BYTES_PER_CPU_SECOND * vcpu
+               / SPLIT_SAFETY_FACTOR)
+    by_disk = (ephemeral_mb - TMP_RESERVE_MB) * 1024 * 1024
+    return max(0, int(min(by_time, by_disk)))
+
+
+UPLOAD_LIMIT_BYTES = upload_limit_bytes()
+
+
+def upload_limit(settings: RetrainSettings) -> int:
+    """TRAINING_MAX_UPLOAD_BYTES may lower the computed limit, never raise it: a bigger file
+    would fill /tmp or run past the timeout, and then no refusal would be written."""
+    configured = settings.max_upload_bytes
+    return min(configured, UPLOAD_LIMIT_BYTES) if configured > 0 else UPLOAD_LIMIT_BYTES
+
+
 def check_upload_size(size: int | None, settings: RetrainSettings) -> str | None:
     """Why an object of `size` bytes is refused before it is read; None when it is not."""
-    if size is not None and size > settings.max_upload_bytes:
-        return (f"the file is {size} bytes, more than {settings.max_upload_bytes} "
-                "(TRAINING_MAX_UPLOAD_BYTES)")
+    limit = upload_limit(settings)
+    if size is not None and size > limit:
+        return (f"the file is {size} bytes, more than the {limit} bytes the retrain function "
+                f"can split within its {FUNCTION_TIMEOUT_SECONDS} s and {FUNCTION_EPHEMERAL_MB} "
+                "MB of /tmp (TRAINING_MAX_UPLOAD_BYTES may lower it): split the file and "
+                "upload the parts, or train it with `./leadscore train` and promote the bundle")
     return None
 
 
