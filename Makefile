@@ -1,7 +1,7 @@
 # One entry point for everything: a fresh machine needs only Python 3.11+, make and git.
 #   make demo    generate leads, train, promote locally, score every event in events/
 #   make test    install everything, run the whole test suite (make test-fast: without `slow`)
-#   make serve   the API on http://127.0.0.1:3000 (a local stand-in for `sam local start-api`)
+#   make serve   the API on http://127.0.0.1:3000, PORT=3017 for another (a local stand-in for `sam local start-api`)
 #   make build   `sam build` without Docker, then the unzipped size of functions + layers
 #   make validate / deploy / package-training / lint / bench / loadtest / clean
 #   make scan (bandit + checkov) / openapi (regenerate openapi.json)
@@ -113,8 +113,10 @@ package-training:
 demo: venv
 	$(PY) tools/demo.py
 
+# PORT=3017 serves on another port (127.0.0.1 only).
+PORT ?= 3000
 serve: venv
-	OPENBLAS_NUM_THREADS=1 $(PY) tools/serve.py
+	OPENBLAS_NUM_THREADS=1 $(PY) tools/serve.py --port $(PORT)
 
 bench: venv
 	$(PY) -m bench.run

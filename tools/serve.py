@@ -221,7 +221,8 @@ def make_server(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000),
+                        help="default: $PORT, else 3000")
     args = parser.parse_args(argv)
     default_model = ROOT / ".demo" / "store" / "models" / "champion.json"
     os.environ.setdefault("MODEL_URI", default_model.as_uri())
