@@ -97,6 +97,9 @@ def build_container(
             settings.model_uri,
             refresh_seconds=settings.model_refresh_seconds,
             cache_dir=Path(settings.model_cache_dir),
+            # a request never waits out a slow S3 (the refresh goes on in the background)
+            refresh_wait_seconds=settings.model_refresh_wait_seconds,
+            first_load_wait_seconds=settings.model_first_load_wait_seconds,
         )
     if remote_cache is None and settings.cache_table:
         from leadscore.adapters.dynamodb import DynamoScoreCache
@@ -373,6 +376,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "body": json.dumps({"error": "internal error", "request_id": request_id}),
             "isBase64Encoded": False,
         }
+        if ghl_routes.is_delivery(event):  # never a 5xx to HighLevel (leadscore.ghl.answers)
+            answer = ghl_routes.retry_later_answer()
     metrics.add_metric(
         name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1e3
     )
