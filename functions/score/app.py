@@ -117,7 +117,8 @@ def build_container(
         max_list_items=settings.max_list_items,
         max_error_paths=settings.max_error_paths,
     )
-    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
+    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds,
+                               refresh_wait_seconds=settings.model_refresh_wait_seconds)
     if loop is None:
         loop_settings = LoopSettings.from_env()
         if loop_settings.records_on:

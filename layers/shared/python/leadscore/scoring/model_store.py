@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from leadscore.background import BackgroundRefresh
 from leadscore.paths import UnsafePath, confine
 
 if TYPE_CHECKING:
@@ -158,8 +159,7 @@ class ModelStore:
         self._pointer_etag: str | None = None
         self.refresh_wait_seconds = refresh_wait_seconds
         self.first_load_wait_seconds = first_load_wait_seconds
-        self._refresher: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._refresher = BackgroundRefresh(self._maybe_refresh, name="model-refresh")
         try:
             self._source: ModelSource | None = parse_model_uri(uri)
         except ModelUnavailable as exc:
@@ -204,25 +204,16 @@ class ModelStore:
     def _refresh_due(self) -> None:
         wait = (self.first_load_wait_seconds if self._active is None
                 else self.refresh_wait_seconds)
-        if wait is None:
-            self._maybe_refresh()
-            return
-        with self._start_lock:
-            if self._refresher is not None and self._refresher.is_alive():
-                return  # started by an earlier request: serve what we have
-            if self._clock() < self._next_check:
-                return
-            refresher = threading.Thread(target=self._maybe_refresh, daemon=True,
-                                         name="model-refresh")
-            self._refresher = refresher
-            refresher.start()
-        refresher.join(wait)
+        self._refresher.run(wait)
+
+    @property
+    def background_refreshes(self) -> int:
+        """Refreshes started on a background thread so far (benchmarks, tests)."""
+        return self._refresher.started
 
     def wait_for_refresh(self, timeout: float | None = None) -> None:
         """Block until a background refresh (if any) has finished (tests, benchmarks)."""
-        refresher = self._refresher
-        if refresher is not None:
-            refresher.join(timeout)
+        self._refresher.join(timeout)
 
     def _maybe_refresh(self) -> None:
         if not self._lock.acquire(blocking=False):
