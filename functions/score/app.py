@@ -97,6 +97,9 @@ def build_container(
             settings.model_uri,
             refresh_seconds=settings.model_refresh_seconds,
             cache_dir=Path(settings.model_cache_dir),
+            # a request never waits out a slow S3 (the refresh goes on in the background)
+            refresh_wait_seconds=settings.model_refresh_wait_seconds,
+            first_load_wait_seconds=settings.model_first_load_wait_seconds,
         )
     if remote_cache is None and settings.cache_table:
         from leadscore.adapters.dynamodb import DynamoScoreCache
@@ -114,7 +117,8 @@ def build_container(
         max_list_items=settings.max_list_items,
         max_error_paths=settings.max_error_paths,
     )
-    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
+    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds,
+                               refresh_wait_seconds=settings.model_refresh_wait_seconds)
     if loop is None:
         loop_settings = LoopSettings.from_env()
         if loop_settings.records_on:
@@ -373,6 +377,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "body": json.dumps({"error": "internal error", "request_id": request_id}),
             "isBase64Encoded": False,
         }
+        if ghl_routes.is_delivery(event):  # never a 5xx to HighLevel (leadscore.ghl.answers)
+            answer = ghl_routes.retry_later_answer()
     metrics.add_metric(
         name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1e3
     )

@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.metrics import MetricUnit
+from leadscore.ghl.answers import acknowledge, retry_later
 from leadscore.ghl.auth import raw_body
 from leadscore.ghl.delivery import dedupe_ttl_seconds
 from leadscore.ghl.installations import Installations
@@ -33,6 +34,7 @@ metrics = Metrics(namespace="LeadScoring", service="score")  # shares the app's 
 router = Router()  # type: ignore[no-untyped-call]
 
 JSON = "application/json"
+WEBHOOK_PATH = "/webhooks/ghl"
 
 _deps: GhlDeps | None = None
 
@@ -65,7 +67,7 @@ def configure(
     if queue is None and settings.writeback_queue_url:
         from leadscore.adapters.writeback_queue import SqsWritebackQueue
 
-        queue = SqsWritebackQueue(settings.writeback_queue_url)
+        queue = SqsWritebackQueue(settings.writeback_queue_url, record=True)
     if installations is None and settings.installs.configured:
         from leadscore.adapters import installations as install_adapters
 
@@ -79,7 +81,7 @@ def configure(
     if parked is None and settings.parked_bucket:
         from leadscore.adapters.ghl_parked import S3ParkedStore
 
-        parked = S3ParkedStore(settings.parked_bucket)
+        parked = S3ParkedStore(settings.parked_bucket, record=True)
     elif parked is None:
         # Local runs (make serve / demo) have no bucket: parked deliveries stay in this
         # process's memory. The stack always sets PARKED_BUCKET.
@@ -127,7 +129,7 @@ def _response(outcome: Outcome) -> Response[str]:
                     body=json.dumps(outcome.body), headers=outcome.headers or None)
 
 
-@router.post("/webhooks/ghl")
+@router.post(WEBHOOK_PATH)
 def ghl_webhook() -> Response[str]:
     event = router.current_event
     raw = event.raw_event
@@ -140,14 +142,21 @@ def ghl_webhook() -> Response[str]:
     except ValueError:
         outcome = Outcome(400, {"error": "body is not valid base64"})
     else:
-        try:
-            outcome = handle_webhook(headers, body, deps())
-        except Exception:
-            # A safety net only (handle_webhook keeps what it cannot process): a 429 makes
-            # HighLevel send the delivery again.
-            logger.exception("unexpected error in the webhook route")
-            outcome = Outcome(429, {"error": "try again later"}, {"Retry-After": "600"})
+        outcome = acknowledge(lambda: handle_webhook(headers, body, deps()))
     return _response(outcome)
+
+
+def is_delivery(event: dict[str, Any]) -> bool:
+    """Whether an API Gateway event is a HighLevel delivery (the webhook route)."""
+    return str(event.get("resource") or event.get("path") or "").rstrip("/") == WEBHOOK_PATH
+
+
+def retry_later_answer() -> dict[str, Any]:
+    """The rule's 429 as a Lambda proxy answer, for errors outside the router."""
+    outcome = retry_later()
+    return {"statusCode": outcome.status_code, "headers": {"Content-Type": JSON,
+                                                            **outcome.headers},
+            "body": json.dumps(outcome.body), "isBase64Encoded": False}
 
 
 @router.get("/oauth/callback")

@@ -161,6 +161,12 @@ class ScoreSettings:
     max_batch_size: int = 1000  # leads per /score/batch
     # After the remote cache tier fails, it is skipped this long (then one request retries it).
     remote_cache_skip_seconds: float = 30.0
+    # A due champion-pointer refresh runs in the background; the request that starts it waits
+    # at most this long (an unchanged pointer is read within it), then the current model serves.
+    model_refresh_wait_seconds: float = 0.05
+    # With no model yet (a cold start), a request waits this long for the load, then gets the
+    # rules fallback while the load goes on (API Gateway gives a request 29 s).
+    model_first_load_wait_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
     max_list_items: int = 50  # comparables, price_drops (a real CMA uses a few dozen)
     max_error_paths: int = 50  # error paths listed in one 400 (per lead in a batch)
@@ -196,6 +202,10 @@ class ScoreSettings:
             remote_cache_skip_seconds=_float(
                 env, "REMOTE_CACHE_SKIP_SECONDS", cls.remote_cache_skip_seconds
             ),
+            model_refresh_wait_seconds=_float(
+                env, "MODEL_REFRESH_WAIT_SECONDS", cls.model_refresh_wait_seconds),
+            model_first_load_wait_seconds=_float(
+                env, "MODEL_FIRST_LOAD_WAIT_SECONDS", cls.model_first_load_wait_seconds),
             max_batch_size=_int(env, "MAX_BATCH_SIZE", cls.max_batch_size),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
             max_list_items=_int(env, "MAX_LIST_ITEMS", cls.max_list_items),

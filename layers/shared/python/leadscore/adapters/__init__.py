@@ -38,6 +38,16 @@ REQUEST_PATH_CONFIG: dict[str, Any] = {
     "read_timeout": 0.5,
     "retries": {"total_max_attempts": 1, "mode": "standard"},
 }
+# RECORD: calls that record a verified HighLevel delivery, or read what accepting it needs (the
+# workflow secret, the write-back queue send, parking in S3): one attempt, 0.5 s to connect,
+# 1 s to read. A delivery that cannot be recorded is answered 429 and HighLevel sends it again
+# (ghl/answers.py), so a second attempt would only make that answer slower; worst case per
+# call 1.5 s, which keeps "429 within 3 s" for a delivery whose secret cannot be read.
+RECORD_CONFIG: dict[str, Any] = {
+    "connect_timeout": 0.5,
+    "read_timeout": 1.0,
+    "retries": {"total_max_attempts": 1, "mode": "standard"},
+}
 # DEFAULT: everything else (model loads, queue sends, job starts, write-back state): three
 # attempts, 1 s to connect, 5 s per read. Worst case 3 x 6 s + standard-mode backoff (< 3 s)
 # = 21 s: a function on the API still answers (rules fallback, 429) within 29 s.
@@ -61,34 +71,58 @@ WORKER_SEND_WORST_SECONDS = 2 * (1.0 + 2.0) + 1.0
 
 
 @overload
-def client(service: Literal["s3"], *, fast: bool = ...) -> S3Client: ...
+def client(service: Literal["s3"], *, fast: bool = ..., record: bool = ...) -> S3Client: ...
 @overload
-def client(service: Literal["dynamodb"], *, fast: bool = ...) -> DynamoDBClient: ...
+def client(service: Literal["dynamodb"], *, fast: bool = ...,
+           record: bool = ...) -> DynamoDBClient: ...
 @overload
-def client(service: Literal["sqs"], *, fast: bool = ...) -> SQSClient: ...
+def client(service: Literal["sqs"], *, fast: bool = ..., record: bool = ...) -> SQSClient: ...
 @overload
-def client(service: Literal["sagemaker"], *, fast: bool = ...) -> SageMakerClient: ...
+def client(service: Literal["sagemaker"], *, fast: bool = ...,
+           record: bool = ...) -> SageMakerClient: ...
 @overload
-def client(service: Literal["secretsmanager"], *, fast: bool = ...) -> SecretsManagerClient: ...
+def client(service: Literal["secretsmanager"], *, fast: bool = ...,
+           record: bool = ...) -> SecretsManagerClient: ...
 @overload
-def client(service: str, *, fast: bool = ...) -> Any: ...
+def client(service: str, *, fast: bool = ..., record: bool = ...) -> Any: ...
 
 
-def client(service: str, *, fast: bool = False) -> Any:
+def client(service: str, *, fast: bool = False, record: bool = False) -> Any:
     """One boto3 client per (service, profile) per container, typed by service.
 
     ``fast=True`` is the REQUEST_PATH profile (one attempt, sub-second timeouts) for calls a
-    request can do without; the default profile fits API Gateway's 29 s with three attempts.
+    request can do without; ``record=True`` the RECORD profile (one attempt, 1.5 s at worst)
+    for the calls that record a webhook delivery; the default profile fits API Gateway's 29 s
+    with three attempts.
     """
-    return _cached_client(service, fast)
+    if fast and record:
+        raise ValueError("one profile per client: fast or record")
+    return _cached_client(service, "request" if fast else "record" if record else "default")
+
+
+#: The profiles by name (`client` picks one; tests and the benchmark read them).
+PROFILES: dict[str, dict[str, Any]] = {
+    "request": REQUEST_PATH_CONFIG, "record": RECORD_CONFIG, "default": DEFAULT_CONFIG,
+}
+
+
+def worst_case_seconds(config: dict[str, Any]) -> float:
+    """The longest one call of a profile can take against an endpoint that never answers:
+    every attempt waits its connect + read timeout, and standard-mode backoff before attempt
+    n (n >= 2) is at most 2**(n-2) s (botocore: random() * 2**(attempt-1), base 1)."""
+    attempts = int(config["retries"]["total_max_attempts"])
+    backoff = sum(2.0 ** (n - 2) for n in range(2, attempts + 1))
+    return attempts * (float(config["connect_timeout"]) + float(config["read_timeout"])) + backoff
 
 
 @functools.cache
-def _cached_client(service: str, fast: bool) -> Any:
+def _cached_client(service: str, profile: str | bool) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, config=Config(**(REQUEST_PATH_CONFIG if fast else DEFAULT_CONFIG)))
+    if isinstance(profile, bool):  # the former (service, fast) signature
+        profile = "request" if profile else "default"
+    return boto3.client(service, config=Config(**PROFILES[profile]))
 
 
 def error_code(exc: BaseException) -> str:
@@ -111,5 +145,8 @@ def worker_send_client() -> SQSClient:
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch moto on and off)."""
+    from leadscore.adapters.secrets import reset_breakers
+
     _cached_client.cache_clear()
     worker_send_client.cache_clear()
+    reset_breakers()

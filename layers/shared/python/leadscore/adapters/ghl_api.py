@@ -349,9 +349,9 @@ def read_token_secret(
     The secret is the token itself, JSON with ``token`` / ``access_token``, or, for several
     sub-accounts with Private Integration Tokens, ``{"locations": {"<locationId>": "<token>"}}``.
     """
-    from aws_lambda_powertools.utilities import parameters
+    from leadscore.adapters.secrets import get_secret
 
-    value = parameters.get_secret(secret_arn, max_age=max_age_seconds, force_fetch=force)
+    value = get_secret(secret_arn, max_age_seconds=max_age_seconds, force_fetch=force)
     text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
     text = text.strip()
     if text.startswith("{"):
@@ -403,9 +403,9 @@ def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callab
 
 def refresh_secret(secret_arn: str) -> None:
     """Drop the cached token so the next call reads the secret again (after a 401)."""
-    from aws_lambda_powertools.utilities import parameters
+    from leadscore.adapters.secrets import get_secret
 
-    parameters.get_secret(secret_arn, force_fetch=True)
+    get_secret(secret_arn, force_fetch=True)
 
 
 # --------------------------------------------------------------------------- OAuth
@@ -495,10 +495,10 @@ def _oauth_error(body: bytes) -> str:
 
 def secret_json_reader(max_age_seconds: int = 300) -> Callable[[str, bool], dict[str, Any]]:
     """A JSON secret from Secrets Manager via Powertools Parameters (cached per container)."""
-    from aws_lambda_powertools.utilities import parameters
+    from leadscore.adapters.secrets import get_secret
 
     def read(secret_arn: str, force: bool = False) -> dict[str, Any]:
-        value = parameters.get_secret(secret_arn, max_age=max_age_seconds, force_fetch=force)
+        value = get_secret(secret_arn, max_age_seconds=max_age_seconds, force_fetch=force)
         text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
         parsed = json.loads(text)
         if not isinstance(parsed, dict):

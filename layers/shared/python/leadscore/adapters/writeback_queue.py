@@ -13,18 +13,22 @@ if TYPE_CHECKING:
 
 
 class SqsWritebackQueue:
-    def __init__(self, queue_url: str, sqs_client: SQSClient | None = None) -> None:
+    """``record=True`` (the webhook route): the RECORD client profile, 1.5 s at worst; a send
+    that fails there parks the delivery or answers 429, and HighLevel sends it again. The
+    default profile (three attempts) is for senders without a caller waiting (the backfill)."""
+
+    def __init__(self, queue_url: str, sqs_client: SQSClient | None = None, *,
+                 record: bool = False) -> None:
         if not queue_url:
             raise ValueError("WRITEBACK_QUEUE_URL is not set")
         self.queue_url = queue_url
         self._client = sqs_client
+        self._record = record
 
     @property
     def sqs(self) -> SQSClient:
         if self._client is None:
-            # The default profile (three attempts): a webhook that cannot be queued is
-            # answered 429, so a single slow attempt must not decide that.
-            self._client = client("sqs")
+            self._client = client("sqs", record=self._record)
         return self._client
 
     def send(self, message: WritebackMessage) -> str:

@@ -13,7 +13,9 @@ lead is not counted for either arm (an experiment must compare what it says it c
 
 The running experiment is read from the champion's store (`experiments.store`) at most every
 ``refresh_seconds``; a read that fails keeps the last known state (a failing dependency is
-bypassed, not fatal).
+bypassed, not fatal). With ``refresh_wait_seconds`` (the score function) the read runs in the
+background and a request waits at most that long for it (`leadscore.background`), so a store
+that does not answer never holds a request.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from leadscore.background import BackgroundRefresh
 from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
@@ -60,23 +63,29 @@ class StoreExperimentSource:
     def __init__(
         self, store: ObjectStore, refresh_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        refresh_wait_seconds: float | None = None,
     ) -> None:
         self._store = store
         self._refresh = refresh_seconds
         self._clock = clock
         self._checked_at: float | None = None
         self._experiment: Experiment | None = None
+        self._wait = refresh_wait_seconds
+        self._refresher = BackgroundRefresh(self._read, name="experiment-refresh")
 
     def running(self) -> Experiment | None:
         now = self._clock()
         if self._checked_at is None or now - self._checked_at >= self._refresh:
             self._checked_at = now
-            try:
-                self._experiment = experiment_store.running(self._store)
-            except Exception as exc:  # any store or record failure keeps the last state
-                logger.warning("experiment pointer unreadable, keeping the last state: %s",
-                               exc.__class__.__name__)
+            self._refresher.run(self._wait)
         return self._experiment
+
+    def _read(self) -> None:
+        try:
+            self._experiment = experiment_store.running(self._store)
+        except Exception as exc:  # any store or record failure keeps the last state
+            logger.warning("experiment pointer unreadable, keeping the last state: %s",
+                           exc.__class__.__name__)
 
 
 class StoredVersions:
@@ -169,7 +178,8 @@ class ExperimentScorer:
 
 
 def experiment_scorer(
-    service: ScoringService, model_uri: str, refresh_seconds: int
+    service: ScoringService, model_uri: str, refresh_seconds: int,
+    refresh_wait_seconds: float | None = None,
 ) -> ScoringService | ExperimentScorer:
     """The container's scorer: experiments apply when MODEL_URI is a champion pointer (the
     experiment lives beside it); a fixed bundle URI means no experiments."""
@@ -195,7 +205,8 @@ def experiment_scorer(
             return f"file://{location}/models/{version}"
 
     return ExperimentScorer(
-        service, StoreExperimentSource(open_store(location), refresh_seconds),
+        service, StoreExperimentSource(open_store(location), refresh_seconds,
+                                       refresh_wait_seconds=refresh_wait_seconds),
         StoredVersions(version_uri))
 
 

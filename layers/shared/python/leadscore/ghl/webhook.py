@@ -1,13 +1,14 @@
 """The webhook flow: one HighLevel delivery (headers + raw body) -> the answer to give.
 
 ``functions/score/ghl_routes.py`` is the route: it builds `GhlDeps` once per container and
-calls :func:`handle_webhook`. HighLevel retries every non-2xx answer up to 12 times and pauses
-app URLs whose success rate falls under 90 % (GHL.md), so:
+calls :func:`handle_webhook` through `leadscore.ghl.answers.acknowledge`, the one rule for
+what HighLevel gets back (2xx once recorded, 429 when it cannot be recorded now, never 5xx):
 
 * 401 only for what fails authentication (signature, shared secret);
-* a verified delivery always gets a 2xx; what cannot be processed now is parked with its
-  reason (`leadscore.ghl.parking`), counted, and replayed later with ``tools/ghlctl.py``;
-* 429 (+ Retry-After) only when even parking failed: HighLevel then sends it again.
+* a verified delivery gets a 2xx once recorded; what cannot be processed now is parked with
+  its reason (`leadscore.ghl.parking`), counted, and replayed later with ``tools/ghlctl.py``;
+* 429 (+ Retry-After) when even parking failed, or the workflow secret cannot be read:
+  HighLevel then sends it again.
 
 Steps for a verified delivery (docs/GHL_SETUP.md has the answer table for users):
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -38,6 +39,8 @@ from leadscore.classes import classify, should_prioritize
 from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput, SecretUnavailable
 from leadscore.ghl import parking
+from leadscore.ghl.answers import Outcome as Outcome  # re-exported: the flow's answer type
+from leadscore.ghl.answers import retry_later
 from leadscore.ghl.auth import (
     SIGNATURE_HEADER,
     AuthConfig,
@@ -135,13 +138,6 @@ class GhlDeps:
         )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status_code: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class _Delivery:
     """One verified delivery on its way through the flow (what parking needs to keep it)."""
 
@@ -187,7 +183,7 @@ class _Delivery:
                 self.d.replay_guard.release(self.claimed)
             except Exception:
                 logger.warning("replay guard release failed", extra={"delivery": self.claimed})
-        return Outcome(429, {"error": "try again later"}, {"Retry-After": "600"})
+        return retry_later()
 
     def ignored(self, reason: str, **extra: Any) -> Outcome:
         self.d.count("WebhookIgnored")
@@ -207,9 +203,10 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
     try:
         verdict = authenticate(headers, body, d.auth_for(headers))
     except SecretUnavailable:
-        # Not the caller's fault and not a verdict: HighLevel retries a non-2xx answer.
-        logger.exception("workflow secret unavailable")
-        return Outcome(503, {"error": "try again later"}, {"Retry-After": "60"})
+        # Not the caller's fault and not a verdict: the delivery cannot be checked, so it
+        # cannot be recorded now (ghl/answers.py).
+        logger.warning("workflow secret unavailable")
+        return retry_later()
     except ValueError:
         # A configured key that cannot be parsed: a deployment error, never the caller's.
         logger.exception("GoHighLevel public key configuration is unusable")

@@ -36,6 +36,8 @@ from leadscore.circuit import CircuitBreaker
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "score#"
+#: What the remote tier's background trial reads (inside the function's own key prefix).
+PROBE_KEY = f"{KEY_PREFIX}circuit-probe"
 #: Per-entry bookkeeping beyond the JSON bytes (key, tuple, OrderedDict node), for the budget.
 ENTRY_OVERHEAD_BYTES = 200
 
@@ -202,7 +204,7 @@ class TieredCache:
 
     A circuit breaker guards the remote tier: after a failure (a timeout costs up to the
     request-path client's read timeout) the tier is skipped for ``breaker.open_seconds``,
-    then tried again by one request.
+    then tried again by one background read of `PROBE_KEY` (never by a request).
     """
 
     def __init__(
@@ -218,6 +220,8 @@ class TieredCache:
         self.ttl_seconds = memory.ttl_seconds if ttl_seconds is None else float(ttl_seconds)
         self._clock = clock
         self.breaker = breaker or CircuitBreaker()
+        if remote is not None:
+            self.breaker.use_probe(lambda: remote.get(PROBE_KEY))
         self.remote_errors = 0
 
     def get(self, key: str) -> CachedScore | None:

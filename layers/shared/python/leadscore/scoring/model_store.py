@@ -12,7 +12,14 @@ bundles are downloaded to ``cache_dir/<model_version>/`` once per container and 
 
 With a pointer, the store re-reads it (one small GET) at most once per ``refresh_seconds`` and,
 when it names a new version, loads the new bundle *first* and swaps only once it verified; a
-broken new bundle is logged and the current one keeps serving. With no model at all (missing or
+broken new bundle is logged and the current one keeps serving.
+
+Where a request is waiting (the score function), a due refresh runs on a background thread:
+the request that finds it due waits at most ``refresh_wait_seconds`` for it (an unchanged
+pointer is read within that), then is served by the current model while the refresh goes on;
+an S3 that does not answer costs no request more than that wait. Without a model yet, the
+request waits at most ``first_load_wait_seconds`` and then gets the rules fallback while the
+load goes on. ``None`` (tools, the default) refreshes inline. With no model at all (missing or
 corrupt bundle), the store reports ``loaded=False`` with a reason (``/health`` answers 503,
 scoring falls back to rules) and retries at most once per ``refresh_seconds``.
 
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from leadscore.background import BackgroundRefresh
 from leadscore.paths import UnsafePath, confine
 
 if TYPE_CHECKING:
@@ -134,6 +142,8 @@ class ModelStore:
         clock: Callable[[], float] = time.monotonic,
         loader: Loader = _default_loader,
         keep_versions: int = 3,
+        refresh_wait_seconds: float | None = None,
+        first_load_wait_seconds: float | None = None,
     ) -> None:
         self.uri = uri
         self._s3 = s3
@@ -147,6 +157,9 @@ class ModelStore:
         self._next_check = float("-inf")
         self._lock = threading.Lock()
         self._pointer_etag: str | None = None
+        self.refresh_wait_seconds = refresh_wait_seconds
+        self.first_load_wait_seconds = first_load_wait_seconds
+        self._refresher = BackgroundRefresh(self._maybe_refresh, name="model-refresh")
         try:
             self._source: ModelSource | None = parse_model_uri(uri)
         except ModelUnavailable as exc:
@@ -158,7 +171,7 @@ class ModelStore:
     def current(self) -> LoadedModel | None:
         """The serving model, refreshing first when a check is due (never raises)."""
         if self._clock() >= self._next_check:
-            self._maybe_refresh()
+            self._refresh_due()
         active = self._active
         return None if active is None else active.model
 
@@ -187,6 +200,20 @@ class ModelStore:
         return active.info
 
     # -- refresh ------------------------------------------------------------------------------
+
+    def _refresh_due(self) -> None:
+        wait = (self.first_load_wait_seconds if self._active is None
+                else self.refresh_wait_seconds)
+        self._refresher.run(wait)
+
+    @property
+    def background_refreshes(self) -> int:
+        """Refreshes started on a background thread so far (benchmarks, tests)."""
+        return self._refresher.started
+
+    def wait_for_refresh(self, timeout: float | None = None) -> None:
+        """Block until a background refresh (if any) has finished (tests, benchmarks)."""
+        self._refresher.join(timeout)
 
     def _maybe_refresh(self) -> None:
         if not self._lock.acquire(blocking=False):
