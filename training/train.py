@@ -88,7 +88,8 @@ JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
             "skip-validation": "skip_validation", "skip_validation": "skip_validation",
             # a team's own columns (SageMaker passes them as hyperparameters too;
             # lists are comma-separated there)
-            "target": "target", "positive": "positive", "exclude": "exclude", "keep": "keep",
+            "target": "target", "positive": "positive", "negative": "negative",
+            "exclude": "exclude", "keep": "keep",
             "as-of": "as_of", "as_of": "as_of"}
 IMPORTANCE_REPEATS = 3
 IMPORTANCE_MAX_ROWS = 2000
@@ -160,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     custom.add_argument("--target", help="the outcome column")
     custom.add_argument("--positive", action="append", default=None, metavar="VALUE",
                         help="a target value that means converted (repeatable; "
-                        "case-insensitive; default: the yes/true value of a two-valued target)")
+                        "case-insensitive; default: 1, true and yes are converted, 0, false and no "
+                        "not, anything else is left out)")
+    custom.add_argument("--negative", action="append", default=None, metavar="VALUE",
+                        help="a target value that means not converted (repeatable; with "
+                        "--positive: values in neither list are unresolved and left out; "
+                        "default: every other non-empty value)")
     custom.add_argument("--exclude", action="append", default=None, metavar="COLUMN",
                         help="a column the model must not use (repeatable)")
     custom.add_argument("--keep", action="append", default=None, metavar="COLUMN",
@@ -196,6 +202,8 @@ def _custom_options(args: argparse.Namespace, job: Mapping[str, Any]) -> CustomO
         target=str(args.target or job.get("target") or ""),
         positive=tuple(args.positive) if args.positive is not None
         else _names(job.get("positive")),
+        negative=tuple(args.negative) if args.negative is not None
+        else _names(job.get("negative")),
         exclude=tuple(args.exclude) if args.exclude is not None else _names(job.get("exclude")),
         keep=tuple(args.keep) if args.keep is not None else _names(job.get("keep")),
         schema_path=args.schema,

@@ -267,7 +267,16 @@ def check_training_head(
 
 def custom_positive(settings: RetrainSettings) -> tuple[str, ...]:
     """The ``positive`` training hyperparameter (the target's converted values), if any."""
-    raw = settings.training_hyperparameters.get("positive")
+    return _custom_values(settings, "positive")
+
+
+def custom_negative(settings: RetrainSettings) -> tuple[str, ...]:
+    """The ``negative`` training hyperparameter (the target's not-converted values), if any."""
+    return _custom_values(settings, "negative")
+
+
+def _custom_values(settings: RetrainSettings, key: str) -> tuple[str, ...]:
+    raw = settings.training_hyperparameters.get(key)
     value = _decode_setting(raw) if isinstance(raw, str) else raw
     if value is None or value == "":
         return ()
