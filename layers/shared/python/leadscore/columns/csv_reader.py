@@ -288,6 +288,13 @@ def _chain(head: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+def header_names(first_line: str) -> list[str]:
+    """The column names of a header line, separator sniffed as the reader does (the retrain
+    function's head check sees only the first line)."""
+    reader = CsvReader([first_line.encode("utf-8")], "the upload")
+    return reader.header
+
+
 def read_all(path: Path, *, check_width: bool = True) -> tuple[list[str], list[Record]]:
     """Header and every data record of a file (training reads whole files)."""
     with Path(path).open("rb") as handle:

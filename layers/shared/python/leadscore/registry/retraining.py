@@ -16,9 +16,7 @@ calls it per row), `check_upload_size` the size limit (TRAINING_MAX_UPLOAD_BYTES
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from leadscore import jsonsafe
+from leadscore.columns.csv_reader import CsvRefused, header_names
 from leadscore.errors import InvalidInput
 from leadscore.features.contract import FEATURE_NAMES, SECTIONS
 from leadscore.features.nested import extract_features
@@ -158,9 +157,9 @@ def _first_line(
 def check_csv_header(header_line: str) -> list[str]:
     """Problems with a CSV header: the 20 features + `converted`, optional id/truth columns."""
     try:
-        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
-    except (csv.Error, StopIteration):
-        return ["the first line is not a CSV header"]
+        columns = header_names(header_line)
+    except CsvRefused as exc:
+        return [f"the first line is not a CSV header: {exc}"]
     problems: list[str] = []
     counts: dict[str, int] = {}
     for c in columns:
@@ -225,9 +224,9 @@ def check_custom_csv_header(header_line: str, target: str) -> list[str]:
     hyperparameter, docs/SCHEMA.md): the target column and at least one other, no duplicates.
     The job itself checks the rest (kinds, positives, leaks) and refuses in one line."""
     try:
-        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
-    except (csv.Error, StopIteration):
-        return ["the first line is not a CSV header"]
+        columns = header_names(header_line)
+    except CsvRefused as exc:
+        return [f"the first line is not a CSV header: {exc}"]
     problems: list[str] = []
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
