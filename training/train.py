@@ -529,6 +529,17 @@ class ModelInputs:
     custom: CustomData | None = None  # the fitted schema, leaks, split, baseline
 
 
+def model_directions(inputs: ModelInputs) -> list[int]:
+    """One monotone direction per model input: the feature contract's for the real-estate
+    inputs, the schema's ``direction`` for a team's own columns (one-hot levels and missing
+    indicators free)."""
+    if inputs.custom is not None:
+        return inputs.custom.schema.directions()
+    from leadscore.features import FEATURE_DIRECTIONS
+
+    return [FEATURE_DIRECTIONS.get(n, 0) for n in inputs.names]
+
+
 def _load_inputs(cfg: JobConfig) -> ModelInputs:
     if cfg.custom.active:
         from train_custom import prepare_custom
@@ -850,10 +861,8 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
 
     split = _split(data, cfg, inputs.custom)
     from lead_ensemble.ensemble import EnsembleRefused
-    from leadscore.features import FEATURE_DIRECTIONS
 
-    # Directions come from the feature contract; a team's own columns are unconstrained.
-    directions = [FEATURE_DIRECTIONS.get(n, 0) for n in inputs.names]
+    directions = model_directions(inputs)
     try:
         ens = fit_ensemble(split.X_train, split.y_train, hyperparameters, directions=directions)
     except EnsembleRefused as exc:
