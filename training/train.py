@@ -70,6 +70,7 @@ for _p in (_HERE, _SHARED):  # a checkout; in SageMaker both live in the source 
     if _p.is_dir() and str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+import train_progress as progress  # noqa: E402
 from leadscore import bundle  # noqa: E402
 from leadscore.classes import (  # noqa: E402
     DEFAULT_CLASS_THRESHOLDS,
@@ -849,6 +850,9 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     check_output_dir(cfg.output_dir)
     inputs = _load_inputs(cfg)
     data: Dataset = inputs.data
+    progress.say(f"read {data.n_rows:,} rows ({int(data.y.sum()):,} converted) from "
+                 f"{', '.join(data.sources)}" + (f"; {data.unresolved_note}"
+                                                 if data.unresolved_note else ""))
 
     from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
     from lead_ensemble.export import export_bundle_model
@@ -863,8 +867,12 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     from lead_ensemble.ensemble import EnsembleRefused
 
     directions = model_directions(inputs)
+    progress.say(f"fitting the ensemble on {split.y_train.size:,} rows x "
+                 f"{split.X_train.shape[1]} inputs ({hyperparameters.folds} folds, then the "
+                 "served models on all training rows)")
     try:
-        ens = fit_ensemble(split.X_train, split.y_train, hyperparameters, directions=directions)
+        ens = fit_ensemble(split.X_train, split.y_train, hyperparameters, directions=directions,
+                           progress=progress.FitProgress(hyperparameters.folds))
     except EnsembleRefused as exc:
         raise TrainingFailed(f"Not enough signal to train: {exc}") from exc
     clock.mark("fit")
@@ -874,6 +882,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     try:
         baseline = (inputs.custom.baseline if inputs.custom is not None
                     else np.median(split.X_train, axis=0).astype(np.float32))
+        progress.say("fitted; exporting one ONNX graph and checking parity")
         export = export_bundle_model(ens, staging, baseline, split.X_test)
         clock.mark("export_and_parity")
         version = bundle.model_version_for(staging / bundle.MODEL_FILE)
@@ -882,8 +891,10 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         held_out.metrics["class_thresholds"] = thresholds
         held_out.metrics["class_thresholds_method"] = method
         clock.mark("metrics")
+        progress.say("held-out metrics done; measuring feature importance")
         rows = _write_importance(staging, ens, split, cfg.random_seed, inputs.names)
         clock.mark("importance")
+        progress.say("writing reports and the manifest")
         interval_method = _interval_method(export, sys.modules[fit_ensemble.__module__])
         _write_reports(staging, cfg, data, split, ens, held_out, rows, interval_method, clock,
                        inputs)
@@ -954,7 +965,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 raise TrainingRefused("--print-schema needs --target COLUMN")
             print_schema(cfg.input_path, cfg.custom, sys.stdout)
             return 0
-        metrics = run_training(cfg)
+        progress.enable()
+        try:
+            metrics = run_training(cfg)
+        finally:
+            progress.enable(False)
     except (TrainingRefused, TrainingFailed) as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)

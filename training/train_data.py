@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from leadscore.columns.csv_reader import SAVE_AS, WIDTH_HINT, CsvRefused, Record, read_all
+import train_progress as progress
+from leadscore.columns.csv_reader import SAVE_AS, WIDTH_HINT, CsvReader, CsvRefused, Record
 from leadscore.columns.labels import DEFAULT_RULE, LabelRule
 from leadscore.errors import InvalidInput
 from leadscore.features import FEATURE_NAMES, extract_features
@@ -143,7 +144,16 @@ def read_csv_records(path: Path) -> tuple[list[str], list[Record]]:
     """Header and data records of a CSV through the one CSV reader (sniffed separator and
     encoding, whole multi-line records); its refusals become one-line `TrainingRefused`."""
     try:
-        return read_all(path, check_width=False)
+        with path.open("rb") as handle:
+            reader = CsvReader(handle, path.name)
+            records: list[Record] = []
+            for record in reader.records(check_width=False):
+                records.append(record)
+                if len(records) % progress.ROWS_EVERY == 0:
+                    progress.say(f"reading {path.name}: {len(records):,} rows so far "
+                                 f"({reader.dialect.describe()})")
+        progress.say(f"read {len(records):,} rows of {path.name} ({reader.dialect.describe()})")
+        return reader.header, records
     except CsvRefused as exc:
         raise TrainingRefused(str(exc)) from None
 
