@@ -7,6 +7,7 @@
     python tools/ghlctl.py disable LOCATION_ID [--reason TEXT]
     python tools/ghlctl.py enable LOCATION_ID
     python tools/ghlctl.py discover LOCATION_ID [--no-create]
+    python tools/ghlctl.py pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
     python tools/ghlctl.py parked
     python tools/ghlctl.py replay (PARKED_ID ... | --all)
 
@@ -81,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("location_id")
     discover.add_argument("--no-create", action="store_true",
                           help="report missing score/class fields instead of creating them")
+    pin = sub.add_parser("pin-thresholds",
+                         help="keep a location's class thresholds whatever a promotion brings")
+    pin.add_argument("location_id")
+    pinned = pin.add_mutually_exclusive_group(required=True)
+    pinned.add_argument("--thresholds", help='JSON {"hot": ..., "warm": ..., "lukewarm": ...}'
+                        ' (a promotion that moves thresholds records the previous ones as '
+                        'thresholds_moved.from in champion.json)')
+    pinned.add_argument("--clear", action="store_true",
+                        help="follow the served bundle's thresholds again")
     sub.add_parser("parked", help="deliveries kept because they could not be processed")
     replay = sub.add_parser("replay", help="process parked deliveries again")
     replay.add_argument("parked_ids", nargs="*")
@@ -150,6 +160,22 @@ def _add_pit(args: argparse.Namespace, settings: InstallSettings) -> dict[str, A
     return _discover(table, settings, inst, create=True)
 
 
+def _pin_thresholds(args: argparse.Namespace, settings: InstallSettings) -> dict[str, Any]:
+    table = _table(settings)
+    inst = table.installation(args.location_id, fresh=True)
+    if inst is None:
+        raise ValueError(f"location {args.location_id} is not installed")
+    thresholds = None
+    if not args.clear:
+        try:
+            thresholds = validate_thresholds(_json_object(args.thresholds, "--thresholds"))
+        except InvalidInput as exc:
+            raise ValueError(f"--thresholds: {exc.to_dict()}") from None
+    inst = inst.with_changes(class_thresholds=thresholds)
+    table.save(inst)
+    return _summary(inst)
+
+
 def _replay(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
     from leadscore.ghl.webhook import replay_parked
 
@@ -210,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 _print(_summary(inst))
             else:
                 _print(_discover(table, settings, inst, create=not args.no_create))
+        elif args.command == "pin-thresholds":
+            _print(_pin_thresholds(args, settings))
         elif args.command == "parked":
             from leadscore.adapters.ghl_parked import S3ParkedStore
 

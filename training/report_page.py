@@ -110,12 +110,18 @@ def _calibration_and_scores(y: np.ndarray, score: np.ndarray) -> str:
     return html.section("Calibration and scores", html.charts(chart, histogram), table)
 
 
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
 def _classes(ctx: Mapping[str, Any]) -> str:
-    rows = [[c["class"], c["min_score"], c["rows"], c.get("conversion_rate")]
+    rows = [[c["class"], f"{c['min_score']:.4f}", c["rows"], _pct(c.get("share_of_leads")),
+             _pct(c.get("share_of_conversions")), _pct(c.get("conversion_rate"))]
             for c in ctx.get("classes", [])]
     return html.section("Class thresholds (held-out)",
-                        html.table(["class", "score at least", "leads", "conversion rate"],
-                                   rows))
+                        html.table(["class", "score at least", "leads", "share of leads",
+                                    "share of conversions", "conversion rate"], rows),
+                        note=str(ctx.get("class_thresholds_method") or ""))
 
 
 def _importance(rows: Sequence[Any]) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from leadscore.columns.labels import LabelRule
 from leadscore.columns.schema import (
     DEFAULT_MISSING_TOKENS,
     FALSE_TOKENS,
@@ -50,7 +51,14 @@ from leadscore.columns.schema import (
     parse_date,
 )
 from leadscore.errors import InvalidInput
-from train_data import MAX_LISTED, TrainingRefused, read_csv_text
+from train_data import (
+    MAX_LISTED,
+    TrainingRefused,
+    check_widths,
+    parse_target,
+    read_csv_records,
+    unresolved_note,
+)
 
 SENTINELS = (999.0, 9999.0, 99999.0, -1.0, -999.0, -9999.0)
 SENTINEL_MIN_SHARE = 0.01
@@ -94,30 +102,27 @@ def _listing(items: Sequence[str]) -> str:
 
 
 def read_table(paths: Sequence[Path]) -> Table:
-    """Read one or more CSV files with the same header as text cells."""
+    """Read one or more CSV files with the same header as text cells (the one CSV reader:
+    separator and encoding sniffed, trailing empty columns dropped, comma decimals read)."""
     header: list[str] | None = None
     columns: dict[str, list[str]] = {}
     for path in paths:
         if path.suffix.lower() != ".csv":
             raise TrainingRefused(f"A custom schema trains from .csv files, got {path.name}")
-        head, rows = read_csv_text(path)
+        head, records = read_csv_records(path)
         dupes = sorted({h for h in head if head.count(h) > 1})
         if dupes:
-            raise TrainingRefused(f"{path.name}: duplicate columns: {_listing(dupes)}")
-        if "" in head:
-            raise TrainingRefused(f"{path.name}: a column has no name")
+            raise TrainingRefused(f"{path.name}: duplicate columns: {_listing(dupes)}; "
+                                  "rename one of each in the header line")
         if header is None:
             header = head
             columns = {h: [] for h in head}
         elif head != header:
-            raise TrainingRefused(f"{path.name} has other columns than {paths[0].name}")
-        # blank lines are skipped, so name the bad rows by position among the data rows
-        bad = [str(i + 2) for i, row in enumerate(rows) if len(row) != len(head)]
-        if bad:
-            raise TrainingRefused(f"{path.name}: {len(bad)} lines do not have {len(head)} "
-                                  f"fields (lines {_listing(bad)})")
-        for row in rows:
-            for h, cell in zip(head, row, strict=True):
+            raise TrainingRefused(f"{path.name} has other columns than {paths[0].name}; "
+                                  "export every file with the same columns")
+        check_widths(path, head, records)
+        for record in records:
+            for h, cell in zip(head, record.cells, strict=True):
                 columns[h].append(cell)
     assert header is not None
     return Table(header, columns, ", ".join(p.name for p in paths))
@@ -126,36 +131,56 @@ def read_table(paths: Sequence[Path]) -> Table:
 # --------------------------------------------------------------------------- target
 
 
-def target_vector(table: Table, target: str, positive: Sequence[str]) -> tuple[np.ndarray,
-                                                                              tuple[str, ...]]:
-    """y (0/1) and the positive values used. Refuses unknown targets and no positives."""
+def drop_unresolved(table: Table, target: str, positive: Sequence[str],
+                    negative: Sequence[str] = ()) -> tuple[Table, str]:
+    """The table without the rows whose target is unresolved (the one label parser), and a
+    sentence saying how many were left out ('' when none)."""
+    if target not in table.columns:
+        raise TrainingRefused(f"Target column '{target}' not found; the file has: "
+                              f"{_listing(table.header)}")
+    rule = LabelRule.of(positive, negative)
+    labels = parse_target(table.columns[target], rule)
+    if not labels.n_unresolved:
+        return table, ""
+    if not positive and not labels.y.size:
+        seen = sorted({c.strip().lower() for c in table.columns[target]})
+        raise TrainingRefused(f"Say which values of '{target}' mean converted "
+                              f"(--positive VALUE, and --negative VALUE for the ones that do "
+                              f"not); values seen: {_listing(seen)}")
+    keep = np.flatnonzero(labels.keep)
+    columns = {h: [c[int(i)] for i in keep] for h, c in table.columns.items()}
+    return Table(table.header, columns, table.source), unresolved_note(target, labels, rule)
+
+
+def target_vector(table: Table, target: str, positive: Sequence[str],
+                  negative: Sequence[str] = ()) -> tuple[np.ndarray, tuple[str, ...]]:
+    """y (0/1) and the positive values used, by the one label parser. Refuses unknown
+    targets, unresolved rows (``drop_unresolved`` leaves them out first), no positives."""
     if target not in table.columns:
         raise TrainingRefused(f"Target column '{target}' not found; the file has: "
                               f"{_listing(table.header)}")
     cells = [c.strip() for c in table.columns[target]]
     seen = Counter(c.lower() for c in cells)
-    if not positive:
-        truthy = [v for v in seen if v in TRUE_TOKENS]
-        if len(seen) == 2 and len(truthy) == 1:
-            positive = [truthy[0]]
-        else:
+    rule = LabelRule.of(positive, negative)
+    labels = parse_target(cells, rule)
+    if labels.n_unresolved:
+        if not positive:
             raise TrainingRefused(f"Say which values of '{target}' mean converted "
-                                  f"(--positive VALUE); values seen: "
-                                  f"{_listing(sorted(seen))}")
-    wanted = {p.strip().lower() for p in positive}
-    y = np.asarray([c.lower() in wanted for c in cells], dtype=np.int64)
-    blank = [str(i + 2) for i, c in enumerate(cells) if not c]
-    if blank:
-        raise TrainingRefused(f"Target column '{target}' is empty in {len(blank)} rows "
-                              f"(lines {_listing(blank)})")
+                                  f"(--positive VALUE); values seen: {_listing(sorted(seen))}")
+        blank = [str(i + 2) for i, k in enumerate(labels.keep) if not k]
+        raise TrainingRefused(f"Target column '{target}' is unresolved in {len(blank)} rows "
+                              f"(lines {_listing(blank)}); {rule.describe()}")
+    y = labels.y
+    wanted = rule.positive or ("1", "true", "yes")
     if not y.any():
         raise TrainingRefused(f"No positive rows: no value of '{target}' is "
-                              f"{' or '.join(sorted(wanted))}; values seen: "
-                              f"{_listing(sorted(seen))}")
+                              f"{' or '.join(wanted)}; values seen: "
+                              f"{_listing(sorted(seen))}; name the converted value with "
+                              "--positive VALUE")
     if y.all():
-        raise TrainingRefused(f"Every row of '{target}' is positive ({' or '.join(sorted(wanted))})"
+        raise TrainingRefused(f"Every row of '{target}' is positive ({' or '.join(wanted)})"
                               "; the model needs both outcomes")
-    return y, tuple(sorted(wanted))
+    return y, rule.positive
 
 
 # --------------------------------------------------------------------------- inference

@@ -44,6 +44,7 @@ float32 (a typical lead of this data; medians are robust to skewed features).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -69,8 +70,15 @@ for _p in (_HERE, _SHARED):  # a checkout; in SageMaker both live in the source 
     if _p.is_dir() and str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+import train_progress as progress  # noqa: E402
 from leadscore import bundle  # noqa: E402
-from leadscore.classes import CLASSES, DEFAULT_CLASS_THRESHOLDS, classify  # noqa: E402
+from leadscore.classes import (  # noqa: E402
+    DEFAULT_CLASS_THRESHOLDS,
+    MIN_ROWS_TO_CHOOSE,
+    THRESHOLDS_METHOD,
+    choose_thresholds,
+    class_table,
+)
 from leadscore.features import FEATURE_NAMES  # noqa: E402
 from leadscore.settings import TrainingSettings  # noqa: E402
 from train_custom import CustomData, CustomOptions  # noqa: E402
@@ -88,7 +96,8 @@ JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
             "skip-validation": "skip_validation", "skip_validation": "skip_validation",
             # a team's own columns (SageMaker passes them as hyperparameters too;
             # lists are comma-separated there)
-            "target": "target", "positive": "positive", "exclude": "exclude", "keep": "keep",
+            "target": "target", "positive": "positive", "negative": "negative",
+            "exclude": "exclude", "keep": "keep",
             "as-of": "as_of", "as_of": "as_of"}
 IMPORTANCE_REPEATS = 3
 IMPORTANCE_MAX_ROWS = 2000
@@ -160,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     custom.add_argument("--target", help="the outcome column")
     custom.add_argument("--positive", action="append", default=None, metavar="VALUE",
                         help="a target value that means converted (repeatable; "
-                        "case-insensitive; default: the yes/true value of a two-valued target)")
+                        "case-insensitive; default: 1, true and yes are converted, 0, false and no "
+                        "not, anything else is left out)")
+    custom.add_argument("--negative", action="append", default=None, metavar="VALUE",
+                        help="a target value that means not converted (repeatable; with "
+                        "--positive: values in neither list are unresolved and left out; "
+                        "default: every other non-empty value)")
     custom.add_argument("--exclude", action="append", default=None, metavar="COLUMN",
                         help="a column the model must not use (repeatable)")
     custom.add_argument("--keep", action="append", default=None, metavar="COLUMN",
@@ -196,6 +210,8 @@ def _custom_options(args: argparse.Namespace, job: Mapping[str, Any]) -> CustomO
         target=str(args.target or job.get("target") or ""),
         positive=tuple(args.positive) if args.positive is not None
         else _names(job.get("positive")),
+        negative=tuple(args.negative) if args.negative is not None
+        else _names(job.get("negative")),
         exclude=tuple(args.exclude) if args.exclude is not None else _names(job.get("exclude")),
         keep=tuple(args.keep) if args.keep is not None else _names(job.get("keep")),
         schema_path=args.schema,
@@ -427,15 +443,19 @@ def _verdict(ens: FittedEnsemble, metrics: Mapping[str, Any]) -> str:
             f"{metrics['bayes_brier']:.4f} (ratio {metrics['brier_ratio']:.4f}).")
 
 
-def _classes_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
-    labels = np.array([classify(float(s), DEFAULT_CLASS_THRESHOLDS) for s in p])
-    out = []
-    for c in CLASSES:
-        mask = labels == c
-        n = int(mask.sum())
-        out.append({"class": c, "min_score": float(DEFAULT_CLASS_THRESHOLDS.get(c, 0.0)),
-                    "rows": n, "conversion_rate": float(y[mask].mean()) if n else None})
-    return out
+def _class_thresholds(score: np.ndarray) -> tuple[dict[str, float], str]:
+    """The bundle's class thresholds, chosen from the held-out scores, and how."""
+    chosen = choose_thresholds(score)
+    if chosen is None:
+        return dict(DEFAULT_CLASS_THRESHOLDS), (
+            f"the defaults: fewer than {MIN_ROWS_TO_CHOOSE} held-out rows to choose from")
+    return chosen, THRESHOLDS_METHOD
+
+
+def _classes_table(y: np.ndarray, p: np.ndarray,
+                   thresholds: Mapping[str, float] = DEFAULT_CLASS_THRESHOLDS
+                   ) -> list[dict[str, Any]]:
+    return class_table(y.tolist(), p.tolist(), thresholds)
 
 
 def _validate_bundle(out: Path, X_test: np.ndarray, expected_score: np.ndarray) -> str:
@@ -508,6 +528,17 @@ class ModelInputs:
     data: Dataset
     names: list[str]  # the model's input names, manifest `feature_names`
     custom: CustomData | None = None  # the fitted schema, leaks, split, baseline
+
+
+def model_directions(inputs: ModelInputs) -> list[int]:
+    """One monotone direction per model input: the feature contract's for the real-estate
+    inputs, the schema's ``direction`` for a team's own columns (one-hot levels and missing
+    indicators free)."""
+    if inputs.custom is not None:
+        return inputs.custom.schema.directions()
+    from leadscore.features import FEATURE_DIRECTIONS
+
+    return [FEATURE_DIRECTIONS.get(n, 0) for n in inputs.names]
 
 
 def _load_inputs(cfg: JobConfig) -> ModelInputs:
@@ -625,16 +656,20 @@ def _write_importance(
     return rows
 
 
-def _warnings(held_out: HeldOutScores, split: HeldOutSplit, n_rows: int) -> list[str]:
-    """Sentences for the report when a figure misses its target (the job still succeeds)."""
+def _warnings(held_out: HeldOutScores, split: HeldOutSplit, n_rows: int,
+              real_estate: bool = True) -> list[str]:
+    """Sentences for the report when a figure misses its target (the job still succeeds).
+
+    The AUC and Brier targets are the real-estate contract's (measured on its data); a team's
+    own columns are judged against the reference LightGBM on the same split instead."""
     from train_report import TARGET_AUC, TARGET_BRIER
 
     ens_m, metrics = held_out.ensemble, held_out.metrics
     warnings = []
-    if ens_m["auc_roc"] < TARGET_AUC:
+    if real_estate and ens_m["auc_roc"] < TARGET_AUC:
         warnings.append(f"ensemble AUC {ens_m['auc_roc']:.4f} is below the "
                         f"{TARGET_AUC} target")
-    if ens_m["brier_score"] >= TARGET_BRIER:
+    if real_estate and ens_m["brier_score"] >= TARGET_BRIER:
         warnings.append(f"Brier score {ens_m['brier_score']:.4f} is not below "
                         f"{TARGET_BRIER}")
     if metrics["auc_ratio"] is not None and metrics["auc_ratio"] < 0.98:
@@ -691,7 +726,9 @@ def _write_reports(
     custom = inputs.custom if inputs is not None else None
     column_lines = (_custom_report(staging, custom, split, held_out, cfg.random_seed)
                     if custom is not None else [])
-    warnings = _warnings(held_out, split, data.n_rows)
+    warnings = _warnings(held_out, split, data.n_rows, real_estate=custom is None)
+    if data.unresolved_note:
+        warnings.append(data.unresolved_note)
     ctx: dict[str, Any] = {
         "metrics": metrics,
         "combiner": ens.combiner,
@@ -709,13 +746,20 @@ def _write_reports(
         "verdict": _verdict(ens, metrics),
         "interval_method": interval_method,
         "calibration": calibration_table(split.y_test, score),
-        "classes": _classes_table(split.y_test, score),
+        "classes": _classes_table(split.y_test, score, metrics["class_thresholds"]),
+        "class_thresholds_method": metrics["class_thresholds_method"],
         "importance": rows,
         "warnings": warnings,
         "validation": "skipped (--skip-validation)" if cfg.skip_validation
         else "pending",
         "wall_seconds": clock.elapsed(),
     }
+    rates = [c["conversion_rate"] for c in ctx["classes"] if c["conversion_rate"] is not None]
+    if any(a < b for a, b in itertools.pairwise(rates)):
+        warnings.append("class conversion rates do not fall from hot to cold on the held-out "
+                        "split: " + ", ".join(f"{c['class']} {c['conversion_rate']:.1%}"
+                                              for c in ctx["classes"]
+                                              if c["conversion_rate"] is not None))
     metrics["calibration"] = ctx["calibration"]
     metrics["class_distribution"] = ctx["classes"]
     metrics["warnings"] = warnings
@@ -773,7 +817,8 @@ def _write_manifest(
         summary["reference_lightgbm_default_auc"] = metrics["reference_lightgbm_default_auc"]
     return bundle.finalize_bundle(staging, {
         **extra,
-        "class_thresholds": dict(DEFAULT_CLASS_THRESHOLDS),
+        "class_thresholds": dict(metrics["class_thresholds"]),
+        "class_thresholds_method": metrics["class_thresholds_method"],
         "baseline": {n: float(v) for n, v in zip(names, baseline, strict=True)},
         "baseline_method": BASELINE_METHOD,
         "baseline_score": float(export["baseline_score"]),
@@ -805,6 +850,9 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     check_output_dir(cfg.output_dir)
     inputs = _load_inputs(cfg)
     data: Dataset = inputs.data
+    progress.say(f"read {data.n_rows:,} rows ({int(data.y.sum()):,} converted) from "
+                 f"{', '.join(data.sources)}" + (f"; {data.unresolved_note}"
+                                                 if data.unresolved_note else ""))
 
     from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
     from lead_ensemble.export import export_bundle_model
@@ -817,12 +865,14 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
 
     split = _split(data, cfg, inputs.custom)
     from lead_ensemble.ensemble import EnsembleRefused
-    from leadscore.features import FEATURE_DIRECTIONS
 
-    # Directions come from the feature contract; a team's own columns are unconstrained.
-    directions = [FEATURE_DIRECTIONS.get(n, 0) for n in inputs.names]
+    directions = model_directions(inputs)
+    progress.say(f"fitting the ensemble on {split.y_train.size:,} rows x "
+                 f"{split.X_train.shape[1]} inputs ({hyperparameters.folds} folds, then the "
+                 "served models on all training rows)")
     try:
-        ens = fit_ensemble(split.X_train, split.y_train, hyperparameters, directions=directions)
+        ens = fit_ensemble(split.X_train, split.y_train, hyperparameters, directions=directions,
+                           progress=progress.FitProgress(hyperparameters.folds))
     except EnsembleRefused as exc:
         raise TrainingFailed(f"Not enough signal to train: {exc}") from exc
     clock.mark("fit")
@@ -832,13 +882,19 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     try:
         baseline = (inputs.custom.baseline if inputs.custom is not None
                     else np.median(split.X_train, axis=0).astype(np.float32))
+        progress.say("fitted; exporting one ONNX graph and checking parity")
         export = export_bundle_model(ens, staging, baseline, split.X_test)
         clock.mark("export_and_parity")
         version = bundle.model_version_for(staging / bundle.MODEL_FILE)
         held_out = _held_out_metrics(ens, data, split, export, version)
+        thresholds, method = _class_thresholds(held_out.score)
+        held_out.metrics["class_thresholds"] = thresholds
+        held_out.metrics["class_thresholds_method"] = method
         clock.mark("metrics")
+        progress.say("held-out metrics done; measuring feature importance")
         rows = _write_importance(staging, ens, split, cfg.random_seed, inputs.names)
         clock.mark("importance")
+        progress.say("writing reports and the manifest")
         interval_method = _interval_method(export, sys.modules[fit_ensemble.__module__])
         _write_reports(staging, cfg, data, split, ens, held_out, rows, interval_method, clock,
                        inputs)
@@ -909,7 +965,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 raise TrainingRefused("--print-schema needs --target COLUMN")
             print_schema(cfg.input_path, cfg.custom, sys.stdout)
             return 0
-        metrics = run_training(cfg)
+        progress.enable()
+        try:
+            metrics = run_training(cfg)
+        finally:
+            progress.enable(False)
     except (TrainingRefused, TrainingFailed) as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from leadscore.columns.labels import LabelRule
 from leadscore.columns.schema import ColumnSpec, Schema
 from schema_infer import (
     LeakVerdict,
     Table,
     check_schema_against,
+    drop_unresolved,
     encode,
     fit_schema,
     infer_schema,
@@ -50,6 +52,7 @@ class CustomOptions:
 
     target: str = ""
     positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     schema_path: Path | None = None
@@ -72,6 +75,7 @@ class CustomData:
     baseline: np.ndarray  # float32 [N]: the typical lead, encoded
     baseline_columns: dict[str, Any]  # column -> typical value as read
     as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
+    table: Table | None = None  # the rows as read (resolved targets only), for the report
 
 
 def split_rows(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +98,8 @@ def _resolve_schema(opts: CustomOptions, table: Table) -> tuple[Schema, str, tup
         if not target:
             raise TrainingRefused("Name the target: --target COLUMN or 'target' in the schema")
         positive = opts.positive or given.positive
+        if not opts.negative and given.negative:
+            opts = replace(opts, negative=given.negative)
         check_schema_against(given, table)
         dropped = {**dict(given.exclude), **{e: "excluded by --exclude" for e in opts.exclude}}
         columns = [c for c in given.columns if c.name not in opts.exclude]
@@ -128,16 +134,21 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
                    ) -> CustomData:
     as_of = opts.as_of or datetime.now(UTC).date()
     table = read_table(input_files(input_path))
+    if opts.schema_path is not None and not opts.negative:
+        opts = replace(opts, negative=load_schema_file(opts.schema_path).negative)
+    table, note = drop_unresolved(table, opts.target or _schema_target(opts), opts.positive
+                                  or _schema_positive(opts), opts.negative)
     schema, target, positive, inferred, dropped = _resolve_schema(opts, table)
-    y, positive = target_vector(table, target, positive)
-    check_dataset(Dataset(np.zeros((y.size, 0)), y, None, (table.source,), "csv"))
+    y, positive = target_vector(table, target, positive, opts.negative)
+    check_dataset(Dataset(np.zeros((y.size, 0)), y, None, (table.source,), "csv", note))
     names = {c.name for c in schema.columns}
     unknown_keep = [k for k in opts.keep if k not in names]
     if unknown_keep:
         raise TrainingRefused(f"--keep names columns the model does not use: "
                               f"{', '.join(unknown_keep)}")
     schema = Schema(columns=schema.columns, target=target, positive=positive,
-                    exclude=dropped, missing_tokens=schema.missing_tokens)
+                    exclude=dropped, missing_tokens=schema.missing_tokens,
+                    negative=LabelRule.of(positive, opts.negative).negative)
 
     train_idx, test_idx = split_rows(y, test_size, seed)
     fitted = fit_schema(schema, table, train_idx, as_of)
@@ -150,7 +161,7 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
                                   + "; ".join(f"{k}: {v}" for k, v in verdict.leaks.items()))
         fitted = Schema(columns=tuple(kept_columns), target=target, positive=positive,
                         exclude={**dropped, **verdict.leaks},
-                        missing_tokens=fitted.missing_tokens)
+                        missing_tokens=fitted.missing_tokens, negative=fitted.negative)
     X = encode(fitted, table, np.arange(y.size), as_of)
     typical = _typical(fitted, X[train_idx])
     baseline = fitted.encode_fields(typical, "baseline", as_of).values.astype(np.float32)
@@ -159,10 +170,23 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
             at = fitted.input_names.index(col.name)
             baseline[at] = np.float32(col.fill if col.fill is not None else 0.0)
     dataset = check_dataset(Dataset(X, y, None, tuple(p.name for p in input_files(input_path)),
-                                    "csv"))
+                                    "csv", note))
     return CustomData(dataset=dataset, schema=fitted, train_idx=train_idx, test_idx=test_idx,
                       inferred=inferred, dropped=dropped, leak=verdict, baseline=baseline,
-                      baseline_columns=typical, as_of=as_of)
+                      baseline_columns=typical, as_of=as_of, table=table)
+
+
+def _schema_target(opts: CustomOptions) -> str:
+    if opts.schema_path is None:
+        return opts.target
+    target = load_schema_file(opts.schema_path).target
+    if not target:
+        raise TrainingRefused("Name the target: --target COLUMN or 'target' in the schema")
+    return target
+
+
+def _schema_positive(opts: CustomOptions) -> tuple[str, ...]:
+    return load_schema_file(opts.schema_path).positive if opts.schema_path else ()
 
 
 def reference_lightgbm_auc(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
@@ -182,8 +206,7 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
     """The report's "Columns" section: schema, drops, leaks with their reason, the bar."""
     lines = ["Columns (custom schema"
              + (", inferred from the file" if data.inferred else ", from the given file")
-             + f"; target '{data.schema.target}' positive = "
-             + " or ".join(data.schema.positive) + ")"]
+             + f"; target '{data.schema.target}': {data.schema.label_rule().describe()})"]
     aucs = data.leak.aucs
     for col in data.schema.columns:
         extra = ""
@@ -213,10 +236,13 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
 def print_schema(input_path: Path, opts: CustomOptions, out: Any) -> None:
     """``--print-schema``: the inferred (not yet fitted) schema as JSON, for editing."""
     table = read_table(input_files(input_path))
+    table, _ = drop_unresolved(table, opts.target or _schema_target(opts),
+                               opts.positive or _schema_positive(opts), opts.negative)
     schema, target, positive, _, dropped = _resolve_schema(opts, table)
-    _, positive = target_vector(table, target, positive)
+    _, positive = target_vector(table, target, positive, opts.negative)
     doc = Schema(columns=schema.columns, target=target, positive=positive, exclude=dropped,
-                 missing_tokens=schema.missing_tokens).to_dict()
+                 missing_tokens=schema.missing_tokens,
+                 negative=LabelRule.of(positive, opts.negative).negative).to_dict()
     out.write(json.dumps(doc, indent=2) + "\n")
 
 
@@ -229,6 +255,8 @@ def manifest_fields(data: CustomData) -> Mapping[str, Any]:
     return {
         "schema": {"kind": "custom", "target": data.schema.target,
                    "positive": list(data.schema.positive),
+                   **({"negative": list(data.schema.negative)} if data.schema.negative
+                      else {}),
                    "columns": data.schema.column_names,
                    "excluded": dict(data.schema.exclude),
                    "as_of": data.as_of.isoformat()},

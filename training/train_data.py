@@ -12,22 +12,30 @@ non-zero; in SageMaker mode it also becomes /opt/ml/output/failure). The rules
   `contact_id` and `true_probability`. Every line goes through
   `leadscore.features.extract_features`; all invalid lines are reported with their line
   numbers and field paths.
-- fewer than 100 rows, a missing or non-binary target, a conversion rate outside 5–95 %,
+- fewer than 100 rows, a missing target column, a conversion rate outside 5–95 %,
   NaN or Infinity (column and row count named), text where a number belongs.
+
+CSV files are read by the one CSV reader (`leadscore.columns.csv_reader`: separator and
+encoding sniffed, whole multi-line records) and targets by the one label parser
+(`leadscore.columns.labels`): rows whose target is unresolved (empty, ``open``, ...) are left
+out, counted, and said in the job's output (`Dataset.unresolved_note`).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import train_progress as progress
+from leadscore.columns.csv_reader import SAVE_AS, WIDTH_HINT, CsvReader, CsvRefused, Record
+from leadscore.columns.labels import DEFAULT_RULE, LabelRule
 from leadscore.errors import InvalidInput
 from leadscore.features import FEATURE_NAMES, extract_features
 
@@ -55,6 +63,7 @@ class Dataset:
     true_probability: np.ndarray | None  # float64 [n] or None
     sources: tuple[str, ...]
     input_format: str  # "csv" or "jsonl"
+    unresolved_note: str = ""  # rows left out because their target is unresolved
 
     @property
     def n_rows(self) -> int:
@@ -78,37 +87,46 @@ def _listing(items: Sequence[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _parse_target(values: Sequence[Any], where: Sequence[str]) -> np.ndarray:
-    out = np.empty(len(values), dtype=np.int64)
-    bad: list[str] = []
-    for i, raw in enumerate(values):
-        v: float
-        if isinstance(raw, bool | int | float):
-            v = float(raw)
-        elif isinstance(raw, str):
-            try:
-                v = float(raw.strip())
-            except ValueError:
-                v = math.nan
-        else:
-            v = math.nan
-        if v == 0.0 or v == 1.0:
-            out[i] = int(v)
-        else:
-            bad.append(where[i])
-    if bad:
-        raise TrainingRefused(
-            f"Target column '{TARGET}' must be binary (0 or 1): {len(bad)} rows are not "
-            f"({_listing(bad)})"
-        )
-    return out
+@dataclass(frozen=True)
+class Labels:
+    """The target as the one label parser reads it: 0/1 for resolved rows, which rows those
+    are, and the unresolved values (left out of training) with their counts."""
+
+    y: np.ndarray  # int64 [resolved rows]
+    keep: np.ndarray  # bool [all rows]
+    unresolved: dict[str, int]
+
+    @property
+    def n_unresolved(self) -> int:
+        return int(sum(self.unresolved.values()))
+
+
+def parse_target(values: Sequence[Any], rule: LabelRule = DEFAULT_RULE) -> Labels:
+    """Every row's label; unresolved rows (empty, ``open``, ...) are left out and counted."""
+    labels = [rule.label(v) for v in values]
+    keep = np.asarray([v is not None for v in labels], dtype=bool)
+    y = np.asarray([v for v in labels if v is not None], dtype=np.int64)
+    unresolved = Counter("" if v is None else str(v).strip() for v, lab
+                         in zip(values, labels, strict=True) if lab is None)
+    return Labels(y, keep, dict(unresolved.most_common()))
+
+
+def unresolved_note(target: str, labels: Labels, rule: LabelRule = DEFAULT_RULE) -> str:
+    """One sentence for the job's output and report ('' when every row is resolved)."""
+    if not labels.n_unresolved:
+        return ""
+    shown = ", ".join(f"{v or 'empty'!s} x{k}" for v, k in list(labels.unresolved.items())[:5])
+    more = " ..." if len(labels.unresolved) > 5 else ""
+    return (f"left out {labels.n_unresolved} rows whose '{target}' is unresolved "
+            f"({shown}{more}); {rule.describe()}")
 
 
 def check_dataset(ds: Dataset) -> Dataset:
     """Row count and class balance; shared by both input formats."""
     if ds.n_rows < MIN_ROWS:
+        left_out = f" ({ds.unresolved_note})" if ds.unresolved_note else ""
         raise TrainingRefused(
-            f"Insufficient training data: {ds.n_rows} rows, need at least {MIN_ROWS}"
+            f"Insufficient training data: {ds.n_rows} rows, need at least {MIN_ROWS}{left_out}"
         )
     rate = ds.conversion_rate
     if not MIN_RATE <= rate <= MAX_RATE:
@@ -122,25 +140,47 @@ def check_dataset(ds: Dataset) -> Dataset:
 # --------------------------------------------------------------------------- CSV
 
 
+def read_csv_records(path: Path) -> tuple[list[str], list[Record]]:
+    """Header and data records of a CSV through the one CSV reader (sniffed separator and
+    encoding, whole multi-line records); its refusals become one-line `TrainingRefused`."""
+    try:
+        with path.open("rb") as handle:
+            reader = CsvReader(handle, path.name)
+            records: list[Record] = []
+            for record in reader.records(check_width=False):
+                records.append(record)
+                if len(records) % progress.ROWS_EVERY == 0:
+                    progress.say(f"reading {path.name}: {len(records):,} rows so far "
+                                 f"({reader.dialect.describe()})")
+        progress.say(f"read {len(records):,} rows of {path.name} ({reader.dialect.describe()})")
+        return reader.header, records
+    except CsvRefused as exc:
+        raise TrainingRefused(str(exc)) from None
+
+
+def check_widths(path: Path, header: Sequence[str], records: Sequence[Record]) -> None:
+    bad = [str(r.line) for r in records if len(r.cells) != len(header)]
+    if bad:
+        raise TrainingRefused(
+            f"{path.name}: {len(bad)} lines do not have {len(header)} fields "
+            f"(lines {_listing(bad)}); {WIDTH_HINT}: fix those lines, or {SAVE_AS}")
+
+
 def read_csv_text(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header (stripped names) and the non-blank rows of a CSV file, as text cells."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise TrainingRefused(f"{path.name} is empty") from None
-        rows = [r for r in reader if any(cell.strip() for cell in r)]
-    return header, rows
+    header, records = read_csv_records(path)
+    return header, [r.cells for r in records]
 
 
 def load_csv(paths: Sequence[Path]) -> Dataset:
     features: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     truths: list[np.ndarray] = []
+    notes: list[str] = []
     has_truth = True
     for path in paths:
-        header, rows = read_csv_text(path)
+        header, records = read_csv_records(path)
+        rows = [r.cells for r in records]
         if TARGET not in header:
             raise TrainingRefused(f"Target column '{TARGET}' not found")
         dupes = sorted({h for h in header if header.count(h) > 1})
@@ -156,13 +196,12 @@ def load_csv(paths: Sequence[Path]) -> Dataset:
             if extra:
                 parts.append(f"unexpected columns: {_listing(extra)}")
             raise TrainingRefused("; ".join(parts).capitalize())
-        short = [i + 2 for i, r in enumerate(rows) if len(r) != len(header)]
-        if short:
-            raise TrainingRefused(
-                f"{path.name}: {len(short)} lines do not have {len(header)} fields "
-                f"(lines {_listing([str(n) for n in short])})"
-            )
+        check_widths(path, header, records)
         index = {h: i for i, h in enumerate(header)}
+        labels = parse_target([r[index[TARGET]] for r in rows])
+        notes.append(unresolved_note(TARGET, labels))
+        rows = [r for r, k in zip(rows, labels.keep, strict=True) if k]
+        lines = [rec.line for rec, k in zip(records, labels.keep, strict=True) if k]
         numeric_cols = [*FEATURE_NAMES] + ([TRUE_PROBABILITY] if TRUE_PROBABILITY in index
                                            else [])
         matrix = np.empty((len(rows), len(numeric_cols)), dtype=np.float64)
@@ -174,15 +213,14 @@ def load_csv(paths: Sequence[Path]) -> Dataset:
             except ValueError:
                 bad = [i for i, c in enumerate(cells) if not _is_float(c)]
                 problems.append(f"column '{col}' has {len(bad)} non-numeric values "
-                                f"(lines {_listing([str(i + 2) for i in bad])})")
+                                f"(lines {_listing([str(lines[i]) for i in bad])})")
                 continue
             n_bad = int((~np.isfinite(matrix[:, j])).sum())
             if n_bad:
                 problems.append(f"column '{col}' has NaN/Infinity in {n_bad} rows")
         if problems:
             raise TrainingRefused(f"{path.name}: " + "; ".join(problems))
-        where = [f"line {i + 2}" for i in range(len(rows))]
-        targets.append(_parse_target([r[index[TARGET]] for r in rows], where))
+        targets.append(labels.y)
         features.append(matrix[:, : len(FEATURE_NAMES)])
         if TRUE_PROBABILITY in index:
             truths.append(matrix[:, len(FEATURE_NAMES)])
@@ -191,7 +229,8 @@ def load_csv(paths: Sequence[Path]) -> Dataset:
     X = np.vstack(features) if features else np.empty((0, len(FEATURE_NAMES)))
     y = np.concatenate(targets) if targets else np.empty(0, dtype=np.int64)
     tp = np.concatenate(truths) if has_truth and truths else None
-    return check_dataset(Dataset(X, y, tp, tuple(p.name for p in paths), "csv"))
+    return check_dataset(Dataset(X, y, tp, tuple(p.name for p in paths), "csv",
+                                 "; ".join(n for n in notes if n)))
 
 
 def _is_float(cell: str) -> bool:
@@ -216,7 +255,6 @@ def request_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def load_jsonl(paths: Sequence[Path]) -> Dataset:
     features: list[np.ndarray] = []
     targets: list[Any] = []
-    where: list[str] = []
     truths: list[float] = []
     has_truth = True
     problems: list[str] = []
@@ -249,15 +287,18 @@ def load_jsonl(paths: Sequence[Path]) -> Dataset:
                     has_truth = False
                 features.append(np.asarray(extracted.values, dtype=np.float64))
                 targets.append(obj[TARGET])
-                where.append(label)
     if problems:
         raise TrainingRefused(
             f"Invalid JSON Lines rows ({len(problems)}): {_listing(problems)}"
         )
-    X = np.vstack(features) if features else np.empty((0, len(FEATURE_NAMES)))
-    y = _parse_target(targets, where)
-    tp_arr = np.asarray(truths, dtype=np.float64) if has_truth and truths else None
-    return check_dataset(Dataset(X, y, tp_arr, tuple(p.name for p in paths), "jsonl"))
+    labels = parse_target(targets)
+    X = (np.vstack(features)[labels.keep] if features
+         else np.empty((0, len(FEATURE_NAMES))))
+    y = labels.y
+    tp_arr = (np.asarray(truths, dtype=np.float64)[labels.keep] if has_truth and truths
+              else None)
+    return check_dataset(Dataset(X, y, tp_arr, tuple(p.name for p in paths), "jsonl",
+                                 unresolved_note(TARGET, labels)))
 
 
 # --------------------------------------------------------------------------- entry

@@ -239,9 +239,13 @@ def report_text(ctx: Mapping[str, Any]) -> str:
             f"{_f(r['observed_rate']):>10}")
     add("")
     add("CLASS THRESHOLDS (held-out split)")
+    if ctx.get("class_thresholds_method"):
+        add(f"  {ctx['class_thresholds_method']}")
     for c in ctx["classes"]:
-        add(f"  {c['class']:<9} score >= {c['min_score']:.2f}   leads {c['rows']:>6}   "
-            f"conversion {_f(c['conversion_rate'], '.1%')}")
+        add(f"  {c['class']:<9} score >= {c['min_score']:.4f}   leads {c['rows']:>6} "
+            f"({_f(c.get('share_of_leads'), '.1%')})   conversions "
+            f"{_f(c.get('share_of_conversions'), '.1%')} of all   "
+            f"conversion rate {_f(c['conversion_rate'], '.1%')}")
     add("")
     add("TOP FEATURES (ensemble permutation importance)")
     for r in ctx["importance"][:10]:

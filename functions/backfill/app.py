@@ -97,6 +97,11 @@ def field_map_for(location_id: str) -> Mapping[str, str]:
     return ScoreSettings.from_env().ghl_field_map
 
 
+def thresholds_for(location_id: str) -> Mapping[str, float] | None:
+    inst = installation_of(location_id)
+    return inst.class_thresholds if inst is not None else None
+
+
 def api_for(location_id: str) -> SearchApi:
     """The HighLevel client of a location: its installation's token, else the legacy one."""
     from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret, secret_token_provider
@@ -170,6 +175,7 @@ def run(
         recorder=rec,
         queue=queue,
         field_map_for=field_map_for,
+        thresholds_for=thresholds_for,
         closed_contacts=closed,
         clock=_clock,
     )

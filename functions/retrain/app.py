@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters import client, error_code
 from leadscore.adapters.tracing import make_tracer
+from leadscore.columns.csv_reader import CsvRefused
 from leadscore.registry import retraining
 from leadscore.registry.split import SplitResult, split_lines
 from leadscore.settings import RetrainSettings
@@ -87,7 +88,9 @@ def _split_upload(bucket: str, key: str, version_id: str | None, job: str) -> Sp
                              csv_format=retraining.part_extension(key) == ".csv",
                              write_train=train.write, write_gate=gate_part.write,
                              target=target or "converted",
-                             positive=retraining.custom_positive(settings) if target else ())
+                             positive=retraining.custom_positive(settings) if target else (),
+                             negative=retraining.custom_negative(settings) if target else (),
+                             name=key.rsplit("/", 1)[-1])
         for handle, part_key in ((train, retraining.train_part_key(job, key)),
                                  (gate_part, retraining.gate_part_key(job, key))):
             handle.seek(0)
@@ -123,7 +126,10 @@ def handle_upload(
     )
     if problems:
         return _refuse(bucket, key, version_id, problems)
-    split = _split_upload(bucket, key, version_id, name)
+    try:
+        split = _split_upload(bucket, key, version_id, name)
+    except CsvRefused as exc:  # a record the split cannot cut: refused, with its line
+        return _refuse(bucket, key, version_id, [str(exc)])
     request = retraining.training_job_request(bucket, key, identity, settings, settings.region)
     try:
         client("sagemaker").create_training_job(**request)

@@ -142,3 +142,23 @@ def test_discover_turns_the_single_location_stack_into_a_table_record(
     assert inst is not None and inst.score_field_id == found["score_field_id"]
     assert after.access_token(loc.id) == fake_highlevel.tokens[
         next(t for t, v in fake_highlevel.tokens.items() if v.location_id == loc.id)].value
+
+
+def test_pin_thresholds_keeps_a_location_on_its_own_classes(
+    env: dict[str, str], fake_highlevel: FakeHighLevel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loc = fake_highlevel.add_location()
+    run(capsys, "add-pit", loc.id, "--token", fake_highlevel.add_pit(loc.id), "--no-discover")
+    table = installations_table(InstallSettings.from_env())
+    code, pinned = run(capsys, "pin-thresholds", loc.id, "--thresholds",
+                       '{"hot": 0.8, "warm": 0.6, "lukewarm": 0.4}')
+    assert code == 0 and pinned["class_thresholds"] == {"hot": 0.8, "warm": 0.6,
+                                                        "lukewarm": 0.4}
+    inst = table.installation(loc.id, fresh=True)
+    assert inst is not None and inst.class_thresholds == {"hot": 0.8, "warm": 0.6,
+                                                          "lukewarm": 0.4}
+    assert run(capsys, "pin-thresholds", loc.id, "--thresholds", '{"hot": 0.2}')[0] == 1
+    code, cleared = run(capsys, "pin-thresholds", loc.id, "--clear")
+    inst = table.installation(loc.id, fresh=True)
+    assert code == 0 and inst is not None and inst.class_thresholds is None
+    assert run(capsys, "pin-thresholds", "not-installed", "--clear")[0] == 1

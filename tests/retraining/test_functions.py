@@ -93,11 +93,20 @@ def test_a_csv_without_converted_is_refused_with_a_reason(aws: Any, retrain: Any
 
 
 def test_only_the_head_of_a_large_file_is_read(aws: Any, retrain: Any) -> None:
-    # a valid header followed by far more than head_bytes of garbage: still accepted,
-    # because nothing past the first head_bytes is fetched
-    body = (HEADER + "\n").encode() + b"\xff" * 100_000
+    # a valid header followed by far more than head_bytes of rows the head check never
+    # sees (the split reads them all, record by record, and refuses an unreadable one)
+    body = (HEADER + "\n" + (ROW + "\n") * 2_000).encode()
     result = retrain.lambda_handler(_upload(aws, "training-data/big.csv", body), lambda_context())
     assert result["results"][0]["status"] == "started"
+
+
+def test_an_upload_the_split_cannot_read_is_refused_with_its_line(aws: Any, retrain: Any
+                                                                  ) -> None:
+    body = (HEADER + "\n" + ROW + "\n").encode() + b"\xff" * 100_000
+    result = retrain.lambda_handler(_upload(aws, "training-data/big.csv", body), lambda_context())
+    assert result["results"][0]["status"] == "refused"
+    assert "line 3" in result["results"][0]["reasons"][0]
+    assert _jobs(aws) == []
 
 
 def test_other_keys_are_ignored(aws: Any, retrain: Any) -> None:

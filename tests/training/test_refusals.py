@@ -60,15 +60,33 @@ def test_missing_target(small_training_csv: Path, tmp_path: Path,
     assert "Target column 'converted' not found" in _refused(capsys, path, tmp_path / "o")
 
 
-def test_non_binary_target(small_training_csv: Path, tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_unresolved_targets_are_left_out_and_counted(small_training_csv: Path,
+                                                      tmp_path: Path) -> None:
+    """`2`, `open` and empty are unresolved (left out, counted); `yes` and `1.00` convert."""
+    from train_data import load_dataset
+
     header, rows = _rows(small_training_csv)
     i = header.index("converted")
-    rows[4][i] = "2"
-    rows[9][i] = "yes"
-    err = _refused(capsys, _write(tmp_path / "nb.csv", header, rows), tmp_path / "o")
-    assert "must be binary" in err
-    assert "2 rows" in err and "line 6" in err and "line 11" in err
+    before = sum(1 for r in rows if float(r[i]) == 1.0)
+    rows[4][i], rows[9][i], rows[11][i] = "2", "open", ""
+    rows[20][i], rows[21][i] = "yes", "1.00"
+    expected = before + sum(1 for k in (20, 21) if float(_rows(small_training_csv)[1][k][i]) == 0)
+    expected -= sum(1 for k in (4, 9, 11) if float(_rows(small_training_csv)[1][k][i]) == 1)
+    ds = load_dataset(_write(tmp_path / "nb.csv", header, rows))
+    assert ds.n_rows == len(rows) - 3
+    assert int(ds.y.sum()) == expected
+    assert "left out 3 rows whose 'converted' is unresolved" in ds.unresolved_note
+    assert "2 x1" in ds.unresolved_note and "open x1" in ds.unresolved_note
+
+
+def test_an_unresolved_target_everywhere_is_refused(small_training_csv: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    header, rows = _rows(small_training_csv)
+    i = header.index("converted")
+    for r in rows:
+        r[i] = "won" if r[i] == "1" else "lost"
+    err = _refused(capsys, _write(tmp_path / "wl.csv", header, rows), tmp_path / "o")
+    assert "Insufficient training data: 0 rows" in err and "unresolved" in err
 
 
 @pytest.mark.parametrize("positives", [3, 1490])

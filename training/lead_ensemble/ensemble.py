@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -652,8 +652,12 @@ def fit_ensemble(
     y: np.ndarray,
     hp: Hyperparameters | None = None,
     directions: Sequence[int] | None = None,
+    progress: Callable[[str, Mapping[str, float]], None] | None = None,
 ) -> FittedEnsemble:
     """Fit base models with K-fold OOF logits, the stacker on them, then refit for serving.
+
+    `progress(step, timings)` is called after each fold and after the served refit (the
+    training job prints each model's fit and an ETA from it).
 
     `directions` (one of -1, 0, +1 per column) become monotone constraints of the trees when
     ``hp.monotone``. Raises EnsembleRefused when the data cannot give a trustworthy model:
@@ -685,6 +689,8 @@ def fit_ensemble(
                              valid=(X[stop_rows], y[stop_rows]) if stop_rows.size else None)
         oof[va] = triple.logits(X[va])
         folds.append(triple)
+        if progress is not None:
+            progress(f"fold {k + 1}/{hp.folds}", timings)
     _check_folds(folds, int(y.size), n_minority)
 
     t0 = time.perf_counter()
@@ -725,6 +731,8 @@ def fit_ensemble(
     n_trees = (max(1, round(float(np.mean(counts["xgboost"])))),
                max(1, round(float(np.mean(counts["lightgbm"])))))
     served = _fit_triple(X, y, hp, hp.seed, timings, monotone, n_trees=n_trees)
+    if progress is not None:
+        progress("served models (all training rows)", timings)
     return FittedEnsemble(
         hp=hp,
         served=served,

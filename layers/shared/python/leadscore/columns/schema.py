@@ -55,12 +55,14 @@ from typing import Any
 
 import numpy as np
 
+from leadscore.columns.labels import LabelRule
 from leadscore.errors import FieldError, InvalidInput
 
 FORMAT = "leadscore-schema/1"
 KINDS = ("numeric", "categorical", "boolean", "date")
 DEFAULT_MISSING_TOKENS: tuple[str, ...] = (
     "", "unknown", "select", "n/a", "na", "null", "none", "-", "?", "nan",
+    "#n/a",  # a spreadsheet lookup that found nothing, as Excel exports it
 )
 TRUE_TOKENS = frozenset({"yes", "true", "y", "t", "1"})
 FALSE_TOKENS = frozenset({"no", "false", "n", "f", "0"})
@@ -73,8 +75,8 @@ _COLUMN_KEYS = frozenset({
     "name", "kind", "label", "field_key", "direction", "missing", "reason_up", "reason_down",
     "categories", "fill", "missing_indicator", "as_of",
 })
-_SCHEMA_KEYS = frozenset({"format", "target", "positive", "exclude", "missing_tokens",
-                          "columns"})
+_SCHEMA_KEYS = frozenset({"format", "target", "positive", "negative", "exclude",
+                          "missing_tokens", "columns"})
 
 
 class SchemaError(ValueError):
@@ -255,11 +257,16 @@ class Schema:
     positive: tuple[str, ...] = ()
     exclude: Mapping[str, str] = field(default_factory=dict)  # column -> reason
     missing_tokens: tuple[str, ...] = DEFAULT_MISSING_TOKENS
+    negative: tuple[str, ...] = ()  # the target's not-converted values (else: every other)
+
+    def label_rule(self) -> LabelRule:
+        """How this schema's target reads as converted (the one label parser)."""
+        return LabelRule.of(self.positive, self.negative)
 
     # ----------------------------------------------------------------- file format
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "target": self.target,
             "positive": list(self.positive),
@@ -267,6 +274,9 @@ class Schema:
             "missing_tokens": list(self.missing_tokens),
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.negative:
+            out["negative"] = list(self.negative)
+        return out
 
     @classmethod
     def from_dict(cls, raw: Any) -> Schema:
@@ -291,11 +301,15 @@ class Schema:
             raise SchemaError("schema 'target' must be a string")
         if target and target in names:
             raise SchemaError(f"the target {target!r} cannot also be a model column")
-        positive = raw.get("positive", [])
-        if isinstance(positive, str):
-            positive = [positive]
-        if not isinstance(positive, list) or not all(isinstance(p, str) for p in positive):
-            raise SchemaError("schema 'positive' must be a list of strings")
+        values: dict[str, list[str]] = {}
+        for key in ("positive", "negative"):
+            given = raw.get(key, [])
+            if isinstance(given, str):
+                given = [given]
+            if not isinstance(given, list) or not all(isinstance(p, str) for p in given):
+                raise SchemaError(f"schema '{key}' must be a list of strings")
+            values[key] = given
+        positive = values["positive"]
         exclude = raw.get("exclude", {})
         if isinstance(exclude, list):
             exclude = {str(e): "excluded by the schema" for e in exclude}
@@ -306,7 +320,8 @@ class Schema:
             raise SchemaError("schema 'missing_tokens' must be a list of strings")
         return cls(columns=columns, target=target, positive=tuple(positive),
                    exclude={str(k): str(v) for k, v in exclude.items()},
-                   missing_tokens=tuple(t.strip().lower() for t in tokens))
+                   missing_tokens=tuple(t.strip().lower() for t in tokens),
+                   negative=tuple(values["negative"]))
 
     # ----------------------------------------------------------------- shape
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from leadscore.columns.labels import DEFAULT_RULE
 from leadscore.experiments import results
 from leadscore.experiments.definition import Experiment
 from leadscore.loop.labelling import LabelWindow
@@ -41,10 +42,13 @@ def resolved(rows: Iterable[Mapping[str, Any]], experiment: Experiment
         variant = row.get("variant")
         if row.get("experiment") != experiment.name or variant not in experiment.variants:
             continue
+        converted = DEFAULT_RULE.label(row.get("converted"))
+        if converted is None:  # not resolved yet: it cannot judge a variant
+            continue
         out.append(results.ResolvedLead(
             variant=str(variant), score=float(row["predicted_score"]),
             predicted_class=str(row.get("predicted_class") or ""),
-            converted=bool(int(row["converted"]))))
+            converted=bool(converted)))
     return out
 
 

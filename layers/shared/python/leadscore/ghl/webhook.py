@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from leadscore.classes import classify, should_prioritize
+from leadscore.classes import with_location_class
 from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput, SecretUnavailable
 from leadscore.ghl import parking
@@ -433,10 +433,8 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     if not goes_to_the_crm(score):
         # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
-    if installation is not None and installation.class_thresholds:
-        # This location's own class thresholds (the score itself does not change).
-        cls = classify(float(score["predicted_score"]), installation.class_thresholds)
-        score = {**score, "predicted_class": cls, "should_prioritize": should_prioritize(cls)}
+    score = with_location_class(
+        score, installation.class_thresholds if installation is not None else None)
 
     answer: dict[str, Any] = {
         "status": "scored",

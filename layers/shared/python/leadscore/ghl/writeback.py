@@ -51,6 +51,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from leadscore.adapters.ghl_api import ApiResponse, GhlApiError, NoAnswer
+from leadscore.classes import with_location_class
 from leadscore.errors import InvalidInput
 from leadscore.ghl.deadline import Deadline, DeadlineReached
 from leadscore.ghl.installations import TokenUnavailable
@@ -286,7 +287,8 @@ def _rate_limit_wait(answer: ApiResponse, now: float, settings: WritebackSetting
         return 10.0
 
 
-def _score(message: WritebackMessage, deps: WritebackDeps) -> WritebackMessage:
+def _score(message: WritebackMessage, deps: WritebackDeps,
+           installation: Installation | None = None) -> WritebackMessage:
     assert message.webhook is not None
     try:
         score = deps.scorer().score(message.webhook, explain=False)
@@ -296,7 +298,11 @@ def _score(message: WritebackMessage, deps: WritebackDeps) -> WritebackMessage:
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable") from exc
     if not goes_to_the_crm(score):
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable")
-    return message.with_score(score, scored_at_ms=int(deps.clock() * 1000))
+    # the location's own thresholds, as the immediate webhook applies them (the single-stack
+    # installation has none)
+    location = getattr(installation, "class_thresholds", None)
+    return message.with_score(with_location_class(score, location),
+                              scored_at_ms=int(deps.clock() * 1000))
 
 
 def _plan(c: _Context, state: ContactState | None) -> WritePlan:
@@ -435,7 +441,7 @@ def process_record(
         if installation is None or not installation.enabled:
             return _finish(Result(Outcome.NOT_INSTALLED, "location not installed"), keys, deps)
         if message.needs_scoring:
-            message = _score(message, deps)
+            message = _score(message, deps, installation)
         c = _Context(deps, deadline, message, installation, keys)
         result = _write(c)
     except _Wait as wait:

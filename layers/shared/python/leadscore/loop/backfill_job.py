@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from leadscore.classes import with_location_class
 from leadscore.errors import InvalidInput
 from leadscore.ghl.messages import WritebackMessage, score_message
 from leadscore.ghl.payloads import WebhookError, parse_webhook, utc_now_iso
@@ -139,6 +140,8 @@ class ContactStep:
     recorder: LoopRecorder
     queue: Queue | None
     field_map_for: Callable[[str], Mapping[str, str]] = lambda location_id: {}
+    #: a location's own class thresholds (None: the score's class stands)
+    thresholds_for: Callable[[str], Mapping[str, float] | None] = lambda location_id: None
     closed_contacts: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.time
     _counters: dict[str, Any] | None = None
@@ -192,7 +195,7 @@ class ContactStep:
         if self.queue is not None and goes_to_the_crm(score):
             self._pending.append(
                 score_message(
-                    score,
+                    with_location_class(score, self.thresholds_for(location_id)),
                     location_id=location_id,
                     received_at=utc_now_iso(self.clock()),
                     tags=contact.get("tags"),

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadscore.columns.labels import LabelRule
 from leadscore.loop.records import (
     OUTCOME,
     SCHEMA_VERSION,
@@ -49,6 +50,9 @@ class OutcomeRules:
     lost_tags: frozenset[str] = frozenset()
 
     def status_outcome(self, status: str) -> int | None:
+        if self.converted_statuses and self.lost_statuses:
+            # the one label parser, as --positive/--negative: any other status is unresolved
+            return LabelRule.of(self.converted_statuses, self.lost_statuses).label(status)
         if status in self.converted_statuses:
             return 1
         if status in self.lost_statuses:

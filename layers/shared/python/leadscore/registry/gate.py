@@ -413,7 +413,9 @@ def read_rows(data: bytes, *, jsonl: bool, feature_names: Sequence[str], source:
     Unreadable rows (a bad number, a label other than 0/1) are skipped and counted, never fatal:
     the gate must not crash on data the training job would have refused anyway.
     """
-    from leadscore.registry.split import _label
+    from leadscore.columns.labels import DEFAULT_RULE
+
+    _label = DEFAULT_RULE.label
 
     names = list(feature_names)
     X: list[list[float]] = []
@@ -492,13 +494,13 @@ def read_rows_for_bundle(data: bytes, *, jsonl: bool, bundle_dir: Path, source: 
         rows = [r for r in records if isinstance(r, dict)]
     else:
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="replace"))))
-    wanted = {p.strip().lower() for p in schema.positive}
+    rule = schema.label_rule()
     X: list[np.ndarray] = []
     y: list[int] = []
     bad = 0
     for row in rows:
-        target = str(row.get(schema.target, "") or "").strip().lower()
-        if not target:
+        label = rule.label(row.get(schema.target))
+        if label is None:
             bad += 1
             continue
         try:
@@ -506,7 +508,7 @@ def read_rows_for_bundle(data: bytes, *, jsonl: bool, bundle_dir: Path, source: 
         except (InvalidInput, ValueError):
             bad += 1
             continue
-        y.append(1 if target in wanted else 0)
+        y.append(label)
     matrix = (np.vstack(X).astype(np.float32) if X
               else np.zeros((0, schema.n_inputs), dtype=np.float32))
     return EvalRows(matrix, np.asarray(y, dtype=np.int64), source), bad

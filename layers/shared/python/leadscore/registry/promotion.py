@@ -22,6 +22,7 @@ never overwrite each other; the loser re-reads the pointer and decides (and gate
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -41,6 +42,7 @@ from leadscore.bundle import (
     load_model,
     verify_bundle,
 )
+from leadscore.classes import DEFAULT_CLASS_THRESHOLDS, bundle_thresholds, thresholds_change
 from leadscore.registry import gate
 from leadscore.registry.gate import auc_of, brier_of, metric_value, parity_of
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
@@ -54,6 +56,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 Clock = Callable[[], datetime]
 
+
+_log = logging.getLogger(__name__)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -343,6 +347,15 @@ def promote(
             }
             if details:
                 record.update(details)
+            record["class_thresholds"] = dict(bundle_thresholds(manifest)
+                                              or DEFAULT_CLASS_THRESHOLDS)
+            moved = thresholds_change(champion, manifest)
+            if moved is not None:
+                # New thresholds change which leads start a team's "hot" workflows: say so.
+                record["thresholds_moved"] = moved
+                _log.warning("promotion moves the class thresholds of %s: %s -> %s; pin the "
+                             "previous ones for a location with ghlctl pin-thresholds",
+                             version, moved["from"], moved["to"])
             overridden = report.overridden()
             if overridden:
                 record["forced_past"] = overridden

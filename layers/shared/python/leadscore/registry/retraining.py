@@ -17,9 +17,7 @@ retrain function's memory, timeout and /tmp allow).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -27,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from leadscore import jsonsafe
+from leadscore.columns.csv_reader import CsvRefused, header_names
 from leadscore.errors import InvalidInput
 from leadscore.features.contract import FEATURE_NAMES, SECTIONS
 from leadscore.features.nested import extract_features
@@ -204,9 +203,9 @@ def _first_line(
 def check_csv_header(header_line: str) -> list[str]:
     """Problems with a CSV header: the 20 features + `converted`, optional id/truth columns."""
     try:
-        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
-    except (csv.Error, StopIteration):
-        return ["the first line is not a CSV header"]
+        columns = header_names(header_line)
+    except CsvRefused as exc:
+        return [f"the first line is not a CSV header: {exc}"]
     problems: list[str] = []
     counts: dict[str, int] = {}
     for c in columns:
@@ -271,9 +270,9 @@ def check_custom_csv_header(header_line: str, target: str) -> list[str]:
     hyperparameter, docs/SCHEMA.md): the target column and at least one other, no duplicates.
     The job itself checks the rest (kinds, positives, leaks) and refuses in one line."""
     try:
-        columns = [c.strip() for c in next(csv.reader(io.StringIO(header_line)))]
-    except (csv.Error, StopIteration):
-        return ["the first line is not a CSV header"]
+        columns = header_names(header_line)
+    except CsvRefused as exc:
+        return [f"the first line is not a CSV header: {exc}"]
     problems: list[str] = []
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
@@ -313,7 +312,16 @@ def check_training_head(
 
 def custom_positive(settings: RetrainSettings) -> tuple[str, ...]:
     """The ``positive`` training hyperparameter (the target's converted values), if any."""
-    raw = settings.training_hyperparameters.get("positive")
+    return _custom_values(settings, "positive")
+
+
+def custom_negative(settings: RetrainSettings) -> tuple[str, ...]:
+    """The ``negative`` training hyperparameter (the target's not-converted values), if any."""
+    return _custom_values(settings, "negative")
+
+
+def _custom_values(settings: RetrainSettings, key: str) -> tuple[str, ...]:
+    raw = settings.training_hyperparameters.get(key)
     value = _decode_setting(raw) if isinstance(raw, str) else raw
     if value is None or value == "":
         return ()

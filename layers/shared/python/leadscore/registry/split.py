@@ -7,19 +7,22 @@ candidate on the gate part. Deterministic: a row's side depends only on its own 
 (sha256), so the same upload always splits the same way, duplicates of a row stay on one side
 (no leak of a row into its own evaluation), and a re-delivered S3 event writes the same parts.
 
-Rows are lines (CSV without quoted line breaks, JSON Lines); a CSV's header goes to both parts.
+Rows are CSV records as the one CSV reader (`leadscore.columns.csv_reader`) reads them, so
+a quoted field holding line breaks stays in its record, or JSON Lines lines; a CSV's header
+goes to both parts. Targets are read by the one label parser (`leadscore.columns.labels`).
 Pure logic over iterables of bytes lines; no AWS in here.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from leadscore.columns.csv_reader import CsvReader, EmptyCsv
+from leadscore.columns.labels import DEFAULT_RULE, LabelRule
 
 GATE_FRACTION = 0.2
 GATE_MAX_ROWS = 50_000  # the gate needs thousands of rows, not millions; the rest trains
@@ -28,7 +31,8 @@ TARGET = "converted"
 SPLIT_METHOD = (
     f"row -> gate part iff int(sha256(row bytes)[:8], 16) mod {_BUCKETS} < "
     f"{int(GATE_FRACTION * _BUCKETS)} (while the gate part holds fewer than {GATE_MAX_ROWS} "
-    "rows); CSV header in both parts; blank lines dropped"
+    "rows); a CSV row is a whole record (quoted line breaks included); CSV header in both "
+    "parts; blank lines dropped"
 )
 
 
@@ -42,7 +46,7 @@ class PartCounts:
     rows: int = 0
     converted: int = 0
     not_converted: int = 0
-    unlabelled: int = 0  # target missing or not 0/1: the job or the gate refuses/skips them
+    unlabelled: int = 0  # target unresolved (leadscore.columns.labels): left out, counted
 
     def add(self, label: int | None) -> None:
         self.rows += 1
@@ -71,33 +75,8 @@ class SplitResult:
 
 
 def _label(value: Any) -> int | None:
-    text = str(value).strip().lower()
-    if text in ("1", "1.0", "true"):
-        return 1
-    if text in ("0", "0.0", "false"):
-        return 0
-    return None
-
-
-def _csv_labeller(header: bytes, target: str, positive: tuple[str, ...]
-                  ) -> Callable[[bytes], int | None]:
-    columns = [c.strip() for c in next(csv.reader(io.StringIO(
-        header.decode("utf-8-sig", errors="replace"))), [])]
-    index = columns.index(target) if target in columns else -1
-    wanted = {p.strip().lower() for p in positive}
-
-    def label(row: bytes) -> int | None:
-        if index < 0:
-            return None
-        cells = next(csv.reader(io.StringIO(row.decode("utf-8", errors="replace"))), [])
-        if index >= len(cells):
-            return None
-        if wanted:  # a team's own target: its positive values, anything else non-empty is 0
-            text = cells[index].strip().lower()
-            return (1 if text in wanted else 0) if text else None
-        return _label(cells[index])
-
-    return label
+    """The one label parser's default rule (kept under this name for existing callers)."""
+    return DEFAULT_RULE.label(value)
 
 
 def _jsonl_label(row: bytes) -> int | None:
@@ -116,28 +95,42 @@ def split_lines(
     write_gate: Callable[[bytes], object],
     target: str = TARGET,
     positive: tuple[str, ...] = (),
+    negative: tuple[str, ...] = (),
+    name: str = "the upload",
 ) -> SplitResult:
     """Stream `lines` (each without or with its line ending) into the two writers.
 
+    A CSV goes through the one CSV reader: a record is whole even when a quoted field holds
+    line breaks, and a record the reader cannot parse raises `CsvRefused` naming its line.
     Every written row ends with b"\\n". Returns the row and class counts of each part.
     """
     result = SplitResult()
-    rows: Iterator[bytes] = (line.rstrip(b"\r\n") for line in lines)
-    label: Callable[[bytes], int | None] = _jsonl_label
-    if csv_format:
-        header = next((r for r in rows if r.strip()), None)
-        if header is None:
-            return result
-        write_train(header + b"\n")
-        write_gate(header + b"\n")
-        label = _csv_labeller(header, target, positive)
-    for row in rows:
-        if not row.strip():
-            continue
-        if result.gate.rows < GATE_MAX_ROWS and goes_to_gate(row):
-            write_gate(row + b"\n")
-            result.gate.add(label(row))
-        else:
-            write_train(row + b"\n")
-            result.train.add(label(row))
+    if not csv_format:
+        for line in lines:
+            row = line.rstrip(b"\r\n")
+            if row.strip():
+                _route(result, row, _jsonl_label(row), write_train, write_gate)
+        return result
+    try:
+        reader = CsvReader(lines, name)
+    except EmptyCsv:
+        return result
+    write_train(reader.header_record.raw + b"\n")
+    write_gate(reader.header_record.raw + b"\n")
+    index = reader.header.index(target) if target in reader.header else -1
+    rule = LabelRule.of(positive, negative)
+    for record in reader.records():
+        label = rule.label(record.cells[index]) if index >= 0 else None
+        _route(result, record.raw, label, write_train, write_gate)
     return result
+
+
+def _route(result: SplitResult, row: bytes, label: int | None,
+           write_train: Callable[[bytes], object], write_gate: Callable[[bytes], object]
+           ) -> None:
+    if result.gate.rows < GATE_MAX_ROWS and goes_to_gate(row):
+        write_gate(row + b"\n")
+        result.gate.add(label)
+    else:
+        write_train(row + b"\n")
+        result.train.add(label)

@@ -375,19 +375,16 @@ class ScoringService:
     # -- building answers ---------------------------------------------------------------------
 
     def thresholds(self, model: LoadedModel | None) -> Mapping[str, float]:
-        if self.class_thresholds_override is not None:
-            return self.class_thresholds_override
+        """The stack's setting, else the bundle's, else the defaults (`classes.
+        effective_thresholds`; a location's own override is applied where the score is
+        written to HighLevel)."""
         if model is None:
-            return classes.DEFAULT_CLASS_THRESHOLDS
+            return classes.effective_thresholds(stack=self.class_thresholds_override)
         found = self._thresholds_for.get(model.version)
         if found is None:
-            manifest_thresholds = model.manifest.get("class_thresholds")
-            found = (
-                {k: float(manifest_thresholds[k]) for k in ("hot", "warm", "lukewarm")}
-                if isinstance(manifest_thresholds, Mapping)
-                and all(k in manifest_thresholds for k in ("hot", "warm", "lukewarm"))
-                else classes.DEFAULT_CLASS_THRESHOLDS
-            )
+            found = classes.effective_thresholds(
+                stack=self.class_thresholds_override,
+                bundle=classes.bundle_thresholds(model.manifest))
             self._thresholds_for[model.version] = found
         return found
 
