@@ -188,7 +188,6 @@ def promote(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture(scope="session")
 def gate_rows() -> EvalRows:
     """The same 600 held-out leads as labelled rows (what `modelctl promote --eval` reads)."""
-    rows, skipped = read_rows(gate_csv(), jsonl=False, feature_names=FEATURE_NAMES,
-                              source="generated leads, seed 11")
+    rows, skipped = read_rows(gate_csv(), jsonl=False, source="generated leads, seed 11")
     assert skipped == 0
     return rows

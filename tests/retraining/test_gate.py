@@ -28,7 +28,7 @@ def eval_rows() -> gate.EvalRows:
     rows = to_feature_frame(generate_leads(1200, 11))
     X = np.array([[r[n] for n in FEATURE_NAMES] for r in rows], dtype=np.float32)
     y = np.array([int(r["converted"]) for r in rows])
-    return gate.EvalRows(X, y, "generated leads, seed 11")
+    return gate.EvalRows.from_matrix(X, y, "generated leads, seed 11")
 
 
 def _failed(report: gate.GateReport, *, force: bool = False) -> set[str]:

@@ -71,16 +71,17 @@ def test_non_binary_target(small_training_csv: Path, tmp_path: Path,
     assert "2 rows" in err and "line 6" in err and "line 11" in err
 
 
-@pytest.mark.parametrize("positives", [3, 1490])
-def test_conversion_rate_outside_5_to_95_percent(
+@pytest.mark.parametrize("positives", [3, 119, 1381, 1490])
+def test_too_few_of_one_outcome_is_refused_by_count(
     small_training_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], positives: int
 ) -> None:
+    """Enough data is a count of each outcome (MIN_CONVERSIONS, 120), not a rate."""
     header, rows = _rows(small_training_csv)
     i = header.index("converted")
     for k, r in enumerate(rows):
         r[i] = "1" if k < positives else "0"
     err = _refused(capsys, _write(tmp_path / "rate.csv", header, rows), tmp_path / "o")
-    assert "Conversion rate" in err and "outside 5%-95%" in err
+    assert "Too few of one outcome" in err and "at least 120 of each" in err
 
 
 def test_missing_feature_columns_are_named(small_training_csv: Path, tmp_path: Path,
