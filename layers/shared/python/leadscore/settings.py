@@ -272,7 +272,7 @@ class PromoteSettings:
 
     artifact_bucket: str = ""
     min_auc: float = 0.70
-    max_auc_drop: float = 0.02
+    max_auc_drop: float = 0.01  # the AUC margin of the decision rule below
     max_brier: float = 0.20
     max_artifact_bytes: int = 256 * 1024 * 1024  # model.tar.gz, and what it unpacks to
     max_archive_members: int = 200  # entries in model.tar.gz (a bundle has about ten)

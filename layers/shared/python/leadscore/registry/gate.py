@@ -642,13 +642,23 @@ def _label_of(value: Any, positive: Sequence[str]) -> int | None:
     """1 / 0 / None (unusable) for one target cell: the training format's 0/1 labels, or, for
     a team's own target, its positive values (anything else non-empty is 0)."""
     if positive:
-        text = "" if value is None else str(value).strip().lower()
+        text = _canonical_label("" if value is None else str(value))
         if not text:
             return None
-        return 1 if text in {p.strip().lower() for p in positive} else 0
+        return 1 if text in {_canonical_label(p) for p in positive} else 0
     from leadscore.registry.split import _label
 
     return _label(value)
+
+
+def _canonical_label(text: str) -> str:
+    """Lower-case text; a whole number written as 1.0 reads as 1 (spreadsheets write both)."""
+    text = text.strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def label_rule(manifest: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
