@@ -1,21 +1,28 @@
 """Operator commands for the model registry, on a local store or on the S3 bucket.
 
     python tools/modelctl.py --store .demo/store promote BUNDLE_DIR [--eval FILE] [--force]
+                                                     [--allow-schema-change]
     python tools/modelctl.py --store s3://my-bucket list
     python tools/modelctl.py --store file:///abs/store rollback
     python tools/modelctl.py --store .demo/store why-rejected VERSION_OR_JOB
     python tools/modelctl.py --store .demo/store show-champion
 
-`promote` MEASURES the candidate (leadscore.gate): its model.onnx runs under onnxruntime on
-generated probe leads and on the bundle's reference rows (outputs finite, in [0, 1], inside
-their interval, not constant, parity recomputed), and with `--eval FILE` (a training-format
-CSV or JSON Lines file the model never trained on) on those labelled rows too: AUC (its
-one-sided 95 % lower bound), Brier, log loss against the base rate, calibration, and the
-champion scored on the same rows (DeLong's paired test). The manifest's figures are recorded
-as claims, never decisive. Without --eval the metrics are not measured (the record says so).
-Thresholds from the environment: MIN_AUC, MAX_AUC_DROP, MAX_BRIER, MIN_CONVERSIONS (defaults
-0.70, 0.02, 0.20, 120). `--force` overrides the metric checks, never the bundle verification
-or the output checks.
+`promote` MEASURES the candidate (leadscore.registry.gate): its model.onnx runs under
+onnxruntime on generated probe leads and on the bundle's reference rows (outputs finite, in
+[0, 1], inside their interval, not constant, parity recomputed), and on labelled rows: `--eval
+FILE` (a training-format CSV or JSON Lines file the model never trained on) and the store's
+platform-held evaluation set when there is one. On those rows: AUC (its one-sided 95 % lower
+bound), Brier, log loss against the base rate, calibration, precision in the top 10 %; and,
+against the champion on the same rows (each model reads the raw rows through its own schema),
+the one decision rule: the upper confidence bound of the candidate's loss within the margin for
+every metric. The manifest's figures are recorded as claims, never decisive. Without --eval and
+without a platform-held set no metric is measured, and the answer says so.
+Thresholds from the environment (leadscore.settings.PromoteSettings): MIN_AUC, MAX_BRIER,
+MIN_CONVERSIONS, GATE_CONFIDENCE, MAX_AUC_DROP, MAX_BRIER_LOSS, MAX_ECE_LOSS,
+MAX_TOP_PRECISION_LOSS, TOP_FRACTION. `--force` overrides the metric checks, never the bundle
+verification or the output checks. A candidate that changes what callers must send (the
+real-estate features <-> a team's columns, a column's kind) is refused unless
+`--allow-schema-change` is given; the answer then says who will be answered 400.
 Exit codes: 0 done, 1 refused (gate, verification, nothing to roll back, unknown version),
 2 usage error.
 """
@@ -62,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--force", action="store_true",
                          help="promote even if metric checks fail (never skips verification "
                               "or the output checks)")
+    promote.add_argument("--allow-schema-change", action="store_true",
+                         help="allow a candidate that changes what callers send (they will be "
+                              "answered 400 until they change)")
     sub.add_parser("list", help="every version: champion, previous, stored, rejected")
     sub.add_parser("rollback", help="make the previous champion the champion again")
     why = sub.add_parser("why-rejected", help="the recorded reasons a version or job was refused")
@@ -78,6 +88,32 @@ def _eval_rows(path: Path, bundle_dir: Path) -> gate.EvalRows:
     if skipped:
         print(f"modelctl: {skipped} unreadable rows of {path} skipped", file=sys.stderr)
     return rows
+
+
+def promote_answer(result: registry.PromotionResult) -> dict[str, Any]:
+    """What `promote` prints: the decision, what was measured (or plainly that nothing was),
+    the champion comparison's statistics and any change callers must make."""
+    status = ("already-champion" if result.already_champion
+              else "promoted" if result.promoted else "rejected")
+    answer: dict[str, Any] = {"status": status, "version": result.version,
+                              "reasons": result.reasons}
+    measured = (result.gate or {}).get("measured") or {}
+    sets = measured.get("evaluation_sets") or {}
+    if not any("candidate" in s for s in sets.values()):
+        if not result.already_champion:
+            answer["not_measured"] = registry.NOT_MEASURED
+    else:
+        answer["measured_on"] = {
+            name: {"rows": s.get("rows"), **{k: s["candidate"].get(k) for k in
+                                              ("auc", "brier", "gate_converted")}}
+            if "candidate" in s else s.get("not_measured") for name, s in sets.items()}
+        decision = {name: s["champion"] for name, s in sets.items() if "champion" in s}
+        if decision:
+            answer["against_champion"] = decision
+            answer["decision_rule"] = measured.get("decision_rule")
+    if measured.get("schema_change"):
+        answer["schema_change"] = measured["schema_change"]
+    return answer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             result = registry.promote(
                 args.bundle_dir, store, PromoteSettings.from_env(), force=args.force,
                 source={"bundle_dir": str(args.bundle_dir.resolve())}, rows=rows,
+                allow_schema_change=args.allow_schema_change,
             )
-            status = ("already-champion" if result.already_champion
-                      else "promoted" if result.promoted else "rejected")
-            _print({"status": status, "version": result.version, "reasons": result.reasons})
+            _print(promote_answer(result))
             return 0 if result.promoted else 1
         if args.command == "list":
             _print(registry.list_versions(store))

@@ -12,7 +12,8 @@ non-zero; in SageMaker mode it also becomes /opt/ml/output/failure). The rules
   `contact_id` and `true_probability`. Every line goes through
   `leadscore.features.extract_features`; all invalid lines are reported with their line
   numbers and field paths.
-- fewer than 100 rows, a missing target column, a conversion rate outside 5–95 %,
+- fewer than 100 rows, a missing target column, fewer than MIN_CONVERSIONS (120)
+  conversions or non-conversions (a count, whatever the rate: 2 % of 10,000 leads is plenty),
   NaN or Infinity (column and row count named), text where a number belongs.
 
 CSV files are read by the one CSV reader (`leadscore.columns.csv_reader`: separator and
@@ -38,13 +39,13 @@ from leadscore.columns.csv_reader import SAVE_AS, WIDTH_HINT, CsvReader, CsvRefu
 from leadscore.columns.labels import DEFAULT_RULE, LabelRule
 from leadscore.errors import InvalidInput
 from leadscore.features import FEATURE_NAMES, extract_features
+from leadscore.settings import MIN_CONVERSIONS
 
 TARGET = "converted"
 TRUE_PROBABILITY = "true_probability"
 CONTACT_ID = "contact_id"
 ALLOWED_EXTRA = (TRUE_PROBABILITY, CONTACT_ID)
 MIN_ROWS = 100
-MIN_RATE, MAX_RATE = 0.05, 0.95
 SECTIONS = ("property_data", "market_data", "psychology_profile", "conversation_data")
 INPUT_SUFFIXES = (".csv", ".jsonl")
 MAX_LISTED = 10  # how many bad lines/rows a one-line message names before "and N more"
@@ -128,11 +129,12 @@ def check_dataset(ds: Dataset) -> Dataset:
         raise TrainingRefused(
             f"Insufficient training data: {ds.n_rows} rows, need at least {MIN_ROWS}{left_out}"
         )
-    rate = ds.conversion_rate
-    if not MIN_RATE <= rate <= MAX_RATE:
+    converted = int(ds.y.sum())
+    if min(converted, ds.n_rows - converted) < MIN_CONVERSIONS:
         raise TrainingRefused(
-            f"Conversion rate {rate:.1%} is outside {MIN_RATE:.0%}-{MAX_RATE:.0%}: "
-            f"{int(ds.y.sum())} of {ds.n_rows} rows converted"
+            f"Too few of one outcome: {converted} conversions and {ds.n_rows - converted} "
+            f"non-conversions in {ds.n_rows} rows; need at least {MIN_CONVERSIONS} of each "
+            f"(conversion rate {ds.conversion_rate:.1%})"
         )
     return ds
 

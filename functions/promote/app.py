@@ -3,7 +3,9 @@
 Completed: fetch the job's model.tar.gz, unpack it safely under /tmp, read the gate part the
 retrain function kept under evaluation/<job>/ (rows the job never saw) and its split record,
 and hand all of it to `leadscore.registry.promote` with the S3 store (verify, MEASURE the
-candidate and the champion on those rows, copy, switch the pointer).
+candidate and the champion on those rows and on the platform-held evaluation set, copy, switch
+the pointer). A candidate that changes what callers send is refused here: that promotion is an
+operator's decision (`modelctl promote --allow-schema-change`).
 Failed or Stopped (e.g. MaxRuntimeExceeded): record SageMaker's reason under
 models/rejected/<job>.json and count TrainingJobsFailed (the TrainingJobFailedAlarm).
 A bad bundle is never a crash: it is a rejection with its reasons, the champion untouched.

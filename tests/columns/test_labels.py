@@ -57,8 +57,7 @@ def split_label(value: str, target: str, positive: tuple[str, ...],
 def gate_label_default(value: str) -> int | None:
     header = ",".join([*FEATURE_NAMES, "converted"])
     row = ",".join(["1.0"] * len(FEATURE_NAMES) + [f'"{value}"'])
-    rows, bad = read_rows(f"{header}\n{row}\n".encode(), jsonl=False,
-                          feature_names=FEATURE_NAMES, source="t")
+    rows, bad = read_rows(f"{header}\n{row}\n".encode(), jsonl=False, source="t")
     return None if bad else int(rows.y[0])
 
 

@@ -446,7 +446,7 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
 
     settings = PromoteSettings.from_env(template_env(fn, world.params(), world.names()))
     manifest = json.loads((world.bundle / "manifest.json").read_text())
-    rows, _ = gate.read_rows(gate_csv(), jsonl=False, feature_names=FEATURE_NAMES, source="t")
+    rows, _ = gate.read_rows(gate_csv(), jsonl=False, source="t")
     failed = gate.measure(load_model(world.bundle), world.bundle, settings, rows=rows,
                           counts=gate.claimed_counts(manifest)).reasons()
     if not failed:

@@ -8,6 +8,7 @@ from pathlib import Path
 from leadscore.loop.export import STATE_KEY, ExportConfig, run_export
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.registry import LocalObjectStore
+from leadscore.registry.holdout import HOLDOUT_KEY, read_holdout
 
 from tests.loop.helpers import DAY, HOUR, T0, outcome, snapshot, write_records
 
@@ -38,11 +39,19 @@ def test_export_writes_training_lines_then_a_rerun_writes_nothing(tmp_path: Path
     now = T0 + 5 * DAY
 
     first = run_export(runner, store, CONFIG, now_ms=now)
-    assert first.status == "exported" and first.rows == 150 and first.new_outcomes == 150
+    # a fifth, the most recently resolved, is kept back as the platform-held evaluation set
+    assert first.status == "exported" and first.new_outcomes == 150
+    assert (first.rows, first.holdout_rows) == (120, 30)
     [key] = exported_files(store)
     assert key == first.key and key.startswith("training-data/auto/") and key.endswith(".jsonl")
     lines = [json.loads(line) for line in store.get_bytes(key).decode().splitlines()]
-    assert len(lines) == 150
+    assert len(lines) == 120
+    held = [json.loads(line) for line in store.get_bytes(HOLDOUT_KEY).decode().splitlines()]
+    assert len(held) == 30 and not {h["contact_id"] for h in held} & {
+        line["contact_id"] for line in lines}
+    assert min(h["outcome_at"] for h in held) > max(line["outcome_at"] for line in lines)
+    rows = read_holdout(store)
+    assert rows is not None and rows.n == 30 and "features" in rows.columns
     assert {line["converted"] for line in lines} == {0, 1}
     assert all(line["scored_at"] < line["outcome_at"] for line in lines)
     assert all(
@@ -87,7 +96,8 @@ def test_new_outcomes_below_the_threshold_wait_then_export(tmp_path: Path) -> No
         records.append(outcome(f"n{i}", "lost", T0 + 8 * DAY))
     write_records(tmp_path, records)
     last = run_export(runner, store, CONFIG, now_ms=T0 + 9 * DAY)
-    assert last.status == "exported" and last.new_outcomes == 60 and last.rows == 210
+    assert last.status == "exported" and last.new_outcomes == 60
+    assert (last.rows, last.holdout_rows) == (168, 42)  # 210 resolved leads, a fifth held
     assert len(exported_files(store)) == 2
 
 
@@ -95,5 +105,5 @@ def test_too_few_rows_start_no_training(tmp_path: Path) -> None:
     world(tmp_path, 60)
     store = LocalObjectStore(tmp_path)
     result = run_export(DuckDbQueryRunner(tmp_path), store, CONFIG, now_ms=T0 + 5 * DAY)
-    assert result.status == "too_few_rows" and result.rows == 60
+    assert result.status == "too_few_rows" and result.rows == 48  # 60 less the held fifth
     assert exported_files(store) == []

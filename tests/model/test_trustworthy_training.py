@@ -41,7 +41,8 @@ def test_a_100_row_run_fails_with_one_line(
 ) -> None:
     code = train_bundle(_csv(tmp_path / "leads.csv", 100, 99), tmp_path / "out")
     err = _one_line_failure(capsys, code)
-    assert "Not enough signal" in err or "degenerate" in err
+    # ~18 conversions: refused for too few of one outcome before any model is fitted
+    assert "Too few of one outcome" in err
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
@@ -49,7 +50,7 @@ def test_a_degenerate_fold_run_fails_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # LightGBM may not put fewer than 5,000 rows in a leaf: every fold model stays a stump.
-    code = train_bundle(_csv(tmp_path / "leads.csv", 400, 5), tmp_path / "out",
+    code = train_bundle(_csv(tmp_path / "leads.csv", 800, 5), tmp_path / "out",
                         "--hp", "lgb_min_child_samples=5000")
     err = _one_line_failure(capsys, code)
     assert "fold models are degenerate" in err and "lightgbm fold 1" in err

@@ -29,12 +29,14 @@ REGION = "us-east-1"
 GOOD_METRICS = {"auc": 0.86, "brier": 0.14, "parity_max_abs_diff": 2e-7}
 
 
-def _tiny_graph(seed: int, sign: float = 1.0, keep: int = 20) -> onnx.ModelProto:
+def _tiny_graph(seed: int, sign: float = 1.0, keep: int = 20,
+                width: int = 20) -> onnx.ModelProto:
     """A real ONNX graph with the contract's I/O: score [N], base_scores [N,3], interval [N,2].
 
     A small logistic model on the rules' weights (so it ranks generated leads well, AUC ~0.8),
     perturbed by `seed` so each seed is its own version; `sign=-1` turns it upside down;
-    `keep` < 20 uses only the first `keep` features (a weaker model).
+    `keep` < 20 uses only the first `keep` features (a weaker model); `width` < 20 takes only
+    the first `width` features as its input (a team schema of those columns).
     """
     from leadscore.scoring.rules import INVERTED, RULE_WEIGHTS
 
@@ -43,8 +45,9 @@ def _tiny_graph(seed: int, sign: float = 1.0, keep: int = 20) -> onnx.ModelProto
     weights = np.array([RULE_WEIGHTS[n] for n in FEATURE_NAMES]) * direction * 12.0 * sign
     weights[keep:] = 0.0
     w = (weights[:, None] * (1.0 + 0.05 * rng.normal(size=(20, 3)))).astype(np.float32)
+    w = w[:width]
     # about the generator's conversion rate for a typical lead (features near 0.5)
-    bias = np.full((1, 3), -1.6 - 0.5 * float(weights.sum()), dtype=np.float32)
+    bias = np.full((1, 3), -1.6 - 0.5 * float(weights[:width].sum()), dtype=np.float32)
     stack = np.array([[0.4], [0.3], [0.3]], dtype=np.float32)
     half = np.array([0.05], dtype=np.float32)
     lo_hi = np.array([0.0, 1.0], dtype=np.float32)
@@ -64,7 +67,7 @@ def _tiny_graph(seed: int, sign: float = 1.0, keep: int = 20) -> onnx.ModelProto
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 20])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, width])],
         [
             helper.make_tensor_value_info("score", TensorProto.FLOAT, [None]),
             helper.make_tensor_value_info("base_scores", TensorProto.FLOAT, [None, 3]),
@@ -188,7 +191,6 @@ def promote(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture(scope="session")
 def gate_rows() -> EvalRows:
     """The same 600 held-out leads as labelled rows (what `modelctl promote --eval` reads)."""
-    rows, skipped = read_rows(gate_csv(), jsonl=False, feature_names=FEATURE_NAMES,
-                              source="generated leads, seed 11")
+    rows, skipped = read_rows(gate_csv(), jsonl=False, source="generated leads, seed 11")
     assert skipped == 0
     return rows

@@ -28,7 +28,7 @@ def eval_rows() -> gate.EvalRows:
     rows = to_feature_frame(generate_leads(1200, 11))
     X = np.array([[r[n] for n in FEATURE_NAMES] for r in rows], dtype=np.float32)
     y = np.array([int(r["converted"]) for r in rows])
-    return gate.EvalRows(X, y, "generated leads, seed 11")
+    return gate.EvalRows.from_matrix(X, y, "generated leads, seed 11")
 
 
 def _failed(report: gate.GateReport, *, force: bool = False) -> set[str]:
@@ -107,7 +107,8 @@ def test_a_small_gate_set_is_judged_by_the_lower_bound(
 ) -> None:
     bundle_dir = make_bundle(seed=1)
     full = _measure(bundle_dir, eval_rows)
-    small = _measure(bundle_dir, gate.EvalRows(eval_rows.X[:120], eval_rows.y[:120], "120"))
+    small = _measure(bundle_dir, gate.EvalRows(eval_rows.records[:120], eval_rows.y[:120],
+                                               "120", eval_rows.columns))
     assert small.measured["auc_se"] > 2 * full.measured["auc_se"]
     gap_small = small.measured["auc"] - small.measured["auc_lower_bound_95"]
     gap_full = full.measured["auc"] - full.measured["auc_lower_bound_95"]
@@ -129,28 +130,39 @@ def test_the_champion_is_compared_on_the_same_rows(
     good = load_model(make_bundle(seed=1))
     worse = make_bundle(seed=2, sign=-1.0)  # ranks leads upside down
     report = _measure(worse, eval_rows, champion=good)
-    assert "champion_paired" in _failed(report)
-    champion = report.measured["champion"]
-    assert champion["test"].startswith("DeLong paired")
-    assert champion["p_value_worse"] < 0.05
+    assert {"champion_auc", "champion_top_precision"} <= _failed(report)
+    champion = report.measured["evaluation_sets"]["gate rows"]["champion"]
+    assert champion["comparable"] and champion["same_rows"] == eval_rows.n
+    auc = champion["metrics"]["auc"]
+    assert auc["method"] == "DeLong paired" and auc["loss"] > 0.5
+    assert auc["upper_bound"] > auc["loss"] > auc["margin"]
     # an equally good candidate is not refused on noise
-    same = _measure(make_bundle(seed=3), eval_rows, champion=good)
-    assert "champion_paired" not in _failed(same)
+    same = _measure(make_bundle(seed=4), eval_rows, champion=good)
+    assert not _failed(same) & set(gate.CHAMPION_CHECKS), same.reasons()
 
 
-def test_eval_rows_are_read_from_the_training_formats(tmp_path: Path) -> None:
+def test_eval_rows_are_read_from_the_training_formats(
+    make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    model = load_model(make_bundle(seed=1))
     header = ",".join([*FEATURE_NAMES, "converted", "true_probability"])
     good = ",".join(["0.5"] * 20 + ["1", "0.3"])
     bad = ",".join(["oops"] + ["0.5"] * 19 + ["1", "0.3"])
     unlabelled = ",".join(["0.5"] * 20 + ["maybe", "0.3"])
     data = "\n".join([header, good, bad, unlabelled, good]).encode()
-    rows, skipped = gate.read_rows(data, jsonl=False, feature_names=FEATURE_NAMES, source="t")
-    assert rows.X.shape == (2, 20) and rows.y.tolist() == [1, 1] and skipped == 2
+    rows, skipped = gate.read_rows(data, jsonl=False, source="t")
+    # the label decides what is a row; each model decides which rows it can read
+    assert rows.y.tolist() == [1, 1, 1] and skipped == 1
+    encoded = gate.encode(model, rows)
+    assert not isinstance(encoded, str)
+    X, ok = encoded
+    assert X.shape == (3, 20) and ok.tolist() == [True, False, True]
     lead = ('{"converted": 0, "psychology_profile": {"psychological_commitment_score": 80}}\n'
             'not json\n')
-    rows, skipped = gate.read_rows(lead.encode(), jsonl=True, feature_names=FEATURE_NAMES,
-                                   source="t")
-    assert rows.X.shape == (1, 20) and rows.X[0, 0] == pytest.approx(0.8) and skipped == 1
+    rows, skipped = gate.read_rows(lead.encode(), jsonl=True, source="t")
+    encoded = gate.encode(model, rows)
+    assert not isinstance(encoded, str) and skipped == 1
+    assert encoded[0].shape == (1, 20) and encoded[0][0, 0] == pytest.approx(0.8)
 
 
 def test_a_team_schema_bundle_is_measured_through_its_schema(
@@ -164,9 +176,11 @@ def test_a_team_schema_bundle_is_measured_through_its_schema(
     rows, skipped = gate.read_rows_for_bundle(held_out.read_bytes(), jsonl=False,
                                               bundle_dir=custom_bundle, source="held out")
     model = load_model(custom_bundle)
-    assert rows.X.shape == (400 - skipped, len(model.manifest["feature_names"]))
+    encoded = gate.encode(model, rows)
+    assert not isinstance(encoded, str)
+    assert encoded[0].shape == (400 - skipped, len(model.manifest["feature_names"]))
     assert 0 < rows.y.sum() < len(rows.y)
     report = gate.measure(model, custom_bundle, SETTINGS, rows=rows, counts=None)
     failed = {c.name for c in report.failed()}
     assert not failed & set(gate.OUTPUT_CHECKS), report.reasons()
-    assert report.measured["gate_rows"] == len(rows.y) and report.measured["auc"] > 0.6
+    assert report.measured["gate_rows"] == int(encoded[1].sum()) and report.measured["auc"] > 0.6

@@ -89,16 +89,17 @@ def test_an_unresolved_target_everywhere_is_refused(small_training_csv: Path, tm
     assert "Insufficient training data: 0 rows" in err and "unresolved" in err
 
 
-@pytest.mark.parametrize("positives", [3, 1490])
-def test_conversion_rate_outside_5_to_95_percent(
+@pytest.mark.parametrize("positives", [3, 119, 1381, 1490])
+def test_too_few_of_one_outcome_is_refused_by_count(
     small_training_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], positives: int
 ) -> None:
+    """Enough data is a count of each outcome (MIN_CONVERSIONS, 120), not a rate."""
     header, rows = _rows(small_training_csv)
     i = header.index("converted")
     for k, r in enumerate(rows):
         r[i] = "1" if k < positives else "0"
     err = _refused(capsys, _write(tmp_path / "rate.csv", header, rows), tmp_path / "o")
-    assert "Conversion rate" in err and "outside 5%-95%" in err
+    assert "Too few of one outcome" in err and "at least 120 of each" in err
 
 
 def test_missing_feature_columns_are_named(small_training_csv: Path, tmp_path: Path,

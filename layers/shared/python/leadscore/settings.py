@@ -18,6 +18,11 @@ from leadscore.errors import InvalidInput
 
 DEFAULT_GHL_API_BASE = "https://services.leadconnectorhq.com"
 
+# Enough data is a count, not a rate: a model needs this many conversions AND this many
+# non-conversions to learn from (Salesforce Einstein asks for 120 of each), whatever the base
+# rate. Training refuses fewer; the gate's MIN_CONVERSIONS defaults to it.
+MIN_CONVERSIONS = 120
+
 
 class SettingsError(ValueError):
     """A configuration value is present but unusable."""
@@ -279,14 +284,22 @@ class PromoteSettings:
 
     artifact_bucket: str = ""
     min_auc: float = 0.70
-    max_auc_drop: float = 0.02
+    max_auc_drop: float = 0.01  # the AUC margin of the decision rule below
     max_brier: float = 0.20
     max_artifact_bytes: int = 256 * 1024 * 1024  # model.tar.gz, and what it unpacks to
     max_archive_members: int = 200  # entries in model.tar.gz (a bundle has about ten)
     max_archive_member_bytes: int = 256 * 1024 * 1024  # one unpacked file
-    # Conversions AND non-conversions the training rows must hold (Salesforce Einstein asks
-    # for 120 of each); `modelctl promote --force` overrides it.
-    min_conversions: int = 120
+    # Conversions AND non-conversions the training rows must hold; `modelctl promote --force`
+    # overrides it.
+    min_conversions: int = MIN_CONVERSIONS
+    # Against a champion, on the same rows: promoted only when the one-sided upper confidence
+    # bound (at gate_confidence) of the candidate's loss stays within the margin, per metric.
+    # MAX_AUC_DROP is the AUC margin. A small gate set has wide bounds, so it refuses.
+    gate_confidence: float = 0.95
+    max_brier_loss: float = 0.002  # Brier score (lower is better)
+    max_ece_loss: float = 0.02  # expected calibration error, equal-count groups of leads
+    max_top_precision_loss: float = 0.05  # conversions among the top `top_fraction` of leads
+    top_fraction: float = 0.10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PromoteSettings:
@@ -302,6 +315,12 @@ class PromoteSettings:
                 env, "MAX_ARCHIVE_MEMBER_BYTES", cls.max_archive_member_bytes
             ),
             min_conversions=_int(env, "MIN_CONVERSIONS", cls.min_conversions),
+            gate_confidence=_float(env, "GATE_CONFIDENCE", cls.gate_confidence),
+            max_brier_loss=_float(env, "MAX_BRIER_LOSS", cls.max_brier_loss),
+            max_ece_loss=_float(env, "MAX_ECE_LOSS", cls.max_ece_loss),
+            max_top_precision_loss=_float(env, "MAX_TOP_PRECISION_LOSS",
+                                          cls.max_top_precision_loss),
+            top_fraction=_float(env, "TOP_FRACTION", cls.top_fraction),
         )
 
 

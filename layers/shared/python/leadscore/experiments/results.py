@@ -11,7 +11,7 @@ The experiment's declared metric (``brier`` or ``auc``, see `definition`) decide
 is the arm with the best value of it among those that beat the baseline at ``alpha``, or the
 baseline itself when it beats every other arm at ``alpha``; otherwise there is none yet. The
 other metric is reported beside it, never used to pick.
-Arms with fewer than ``min_conversions`` conversions or ``min_leads`` leads carry a warning:
+Arms with fewer than ``MIN_ARM_CONVERSIONS`` conversions or ``min_leads`` leads carry a warning:
 their p-values are not to be trusted.
 """
 
@@ -29,7 +29,9 @@ from leadscore.experiments.definition import DEFAULT_METRIC, Metric
 
 ALPHA = 0.05
 MIN_LEADS = 200
-MIN_CONVERSIONS = 30
+# An experiment arm's own minimum before its p-values mean much (not the training minimum,
+# leadscore.settings.MIN_CONVERSIONS: an arm is compared, not learnt from).
+MIN_ARM_CONVERSIONS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +106,10 @@ def _variant_result(variant: str, rows: Sequence[ResolvedLead]) -> VariantResult
         brier=metrics.brier(y, s) if leads else math.nan,
         top_decile_lift=metrics.top_decile_lift(y, s) if conversions else math.nan,
     )
-    if leads < MIN_LEADS or min(conversions, leads - conversions) < MIN_CONVERSIONS:
+    if leads < MIN_LEADS or min(conversions, leads - conversions) < MIN_ARM_CONVERSIONS:
         result.warnings.append(
             f"small sample: {leads} leads, {conversions} conversions (at least {MIN_LEADS} "
-            f"leads and {MIN_CONVERSIONS} of each outcome before the p-values mean much)")
+            f"leads and {MIN_ARM_CONVERSIONS} of each outcome before the p-values mean much)")
     return result
 
 

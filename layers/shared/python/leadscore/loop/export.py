@@ -6,10 +6,15 @@ Run by a schedule (EventBridge Scheduler, daily by default) or by hand. One run:
    (``NEW_OUTCOMES_SQL``); fewer than ``min_new_outcomes`` -> nothing is written;
 2. runs ``LABELLED_ROWS_SQL`` (the point-in-time join) for the window
    [cutoff - window_days, cutoff];
-3. writes the rows as JSON Lines to ``training-data/auto/<cutoff date>/labelled-<h>.jsonl``
-   where ``h`` is the sha256 of the rows: the same rows give the same key, and a key that
-   exists is not written again. That upload starts the ordinary retraining path;
-4. records the cutoff in ``loop/exports/state.json`` (a conditional write: two runs at once
+3. keeps the most recently resolved rows back (``holdout_fraction`` of them, at most
+   ``holdout_max_rows``) as the platform-held evaluation set (``registry/holdout.py``): a
+   temporal hold-out no candidate trains on, on which the promote gate measures every
+   candidate and the champion;
+4. writes the older rows as JSON Lines to
+   ``training-data/auto/<cutoff date>/labelled-<h>.jsonl`` where ``h`` is the sha256 of the
+   rows: the same rows give the same key, and a key that exists is not written again. That
+   upload starts the ordinary retraining path;
+5. records the cutoff in ``loop/exports/state.json`` (a conditional write: two runs at once
    cannot both move it).
 
 A re-run right after an export therefore writes nothing (no new outcomes; and if forced, the
@@ -27,6 +32,7 @@ from typing import Any, Protocol
 
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
+from leadscore.registry.holdout import write_holdout
 from leadscore.registry.store import ConcurrentUpdate, ObjectStore
 
 EXPORT_PREFIX = "training-data/auto/"
@@ -45,6 +51,9 @@ class ExportConfig:
     snapshot_lookback_days: int = 365
     min_new_outcomes: int = 200
     include_backfilled: bool = False
+    # the newest resolved leads kept back from training for the promote gate
+    holdout_fraction: float = 0.2
+    holdout_max_rows: int = 5000
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,10 @@ class ExportState:
 class ExportResult:
     status: str  # exported | not_enough_outcomes | too_few_rows | unchanged | lost_race
     new_outcomes: int
-    rows: int = 0
+    rows: int = 0  # written for training (the platform-held rows not included)
     key: str = ""
     cutoff_ms: int = 0
+    holdout_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +113,17 @@ def render_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
 def export_key(cutoff_ms: int, body: bytes) -> str:
     digest = hashlib.sha256(body).hexdigest()[:16]
     return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}.jsonl"
+
+
+def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
+                  ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(training rows, platform-held rows): the most recently resolved leads are held back, so
+    the hold-out is later in time than anything a candidate from this export trains on."""
+    ordered = sorted(rows, key=lambda r: (int(r["outcome_at_ms"]), str(r["snapshot_id"])))
+    held = min(int(len(ordered) * config.holdout_fraction), config.holdout_max_rows)
+    if held <= 0:
+        return list(ordered), []
+    return list(ordered[:-held]), list(ordered[-held:])
 
 
 def _read_state(store: ObjectStore) -> tuple[ExportState, str | None]:
@@ -152,13 +173,18 @@ def run_export(
     if new_outcomes < config.min_new_outcomes and not force:
         return ExportResult("not_enough_outcomes", new_outcomes, cutoff_ms=since_ms)
     window = window_for(now_ms, config)
-    rows = labelled_rows(runner, window)
+    rows, held = split_holdout(labelled_rows(runner, window), config)
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms)
     body = render_rows(rows)
     key = export_key(now_ms, body)
     status = "unchanged" if store.exists(key) else "exported"
     if status == "exported":
+        if held:  # first: the upload starts a job whose gate must already see the new set
+            write_holdout(store, render_rows(held), {
+                "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
+                "from_ms": int(held[0]["outcome_at_ms"]),
+                "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
         store.put_bytes(key, body, "application/x-ndjson")
     new_state = ExportState(cutoff_ms=now_ms, key=key, rows=len(rows), exported_at=iso_ms(now_ms))
     try:
@@ -166,5 +192,7 @@ def run_export(
             STATE_KEY, json.dumps(asdict(new_state)).encode(), "application/json", tag
         )
     except ConcurrentUpdate:
-        return ExportResult("lost_race", new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms)
-    return ExportResult(status, new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms)
+        return ExportResult("lost_race", new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms,
+                            holdout_rows=len(held))
+    return ExportResult(status, new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms,
+                        holdout_rows=len(held))

@@ -2,6 +2,7 @@
 
 - `store`: the object-store protocol and the local-directory store (S3: `adapters.s3_store`);
 - `gate`: the measuring quality gate (the candidate's graph run on rows it never saw);
+- `holdout`: the platform-held evaluation set (the loop's newest resolved leads);
 - `split`: an upload split into the job's training part and the gate's part;
 - `promotion`: promote, reject, roll back, list, why-rejected over a store;
 - `archive`: safe unpacking of a SageMaker ``model.tar.gz``;
@@ -17,6 +18,7 @@ from leadscore.registry.promotion import (
     CHAMPION_KEY,
     MAX_HISTORY,
     MODELS_PREFIX,
+    NOT_MEASURED,
     REJECTED_PREFIX,
     Clock,
     PromotionResult,
@@ -42,6 +44,7 @@ __all__ = [
     "MAX_HISTORY",
     "MAX_PARITY_ABS_DIFF",
     "MODELS_PREFIX",
+    "NOT_MEASURED",
     "REJECTED_PREFIX",
     "ClassCounts",
     "Clock",

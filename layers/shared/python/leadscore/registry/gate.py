@@ -4,6 +4,15 @@ A candidate bundle is judged by what its own ``model.onnx`` does under onnxrunti
 the figures its manifest states (those are recorded next to the measured ones, for a person
 to compare). numpy + onnxruntime only: this runs in the promote Lambda.
 
+Evaluation rows are RAW (`EvalRows`: the values as exported, before any schema). Every model
+reads them through its own inputs (`encode`: the 20-feature contract, or the bundle's
+``schema.json``), so a champion and a candidate are compared on the same leads whether their
+schemas agree or not. Rows either model cannot read are left out for both. Two sets can be
+given: the upload's own gate part (or ``modelctl promote --eval FILE``) and the platform-held
+evaluation set (``registry/holdout.py``: the loop's most recent resolved leads, which no
+candidate trains on); every check below runs on each set the candidate can read, and a
+candidate must pass on all of them (a biased upload looks fine on its own gate part only).
+
 Checks, each with a name that appears in the refusal:
 
 Output checks (always; ``--force`` never skips them) on the evaluation rows, the bundle's
@@ -16,19 +25,30 @@ reference rows and generated probe leads:
 - ``parity_recomputed``: the graph reproduces the native models' predictions stored in
   ``parity_reference.npz`` within MAX_PARITY_ABS_DIFF (recomputed here, not read).
 
-Metric checks (on labelled evaluation rows; ``--force`` overrides them, and says so):
-- ``auc_lower_bound``: the one-sided 95 % DeLong lower bound of the AUC >= MIN_AUC (on a small
-  gate set the bound sits well below the point estimate, so luck cannot pass it).
+Absolute checks (on labelled rows; what a first model, without a champion, is judged by;
+``--force`` overrides them, and says so):
+- ``auc_lower_bound``: the one-sided 95 % DeLong lower bound of the AUC >= MIN_AUC.
 - ``brier``: Brier score <= MAX_BRIER.
 - ``log_loss_beats_base_rate``: log loss below that of the constant observed rate.
-- ``champion_paired``: the champion is scored on the same rows; refused when the candidate's
-  AUC is more than MAX_AUC_DROP below it AND DeLong's paired test says the drop is not noise
-  (one-sided p < 0.05).
 - ``min_conversions``: the training rows held >= MIN_CONVERSIONS conversions and as many
   non-conversions.
 
-Calibration (observed rate per predicted-probability bin, calibration-in-the-large) is
-measured and recorded, not decisive: a prior shift between uploads moves it legitimately.
+The decision against a champion (one rule, with uncertainty): on the same rows, for each
+metric, the candidate's LOSS against the champion (champion minus candidate for AUC and
+precision, candidate minus champion for Brier and calibration error) has a one-sided upper
+confidence bound at GATE_CONFIDENCE, and that bound must stay within the metric's margin:
+- ``champion_auc``: DeLong's paired standard error; margin MAX_AUC_DROP.
+- ``champion_brier``: the paired per-lead differences' standard error; margin MAX_BRIER_LOSS.
+- ``champion_calibration``: expected calibration error (equal-count groups), paired bootstrap;
+  margin MAX_ECE_LOSS.
+- ``champion_top_precision``: conversions among the top TOP_FRACTION of leads by score (not the
+  hot class, whose threshold a candidate sets itself), paired bootstrap; margin
+  MAX_TOP_PRECISION_LOSS.
+A small gate set gives wide bounds, so it refuses rather than lets noise through. A champion
+that cannot be loaded, or cannot read the rows at all (``champion_comparable``), refuses too;
+a promotion that changes what callers must send (``schema_change``) needs its own explicit
+permission (``allow_schema_change``; ``modelctl promote --allow-schema-change``) and is then
+judged by the absolute checks where the champion cannot read the rows.
 """
 
 from __future__ import annotations
@@ -40,12 +60,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Protocol
 
 import numpy as np
 
 from leadscore import metrics as m
 from leadscore.bundle import PARITY_REFERENCE_FILE, ModelOutputs
+from leadscore.columns.csv_reader import CsvReader, CsvRefused
+from leadscore.columns.labels import DEFAULT_RULE, LabelRule
+from leadscore.columns.schema import Schema
 from leadscore.settings import PromoteSettings
 
 MAX_PARITY_ABS_DIFF = 1e-5
@@ -53,10 +77,16 @@ INTERVAL_TOLERANCE = 1e-6
 MIN_SCORE_SPREAD = 0.01
 PROBE_ROWS = 512
 PROBE_SEED = 20_170
-SIGNIFICANCE = 0.05
+# Resamples of the paired bootstrap (calibration, top precision): the 95th percentile of 400
+# resamples moves by about a tenth of the bound's own width between seeds.
+BOOTSTRAP_RESAMPLES = 400
+BOOTSTRAP_SEED = 20_291
+TARGET = "converted"
 
 OUTPUT_CHECKS = ("outputs_finite", "scores_in_unit_interval", "interval_contains_score",
                  "scores_not_constant", "parity_recomputed")
+CHAMPION_CHECKS = ("champion_auc", "champion_brier", "champion_calibration",
+                   "champion_top_precision")
 
 
 class ModelUnderTest(Protocol):
@@ -69,11 +99,33 @@ class ModelUnderTest(Protocol):
 
 @dataclass(frozen=True)
 class EvalRows:
-    """Labelled rows the candidate never trained on (the gate part, or `--eval FILE`)."""
+    """Labelled RAW rows no candidate trained on: the gate part, `--eval FILE`, the
+    platform-held set. Each record holds the values as exported (CSV cells by column name, or
+    one JSON object: a raw lead, or a team's columns at the top level or under ``fields``);
+    every model reads them through its own schema (`encode`)."""
 
-    X: np.ndarray  # [n, d], the bundle's feature order
+    records: tuple[Mapping[str, Any], ...]
     y: np.ndarray  # [n] 0/1
     source: str
+    columns: frozenset[str]  # the columns the rows carry (CSV header, JSON keys)
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    @classmethod
+    def from_matrix(cls, X: np.ndarray, y: np.ndarray, source: str,
+                    names: Sequence[str] | None = None) -> EvalRows:
+        """Rows of numbers in a known column order (the 20 features unless `names`)."""
+        if names is None:
+            from leadscore.features import FEATURE_NAMES
+
+            names = FEATURE_NAMES
+        cols = list(names)
+        records = tuple(dict(zip(cols, (float(v) for v in row), strict=True))
+                        for row in np.asarray(X, dtype=np.float64))
+        return cls(records, np.asarray(y, dtype=np.int64).reshape(-1), source,
+                   frozenset(cols))
 
 
 @dataclass(frozen=True)
@@ -91,9 +143,11 @@ class Check:
     passed: bool
     detail: str
     forceable: bool = True
+    on: str = ""  # which evaluation set ("" for checks that use no labelled rows)
 
     def as_reason(self) -> str:
-        return f"{self.name}: {self.detail}"
+        where = f" [{self.on}]" if self.on else ""
+        return f"{self.name}{where}: {self.detail}"
 
 
 @dataclass
@@ -114,8 +168,8 @@ class GateReport:
     def summary(self) -> dict[str, Any]:
         return {
             "measured": self.measured,
-            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail}
-                       for c in self.checks],
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
+                        **({"on": c.on} if c.on else {})} for c in self.checks],
         }
 
 
@@ -247,23 +301,24 @@ def _parity_check(model: ModelUnderTest, reference: Mapping[str, np.ndarray] | N
                  f"({'<=' if ok else 'not <='} {MAX_PARITY_ABS_DIFF:g})", forceable=False)
 
 
+# --------------------------------------------------------------------------- absolute checks
+
+
 def _calibration(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    bins = m.calibration_bins(y, p)
-    total = sum(b["n"] for b in bins) or 1
-    ece = sum(b["n"] * abs(b["mean_predicted"] - b["observed_rate"]) for b in bins) / total
-    return {"bins": bins, "expected_calibration_error": float(ece),
+    return {"bins": m.calibration_bins(y, p),
+            "expected_calibration_error": m.expected_calibration_error(y, p),
             "mean_predicted": float(np.mean(p)), "observed_rate": float(np.mean(y))}
 
 
 def _metric_checks(y: np.ndarray, score: np.ndarray, settings: PromoteSettings,
-                   measured: dict[str, Any]) -> list[Check]:
+                   measured: dict[str, Any], on: str) -> list[Check]:
     n_pos = int(y.sum())
     n_neg = int(y.size - n_pos)
     measured.update({"gate_rows": int(y.size), "gate_converted": n_pos})
     if n_pos < 2 or n_neg < 2:
         return [Check("auc_lower_bound", False,
                       f"the evaluation rows hold {n_pos} conversions and {n_neg} "
-                      "non-conversions: too few to measure an AUC")]
+                      "non-conversions: too few to measure an AUC", on=on)]
     auc, var = m.delong(y, score)
     lower = m.auc_lower_bound(y, score, 0.95)
     brier = m.brier(y, score)
@@ -274,46 +329,288 @@ def _metric_checks(y: np.ndarray, score: np.ndarray, settings: PromoteSettings,
         "auc": auc, "auc_se": math.sqrt(var) if math.isfinite(var) else None,
         "auc_lower_bound_95": lower, "brier": brier, "log_loss": loss,
         "base_rate_log_loss": base_loss, "calibration": _calibration(y, score),
+        f"precision_top_{_pct(settings.top_fraction)}": m.precision_at_top(
+            y, score, settings.top_fraction),
     })
     return [
         Check("auc_lower_bound", math.isfinite(lower) and lower >= settings.min_auc,
               f"AUC {auc:.4f} on {y.size} rows ({n_pos} conversions), one-sided 95 % lower "
               f"bound {lower:.4f} {'>=' if lower >= settings.min_auc else '<'} MIN_AUC "
-              f"{settings.min_auc:.2f}"),
+              f"{settings.min_auc:.2f}", on=on),
         Check("brier", brier <= settings.max_brier,
               f"Brier {brier:.4f} {'<=' if brier <= settings.max_brier else '>'} MAX_BRIER "
-              f"{settings.max_brier:.2f}"),
+              f"{settings.max_brier:.2f}", on=on),
         Check("log_loss_beats_base_rate", loss < base_loss,
-              f"log loss {loss:.4f} vs {base_loss:.4f} for the constant rate {rate:.3f}"),
+              f"log loss {loss:.4f} vs {base_loss:.4f} for the constant rate {rate:.3f}",
+              on=on),
     ]
 
 
-def _champion_check(y: np.ndarray, score: np.ndarray, champion: ModelUnderTest, X: np.ndarray,
-                    settings: PromoteSettings, measured: dict[str, Any]) -> Check:
-    got = _outputs(champion, X)
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:g}pct"
+
+
+# --------------------------------------------------------------------------- the champion
+
+
+def compare_with_champion(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray,
+                          settings: PromoteSettings) -> dict[str, dict[str, Any]]:
+    """The decision rule's statistics on one set of rows, per metric: both values, the
+    candidate's loss, its one-sided upper confidence bound, the margin, passed.
+
+    Losses are oriented so that positive means the candidate is worse. AUC and Brier have
+    closed-form paired standard errors (normal bound); calibration error and top precision
+    take the same paired bootstrap resamples (percentile bound).
+    """
+    z = NormalDist().inv_cdf(settings.gate_confidence)
+    out: dict[str, dict[str, Any]] = {}
+
+    auc = m.delong_paired(y, candidate, champion)
+    out["auc"] = _bounded(auc.auc_a, auc.auc_b, -auc.diff, -auc.diff + z * auc.se,
+                          settings.max_auc_drop, "DeLong paired", auc.se)
+    brier = m.brier_paired(y, candidate, champion)
+    out["brier"] = _bounded(brier.brier_a, brier.brier_b, brier.diff,
+                            brier.diff + z * brier.se, settings.max_brier_loss,
+                            "paired differences of squared errors", brier.se)
+
+    def top(labels: np.ndarray, s: np.ndarray) -> float:
+        return m.precision_at_top(labels, s, settings.top_fraction)
+
+    q = settings.gate_confidence * 100
+    for name, stat, sign, margin in (
+        ("calibration_error", m.expected_calibration_error, 1.0, settings.max_ece_loss),
+        (f"precision_top_{_pct(settings.top_fraction)}", top, -1.0,
+         settings.max_top_precision_loss),
+    ):
+        a, b = stat(y, candidate), stat(y, champion)
+        diffs = sign * m.paired_bootstrap(y, candidate, champion, stat,
+                                          resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+        out[name] = _bounded(a, b, sign * (a - b), float(np.percentile(diffs, q)), margin,
+                             f"paired bootstrap, {BOOTSTRAP_RESAMPLES} resamples",
+                             float(np.std(diffs, ddof=1)))
+    return out
+
+
+def _bounded(candidate: float, champion: float, loss: float, upper: float, margin: float,
+             method: str, se: float) -> dict[str, Any]:
+    ok = math.isfinite(upper) and upper <= margin
+    return {"candidate": candidate, "champion": champion, "loss": loss, "upper_bound": upper,
+            "margin": margin, "passed": ok, "method": method, "se": se}
+
+
+_RULE_NAMES = {"auc": ("champion_auc", "AUC", "MAX_AUC_DROP"),
+               "brier": ("champion_brier", "Brier", "MAX_BRIER_LOSS"),
+               "calibration_error": ("champion_calibration", "calibration error (ECE)",
+                                     "MAX_ECE_LOSS")}
+
+
+def _decision_checks(stats: Mapping[str, Mapping[str, Any]], n: int, settings: PromoteSettings,
+                     on: str) -> list[Check]:
+    checks: list[Check] = []
+    level = f"{settings.gate_confidence * 100:g} %"
+    for key, s in stats.items():
+        name, label, margin_name = _RULE_NAMES.get(key, (
+            "champion_top_precision",
+            f"precision in the top {settings.top_fraction * 100:g} %", "MAX_TOP_PRECISION_LOSS"))
+        checks.append(Check(
+            name, bool(s["passed"]),
+            f"{label} {s['candidate']:.4f} vs champion {s['champion']:.4f} on the same {n} "
+            f"rows: loss {s['loss']:+.4f}, upper {level} bound {s['upper_bound']:+.4f} "
+            f"{'<=' if s['passed'] else 'not <='} {margin_name} {s['margin']:g} "
+            f"({s['method']})", on=on))
+    return checks
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def _form(model: ModelUnderTest) -> Schema | None:
+    return getattr(model, "schema", None)
+
+
+def schema_change(champion: ModelUnderTest, candidate: ModelUnderTest) -> str | None:
+    """What callers would have to change if `candidate` replaced `champion` (None: nothing):
+    who is answered 400 afterwards. A custom schema that only adds or drops columns changes
+    nothing for callers (unknown fields are ignored, absent ones are missing values)."""
+    old, new = _form(champion), _form(candidate)
+    if old is None and new is None:
+        return None
+    if old is None and new is not None:
+        return ("the champion scores the real-estate features; the candidate scores a team's "
+                "columns: every caller sending `features` or `feature_vector` (/score, "
+                "/score/batch, HighLevel webhooks mapped to the real-estate features) will be "
+                "answered 400 and must send `fields` with the columns "
+                + ", ".join(new.column_names))
+    if old is not None and new is None:
+        return ("the champion scores a team's columns; the candidate scores the real-estate "
+                "features: every caller sending `fields` (" + ", ".join(old.column_names)
+                + ") will be answered 400 and must send `features` or `feature_vector`")
+    assert old is not None and new is not None
+    stricter = []
+    for col in new.columns:
+        before = next((c for c in old.columns if c.name == col.name), None)
+        if before is not None and before.kind != col.kind and col.kind != "categorical":
+            stricter.append(f"{col.name} ({before.kind} -> {col.kind})")
+    target = (f"the target changes from {old.target!r} to {new.target!r}; "
+              if (old.target, tuple(old.positive)) != (new.target, tuple(new.positive)) else "")
+    if not stricter:
+        return target.rstrip("; ") or None
+    return (target + "callers sending values of the old kind in "
+            + ", ".join(stricter) + " will be answered 400")
+
+
+# --------------------------------------------------------------------------- measure
+
+
+def _set_label(rows: EvalRows, name: str) -> str:
+    return f"{name}: {rows.source}"
+
+
+def measure(
+    candidate: ModelUnderTest,
+    bundle_dir: Path,
+    settings: PromoteSettings,
+    *,
+    rows: EvalRows | None = None,
+    holdout: EvalRows | None = None,
+    champion: ModelUnderTest | str | None = None,
+    counts: ClassCounts | None = None,
+    allow_schema_change: bool = False,
+) -> GateReport:
+    """Run every check on the candidate; nothing here trusts the manifest's figures.
+
+    `rows`: the upload's gate part (or `--eval FILE`); `holdout`: the platform-held set;
+    `champion`: the serving model, or a sentence saying why it could not be loaded.
+    """
+    report = GateReport()
+    measured = report.measured
+    reference = load_parity_reference(bundle_dir)
+    n_features = len(candidate.manifest.get("feature_names") or []) or 20
+    if reference is not None and "features" in reference and reference["features"].ndim == 2:
+        ref_x = np.asarray(reference["features"], dtype=np.float64)
+        lo, hi = np.minimum(ref_x.min(axis=0), 0.0), np.maximum(ref_x.max(axis=0), 1.0)
+    else:
+        lo, hi = np.zeros(n_features), np.ones(n_features)
+    probes = probe_rows(lo, hi)
+    measured["probe_rows"] = int(probes.shape[0])
+
+    change = None
+    if champion is not None and not isinstance(champion, str):
+        change = schema_change(champion, candidate)
+        if change:
+            measured["schema_change"] = change
+            report.checks.append(Check(
+                "schema_change", allow_schema_change,
+                change + ("" if allow_schema_change else
+                          "; promote it only on purpose: modelctl promote "
+                          "--allow-schema-change"), forceable=False))
+    if isinstance(champion, str):
+        report.checks.append(Check("champion_comparable", False, champion))
+
+    sets = [(name, r) for name, r in (("gate rows", rows), ("platform-held", holdout))
+            if r is not None]
+    outs: list[tuple[str, ModelOutputs]] = []
+    errors: list[str] = []
+    got = _outputs(candidate, probes)
     if isinstance(got, str):
-        measured["champion"] = {"comparable": False, "why": got}
-        return Check("champion_paired", True, f"champion not comparable on these rows ({got})")
+        errors.append(got)
+    else:
+        outs.append(("probe leads", got))
+    spread_on: np.ndarray | None = None
+    evaluated: dict[str, Any] = {}
+    for name, eval_rows in sets:
+        label = _set_label(eval_rows, name)
+        info: dict[str, Any] = {"source": eval_rows.source, "rows": eval_rows.n}
+        evaluated[name] = info
+        encoded = encode(candidate, eval_rows)
+        if isinstance(encoded, str):
+            info["not_measured"] = f"the candidate cannot read these rows: {encoded}"
+            if name == "gate rows":
+                report.checks.append(Check("candidate_reads_rows", False, encoded, on=label))
+            continue
+        X, ok = encoded
+        info["unreadable_rows"] = int((~ok).sum())
+        out = _outputs(candidate, X[ok])
+        if isinstance(out, str):
+            errors.append(out)
+            continue
+        outs.append((f"{name} rows", out))
+        score = np.asarray(out.score, dtype=np.float64)
+        y = eval_rows.y[ok]
+        if spread_on is None:
+            spread_on = score
+        if not np.all(np.isfinite(score)):
+            continue
+        set_measured: dict[str, Any] = {}
+        report.checks += _metric_checks(y, score, settings, set_measured, label)
+        info["candidate"] = set_measured
+        if name == "gate rows" or "auc" not in measured:
+            measured.update(set_measured)
+            measured["evaluation_source"] = eval_rows.source
+        if champion is None or isinstance(champion, str) or "auc" not in set_measured:
+            continue
+        report.checks += _champion_checks(eval_rows, ok, score, champion, settings, info,
+                                          label, allow_schema_change and bool(change))
+    if errors:
+        report.checks.append(Check("outputs_finite", False, "; ".join(errors), forceable=False))
+    report.checks += _output_checks(outs)
+    report.checks.append(_spread_check(
+        spread_on if spread_on is not None else
+        (outs[0][1].score if outs else np.zeros(0))))
+    report.checks.append(_parity_check(candidate, reference))
+    if evaluated:
+        measured["evaluation_sets"] = evaluated
+    else:
+        measured["metrics"] = "not measured: no evaluation rows"
+    if champion is not None and not isinstance(champion, str):
+        measured["decision_rule"] = (
+            f"on the same rows, the one-sided {settings.gate_confidence * 100:g} % upper bound "
+            "of the candidate's loss against the champion within the margin, for AUC, Brier, "
+            f"calibration error and precision in the top {settings.top_fraction * 100:g} %, "
+            "on every evaluation set")
+    report.checks.append(_counts_check(counts, settings))
+    if counts is not None:
+        measured["training_class_counts"] = {"converted": counts.converted,
+                                             "not_converted": counts.not_converted,
+                                             "source": counts.source}
+    return report
+
+
+def _champion_checks(rows: EvalRows, ok: np.ndarray, score: np.ndarray,
+                     champion: ModelUnderTest, settings: PromoteSettings, info: dict[str, Any],
+                     label: str, schema_change_allowed: bool) -> list[Check]:
+    encoded = encode(champion, rows)
+    if isinstance(encoded, str):
+        why = f"the champion cannot read these rows: {encoded}"
+        info["champion"] = {"comparable": False, "why": why}
+        if schema_change_allowed:  # said and allowed: judged by the absolute checks here
+            return [Check("champion_comparable", True,
+                          why + "; the schema change was allowed, so the absolute checks "
+                          "decide on these rows", on=label)]
+        return [Check("champion_comparable", False, why, on=label)]
+    X_h, ok_h = encoded
+    both = ok & ok_h
+    got = _outputs(champion, X_h[both])
+    if isinstance(got, str):
+        info["champion"] = {"comparable": False, "why": got}
+        return [Check("champion_comparable", False, got, on=label)]
     champ = np.asarray(got.score, dtype=np.float64)
+    cand = score[both[ok]]
+    y = rows.y[both]
     if not np.all(np.isfinite(champ)):
-        measured["champion"] = {"comparable": False, "why": "champion gives non-finite scores"}
-        return Check("champion_paired", True, "champion gives non-finite scores: not compared")
-    cmp = m.delong_paired(y, score, champ)
-    one_sided = cmp.p_value / 2 if cmp.diff < 0 else 1 - cmp.p_value / 2
-    measured["champion"] = {
-        "comparable": True, "version": champion.manifest.get("model_version"),
-        "auc": cmp.auc_b, "brier": m.brier(y, champ), "auc_diff": cmp.diff, "se": cmp.se,
-        "z": cmp.z, "p_value_two_sided": cmp.p_value, "p_value_worse": one_sided,
-        "test": "DeLong paired (same rows)",
-    }
-    worse = -cmp.diff > settings.max_auc_drop and one_sided < SIGNIFICANCE
-    return Check(
-        "champion_paired", not worse,
-        f"AUC {cmp.auc_a:.4f} vs champion {cmp.auc_b:.4f} on the same {y.size} rows "
-        f"(diff {cmp.diff:+.4f}, DeLong se {cmp.se:.4f}, one-sided p {one_sided:.3g}; refused "
-        f"only when more than MAX_AUC_DROP {settings.max_auc_drop:.2f} worse and p < "
-        f"{SIGNIFICANCE})",
-    )
+        info["champion"] = {"comparable": False, "why": "the champion gives non-finite scores"}
+        return [Check("champion_comparable", False, "the champion gives non-finite scores",
+                      on=label)]
+    n_pos = int(y.sum())
+    if n_pos < 2 or y.size - n_pos < 2:
+        return [Check("champion_comparable", False,
+                      f"{y.size} rows both models read hold {n_pos} conversions: too few to "
+                      "compare", on=label)]
+    stats = compare_with_champion(y, cand, champ, settings)
+    info["champion"] = {"comparable": True, "version": champion.manifest.get("model_version"),
+                        "same_rows": int(y.size), "converted": n_pos,
+                        "confidence": settings.gate_confidence, "metrics": stats}
+    return _decision_checks(stats, int(y.size), settings, label)
 
 
 def _counts_check(counts: ClassCounts | None, settings: PromoteSettings) -> Check:
@@ -325,67 +622,6 @@ def _counts_check(counts: ClassCounts | None, settings: PromoteSettings) -> Chec
     return Check("min_conversions", ok,
                  f"trained on {counts.converted} conversions and {counts.not_converted} "
                  f"non-conversions ({counts.source}); MIN_CONVERSIONS is {need} of each")
-
-
-def measure(
-    candidate: ModelUnderTest,
-    bundle_dir: Path,
-    settings: PromoteSettings,
-    *,
-    rows: EvalRows | None = None,
-    champion: ModelUnderTest | None = None,
-    counts: ClassCounts | None = None,
-) -> GateReport:
-    """Run every check on the candidate; nothing here trusts the manifest's figures."""
-    report = GateReport()
-    measured = report.measured
-    reference = load_parity_reference(bundle_dir)
-    n_features = len(candidate.manifest.get("feature_names") or []) or 20
-    if reference is not None and "features" in reference and reference["features"].ndim == 2:
-        ref_x = np.asarray(reference["features"], dtype=np.float64)
-        lo, hi = np.minimum(ref_x.min(axis=0), 0.0), np.maximum(ref_x.max(axis=0), 1.0)
-    else:
-        lo, hi = np.zeros(n_features), np.ones(n_features)
-    probes = probe_rows(lo, hi)
-    runs: list[tuple[str, np.ndarray]] = [("probe leads", probes)]
-    if rows is not None:
-        runs.insert(0, ("evaluation rows", rows.X))
-    outs: list[tuple[str, ModelOutputs]] = []
-    errors: list[str] = []
-    for name, X in runs:
-        got = _outputs(candidate, X)
-        if isinstance(got, str):
-            errors.append(got)
-        else:
-            outs.append((name, got))
-    if errors:
-        report.checks.append(Check("outputs_finite", False, "; ".join(errors), forceable=False))
-    report.checks += _output_checks(outs)
-    probe_out = next((o for n, o in outs if n == "probe leads"), None)
-    eval_out = next((o for n, o in outs if n == "evaluation rows"), None)
-    spread_on = eval_out.score if eval_out is not None else (
-        probe_out.score if probe_out is not None else np.zeros(0))
-    report.checks.append(_spread_check(spread_on))
-    report.checks.append(_parity_check(candidate, reference))
-    measured["probe_rows"] = int(probes.shape[0])
-
-    if rows is None:
-        measured["metrics"] = "not measured: no evaluation rows"
-    elif eval_out is not None:
-        measured["evaluation_source"] = rows.source
-        y = np.asarray(rows.y).astype(np.int64).reshape(-1)
-        score = np.asarray(eval_out.score, dtype=np.float64)
-        if np.all(np.isfinite(score)):
-            report.checks += _metric_checks(y, score, settings, measured)
-            if champion is not None and "auc" in measured:
-                report.checks.append(_champion_check(y, score, champion, rows.X, settings,
-                                                     measured))
-    report.checks.append(_counts_check(counts, settings))
-    if counts is not None:
-        measured["training_class_counts"] = {"converted": counts.converted,
-                                             "not_converted": counts.not_converted,
-                                             "source": counts.source}
-    return report
 
 
 def claimed_counts(manifest: Mapping[str, Any]) -> ClassCounts | None:
@@ -404,111 +640,139 @@ def claimed_counts(manifest: Mapping[str, Any]) -> ClassCounts | None:
 # --------------------------------------------------------------------------- reading rows
 
 
-def read_rows(data: bytes, *, jsonl: bool, feature_names: Sequence[str], source: str
-              ) -> tuple[EvalRows, int]:
-    """(rows, number of unreadable rows) of a training-format file: the gate part, --eval FILE.
+def label_rule(manifest: Mapping[str, Any]) -> tuple[str, LabelRule]:
+    """(target column, how its values read as converted) the bundle was trained to predict:
+    the one label parser, so the gate counts a row converted exactly when training did."""
+    schema = manifest.get("schema")
+    if isinstance(schema, Mapping) and schema.get("target"):
+        return str(schema["target"]), LabelRule.of(
+            (str(p) for p in schema.get("positive") or ()),
+            (str(n) for n in schema.get("negative") or ()))
+    return TARGET, DEFAULT_RULE
 
-    CSV: a header naming every feature and `converted`; JSON Lines: raw leads (sections at the
-    top level or under `features`) with `converted`, through the one feature extractor.
-    Unreadable rows (a bad number, a label other than 0/1) are skipped and counted, never fatal:
-    the gate must not crash on data the training job would have refused anyway.
+
+def read_rows(data: bytes, *, jsonl: bool, source: str, target: str = TARGET,
+              rule: LabelRule = DEFAULT_RULE) -> tuple[EvalRows, int]:
+    """(raw rows, number of unusable rows) of a training-format file: the gate part,
+    `--eval FILE`, the platform-held set. Only the target is read here; each model reads the
+    rest through its own schema (`encode`). Rows without a usable label are skipped and
+    counted, never fatal: the gate must not crash on data the training job would have refused.
     """
-    from leadscore.columns.labels import DEFAULT_RULE
-
-    _label = DEFAULT_RULE.label
-
-    names = list(feature_names)
-    X: list[list[float]] = []
-    y: list[int] = []
-    bad = 0
     text = data.decode("utf-8-sig", errors="replace")
+    records: list[Mapping[str, Any]] = []
+    y: list[int] = []
+    columns: set[str] = set()
+    bad = 0
     if jsonl:
-        from leadscore.errors import InvalidInput
-        from leadscore.features import SECTIONS, extract_features
-
         for line in text.splitlines():
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                label = _label(record.get("converted")) if isinstance(record, dict) else None
-                nested = record.get("features") if isinstance(record, dict) else None
-                raw = nested if isinstance(nested, dict) else {
-                    k: v for k, v in record.items() if k in SECTIONS}
-                values = extract_features(raw).values
-            except (ValueError, InvalidInput, AttributeError, TypeError):
+            except ValueError:
                 bad += 1
                 continue
+            if not isinstance(record, dict):
+                bad += 1
+                continue
+            label = rule.label(record.get(target))
             if label is None:
                 bad += 1
                 continue
-            X.append([float(v) for v in values])
+            columns.update(record)
+            nested = record.get("fields")
+            if isinstance(nested, Mapping):
+                columns.update(str(k) for k in nested)
+            records.append(record)
             y.append(label)
     else:
-        reader = csv.reader(io.StringIO(text))
-        header = [c.strip() for c in next(reader, [])]
-        missing = [n for n in [*names, "converted"] if n not in header]
-        if missing:
-            raise ValueError(f"{source}: columns missing: {', '.join(missing[:5])}")
-        index = [header.index(n) for n in names]
-        target = header.index("converted")
-        for cells in reader:
-            if not cells or not any(c.strip() for c in cells):
-                continue
-            try:
-                row = [float(cells[i]) for i in index]
-                label = _label(cells[target])
-            except (IndexError, ValueError):
+        try:
+            reader = CsvReader(io.BytesIO(data), source)
+        except CsvRefused as exc:
+            raise ValueError(str(exc)) from None
+        header = reader.header
+        if target not in header:
+            raise ValueError(f"{source}: no {target!r} column")
+        columns.update(header)
+        at = header.index(target)
+        for record in reader.records(check_width=False):
+            cells = record.cells
+            label = rule.label(cells[at]) if at < len(cells) else None
+            if label is None or len(cells) != len(header):
                 bad += 1
                 continue
-            if label is None or not all(math.isfinite(v) for v in row):
-                bad += 1
-                continue
-            X.append(row)
+            records.append(dict(zip(header, cells, strict=True)))
             y.append(label)
-    rows = EvalRows(np.asarray(X, dtype=np.float32).reshape(-1, len(names)),
-                    np.asarray(y, dtype=np.int64), source)
-    return rows, bad
+    return EvalRows(tuple(records), np.asarray(y, dtype=np.int64), source,
+                    frozenset(columns)), bad
 
 
 def read_rows_for_bundle(data: bytes, *, jsonl: bool, bundle_dir: Path, source: str
                          ) -> tuple[EvalRows, int]:
-    """`read_rows` for the bundle's own inputs: the real-estate features, or, when the bundle
-    carries a team's column schema (schema.json), that schema's target and transform."""
-    from leadscore.bundle import MANIFEST_FILE, SCHEMA_FILE
+    """`read_rows` labelled the way the bundle in `bundle_dir` was trained (its target)."""
+    from leadscore.bundle import MANIFEST_FILE
 
-    schema_path = Path(bundle_dir) / SCHEMA_FILE
-    if not schema_path.is_file():
-        names = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text()).get("feature_names")
-        from leadscore.features import FEATURE_NAMES
+    manifest = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text())
+    target, rule = label_rule(manifest)
+    return read_rows(data, jsonl=jsonl, source=source, target=target, rule=rule)
 
-        return read_rows(data, jsonl=jsonl, feature_names=list(names or FEATURE_NAMES),
-                         source=source)
-    from leadscore.columns.schema import load_schema
+
+def encode(model: ModelUnderTest, rows: EvalRows) -> tuple[np.ndarray, np.ndarray] | str:
+    """The model's inputs for the raw rows through its own schema: (X float32 [n, d], readable
+    [n] bool), or a sentence saying why the model cannot read these rows at all."""
+    schema = _form(model)
+    if schema is None:
+        return _encode_features(rows)
+    return _encode_columns(schema, rows)
+
+
+def _encode_features(rows: EvalRows) -> tuple[np.ndarray, np.ndarray] | str:
+    from leadscore.errors import InvalidInput
+    from leadscore.features import FEATURE_NAMES, SECTIONS, extract_features
+
+    names = list(FEATURE_NAMES)
+    X = np.zeros((rows.n, len(names)), dtype=np.float32)
+    ok = np.zeros(rows.n, dtype=bool)
+    flat = all(n in rows.columns for n in names)
+    if not flat and not rows.columns & {"features", *SECTIONS}:
+        missing = [n for n in names if n not in rows.columns]
+        return (f"the rows carry neither the 20 feature columns (missing "
+                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}) nor raw leads")
+    for i, record in enumerate(rows.records):
+        try:
+            if flat:
+                values = np.array([float(record[n]) for n in names], dtype=np.float64)
+            else:
+                nested = record.get("features")
+                raw = nested if isinstance(nested, Mapping) else {
+                    k: v for k, v in record.items() if k in SECTIONS}
+                values = extract_features(raw).values
+        except (KeyError, TypeError, ValueError, InvalidInput):
+            continue
+        if np.all(np.isfinite(values)):
+            X[i], ok[i] = values, True
+    return X, ok
+
+
+def _encode_columns(schema: Schema, rows: EvalRows) -> tuple[np.ndarray, np.ndarray] | str:
     from leadscore.errors import InvalidInput
 
-    schema = load_schema(json.loads(schema_path.read_text()))
-    if jsonl:
-        records = [json.loads(line) for line in data.decode("utf-8-sig", errors="replace")
-                   .splitlines() if line.strip()]
-        rows = [r for r in records if isinstance(r, dict)]
-    else:
-        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="replace"))))
-    rule = schema.label_rule()
-    X: list[np.ndarray] = []
-    y: list[int] = []
-    bad = 0
-    for row in rows:
-        label = rule.label(row.get(schema.target))
-        if label is None:
-            bad += 1
-            continue
+    missing = [c for c in schema.column_names if c not in rows.columns]
+    if missing:
+        return (f"the rows lack the bundle's columns {', '.join(missing[:5])}"
+                f"{' ...' if len(missing) > 5 else ''}")
+    fields = [r["fields"] if isinstance(r.get("fields"), Mapping) else r for r in rows.records]
+    try:
+        return (schema.encode_rows(fields).astype(np.float32),
+                np.ones(rows.n, dtype=bool))
+    except InvalidInput:
+        pass  # some rows hold unreadable values: read one by one, leave those out
+    X = np.zeros((rows.n, schema.n_inputs), dtype=np.float32)
+    ok = np.zeros(rows.n, dtype=bool)
+    for i, one in enumerate(fields):
         try:
-            X.append(schema.encode_rows([row])[0])
-        except (InvalidInput, ValueError):
-            bad += 1
+            X[i] = schema.encode_rows([one])[0]
+            ok[i] = True
+        except InvalidInput:
             continue
-        y.append(label)
-    matrix = (np.vstack(X).astype(np.float32) if X
-              else np.zeros((0, schema.n_inputs), dtype=np.float32))
-    return EvalRows(matrix, np.asarray(y, dtype=np.int64), source), bad
+    return X, ok

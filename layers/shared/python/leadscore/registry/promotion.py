@@ -45,6 +45,7 @@ from leadscore.bundle import (
 from leadscore.classes import DEFAULT_CLASS_THRESHOLDS, bundle_thresholds, thresholds_change
 from leadscore.registry import gate
 from leadscore.registry.gate import auc_of, brier_of, metric_value, parity_of
+from leadscore.registry.holdout import read_holdout
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
 
@@ -76,6 +77,8 @@ class PromotionResult:
     reasons: list[str] = field(default_factory=list)
     champion: dict[str, Any] | None = None
     already_champion: bool = False
+    # what the gate measured and decided (the record's `gate`), for the operator's answer
+    gate: dict[str, Any] | None = None
 
 
 def _json_object(key: str, raw: bytes) -> dict[str, Any]:
@@ -252,6 +255,11 @@ def _load_champion(store: ObjectStore, champion: Mapping[str, Any], work: Path
         return f"champion {version} cannot be loaded: {type(exc).__name__}: {exc}"
 
 
+NOT_MEASURED = ("no metric was measured: no evaluation rows were given (modelctl promote "
+                "--eval FILE) and the platform holds no evaluation set the candidate can read; "
+                "only the output checks ran (probe leads, the bundle's reference rows)")
+
+
 def _measured_summary(report: gate.GateReport) -> dict[str, Any]:
     """The figures the gate measured, in the champion record's `metrics`."""
     keys = ("auc", "auc_lower_bound_95", "auc_se", "brier", "log_loss", "base_rate_log_loss",
@@ -261,7 +269,7 @@ def _measured_summary(report: gate.GateReport) -> dict[str, Any]:
     if parity is not None:
         out["parity_check"] = parity.detail
     if not out.get("gate_rows"):
-        out["note"] = "metrics not measured: no evaluation rows were given"
+        out["note"] = NOT_MEASURED
     return out
 
 
@@ -276,16 +284,21 @@ def promote(
     clock: Clock = _utcnow,
     rows: gate.EvalRows | None = None,
     counts: gate.ClassCounts | None = None,
+    allow_schema_change: bool = False,
+    use_holdout: bool = True,
 ) -> PromotionResult:
     """Verify, MEASURE (leadscore.gate), copy to models/<version>/, then switch champion.json.
 
     `rows`: labelled rows the candidate never trained on (the gate part of the upload, or
-    `modelctl promote --eval FILE`); the champion is scored on the same rows. `counts`: the
+    `modelctl promote --eval FILE`); the champion is scored on the same rows, and both on the
+    platform-held evaluation set when the store holds one (`registry/holdout.py`;
+    `use_holdout=False` only for tools that measure something else). `counts`: the
     training class counts as counted by the retrain function (without them, the manifest's
     claim is used and the record says so). The manifest's own metrics are recorded as
     `claimed_metrics`, never decisive. A refusal is recorded under models/rejected/ and leaves
     the champion untouched. `force` overrides the metric checks only, never verification or
-    the output checks (finite, in [0, 1], interval, not constant, recomputed parity).
+    the output checks (finite, in [0, 1], interval, not constant, recomputed parity), nor a
+    change of what callers send (that needs `allow_schema_change`).
     """
     bundle = Path(bundle_dir)
     fallback = fallback_version or bundle.name or "unknown"
@@ -302,6 +315,8 @@ def promote(
                         details={**details, "claimed_metrics": _jsonable(claimed)}, clock=clock)
         return PromotionResult(False, version, list(record["reasons"]))
     counts = counts or gate.claimed_counts(manifest)
+    target, rule = gate.label_rule(manifest)
+    holdout = read_holdout(store, target=target, rule=rule) if use_holdout else None
 
     prefix = f"{MODELS_PREFIX}{version}/"
     copied = False
@@ -311,15 +326,16 @@ def promote(
             champion, tag = _champion_tagged(store)
             if champion is not None and champion.get("version") == version:
                 return PromotionResult(True, version, [], champion, already_champion=True)
-            champion_model: LoadedModel | None = None
-            if champion is not None and rows is not None:
+            champion_model: LoadedModel | str | None = None
+            if champion is not None:
+                # Loaded even without rows: a schema change is judged on the bundles alone.
                 key = str(champion.get("version"))
                 if key not in champions:
                     champions[key] = _load_champion(store, champion, Path(work))
-                loaded = champions[key]
-                champion_model = loaded if isinstance(loaded, LoadedModel) else None
-            report = gate.measure(candidate, bundle, settings, rows=rows,
-                                  champion=champion_model, counts=counts)
+                champion_model = champions[key]
+            report = gate.measure(candidate, bundle, settings, rows=rows, holdout=holdout,
+                                  champion=champion_model, counts=counts,
+                                  allow_schema_change=allow_schema_change)
             measured = _jsonable(_measured_summary(report))
             gate_record = _jsonable(report.summary())
             failed = report.reasons(force=force)
@@ -327,7 +343,8 @@ def promote(
                 record = reject(version, failed, store, details={
                     **details, "metrics": measured, "claimed_metrics": _jsonable(claimed),
                     "gate": gate_record}, clock=clock)
-                return PromotionResult(False, version, list(record["reasons"]))
+                return PromotionResult(False, version, list(record["reasons"]),
+                                       gate=gate_record)
             if not copied:
                 # Exactly the verified files (verify_bundle checked each name and sha256),
                 # pointer last.
@@ -359,6 +376,8 @@ def promote(
             overridden = report.overridden()
             if overridden:
                 record["forced_past"] = overridden
+            if "schema_change" in report.measured:
+                record["schema_change"] = report.measured["schema_change"]
             history: list[dict[str, Any]] = []
             if champion is not None:
                 earlier = [dict(p) for p in champion.get("previous", []) if isinstance(p, dict)]
@@ -370,7 +389,7 @@ def promote(
                 store.replace_if(CHAMPION_KEY, _json_bytes(record), "application/json", tag)
             except ConcurrentUpdate:
                 continue
-            return PromotionResult(True, version, [], record)
+            return PromotionResult(True, version, [], record, gate=gate_record)
     raise RegistryError(
         f"could not switch {CHAMPION_KEY}: it kept changing under {POINTER_ATTEMPTS} attempts"
     )
