@@ -19,6 +19,7 @@ from leadscore.features import FEATURE_NAMES
 from leadscore.loop.outcomes import OutcomeRules
 from leadscore.registry.gate import read_rows, read_rows_for_bundle
 from leadscore.registry.split import split_lines
+from leadscore.settings import MIN_CONVERSIONS
 from schema_infer import Table, drop_unresolved, target_vector
 from train_data import load_csv
 
@@ -73,16 +74,18 @@ def gate_label_custom(value: str, tmp: Path, positive: tuple[str, ...],
 
 
 def training_label_default(value: str, tmp: Path) -> int | None:
-    """The real-estate CSV path: 60 converted + 60 not, plus the row under test."""
+    """The real-estate CSV path: MIN_CONVERSIONS converted + as many not, plus the row under
+    test (training refuses fewer of either outcome)."""
+    n = MIN_CONVERSIONS
     header = ",".join([*FEATURE_NAMES, "converted"])
     feats = ",".join(["1.0"] * len(FEATURE_NAMES))
-    body = [header] + [f"{feats},1"] * 60 + [f"{feats},0"] * 60 + [f'{feats},"{value}"']
+    body = [header] + [f"{feats},1"] * n + [f"{feats},0"] * n + [f'{feats},"{value}"']
     path = tmp / "leads.csv"
     path.write_text("\n".join(body) + "\n")
     ds = load_csv([path])
-    if ds.n_rows == 120:
+    if ds.n_rows == 2 * n:
         return None
-    return int(ds.y.sum()) - 60
+    return int(ds.y.sum()) - n
 
 
 def training_label_custom(value: str, positive: tuple[str, ...],

@@ -29,8 +29,19 @@ CONVERTED_WORDS = frozenset({"true", "yes"})
 NOT_CONVERTED_WORDS = frozenset({"false", "no"})
 
 
+def _canonical(text: str) -> str:
+    """Lower-case text; a whole number reads as its integer (``1.0`` and ``1e0`` are ``1``), so
+    ``--positive 1`` matches what a spreadsheet wrote as ``1.0``."""
+    text = text.strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+
+
 def _norm(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted({str(v).strip().lower() for v in values if str(v).strip()}))
+    return tuple(sorted({_canonical(str(v)) for v in values if str(v).strip()}))
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class LabelRule:
         if not text:
             return None
         if self.positive:
+            text = _canonical(text)
             if text in self.positive:
                 return 1
             if self.negative:

@@ -709,12 +709,15 @@ def read_rows(data: bytes, *, jsonl: bool, source: str, target: str = TARGET,
 
 def read_rows_for_bundle(data: bytes, *, jsonl: bool, bundle_dir: Path, source: str
                          ) -> tuple[EvalRows, int]:
-    """`read_rows` labelled the way the bundle in `bundle_dir` was trained (its target)."""
-    from leadscore.bundle import MANIFEST_FILE
+    """`read_rows` labelled the way the bundle in `bundle_dir` was trained: its schema.json's
+    target and label rule when it carries a team's schema, else the real-estate `converted`."""
+    from leadscore.bundle import SCHEMA_FILE, read_schema
 
-    manifest = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text())
-    target, rule = label_rule(manifest)
-    return read_rows(data, jsonl=jsonl, source=source, target=target, rule=rule)
+    if (Path(bundle_dir) / SCHEMA_FILE).is_file():
+        schema = read_schema(bundle_dir)
+        return read_rows(data, jsonl=jsonl, source=source, target=schema.target,
+                         rule=schema.label_rule())
+    return read_rows(data, jsonl=jsonl, source=source)
 
 
 def encode(model: ModelUnderTest, rows: EvalRows) -> tuple[np.ndarray, np.ndarray] | str:
