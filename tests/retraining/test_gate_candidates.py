@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from leadscore import registry
 from leadscore.bundle import load_model
+from leadscore.columns.labels import LabelRule
 from leadscore.registry import LocalObjectStore, gate
 from leadscore.registry.holdout import write_holdout
 from leadscore.settings import PromoteSettings

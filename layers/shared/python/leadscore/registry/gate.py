@@ -53,7 +53,6 @@ judged by the absolute checks where the champion cannot read the rows.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math

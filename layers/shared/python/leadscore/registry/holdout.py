@@ -19,7 +19,7 @@ and rows an earlier set held move into training only once they are older than th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from leadscore.columns.labels import DEFAULT_RULE, LabelRule
