@@ -27,7 +27,7 @@ REGION ?= us-east-1
 BUCKET ?=
 
 .PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate soak \
-        scan scan-tools openapi bank-proof iam-report
+        scan scan-tools openapi bank-proof iam-report image-map
 
 venv: $(STAMP)
 
@@ -149,6 +149,11 @@ soak: venv
 
 openapi: venv
 	$(PY) tools/openapi.py
+
+# template.yaml's SklearnImageRegistry (the default training image's account per region) from
+# the SageMaker SDK's own image config (tools/sagemaker_image_uri_config/, a copy).
+image-map: venv
+	$(PY) tools/sklearn_image_map.py
 
 # checkov has its own venv: its pinned boto3/botocore clash with both .venv and .venv-tools.
 CHECKOV_VERSION := 3.3.30

@@ -2,9 +2,9 @@
 
 The retrain function streams an upload once through `leadscore.registry.split.split_lines`
 into two spooled files (the training part and the gate part), then uploads both. This times
-the split alone on this machine in CPU seconds (one process, one core), for the two upload formats: a CSV
-of the 20 features + `converted`, and JSON Lines of raw leads (the bigger, slower rows), each
-written to temporary files as the function does. The slower format's rate is the one
+the split alone on this machine in CPU seconds (one process, one core), for the two upload
+formats: a CSV of the 20 features + `converted`, and JSON Lines of raw leads, each written to
+temporary files as the function does. The slower format's rate is the one
 `leadscore.registry.retraining.SPLIT_BYTES_PER_SECOND` must not exceed.
 
     .venv/bin/python bench/retrain_split.py [--mb 64] [--json .bench/retrain_split.json]

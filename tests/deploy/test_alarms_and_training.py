@@ -127,3 +127,20 @@ def test_the_training_role_may_pull_a_private_image(transformed: dict[str, Any])
         assert not policy.evaluate(statements, action, other_account, {}).allowed
     assert policy.evaluate(statements, "ecr:GetAuthorizationToken", "*",
                            {"aws:RequestedRegion": REGION}).allowed
+
+
+def test_the_dead_letter_alarm_says_what_the_queue_and_the_function_do() -> None:
+    from leadscore.settings import WritebackSettings
+
+    text = resources("AWS::CloudWatch::Alarm")["WritebackDLQDepthAlarm"]["Properties"][
+        "AlarmDescription"]
+    redrive = resources("AWS::SQS::Queue")["WritebackQueue"]["Properties"]["RedrivePolicy"]
+    receives = redrive["maxReceiveCount"]
+    env = resources("AWS::Serverless::Function")["WritebackFunction"]["Properties"][
+        "Environment"]["Variables"]
+    # the function dead-letters a message on the receive before SQS's own redrive would
+    assert int(env["WRITEBACK_MAX_RECEIVES"]) == receives - 1
+    assert f"received {receives} times" in text and f"maxReceiveCount {receives}" in text
+    attempts = WritebackSettings().max_attempts
+    assert f"at its {attempts}th attempt" in text
+    assert set(re.findall(r"\d+", text)) == {str(receives), str(attempts)}

@@ -314,8 +314,9 @@ def authorizations(
         return [Authorization(f"kms:{op}", key if key.startswith("arn:") else
                               f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{key}", kms_context)]
     if prefix == "ecr" and params.get("repositoryName"):
+        repository = params["repositoryName"]
         return [Authorization(
-            f"ecr:{op}", f"arn:aws:ecr:{region}:{ACCOUNT_ID}:repository/{params['repositoryName']}")]
+            f"ecr:{op}", f"arn:aws:ecr:{region}:{ACCOUNT_ID}:repository/{repository}")]
     return [Authorization(f"{prefix}:{op}", "*", unmapped=True)]
 
 
