@@ -39,17 +39,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
-
 REPO = Path(__file__).resolve().parents[1]
 for _p in (REPO / "layers" / "shared" / "python", REPO / "training", REPO):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
-
-import numpy as np  # noqa: E402
 
 from tools.api_event import api_event  # noqa: E402
 from tools.lambda_context import lambda_context  # noqa: E402
@@ -197,8 +190,15 @@ def moto_server() -> Iterator[tuple[str, int]]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    host, port = server.get_host_and_port()
+    # moto's state lives in this process: start from none (an earlier run's table, bucket
+    # or secret would otherwise still be there)
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(  # nosec B310 - 127.0.0.1
+        f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10).close()
     try:
-        yield server.get_host_and_port()
+        yield host, port
     finally:
         server.stop()
 
@@ -235,6 +235,8 @@ class Result:
     details: dict[str, Any]
 
     def summary(self) -> dict[str, Any]:
+        import numpy as np
+
         def pct(values: list[float]) -> dict[str, float]:
             p50, p99 = np.percentile(values, [50, 99]) if values else (float("nan"),) * 2
             return {"p50_ms": round(float(p50), 2), "p99_ms": round(float(p99), 2),
@@ -290,7 +292,7 @@ def _score_once(app: Any, container: Any, tag: str) -> float:
 
 
 def dynamodb_scenario(bundle: Path, *, requests: int, rate: float, warmup: int = 50,
-                      skip_seconds: float | None = None) -> Result:
+                      skip_seconds: float | None = None, table: str = TABLE) -> Result:
     """The score cache's table goes dark on a warm container."""
     from leadscore.adapters.dynamodb import DynamoScoreCache
     from leadscore.settings import ScoreSettings
@@ -298,21 +300,21 @@ def dynamodb_scenario(bundle: Path, *, requests: int, rate: float, warmup: int =
     from functions.score import app
 
     aws_credentials()
-    settings = ScoreSettings(model_uri=bundle.resolve().as_uri(), cache_table=TABLE)
+    settings = ScoreSettings(model_uri=bundle.resolve().as_uri(), cache_table=table)
     if skip_seconds is not None:
         settings = replace(settings, remote_cache_skip_seconds=skip_seconds)
     with moto_server() as upstream:
         endpoint = f"http://{upstream[0]}:{upstream[1]}"
         bounded_client("dynamodb", "default", endpoint).create_table(
-            TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST")
         switch = Switch(upstream)
         try:
             brown = app.build_container(settings, remote_cache=DynamoScoreCache(
-                TABLE, bounded_client("dynamodb", "request", switch.url)))
+                table, bounded_client("dynamodb", "request", switch.url)))
             healthy = app.build_container(settings, remote_cache=DynamoScoreCache(
-                TABLE, bounded_client("dynamodb", "request", endpoint)))
+                table, bounded_client("dynamodb", "request", endpoint)))
             for n in range(warmup):
                 _score_once(app, brown, f"warm-b-{n}")
                 _score_once(app, healthy, f"warm-h-{n}")
@@ -334,22 +336,22 @@ def dynamodb_scenario(bundle: Path, *, requests: int, rate: float, warmup: int =
     return Result("dynamodb", requests, rate, times["brownout"], times["healthy"], details)
 
 
-def _put_bundle(s3: Any, bundle: Path) -> str:
+def _put_bundle(s3: Any, bundle: Path, bucket: str) -> str:
     manifest = json.loads((bundle / "manifest.json").read_text())
     version = str(manifest["model_version"])
-    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=bucket)
     for path in sorted(bundle.iterdir()):
         if path.is_file():
-            s3.put_object(Bucket=BUCKET, Key=f"models/{version}/{path.name}",
+            s3.put_object(Bucket=bucket, Key=f"models/{version}/{path.name}",
                           Body=path.read_bytes())
-    s3.put_object(Bucket=BUCKET, Key="models/champion.json", Body=json.dumps(
+    s3.put_object(Bucket=bucket, Key="models/champion.json", Body=json.dumps(
         {"version": version, "prefix": f"models/{version}/",
          "sha256": manifest["sha256"]}).encode())
     return version
 
 
 def s3_scenario(bundle: Path, *, requests: int, rate: float, warmup: int = 50,
-                refresh_seconds: int = 1, cache_dir: Path | None = None) -> Result:
+                refresh_seconds: int = 1, bucket: str = BUCKET) -> Result:
     """The model bucket goes dark on a warm container while pointer refreshes come due."""
     import tempfile
 
@@ -361,13 +363,13 @@ def s3_scenario(bundle: Path, *, requests: int, rate: float, warmup: int = 50,
     from functions.score import app
 
     aws_credentials()
-    settings = replace(ScoreSettings(model_uri=f"s3://{BUCKET}/models/champion.json"),
+    settings = replace(ScoreSettings(model_uri=f"s3://{bucket}/models/champion.json"),
                        model_refresh_seconds=refresh_seconds)
     with moto_server() as upstream, tempfile.TemporaryDirectory() as tmp:
         endpoint = f"http://{upstream[0]}:{upstream[1]}"
-        version = _put_bundle(bounded_client("s3", "default", endpoint), bundle)
+        version = _put_bundle(bounded_client("s3", "default", endpoint), bundle, bucket)
         switch = Switch(upstream)
-        root = Path(cache_dir or tmp)
+        root = Path(tmp)
 
         def container(s3_endpoint: str, name: str) -> Any:
             # the score function's own store settings (app.build_container), its S3 client
@@ -426,7 +428,8 @@ def _workflow_event(n: int) -> dict[str, Any]:
 
 
 def secrets_scenario(bundle: Path, *, requests: int, rate: float, warmup: int = 20,
-                     cold: bool = False, accepting: bool = True) -> Result:
+                     cold: bool = False, accepting: bool = True,
+                     secret_name: str = SECRET) -> Result:
     """Secrets Manager goes dark (or never accepts: ``accepting=False``) and the container has
     not cached the workflow secret. Baseline: the same container and webhooks before, with the
     store answering and the secret cached (Powertools' cache is per process, so the twin
@@ -460,7 +463,7 @@ def secrets_scenario(bundle: Path, *, requests: int, rate: float, warmup: int = 
     with moto_server() as upstream:
         endpoint = f"http://{upstream[0]}:{upstream[1]}"
         arn = bounded_client("secretsmanager", "default", endpoint).create_secret(
-            Name=SECRET, SecretString=SECRET_VALUE)["ARN"]
+            Name=secret_name, SecretString=SECRET_VALUE)["ARN"]
         dark = Blackhole(accepting=accepting)
         settings = ScoreSettings(model_uri=bundle.resolve().as_uri(),
                                  ghl_webhook_secret_arn=arn)
@@ -541,6 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, default=REPO / ".bench" / "brownout-bundle")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    for key, value in {"OPENBLAS_NUM_THREADS": "1", "POWERTOOLS_TRACE_DISABLED": "true",
+                       "POWERTOOLS_METRICS_DISABLED": "true",
+                       "POWERTOOLS_LOG_LEVEL": "CRITICAL"}.items():
+        os.environ.setdefault(key, value)  # before the handler's modules are imported
     bundle = tiny_bundle(args.bundle)
     ok = True
     for name in args.scenario:
