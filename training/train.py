@@ -859,6 +859,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
                  f"{', '.join(data.sources)}" + (f"; {data.unresolved_note}"
                                                  if data.unresolved_note else ""))
 
+    progress.say("loading the model libraries (xgboost, lightgbm, scikit-learn)")
     from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
     from lead_ensemble.export import export_bundle_model
 
