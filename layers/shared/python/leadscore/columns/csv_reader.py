@@ -295,6 +295,17 @@ def header_names(first_line: str) -> list[str]:
     return reader.header
 
 
+def read_bytes(data: bytes, name: str = "the file") -> tuple[list[str], list[list[str]]]:
+    """Header and every data record's cells of an in-memory CSV (the gate's part, an
+    --eval file); records of another width are handed out as they are (the caller counts
+    them as unreadable rows). An empty file has no header and no rows."""
+    try:
+        reader = CsvReader(data.splitlines(keepends=True), name)
+    except EmptyCsv:
+        return [], []
+    return reader.header, [r.cells for r in reader.records(check_width=False)]
+
+
 def read_all(path: Path, *, check_width: bool = True) -> tuple[list[str], list[Record]]:
     """Header and every data record of a file (training reads whole files)."""
     with Path(path).open("rb") as handle:

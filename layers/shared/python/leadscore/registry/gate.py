@@ -33,8 +33,6 @@ measured and recorded, not decisive: a prior shift between uploads moves it legi
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -46,6 +44,7 @@ import numpy as np
 
 from leadscore import metrics as m
 from leadscore.bundle import PARITY_REFERENCE_FILE, ModelOutputs
+from leadscore.columns.csv_reader import read_bytes
 from leadscore.settings import PromoteSettings
 
 MAX_PARITY_ABS_DIFF = 1e-5
@@ -445,8 +444,7 @@ def read_rows(data: bytes, *, jsonl: bool, feature_names: Sequence[str], source:
             X.append([float(v) for v in values])
             y.append(label)
     else:
-        reader = csv.reader(io.StringIO(text))
-        header = [c.strip() for c in next(reader, [])]
+        header, reader = read_bytes(data, source)  # the one CSV reader, as training reads
         missing = [n for n in [*names, "converted"] if n not in header]
         if missing:
             raise ValueError(f"{source}: columns missing: {', '.join(missing[:5])}")
@@ -493,11 +491,13 @@ def read_rows_for_bundle(data: bytes, *, jsonl: bool, bundle_dir: Path, source: 
                    .splitlines() if line.strip()]
         rows = [r for r in records if isinstance(r, dict)]
     else:
-        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="replace"))))
+        header, cells = read_bytes(data, source)
+        rows = [dict(zip(header, c, strict=True)) for c in cells if len(c) == len(header)]
+        ragged = len(cells) - len(rows)
     rule = schema.label_rule()
     X: list[np.ndarray] = []
     y: list[int] = []
-    bad = 0
+    bad = 0 if jsonl else ragged
     for row in rows:
         label = rule.label(row.get(schema.target))
         if label is None:
