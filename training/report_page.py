@@ -4,7 +4,9 @@ Built from the same report context as training_report.txt (train.py assembles it
 held-out labels and scores, with the charts of `leadscore.reports.html` (self-contained: no
 scripts, no images to fetch). Sections: summary, held-out performance per model, ROC curves,
 lift and gains by decile with the decile table, calibration, score distribution, class
-thresholds, feature importance, warnings.
+thresholds (with each class's share of leads and of conversions), a team's columns (kept,
+excluded with reasons and each one's own AUC, unseen categories), feature importance,
+warnings.
 """
 
 from __future__ import annotations
@@ -124,6 +126,33 @@ def _classes(ctx: Mapping[str, Any]) -> str:
                         note=str(ctx.get("class_thresholds_method") or ""))
 
 
+def _columns(ctx: Mapping[str, Any]) -> str:
+    """Which of a team's columns the model reads and which it left out, and why."""
+    section = ctx.get("columns")
+    if not section:
+        return ""
+    m = ctx["metrics"]
+    kept = html.table(
+        ["column", "kind", "handling", "direction", "own AUC", ""],
+        [[c["column"], c["kind"], c["handling"] or "–",
+          {1: "+1", -1: "-1"}.get(c["direction"], "free"), c["own_auc"], c["kept_by"]]
+         for c in section["kept"]], caption="Kept")
+    excluded = html.table(
+        ["column", "reason", "own AUC"],
+        [[e["column"], e["reason"], e["own_auc"]] for e in section["excluded"]],
+        caption="Excluded") if section["excluded"] else html.paragraph("No column excluded.")
+    reference = m.get("reference_lightgbm_default_auc")
+    bar = (f"Held-out AUC: ensemble {m['ensemble_auc_roc']:.4f}, LightGBM with default "
+           f"parameters {reference:.4f} on the same split and inputs." if reference is not None
+           else "")
+    return html.section(
+        "Columns", kept, excluded, html.paragraph(bar) if bar else "",
+        html.paragraph("Unseen categories: " + section["unseen_categories"] + "."),
+        note=(f"Target '{section['target']}': {section['label_rule']}. Schema "
+              + ("inferred from the file" if section["inferred"] else "from the given file")
+              + ". Own AUC: the column alone, on an inner split of the training rows."))
+
+
 def _importance(rows: Sequence[Any]) -> str:
     top = list(rows)[:12]
     names = [r.feature_name[:24] for r in top]
@@ -156,7 +185,8 @@ def report_page(
         _summary(ctx), _performance(ctx),
         html.section("ROC curves", html.charts(_roc(labels, probabilities, true_probability))),
         _lift(labels, score), _calibration_and_scores(labels, score), _classes(ctx),
-        _importance(ctx.get("importance", [])), _warnings(ctx),
+        _columns(ctx), _importance(ctx.get("importance", [])), _warnings(ctx),
     ]
+    sections = [s for s in sections if s]
     return html.page("Lead scoring ensemble: training report", sections,
                      subtitle=f"Model {ctx['metrics'].get('model_version', '')}")

@@ -210,7 +210,7 @@ def _sentinel(numbers: list[float]) -> float | None:
     return None
 
 
-def _kind(values: list[str]) -> tuple[str, list[str]]:
+def column_kind(values: list[str]) -> tuple[str, list[str]]:
     """The kind of the non-missing values and the column's extra missing tokens."""
     lowered = {v.strip().lower() for v in values}
     if lowered and lowered <= (TRUE_TOKENS | FALSE_TOKENS) and lowered & TRUE_TOKENS \
@@ -249,7 +249,7 @@ def infer_schema(table: Table, target: str, positive: Sequence[str],
         if ID_NAME.search(name):
             dropped[name] = "identifier (by its name)"
             continue
-        kind, extra = _kind(list(distinct))
+        kind, extra = column_kind(list(distinct))
         if kind == "categorical":
             share = len(distinct) / max(len(present), 1)
             mean_len = sum(len(v) * k for v, k in distinct.items()) / max(len(present), 1)

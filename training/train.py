@@ -696,7 +696,7 @@ def _warnings(held_out: HeldOutScores, split: HeldOutSplit, n_rows: int,
 def _custom_report(staging: Path, custom: CustomData, split: HeldOutSplit,
                    held_out: HeldOutScores, seed: int) -> list[str]:
     """A custom schema's extras: schema.json, the reference LightGBM, the Columns section."""
-    from train_custom import reference_lightgbm_auc, schema_report_lines
+    from train_custom import columns_section, reference_lightgbm_auc, schema_report_lines
 
     reference = reference_lightgbm_auc(split.X_train, split.y_train, split.X_test,
                                        split.y_test, seed)
@@ -708,6 +708,10 @@ def _custom_report(staging: Path, custom: CustomData, split: HeldOutSplit,
                                    "column_auc": custom.leak.aucs}
     (staging / bundle.SCHEMA_FILE).write_text(
         json.dumps(custom.schema.to_dict(), indent=2) + "\n")
+    section = columns_section(custom, seed)
+    held_out.metrics["columns"]["excluded_aucs"] = {
+        e["column"]: e["own_auc"] for e in section["excluded"]}
+    held_out.metrics["columns_section"] = section
     return schema_report_lines(custom, held_out.ensemble["auc_roc"], reference)
 
 
@@ -747,6 +751,7 @@ def _write_reports(
         "interval_method": interval_method,
         "calibration": calibration_table(split.y_test, score),
         "classes": _classes_table(split.y_test, score, metrics["class_thresholds"]),
+        "columns": metrics.get("columns_section"),
         "class_thresholds_method": metrics["class_thresholds_method"],
         "importance": rows,
         "warnings": warnings,
@@ -854,6 +859,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
                  f"{', '.join(data.sources)}" + (f"; {data.unresolved_note}"
                                                  if data.unresolved_note else ""))
 
+    progress.say("loading the model libraries (xgboost, lightgbm, scikit-learn)")
     from lead_ensemble.ensemble import HyperparameterError, Hyperparameters, fit_ensemble
     from lead_ensemble.export import export_bundle_model
 

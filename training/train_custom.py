@@ -33,6 +33,7 @@ from schema_infer import (
     LeakVerdict,
     Table,
     check_schema_against,
+    column_kind,
     drop_unresolved,
     encode,
     fit_schema,
@@ -231,6 +232,66 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
                      f"parameters {reference_auc:.4f} on the same split and inputs "
                      f"(ensemble {verdict} the reference)")
     return lines
+
+
+def _handling(col: ColumnSpec) -> str:
+    parts = []
+    if col.kind == "categorical":
+        parts.append(f"{len(col.categories)} levels + other")
+    elif col.fill is not None:
+        parts.append(f"missing -> {col.fill:g}")
+    if col.missing_indicator:
+        parts.append("missing indicator")
+    if col.missing:
+        parts.append(f"missing tokens {', '.join(col.missing)}")
+    return "; ".join(parts)
+
+
+def excluded_column_aucs(data: CustomData, seed: int) -> dict[str, float | None]:
+    """Each excluded or dropped column's own AUC, measured as the leak guard measures a kept
+    one (on an inner split of the training rows), so a team sees what it gave up."""
+    out: dict[str, float | None] = {n: data.leak.aucs.get(n) for n in data.leak.leaks}
+    table = data.table
+    y_train = data.dataset.y[data.train_idx]
+    for name in data.dropped:
+        if name in out:
+            continue
+        out[name] = None
+        if table is None or name not in table.columns:
+            continue
+        present = {v.strip() for v in table.columns[name] if v.strip()}
+        kind = column_kind(sorted(present))[0] if present else "categorical"
+        spec = Schema(columns=(ColumnSpec(name=name, kind=kind),))
+        try:
+            fitted = fit_schema(spec, table, data.train_idx, data.as_of)
+            out[name] = leak_scores(fitted, table, data.train_idx, y_train, seed)[name]
+        except TrainingRefused:
+            continue  # no value in the training rows: nothing to measure
+    return out
+
+
+def columns_section(data: CustomData, seed: int) -> dict[str, Any]:
+    """The report's Columns section as data (the HTML page and ensemble_metrics.json)."""
+    aucs = data.leak.aucs
+    kept = [{"column": c.name, "kind": c.kind, "handling": _handling(c),
+             "direction": c.direction, "own_auc": aucs.get(c.name),
+             "kept_by": "--keep" if c.name in data.leak.kept else ""}
+            for c in data.schema.columns]
+    excluded_aucs = excluded_column_aucs(data, seed)
+    reasons = {**data.dropped, **data.leak.leaks}
+    excluded = [{"column": n, "reason": r, "own_auc": excluded_aucs.get(n)}
+                for n, r in reasons.items()]
+    return {
+        "target": data.schema.target,
+        "label_rule": data.schema.label_rule().describe(),
+        "inferred": data.inferred,
+        "kept": kept,
+        "excluded": excluded,
+        "unseen_categories": (
+            "a category never seen in training is scored as its column's 'other' level "
+            "(with the rare levels bucketed at training) and named in the answer's "
+            "unseen_categories"),
+    }
 
 
 def print_schema(input_path: Path, opts: CustomOptions, out: Any) -> None:

@@ -150,7 +150,8 @@ def read_csv_records(path: Path) -> tuple[list[str], list[Record]]:
             reader = CsvReader(handle, path.name)
             records: list[Record] = []
             for record in reader.records(check_width=False):
-                records.append(record)
+                # the raw bytes are for the split's hashing; training keeps only the cells
+                records.append(Record(record.line, b"", record.cells))
                 if len(records) % progress.ROWS_EVERY == 0:
                     progress.say(f"reading {path.name}: {len(records):,} rows so far "
                                  f"({reader.dialect.describe()})")

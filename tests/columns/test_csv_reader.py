@@ -214,3 +214,34 @@ def test_training_refuses_ragged_lines_listing_them(tmp_path: Path) -> None:
     with pytest.raises(TrainingRefused, match=r"2 lines do not have 3 fields \(lines 3, 5\)"
                        r".*must be quoted"):
         read_table([path])
+
+
+def test_the_gate_reads_a_semicolon_part_like_training(rows: list[list[str]],
+                                                       tmp_path: Path) -> None:
+    """The split writes the upload's own bytes; the gate used to read them comma-only."""
+    import json
+
+    from leadscore.bundle import SCHEMA_FILE
+    from leadscore.features import FEATURE_NAMES
+    from leadscore.registry.gate import read_rows, read_rows_for_bundle
+
+    opts = CustomOptions(target="Status", positive=("won",), negative=("lost",),
+                         as_of=date(2026, 12, 1))
+    plain_path = write_export(tmp_path / "plain.csv", rows)
+    fitted = prepare_custom(plain_path, opts, 0.2, 42).schema
+    (tmp_path / SCHEMA_FILE).write_text(json.dumps(fitted.to_dict()))
+    quirky_path = write_export(tmp_path / "q.csv", rows, **QUIRKS[
+        "semicolon, BOM, comma decimals, CRLF, trailing empty column"])
+    plain, bad_plain = read_rows_for_bundle(plain_path.read_bytes(), jsonl=False,
+                                            bundle_dir=tmp_path, source="plain")
+    quirky, bad_quirky = read_rows_for_bundle(quirky_path.read_bytes(), jsonl=False,
+                                              bundle_dir=tmp_path, source="quirky")
+    opened = sum(r[-1] == "open" for r in rows)
+    assert bad_quirky == bad_plain == opened
+    assert np.array_equal(quirky.X, plain.X) and np.array_equal(quirky.y, plain.y)
+
+    header = ";".join([*FEATURE_NAMES, "converted"])
+    line = ";".join(["1,5"] * len(FEATURE_NAMES) + ["1"])
+    got, bad = read_rows(f"\ufeff{header}\r\n{line}\r\n{line}\r\n".encode(), jsonl=False,
+                         feature_names=FEATURE_NAMES, source="t")
+    assert bad == 0 and got.X.shape == (2, len(FEATURE_NAMES)) and float(got.X[0, 0]) == 1.5

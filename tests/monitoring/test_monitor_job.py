@@ -153,3 +153,34 @@ def test_a_contact_counts_once_and_only_the_champion_s_scores_make_the_score_psi
     assert result.drift is not None and result.drift.rows == 100 + 300
     assert not result.drift.score_shifted, result.drift.to_record()
     assert result.drift.score_psi < 0.25
+
+
+def test_the_score_chart_reads_the_leads_the_score_psi_reads(
+    champion: job.Champion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart used to plot every snapshot (an experiment's rules arm included) beside a
+    PSI of the champion's own: 37 % of leads at >= 0.5 next to "score stable"."""
+    pages: list[Any] = []
+    real_render = job.render
+    monkeypatch.setattr(job, "render", lambda data: pages.append(data) or real_render(data))
+    x, _ = _leads(105, 400)
+    start = NOW - timedelta(days=4)
+    _write_snapshots(tmp_path, x, champion.predict(x), "locA", start,
+                     version=champion.version, contacts=100)
+    x_rules, _ = _leads(106, 300)
+    _write_snapshots(tmp_path, x_rules, np.full(300, 0.987654), "locB", start, version="rules")
+    result, _ = _run(tmp_path, champion, [])
+    overall = pages[0]
+    assert overall.scope == "All locations"
+    assert len(overall.window_scores) == 100
+    assert not np.any(np.isclose(overall.window_scores, 0.987654))
+    page = result.pages[job.page_key(job.OVERALL)]
+    assert "read the same 100 leads" in page and "300 other leads" in page
+
+
+def test_an_empty_page_says_why_and_what_fills_it(champion: job.Champion,
+                                                   tmp_path: Path) -> None:
+    result, _ = _run(tmp_path, champion, [])
+    page = result.pages[job.page_key(job.OVERALL)]
+    assert "No lead was scored and none resolved in this window" in page
+    assert "HighLevel webhooks" in page

@@ -191,3 +191,26 @@ def test_sagemaker_hyperparameters_carry_the_custom_flags(tmp_path: Path) -> Non
     cli = train.config_from_args(["--input", "x.csv", "--output", "o", "--target", "status",
                                   "--positive", "won", "--positive", "Won deal"], settings)
     assert cli.custom.positive == ("won", "Won deal") and not cli.sagemaker
+
+
+def test_the_html_report_has_the_columns_and_the_chosen_classes(custom_bundle: Path) -> None:
+    """The HTML report used to leave out the columns section (only the text report had it),
+    judge every team's model against the real-estate 0.85 AUC target, and show classes at
+    the fixed 0.8 / 0.6 / 0.4 whatever the base rate."""
+    page = (custom_bundle / bundle_mod.REPORT_HTML).read_text()
+    metrics = json.loads((custom_bundle / bundle_mod.METRICS_FILE).read_text())
+    manifest = json.loads((custom_bundle / bundle_mod.MANIFEST_FILE).read_text())
+    section = metrics["columns_section"]
+    assert "<h2>Columns</h2>" in page and "Unseen categories" in page
+    assert {c["column"] for c in section["kept"]} == set(manifest["schema"]["columns"])
+    leak = next(e for e in section["excluded"] if e["column"] == "outcome_call_minutes")
+    assert leak["own_auc"] is not None and leak["own_auc"] >= 0.75
+    assert f"{leak['own_auc']:.3f}" in page and "outcome_call_minutes" in page
+    dropped = [e for e in section["excluded"] if e["column"] != "outcome_call_minutes"]
+    assert dropped and all(e["reason"] for e in dropped)
+    assert "0.85 target" not in page and "0.85 target" not in json.dumps(metrics["warnings"])
+    assert manifest["class_thresholds"] != {"hot": 0.8, "warm": 0.6, "lukewarm": 0.4}
+    assert manifest["class_thresholds_method"].startswith("chosen at training")
+    shares = {c["class"]: c["share_of_leads"] for c in metrics["class_distribution"]}
+    assert shares["hot"] <= 0.2 and shares["cold"] >= 0.3
+    assert "share of conversions" in page

@@ -3,7 +3,9 @@ the real-estate feature contract (`leadscore.features`).
 
 - `schema`: the schema file (columns, kinds, missing tokens, directions, wording, HighLevel
   field keys) and its numpy-only transform from raw values to the model's inputs;
-- `reasons`: reasons in the schema's own words.
+- `reasons`: reasons in the schema's own words;
+- `csv_reader`: the one CSV reader (exports as spreadsheets save them, streamed);
+- `labels`: the one label parser (converted / not converted / unresolved).
 
 Modules inside ``leadscore`` import from the submodule that owns a name.
 """

@@ -33,7 +33,8 @@ class HealthData:
     drift: DriftReport | None
     recent_scores: np.ndarray  # scores of leads resolved in the window
     recent_outcomes: np.ndarray  # their outcomes (bool)
-    window_scores: np.ndarray  # every score in the window (resolved or not)
+    window_scores: np.ndarray  # the served model's scores in the window (what the score PSI reads)
+    window_leads: int | None = None  # every lead scored in the window, by any model or arm
     importance_by_week: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     experiment: Mapping[str, Any] | None = None  # ExperimentResults.to_record()
 
@@ -88,7 +89,19 @@ def _drift_section(data: HealthData) -> str:
                        + [["(score)", drift.score_psi, psi_band(drift.score_psi)]])
     parts = [html.paragraph(status, "bad" if drift.alarm else "good"), html.charts(chart)]
     if data.reference is not None:
-        parts.append(html.charts(_score_distribution(data.reference, data.window_scores)))
+        n = len(data.window_scores)
+        others = (data.window_leads or n) - n
+        if n:
+            parts.append(html.charts(_score_distribution(data.reference, data.window_scores)))
+        parts.append(html.paragraph(
+            f"The score chart and the score PSI read the same {n} leads: those model "
+            f"{data.model_version} answered"
+            + (f" ({others} other leads were answered by another model or an experiment's "
+               "rules arm and are left out of both)" if others > 0 else "") + "."
+            if n else
+            f"No lead in the window was scored by model {data.model_version}, so there is no "
+            "score distribution to compare; it fills as HighLevel webhooks, /score calls or "
+            "a backfill score leads with this model."))
     parts.append(table)
     return html.section("Drift", *parts, note=(
         f"Window {drift.window_start} to {drift.window_end}, {drift.rows} snapshots. "
@@ -147,10 +160,22 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
+def _empty_note(data: HealthData) -> str:
+    """Why a page has nothing to show, and what fills it."""
+    if data.window_leads == 0 and not len(data.recent_outcomes):
+        return html.section("Nothing to show yet", html.paragraph(
+            "No lead was scored and none resolved in this window. The page fills as leads "
+            "are scored (HighLevel webhooks, /score calls, a backfill) and as their "
+            "opportunities are won or lost (the outcomes lift and calibration need).", "warn"))
+    return ""
+
+
 def render(data: HealthData) -> str:
+    sections = [_empty_note(data), _lift_section(data), _calibration_section(data),
+                _drift_section(data), _importance_section(data),
+                _experiment_section(data.experiment)]
     return html.page(
         f"Model health: {data.scope}",
-        [_lift_section(data), _calibration_section(data), _drift_section(data),
-         _importance_section(data), _experiment_section(data.experiment)],
+        [s for s in sections if s],
         subtitle=f"Model {data.model_version}, generated {data.generated_at}.",
     )

@@ -192,16 +192,20 @@ def run_monitor(
     resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None]
     names = list(champion.feature_names)
 
+    def served(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        # The score's reference is the champion's own held-out scores: the score PSI and the
+        # page's score chart both read only what it answered (not the rules arm of an
+        # experiment, not an earlier champion's scores), so they cannot disagree.
+        return [r for r in rows if r.get("model_version") == champion.version]
+
     def check(rows: Sequence[Mapping[str, Any]],
               outcomes: Sequence[Mapping[str, Any]]) -> drift_mod.DriftReport | None:
         if champion.reference is None:
             return None
         y = np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool)
-        # The score's reference is the champion's own held-out scores: compare only what it
-        # answered (not the rules arm of an experiment, not an earlier champion's scores).
-        served = [r for r in rows if r.get("model_version") == champion.version]
         return drift_mod.check_window(
-            champion.reference, names, _features(rows, names), _scores(served), window=window,
+            champion.reference, names, _features(rows, names), _scores(served(rows)),
+            window=window,
             threshold=config.psi_threshold, min_rows=config.min_rows,
             outcomes=(_scores(outcomes), y) if outcomes else None)
 
@@ -249,7 +253,8 @@ def run_monitor(
             model_version=champion.version, reference=champion.reference, drift=report,
             recent_scores=_scores(outcomes),
             recent_outcomes=np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool),
-            window_scores=_scores(rows), importance_by_week=history, experiment=experiment))
+            window_scores=_scores(served(rows)), window_leads=len(rows),
+            importance_by_week=history, experiment=experiment))
         key = page_key(scope)
         store.put_bytes(key, html_page.encode(), "text/html; charset=utf-8")
         result.pages[key] = html_page

@@ -53,7 +53,6 @@ judged by the absolute checks where the champion cannot read the rows.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -66,7 +65,7 @@ import numpy as np
 
 from leadscore import metrics as m
 from leadscore.bundle import PARITY_REFERENCE_FILE, ModelOutputs
-from leadscore.columns.csv_reader import CsvReader, CsvRefused
+from leadscore.columns.csv_reader import CsvRefused, read_bytes
 from leadscore.columns.labels import DEFAULT_RULE, LabelRule
 from leadscore.columns.schema import Schema
 from leadscore.settings import PromoteSettings
@@ -686,16 +685,14 @@ def read_rows(data: bytes, *, jsonl: bool, source: str, target: str = TARGET,
             y.append(label)
     else:
         try:
-            reader = CsvReader(io.BytesIO(data), source)
+            header, table = read_bytes(data, source)  # the one CSV reader, as training reads
         except CsvRefused as exc:
             raise ValueError(str(exc)) from None
-        header = reader.header
         if target not in header:
             raise ValueError(f"{source}: no {target!r} column")
         columns.update(header)
         at = header.index(target)
-        for record in reader.records(check_width=False):
-            cells = record.cells
+        for cells in table:
             label = rule.label(cells[at]) if at < len(cells) else None
             if label is None or len(cells) != len(header):
                 bad += 1
