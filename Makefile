@@ -142,6 +142,12 @@ bank-proof: venv
 	@test -n "$(DATA)" || { echo "usage: make bank-proof DATA=/path/to/bank_marketing_leads.csv"; exit 2; }
 	$(PY) bench/bank_proof.py "$(DATA)"
 
+# The promote gate against the candidates it must refuse, at full size (docs/BENCHMARKS.md):
+# an 8k-row champion, 1k-row / biased / relabelled / 32k-row candidates; ~10 min under load.
+.PHONY: bench-gate
+bench-gate: venv
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) bench/gate_candidates.py
+
 # The write-back soak (issue 11): 10,000 queued writes for 20 locations, 5 writer processes,
 # a misbehaving fake HighLevel, moto in server mode; real time, several minutes.
 soak: venv

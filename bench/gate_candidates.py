@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "better": (pool[: args.better], clean_gate),
     }
     settings = PromoteSettings()
-    holdout, _ = gate.read_rows(gc.csv_bytes(held), jsonl=False, source="platform-held")
+    holdout, _ = gate.read_rows(gc.csv_bytes(held), jsonl=False, source="2,000 newer clean leads")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             bundle_dir = gc.train_on(train_rows, Path(tmp) / name)
             rows, _ = gate.read_rows(gc.csv_bytes(gate_rows), jsonl=False,
                                      source=f"{name} upload's gate part")
-            report = gate.measure(load_model(bundle_dir), bundle_dir, settings, rows=rows,
-                                  holdout=holdout, champion=champion)
+            model = load_model(bundle_dir)
+            report = gate.measure(model, bundle_dir, settings, rows=rows, holdout=holdout,
+                                  champion=champion, counts=gate.claimed_counts(model.manifest))
             sets = report.measured["evaluation_sets"]
             results[name] = {
                 "training_rows": len(train_rows),

@@ -3,7 +3,9 @@
 Thin: the settings pick the query engine (Athena over the Glue tables in AWS; DuckDB over
 ``RECORD_DIR`` in local mode) and the store the export is written to (the artifact bucket, or
 ``RECORD_DIR`` locally). A written export lands under ``training-data/auto/`` and starts the
-ordinary retraining path. The event may carry ``{"force": true}`` (skip the new-outcomes
+ordinary retraining path; its most recently resolved rows are kept back under
+``evaluation/holdout/`` (the platform-held evaluation set the promote gate measures on).
+The event may carry ``{"force": true}`` (skip the new-outcomes
 minimum, never the idempotence) and ``{"now_ms": ...}`` (the simulation's clock).
 """
 

@@ -438,7 +438,6 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
         return
     # Completed: the measuring gate, with the thresholds the template sets, decides.
     from leadscore.bundle import load_model
-    from leadscore.features import FEATURE_NAMES
     from leadscore.registry import gate
     from leadscore.settings import PromoteSettings
 

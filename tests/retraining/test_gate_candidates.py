@@ -66,8 +66,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _judge(world: dict[str, Any], name: str, rows: gate.EvalRows,
            holdout: gate.EvalRows | None) -> gate.GateReport:
     bundle_dir = world["bundles"][name]
-    return gate.measure(load_model(bundle_dir), bundle_dir, SETTINGS, rows=rows,
-                        holdout=holdout, champion=load_model(world["bundles"]["champion"]))
+    model = load_model(bundle_dir)
+    return gate.measure(model, bundle_dir, SETTINGS, rows=rows, holdout=holdout,
+                        champion=load_model(world["bundles"]["champion"]),
+                        counts=gate.claimed_counts(model.manifest))
 
 
 def _refused_by(report: gate.GateReport) -> set[str]:

@@ -97,7 +97,9 @@ def test_a_promotion_racing_another_keeps_both_in_the_history(
 def test_a_promotion_that_loses_to_a_better_champion_is_gated_again(
     store: ObjectStore, make_bundle: BundleFactory, gate_rows: EvalRows
 ) -> None:
-    lenient = replace(SETTINGS, min_auc=0.6)
+    # AUC decides here: the race is the point (600 rows put only 60 leads in the top 10 %)
+    lenient = replace(SETTINGS, min_auc=0.6, max_brier_loss=1.0, max_ece_loss=1.0,
+                      max_top_precision_loss=1.0)
 
     def promote(directory: Path, target: ObjectStore) -> registry.PromotionResult:
         return registry.promote(directory, target, lenient, rows=gate_rows)
@@ -108,7 +110,7 @@ def test_a_promotion_that_loses_to_a_better_champion_is_gated_again(
     # (AUC ~0.79): better than the champion it read first, clearly worse than the one that won
     result = promote(make_bundle(seed=3, keep=5), racing)
     assert not result.promoted
-    assert any(reason.startswith("champion_paired") for reason in result.reasons)
+    assert any(reason.startswith("champion_") for reason in result.reasons), result.reasons
     champion = registry.get_champion(store)
     assert champion is not None and champion["metrics"]["auc"] > 0.8  # the rival's
 
