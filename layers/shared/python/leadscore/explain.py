@@ -24,6 +24,7 @@ The ensemble's logit is additive over its parts (ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -287,6 +288,34 @@ class Explainer:
         return out
 
 
+@functools.cache
+def _exact_plan(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For m movers: coalition bits [2^m, m], and per mover j the coalitions without it
+    [m, 2^(m-1)], the same with it, and their Shapley weights (the same for every lead)."""
+    masks = np.arange(1 << m, dtype=np.int64)
+    bits = ((masks[:, None] >> np.arange(m)) & 1).astype(bool)
+    size = bits.sum(axis=1)
+    f = math.factorial
+    w = np.array([f(s) * f(m - s - 1) / f(m) for s in range(m)])
+    without = np.stack([masks[~bits[:, j]] for j in range(m)])
+    with_j = without | (1 << np.arange(m))[:, None]
+    plan = (bits.astype(np.float64), without, with_j, w[size[without]])
+    for array in plan:
+        array.setflags(write=False)  # shared by every lead: never modified
+    return plan
+
+
+@functools.cache
+def _perm_plan(m: int, n_perm: int) -> np.ndarray:
+    """The fixed antithetic permutations of m movers (the same for every lead)."""
+    rng = np.random.default_rng(12345)
+    half = max(n_perm // 2, 1)
+    perms = np.argsort(rng.random((half, m)), axis=1)
+    plan = np.concatenate([perms, perms[:, ::-1]], axis=0)
+    plan.setflags(write=False)  # shared by every lead: never modified
+    return plan
+
+
 def _prob_shapley_exact(phi: np.ndarray, z_b: float) -> np.ndarray:
     """Exact Shapley values of S -> sigmoid(z_b + sum_{i in S} phi_i) over the movers."""
     idx = np.flatnonzero(phi)
@@ -294,17 +323,9 @@ def _prob_shapley_exact(phi: np.ndarray, z_b: float) -> np.ndarray:
     out = np.zeros_like(phi)
     if m == 0:
         return out
-    masks = np.arange(1 << m, dtype=np.int64)
-    bits = ((masks[:, None] >> np.arange(m)) & 1).astype(bool)
-    vals = _sigmoid(z_b + bits.astype(np.float64) @ phi[idx])
-    size = bits.sum(axis=1)
-    f = math.factorial
-    w = np.array([f(s) * f(m - s - 1) / f(m) for s in range(m)])
-    for j in range(m):
-        has = bits[:, j]
-        without = masks[~has]
-        with_j = without | (1 << j)
-        out[idx[j]] = float(np.sum(w[size[~has]] * (vals[with_j] - vals[without])))
+    bits, without, with_j, weights = _exact_plan(m)
+    vals = _sigmoid(z_b + bits @ phi[idx])
+    out[idx] = np.sum(weights * (vals[with_j] - vals[without]), axis=1)
     return out
 
 
@@ -312,10 +333,7 @@ def _prob_shapley_perm(phi: np.ndarray, z_b: float, n_perm: int = PERMUTATIONS) 
     """Antithetic-permutation Shapley values of the same scalar game (deterministic seed)."""
     idx = np.flatnonzero(phi)
     m = idx.size
-    rng = np.random.default_rng(12345)
-    half = max(n_perm // 2, 1)
-    perms = np.argsort(rng.random((half, m)), axis=1)
-    perms = np.concatenate([perms, perms[:, ::-1]], axis=0)
+    perms = _perm_plan(m, n_perm)
     steps = phi[idx][perms]
     cum = z_b + np.cumsum(steps, axis=1)
     vals = _sigmoid(np.concatenate([np.full((perms.shape[0], 1), z_b), cum], axis=1))
