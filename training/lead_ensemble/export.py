@@ -371,5 +371,9 @@ def export_bundle_model(
             "output_names": list(OUTPUT_NAMES),
             "opset": OPSET,
             "ml_opset": ML_OPSET,
+            # what the graph's interval evaluates per lead: the width model's trees (bundles
+            # without this key evaluate the K fold ensembles)
+            "interval": "width_model",
+            "width_trees": len(lgb_trees(ens.width.model)) if ens.width is not None else 0,
         },
     }
