@@ -75,14 +75,35 @@ class Run:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # the machine's 1-minute load average when each phase started and ended, and the phase
+    # each figure of `flat` was measured in: a shared machine's figures are read beside it
+    phase_load: dict[str, list[float]] = field(default_factory=dict)
+    figure_phase: dict[str, str] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         print(f"[bench] {name} ...", flush=True)
+        before = set(self.flat)
+        load_start = load_1min()
         t0 = time.perf_counter()
         yield
         self.phase_seconds[name] = round(time.perf_counter() - t0, 2)
-        print(f"[bench] {name}: {self.phase_seconds[name]:.1f} s", flush=True)
+        self.phase_load[name] = [load_start, load_1min()]
+        for key in self.flat:
+            if key not in before:
+                self.figure_phase[key] = name
+        print(f"[bench] {name}: {self.phase_seconds[name]:.1f} s (load "
+              f"{self.phase_load[name][0]:.2f} -> {self.phase_load[name][1]:.2f})", flush=True)
+
+    def load_of(self, key: str) -> list[float] | None:
+        """[start, end] 1-minute load average of the phase that measured figure `key`."""
+        phase = self.figure_phase.get(key)
+        return None if phase is None else self.phase_load.get(phase)
+
+
+def load_1min() -> float:
+    """The 1-minute load average (0.0 where the platform has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
 
 
 # ----------------------------------------------------------------------------- data

@@ -140,3 +140,39 @@ def check_targets(r: Mapping[str, float]) -> list[Target]:
                r["contributions.relative_l1_error"] <= 0.25,
                f"{r['contributions.relative_l1_error']:.4f}"),
     ]
+
+
+# The interval's and the serving path's targets, as ratios to the original measured in the same
+# run (absolute times on a shared machine say more about the neighbours than about the code).
+# The width ceiling is the per-lead fold jackknife's at the benchmark's size before the width
+# model replaced it (0.1995 on 2026-11-30).
+MAX_INTERVAL_WIDTH = 0.200
+MAX_CONTRIBUTION_ERROR = 0.06
+
+
+def check_speed_targets(r: Mapping[str, float]) -> list[Target]:
+    """The interval, full-graph and handler targets of one run's flat results."""
+    lat = "latency_ms."
+    batch = r["batch_rows_per_s.onnx"] / r["batch_rows_per_s.native"]
+    model = r[f"{lat}model_native_p50"] / r[f"{lat}model_onnx_p50"]
+    handler = r[f"{lat}native_score_only_p50"] / r[f"{lat}score_only_p50"]
+    explained = r[f"{lat}score_p50"] / r[f"{lat}score_only_p50"]
+    cold = r["cold_start_ms.native"] / r["cold_start_ms.onnx"]
+    cov, width = r["interval.coverage"], r["interval.mean_width"]
+    err = r["contributions.relative_l1_error"]
+    return [
+        Target("batch, full graph, 1 thread >= 2x the original's batch", batch >= 2,
+               f"{batch:.2f}x"),
+        Target("full graph, one row >= 40x faster than the original's model", model >= 40,
+               f"{model:.1f}x"),
+        Target("/score explain=false >= 10x faster than the original's handler", handler >= 10,
+               f"{handler:.1f}x"),
+        Target("/score explained p50 <= 2x explain=false p50", explained <= 2,
+               f"{explained:.2f}x"),
+        Target("cold start >= 4x faster than the original's", cold >= 4, f"{cold:.1f}x"),
+        Target("interval coverage >= 93 %", cov >= 0.93, f"{cov:.1%}"),
+        Target(f"interval mean width <= {MAX_INTERVAL_WIDTH:.3f}", width <= MAX_INTERVAL_WIDTH,
+               f"{width:.4f}"),
+        Target(f"contributions within {MAX_CONTRIBUTION_ERROR} of exact Shapley",
+               err <= MAX_CONTRIBUTION_ERROR, f"{err:.4f}"),
+    ]

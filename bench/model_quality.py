@@ -9,8 +9,10 @@
   AUC of the served model, the best base model, a cross-validated logistic regression
   (LogisticRegressionCV, 5 folds) and the Bayes limit (true probability).
 - interval: coverage of the true probability by the 95 % interval on generated leads, at
-  2k / 8k / 32k training rows, for 4 generator seeds never used to choose the method
-  (INTERVAL_EVAL_SEEDS), overall and for hot leads, with the mean width.
+  2k / 8k / 32k exported rows (each fitted on what a retraining job fits on: the export minus
+  the gate's part minus the job's held-out split), for 4 generator seeds never used to choose
+  the method (INTERVAL_EVAL_SEEDS), overall and for hot leads, with the mean width; beside it
+  the per-lead jackknife of the fold ensembles that the served width model stands for.
 - constraints: wrong-direction rates in monotone sweeps and the Bayes ratios, with and
   without the monotone constraints, on one fresh seed.
 - speed: wall time of fit_ensemble at 200k and 1M rows, and held-out AUC.
@@ -43,7 +45,7 @@ SMALL_SEEDS = (42, 43, 44, 45, 46)
 SMALL_ROWS = 500
 SMALL_DRIVERS = (0, 1, 2)  # psychological_commitment_score, urgency_score, motivation_intensity
 INTERVAL_EVAL_SEEDS = (510_001, 510_002, 510_003, 510_004)  # never used to choose the method
-INTERVAL_SIZES = (2_000, 8_000, 32_000)
+INTERVAL_SIZES = (2_000, 8_000, 32_000)  # exported rows (fitted_rows gives what is fitted)
 HELD_OUT_ROWS = 4_000
 HOT = DEFAULT_CLASS_THRESHOLDS["hot"]  # a hot lead, as the product classes it
 
@@ -128,26 +130,46 @@ def _leads(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, y, p
 
 
+def fitted_rows(exported: int) -> int:
+    """Rows a retraining job fits on from an export of `exported` labelled rows: the gate keeps
+    its part (registry/split.py), the job holds out its test split (train.py)."""
+    from leadscore.registry.split import GATE_FRACTION
+    from train import JobConfig
+
+    test_size = JobConfig.__dataclass_fields__["test_size"].default
+    return round(exported * (1.0 - GATE_FRACTION) * (1.0 - float(test_size)))
+
+
+def _coverage(lo: np.ndarray, hi: np.ndarray, truth: np.ndarray, hot: np.ndarray
+              ) -> dict[str, Any]:
+    inside = (lo <= truth) & (truth <= hi)
+    return {"coverage": float(inside.mean()),
+            "hot_coverage": float(inside[hot].mean()) if hot.any() else None,
+            "mean_width": float(np.mean(hi - lo))}
+
+
 def interval(seeds: Sequence[int] = INTERVAL_EVAL_SEEDS,
              sizes: Sequence[int] = INTERVAL_SIZES, **hp: Any) -> dict[str, Any]:
     rows = []
     for seed in seeds:
-        X, y, p = _leads(max(sizes) + HELD_OUT_ROWS, seed)
+        X, y, p = _leads(fitted_rows(max(sizes)) + HELD_OUT_ROWS, seed)
         Xh, ph = X[-HELD_OUT_ROWS:], p[-HELD_OUT_ROWS:]
         for n in sizes:
+            fitted = fitted_rows(n)
             t0 = time.perf_counter()
-            ens = _fit(X[:n], y[:n], seed, **hp)
+            ens = _fit(X[:fitted], y[:fitted], seed, **hp)
+            fit_s = time.perf_counter() - t0
             out = ens.predict_native(Xh)
-            lo, hi = out.interval[:, 0], out.interval[:, 1]
-            inside = (lo <= ph) & (ph <= hi)
             hot = out.score >= HOT
+            served = _coverage(out.interval[:, 0], out.interval[:, 1], ph, hot)
+            # what the width model stands for: the folds' own jackknife se, lead by lead
+            z = np.log(out.score) - np.log1p(-out.score)
+            folds = ens.interval_from(z, ens.fold_se(Xh))
             rows.append({
-                "seed": seed, "rows": n,
-                "coverage": float(inside.mean()),
-                "hot_coverage": float(inside[hot].mean()) if hot.any() else None,
+                "seed": seed, "rows": n, "fitted_rows": fitted, **served,
                 "hot_leads": int(hot.sum()),
-                "mean_width": float(np.mean(hi - lo)),
-                "fit_seconds": round(time.perf_counter() - t0, 1),
+                "fold_jackknife": _coverage(folds[:, 0], folds[:, 1], ph, hot),
+                "fit_seconds": round(fit_s, 1),
             })
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
@@ -155,11 +177,16 @@ def interval(seeds: Sequence[int] = INTERVAL_EVAL_SEEDS,
         sel = [r for r in rows if r["rows"] == n]
         hots = [r["hot_coverage"] for r in sel if r["hot_coverage"] is not None]
         summary[str(n)] = {
+            "fitted_rows": fitted_rows(n),
             "coverage_mean": float(np.mean([r["coverage"] for r in sel])),
             "coverage_min": float(np.min([r["coverage"] for r in sel])),
             "hot_coverage_mean": float(np.mean(hots)) if hots else None,
             "hot_coverage_min": float(np.min(hots)) if hots else None,
             "mean_width": float(np.mean([r["mean_width"] for r in sel])),
+            "fold_jackknife_coverage_mean": float(np.mean(
+                [r["fold_jackknife"]["coverage"] for r in sel])),
+            "fold_jackknife_mean_width": float(np.mean(
+                [r["fold_jackknife"]["mean_width"] for r in sel])),
         }
     return {"rows": rows, "by_size": summary}
 
@@ -284,13 +311,18 @@ def markdown(results: dict[str, Any]) -> str:
     """The tables docs/BENCHMARKS.md shows, from .bench/model_quality.json."""
     out: list[str] = []
     if "interval" in results:
-        out += ["| training rows | coverage (mean, min over seeds) | hot leads (mean, min) | "
-                "mean width |", "|---:|---:|---:|---:|"]
+        out += ["| exported rows (fitted) | coverage (mean, min over seeds) | hot leads (mean, "
+                "min) | mean width | per-lead fold jackknife: coverage, width |",
+                "|---:|---:|---:|---:|---:|"]
         for n, r in results["interval"]["by_size"].items():
             hot = (f"{r['hot_coverage_mean']:.1%}, {r['hot_coverage_min']:.1%}"
                    if r["hot_coverage_mean"] is not None else "-")
-            out.append(f"| {int(n):,} | {r['coverage_mean']:.1%}, {r['coverage_min']:.1%} | "
-                       f"{hot} | {r['mean_width']:.3f} |")
+            folds = (f"{r['fold_jackknife_coverage_mean']:.1%}, "
+                     f"{r['fold_jackknife_mean_width']:.3f}"
+                     if "fold_jackknife_coverage_mean" in r else "-")
+            out.append(f"| {int(n):,} ({r.get('fitted_rows', int(n)):,}) | "
+                       f"{r['coverage_mean']:.1%}, {r['coverage_min']:.1%} | "
+                       f"{hot} | {r['mean_width']:.3f} | {folds} |")
         out.append("")
     if "small" in results:
         out += ["| seed | served | best base | CV logistic regression | Bayes limit | combiner |",

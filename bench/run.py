@@ -114,7 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.notes.append("QUICK RUN: reduced sizes, not the published numbers")
     meta = {
         "date": date, "machine": host, "total_seconds": round(total, 1),
-        "phase_seconds": run.phase_seconds, "config": {
+        "phase_seconds": run.phase_seconds, "phase_load_1min": run.phase_load,
+        "figures": {key: {"value": value, "phase": run.figure_phase.get(key),
+                          "load_1min_start_end": run.load_of(key), "cpu": host["cpu"]}
+                    for key, value in run.flat.items()},
+        "config": {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()
         },
         "model_version": ours.version, "notes": run.notes, "details": run.extra,

@@ -233,3 +233,46 @@ def test_cold_start_children_compile() -> None:
 
     compile(coldstart.ours_code(["/x"], Path("/e.json")), "<ours>", "exec")
     compile(coldstart.native_code(["/x"], Path("/m"), [0.5] * 20), "<native>", "exec")
+
+
+def test_speed_targets_are_ratios_of_the_same_run() -> None:
+    flat = dict.fromkeys(metrics.RESULT_KEYS, 1.0)
+    flat.update({
+        "batch_rows_per_s.onnx": 65_000.0, "batch_rows_per_s.native": 32_000.0,  # 2.03x
+        "latency_ms.model_native_p50": 5.0, "latency_ms.model_onnx_p50": 0.13,  # 38x
+        "latency_ms.native_score_only_p50": 5.0, "latency_ms.score_only_p50": 0.45,  # 11x
+        "latency_ms.score_p50": 0.95,  # 2.1x explain=false
+        "cold_start_ms.native": 1000.0, "cold_start_ms.onnx": 240.0,  # 4.2x
+        "interval.coverage": 0.95, "interval.mean_width": 0.2005,
+        "contributions.relative_l1_error": 0.05,
+    })
+    got = {t.name: t.passed for t in metrics.check_speed_targets(flat)}
+    assert got == {
+        "batch, full graph, 1 thread >= 2x the original's batch": True,
+        "full graph, one row >= 40x faster than the original's model": False,
+        "/score explain=false >= 10x faster than the original's handler": True,
+        "/score explained p50 <= 2x explain=false p50": False,
+        "cold start >= 4x faster than the original's": True,
+        "interval coverage >= 93 %": True,
+        "interval mean width <= 0.200": False,
+        "contributions within 0.06 of exact Shapley": True,
+    }
+
+
+def test_each_figure_keeps_the_load_of_the_phase_that_measured_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import harness, report
+
+    loads = iter([1.5, 2.5, 7.0, 9.0])
+    monkeypatch.setattr(harness, "load_1min", lambda: next(loads))
+    run = harness.Run(harness.Config(out=tmp_path))
+    with run.phase("quality"):
+        run.flat["quality.auc"] = 0.88
+    with run.phase("latency"):
+        run.flat["latency_ms.score_p50"] = 1.0
+        run.flat["latency_ms.score_only_p50"] = 0.5
+    assert run.load_of("quality.auc") == [1.5, 2.5]
+    assert run.load_of("latency_ms.score_only_p50") == [7.0, 9.0]
+    assert run.load_of("cold_start_ms.onnx") is None  # not measured in this run
+    host = report.machine()
+    assert host["cpu"] and len(host["load_average_1_5_15"]) == 3

@@ -82,6 +82,40 @@ def test_interval_brackets_the_score(tiny_model: TinyModel) -> None:
     assert np.mean(lo < hi) > 0.99  # fold models disagree somewhere for essentially every lead
 
 
+def test_the_graph_evaluates_the_served_trees_and_the_width_model_only(
+    tiny_model: TinyModel,
+) -> None:
+    """The fold ensembles stay at training: the graph holds one tree ensemble (the served
+    XGBoost and LightGBM trees plus the width model's) and one MLP."""
+    import onnx
+    from lead_ensemble.ensemble import WIDTH_TREES
+    from lead_ensemble.trees import lgb_trees, xgb_trees
+
+    graph = onnx.load(str(tiny_model.out_dir / bundle.MODEL_FILE)).graph
+    forests = [n for n in graph.node if n.op_type == "TreeEnsembleRegressor"]
+    assert len(forests) == 1
+    tree_ids = next(a.ints for a in forests[0].attribute if a.name == "nodes_treeids")
+    ens = tiny_model.ens
+    served = len(xgb_trees(ens.xgb)) + len(lgb_trees(ens.lgb))
+    assert len(set(tree_ids)) == served + WIDTH_TREES
+    assert sum(n.op_type == "MatMul" for n in graph.node) == len(ens.hp.mlp_hidden) + 1 + 2
+
+
+def test_the_width_model_stands_for_the_fold_spread(tiny_model: TinyModel) -> None:
+    """Level-matched on the training rows, and on unseen rows the band it gives is about as
+    wide as the per-lead jackknife of the fold ensembles it replaces."""
+    ens, rows = tiny_model.ens, tiny_model.X_check
+    train_se = ens.fold_se(tiny_model.X_train)
+    assert np.mean(ens.predict_se(tiny_model.X_train)) == pytest.approx(np.mean(train_se),
+                                                                         rel=1e-6)
+    out = ens.predict_native(rows)
+    z = np.log(out.score) - np.log1p(-out.score)
+    folds = ens.interval_from(z, ens.fold_se(rows))
+    width = np.mean(out.interval[:, 1] - out.interval[:, 0])
+    fold_width = np.mean(folds[:, 1] - folds[:, 0])
+    assert 0.8 * fold_width <= width <= 1.2 * fold_width
+
+
 def test_baseline_score_is_the_score_of_the_baseline(tiny_model: TinyModel) -> None:
     native = tiny_model.ens.predict_native(tiny_model.baseline[None, :].astype(np.float64))
     assert abs(native.score[0] - tiny_model.export["baseline_score"]) <= PARITY_TOLERANCE

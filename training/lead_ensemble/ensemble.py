@@ -33,10 +33,14 @@ Confidence interval
 -------------------
 Each fold k has its own xgb/lgb/mlp trained on (K-1)/K of the data; combined by the same
 stacker they give ``z_k``. The delete-group jackknife standard error of the logit is
-``se = sqrt((K-1)/K * sum_k (z_k - mean(z))^2)``. The jackknife measures the estimator's
-variance, not its bias, and the bias is not symmetric: tree ensembles shrink high
-probabilities toward the middle (hot leads' true logit was above the served one by 0.2-0.8 in
-the tuning runs, the coldest leads' sometimes below). So the interval is
+``se = sqrt((K-1)/K * sum_k (z_k - mean(z))^2)``. Evaluating the K fold ensembles for every
+served lead would cost five times the served trees, so training computes ``se`` on its own
+rows and fits a small width model (``WIDTH_TREES`` LightGBM trees of depth ``WIDTH_DEPTH`` on
+``log se``, level-matched so its mean ``se`` equals the folds'); the graph evaluates those
+trees beside the served ones (`predict_se`). The jackknife measures the estimator's variance,
+not its bias, and the bias is not symmetric: tree ensembles shrink high probabilities toward
+the middle (hot leads' true logit was above the served one by 0.2-0.8 in the tuning runs, the
+coldest leads' sometimes below). So the interval is
 ``[sigmoid(z - h - down * max(down_from - z, 0)), sigmoid(z + h + up * max(z - up_from, 0))]``
 with ``h = 1.96 * sqrt((scale * se)^2 + floor^2)``; see ``INTERVAL_METHOD`` (the model-card
 text) for how the constants were chosen and what they achieve.
@@ -67,19 +71,23 @@ from sklearn.preprocessing import StandardScaler
 
 BASE_MODEL_NAMES: tuple[str, str, str] = ("xgboost", "lightgbm", "neural_network")
 INTERVAL_METHOD = (
-    "95 % interval for the conversion probability from the K fold ensembles kept from the "
+    "95 % interval for the conversion probability. Training keeps the K fold ensembles of the "
     "out-of-fold stacking (each fold's XGBoost, LightGBM and MLP, trained on (K-1)/K of the "
-    "training rows and combined by the same stacker into a logit z_k). The delete-group "
-    "jackknife standard error of the logit, se = sqrt((K-1)/K * sum_k (z_k - mean z)^2), "
-    "measures the estimator's variance; a floor (0.2 logit) stands for the bias it cannot see; "
-    "and because tree ensembles shrink extreme probabilities toward the middle, the side "
-    "toward the extreme widens: lo = sigmoid(z - h - 0.5 * max(-2 - z, 0)), hi = sigmoid(z + h "
-    "+ 1.0 * max(z - 0.5, 0)), h = 1.96 * sqrt(se^2 + 0.2^2). The constants (interval_scale, "
-    "interval_floor, interval_skew_up/_from, interval_skew_down/_from) were chosen on generator "
-    "seeds 1234 and 2001 (2,000 / 8,000 / 32,000 training rows, 4,000 held out) as the "
-    "narrowest band reaching 95 % coverage of the true probability overall and 93 % for hot "
-    "leads in every tuning run (mean width 0.21); `make bench` checks them on four other "
-    "seeds (bench/model_quality.py). Coverage holds on average over leads, not for every lead."
+    "training rows and combined by the same stacker into a logit z_k) and computes on its own "
+    "rows the delete-group jackknife standard error of the logit, se = sqrt((K-1)/K * sum_k "
+    "(z_k - mean z)^2), which measures the estimator's variance. A width model (30 LightGBM "
+    "trees of depth 3 on log se, level-matched to the mean se) learns it, so serving evaluates "
+    "30 small trees instead of the K fold ensembles. A floor (0.1 logit) stands for the bias "
+    "the jackknife cannot see, and because tree ensembles shrink extreme probabilities toward "
+    "the middle, the side toward the extreme widens: lo = sigmoid(z - h - 0.5 * max(-2 - z, "
+    "0)), hi = sigmoid(z + h + 1.25 * max(z - 0.5, 0)), h = 1.96 * sqrt(se^2 + 0.1^2). The "
+    "constants (interval_scale, interval_floor, interval_skew_up/_from, interval_skew_down/"
+    "_from) were chosen on generator seeds 1234 and 2001 (1,280 / 2,000 / 5,120 / 8,000 / "
+    "20,480 / 32,000 training rows, 4,000 held out) as the narrowest band reaching 94 % "
+    "coverage of the true probability overall and 93 % for hot leads in every tuning run "
+    "(mean width 0.210; the per-lead jackknife with the earlier constants: 0.219, and 91.3 % "
+    "in the worst run); `make bench` checks them on four other seeds "
+    "(bench/model_quality.py). Coverage holds on average over leads, not for every lead."
 )
 Z95 = 1.959963984540054
 
@@ -135,8 +143,8 @@ class Hyperparameters:
     folds: int = 5
     seed: int = 42
     interval_scale: float = 1.0
-    interval_floor: float = 0.2
-    interval_skew_up: float = 1.0
+    interval_floor: float = 0.1
+    interval_skew_up: float = 1.25
     interval_skew_up_from: float = 0.5
     interval_skew_down: float = 0.5
     interval_skew_down_from: float = -2.0
@@ -525,6 +533,59 @@ def fit_nonnegative_logistic(
     return w, float(res.x[k])
 
 
+# --------------------------------------------------------------------------- the width model
+
+# The interval's width model (see "Confidence interval" above): small enough that serving pays
+# a few percent of the served trees for it; chosen on the tuning seeds (INTERVAL_METHOD).
+WIDTH_TREES = 30
+WIDTH_DEPTH = 3
+WIDTH_LEARNING_RATE = 0.1
+WIDTH_MIN_ROWS = 20
+# At most this many training rows (a fixed sample) give the width model its targets: the K
+# fold ensembles are evaluated on them, which at 1M rows would cost more than the fit.
+WIDTH_MAX_ROWS = 50_000
+
+
+def jackknife_se(z_folds: np.ndarray) -> np.ndarray:
+    """Delete-group jackknife se of K fold logits [n, K]: sqrt((K-1)/K sum_k (z_k - mean)^2)."""
+    k = z_folds.shape[1]
+    dev = z_folds - z_folds.mean(axis=1, keepdims=True)
+    out: np.ndarray = np.sqrt((k - 1) / k * np.sum(dev * dev, axis=1))
+    return out
+
+
+@dataclass
+class WidthModel:
+    """``log se(x) = offset + the trees' raw sum``: the fold spread, learned at training time."""
+
+    model: lgbm.LGBMRegressor
+    offset: float
+
+    def log_se(self, X: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self.model.predict(X, raw_score=True), dtype=np.float64).reshape(-1)
+        out: np.ndarray = self.offset + raw
+        return out
+
+
+def fit_width_model(X: np.ndarray, se: np.ndarray, seed: int, n_jobs: int = 1) -> WidthModel:
+    """Trees on ``log se``, then a level shift so the mean predicted se equals the mean se.
+
+    Log: se is positive and skewed, and the trees' sum stays an additive logit-like number the
+    graph exponentiates. The shift undoes the log's pull toward the geometric mean, which on
+    the tuning seeds made the band narrower than the folds' and cost hot-lead coverage.
+    """
+    target = np.log(np.maximum(np.asarray(se, dtype=np.float64), 1e-6))
+    model = lgbm.LGBMRegressor(
+        n_estimators=WIDTH_TREES, max_depth=WIDTH_DEPTH, num_leaves=2 ** WIDTH_DEPTH,
+        learning_rate=WIDTH_LEARNING_RATE, min_child_samples=WIDTH_MIN_ROWS,
+        n_jobs=n_jobs, random_state=seed, verbose=-1,
+    )
+    model.fit(X, target)
+    raw = np.asarray(model.predict(X, raw_score=True), dtype=np.float64)
+    offset = float(np.log(np.mean(np.exp(target)) / np.mean(np.exp(raw))))
+    return WidthModel(model=model, offset=offset)
+
+
 # --------------------------------------------------------------------------- the ensemble
 
 
@@ -549,6 +610,8 @@ class FittedEnsemble:
     directions: tuple[int, ...] = ()
     tree_counts: dict[str, Any] = field(default_factory=dict)
     class_counts: tuple[int, int] = (0, 0)  # (converted, not converted) fitted on
+    # the interval's width: a small model of the folds' jackknife se (None: the folds' own)
+    width: WidthModel | None = None
 
     @property
     def xgb(self) -> xgb.XGBClassifier:
@@ -575,11 +638,18 @@ class FittedEnsemble:
         """z_k of each fold ensemble, [n, K]."""
         return np.column_stack([self.combine(f.logits(X)) for f in self.folds])
 
-    def interval_from(self, z: np.ndarray, z_folds: np.ndarray) -> np.ndarray:
-        """The 95 % interval (INTERVAL_METHOD): jackknife se, a floor, wider toward extremes."""
-        k = z_folds.shape[1]
-        dev = z_folds - z_folds.mean(axis=1, keepdims=True)
-        se = np.sqrt((k - 1) / k * np.sum(dev * dev, axis=1))
+    def fold_se(self, X: np.ndarray) -> np.ndarray:
+        """The jackknife se of the fold ensembles' logits (what the width model learns)."""
+        return jackknife_se(self.fold_logits(_as_f32_grid(np.atleast_2d(X))))
+
+    def predict_se(self, X: np.ndarray) -> np.ndarray:
+        """The se the served interval uses: the width model's, else the folds' own."""
+        if self.width is None:
+            return self.fold_se(X)
+        return np.exp(self.width.log_se(_as_f32_grid(np.atleast_2d(X))))
+
+    def interval_from(self, z: np.ndarray, se: np.ndarray) -> np.ndarray:
+        """The 95 % interval (INTERVAL_METHOD): se, a floor, wider toward extremes."""
         hp = self.hp
         half = Z95 * np.sqrt((hp.interval_scale * se) ** 2 + hp.interval_floor ** 2)
         up = hp.interval_skew_up * np.maximum(z - hp.interval_skew_up_from, 0.0)
@@ -590,7 +660,7 @@ class FittedEnsemble:
         X = _as_f32_grid(np.atleast_2d(X))
         logits = self.served.logits(X)
         z = self.combine(logits)
-        interval = self.interval_from(z, self.fold_logits(X))
+        interval = self.interval_from(z, self.predict_se(X))
         return ModelOutputs(score=sigmoid(z), base_scores=sigmoid(logits), interval=interval)
 
 
@@ -733,6 +803,16 @@ def fit_ensemble(
     served = _fit_triple(X, y, hp, hp.seed, timings, monotone, n_trees=n_trees)
     if progress is not None:
         progress("served models (all training rows)", timings)
+
+    # The interval's width model: the folds' jackknife se on (a sample of) the training rows.
+    t0 = time.perf_counter()
+    rows = (np.arange(y.size) if y.size <= WIDTH_MAX_ROWS else np.sort(
+        np.random.default_rng(hp.seed).choice(y.size, WIDTH_MAX_ROWS, replace=False)))
+    z_folds = np.column_stack([intercept + f.logits(X[rows]) @ weights for f in folds])
+    width = fit_width_model(X[rows], jackknife_se(z_folds), hp.seed, hp.n_jobs)
+    timings["interval_width"] = time.perf_counter() - t0
+    if progress is not None:
+        progress("interval width model", timings)
     return FittedEnsemble(
         hp=hp,
         served=served,
@@ -748,4 +828,5 @@ def fit_ensemble(
         tree_counts={"folds": counts, "served": {"xgboost": n_trees[0],
                                                   "lightgbm": n_trees[1]}},
         class_counts=(n_pos, int(y.size) - n_pos),
+        width=width,
     )

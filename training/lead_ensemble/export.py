@@ -2,13 +2,18 @@
 
 Graph (the trees and the MLPs in float32 like the input, everything after them in float64):
 
-* ``TreeEnsembleRegressor`` "served_trees": the served XGBoost and LightGBM trees, 2 targets
-  (raw margins: xgboost's base margin is the target's base value, post_transform NONE).
-* ``TreeEnsembleRegressor`` "fold_trees": the K fold models' trees, 2K targets.
-* One batched float32 MLP chain for the served MLP and the K fold MLPs ([M, N, width]
-  tensors: Sub mean, Div scale, MatMul/Add/Relu ..., logit output).
+* ``TreeEnsembleRegressor`` "served_trees": the served XGBoost and LightGBM trees and the
+  interval's width trees, 3 targets (raw margins: xgboost's base margin is the target's base
+  value, post_transform NONE; the width target is ``2 log(1.96 s se)``, so its Exp is the
+  variance term of the half-width).
+* The served MLP as one float32 chain (clip with Max/Min, the standardisation folded into
+  the first layer's weights, MatMul/Add/Relu ..., logit output).
 * Stacker ``z = b + logits @ w``; ``score = sigmoid(z)``; ``base_scores = sigmoid(logits)``.
-* Interval from the fold logits z_k (jackknife, see ``lead_ensemble.ensemble``).
+* Interval from z and the width target (see ``lead_ensemble.ensemble``).
+
+Bundles written before the width model carry the K fold models' trees and MLPs in the graph
+and compute the jackknife per lead; they keep the same inputs and outputs and load and serve
+unchanged (only slower).
 
 The trees are built directly from the models' own structure (``lead_ensemble.trees``) — the
 same structure the explainer uses — with every comparison normalised to ``x < t`` in float32.
@@ -16,7 +21,9 @@ same structure the explainer uses — with every comparison normalised to ``x < 
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,33 +129,28 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(op_type), **kw))
         return o
 
-    def mlp_stack(self, x: str, pipes: list[Any], stem: str, dtype: Any) -> str:
-        """[N, M] logits (in `dtype`, x's type) of M scaler+MLP pipelines of one architecture.
+    def mlp_chain(self, x: str, pipe: Any, stem: str, dtype: Any) -> str:
+        """[N, 1] logit (in `dtype`, x's type) of one scaler+MLP pipeline.
 
-        One batched chain ([M, N, width] tensors) instead of M separate chains: a dozen
-        nodes instead of a dozen per MLP, which is most of a one-row call's cost in ORT.
+        The clip stays (Max/Min), the standardisation ``(x - mean) / scale`` is folded into
+        the first layer (``W0 / scale``, ``b0 - (mean / scale) @ W0``): two nodes fewer per
+        call, and a one-row call's cost in onnxruntime is mostly per node.
         """
-        layers = [mlp_layers(pipe) for pipe in pipes]
-
-        def per_model(name: str) -> np.ndarray:  # [M, 1, 20]
-            return np.stack([getattr(m, name) for m in layers])[:, None, :].astype(dtype)
-
-        h = self.op("Max", [x, self.const(f"{stem}_lo", per_model("lo"))], f"{stem}_lo")
-        h = self.op("Min", [h, self.const(f"{stem}_hi", per_model("hi"))], f"{stem}_hi")
-        h = self.op("Sub", [h, self.const(f"{stem}_mean", per_model("mean"))], f"{stem}_c")
-        h = self.op("Div", [h, self.const(f"{stem}_scale", per_model("scale"))], f"{stem}_s")
-        depth = len(layers[0].weights)
-        for i in range(depth):
-            w = np.stack([m.weights[i] for m in layers]).astype(dtype)  # [M, in, out]
-            b = np.stack([m.biases[i] for m in layers])[:, None, :].astype(dtype)  # [M, 1, out]
-            h = self.op("MatMul", [h, self.const(f"{stem}_W{i}", w)], f"{stem}_mm{i}")
-            h = self.op("Add", [h, self.const(f"{stem}_b{i}", b)], f"{stem}_a{i}")
-            if i < depth - 1:
+        m = mlp_layers(pipe)
+        h = self.op("Max", [x, self.const(f"{stem}_lo", m.lo[None, :].astype(dtype))],
+                    f"{stem}_lo")
+        h = self.op("Min", [h, self.const(f"{stem}_hi", m.hi[None, :].astype(dtype))],
+                    f"{stem}_hi")
+        weights = [m.weights[0] / m.scale[:, None], *m.weights[1:]]
+        biases = [m.biases[0] - (m.mean / m.scale) @ m.weights[0], *m.biases[1:]]
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            h = self.op("MatMul", [h, self.const(f"{stem}_W{i}", w.astype(dtype))],
+                        f"{stem}_mm{i}")
+            h = self.op("Add", [h, self.const(f"{stem}_b{i}", b[None, :].astype(dtype))],
+                        f"{stem}_a{i}")
+            if i < len(weights) - 1:
                 h = self.op("Relu", [h], f"{stem}_r{i}")
-        # [M, N, 1] -> [N, M]
-        h = self.op("Reshape", [h, self.const(f"{stem}_shape", np.asarray([len(pipes), -1]))],
-                    f"{stem}_mn")
-        return self.op("Transpose", [h], f"{stem}_nm", perm=[1, 0])
+        return h
 
 
 def _xgb_base_margin(model: Any, trees: list[Tree], X32: np.ndarray) -> float:
@@ -161,80 +163,67 @@ def _xgb_base_margin(model: Any, trees: list[Tree], X32: np.ndarray) -> float:
     return base
 
 
+def _width_trees(ens: FittedEnsemble) -> tuple[list[Tree], float]:
+    """The width model's trees with leaves doubled, and the base value: the target's sum is
+    ``2 log(Z95 * scale * se)``, whose Exp is the variance term ``(Z95 * scale * se)^2``."""
+    if ens.width is None:
+        raise ValueError("the ensemble has no width model (fit it with fit_ensemble)")
+    trees = lgb_trees(ens.width.model)
+    doubled = [replace(t, value=2.0 * t.value) for t in trees]
+    base = 2.0 * (ens.width.offset + math.log(Z95 * ens.hp.interval_scale))
+    return doubled, base
+
+
 def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The ONNX model and the tree structure of the served models (for the explainer)."""
     X32 = np.asarray(X_ref, dtype=np.float32)
     n_inputs = int(X32.shape[1])  # 20 for the real-estate contract, N for a custom schema
-    k = ens.n_folds
     served_x = xgb_trees(ens.xgb)
     served_l = lgb_trees(ens.lgb)
     served_base = _xgb_base_margin(ens.xgb, served_x, X32)
-    fold_groups: list[list[Tree]] = []
-    fold_bases: list[float] = []
-    for f in ens.folds:
-        fx = xgb_trees(f.xgb)
-        fold_groups += [fx, lgb_trees(f.lgb)]
-        fold_bases += [_xgb_base_margin(f.xgb, fx, X32), 0.0]
+    width_trees, width_base = _width_trees(ens)
 
     g = _Graph()
+    # targets: 0 xgboost margin, 1 lightgbm margin, 2 the interval's log variance term
     g.nodes.append(_tree_ensemble_node("served_trees", "served_tree_margins",
-                                       [served_x, served_l], [served_base, 0.0]))
-    g.nodes.append(_tree_ensemble_node("fold_trees", "fold_tree_margins", fold_groups,
-                                       fold_bases))
-    st = g.op("Cast", ["served_tree_margins"], "served_trees64", to=TensorProto.DOUBLE)
-    # Column 0: the served MLP; columns 1..K: the fold MLPs (for the interval).
+                                       [served_x, served_l, width_trees],
+                                       [served_base, 0.0, width_base]))
     # float32 like the input: MLAS kernels, a few % faster per row; parity is still checked.
-    nn32 = g.mlp_stack(INPUT_NAME, [ens.mlp_pipeline, *(f.mlp_pipeline for f in ens.folds)],
-                       "mlp", np.float32)
-    nn_all = g.op("Cast", [nn32], "nn_all64", to=TensorProto.DOUBLE)
-    nn = g.op("Gather", [nn_all, g.const("served_col", np.asarray([0], dtype=np.int64))],
-              "served_nn", axis=1)
-    logits = g.op("Concat", [st, nn], "served_logits", axis=1)  # [N, 3]
-    w = ens.weights.reshape(3, 1).astype(np.float64)
+    nn32 = g.mlp_chain(INPUT_NAME, ens.mlp_pipeline, "mlp", np.float32)
+    # [N, 4] = xgboost, lightgbm, width, MLP; everything after the trees in float64
+    parts = g.op("Cast", [g.op("Concat", ["served_tree_margins", nn32], "parts32", axis=1)],
+                 "parts", to=TensorProto.DOUBLE)
+    w = np.asarray([[ens.weights[0]], [ens.weights[1]], [0.0], [ens.weights[2]]],
+                   dtype=np.float64)
     b = np.asarray([ens.intercept], dtype=np.float64)
-    z = g.op("Add", [g.op("MatMul", [logits, g.const("stack_w", w)], "zw"),
+    z = g.op("Add", [g.op("MatMul", [parts, g.const("stack_w", w)], "zw"),
                      g.const("stack_b", b)], "z")  # [N, 1]
     flat = g.const("flat", np.asarray([-1], dtype=np.int64))
     g.op("Cast", [g.op("Reshape", [g.op("Sigmoid", [z], "p"), flat], "p_flat")], "score",
          out=OUTPUT_SCORE, to=TensorProto.FLOAT)
+    logits = g.op("Gather", [parts, g.const("base_cols", np.asarray([0, 1, 3], dtype=np.int64))],
+                  "served_logits", axis=1)
     g.op("Cast", [g.op("Sigmoid", [logits], "base_p")], "base", out=OUTPUT_BASE_SCORES,
          to=TensorProto.FLOAT)
 
-    # fold logits z_k = b + w_xgb m_xgb_k + w_lgb m_lgb_k + w_nn m_nn_k   -> [N, K]
-    ft = g.op("Cast", ["fold_tree_margins"], "fold_trees64", to=TensorProto.DOUBLE)
-    wt = np.zeros((2 * k, k), dtype=np.float64)
-    for j in range(k):
-        wt[2 * j, j] = ens.weights[0]
-        wt[2 * j + 1, j] = ens.weights[1]
-    zf = g.op("MatMul", [ft, g.const("fold_w", wt)], "zf_trees")
-    fold_nn = g.op("Gather", [nn_all, g.const("fold_cols", np.arange(1, k + 1, dtype=np.int64))],
-                   "fold_nn", axis=1)
-    zf = g.op("Add", [zf, g.op("Mul", [fold_nn, g.const("w_nn", np.asarray(
-        [ens.weights[2]], dtype=np.float64))], "zf_nn")], "zf_sum")
-    zf = g.op("Add", [zf, g.const("stack_b_f", b)], "zf")
-    mean = g.op("MatMul", [zf, g.const("mean_w", np.full((k, 1), 1.0 / k))], "zf_mean")
-    dev = g.op("Sub", [zf, mean], "dev")
-    ss = g.op("MatMul", [g.op("Mul", [dev, dev], "dev2"),
-                         g.const("ones", np.ones((k, 1)))], "ss")
-    se = g.op("Sqrt", [g.op("Mul", [ss, g.const("jk", np.asarray([(k - 1) / k]))], "var")],
-              "se")
-    # h = Z95 * sqrt((s * se)^2 + floor^2); each side widens toward its extreme (ensemble.py)
+    # half = sqrt(exp(width) + (Z95 floor)^2) = Z95 sqrt((s se)^2 + floor^2)   [N, 1]
     hp = ens.hp
-    scaled = g.op("Mul", [se, g.const("iscale", np.asarray([hp.interval_scale]))], "sse")
-    var_all = g.op("Add", [g.op("Mul", [scaled, scaled], "sse2"),
-                           g.const("floor2", np.asarray([hp.interval_floor ** 2]))], "var_all")
-    half = g.op("Mul", [g.op("Sqrt", [var_all], "sd_all"), g.const("z95", np.asarray([Z95]))],
-                "half")
-    up = g.op("Mul", [g.op("Relu", [g.op("Sub", [z, g.const("up_from", np.asarray(
-        [hp.interval_skew_up_from]))], "z_up")], "z_up_pos"),
-        g.const("up_k", np.asarray([hp.interval_skew_up]))], "skew_up")
-    down = g.op("Mul", [g.op("Relu", [g.op("Sub", [g.const("down_from", np.asarray(
-        [hp.interval_skew_down_from])), z], "z_down")], "z_down_pos"),
-        g.const("down_k", np.asarray([hp.interval_skew_down]))], "skew_down")
-    lo = g.op("Sigmoid", [g.op("Sub", [g.op("Sub", [z, half], "zlo0"), down], "zlo")], "lo")
-    hi = g.op("Sigmoid", [g.op("Add", [g.op("Add", [z, half], "zhi0"), up], "zhi")], "hi")
-    g.op("Cast", [g.op("Concat", [lo, hi], "iv", axis=1)], "interval", out=OUTPUT_INTERVAL,
-         to=TensorProto.FLOAT)
+    var = g.op("Exp", [g.op("Gather", [parts, g.const("width_col", np.asarray(
+        [2], dtype=np.int64))], "width", axis=1)], "var_se")
+    half = g.op("Sqrt", [g.op("Add", [var, g.const("floor2", np.asarray(
+        [(Z95 * hp.interval_floor) ** 2]))], "var_all")], "half")
+    # [down, up] = [k_down max(from_down - z, 0), k_up max(z - from_up, 0)]: the skews are
+    # >= 0 (validated), so they move inside the Relu and one MatMul/Add/Relu makes both.
+    skew_w = np.asarray([[-hp.interval_skew_down, hp.interval_skew_up]], dtype=np.float64)
+    skew_b = np.asarray([hp.interval_skew_down * hp.interval_skew_down_from,
+                         -hp.interval_skew_up * hp.interval_skew_up_from], dtype=np.float64)
+    skews = g.op("Relu", [g.op("Add", [g.op("MatMul", [z, g.const("skew_w", skew_w)], "zs"),
+                                       g.const("skew_b", skew_b)], "zs_b")], "skews")
+    # (lo, hi) = sigmoid(z + [-1, 1] * (half + [down, up]))
+    reach = g.op("Mul", [g.op("Add", [half, skews], "reach"),
+                         g.const("signs", np.asarray([-1.0, 1.0]))], "signed")
+    g.op("Cast", [g.op("Sigmoid", [g.op("Add", [z, reach], "edges")], "iv")], "interval",
+         out=OUTPUT_INTERVAL, to=TensorProto.FLOAT)
 
     graph = helper.make_graph(
         g.nodes, "lead_score_ensemble",
@@ -382,5 +371,9 @@ def export_bundle_model(
             "output_names": list(OUTPUT_NAMES),
             "opset": OPSET,
             "ml_opset": ML_OPSET,
+            # what the graph's interval evaluates per lead: the width model's trees (bundles
+            # without this key evaluate the K fold ensembles)
+            "interval": "width_model",
+            "width_trees": len(lgb_trees(ens.width.model)) if ens.width is not None else 0,
         },
     }

@@ -255,9 +255,14 @@ def _parse_fields_request(request: Any, schema: Schema | None) -> ParsedLead:
                       list(encoded.missing), fields, encoded)
 
 
-def model_agreement(base_scores: np.ndarray) -> float:
-    """clip(1 − std(base scores) / 0.5, 0, 1), as in the original system."""
-    return float(min(1.0, max(0.0, 1.0 - float(np.std(base_scores)) / 0.5)))
+def model_agreement(base_scores: Sequence[float] | np.ndarray) -> float:
+    """clip(1 − std(base scores) / 0.5, 0, 1), as in the original system (population std).
+
+    Plain floats: three numbers do not pay numpy's per-call overhead on every request."""
+    values = [float(v) for v in base_scores]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return float(min(1.0, max(0.0, 1.0 - std / 0.5)))
 
 
 class Scorer(Protocol):
@@ -409,7 +414,8 @@ class ScoringService:
         else:
             composite_score = _rounded(rules.composite_score(lead.values))
             feature_values = {
-                name: _rounded(v) for name, v in zip(FEATURE_NAMES, lead.x32.tolist(), strict=True)
+                name: round(v, ROUND)
+                for name, v in zip(FEATURE_NAMES, lead.x32.tolist(), strict=True)
             }
         answer = LeadScore(
             contact_id=lead.contact_id,
@@ -488,7 +494,7 @@ class ScoringService:
             source="ensemble",
             model_version=model.version,
             confidence_interval=[_rounded(min(lo, hi)), _rounded(max(lo, hi))],
-            model_agreement=_rounded(model_agreement(np.asarray(base))),
+            model_agreement=_rounded(model_agreement(base)),
             base_scores={n: _rounded(b) for n, b in zip(BASE_MODEL_NAMES, base, strict=True)},
             baseline_score=_rounded(baseline_score) if math.isfinite(baseline_score) else None,
             explanation=explanation,
@@ -498,29 +504,24 @@ class ScoringService:
     def _explanation(lead: ParsedLead, contrib: np.ndarray) -> Explanation:
         values = lead.x32.tolist()
         contributions = contrib.tolist()
-        order = np.argsort(contrib, kind="stable")
+        rounded = [round(v, ROUND) for v in contributions]  # floats already: no float() each
+        order = np.argsort(contrib, kind="stable").tolist()
 
         def factor(i: int) -> Factor:
             name = FEATURE_NAMES[i]
             return Factor(
                 feature=name,
-                value=_rounded(values[i]),
-                contribution=_rounded(contributions[i]),
+                value=round(values[i], ROUND),
+                contribution=rounded[i],
                 reason=reason_for(name, values[i], contributions[i], lead.raw_features),
             )
 
         return Explanation(
-            feature_contributions={
-                name: _rounded(v) for name, v in zip(FEATURE_NAMES, contributions, strict=True)
-            },
+            feature_contributions=dict(zip(FEATURE_NAMES, rounded, strict=True)),
             top_positive_factors=[
-                factor(int(i))
-                for i in order[::-1][:TOP_FACTORS]
-                if _rounded(contributions[int(i)]) > 0
+                factor(i) for i in order[::-1][:TOP_FACTORS] if rounded[i] > 0
             ],
-            top_negative_factors=[
-                factor(int(i)) for i in order[:TOP_FACTORS] if _rounded(contributions[int(i)]) < 0
-            ],
+            top_negative_factors=[factor(i) for i in order[:TOP_FACTORS] if rounded[i] < 0],
             explained=True,
         )
 
