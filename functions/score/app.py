@@ -46,6 +46,7 @@ from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.public import names_in, public_reason, redact
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import LoopSettings, ScoreSettings
+from leadscore.throttle import LocationBuckets
 
 if __package__:  # imported from the repository (tests, tools): functions.score.app
     from . import ghl_routes
@@ -209,12 +210,39 @@ class Unauthorized(Exception):
     """An ``x-leadscore-key`` that is no location's current key (401)."""
 
 
+class Throttled(Exception):
+    """One location over its own request rate (429 with Retry-After)."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        super().__init__("this location is over its request rate")
+        self.wait_seconds = wait_seconds
+
+
+_buckets: LocationBuckets | None = None
+
+
+def _throttle(locations: list[str]) -> None:
+    """Each location's calls take from its own bucket (LOCATION_RATE_PER_SECOND; 0 = off)."""
+    global _buckets
+    settings = container().settings
+    if settings.location_rate_per_second <= 0:
+        return
+    if _buckets is None or _buckets.rate != settings.location_rate_per_second:
+        _buckets = LocationBuckets(settings.location_rate_per_second, settings.location_burst)
+    for location in dict.fromkeys(loc for loc in locations if loc):
+        wait = _buckets.take(location)
+        if wait > 0:
+            raise Throttled(wait)
+
+
 def _caller_location() -> str:
     """The location whose own API key the caller presented, or '' for the operator (the
     stack-wide API Gateway key alone). A location key is checked against the digest in the
     location's installation record (`leadscore.ghl.credentials`)."""
     given = header(app.current_event.headers, credentials.API_KEY_HEADER) or ""
     if not given.strip():
+        if container().settings.require_location_key:
+            raise Unauthorized(f"a location API key is required ({credentials.API_KEY_HEADER})")
         return ""
     credential = credentials.parse(given)
     installs = ghl_routes.deps().installations
@@ -263,6 +291,7 @@ def score() -> Response[str]:
     explain = _explain_flag()
     c = container()
     location = _location_of(body, _caller_location())  # before anything is scored
+    _throttle([location])
     if isinstance(body, dict):
         contact_id = body.get("contact_id")
         if isinstance(contact_id, str) and 0 < len(contact_id) <= 128 \
@@ -297,6 +326,7 @@ def score_batch() -> Response[str]:
     c = container()
     caller = _caller_location()
     locations = [_location_of(lead, caller) for lead in leads]  # before anything is scored
+    _throttle(locations)
     answer = c.scorer.score_batch(leads, explain=explain)
     if c.loop is not None:
         invalid = {e["index"] for e in answer["errors"]}
@@ -371,6 +401,13 @@ def _forbidden(exc: Forbidden) -> Response[str]:
 @app.exception_handler(Unauthorized)  # type: ignore[untyped-decorator]
 def _unauthorized(exc: Unauthorized) -> Response[str]:
     return _json(401, {"error": "unauthorized", "reason": str(exc)})
+
+
+@app.exception_handler(Throttled)  # type: ignore[untyped-decorator]
+def _throttled(exc: Throttled) -> Response[str]:
+    return Response(status_code=429, content_type=JSON,
+                    body=json.dumps({"error": str(exc)}),
+                    headers={"Retry-After": str(max(1, round(exc.wait_seconds + 0.5)))})
 
 
 @app.exception_handler(PayloadTooLarge)  # type: ignore[untyped-decorator]

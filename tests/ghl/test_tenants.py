@@ -494,3 +494,25 @@ def test_ghlctl_prints_each_locations_new_secret_once(
         assert credentials.matches(credentials.parse(text), inst.workflow_secret_hash)  # type: ignore[arg-type]
     status, _ = stack.post(workflow(B), {"x-leadscore-secret": printed[B]})
     assert status == 200
+
+
+def test_one_locations_burst_is_throttled_alone(stack: Stack) -> None:
+    lead = {"contact_id": "api-1", "features": {"property_data": {"list_price": 500000}}}
+    stack.container.settings = replace(stack.settings, location_rate_per_second=0.001,
+                                       location_burst=2)
+    score_app._buckets = None
+    answers = [stack.post(lead, {"x-leadscore-key": stack.keys[A]}, path="/score")[0]
+               for _ in range(3)]
+    assert answers == [200, 200, 429]
+    assert stack.post(lead, {"x-leadscore-key": stack.keys[B]}, path="/score")[0] == 200
+    assert stack.post({**lead, "location_id": B}, path="/score")[0] == 200  # the operator too
+    score_app._buckets = None
+
+
+def test_a_stack_can_require_a_location_key_for_every_score_call(stack: Stack) -> None:
+    lead = {"contact_id": "api-1", "features": {"property_data": {"list_price": 500000}}}
+    stack.container.settings = replace(stack.settings, require_location_key=True)
+    status, answer = stack.post({**lead, "location_id": B}, path="/score")
+    assert status == 401 and "x-leadscore-key" in answer["reason"]
+    assert stack.post(lead, {"x-leadscore-key": stack.keys[B]}, path="/score")[0] == 200
+    assert [r["location_id"] for r in stack.records("snapshot")] == [B]
