@@ -516,3 +516,35 @@ def test_a_stack_can_require_a_location_key_for_every_score_call(stack: Stack) -
     assert status == 401 and "x-leadscore-key" in answer["reason"]
     assert stack.post(lead, {"x-leadscore-key": stack.keys[B]}, path="/score")[0] == 200
     assert [r["location_id"] for r in stack.records("snapshot")] == [B]
+
+
+def test_ghlctl_purge_due_deletes_what_is_past_its_grace_period(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tools import ghlctl
+
+    now = stack.clock[0]
+    for n, loc in enumerate((A, B)):
+        stack.signed(contact_update(loc, now - 60, f"wh-d{n}", contact=f"{loc}-c"))
+    stack.signed({"type": "ContactDelete", "locationId": B, "id": f"{B}-c",
+                  "timestamp": iso(now), "webhookId": "wh-del"})
+    assert stack.signed(uninstall_event(location_id=A, timestamp=now))[1] == \
+        {"status": "uninstalled", "location_id": A}
+    inst = stack.table.installation(A, fresh=True)
+    assert inst is not None
+    stack.table.save(inst.with_changes(purge_after=iso(now - 60)))  # its 30 days are over
+    stack.records("snapshot")  # delivered to the bucket
+    for name, value in {"INSTALLATIONS_TABLE": stack.aws.installations_table,
+                        "GHL_TOKEN_KEY_ID": stack.aws.token_key_id,
+                        "CACHE_TABLE": stack.aws.table, "ARTIFACT_BUCKET": BUCKET}.items():
+        monkeypatch.setenv(name, value)
+    assert ghlctl.main(["purge", "--due"]) == 0  # without --yes: only says what would go
+    assert json.loads(capsys.readouterr().out) == {"would_purge": [A],
+                                                   "confirm_with": "--yes"}
+    assert stack.table.installation(A, fresh=True) is not None
+    assert ghlctl.main(["purge", "--due", "--yes"]) == 0
+    assert stack.table.installation(A, fresh=True) is None
+    assert not [k for k in stack.cache_keys() if A in k]
+    # B stays installed; its deleted contact's snapshot lines are compacted away
+    assert stack.table.installation(B, fresh=True) is not None
+    assert stack.records("snapshot") == []
