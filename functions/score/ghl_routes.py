@@ -109,9 +109,15 @@ def configure(
             eraser = Eraser(DynamoItems(settings.webhook_dedup_table, fast=True),
                             sender=loop.recorder.sender if loop is not None else None,
                             memory_forget=memory_forget, clock=clock)
+    buckets = None
+    if settings.location_rate_per_second > 0:
+        from leadscore.throttle import LocationBuckets
+
+        buckets = LocationBuckets(settings.location_rate_per_second, settings.location_burst)
     _deps = GhlDeps(settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue,
                     installations=installations, lifecycle=lifecycle, parked=parked,
                     count=count, clock=clock, loop=loop, digests=digests, eraser=eraser,
+                    buckets=buckets,
                     workflow_secret=workflow_secret(settings.ghl_webhook_secret_arn,
                                                     settings.ghl_webhook_secret))
     return _deps

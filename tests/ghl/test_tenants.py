@@ -507,6 +507,14 @@ def test_one_locations_burst_is_throttled_alone(stack: Stack) -> None:
     assert stack.post(lead, {"x-leadscore-key": stack.keys[B]}, path="/score")[0] == 200
     assert stack.post({**lead, "location_id": B}, path="/score")[0] == 200  # the operator too
     score_app._buckets = None
+    # the same for workflow calls; HighLevel's signed deliveries are never throttled
+    stack.configure(replace(stack.settings, location_rate_per_second=0.001, location_burst=2))
+    answers = [stack.post(workflow(A, contact=f"c-{n}"), {"x-leadscore-secret": stack.secrets[A]})
+               for n in range(3)]
+    assert [a[0] for a in answers] == [200, 200, 429]
+    assert stack.post(workflow(B), {"x-leadscore-secret": stack.secrets[B]})[0] == 200
+    assert stack.signed(contact_update(A, stack.clock[0], "wh-t", contact="c-9"))[1]["status"] \
+        == "scored"
 
 
 def test_a_stack_can_require_a_location_key_for_every_score_call(stack: Stack) -> None:

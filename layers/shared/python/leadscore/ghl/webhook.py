@@ -70,6 +70,7 @@ from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
+from leadscore.throttle import LocationBuckets
 
 logger = Logger(child=True)
 
@@ -133,6 +134,8 @@ class GhlDeps:
     digests: InputDigests | None = None
     #: ContactDelete: the contact's cached answers, digest, write-back state and records
     eraser: ContactEraser | None = None
+    #: one token bucket per location for workflow calls (LOCATION_RATE_PER_SECOND); None: off
+    buckets: LocationBuckets | None = None
 
     @property
     def auth(self) -> AuthConfig:
@@ -359,6 +362,14 @@ def _verified(delivery: _Delivery) -> Outcome:
         outcome = _dedupe_and_freshness(delivery, payload)
         if outcome is not None:
             return outcome
+    elif d.buckets is not None and delivery.location_id and not delivery.replay:
+        # One sub-account's workflow burst waits alone (HighLevel retries a 429); signed
+        # deliveries are HighLevel's own pace and are never refused.
+        wait = d.buckets.take(delivery.location_id)
+        if wait > 0:
+            d.count("WebhookThrottled")
+            return Outcome(429, {"error": "this location is over its request rate"},
+                           {"Retry-After": str(max(1, round(wait + 0.5)))})
 
     # From here on the payload carries the one location and a time that can be trusted.
     trusted = {**payload, "timestamp": utc_now_iso(_trusted_time(delivery, payload))}
