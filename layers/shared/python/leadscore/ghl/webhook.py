@@ -216,7 +216,8 @@ class _Delivery:
             return self.too_busy()
         record = parking.new_parked(parking.without_secrets(self.body, self.presented), reason,
                                     self.scheme, d.clock(),
-                                    location_id=self.location_id, event_type=self.event_type)
+                                    location_id=self.location_id or self.bound_location,
+                                    event_type=self.event_type)
         try:
             d.parked.park(record)
         except Exception:
@@ -286,8 +287,14 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
 def replay_parked(record: parking.ParkedDelivery, d: GhlDeps) -> Outcome:
     """Process a parked delivery again (it was verified when it came): no authentication,
     no deduplication, no freshness window. A ``parked`` answer means it still fails."""
-    # A workflow call stays bound to the location it was verified for.
-    bound = "" if record.scheme in ("ed25519", "rsa") else record.location_id
+    # A workflow call stays bound to the location it was verified for (a record parked
+    # before secrets were per location: the stack's configured location, or none at all).
+    bound = ""
+    if record.scheme not in ("ed25519", "rsa") and d.installations is not None:
+        bound = record.location_id or d.settings.installs.location_id
+        if not bound:
+            return Outcome(200, {"status": "ignored",
+                                 "reason": "a workflow call with no location to act for"})
     try:
         came = parse_timestamp(record.received_at).timestamp()
     except (ValueError, OverflowError, OSError):
