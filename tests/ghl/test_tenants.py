@@ -327,6 +327,7 @@ def test_a_retried_uninstall_older_than_the_install_changes_nothing(stack: Stack
 
 
 def test_a_future_timestamp_does_not_freeze_a_contact(stack: Stack) -> None:
+    stack.clock[0] = float(int(stack.clock[0]))  # whole milliseconds: compared as text below
     secret = {"x-leadscore-secret": stack.secrets[A]}
     far = workflow(A, timestamp="9999-12-31T23:59:59Z")
     assert stack.post(far, secret)[1]["status"] == "scored"
@@ -556,3 +557,13 @@ def test_ghlctl_purge_due_deletes_what_is_past_its_grace_period(
     # B stays installed; its deleted contact's snapshot lines are compacted away
     assert stack.table.installation(B, fresh=True) is not None
     assert stack.records("snapshot") == []
+
+
+def test_a_workflow_body_with_a_contact_type_field_is_still_scored(stack: Stack) -> None:
+    status, answer = stack.post(workflow(None, type="lead"),
+                                {"x-leadscore-secret": stack.secrets[A]})
+    assert status == 200 and answer["status"] == "scored" and answer["location_id"] == A
+    # an outcome event carried by A's secret with no location is A's
+    won = {"type": "OpportunityStatusUpdate", "id": "o-1", "contactId": "c-1", "status": "won"}
+    assert stack.post(won, {"x-leadscore-secret": stack.secrets[A]})[1]["outcomes"] == 1
+    assert [r["location_id"] for r in stack.records("outcome")] == [A]

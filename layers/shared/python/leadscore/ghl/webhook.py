@@ -382,7 +382,11 @@ def _verified(delivery: _Delivery) -> Outcome:
     trusted = {**payload, "timestamp": utc_now_iso(_trusted_time(delivery, payload))}
     if not delivery.signed:
         trusted.pop("dateAdded", None)
-    if delivery.location_id:
+    # Events read their location from ``locationId``; a workflow contact body keeps its own
+    # shape (a ``locationId`` next to a contact's ``type`` would make it look like an event).
+    consumers = set(d.loop.event_handlers()) if d.loop is not None else set()
+    if delivery.location_id and ("locationId" in payload
+                                 or delivery.event_type in consumers | {CONTACT_DELETE}):
         trusted["locationId"] = delivery.location_id
     payload = trusted
 
