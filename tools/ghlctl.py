@@ -10,6 +10,9 @@
     python tools/ghlctl.py pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
     python tools/ghlctl.py parked
     python tools/ghlctl.py replay (PARKED_ID ... | --all)
+    python tools/ghlctl.py secret (LOCATION_ID ... | --all)   a new workflow secret, shown once
+    python tools/ghlctl.py api-key LOCATION_ID ...            a new /score key, shown once
+    python tools/ghlctl.py purge (--location LOCATION_ID | --due) [--yes]
 
 Configuration comes from the same environment variables as the functions (the stack's
 outputs; docs/GHL_SETUP.md): INSTALLATIONS_TABLE, GHL_TOKEN_KEY_ID, GHL_OAUTH_SECRET_ARN,
@@ -95,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="process parked deliveries again")
     replay.add_argument("parked_ids", nargs="*")
     replay.add_argument("--all", action="store_true")
+    secret = sub.add_parser("secret", help="a new workflow secret per location (the old one "
+                                           "stops working); printed once, stored hashed")
+    secret.add_argument("location_ids", nargs="*")
+    secret.add_argument("--all", action="store_true",
+                        help="every enabled location (moving off the stack's shared secret)")
+    api_key = sub.add_parser("api-key", help="a new /score API key per location (the old one "
+                                             "stops working); printed once, stored hashed")
+    api_key.add_argument("location_ids", nargs="+")
+    purge = sub.add_parser("purge", help="delete a location's data from the stack's stores")
+    target = purge.add_mutually_exclusive_group(required=True)
+    target.add_argument("--location", help="this location, now")
+    target.add_argument("--due", action="store_true",
+                        help="every uninstalled location whose grace period is over")
+    purge.add_argument("--yes", action="store_true", help="do it (otherwise: what would go)")
     return parser
 
 
@@ -176,6 +193,78 @@ def _pin_thresholds(args: argparse.Namespace, settings: InstallSettings) -> dict
     return _summary(inst)
 
 
+def _settings_installation(settings: InstallSettings) -> Installation:
+    """The single sub-account stack's location as a table record (its first record)."""
+    return Installation(location_id=settings.location_id, token_source=SOURCE_SETTINGS,
+                        pit_secret_arn=settings.token_secret_arn,
+                        score_field_id=settings.score_field_id,
+                        class_field_id=settings.class_field_id,
+                        configured_map=dict(settings.field_map))
+
+
+def _issue(args: argparse.Namespace, settings: InstallSettings, kind: str) -> list[dict[str, Any]]:
+    from leadscore.ghl import credentials
+
+    table = _table(settings)
+    ids = list(args.location_ids)
+    if getattr(args, "all", False):
+        ids = [i.location_id for i in table.all_installations() if i.enabled]
+        if settings.location_id and settings.location_id not in ids:
+            ids.append(settings.location_id)
+    if not ids:
+        raise SystemExit("name location ids" + (" or --all" if kind == credentials.WORKFLOW
+                                                 else ""))
+    out = []
+    for location_id in ids:
+        base = _settings_installation(settings) if location_id == settings.location_id else None
+        text = credentials.issue(table, location_id, kind, base=base)
+        out.append({"location_id": location_id,
+                    "workflow_secret" if kind == credentials.WORKFLOW else "api_key": text})
+    return out
+
+
+def _purge(args: argparse.Namespace, settings: InstallSettings) -> int:
+    """Delete a location's data from every store of the stack (leadscore.loop.deletion);
+    ``--due`` also rewrites the record files without the contacts HighLevel deleted."""
+    import time
+
+    from leadscore.adapters.ghl_parked import S3ParkedStore
+    from leadscore.adapters.purge import DynamoItems, S3Objects
+    from leadscore.ghl.auth import parse_timestamp
+    from leadscore.loop.deletion import Eraser, compact, deleted_pairs
+    from leadscore.settings import LoopSettings
+
+    table = _table(settings)
+    score, loop = ScoreSettings.from_env(), LoopSettings.from_env()
+    if args.due:
+        now = time.time()
+        targets = [i.location_id for i in table.all_installations()
+                   if not i.enabled and i.purge_after
+                   and parse_timestamp(i.purge_after).timestamp() <= now]
+    else:
+        targets = [args.location]
+    if not args.yes:
+        _print({"would_purge": targets, "confirm_with": "--yes"})
+        return 0
+    cache_table = score.cache_table or score.webhook_dedup_table
+    objects = S3Objects(loop.artifact_bucket) if loop.artifact_bucket else None
+    eraser = Eraser(DynamoItems(cache_table) if cache_table else None,
+                    installations=DynamoItems(settings.installations_table), objects=objects,
+                    parked=S3ParkedStore(score.parked_bucket) if score.parked_bucket else None)
+    results: list[dict[str, Any]] = [{"location_id": loc, **eraser.purge_location(loc)}
+                                     for loc in targets]
+    if args.due and objects is not None:
+        pairs, _ = deleted_pairs(objects)
+        by_location: dict[str, set[str]] = {}
+        for loc, contact in pairs:
+            by_location.setdefault(loc, set()).add(contact)
+        for loc, contacts in sorted(by_location.items()):
+            results.append({"location_id": loc, "deleted_contacts": len(contacts),
+                            "record_lines_removed": compact(objects, loc, contacts)})
+    _print(results)
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
     from leadscore.ghl.webhook import replay_parked
 
@@ -248,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
             code, results = _replay(args)
             _print(results)
             return code
+        elif args.command in ("secret", "api-key"):
+            from leadscore.ghl import credentials
+
+            kind = credentials.WORKFLOW if args.command == "secret" else credentials.API_KEY
+            print("Shown once: store it now (only its hash is kept).", file=sys.stderr)
+            _print(_issue(args, settings, kind))
+        elif args.command == "purge":
+            return _purge(args, settings)
     except SystemExit:
         raise
     except Exception as exc:

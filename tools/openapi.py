@@ -71,14 +71,23 @@ ERR_503_FIELDS = _json(m.ErrorResponse, "a `fields` request while no model is lo
                                         "rules score reads only the real-estate features)")
 
 
+LocationKey = Annotated[
+    str | None,
+    Header(alias="x-leadscore-key", description="a location's own API key (tools/ghlctl.py "
+           "api-key): the leads are that location's; naming another `location_id` is a 403"),
+]
+
+
 def _score(
     body: Annotated[m.ScoreByFeatures | m.ScoreByVector | m.ScoreByFields, Body()],
     explain: ExplainFlag = None,
+    x_leadscore_key: LocationKey = None,
 ) -> None:
     """Score one lead."""
 
 
-def _score_batch(body: Annotated[m.BatchRequest, Body()], explain: ExplainFlag = None) -> None:
+def _score_batch(body: Annotated[m.BatchRequest, Body()], explain: ExplainFlag = None,
+                 x_leadscore_key: LocationKey = None) -> None:
     """Score up to 1000 leads in one model call."""
 
 
@@ -92,7 +101,8 @@ def _webhook(
         Header(alias="x-wh-signature", description="legacy RSA signature, when configured"),
     ] = None,
     x_leadscore_secret: Annotated[
-        str | None, Header(alias="x-leadscore-secret", description="workflow shared secret")
+        str | None, Header(alias="x-leadscore-secret",
+                           description="the location's own workflow secret")
     ] = None,
 ) -> None:
     """A HighLevel webhook."""

@@ -35,6 +35,9 @@ from leadscore.adapters.tracing import make_tracer
 from leadscore.circuit import CircuitBreaker
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
+from leadscore.ghl import credentials
+from leadscore.headers import header
+from leadscore.identifiers import ID_RULE, has_lone_surrogate, is_safe_id
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.recorder import LoopRecorder, build_recorder
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
@@ -43,6 +46,7 @@ from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.public import names_in, public_reason, redact
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import LoopSettings, ScoreSettings
+from leadscore.throttle import LocationBuckets
 
 if __package__:  # imported from the repository (tests, tools): functions.score.app
     from . import ghl_routes
@@ -134,7 +138,8 @@ def set_container(new: Container | None) -> None:
     global _container
     _container = new
     if new is not None:
-        ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop)
+        ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop,
+                             memory_forget=new.cache.memory.forget_prefix)
 
 
 def container() -> Container:
@@ -201,10 +206,72 @@ def _count(result: LeadScore) -> None:
     )
 
 
-def _location_of(request: Any) -> str:
-    """The HighLevel location an API caller named (an ignored top-level key), or ''."""
+class Forbidden(Exception):
+    """A location's API key used for another location (403; nothing scored or recorded)."""
+
+
+class Unauthorized(Exception):
+    """An ``x-leadscore-key`` that is no location's current key (401)."""
+
+
+class Throttled(Exception):
+    """One location over its own request rate (429 with Retry-After)."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        super().__init__("this location is over its request rate")
+        self.wait_seconds = wait_seconds
+
+
+_buckets: LocationBuckets | None = None
+
+
+def _throttle(locations: list[str]) -> None:
+    """Each location's calls take from its own bucket (LOCATION_RATE_PER_SECOND; 0 = off)."""
+    global _buckets
+    settings = container().settings
+    if settings.location_rate_per_second <= 0:
+        return
+    if _buckets is None or _buckets.rate != settings.location_rate_per_second:
+        _buckets = LocationBuckets(settings.location_rate_per_second, settings.location_burst)
+    for location in dict.fromkeys(loc for loc in locations if loc):
+        wait = _buckets.take(location)
+        if wait > 0:
+            raise Throttled(wait)
+
+
+def _caller_location() -> str:
+    """The location whose own API key the caller presented, or '' for the operator (the
+    stack-wide API Gateway key alone). A location key is checked against the digest in the
+    location's installation record (`leadscore.ghl.credentials`)."""
+    given = header(app.current_event.headers, credentials.API_KEY_HEADER) or ""
+    if not given.strip():
+        if container().settings.require_location_key:
+            raise Unauthorized(f"a location API key is required ({credentials.API_KEY_HEADER})")
+        return ""
+    credential = credentials.parse(given)
+    installs = ghl_routes.deps().installations
+    if credential is None or credential.kind != credentials.API_KEY or installs is None:
+        raise Unauthorized("not a location API key")
+    for fresh in (False, True):  # a key rotated seconds ago is in the fresh record
+        inst = installs.installation(credential.location_id, fresh=fresh)
+        if inst is not None and inst.enabled and credentials.matches(credential,
+                                                                     inst.api_key_hash):
+            return credential.location_id
+    raise Unauthorized("not a location API key")
+
+
+def _location_of(request: Any, caller: str = "") -> str:
+    """The HighLevel location a lead is attributed to: the caller's own (a location key;
+    naming another is Forbidden), else the ``location_id`` the operator named, or ''."""
     location = request.get("location_id") if isinstance(request, dict) else None
-    return location if isinstance(location, str) and 0 < len(location) <= 128 else ""
+    if location not in (None, "") and not is_safe_id(location):
+        raise InvalidInput([FieldError("location_id", ID_RULE)])
+    named = location if isinstance(location, str) else ""
+    if caller:
+        if named and named != caller:
+            raise Forbidden("the API key is for another location")
+        return caller
+    return named
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -226,14 +293,17 @@ def _bounded(answer: Mapping[str, Any], limit_name: str, limit: int) -> Response
 def score() -> Response[str]:
     body = _json_body()
     explain = _explain_flag()
+    c = container()
+    location = _location_of(body, _caller_location())  # before anything is scored
+    _throttle([location])
     if isinstance(body, dict):
         contact_id = body.get("contact_id")
-        if isinstance(contact_id, str) and 0 < len(contact_id) <= 128:
+        if isinstance(contact_id, str) and 0 < len(contact_id) <= 128 \
+                and not has_lone_surrogate(contact_id):
             logger.append_keys(contact_id=contact_id)
-    c = container()
     result = c.scorer.score(body, explain=explain)
     if c.loop is not None:
-        c.loop.scored(body, result, _location_of(body), "api")
+        c.loop.scored(body, result, location, "api")
     _count(result)
     logger.info(
         "scored",
@@ -258,12 +328,15 @@ def score_batch() -> Response[str]:
     if not isinstance(leads, list):
         raise InvalidInput([FieldError("leads", "must be a list of scoring requests")])
     c = container()
+    caller = _caller_location()
+    locations = [_location_of(lead, caller) for lead in leads]  # before anything is scored
+    _throttle(locations)
     answer = c.scorer.score_batch(leads, explain=explain)
     if c.loop is not None:
         invalid = {e["index"] for e in answer["errors"]}
-        valid = [lead for i, lead in enumerate(leads) if i not in invalid]
-        for lead, result in zip(valid, answer["results"], strict=True):
-            c.loop.scored(lead, result, _location_of(lead), "batch")
+        valid = [(lead, locations[i]) for i, lead in enumerate(leads) if i not in invalid]
+        for (lead, location), result in zip(valid, answer["results"], strict=True):
+            c.loop.scored(lead, result, location, "batch")
     for result in answer["results"]:
         _count(result)
     logger.info(
@@ -320,6 +393,25 @@ def _invalid(exc: InvalidInput) -> Response[str]:
 
 def _limit_answer(message: str, name: str, value: int) -> Response[str]:
     return _json(413, {"error": message, "limit": {"name": name, "value": value}})
+
+
+@app.exception_handler(Forbidden)  # type: ignore[untyped-decorator]
+def _forbidden(exc: Forbidden) -> Response[str]:
+    logger.warning("API key used for another location")
+    return _json(403, {"error": "forbidden", "reason": str(exc),
+                       "errors": [{"path": "location_id", "message": str(exc)}]})
+
+
+@app.exception_handler(Unauthorized)  # type: ignore[untyped-decorator]
+def _unauthorized(exc: Unauthorized) -> Response[str]:
+    return _json(401, {"error": "unauthorized", "reason": str(exc)})
+
+
+@app.exception_handler(Throttled)  # type: ignore[untyped-decorator]
+def _throttled(exc: Throttled) -> Response[str]:
+    return Response(status_code=429, content_type=JSON,
+                    body=json.dumps({"error": str(exc)}),
+                    headers={"Retry-After": str(max(1, round(exc.wait_seconds + 0.5)))})
 
 
 @app.exception_handler(PayloadTooLarge)  # type: ignore[untyped-decorator]

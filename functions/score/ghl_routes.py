@@ -24,7 +24,14 @@ from leadscore.ghl.installations import Installations
 from leadscore.ghl.lifecycle import InstallError, Lifecycle
 from leadscore.ghl.parking import ParkedStore
 from leadscore.ghl.redirect import redirect_uri
-from leadscore.ghl.webhook import GhlDeps, Outcome, Queue, ReplayGuard, handle_webhook
+from leadscore.ghl.webhook import (
+    ContactEraser,
+    GhlDeps,
+    Outcome,
+    Queue,
+    ReplayGuard,
+    handle_webhook,
+)
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
@@ -55,6 +62,8 @@ def configure(
     count: Callable[[str], None] = _count,
     clock: Callable[[], float] = time.time,
     loop: LoopHooks | None = None,
+    eraser: ContactEraser | None = None,
+    memory_forget: Callable[[str], int] | None = None,
 ) -> GhlDeps:
     """Wire the routes. Adapters default to DynamoDB / SQS / S3 / KMS from the settings."""
     global _deps
@@ -95,9 +104,23 @@ def configure(
         from leadscore.adapters.ghl_state import DynamoInputDigests
 
         digests = DynamoInputDigests(settings.webhook_dedup_table, clock=clock)
+        if eraser is None:
+            from leadscore.adapters.purge import DynamoItems
+            from leadscore.loop.deletion import Eraser
+
+            # ContactDelete: keyed deletes (request-path client) and a deletion record
+            eraser = Eraser(DynamoItems(settings.webhook_dedup_table, fast=True),
+                            sender=loop.recorder.sender if loop is not None else None,
+                            memory_forget=memory_forget, clock=clock)
+    buckets = None
+    if settings.location_rate_per_second > 0:
+        from leadscore.throttle import LocationBuckets
+
+        buckets = LocationBuckets(settings.location_rate_per_second, settings.location_burst)
     _deps = GhlDeps(settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue,
                     installations=installations, lifecycle=lifecycle, parked=parked,
-                    count=count, clock=clock, loop=loop, digests=digests,
+                    count=count, clock=clock, loop=loop, digests=digests, eraser=eraser,
+                    buckets=buckets,
                     workflow_secret=workflow_secret(settings.ghl_webhook_secret_arn,
                                                     settings.ghl_webhook_secret))
     return _deps
@@ -114,8 +137,16 @@ def build_lifecycle(settings: ScoreSettings, table: Any, *,
         return GhlApiClient(settings.installs.api_base,
                             lambda: table.access_token(location_id))
 
-    return Lifecycle(table, oauth_client(settings.installs), fields_api,
-                     app_id=settings.installs.app_id or settings.ghl_app_id, clock=clock)
+    oauth = oauth_client(settings.installs)
+    client_id = None
+    if oauth is not None:
+        # With OAuth configured the app id is never missing: HighLevel's client ids carry it.
+        def client_id() -> str:
+            return str(oauth._credentials()[0])
+
+    return Lifecycle(table, oauth, fields_api,
+                     app_id=settings.installs.app_id or settings.ghl_app_id, clock=clock,
+                     client_id=client_id)
 
 
 def deps() -> GhlDeps:

@@ -399,7 +399,7 @@ def test_replay_guard_down_still_scores(harness: Harness) -> None:
 
 def test_non_contact_event_is_acknowledged_and_ignored(harness: Harness) -> None:
     payload = {
-        "type": "ContactDelete",
+        "type": "NoteCreate",  # (ContactDelete is consumed now: the contact's data goes)
         "locationId": "loc-1",
         "id": "c",
         "webhookId": "w",

@@ -192,6 +192,12 @@ class ScoreSettings:
     installs: InstallSettings = field(default_factory=InstallSettings)
     webhook_dedup_table: str = ""
     writeback_queue_url: str = ""
+    # Tenants: /score callers must present their location's own key (x-leadscore-key), and
+    # each location's calls are throttled alone (requests per second and burst, per
+    # container; 0 = off).
+    require_location_key: bool = False
+    location_rate_per_second: float = 0.0
+    location_burst: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScoreSettings:
@@ -231,6 +237,10 @@ class ScoreSettings:
             installs=InstallSettings.from_env(env),
             webhook_dedup_table=_str(env, "WEBHOOK_DEDUP_TABLE") or _str(env, "CACHE_TABLE"),
             writeback_queue_url=_str(env, "WRITEBACK_QUEUE_URL"),
+            require_location_key=_bool(env, "REQUIRE_LOCATION_KEY", cls.require_location_key),
+            location_rate_per_second=_float(env, "LOCATION_RATE_PER_SECOND",
+                                            cls.location_rate_per_second),
+            location_burst=_int(env, "LOCATION_BURST", cls.location_burst),
         )
 
 

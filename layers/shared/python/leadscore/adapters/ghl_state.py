@@ -249,29 +249,48 @@ class DynamoWritebackState(_TtlTable):
 
 class DynamoInputDigests(_TtlTable):
     """``inputs#<location>#<contact>``: the digest of the scoring inputs last scored for a
-    contact (``leadscore.ghl.digest``). Errors propagate: the caller scores anyway."""
+    contact (``leadscore.ghl.digest``) and ``as_of_ms``, the time those inputs were current.
+    The time only moves forward (a conditional put), so a late retry of an older delivery
+    cannot make older inputs look current. Errors propagate: the caller scores anyway."""
 
     default_ttl_seconds = DIGEST_TTL_SECONDS
     fast_client = True
 
-    def unchanged(self, location_id: str, contact_id: str, digest: str) -> bool:
+    def seen(self, location_id: str, contact_id: str) -> tuple[str, int] | None:
+        """(digest, as_of_ms) remembered for the contact, or None."""
         answer = self.ddb.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": digest_key(location_id, contact_id)}},
-            ProjectionExpression="digest, expires_at",
+            ProjectionExpression="digest, expires_at, as_of_ms",
+            ConsistentRead=True,
         )
         item = answer.get("Item")
         if not item or float(item.get("expires_at", {}).get("N", "0")) <= self._clock():
-            return False
-        return bool(item.get("digest", {}).get("S") == digest)
+            return None
+        return item.get("digest", {}).get("S", ""), int(item.get("as_of_ms", {}).get("N", "0"))
 
-    def remember(self, location_id: str, contact_id: str, digest: str) -> None:
+    def unchanged(self, location_id: str, contact_id: str, digest: str) -> bool:
+        seen = self.seen(location_id, contact_id)
+        return seen is not None and seen[0] == digest
+
+    def remember(self, location_id: str, contact_id: str, digest: str,
+                 as_of_ms: int = 0) -> None:
         now = self._clock()
-        self.ddb.put_item(
-            TableName=self.table_name,
-            Item={
-                "pk": {"S": digest_key(location_id, contact_id)},
-                "digest": {"S": digest},
-                "expires_at": {"N": str(int(now + self._ttl))},
-            },
-        )
+        try:
+            self.ddb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": digest_key(location_id, contact_id)},
+                    "digest": {"S": digest},
+                    "as_of_ms": {"N": str(int(as_of_ms))},
+                    "expires_at": {"N": str(int(now + self._ttl))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR attribute_not_exists(as_of_ms)"
+                " OR as_of_ms <= :at OR expires_at < :now",
+                ExpressionAttributeValues={":at": {"N": str(int(as_of_ms))},
+                                           ":now": {"N": str(int(now))}},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            # newer inputs were remembered meanwhile: they stay

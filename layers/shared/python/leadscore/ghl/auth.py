@@ -6,8 +6,10 @@ Pure logic (no AWS, no logging of lead data), following HighLevel's webhook docu
   (Ed25519, base64, over the raw body bytes) or, only where an RSA key is configured, the
   legacy ``x-wh-signature`` (RSA PKCS#1 v1.5 with SHA-256). When ``x-ghl-signature`` is
   present only it is checked. Their ``timestamp`` must be within the allowed clock skew.
-* workflow "Webhook" actions are not signed: they authenticate with a shared secret in the
-  ``x-leadscore-secret`` header, compared in constant time.
+* workflow "Webhook" actions are not signed: they authenticate with the location's own
+  workflow secret (`leadscore.ghl.credentials`) in the ``x-leadscore-secret`` header or the
+  body's Custom Data; the credential names the one location the call may act for. The stack's
+  older shared secret is accepted only for its single configured location.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import base64
 import binascii
 import hmac
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from leadscore import jsonsafe
+from leadscore.ghl import credentials
 from leadscore.headers import header
 
 SIGNATURE_HEADER = "x-ghl-signature"
@@ -43,6 +46,11 @@ class AuthConfig:
     ed25519_public_key_pem: str = ""
     rsa_public_key_pem: str = ""
     webhook_secret: str = ""
+    #: (location id, re-read) -> the stored digest of that location's workflow secret ("" none)
+    location_secret: Callable[[str, bool], str] | None = None
+    #: the one location the shared secret may act for; None = any (nothing is installed: local
+    #: runs); "" = none (a stack with installed locations but no GHL_LOCATION_ID)
+    shared_secret_location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,14 +64,18 @@ class Verification:
     ok: bool
     scheme: str = ""
     reason: str = ""
+    #: the location the credential is bound to ("" = any: a signature, or an unbound secret)
+    location_id: str = ""
+    #: the secret the caller presented, only to keep it out of parked records
+    presented: str = field(default="", repr=False, compare=False)
 
     @property
     def status_code(self) -> int:
         return 200 if self.ok else 401
 
     @classmethod
-    def verified(cls, scheme: str) -> Verification:
-        return cls(ok=True, scheme=scheme)
+    def verified(cls, scheme: str, location_id: str = "", presented: str = "") -> Verification:
+        return cls(ok=True, scheme=scheme, location_id=location_id, presented=presented)
 
     @classmethod
     def rejected(cls, reason: str) -> Verification:
@@ -202,21 +214,35 @@ def authenticate(
 
     secret = signature_header(headers, SECRET_HEADER)
     if secret is not None:
-        if not config.webhook_secret:
-            return Verification.rejected("shared secret not configured")
-        if _same_secret(secret, config.webhook_secret):
-            return Verification.verified("secret")
-        return Verification.rejected("invalid secret")
+        return _secret_verdict(secret, "secret", config)
 
     in_body = _custom_data_secret(body)
     if in_body is not None:
-        if not config.webhook_secret:
-            return Verification.rejected("shared secret not configured")
-        if _same_secret(in_body, config.webhook_secret):
-            return Verification.verified("custom-data-secret")
-        return Verification.rejected("invalid secret")
+        return _secret_verdict(in_body, "custom-data-secret", config)
 
     return Verification.rejected("missing signature")
+
+
+def _secret_verdict(given: str, scheme: str, config: AuthConfig) -> Verification:
+    """A workflow call's secret: a location's own (bound to it) or the stack's shared one
+    (bound to its single configured location). A rotated secret is found by re-reading the
+    record once (the container keeps records for a few seconds)."""
+    credential = credentials.parse(given)
+    if credential is not None and credential.kind == credentials.WORKFLOW:
+        if config.location_secret is None:
+            return Verification.rejected("per-location secrets not configured")
+        for fresh in (False, True):
+            if credentials.matches(credential, config.location_secret(credential.location_id,
+                                                                      fresh)):
+                return Verification.verified(scheme, credential.location_id, given)
+        return Verification.rejected("invalid secret")
+    if not config.webhook_secret:
+        return Verification.rejected("shared secret not configured")
+    if not _same_secret(given, config.webhook_secret):
+        return Verification.rejected("invalid secret")
+    if config.shared_secret_location == "":
+        return Verification.rejected("shared secret retired: use the location's own secret")
+    return Verification.verified(scheme, config.shared_secret_location or "", given)
 
 
 # --------------------------------------------------------------------------- timestamps

@@ -77,6 +77,12 @@ class Installation:
     installed_at: str = ""
     fields_discovered_at: str = ""
     disabled_reason: str = ""
+    #: digests of the location's own credentials (`leadscore.ghl.credentials`), never secrets
+    workflow_secret_hash: str = ""
+    api_key_hash: str = ""
+    #: the time of the last UNINSTALL honoured, and when the location's data is deleted
+    uninstalled_at: str = ""
+    purge_after: str = ""
 
     def with_changes(self, **changes: Any) -> Installation:
         return replace(self, **changes)

@@ -8,7 +8,14 @@
   Company token is stored, the location's token is obtained from it right away. A Location
   install without any token yet waits for its callback (both orders work).
 * ``UNINSTALL``: the location is disabled and its tokens deleted; a Company uninstall does
-  that for every location of the company and deletes the Company token.
+  that for every location of the company and deletes the Company token. The location's data
+  is deleted after ``PURGE_GRACE_SECONDS`` (``purge_after`` on its record;
+  `leadscore.loop.deletion`), unless it is installed again before.
+* Order: install events are applied by when they happened, not when they came. An UNINSTALL
+  never undoes an installation made after it (HighLevel retries an uninstall for hours; the
+  user may have installed again meanwhile), and an INSTALL older than the last uninstall
+  re-enables nothing. The time is the event's ``timestamp`` as the webhook flow trusts it
+  (signed, never later than its receipt), else now.
 * Discovery (after every install and from ``tools/ghlctl.py discover``): the score and class
   fields are found by fieldKey or name and created when missing; the inbound map is resolved
   to field ids (`leadscore.ghl.fields`).
@@ -23,8 +30,26 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from leadscore.ghl.auth import parse_timestamp
 from leadscore.ghl.fields import create_body, parse_field_list, plan_fields
 from leadscore.ghl.installations import SOURCE_OAUTH, Installation, OAuthTokens
+
+#: How long an uninstalled location's data is kept (a re-install within it finds everything
+#: as it was); then `leadscore.loop.deletion` removes it (docs/GHL_SETUP.md).
+PURGE_GRACE_SECONDS = 30 * 24 * 3600
+
+
+def app_id_from_client_id(client_id: str) -> str:
+    """HighLevel's OAuth client ids are ``<appId>-<suffix>`` (its SDKs derive the app id the
+    same way)."""
+    return client_id.split("-", 1)[0].strip()
+
+
+def _moment(value: Any) -> float | None:
+    try:
+        return parse_timestamp(value).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class InstallStore(Protocol):
@@ -108,12 +133,31 @@ class Lifecycle:
         *,
         app_id: str = "",
         clock: Callable[[], float] = time.time,
+        client_id: Callable[[], str] | None = None,
+        purge_grace_seconds: float = PURGE_GRACE_SECONDS,
     ) -> None:
         self.store = store
         self.oauth = oauth
         self.fields_api = fields_api
-        self.app_id = app_id
+        self._app_id = app_id
+        self._client_id = client_id
         self.clock = clock
+        self.purge_grace_seconds = purge_grace_seconds
+
+    @property
+    def app_id(self) -> str:
+        """The configured app id, else the one in the OAuth client id (read when needed)."""
+        if not self._app_id and self._client_id is not None:
+            self._app_id = app_id_from_client_id(self._client_id())
+        return self._app_id
+
+    @app_id.setter
+    def app_id(self, value: str) -> None:
+        self._app_id = value
+
+    def _event_time(self, event: Mapping[str, Any]) -> float:
+        moment = _moment(event.get("timestamp"))
+        return self.clock() if moment is None else moment
 
     # ----------------------------------------------------------------- events
 
@@ -124,7 +168,13 @@ class Lifecycle:
         if install_type == "Company" or not location_id:
             # The Company token arrives with the OAuth callback, which installs its locations.
             return {"status": "installed", "install_type": "Company", "company_id": company_id}
-        inst = self._enable(location_id, company_id)
+        at = self._event_time(event)
+        current = self.store.installation(location_id, fresh=True)
+        last_uninstall = _moment(current.uninstalled_at) if current is not None else None
+        if last_uninstall is not None and at < last_uninstall:
+            return {"status": "ignored", "reason": "install older than the last uninstall",
+                    "location_id": location_id}
+        inst = self._enable(location_id, company_id, at=at)
         tokens_from = "the OAuth callback"  # a Location install's tokens come with it
         if company_id and self.oauth is not None and self._has_company_token(company_id):
             self._location_token_from_company(company_id, location_id)
@@ -136,17 +186,42 @@ class Lifecycle:
     def on_uninstall(self, event: Mapping[str, Any]) -> dict[str, Any]:
         location_id = str(event.get("locationId") or "")
         company_id = str(event.get("companyId") or "")
+        at = self._event_time(event)
         if location_id:
-            self.store.disable(location_id, "uninstalled")
+            current = self.store.installation(location_id, fresh=True)
+            if current is not None and self._installed_after(current, at):
+                return {"status": "ignored", "reason": "uninstall older than the current install",
+                        "location_id": location_id}
+            self._uninstall(location_id, "uninstalled", at)
             return {"status": "uninstalled", "location_id": location_id}
-        disabled = []
+        disabled, kept = [], []
         for inst in self.store.all_installations():
             if company_id and inst.company_id == company_id and inst.enabled:
-                self.store.disable(inst.location_id, "company uninstalled")
+                if self._installed_after(inst, at):
+                    kept.append(inst.location_id)
+                    continue
+                self._uninstall(inst.location_id, "company uninstalled", at)
                 disabled.append(inst.location_id)
-        if company_id:
+        if company_id and not kept:
             self.store.delete_company_tokens(company_id)
-        return {"status": "uninstalled", "company_id": company_id, "locations": disabled}
+        answer: dict[str, Any] = {"status": "uninstalled", "company_id": company_id,
+                                  "locations": disabled}
+        if kept:
+            answer["kept_installed_after"] = kept
+        return answer
+
+    @staticmethod
+    def _installed_after(inst: Installation, at: float) -> bool:
+        installed = _moment(inst.installed_at)
+        return installed is not None and installed > at
+
+    def _uninstall(self, location_id: str, reason: str, at: float) -> None:
+        """Disable (tokens deleted) and schedule the location's data for deletion."""
+        self.store.disable(location_id, reason)
+        inst = self.store.installation(location_id, fresh=True) or \
+            Installation(location_id=location_id, enabled=False, disabled_reason=reason)
+        self.store.save(inst.with_changes(
+            uninstalled_at=_now_iso(at), purge_after=_now_iso(at + self.purge_grace_seconds)))
 
     def on_callback(self, code: str, *, user_type: str = "Location",
                     redirect_uri: str = "") -> dict[str, Any]:
@@ -183,15 +258,20 @@ class Lifecycle:
 
     # ----------------------------------------------------------------- helpers
 
-    def _enable(self, location_id: str, company_id: str) -> Installation:
+    def _enable(self, location_id: str, company_id: str, *,
+                at: float | None = None) -> Installation:
+        """Create or re-enable; ``installed_at`` is this install's time (what a later-arriving
+        older UNINSTALL is compared with), and a scheduled deletion is called off."""
+        installed_at = _now_iso(self.clock() if at is None else at)
         current = self.store.installation(location_id, fresh=True)
         if current is None:
             inst = Installation(location_id=location_id, company_id=company_id,
-                                token_source=SOURCE_OAUTH, installed_at=_now_iso(self.clock()))
+                                token_source=SOURCE_OAUTH, installed_at=installed_at)
         else:
             inst = current.with_changes(enabled=True, disabled_reason="",
                                         company_id=company_id or current.company_id,
-                                        token_source=SOURCE_OAUTH)
+                                        token_source=SOURCE_OAUTH, installed_at=installed_at,
+                                        purge_after="")
         self.store.save(inst)
         return inst
 

@@ -9,7 +9,9 @@ counted (metric ``WebhookParked``) and replayed by an operator with
 delivery was verified when it came), deduplication and the freshness window.
 
 A parked record holds the raw body (it may contain the lead's personal data: it is kept only
-as long as the store's lifecycle allows, 30 days by default) and never the shared secret.
+as long as the store's lifecycle allows, 30 days by default) and never a secret: headers are
+not kept, and `without_secrets` takes the workflow secret out of the body (Custom Data) and
+out of any other place the caller put the secret it presented.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from leadscore import jsonsafe
 
 #: Reasons (the start of `ParkedDelivery.reason`), for counting and for the CLI's filter.
 NOT_JSON = "body is not JSON"
@@ -73,6 +77,38 @@ def new_parked(body: bytes, reason: str, scheme: str, now: float, *, location_id
                           received_at=stamp.isoformat(timespec="seconds").replace("+00:00", "Z"),
                           scheme=scheme, body=body, location_id=location_id,
                           event_type=event_type)
+
+
+#: What replaces a secret in a parked body.
+REDACTED = "[redacted]"
+#: Body keys that hold a credential (the free Webhook action's Custom Data secret).
+_SECRET_KEYS = ("leadscore_secret",)
+
+
+def without_secrets(body: bytes, presented: str = "") -> bytes:
+    """The body to park: Custom Data secret fields removed (JSON bodies), and the secret the
+    caller presented replaced wherever else it appears (a body that is not JSON included)."""
+    try:
+        payload = jsonsafe.loads(body.decode("utf-8"))
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        changed = False
+        for holder in (payload, payload.get("customData")):
+            if isinstance(holder, dict):
+                for key in _SECRET_KEYS:
+                    if key in holder:
+                        holder[key] = REDACTED
+                        changed = True
+        if changed:
+            body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    if presented:
+        body = body.replace(presented.encode("utf-8"), REDACTED.encode())
+        # the same secret as JSON text (escaped characters) where it was written that way
+        escaped = json.dumps(presented)[1:-1].encode()
+        if escaped != presented.encode("utf-8"):
+            body = body.replace(escaped, REDACTED.encode())
+    return body
 
 
 class ParkedStore(Protocol):

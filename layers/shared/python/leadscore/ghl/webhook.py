@@ -12,13 +12,20 @@ what HighLevel gets back (2xx once recorded, 429 when it cannot be recorded now,
 
 Steps for a verified delivery (docs/GHL_SETUP.md has the answer table for users):
 
-1. JSON object, else parked;
-2. signed deliveries: ``appId`` must be ours (when GHL_APP_ID is set), else 200 ``ignored``;
+1. JSON object, else parked; its identifiers must be ids HighLevel could make
+   (`leadscore.identifiers`), else parked (signed) or 400 (a workflow call);
+2. the location: a workflow credential is bound to one location (`leadscore.ghl.credentials`)
+   and a body naming another is refused (403: nothing scored, written or recorded);
+3. signed deliveries: ``appId`` must be ours (when GHL_APP_ID is set), else 200 ``ignored``;
    dedupe on ``webhookId`` (or the SHA-256 of the signed body) -> 200 ``duplicate``; the
    freshness window (days) only for deliveries not seen before, else parked;
-3. ``INSTALL`` / ``UNINSTALL`` -> `leadscore.ghl.lifecycle`;
-4. the location must be installed and enabled (else 200 ``ignored``);
-5. event types the loop consumes (opportunities, messages) -> its handler (`d.loop`);
+4. time: only a signed delivery's ``timestamp`` orders anything (clamped to the receipt time);
+   an unsigned one is ordered by when it came;
+5. ``INSTALL`` / ``UNINSTALL`` -> `leadscore.ghl.lifecycle`, only when signed by HighLevel for
+   this app (a workflow secret never changes an installation);
+6. the location must be installed and enabled (else 200 ``ignored``);
+7. ``ContactDelete`` -> the contact's data is forgotten (`leadscore.loop.deletion`); event
+   types the loop consumes (opportunities, messages) -> its handler (`d.loop`);
    contact events and workflow calls: parsed with the location's field map, scored, the
    write-back queued (200 ``scored``); scoring impossible now -> queued for later (200
    ``queued``); anything else -> 200 ``ignored``.
@@ -61,15 +68,18 @@ from leadscore.ghl.payloads import (
     unwrap_event,
     utc_now_iso,
 )
+from leadscore.identifiers import id_errors, is_safe_id
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
+from leadscore.throttle import LocationBuckets
 
 logger = Logger(child=True)
 
 INSTALL_EVENTS = frozenset({"INSTALL", "AppInstall"})
 UNINSTALL_EVENTS = frozenset({"UNINSTALL", "AppUninstall"})
+CONTACT_DELETE = "ContactDelete"
 
 
 class ReplayGuard(Protocol):
@@ -82,10 +92,18 @@ class Queue(Protocol):
 
 
 class InputDigests(Protocol):
-    """The digest of each contact's scoring inputs (adapters.ghl_state.DynamoInputDigests)."""
+    """The digest of each contact's scoring inputs and the time they were current
+    (adapters.ghl_state.DynamoInputDigests)."""
 
-    def unchanged(self, location_id: str, contact_id: str, digest: str) -> bool: ...
-    def remember(self, location_id: str, contact_id: str, digest: str) -> None: ...
+    def seen(self, location_id: str, contact_id: str) -> tuple[str, int] | None: ...
+    def remember(self, location_id: str, contact_id: str, digest: str,
+                 as_of_ms: int = 0) -> None: ...
+
+
+class ContactEraser(Protocol):
+    """`leadscore.loop.deletion.Eraser`: what ``ContactDelete`` removes."""
+
+    def forget_contact(self, location_id: str, contact_id: str) -> dict[str, Any]: ...
 
 
 class InstallEvents(Protocol):
@@ -117,6 +135,10 @@ class GhlDeps:
     #: our own writes fire ContactUpdate again: an update whose inputs did not change is not
     #: scored again (issue 11); None: every update is scored
     digests: InputDigests | None = None
+    #: ContactDelete: the contact's cached answers, digest, write-back state and records
+    eraser: ContactEraser | None = None
+    #: one token bucket per location for workflow calls (LOCATION_RATE_PER_SECOND); None: off
+    buckets: LocationBuckets | None = None
 
     @property
     def auth(self) -> AuthConfig:
@@ -131,22 +153,47 @@ class GhlDeps:
         signed = signature_header(headers, SIGNATURE_HEADER) is not None
         if self.workflow_secret is not None and not signed:
             secret = self.workflow_secret()
+        installs = self.installations
+        if installs is None:  # local runs: nothing installed, the shared secret acts anywhere
+            return AuthConfig(ed25519_public_key_pem=settings.ghl_public_key_ed25519,
+                              rsa_public_key_pem=settings.ghl_public_key_rsa,
+                              webhook_secret=secret)
+
+        def location_secret(location_id: str, fresh: bool) -> str:
+            if not is_safe_id(location_id):
+                return ""
+            try:
+                inst = installs.installation(location_id, fresh=fresh)
+            except Exception as exc:  # not the caller's fault: HighLevel retries a 503
+                raise SecretUnavailable("installations unreadable") from exc
+            return inst.workflow_secret_hash if inst is not None and inst.enabled else ""
+
         return AuthConfig(
             ed25519_public_key_pem=settings.ghl_public_key_ed25519,
             rsa_public_key_pem=settings.ghl_public_key_rsa,
             webhook_secret=secret,
+            location_secret=location_secret,
+            # An existing stack's shared secret keeps working for its one configured location
+            # only; with none configured it is retired (each location has its own).
+            shared_secret_location=settings.installs.location_id,
         )
 
 
 class _Delivery:
     """One verified delivery on its way through the flow (what parking needs to keep it)."""
 
-    def __init__(self, body: bytes, verdict: Verification, d: GhlDeps, *, replay: bool) -> None:
+    def __init__(self, body: bytes, verdict: Verification, d: GhlDeps, *, replay: bool,
+                 received_at: float | None = None) -> None:
         self.body = body
         self.scheme = verdict.scheme
         self.signed = verdict.signed
+        #: the one location the credential may act for ("" = any: signed, or unbound)
+        self.bound_location = verdict.location_id
+        self.presented = verdict.presented
         self.d = d
         self.replay = replay
+        #: when the delivery came (a replay: when it first came); orders unsigned deliveries
+        self.received_at = d.clock() if received_at is None else received_at
         self.claimed = ""  # the delivery id claimed in the replay guard
         self.location_id = ""
         self.event_type = ""
@@ -163,8 +210,10 @@ class _Delivery:
             logger.error("verified delivery cannot be processed and no parking store",
                          extra=keys)
             return self.too_busy()
-        record = parking.new_parked(self.body, reason, self.scheme, d.clock(),
-                                    location_id=self.location_id, event_type=self.event_type)
+        record = parking.new_parked(parking.without_secrets(self.body, self.presented), reason,
+                                    self.scheme, d.clock(),
+                                    location_id=self.location_id or self.bound_location,
+                                    event_type=self.event_type)
         try:
             d.parked.park(record)
         except Exception:
@@ -194,6 +243,15 @@ class _Delivery:
 
 def _rejected(reason: str) -> Outcome:
     return Outcome(401, {"error": "unauthorized", "reason": reason})
+
+
+def _forbidden(delivery: _Delivery) -> Outcome:
+    """A location's credential used for another location: refused, nothing done."""
+    delivery.d.count("WebhookWrongLocation")
+    logger.warning("credential used for another location",
+                   extra={"location_id": delivery.bound_location})
+    return Outcome(403, {"error": "forbidden",
+                         "reason": "the credential is for another location"})
 
 
 def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -> Outcome:
@@ -226,8 +284,56 @@ def handle_webhook(headers: Mapping[str, Any] | None, body: bytes, d: GhlDeps) -
 def replay_parked(record: parking.ParkedDelivery, d: GhlDeps) -> Outcome:
     """Process a parked delivery again (it was verified when it came): no authentication,
     no deduplication, no freshness window. A ``parked`` answer means it still fails."""
-    delivery = _Delivery(record.body, Verification.verified(record.scheme), d, replay=True)
+    # A workflow call stays bound to the location it was verified for (a record parked
+    # before secrets were per location: the stack's configured location, or none at all).
+    bound = ""
+    if record.scheme not in ("ed25519", "rsa") and d.installations is not None:
+        bound = record.location_id or d.settings.installs.location_id
+        if not bound:
+            return Outcome(200, {"status": "ignored",
+                                 "reason": "a workflow call with no location to act for"})
+    try:
+        came = parse_timestamp(record.received_at).timestamp()
+    except (ValueError, OverflowError, OSError):
+        came = d.clock()
+    delivery = _Delivery(record.body, Verification.verified(record.scheme, bound), d,
+                         replay=True, received_at=came)
     return _verified(delivery)
+
+
+_ID_PATHS_MARKETPLACE = ("type", "locationId", "id", "contactId", "companyId", "webhookId")
+_ID_PATHS_ALWAYS = ("location_id", "contact_id")
+
+
+def _identifier_problems(payload: Mapping[str, Any]) -> list[str]:
+    """Paths whose value is not an id HighLevel could make (checked before any log line)."""
+    values = {path: payload.get(path) for path in _ID_PATHS_ALWAYS}
+    if isinstance(payload.get("type"), str):
+        values.update({path: payload.get(path) for path in _ID_PATHS_MARKETPLACE})
+    loc_obj = payload.get("location")
+    if isinstance(loc_obj, Mapping):
+        values["location.id"] = loc_obj.get("id")
+    return [e.path for e in id_errors(values)]
+
+
+def _named_locations(payload: Mapping[str, Any]) -> set[str]:
+    loc_obj = payload.get("location")
+    named = [payload.get("locationId"), payload.get("location_id"),
+             loc_obj.get("id") if isinstance(loc_obj, Mapping) else None]
+    return {v for v in named if isinstance(v, str) and v}
+
+
+def _trusted_time(delivery: _Delivery, payload: Mapping[str, Any]) -> float:
+    """When the delivery's content was current, as far as we can trust it: a signed
+    ``timestamp`` (HighLevel's own; its retries keep it) never later than when it came; an
+    unsigned one (anyone with a workflow secret writes it) is ignored: the receipt time."""
+    if not delivery.signed:
+        return delivery.received_at
+    try:
+        moment = parse_timestamp(payload.get("timestamp")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return delivery.received_at
+    return min(moment, delivery.received_at)
 
 
 def _verified(delivery: _Delivery) -> Outcome:
@@ -236,12 +342,23 @@ def _verified(delivery: _Delivery) -> Outcome:
         payload = unwrap_event(parse_json_body(delivery.body))
     except WebhookError as exc:
         return delivery.park(parking.NOT_JSON if "JSON" in str(exc) else str(exc))
+    problems = _identifier_problems(payload)
+    if problems:
+        reason = f"invalid identifier: {', '.join(problems)}"
+        if not delivery.signed and not delivery.replay:
+            return Outcome(400, {"error": "invalid identifiers", "errors": [
+                {"path": p, "message": "not a HighLevel id"} for p in problems]})
+        return delivery.park(reason)
     delivery.event_type = str(payload.get("type") or "")
-    location = payload.get("locationId") or payload.get("location_id")
-    loc_obj = payload.get("location")
-    if not location and isinstance(loc_obj, Mapping):
-        location = loc_obj.get("id")
-    delivery.location_id = location if isinstance(location, str) else ""
+    named = _named_locations(payload)
+    if delivery.bound_location:
+        if named - {delivery.bound_location}:
+            return _forbidden(delivery)
+        delivery.location_id = delivery.bound_location
+    elif len(named) > 1:
+        return delivery.ignored("conflicting location ids")
+    else:
+        delivery.location_id = next(iter(named), "")
 
     if delivery.signed:
         if not app_matches(payload, d.settings.ghl_app_id):
@@ -249,6 +366,26 @@ def _verified(delivery: _Delivery) -> Outcome:
         outcome = _dedupe_and_freshness(delivery, payload)
         if outcome is not None:
             return outcome
+    elif d.buckets is not None and delivery.location_id and not delivery.replay:
+        # One sub-account's workflow burst waits alone (HighLevel retries a 429); signed
+        # deliveries are HighLevel's own pace and are never refused.
+        wait = d.buckets.take(delivery.location_id)
+        if wait > 0:
+            d.count("WebhookThrottled")
+            return Outcome(429, {"error": "this location is over its request rate"},
+                           {"Retry-After": str(max(1, round(wait + 0.5)))})
+
+    # From here on the payload carries the one location and a time that can be trusted.
+    trusted = {**payload, "timestamp": utc_now_iso(_trusted_time(delivery, payload))}
+    if not delivery.signed:
+        trusted.pop("dateAdded", None)
+    # Events read their location from ``locationId``; a workflow contact body keeps its own
+    # shape (a ``locationId`` next to a contact's ``type`` would make it look like an event).
+    consumers = set(d.loop.event_handlers()) if d.loop is not None else set()
+    if delivery.location_id and ("locationId" in payload
+                                 or delivery.event_type in consumers | {CONTACT_DELETE}):
+        trusted["locationId"] = delivery.location_id
+    payload = trusted
 
     if delivery.event_type in INSTALL_EVENTS or delivery.event_type in UNINSTALL_EVENTS:
         return _lifecycle(delivery, payload)
@@ -268,6 +405,8 @@ def _verified(delivery: _Delivery) -> Outcome:
         if not installation.enabled:
             return delivery.ignored("location disabled")
 
+    if delivery.event_type == CONTACT_DELETE:
+        return _forget_contact(delivery, payload)
     handler = d.loop.event_handlers().get(delivery.event_type) if d.loop is not None else None
     if handler is not None:
         try:
@@ -307,10 +446,49 @@ def _dedupe_and_freshness(delivery: _Delivery, payload: Mapping[str, Any]) -> Ou
     return None
 
 
+def _forget_contact(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome:
+    d = delivery.d
+    contact_id = str(payload.get("id") or payload.get("contactId") or "")
+    if not contact_id:
+        return delivery.ignored("no contact id")
+    if d.eraser is None:
+        return delivery.ignored("contact data deletion is not configured")
+    try:
+        answer = d.eraser.forget_contact(delivery.location_id, contact_id)
+    except Exception as exc:
+        logger.exception("contact data not deleted", extra={"location_id": delivery.location_id})
+        return delivery.park(f"contact not deleted: {type(exc).__name__}")
+    d.count("ContactForgotten")
+    logger.info("contact data deleted", extra={"location_id": delivery.location_id,
+                                               "contact_id": contact_id})
+    return Outcome(200, {"status": "deleted", "contact_id": contact_id, **answer})
+
+
+def _app_id(d: GhlDeps) -> str:
+    """This app's id: configured, or derived from the OAuth client id by the lifecycle."""
+    configured = d.settings.ghl_app_id or d.settings.installs.app_id
+    if configured:
+        return configured
+    try:
+        return str(getattr(d.lifecycle, "app_id", "") or "")
+    except Exception:
+        logger.exception("app id could not be derived from the OAuth client id")
+        return ""
+
+
 def _lifecycle(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome:
     d = delivery.d
     if d.lifecycle is None:
         return delivery.ignored("installs are not configured (no installations table)")
+    # Every app shares HighLevel's signing key and anyone with a workflow secret can post an
+    # UNINSTALL: only HighLevel's signature for THIS app changes an installation.
+    if not delivery.signed:
+        return delivery.ignored("install events are honoured only when signed by HighLevel")
+    app_id = _app_id(d)
+    if not app_id:
+        return delivery.ignored("install events need this app's id (GHL_APP_ID)")
+    if payload.get("appId") != app_id:
+        return delivery.ignored("another app's delivery")
     try:
         if delivery.event_type in INSTALL_EVENTS:
             answer = d.lifecycle.on_install(payload)
@@ -332,12 +510,12 @@ def _custom_schema(d: GhlDeps) -> Schema | None:
     return custom() if callable(custom) else None
 
 
-def _received_at(payload: Mapping[str, Any], now: float) -> str:
-    """When the inputs were current: HighLevel's own timestamp (retries keep it), else now."""
+def _as_of(payload: Mapping[str, Any], now: float) -> float:
+    """When the inputs were current: the trusted ``timestamp`` the flow put in the payload."""
     try:
-        return utc_now_iso(parse_timestamp(payload.get("timestamp")).timestamp())
+        return parse_timestamp(payload.get("timestamp")).timestamp()
     except (ValueError, OverflowError, OSError):
-        return utc_now_iso(now)
+        return now
 
 
 def _contact(delivery: _Delivery, payload: Mapping[str, Any],
@@ -358,29 +536,53 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
                                                                  or "")})
     if not webhook.request:
         return delivery.ignored("not a contact event", event_type=webhook.event_type)
+    # The one location the flow settled on (the credential's, else the body's) is the one
+    # scored and written: never another key of the body.
+    if delivery.location_id:
+        webhook = replace(webhook, location_id=delivery.location_id)
     # The digest is of what would be scored: message counters change a score without any
     # contact field changing.
     webhook = _with_engagement(d, webhook)
     digest = inputs_digest(webhook.request)
+    as_of = _as_of(payload, d.clock())
+    as_of_ms = round(as_of * 1000)
     if d.digests is not None:
         try:
-            same = d.digests.unchanged(webhook.location_id, webhook.contact_id, digest)
+            seen = d.digests.seen(webhook.location_id, webhook.contact_id)
         except Exception:
             # A cost saver, not a gate: scoring again is harmless (the write is skipped).
             logger.warning("input digests unavailable; scoring anyway", extra=webhook.log_keys())
-            same = False
-        if same:
-            d.count("WebhookUnchanged")
-            logger.info("scoring inputs unchanged, not scored again", extra=webhook.log_keys())
-            return Outcome(200, {"status": "unchanged", "contact_id": webhook.contact_id})
-    received_at = _received_at(payload, d.clock())
-    outcome = _score_and_queue(delivery, webhook, received_at, installation)
-    if d.digests is not None and outcome.body.get("status") in ("scored", "queued"):
-        try:
-            d.digests.remember(webhook.location_id, webhook.contact_id, digest)
-        except Exception:
-            logger.warning("input digest not recorded", extra=webhook.log_keys())
+            seen = None
+        if seen is not None:
+            seen_digest, seen_ms = seen
+            if as_of_ms < seen_ms:
+                # Newer inputs were already seen (a late retry after an edit and its revert):
+                # this older state must not replace them.
+                d.count("WebhookStale")
+                logger.info("older than the inputs already seen, not scored",
+                            extra=webhook.log_keys())
+                return Outcome(200, {"status": "stale", "contact_id": webhook.contact_id})
+            if seen_digest == digest:
+                # Unchanged, but newer: it still moves the contact's time forward, so an older
+                # delivery arriving later is recognised as older.
+                _remember(d, webhook, digest, as_of_ms)
+                d.count("WebhookUnchanged")
+                logger.info("scoring inputs unchanged, not scored again",
+                            extra=webhook.log_keys())
+                return Outcome(200, {"status": "unchanged", "contact_id": webhook.contact_id})
+    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), installation)
+    if outcome.body.get("status") in ("scored", "queued"):
+        _remember(d, webhook, digest, as_of_ms)
     return outcome
+
+
+def _remember(d: GhlDeps, webhook: ParsedWebhook, digest: str, as_of_ms: int) -> None:
+    if d.digests is None:
+        return
+    try:
+        d.digests.remember(webhook.location_id, webhook.contact_id, digest, as_of_ms)
+    except Exception:
+        logger.warning("input digest not recorded", extra=webhook.log_keys())
 
 
 def _queue_for_later(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,

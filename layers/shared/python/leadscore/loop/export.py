@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from leadscore.loop.deletion import without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
 from leadscore.registry.holdout import write_holdout
@@ -173,7 +174,9 @@ def run_export(
     if new_outcomes < config.min_new_outcomes and not force:
         return ExportResult("not_enough_outcomes", new_outcomes, cutoff_ms=since_ms)
     window = window_for(now_ms, config)
-    rows, held = split_holdout(labelled_rows(runner, window), config)
+    # Deleted contacts and purged locations never train again (their records may still be
+    # in files a compaction has not rewritten yet).
+    rows, held = split_holdout(without_deleted(labelled_rows(runner, window), store), config)
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms)
     body = render_rows(rows)

@@ -2,7 +2,8 @@
 
 * ``event_handlers()``: the marketplace events the loop consumes, by ``type``:
   ``OpportunityCreate`` / ``OpportunityStatusUpdate`` / ``OpportunityStageUpdate`` and
-  ``ContactTagUpdate`` become outcome records; ``InboundMessage`` / ``OutboundMessage`` update
+  ``ContactTagUpdate`` become outcome records (``OpportunityDelete`` one that withdraws);
+  ``InboundMessage`` / ``OutboundMessage`` update
   the engagement counters (no body is read). Each handler answers the JSON body of the 200.
 * ``enrich(request, location_id, contact_id)``: the engagement counters fill
   ``conversation_data`` before a contact is scored.
@@ -19,12 +20,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from leadscore.loop.engagement import MESSAGE_EVENTS, message_event, with_engagement
-from leadscore.loop.outcomes import OPPORTUNITY_EVENTS, outcomes_from_event
+from leadscore.loop.outcomes import OPPORTUNITY_DELETE, OPPORTUNITY_EVENTS, outcomes_from_event
 from leadscore.loop.recorder import LoopRecorder
 from leadscore.loop.records import epoch_ms
 
 EventHandler = Callable[[Mapping[str, Any]], dict[str, Any]]
-OUTCOME_EVENT_TYPES = frozenset(OPPORTUNITY_EVENTS | {"ContactTagUpdate"})
+OUTCOME_EVENT_TYPES = frozenset(OPPORTUNITY_EVENTS | {"ContactTagUpdate", OPPORTUNITY_DELETE})
 
 
 def _event_time_ms(payload: Mapping[str, Any], keys: tuple[str, ...], fallback_ms: int) -> int:

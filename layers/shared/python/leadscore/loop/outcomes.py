@@ -7,7 +7,8 @@ learned it). Labelling orders outcomes by ``occurred_at``, so deliveries that ar
 out of order change nothing; ``received_at`` decides which export first sees an outcome.
 
 ``converted`` is 1 (won), 0 (lost / abandoned) or None: a status back to ``open`` re-opens the
-deal and cancels an earlier terminal outcome of that opportunity.
+deal and cancels an earlier terminal outcome of that opportunity; ``OpportunityDelete``
+withdraws it the same way (a deleted deal labels nothing).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from leadscore.loop.records import (
 OPPORTUNITY_EVENTS = frozenset(
     {"OpportunityCreate", "OpportunityStatusUpdate", "OpportunityStageUpdate"}
 )
+OPPORTUNITY_DELETE = "OpportunityDelete"
 TAG_EVENTS = frozenset({"ContactTagUpdate", "ContactUpdate", "ContactCreate"})
 OPEN = "open"
 BACKFILL_EVENT = "backfill"
@@ -193,6 +195,15 @@ def outcomes_from_event(
     if not location_id:
         return []
     book = rules.for_location(location_id)
+    if event_type == OPPORTUNITY_DELETE:
+        contact_id = _text(fields.get("contactId"))
+        if not contact_id:
+            return []
+        return [_outcome(location_id=location_id, contact_id=contact_id,
+                         opportunity_id=_text(fields.get("id")), event_type=event_type,
+                         status="deleted", pipeline_id=_text(fields.get("pipelineId")),
+                         stage_id=_text(fields.get("pipelineStageId")), converted=None,
+                         occurred_at_ms=occurred_at_ms, received_at_ms=received_at_ms)]
     if event_type in OPPORTUNITY_EVENTS:
         contact_id = _text(fields.get("contactId"))
         if not contact_id:

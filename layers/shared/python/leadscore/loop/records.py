@@ -16,7 +16,9 @@ from typing import Any
 SCHEMA_VERSION = 1
 SNAPSHOT = "snapshot"
 OUTCOME = "outcome"
-RECORD_TYPES = (SNAPSHOT, OUTCOME)
+#: a contact or a whole location whose records must go (`leadscore.loop.deletion`)
+DELETION = "deletion"
+RECORD_TYPES = (SNAPSHOT, OUTCOME, DELETION)
 ROOT_PREFIX = "loop/"
 
 #: Location id used for API calls that name no location (POST /score from a script).

@@ -193,6 +193,14 @@ class MemoryLRU:
             self._data.clear()
             self._bytes = 0
 
+    def forget_prefix(self, prefix: str) -> int:
+        """Drop every entry whose key starts with ``prefix`` (a deleted contact's answers)."""
+        with self._lock:
+            keys = [k for k in self._data if k.startswith(prefix)]
+            for key in keys:
+                self._drop(key)
+        return len(keys)
+
 
 def _key_ref(key: str) -> str:
     """A log-safe reference to a key: never the contact id itself."""

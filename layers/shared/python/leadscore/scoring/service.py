@@ -87,6 +87,7 @@ from leadscore.explain import contributions as explain_contributions
 from leadscore.features.contract import FEATURE_NAMES
 from leadscore.features.nested import extract_features
 from leadscore.features.vector import parse_feature_vector
+from leadscore.identifiers import has_lone_surrogate
 from leadscore.scoring import rules
 from leadscore.scoring.cache import CachedScore, ScoreCache, answer_key
 from leadscore.scoring.lead_score import (
@@ -223,6 +224,9 @@ def _contact_id_errors(contact_id: Any) -> list[FieldError]:
         return [FieldError("contact_id", "must not be empty")]
     if len(contact_id) > MAX_CONTACT_ID_LENGTH:
         return [FieldError("contact_id", f"must be at most {MAX_CONTACT_ID_LENGTH} characters")]
+    if has_lone_surrogate(contact_id) or not contact_id.isprintable():
+        # it is part of every cache key and log line: text that cannot be written is refused
+        return [FieldError("contact_id", "must be printable Unicode text")]
     return []
 
 
