@@ -81,7 +81,6 @@ def dependency_cycles(template: dict[str, Any]) -> list[list[str]]:
             if len(group) > 1 or node in edges[node]:
                 cycles.append(sorted(group))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     for name in sorted(edges):
         if name not in index:
             visit(name)
