@@ -9,8 +9,8 @@ CLI mode (the original's flags kept)::
 A team's own columns (train_custom.py, leadscore.columns.schema; docs/SCHEMA.md)::
 
     python training/train.py --input export.csv --output DIR --target COLUMN \\
-        [--positive VALUE ...] [--negative VALUE ...] [--exclude COLUMN ...] [--keep COLUMN ...] [--schema FILE] \\
-        [--as-of YYYY-MM-DD]
+        [--positive VALUE ...] [--negative VALUE ...] [--exclude COLUMN ...] \\
+        [--keep COLUMN ...] [--schema FILE] [--as-of YYYY-MM-DD]
     python training/train.py --input export.csv --target COLUMN --print-schema > schema.json
 
 Without ``--target``/``--schema`` the input is the real-estate 20-feature contract.

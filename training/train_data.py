@@ -127,12 +127,14 @@ def check_dataset(ds: Dataset) -> Dataset:
         left_out = f" ({ds.unresolved_note})" if ds.unresolved_note else ""
         raise TrainingRefused(
             f"Insufficient training data: {ds.n_rows} rows, need at least {MIN_ROWS}{left_out}"
+            "; export more leads whose outcome is known"
         )
     rate = ds.conversion_rate
     if not MIN_RATE <= rate <= MAX_RATE:
         raise TrainingRefused(
             f"Conversion rate {rate:.1%} is outside {MIN_RATE:.0%}-{MAX_RATE:.0%}: "
-            f"{int(ds.y.sum())} of {ds.n_rows} rows converted"
+            f"{int(ds.y.sum())} of {ds.n_rows} rows converted; check which target values "
+            "mean converted (--positive / --negative) or add leads of the rarer outcome"
         )
     return ds
 
@@ -183,7 +185,8 @@ def load_csv(paths: Sequence[Path]) -> Dataset:
         header, records = read_csv_records(path)
         rows = [r.cells for r in records]
         if TARGET not in header:
-            raise TrainingRefused(f"Target column '{TARGET}' not found")
+            raise TrainingRefused(f"Target column '{TARGET}' not found; the real-estate "
+                                  "contract needs it (for your own columns: --target COLUMN)")
         dupes = sorted({h for h in header if header.count(h) > 1})
         if dupes:
             raise TrainingRefused(f"Duplicate columns: {_listing(dupes)}")
