@@ -9,8 +9,8 @@ CLI mode (the original's flags kept)::
 A team's own columns (train_custom.py, leadscore.columns.schema; docs/SCHEMA.md)::
 
     python training/train.py --input export.csv --output DIR --target COLUMN \\
-        [--positive VALUE ...] [--exclude COLUMN ...] [--keep COLUMN ...] [--schema FILE] \\
-        [--as-of YYYY-MM-DD]
+        [--positive VALUE ...] [--negative VALUE ...] [--exclude COLUMN ...] \\
+        [--keep COLUMN ...] [--schema FILE] [--as-of YYYY-MM-DD]
     python training/train.py --input export.csv --target COLUMN --print-schema > schema.json
 
 Without ``--target``/``--schema`` the input is the real-estate 20-feature contract.
@@ -712,7 +712,8 @@ def _custom_report(staging: Path, custom: CustomData, split: HeldOutSplit,
     held_out.metrics["columns"]["excluded_aucs"] = {
         e["column"]: e["own_auc"] for e in section["excluded"]}
     held_out.metrics["columns_section"] = section
-    return schema_report_lines(custom, held_out.ensemble["auc_roc"], reference)
+    return schema_report_lines(custom, held_out.ensemble["auc_roc"], reference,
+                               held_out.metrics["columns"]["excluded_aucs"])
 
 
 def _write_reports(

@@ -203,7 +203,8 @@ def reference_lightgbm_auc(X_train: np.ndarray, y_train: np.ndarray, X_test: np.
 
 
 def schema_report_lines(data: CustomData, ensemble_auc: float | None,
-                        reference_auc: float | None) -> list[str]:
+                        reference_auc: float | None,
+                        excluded_aucs: Mapping[str, float | None] | None = None) -> list[str]:
     """The report's "Columns" section: schema, drops, leaks with their reason, the bar."""
     lines = ["Columns (custom schema"
              + (", inferred from the file" if data.inferred else ", from the given file")
@@ -225,7 +226,9 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
     for name, reason in data.leak.kept.items():
         lines.append(f"  KEPT by --keep {name}: {reason}")
     for name, reason in data.dropped.items():
-        lines.append(f"  dropped {name}: {reason}")
+        own = (excluded_aucs or {}).get(name)
+        lines.append(f"  dropped {name}: {reason}"
+                     + (f" (own AUC {own:.3f})" if own is not None else ""))
     if ensemble_auc is not None and reference_auc is not None:
         verdict = "at least" if ensemble_auc >= reference_auc else "BELOW"
         lines.append(f"Held-out AUC: ensemble {ensemble_auc:.4f} vs LightGBM with default "

@@ -128,13 +128,15 @@ def check_dataset(ds: Dataset) -> Dataset:
         left_out = f" ({ds.unresolved_note})" if ds.unresolved_note else ""
         raise TrainingRefused(
             f"Insufficient training data: {ds.n_rows} rows, need at least {MIN_ROWS}{left_out}"
+            "; export more leads whose outcome is known"
         )
     converted = int(ds.y.sum())
     if min(converted, ds.n_rows - converted) < MIN_CONVERSIONS:
         raise TrainingRefused(
             f"Too few of one outcome: {converted} conversions and {ds.n_rows - converted} "
             f"non-conversions in {ds.n_rows} rows; need at least {MIN_CONVERSIONS} of each "
-            f"(conversion rate {ds.conversion_rate:.1%})"
+            f"(conversion rate {ds.conversion_rate:.1%}); check which target values mean "
+            "converted (--positive / --negative) or add leads of the rarer outcome"
         )
     return ds
 
@@ -185,7 +187,8 @@ def load_csv(paths: Sequence[Path]) -> Dataset:
         header, records = read_csv_records(path)
         rows = [r.cells for r in records]
         if TARGET not in header:
-            raise TrainingRefused(f"Target column '{TARGET}' not found")
+            raise TrainingRefused(f"Target column '{TARGET}' not found; the real-estate "
+                                  "contract needs it (for your own columns: --target COLUMN)")
         dupes = sorted({h for h in header if header.count(h) > 1})
         if dupes:
             raise TrainingRefused(f"Duplicate columns: {_listing(dupes)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -247,3 +247,27 @@ def test_the_gate_reads_a_semicolon_part_like_training(rows: list[list[str]],
     got, bad = read_rows(f"\ufeff{header}\r\n{line}\r\n{line}\r\n".encode(), jsonl=False,
                          source="t")
     assert bad == 0 and got.n == 2 and got.records[0][FEATURE_NAMES[0]] == "1.5"
+
+
+def test_the_split_streams_record_by_record() -> None:
+    """Only the sniffing head is read ahead: the first rows are written long before the end
+    (the retrain function has little memory and disk for a large upload)."""
+    consumed = 0
+    at_first_row: list[int] = []
+
+    def lines() -> Iterator[bytes]:
+        nonlocal consumed
+        yield b"age;notes;output\r\n"
+        for i in range(100_000):
+            consumed += 1
+            yield f'{20 + i % 50};"call {i}\r\n'.encode()  # a note over two physical lines
+            yield f'back";{"yes" if i % 7 == 0 else "no"}\r\n'.encode()
+
+    def write(row: bytes) -> None:
+        if row != b"age;notes;output\n" and not at_first_row:
+            at_first_row.append(consumed)
+
+    result = split_lines(lines(), csv_format=True, write_train=write, write_gate=write,
+                         target="output")
+    assert result.train.rows + result.gate.rows == 100_000
+    assert at_first_row and at_first_row[0] < 5_000

@@ -159,6 +159,7 @@ def test_pin_thresholds_keeps_a_location_on_its_own_classes(
                                                           "lukewarm": 0.4}
     assert run(capsys, "pin-thresholds", loc.id, "--thresholds", '{"hot": 0.2}')[0] == 1
     code, cleared = run(capsys, "pin-thresholds", loc.id, "--clear")
+    assert cleared["class_thresholds"] is None
     inst = table.installation(loc.id, fresh=True)
     assert code == 0 and inst is not None and inst.class_thresholds is None
     assert run(capsys, "pin-thresholds", "not-installed", "--clear")[0] == 1

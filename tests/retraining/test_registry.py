@@ -285,3 +285,27 @@ def test_corrupt_archive_is_refused(tmp_path: Path) -> None:
     archive.write_bytes(b"not a tar at all")
     with pytest.raises(registry.RegistryError, match="cannot be read"):
         registry.extract_bundle_archive(archive, tmp_path / "out", 4096)
+
+
+def test_a_promotion_that_moves_the_class_thresholds_records_and_logs_it(
+    make_bundle: BundleFactory, local_store: LocalObjectStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """New thresholds change which leads start a team's "hot" workflows: said, not silent."""
+    first_dir = make_bundle(seed=1)
+    assert registry.promote(first_dir, local_store, SETTINGS, clock=_clock(10)).promoted
+    before = registry.get_champion(local_store)
+    assert before is not None and "thresholds_moved" not in before
+    chosen = {"hot": 0.31, "warm": 0.18, "lukewarm": 0.09}
+    moved_dir = make_bundle(seed=2)
+    manifest = json.loads((moved_dir / "manifest.json").read_text())
+    manifest["class_thresholds"] = chosen
+    (moved_dir / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="leadscore.registry.promotion"):
+        assert registry.promote(moved_dir, local_store, SETTINGS, clock=_clock(11)).promoted
+    champion = registry.get_champion(local_store)
+    assert champion is not None
+    assert champion["thresholds_moved"] == {"from": before["class_thresholds"], "to": chosen}
+    assert champion["class_thresholds"] == chosen
+    assert "moves the class thresholds" in caplog.text and "pin-thresholds" in caplog.text
+    # the previous record keeps its thresholds: what a location can pin
+    assert champion["previous"][0]["class_thresholds"] == before["class_thresholds"]

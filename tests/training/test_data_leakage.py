@@ -61,9 +61,10 @@ def test_held_out_rows_and_true_probability_never_reach_the_models(
     seen: dict[str, np.ndarray] = {}
     real_fit, real_export = ensemble_mod.fit_ensemble, export_mod.export_bundle_model
 
-    def spy_fit(X: np.ndarray, y: np.ndarray, hp: Any = None, directions: Any = None) -> Any:
+    def spy_fit(X: np.ndarray, y: np.ndarray, hp: Any = None, directions: Any = None,
+                **kwargs: Any) -> Any:
         seen["fit_X"], seen["fit_y"] = np.array(X), np.array(y)
-        return real_fit(X, y, hp, directions)
+        return real_fit(X, y, hp, directions, **kwargs)
 
     def spy_export(ens: Any, out: Any, baseline: np.ndarray, X_check: np.ndarray) -> Any:
         seen["check_X"], seen["baseline"] = np.array(X_check), np.array(baseline)

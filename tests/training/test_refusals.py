@@ -182,7 +182,8 @@ def test_refusal_from_a_real_process(small_training_csv: Path, tmp_path: Path) -
     )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
-        "error: Insufficient training data: 10 rows, need at least 100"
+        "error: Insufficient training data: 10 rows, need at least 100; export more leads "
+        "whose outcome is known"
     ]
 
 

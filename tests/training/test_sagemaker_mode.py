@@ -95,7 +95,8 @@ def _failure(tmp_path: Path, hps: dict[str, str], rows: int | None,
 def test_refusal_writes_the_failure_file(tmp_path: Path, small_training_csv: Path) -> None:
     code, text = _failure(tmp_path, {"folds": json.dumps(3)}, 50, small_training_csv)
     assert code != 0
-    assert text.strip() == "Insufficient training data: 50 rows, need at least 100"
+    assert text.strip() == ("Insufficient training data: 50 rows, need at least 100; export "
+                            "more leads whose outcome is known")
 
 
 def test_unknown_hyperparameter_writes_the_failure_file(
