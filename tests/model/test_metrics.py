@@ -169,7 +169,7 @@ def test_a_window_from_the_reference_is_rarely_a_significant_shift() -> None:
     assert metrics.shift_is_significant(reference, rng.normal(loc=0.8, size=60))
 
 
-# --------------------------------------------------------------------------- the gate's paired maths
+# ------------------------------------------------------------------------ the gate's paired maths
 
 
 def test_paired_brier_is_the_difference_with_a_paired_standard_error() -> None:
