@@ -167,3 +167,44 @@ def test_a_window_from_the_reference_is_rarely_a_significant_shift() -> None:
                for _ in range(2000))
     assert hits <= 10  # 1e-3 nominal: 2 expected
     assert metrics.shift_is_significant(reference, rng.normal(loc=0.8, size=60))
+
+
+# ------------------------------------------------------------------------ the gate's paired maths
+
+
+def test_paired_brier_is_the_difference_with_a_paired_standard_error() -> None:
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.6, 2000)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    a = np.clip(p + rng.normal(0, 0.02, p.size), 0, 1)
+    b = np.clip(p + rng.normal(0, 0.02, p.size), 0, 1)
+    paired = metrics.brier_paired(y, a, b)
+    assert paired.diff == pytest.approx(brier_score_loss(y, a) - brier_score_loss(y, b))
+    d = (a - y) ** 2 - (b - y) ** 2
+    assert paired.se == pytest.approx(d.std(ddof=1) / math.sqrt(d.size))
+    # both scorers share the hard and the easy leads: pairing cancels that
+    assert paired.se < metrics.brier_unpaired(y, a, y, b).se / 5
+
+
+def test_calibration_error_sees_a_shift_at_a_low_base_rate() -> None:
+    rng = np.random.default_rng(6)
+    p = rng.beta(0.5, 20.0, 50_000)  # ~2.4 % base rate: nearly all leads below 0.1
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    assert metrics.expected_calibration_error(y, p) < 0.003
+    assert metrics.expected_calibration_error(y, 1.5 * p) == pytest.approx(0.5 * p.mean(),
+                                                                          rel=0.15)
+
+
+def test_precision_at_top_counts_conversions_among_the_highest_scores() -> None:
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
+    score = np.linspace(1.0, 0.1, 10)  # row 0 highest
+    assert metrics.precision_at_top(y, score, 0.2) == 0.5
+    assert metrics.precision_at_top(y, score, 0.3) == pytest.approx(2 / 3)
+    assert metrics.precision_at_top(y, score, 0.01) == 1.0  # at least one lead
+    def top(labels: np.ndarray, s: np.ndarray) -> float:
+        return metrics.precision_at_top(labels, s, 0.2)
+
+    same = metrics.paired_bootstrap(y, score, score, top, resamples=50, seed=1)
+    assert np.all(same == 0)  # the same scorer on the same resamples: no difference
+    flipped = metrics.paired_bootstrap(y, -score, score, top, resamples=200, seed=1)
+    assert flipped.mean() < 0  # ranking upside down loses the conversions at the top

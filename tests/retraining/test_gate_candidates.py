@@ -81,8 +81,9 @@ def test_small_biased_and_relabelled_candidates_are_refused_a_better_one_promote
 ) -> None:
     for name in ("small", "biased", "label_noise"):
         report = _judge(world, name, world["gate"], world["holdout"])
-        assert _refused_by(report), f"{name} was promoted"
-        assert all(c.name in gate.CHAMPION_CHECKS for c in report.failed()), report.reasons()
+        # the comparison refuses (800 rows also leave fewer than 120 conversions fitted on)
+        assert {c.name for c in report.failed()} & set(gate.CHAMPION_CHECKS), name
+        assert {c.name for c in report.failed()} <= {*gate.CHAMPION_CHECKS, "min_conversions"}
     small = _refused_by(_judge(world, "small", world["gate"], None))
     assert "champion_auc@gate rows" in small, small
     better = _judge(world, "better", world["gate"], world["holdout"])

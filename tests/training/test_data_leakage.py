@@ -41,9 +41,9 @@ def test_jsonl_accepts_scoring_requests_with_a_features_object(
     nested = [{"contact_id": lead["contact_id"], "converted": lead["converted"],
                "features": {k: v for k, v in lead.items()
                             if k not in ("contact_id", "converted", "true_probability")}}
-              for lead in generated_leads[:200]]
+              for lead in generated_leads[:800]]  # >= 120 of each outcome
     flat = tmp_path / "flat.jsonl"
-    flat.write_text("".join(json.dumps(lead) + "\n" for lead in generated_leads[:200]))
+    flat.write_text("".join(json.dumps(lead) + "\n" for lead in generated_leads[:800]))
     path = tmp_path / "nested.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in nested))
     a, b = load_dataset(path), load_dataset(flat)

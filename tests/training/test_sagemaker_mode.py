@@ -102,7 +102,7 @@ def test_refusal_writes_the_failure_file(tmp_path: Path, small_training_csv: Pat
 def test_unknown_hyperparameter_writes_the_failure_file(
     tmp_path: Path, small_training_csv: Path
 ) -> None:
-    code, text = _failure(tmp_path, {"n_trees": json.dumps(9)}, 200, small_training_csv)
+    code, text = _failure(tmp_path, {"n_trees": json.dumps(9)}, 800, small_training_csv)
     assert code != 0
     assert "Unknown hyperparameter 'n_trees'" in text
 
