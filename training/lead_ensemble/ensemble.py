@@ -42,7 +42,8 @@ not its bias, and the bias is not symmetric: tree ensembles shrink high probabil
 the middle (hot leads' true logit was above the served one by 0.2-0.8 in the tuning runs, the
 coldest leads' sometimes below). So the interval is
 ``[sigmoid(z - h - down * max(down_from - z, 0)), sigmoid(z + h + up * max(z - up_from, 0))]``
-with ``h = 1.96 * sqrt((scale * se)^2 + floor^2)``; see ``INTERVAL_METHOD`` (the model-card
+with ``h = 1.96 * sqrt((scale * se)^2 + floor^2)``, the floor shrinking like 1/rows; see
+``INTERVAL_METHOD`` (the model-card
 text) for how the constants were chosen and what they achieve.
 """
 
@@ -77,16 +78,18 @@ INTERVAL_METHOD = (
     "rows the delete-group jackknife standard error of the logit, se = sqrt((K-1)/K * sum_k "
     "(z_k - mean z)^2), which measures the estimator's variance. A width model (30 LightGBM "
     "trees of depth 3 on log se, level-matched to the mean se) learns it, so serving evaluates "
-    "30 small trees instead of the K fold ensembles. A floor (0.1 logit) stands for the bias "
-    "the jackknife cannot see, and because tree ensembles shrink extreme probabilities toward "
-    "the middle, the side toward the extreme widens: lo = sigmoid(z - h - 0.5 * max(-2 - z, "
-    "0)), hi = sigmoid(z + h + 1.25 * max(z - 0.5, 0)), h = 1.96 * sqrt(se^2 + 0.1^2). The "
-    "constants (interval_scale, interval_floor, interval_skew_up/_from, interval_skew_down/"
-    "_from) were chosen on generator seeds 1234 and 2001 (1,280 / 2,000 / 5,120 / 8,000 / "
-    "20,480 / 32,000 training rows, 4,000 held out) as the narrowest band reaching 94 % "
-    "coverage of the true probability overall and 93 % for hot leads in every tuning run "
-    "(mean width 0.210; the per-lead jackknife with the earlier constants: 0.219, and 91.3 % "
-    "in the worst run); `make bench` checks them on four other seeds "
+    "30 small trees instead of the K fold ensembles. A floor f stands for the bias the "
+    "jackknife cannot see, which shrinks with the data: f = 0.05 * 6400 / n logit for n "
+    "fitted rows (0.25 at 1,280 rows, 0.016 at 20,480). Because tree ensembles shrink extreme "
+    "probabilities toward the middle, the side toward the extreme widens: lo = sigmoid(z - h "
+    "- 0.5 * max(-2 - z, 0)), hi = sigmoid(z + h + 1.25 * max(z - 0.5, 0)), h = 1.96 * "
+    "sqrt(se^2 + f^2). The constants (interval_scale, interval_floor, interval_floor_rows, "
+    "interval_skew_up/_from, interval_skew_down/_from) were chosen on generator seeds 1234 and "
+    "2001 (1,280 / 2,000 / 5,120 / 8,000 / 20,480 / 32,000 training rows, 4,000 held out) as "
+    "the narrowest band reaching 95 % coverage of the true probability overall and 93 % for "
+    "hot leads in every tuning run (mean width 0.211, worst run 95.4 %; a constant floor "
+    "reached at best 94.8 % at the same width, and the per-lead jackknife with the earlier "
+    "constants 91.3 % at width 0.219); `make bench` checks them on four other seeds "
     "(bench/model_quality.py). Coverage holds on average over leads, not for every lead."
 )
 Z95 = 1.959963984540054
@@ -143,7 +146,11 @@ class Hyperparameters:
     folds: int = 5
     seed: int = 42
     interval_scale: float = 1.0
-    interval_floor: float = 0.1
+    interval_floor: float = 0.05
+    # The floor stands for the bias the jackknife cannot see, which shrinks like 1/rows: it is
+    # interval_floor at this many fitted rows and scales as interval_floor_rows / rows (0 = a
+    # constant floor).
+    interval_floor_rows: int = 6400
     interval_skew_up: float = 1.25
     interval_skew_up_from: float = 0.5
     interval_skew_down: float = 0.5
@@ -208,6 +215,8 @@ class Hyperparameters:
                 raise HyperparameterError(f"{name} must be in (0, 1]")
         if self.interval_scale <= 0:
             raise HyperparameterError("interval_scale must be > 0")
+        if self.interval_floor_rows < 0:
+            raise HyperparameterError("interval_floor_rows must be >= 0")
         if min(self.interval_floor, self.interval_skew_up, self.interval_skew_down) < 0:
             raise HyperparameterError("interval_floor and the interval skews must be >= 0")
 
@@ -648,10 +657,19 @@ class FittedEnsemble:
             return self.fold_se(X)
         return np.exp(self.width.log_se(_as_f32_grid(np.atleast_2d(X))))
 
+    @property
+    def interval_floor(self) -> float:
+        """The floor (logit) for the rows this ensemble was fitted on (INTERVAL_METHOD)."""
+        hp = self.hp
+        rows = sum(self.class_counts)
+        if hp.interval_floor_rows <= 0 or rows <= 0:
+            return hp.interval_floor
+        return hp.interval_floor * hp.interval_floor_rows / rows
+
     def interval_from(self, z: np.ndarray, se: np.ndarray) -> np.ndarray:
         """The 95 % interval (INTERVAL_METHOD): se, a floor, wider toward extremes."""
         hp = self.hp
-        half = Z95 * np.sqrt((hp.interval_scale * se) ** 2 + hp.interval_floor ** 2)
+        half = Z95 * np.sqrt((hp.interval_scale * se) ** 2 + self.interval_floor ** 2)
         up = hp.interval_skew_up * np.maximum(z - hp.interval_skew_up_from, 0.0)
         down = hp.interval_skew_down * np.maximum(hp.interval_skew_down_from - z, 0.0)
         return np.column_stack([sigmoid(z - half - down), sigmoid(z + half + up)])

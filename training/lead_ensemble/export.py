@@ -211,7 +211,7 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
     var = g.op("Exp", [g.op("Gather", [parts, g.const("width_col", np.asarray(
         [2], dtype=np.int64))], "width", axis=1)], "var_se")
     half = g.op("Sqrt", [g.op("Add", [var, g.const("floor2", np.asarray(
-        [(Z95 * hp.interval_floor) ** 2]))], "var_all")], "half")
+        [(Z95 * ens.interval_floor) ** 2]))], "var_all")], "half")
     # [down, up] = [k_down max(from_down - z, 0), k_up max(z - from_up, 0)]: the skews are
     # >= 0 (validated), so they move inside the Relu and one MatMul/Add/Relu makes both.
     skew_w = np.asarray([[-hp.interval_skew_down, hp.interval_skew_up]], dtype=np.float64)
