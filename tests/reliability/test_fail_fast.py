@@ -95,11 +95,9 @@ def test_request_path_client_makes_one_attempt_within_its_read_timeout(
 
 
 def _worst_case_seconds(config: dict[str, Any]) -> float:
-    """Every attempt waits its connect + read timeout; standard-mode backoff before attempt
-    n (n >= 2) is at most 2**(n-2) seconds (botocore: random() * 2**(attempt-1), base 1)."""
-    attempts = int(config["retries"]["total_max_attempts"])
-    backoff = sum(2.0 ** (n - 2) for n in range(2, attempts + 1))
-    return attempts * (config["connect_timeout"] + config["read_timeout"]) + backoff
+    from leadscore.adapters import worst_case_seconds
+
+    return worst_case_seconds(config)
 
 
 def test_client_profiles_fit_the_api_timeout() -> None:
@@ -284,3 +282,42 @@ def test_the_worker_send_fits_the_write_back_deadline_reserve() -> None:
     assert _worst_case_seconds(WORKER_SEND_CONFIG) == WORKER_SEND_WORST_SECONDS
     assert WritebackSettings().deadline_reserve_seconds > WORKER_SEND_WORST_SECONDS
     assert WORKER_SEND_CONFIG["read_timeout"] > 0.5  # the profile that lost messages
+
+
+def test_every_secret_read_is_bounded_by_the_record_profile(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow secret, HighLevel tokens and the OAuth client secret all go through one
+    provider on the RECORD profile; it is Powertools' default too, so a direct
+    parameters.get_secret cannot fall back to the 60 s client."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from leadscore.adapters import RECORD_CONFIG, reset_clients, worst_case_seconds
+    from leadscore.adapters.ghl_api import read_token_secret
+    from leadscore.adapters.secrets import provider
+
+    from bench.brownout import Blackhole
+
+    dark = Blackhole()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", dark.url)
+        reset_clients()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        bounded = provider()
+        assert DEFAULT_PROVIDERS["secrets"] is bounded
+        config = bounded.client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (
+            RECORD_CONFIG["connect_timeout"], RECORD_CONFIG["read_timeout"])
+        arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tok-AbCdEf"
+        with pytest.raises(Exception):  # noqa: B017 - the first call also warms the harness
+            read_token_secret(arn)
+        started = time.perf_counter()
+        with pytest.raises(Exception):  # noqa: B017 - whatever botocore/Powertools raise
+            read_token_secret(arn)
+        elapsed = time.perf_counter() - started
+    finally:
+        dark.close()
+        reset_clients()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+    assert dark.accepted == 2  # one attempt per read
+    assert elapsed <= worst_case_seconds(RECORD_CONFIG) + 1.0, elapsed
