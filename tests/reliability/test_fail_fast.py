@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.brownout import Blackhole as SilentServer  # accepts, never answers
 from tests.fixtures import aws as template_aws
 from tests.fixtures.http import serving
 from tests.fixtures.scoring import load_event
@@ -28,42 +27,6 @@ from tools.lambda_context import lambda_context
 API_TIMEOUT_SECONDS = 29.0  # API Gateway's integration timeout
 REQUESTS = 200
 P99_LIMIT_MS = 100.0
-
-
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never answers; counts the connections."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            self.held.append(conn)  # keep it open, never read, never answer
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
 
 
 @pytest.fixture
