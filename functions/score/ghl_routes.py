@@ -174,6 +174,8 @@ def ghl_webhook() -> Response[str]:
         outcome = Outcome(400, {"error": "body is not valid base64"})
     else:
         outcome = acknowledge(lambda: handle_webhook(headers, body, deps()))
+    if outcome.status_code == 429:
+        _count("WebhookRetryLater")  # not recorded: HighLevel sends it again
     return _response(outcome)
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.brownout import Blackhole as SilentServer  # accepts, never answers
 from tests.fixtures import aws as template_aws
 from tests.fixtures.http import serving
 from tests.fixtures.scoring import load_event
@@ -28,42 +27,6 @@ from tools.lambda_context import lambda_context
 API_TIMEOUT_SECONDS = 29.0  # API Gateway's integration timeout
 REQUESTS = 200
 P99_LIMIT_MS = 100.0
-
-
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never answers; counts the connections."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            self.held.append(conn)  # keep it open, never read, never answer
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
 
 
 @pytest.fixture
@@ -95,11 +58,9 @@ def test_request_path_client_makes_one_attempt_within_its_read_timeout(
 
 
 def _worst_case_seconds(config: dict[str, Any]) -> float:
-    """Every attempt waits its connect + read timeout; standard-mode backoff before attempt
-    n (n >= 2) is at most 2**(n-2) seconds (botocore: random() * 2**(attempt-1), base 1)."""
-    attempts = int(config["retries"]["total_max_attempts"])
-    backoff = sum(2.0 ** (n - 2) for n in range(2, attempts + 1))
-    return attempts * (config["connect_timeout"] + config["read_timeout"]) + backoff
+    from leadscore.adapters import worst_case_seconds
+
+    return worst_case_seconds(config)
 
 
 def test_client_profiles_fit_the_api_timeout() -> None:
@@ -284,3 +245,42 @@ def test_the_worker_send_fits_the_write_back_deadline_reserve() -> None:
     assert _worst_case_seconds(WORKER_SEND_CONFIG) == WORKER_SEND_WORST_SECONDS
     assert WritebackSettings().deadline_reserve_seconds > WORKER_SEND_WORST_SECONDS
     assert WORKER_SEND_CONFIG["read_timeout"] > 0.5  # the profile that lost messages
+
+
+def test_every_secret_read_is_bounded_by_the_record_profile(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow secret, HighLevel tokens and the OAuth client secret all go through one
+    provider on the RECORD profile; it is Powertools' default too, so a direct
+    parameters.get_secret cannot fall back to the 60 s client."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from leadscore.adapters import RECORD_CONFIG, reset_clients, worst_case_seconds
+    from leadscore.adapters.ghl_api import read_token_secret
+    from leadscore.adapters.secrets import provider
+
+    from bench.brownout import Blackhole
+
+    dark = Blackhole()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", dark.url)
+        reset_clients()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        bounded = provider()
+        assert DEFAULT_PROVIDERS["secrets"] is bounded
+        config = bounded.client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (
+            RECORD_CONFIG["connect_timeout"], RECORD_CONFIG["read_timeout"])
+        arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tok-AbCdEf"
+        with pytest.raises(Exception):  # noqa: B017 - the first call also warms the harness
+            read_token_secret(arn)
+        started = time.perf_counter()
+        with pytest.raises(Exception):  # noqa: B017 - whatever botocore/Powertools raise
+            read_token_secret(arn)
+        elapsed = time.perf_counter() - started
+    finally:
+        dark.close()
+        reset_clients()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+    assert dark.accepted == 2  # one attempt per read
+    assert elapsed <= worst_case_seconds(RECORD_CONFIG) + 1.0, elapsed
