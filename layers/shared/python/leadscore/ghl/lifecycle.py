@@ -82,8 +82,8 @@ def discover_fields(inst: Installation, api: FieldsApi, *, create: bool = True,
     fields = parse_field_list(api.list_custom_fields(inst.location_id))
     plan = plan_fields(fields, inst.configured_map)
     if create and plan.to_create:
-        for name, key, data_type in plan.to_create:
-            api.create_custom_field(inst.location_id, create_body(name, key, data_type))
+        for name, _key, data_type in plan.to_create:
+            api.create_custom_field(inst.location_id, create_body(name, data_type))
         fields = parse_field_list(api.list_custom_fields(inst.location_id))
         plan = plan_fields(fields, inst.configured_map)
     score, klass = plan.score_field, plan.class_field
