@@ -54,6 +54,11 @@ class InvalidGrant(Exception):
     """HighLevel refused the refresh token (already rotated, revoked, app uninstalled)."""
 
 
+class RefreshRefused(TokenUnavailable):
+    """HighLevel refused the stored refresh token (its own or, for an agency's location, the
+    company's): only a new install (reconnecting the app) brings a token back."""
+
+
 @dataclass(frozen=True)
 class Installation:
     """One location's configuration (no secrets in here)."""
@@ -75,6 +80,8 @@ class Installation:
     class_tags: Mapping[str, str] = field(default_factory=dict)
     class_thresholds: Mapping[str, float] | None = None
     installed_at: str = ""
+    #: how far an install's setup got (``leadscore.ghl.agency`` STATUS_*; "" = not tracked)
+    setup_status: str = ""
     fields_discovered_at: str = ""
     disabled_reason: str = ""
 
@@ -196,7 +203,7 @@ def refresh_tokens(
                 if again.version != seen.version and again.tokens is not None:
                     seen = again
                     continue
-                raise TokenUnavailable("HighLevel refused the refresh token") from None
+                raise RefreshRefused("HighLevel refused the refresh token") from None
             if store.write_tokens(key, seen.version, new):
                 return new
             # Lost the write (an install or another refresh wrote meanwhile): theirs wins.
