@@ -508,3 +508,40 @@ def installations_table(
         settings.installations_table, KmsCipher(settings.token_key_id),
         refresh_call=refresh, location_token_call=location_token,
         secret_reader=lambda arn, force: read_token_secret(arn, force), clock=clock)
+
+
+def invoke_async(function_name: str, event: Mapping[str, Any]) -> None:
+    """Start a Lambda function with ``event`` without waiting for it (an install's setup, a
+    location's first backfill, a job's next run)."""
+    client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
+                            Payload=json.dumps(dict(event)).encode())
+
+
+def build_lifecycle(
+    settings: InstallSettings, table: DynamoInstallations, *, app_id: str = "",
+    clock: Callable[[], float] = time.time, oauth: GhlOAuthClient | None = None,
+    invoke: Callable[[str, Mapping[str, Any]], None] = invoke_async,
+) -> Any:
+    """Installs against the table: OAuth from the app's client secret, field discovery with
+    each location's own token; an agency's setup and each location's first backfill run in
+    ``settings.setup_function`` (the backfill function) when it is set, else inline."""
+    from leadscore.adapters.ghl_api import GhlApiClient
+    from leadscore.ghl.agency import FIRST_BACKFILL_JOB
+    from leadscore.ghl.lifecycle import Lifecycle
+
+    def fields_api(location_id: str) -> GhlApiClient:
+        return GhlApiClient(settings.api_base, lambda: table.access_token(location_id))
+
+    background = start_backfill = None
+    if settings.setup_function:
+        function = settings.setup_function
+
+        def background(event: dict[str, Any]) -> None:
+            invoke(function, event)
+
+        def start_backfill(location_id: str) -> None:
+            invoke(function, {"location_id": location_id, "job_id": FIRST_BACKFILL_JOB})
+
+    return Lifecycle(table, oauth or oauth_client(settings), fields_api,
+                     app_id=app_id or settings.app_id, clock=clock, background=background,
+                     start_backfill=start_backfill)
