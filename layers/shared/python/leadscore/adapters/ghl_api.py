@@ -417,7 +417,7 @@ class InvalidGrantError(GhlApiError):
 
 #: How many installed locations one ``/oauth/installedLocations`` call asks for (the spec's
 #: default is 20; the paging loop does not rely on the page being full).
-INSTALLED_PAGE_LIMIT = 100
+INSTALLED_PAGE_LIMIT = 20
 #: OAuth-style error codes that blame the app's credentials or request, not the grant.
 _NOT_A_GRANT_REFUSAL = ("invalid_client", "unauthorized_client", "invalid_request",
                         "unsupported_grant_type", "invalid_scope")

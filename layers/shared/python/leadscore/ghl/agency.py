@@ -49,6 +49,9 @@ STATUS_RECONNECT = "reconnect needed"  # HighLevel refused the refresh token: re
 FIRST_BACKFILL_JOB = "install"
 #: Leave the job this long before its deadline (one location's calls must fit).
 LOCATION_SECONDS = 20.0
+#: A job run re-reads the company token after this long (it is refreshed 10 minutes ahead
+#: of its expiry, so a copy this young is always still valid).
+COMPANY_TOKEN_REUSE_SECONDS = 300.0
 
 
 class SetupStore(Protocol):
@@ -190,6 +193,17 @@ class Setup:
     start_backfill: Callable[[str], None]
     app_id: str
     clock: Callable[[], float] = time.time
+    _company_tokens: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    def company_token(self, company_id: str) -> str:
+        """The company's access token, read once per few minutes of a run (not per location)."""
+        now = self.clock()
+        held = self._company_tokens.get(company_id)
+        if held is not None and now - held[0] < COMPANY_TOKEN_REUSE_SECONDS:
+            return held[1]
+        token = self.store.company_access_token(company_id)
+        self._company_tokens[company_id] = (now, token)
+        return token
 
 
 def run_install_job(job: InstallJob, setup: Setup, *, deadline: float | None = None
@@ -210,7 +224,7 @@ def run_install_job(job: InstallJob, setup: Setup, *, deadline: float | None = N
         targets: Sequence[str] = job.location_ids
         allowed: list[str] | None = None  # an INSTALL event names a location HighLevel installed
     else:
-        company_token = setup.store.company_access_token(company_id)
+        company_token = setup.company_token(company_id)
         targets = list(installed_location_ids(setup.oauth, company_token, company_id,
                                               setup.app_id))
         allowed = setup.store.approved_locations(company_id)
@@ -244,14 +258,13 @@ def set_up_location(setup: Setup, location_id: str, company_id: str) -> str:
                                  token_source=SOURCE_OAUTH)
         store.save(inst)
     if not store.has_tokens(location_key(location_id)):
-        answer = setup.oauth.location_token(store.company_access_token(company_id), company_id,
+        answer = setup.oauth.location_token(setup.company_token(company_id), company_id,
                                             location_id)
         store.install_tokens(location_key(location_id),
                              OAuthTokens.from_grant(answer, setup.clock()))
-    if inst.setup_status in ("", STATUS_PENDING, STATUS_FAILED, STATUS_RECONNECT,
-                             STATUS_NOT_APPROVED, STATUS_NO_COMPANY):
+        # (the token alone is not worth a write of its own: the status moves on with the
+        # fields; a run killed here finds the stored token and goes on from it)
         inst = inst.with_changes(setup_status=STATUS_TOKEN)
-        store.save(inst)
     if not inst.fields_discovered_at:
         inst = setup.discover(inst).with_changes(setup_status=STATUS_FIELDS)
         store.save(inst)
