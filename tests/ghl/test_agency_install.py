@@ -338,3 +338,14 @@ def iso_now(w: World) -> str:
     from tests.fixtures.fake_highlevel import iso
 
     return iso(w.agency.h.clock[0])
+
+
+def test_the_reconnect_alarm_watches_what_the_installations_adapter_emits() -> None:
+    from leadscore.adapters import installations as adapter
+
+    from tests.fixtures.aws import resources
+
+    alarm = resources()["GhlReconnectNeededAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("LeadScoring", adapter.RECONNECT_METRIC)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "ghl-installations"}]
+    assert alarm["Threshold"] == 1 and alarm["AlarmActions"]

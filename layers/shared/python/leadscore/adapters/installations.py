@@ -363,6 +363,18 @@ class DynamoInstallations:
             raise
         return True
 
+    def release_lease(self, key: str, version: int) -> None:
+        try:
+            self.ddb.update_item(
+                TableName=self.table_name, Key={"pk": {"S": key}},
+                UpdateExpression="REMOVE lease_until",
+                ConditionExpression="token_version = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
     def write_tokens(self, key: str, version: int, tokens: OAuthTokens) -> bool:
         blob = self._cipher.encrypt(json.dumps(tokens.to_json()).encode(), {"ghl_key": key})
         condition = "token_version = :v" if version else \

@@ -155,6 +155,10 @@ class TokenStore(Protocol):
 
     def take_lease(self, key: str, version: int, until: float) -> bool: ...
 
+    def release_lease(self, key: str, version: int) -> None:
+        """Give the lease up after a refresh that failed (others need not wait it out)."""
+        ...
+
     def write_tokens(self, key: str, version: int, tokens: OAuthTokens) -> bool:
         """Store ``tokens`` as version ``version + 1`` iff the stored version is ``version``;
         False when another writer got there first. Clears the lease."""
@@ -197,12 +201,18 @@ def refresh_tokens(
         if seen.lease_until <= now and store.take_lease(key, seen.version, now + lease_seconds):
             try:
                 new = grant(current)
+            except RefreshRefused:
+                # The company token behind a location's token was refused: final, and the
+                # other containers must not wait for this lease to run out to learn it.
+                store.release_lease(key, seen.version)
+                raise
             except InvalidGrant:
                 # Someone may have rotated it between our read and our grant: re-read once.
                 again = store.read_tokens(key)
                 if again.version != seen.version and again.tokens is not None:
                     seen = again
                     continue
+                store.release_lease(key, seen.version)
                 raise RefreshRefused("HighLevel refused the refresh token") from None
             if store.write_tokens(key, seen.version, new):
                 return new
