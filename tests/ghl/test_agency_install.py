@@ -224,6 +224,7 @@ def reconnect_metrics(out: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if "GhlReconnectNeeded" in line]
 
 
+@pytest.mark.slow  # ~45 s on a loaded 2-core machine: 45 sub-accounts through moto
 def test_an_agency_of_45_installs_from_one_callback(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
