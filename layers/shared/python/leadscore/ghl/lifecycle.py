@@ -25,7 +25,14 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from leadscore.ghl.agency import InstallJob, Setup, approved, run_install_job, set_up_location
+from leadscore.ghl.agency import (
+    STATUS_PENDING,
+    InstallJob,
+    Setup,
+    approved,
+    run_install_job,
+    set_up_location,
+)
 from leadscore.ghl.fields import create_body, parse_field_list, plan_fields
 from leadscore.ghl.installations import SOURCE_OAUTH, Installation, OAuthTokens
 
@@ -145,7 +152,9 @@ class Lifecycle:
         if self.oauth is not None and (not company_id or self._has_company_token(company_id)):
             # The agency's token covers it; a "future location" install names no company
             # (HighLevel's note on AppInstall): the job finds the company that lists it.
-            self._enable(location_id, company_id)
+            inst = self._enable(location_id, company_id)
+            if not inst.setup_status:  # shown as waiting until the job has set it up
+                self.store.save(inst.with_changes(setup_status=STATUS_PENDING))
             answer = self._agency_job(InstallJob(company_id, (location_id,)))
             return {**answer, "install_type": "Location", "location_id": location_id,
                     "tokens_from": "the company token"}
