@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack", default="lead-scoring",
                         help="stack name (PIT secrets are <stack>/ghl-pit/<location>)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every installed location (no tokens shown)")
+    sub.add_parser("list", help="every installed location and its setup status (no tokens)")
     add = sub.add_parser("add-pit", help="add a location with a Private Integration Token")
     add.add_argument("location_id")
     token = add.add_mutually_exclusive_group(required=True)
@@ -125,6 +125,9 @@ def _summary(inst: Installation) -> dict[str, Any]:
     return {
         "location_id": inst.location_id, "company_id": inst.company_id,
         "enabled": inst.enabled, "token_source": inst.token_source,
+        # how far an install's setup got: pending, token, fields, ready, not approved,
+        # setup failed, reconnect needed (leadscore.ghl.agency)
+        "status": inst.setup_status or ("ready" if inst.enabled else "disabled"),
         "score_field_id": inst.score_field_id, "class_field_id": inst.class_field_id,
         "mapped_fields": len(inst.field_map), "class_thresholds": inst.class_thresholds,
         "installed_at": inst.installed_at, "fields_discovered_at": inst.fields_discovered_at,

@@ -8,11 +8,16 @@ never loses a scored contact's snapshot), logs progress (done / total, rate, ETA
 its time is nearly up, invokes itself again with the same event: the next run resumes from
 the checkpoint. Writes to HighLevel go through the write-back queue and function (the
 location's budget, the skip rule, the dead-letter queue).
+
+The same function runs an agency's install setup in the background (``{"install":
+{"company_id": ..., "location_ids": [...]}}``, queued by the OAuth callback or an INSTALL event:
+leadscore.ghl.agency): a token and fields per location, then each location's first backfill
+(this function again, job id ``install``). A run that nears its time invokes itself again with
+the same event; the setup resumes where the records say it stopped.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -21,6 +26,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.ghl.agency import STATUS_READY, InstallJob, JobResult
 from leadscore.loop.backfill import Checkpoint, CheckpointStore, Progress, run_backfill
 from leadscore.loop.backfill_job import ContactStep, GhlContactSource, SearchApi, import_outcomes
 from leadscore.loop.outcomes import OutcomeRuleBook
@@ -194,6 +200,23 @@ def run(
     return final
 
 
+def run_install(job: InstallJob, *, deadline: float | None,
+                lifecycle: Any = None) -> JobResult:
+    """One run of an agency's setup (leadscore.ghl.agency.run_install_job)."""
+    if lifecycle is None:
+        from leadscore.adapters.installations import build_lifecycle, installations_table
+
+        settings = ScoreSettings.from_env()
+        lifecycle = build_lifecycle(settings.installs,
+                                    installations_table(settings.installs),
+                                    app_id=settings.installs.app_id or settings.ghl_app_id)
+    result: JobResult = lifecycle.run_job(job, deadline=deadline)
+    logger.info("install setup", extra={"company_id": result.company_id,
+                                        "finished": result.finished, "statuses": result.counts(),
+                                        "failures": result.failures})
+    return result
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -202,6 +225,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     loop = LoopSettings.from_env()
     remaining = context.get_remaining_time_in_millis() / 1000.0
     deadline = time.time() + remaining - min(SAFETY_MARGIN_SECONDS, remaining / 2)
+    job = InstallJob.from_event(event)
+    if job is not None:
+        setup = run_install(job, deadline=deadline)
+        metrics.add_metric(name="GhlLocationsSetUp", unit=MetricUnit.Count,
+                           value=setup.counts().get(STATUS_READY, 0))
+        if not setup.finished:
+            invoke_again(event, loop.backfill_function_name or context.function_name)
+        return {"finished": setup.finished, "statuses": setup.counts()}
     final = run(event, checkpoints=DynamoCheckpoints(loop.loop_table), deadline=deadline)
     metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
     if not final.finished:
@@ -215,8 +246,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def invoke_again(event: Mapping[str, Any], function_name: str) -> None:
     """Start the next run of the job (asynchronous invoke of this function); it resumes from the
     checkpoint. The simulation stands in for Lambda here."""
-    from leadscore.adapters import client
+    from leadscore.adapters.installations import invoke_async
 
-    client("lambda").invoke(
-        FunctionName=function_name, InvocationType="Event", Payload=json.dumps(event).encode()
-    )
+    invoke_async(function_name, event)

@@ -128,25 +128,14 @@ def configure(
 
 def build_lifecycle(settings: ScoreSettings, table: Any, *,
                     clock: Callable[[], float] = time.time) -> Lifecycle:
-    """Installs against the table: OAuth from the app's client secret, field discovery with
-    each location's own token."""
-    from leadscore.adapters.ghl_api import GhlApiClient
-    from leadscore.adapters.installations import oauth_client
+    """Installs against the table (leadscore.adapters.installations.build_lifecycle): an
+    agency's setup runs in the background function, never inside this 29 s request."""
+    from leadscore.adapters.installations import build_lifecycle as build
 
-    def fields_api(location_id: str) -> GhlApiClient:
-        return GhlApiClient(settings.installs.api_base,
-                            lambda: table.access_token(location_id))
-
-    oauth = oauth_client(settings.installs)
-    client_id = None
-    if oauth is not None:
-        # With OAuth configured the app id is never missing: HighLevel's client ids carry it.
-        def client_id() -> str:
-            return str(oauth._credentials()[0])
-
-    return Lifecycle(table, oauth, fields_api,
-                     app_id=settings.installs.app_id or settings.ghl_app_id, clock=clock,
-                     client_id=client_id)
+    lifecycle: Lifecycle = build(settings.installs, table,
+                                 app_id=settings.installs.app_id or settings.ghl_app_id,
+                                 clock=clock)
+    return lifecycle
 
 
 def deps() -> GhlDeps:

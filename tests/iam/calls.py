@@ -302,6 +302,10 @@ def authorizations(
         return [Authorization(
             f"scheduler:{op}",
             f"arn:aws:scheduler:{region}:{ACCOUNT_ID}:schedule/{group}/{params['Name']}")]
+    if prefix == "lambda" and op == "Invoke" and params.get("FunctionName"):
+        name = str(params["FunctionName"])
+        return [Authorization("lambda:InvokeFunction", name if name.startswith("arn:") else
+                              f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}")]
     if prefix == "kms" and params.get("KeyId"):
         key = str(params["KeyId"])
         # kms:EncryptionContext:<key> per pair of the call's context, and the list of its keys

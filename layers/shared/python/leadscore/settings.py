@@ -124,6 +124,9 @@ class InstallSettings:
     score_field_id: str = ""
     class_field_id: str = ""
     field_map: dict[str, str] = field(default_factory=dict)
+    #: the function that runs an agency's setup and first backfills in the background (the
+    #: backfill function); "" = run them inline (local runs)
+    setup_function: str = ""
 
     @property
     def configured(self) -> bool:
@@ -145,6 +148,7 @@ class InstallSettings:
             score_field_id=_str(env, "GHL_SCORE_FIELD_ID"),
             class_field_id=_str(env, "GHL_CLASS_FIELD_ID"),
             field_map=_json_object(env, "GHL_FIELD_MAP"),
+            setup_function=_str(env, "INSTALL_SETUP_FUNCTION"),
         )
 
 

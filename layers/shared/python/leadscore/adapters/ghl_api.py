@@ -415,6 +415,40 @@ class InvalidGrantError(GhlApiError):
     """``/oauth/token`` refused the code or refresh token (used, rotated, revoked)."""
 
 
+#: How many installed locations one ``/oauth/installedLocations`` call asks for (the spec's
+#: default is 20; the paging loop does not rely on the page being full).
+INSTALLED_PAGE_LIMIT = 20
+#: OAuth-style error codes that blame the app's credentials or request, not the grant.
+_NOT_A_GRANT_REFUSAL = ("invalid_client", "unauthorized_client", "invalid_request",
+                        "unsupported_grant_type", "invalid_scope")
+
+
+def grant_refused(status: int, body: bytes) -> bool:
+    """Whether a ``/oauth/token`` answer refuses the code or refresh token itself, in either
+    shape HighLevel answers: OAuth's ``{"error": "invalid_grant"}`` or its API error
+    ``{"statusCode": 400|401, "message": "...", "error": "Bad Request"}``. A refusal of the
+    app's own credentials (``invalid_client``, a message naming the client) is not one:
+    reconnecting the location would not help."""
+    if status not in (400, 401):
+        return False
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    error = str(parsed.get("error") or "").strip().lower()
+    if error == "invalid_grant":
+        return True
+    if error in _NOT_A_GRANT_REFUSAL:
+        return False
+    message = parsed.get("message")
+    text = " ".join(str(m) for m in message) if isinstance(message, list) else str(message or "")
+    if "statusCode" not in parsed and not text:
+        return False
+    return "client" not in text.lower()
+
+
 class GhlOAuthClient:
     """HighLevel's OAuth endpoints (form-encoded, ``Version: 2021-07-28``).
 
@@ -454,9 +488,16 @@ class GhlOAuthClient:
         return self._send("POST", "/oauth/locationToken",
                           {"companyId": company_id, "locationId": location_id}, company_token)
 
-    def installed_locations(self, company_token: str, company_id: str, app_id: str) -> Any:
-        query = urllib.parse.urlencode(
-            {"companyId": company_id, "appId": app_id, "isInstalled": "true"})
+    def installed_locations(self, company_token: str, company_id: str, app_id: str, *,
+                            skip: int = 0, limit: int = INSTALLED_PAGE_LIMIT,
+                            location_id: str = "") -> Any:
+        """One page of the company's locations where the app is installed
+        (``isInstalled=true``; ``skip``/``limit`` paging, ``count`` is the total)."""
+        params = {"companyId": company_id, "appId": app_id, "isInstalled": "true",
+                  "skip": str(skip), "limit": str(limit)}
+        if location_id:
+            params["locationId"] = location_id
+        query = urllib.parse.urlencode(params)
         return self._send("GET", f"/oauth/installedLocations?{query}", None, company_token)
 
     def _token(self, form: dict[str, str]) -> Any:
@@ -478,7 +519,7 @@ class GhlOAuthClient:
         if 200 <= answer.status < 300:
             return _json(answer)
         reason = _reason(answer.body) or _oauth_error(answer.body) or f"{method} {path} failed"
-        if answer.status in (400, 401) and "invalid_grant" in (_oauth_error(answer.body) or ""):
+        if path == "/oauth/token" and grant_refused(answer.status, answer.body):
             raise InvalidGrantError(answer.status, reason)
         raise GhlApiError(answer.status, reason)
 

@@ -6,8 +6,13 @@ Items (partition key ``pk``):
   enabled, token source, ...) and, for OAuth installs, ``tokens`` (KMS ciphertext of the token
   JSON, encryption context ``{"ghl_key": <pk>}``), ``token_version`` (N, +1 per token write)
   and ``lease_until`` (the refresh lease, epoch seconds).
-* ``company#<companyId>``: an agency install's Company tokens (same three attributes) and
-  ``company_id``.
+* ``company#<companyId>``: an agency install's Company tokens (same three attributes),
+  ``company_id`` and ``approved_locations`` (JSON list; absent = every location approved).
+
+A refresh HighLevel refuses (``RefreshRefused``: the location's own refresh token, or the
+company token its location tokens are minted from) marks the location
+``setup_status = "reconnect needed"`` and counts ``GhlReconnectNeeded`` (an alarm watches
+it): only the agency reinstalling the app brings a token back.
 
 Every token write is conditional on the ``token_version`` that was read (see
 ``leadscore.ghl.installations.refresh_tokens``). Decrypted tokens are kept in memory per
@@ -33,6 +38,7 @@ from leadscore.ghl.installations import (
     Installations,
     InvalidGrant,
     OAuthTokens,
+    RefreshRefused,
     SettingsInstallations,
     StoredTokens,
     TokenUnavailable,
@@ -119,6 +125,21 @@ def item_to_installation(item: Mapping[str, Any]) -> Installation:
     return Installation(**values)
 
 
+#: ``setup_status`` of a location whose refresh HighLevel refused (leadscore.ghl.agency)
+RECONNECT_NEEDED = "reconnect needed"
+RECONNECT_METRIC = "GhlReconnectNeeded"
+
+
+def count_reconnect_needed(location_id: str) -> None:
+    """One ``GhlReconnectNeeded`` datapoint (namespace LeadScoring, service ghl-installations:
+    the same dimension from every function, so one alarm watches them all)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name=RECONNECT_METRIC, unit=MetricUnit.Count, value=1,
+                       namespace="LeadScoring") as metric:
+        metric.add_dimension(name="service", value="ghl-installations")
+
+
 RefreshCall = Callable[[OAuthTokens], dict[str, Any]]
 LocationTokenCall = Callable[[str, str, str], dict[str, Any]]  # (company token, company, location)
 SecretReader = Callable[[str, bool], str]  # (secret arn, force_fetch) -> token
@@ -140,7 +161,9 @@ class DynamoInstallations:
         sleep: Callable[[float], None] = time.sleep,
         cache_seconds: float = INSTALLATION_CACHE_SECONDS,
         cache_clock: Callable[[], float] = time.monotonic,
+        on_reconnect_needed: Callable[[str], None] = count_reconnect_needed,
     ) -> None:
+        self._on_reconnect_needed = on_reconnect_needed
         self.table_name = table_name
         self._cipher = cipher
         self._refresh_call = refresh_call
@@ -202,6 +225,9 @@ class DynamoInstallations:
         try:
             tokens = refresh_tokens(key, self, lambda old: self._renew(inst, old),
                                     force=refresh, clock=self._clock, sleep=self._sleep)
+        except RefreshRefused:
+            self.mark_reconnect_needed(location_id)
+            raise
         except TokenUnavailable:
             raise
         except Exception as exc:
@@ -244,6 +270,67 @@ class DynamoInstallations:
                                 sleep=self._sleep)
         return tokens.access_token
 
+    def mark_reconnect_needed(self, location_id: str) -> None:
+        """The location cannot get a token until the app is installed again: say so where
+        ``ghlctl list`` shows it, and count it (once per marking, not per failed call)."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table_name, Key={"pk": {"S": location_key(location_id)}},
+                UpdateExpression="SET setup_status = :r",
+                ConditionExpression="attribute_exists(pk) AND "
+                                    "(attribute_not_exists(setup_status) OR setup_status <> :r)",
+                ExpressionAttributeValues={":r": {"S": RECONNECT_NEEDED}},
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return
+            raise
+        self.forget(location_id)
+        self._on_reconnect_needed(location_id)
+
+    # ----------------------------------------------------------------- an agency's setup
+
+    def has_tokens(self, key: str) -> bool:
+        answer = self.ddb.get_item(TableName=self.table_name, Key={"pk": {"S": key}},
+                                   ProjectionExpression="pk, tokens", ConsistentRead=True)
+        return bool((answer.get("Item") or {}).get("tokens", {}).get("B"))
+
+    def approved_locations(self, company_id: str) -> list[str] | None:
+        answer = self.ddb.get_item(TableName=self.table_name,
+                                   Key={"pk": {"S": company_key(company_id)}},
+                                   ProjectionExpression="approved_locations",
+                                   ConsistentRead=True)
+        text = (answer.get("Item") or {}).get("approved_locations", {}).get("S")
+        if not text:
+            return None
+        listed = json.loads(text)
+        return [str(x) for x in listed] if isinstance(listed, list) else None
+
+    def save_approved(self, company_id: str, approved: list[str] | None) -> None:
+        key = {"pk": {"S": company_key(company_id)}}
+        if approved is None:
+            self.ddb.update_item(TableName=self.table_name, Key=key,
+                                 UpdateExpression="SET company_id = :c REMOVE approved_locations",
+                                 ExpressionAttributeValues={":c": {"S": company_id}})
+        else:
+            self.ddb.update_item(TableName=self.table_name, Key=key,
+                                 UpdateExpression="SET company_id = :c, approved_locations = :a",
+                                 ExpressionAttributeValues={":c": {"S": company_id},
+                                                            ":a": {"S": json.dumps(approved)}})
+
+    def company_ids(self) -> list[str]:
+        """Companies with stored tokens (an install to a future location names none)."""
+        found: list[str] = []
+        paginator = self.ddb.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            FilterExpression="begins_with(pk, :p) AND attribute_exists(tokens)",
+            ExpressionAttributeValues={":p": {"S": COMPANY_PREFIX}},
+            ProjectionExpression="pk",
+        ):
+            found += [item["pk"]["S"][len(COMPANY_PREFIX):] for item in page.get("Items", [])]
+        return sorted(found)
+
     # ----------------------------------------------------------------- TokenStore
 
     def read_tokens(self, key: str) -> StoredTokens:
@@ -275,6 +362,18 @@ class DynamoInstallations:
                 return False
             raise
         return True
+
+    def release_lease(self, key: str, version: int) -> None:
+        try:
+            self.ddb.update_item(
+                TableName=self.table_name, Key={"pk": {"S": key}},
+                UpdateExpression="REMOVE lease_until",
+                ConditionExpression="token_version = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def write_tokens(self, key: str, version: int, tokens: OAuthTokens) -> bool:
         blob = self._cipher.encrypt(json.dumps(tokens.to_json()).encode(), {"ghl_key": key})
@@ -421,3 +520,47 @@ def installations_table(
         settings.installations_table, KmsCipher(settings.token_key_id),
         refresh_call=refresh, location_token_call=location_token,
         secret_reader=lambda arn, force: read_token_secret(arn, force), clock=clock)
+
+
+def invoke_async(function_name: str, event: Mapping[str, Any]) -> None:
+    """Start a Lambda function with ``event`` without waiting for it (an install's setup, a
+    location's first backfill, a job's next run)."""
+    client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
+                            Payload=json.dumps(dict(event)).encode())
+
+
+def build_lifecycle(
+    settings: InstallSettings, table: DynamoInstallations, *, app_id: str = "",
+    clock: Callable[[], float] = time.time, oauth: GhlOAuthClient | None = None,
+    invoke: Callable[[str, Mapping[str, Any]], None] = invoke_async,
+) -> Any:
+    """Installs against the table: OAuth from the app's client secret, field discovery with
+    each location's own token; an agency's setup and each location's first backfill run in
+    ``settings.setup_function`` (the backfill function) when it is set, else inline."""
+    from leadscore.adapters.ghl_api import GhlApiClient
+    from leadscore.ghl.agency import FIRST_BACKFILL_JOB
+    from leadscore.ghl.lifecycle import Lifecycle
+
+    def fields_api(location_id: str) -> GhlApiClient:
+        return GhlApiClient(settings.api_base, lambda: table.access_token(location_id))
+
+    background = start_backfill = None
+    if settings.setup_function:
+        function = settings.setup_function
+
+        def background(event: dict[str, Any]) -> None:
+            invoke(function, event)
+
+        def start_backfill(location_id: str) -> None:
+            invoke(function, {"location_id": location_id, "job_id": FIRST_BACKFILL_JOB})
+
+    oauth = oauth or oauth_client(settings)
+    client_id = None
+    if oauth is not None:
+        # With OAuth configured the app id is never missing: HighLevel's client ids carry it.
+        def client_id() -> str:
+            return str(oauth._credentials()[0])
+
+    return Lifecycle(table, oauth, fields_api,
+                     app_id=app_id or settings.app_id, clock=clock, background=background,
+                     start_backfill=start_backfill, client_id=client_id)

@@ -130,7 +130,8 @@ def plan_fields(
                      unresolved=unresolved, to_create=to_create)
 
 
-def create_body(name: str, field_key: str, data_type: str) -> dict[str, Any]:
-    """The ``POST /locations/{id}/customFields`` body for a field this service owns."""
-    return {"name": name, "dataType": data_type, "model": "contact",
-            "fieldKey": field_key, "placeholder": name}
+def create_body(name: str, data_type: str) -> dict[str, Any]:
+    """The ``POST /locations/{id}/customFields`` body for a field this service owns: only
+    properties of HighLevel's ``CreateCustomFieldsDTO`` (it refuses others; the fieldKey is
+    derived from the name: ``Lead Score`` -> ``contact.lead_score``)."""
+    return {"name": name, "dataType": data_type, "model": "contact", "placeholder": name}

@@ -54,6 +54,11 @@ class InvalidGrant(Exception):
     """HighLevel refused the refresh token (already rotated, revoked, app uninstalled)."""
 
 
+class RefreshRefused(TokenUnavailable):
+    """HighLevel refused the stored refresh token (its own or, for an agency's location, the
+    company's): only a new install (reconnecting the app) brings a token back."""
+
+
 @dataclass(frozen=True)
 class Installation:
     """One location's configuration (no secrets in here)."""
@@ -75,6 +80,8 @@ class Installation:
     class_tags: Mapping[str, str] = field(default_factory=dict)
     class_thresholds: Mapping[str, float] | None = None
     installed_at: str = ""
+    #: how far an install's setup got (``leadscore.ghl.agency`` STATUS_*; "" = not tracked)
+    setup_status: str = ""
     fields_discovered_at: str = ""
     disabled_reason: str = ""
     #: digests of the location's own credentials (`leadscore.ghl.credentials`), never secrets
@@ -154,6 +161,10 @@ class TokenStore(Protocol):
 
     def take_lease(self, key: str, version: int, until: float) -> bool: ...
 
+    def release_lease(self, key: str, version: int) -> None:
+        """Give the lease up after a refresh that failed (others need not wait it out)."""
+        ...
+
     def write_tokens(self, key: str, version: int, tokens: OAuthTokens) -> bool:
         """Store ``tokens`` as version ``version + 1`` iff the stored version is ``version``;
         False when another writer got there first. Clears the lease."""
@@ -196,13 +207,19 @@ def refresh_tokens(
         if seen.lease_until <= now and store.take_lease(key, seen.version, now + lease_seconds):
             try:
                 new = grant(current)
+            except RefreshRefused:
+                # The company token behind a location's token was refused: final, and the
+                # other containers must not wait for this lease to run out to learn it.
+                store.release_lease(key, seen.version)
+                raise
             except InvalidGrant:
                 # Someone may have rotated it between our read and our grant: re-read once.
                 again = store.read_tokens(key)
                 if again.version != seen.version and again.tokens is not None:
                     seen = again
                     continue
-                raise TokenUnavailable("HighLevel refused the refresh token") from None
+                store.release_lease(key, seen.version)
+                raise RefreshRefused("HighLevel refused the refresh token") from None
             if store.write_tokens(key, seen.version, new):
                 return new
             # Lost the write (an install or another refresh wrote meanwhile): theirs wins.

@@ -2,11 +2,12 @@
 
 * OAuth callback (``GET /oauth/callback?code=...``): the code is exchanged at once (codes are
   single-use and short-lived). A Location token installs that location; a Company (agency)
-  token is stored, and every location listed by ``/oauth/installedLocations`` gets a location
-  token from ``/oauth/locationToken``.
-* ``INSTALL`` events: the location's record is created (or re-enabled); when the agency's
-  Company token is stored, the location's token is obtained from it right away. A Location
-  install without any token yet waits for its callback (both orders work).
+  token is stored with its approved locations, and the setup of every installed, approved
+  location (location token, fields, first backfill) is queued: `leadscore.ghl.agency`.
+* ``INSTALL`` events: the location's record is created (or re-enabled); when an agency's
+  Company token covers it (or it names no company: an install to "future locations"), its
+  setup is queued the same way. A Location install without any token yet waits for its
+  callback (both orders work).
 * ``UNINSTALL``: the location is disabled and its tokens deleted; a Company uninstall does
   that for every location of the company and deletes the Company token. The location's data
   is deleted after ``PURGE_GRACE_SECONDS`` (``purge_after`` on its record;
@@ -25,11 +26,20 @@ Pure logic over protocols; the adapters are `DynamoInstallations` and the HighLe
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from leadscore.ghl.agency import (
+    STATUS_PENDING,
+    InstallJob,
+    Setup,
+    approved,
+    run_install_job,
+    set_up_location,
+)
 from leadscore.ghl.auth import parse_timestamp
 from leadscore.ghl.fields import create_body, parse_field_list, plan_fields
 from leadscore.ghl.installations import SOURCE_OAUTH, Installation, OAuthTokens
@@ -67,6 +77,15 @@ class InstallStore(Protocol):
 
     def all_installations(self) -> Iterable[Installation]: ...
 
+    # an agency's install (leadscore.ghl.agency)
+    def has_tokens(self, key: str) -> bool: ...
+
+    def approved_locations(self, company_id: str) -> list[str] | None: ...
+
+    def save_approved(self, company_id: str, approved: list[str] | None) -> None: ...
+
+    def company_ids(self) -> list[str]: ...
+
 
 class OAuthApi(Protocol):
     def exchange_code(self, code: str, *, user_type: str = "Location",
@@ -74,7 +93,8 @@ class OAuthApi(Protocol):
 
     def location_token(self, company_token: str, company_id: str, location_id: str) -> Any: ...
 
-    def installed_locations(self, company_token: str, company_id: str, app_id: str) -> Any: ...
+    def installed_locations(self, company_token: str, company_id: str, app_id: str, *,
+                            skip: int = 0, limit: int = ..., location_id: str = "") -> Any: ...
 
 
 class FieldsApi(Protocol):
@@ -107,8 +127,8 @@ def discover_fields(inst: Installation, api: FieldsApi, *, create: bool = True,
     fields = parse_field_list(api.list_custom_fields(inst.location_id))
     plan = plan_fields(fields, inst.configured_map)
     if create and plan.to_create:
-        for name, key, data_type in plan.to_create:
-            api.create_custom_field(inst.location_id, create_body(name, key, data_type))
+        for name, _key, data_type in plan.to_create:
+            api.create_custom_field(inst.location_id, create_body(name, data_type))
         fields = parse_field_list(api.list_custom_fields(inst.location_id))
         plan = plan_fields(fields, inst.configured_map)
     score, klass = plan.score_field, plan.class_field
@@ -135,6 +155,8 @@ class Lifecycle:
         clock: Callable[[], float] = time.time,
         client_id: Callable[[], str] | None = None,
         purge_grace_seconds: float = PURGE_GRACE_SECONDS,
+        background: Callable[[dict[str, Any]], None] | None = None,
+        start_backfill: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.oauth = oauth
@@ -143,6 +165,9 @@ class Lifecycle:
         self._client_id = client_id
         self.clock = clock
         self.purge_grace_seconds = purge_grace_seconds
+        #: queues an agency's setup (leadscore.ghl.agency.InstallJob event); None: inline
+        self.background = background
+        self.start_backfill = start_backfill
 
     @property
     def app_id(self) -> str:
@@ -174,14 +199,19 @@ class Lifecycle:
         if last_uninstall is not None and at < last_uninstall:
             return {"status": "ignored", "reason": "install older than the last uninstall",
                     "location_id": location_id}
+        if self.oauth is not None and (not company_id or self._has_company_token(company_id)):
+            # The agency's token covers it; a "future location" install names no company
+            # (HighLevel's note on AppInstall): the job finds the company that lists it.
+            inst = self._enable(location_id, company_id, at=at)
+            if not inst.setup_status:  # shown as waiting until the job has set it up
+                self.store.save(inst.with_changes(setup_status=STATUS_PENDING))
+            answer = self._agency_job(InstallJob(company_id, (location_id,)))
+            return {**answer, "install_type": "Location", "location_id": location_id,
+                    "tokens_from": "the company token"}
         inst = self._enable(location_id, company_id, at=at)
-        tokens_from = "the OAuth callback"  # a Location install's tokens come with it
-        if company_id and self.oauth is not None and self._has_company_token(company_id):
-            self._location_token_from_company(company_id, location_id)
-            tokens_from = "the company token"
-        inst = self._discover_quietly(inst)
+        inst = self._discover_quietly(inst)  # a Location install's tokens come with its callback
         return {"status": "installed", "install_type": "Location", "location_id": location_id,
-                "tokens_from": tokens_from, "fields": bool(inst.fields_discovered_at)}
+                "tokens_from": "the OAuth callback", "fields": bool(inst.fields_discovered_at)}
 
     def on_uninstall(self, event: Mapping[str, Any]) -> dict[str, Any]:
         location_id = str(event.get("locationId") or "")
@@ -234,27 +264,51 @@ class Lifecycle:
             if not company_id:
                 raise InstallError("Company token without companyId")
             self.store.install_tokens(company_key(company_id), tokens)
-            listed = self.oauth.installed_locations(tokens.access_token, company_id, self.app_id)
-            rows = listed.get("locations") if isinstance(listed, Mapping) else None
-            installed = []
-            for row in rows if isinstance(rows, list) else []:
-                loc = str(row.get("_id") or row.get("id") or "") if isinstance(row, Mapping) \
-                    else ""
-                if not loc:
-                    continue
-                inst = self._enable(loc, company_id)
-                self._location_token_from_company(company_id, loc, tokens.access_token)
-                self._discover_quietly(inst)
-                installed.append(loc)
-            return {"status": "installed", "company_id": company_id, "locations": installed}
+            self.store.save_approved(company_id, approved(answer))
+            return self._agency_job(InstallJob(company_id))
         location_id = str(answer.get("locationId") or "")
         if not location_id:
             raise InstallError("Location token without locationId")
-        inst = self._enable(location_id, company_id)
+        self._enable(location_id, company_id)
         self.store.install_tokens(location_key(location_id), tokens)
-        inst = self._discover_quietly(inst)
+        # A failed step leaves the record as far as it got (`ghlctl discover` repeats it): the
+        # install itself succeeded.
+        with contextlib.suppress(Exception):
+            set_up_location(self._setup(), location_id, company_id)
+        inst = self.store.installation(location_id, fresh=True)
         return {"status": "installed", "locations": [location_id],
-                "fields": bool(inst.fields_discovered_at)}
+                "fields": bool(inst is not None and inst.fields_discovered_at)}
+
+    # ----------------------------------------------------------------- an agency's setup
+
+    def _setup(self) -> Setup:
+        assert self.oauth is not None
+        fields_api = self.fields_api
+
+        def discover(inst: Installation) -> Installation:
+            if fields_api is None:
+                return inst
+            return discover_fields(inst, fields_api(inst.location_id), clock=self.clock)[0]
+
+        return Setup(store=self.store, oauth=self.oauth, discover=discover,
+                     start_backfill=self.start_backfill or (lambda _location: None),
+                     app_id=self.app_id, clock=self.clock)
+
+    def _agency_job(self, job: InstallJob) -> dict[str, Any]:
+        """Queue the job (the stack: the backfill function runs it), or run it here (local
+        runs and tests without a background worker)."""
+        if self.background is not None:
+            self.background(job.to_event())
+            return {"status": "installing", "company_id": job.company_id,
+                    "in_background": True}
+        result = run_install_job(job, self._setup())
+        ready = [loc for loc, status in result.statuses.items() if status == "ready"]
+        return {"status": "installed", "company_id": result.company_id, "locations": ready,
+                "statuses": result.counts(), "fields": bool(ready)}
+
+    def run_job(self, job: InstallJob, *, deadline: float | None = None) -> Any:
+        """One background run of an agency's setup (the backfill function calls it)."""
+        return run_install_job(job, self._setup(), deadline=deadline)
 
     # ----------------------------------------------------------------- helpers
 
@@ -281,14 +335,6 @@ class Lifecycle:
         except Exception:
             return False
         return True
-
-    def _location_token_from_company(self, company_id: str, location_id: str,
-                                     company_token: str | None = None) -> None:
-        assert self.oauth is not None
-        token = company_token or self.store.company_access_token(company_id)
-        answer = self.oauth.location_token(token, company_id, location_id)
-        self.store.install_tokens(location_key(location_id),
-                                  OAuthTokens.from_grant(answer, self.clock()))
 
     def _discover_quietly(self, inst: Installation) -> Installation:
         """Field discovery right after an install; a failure leaves the record as it is (the

@@ -128,9 +128,9 @@ def message_event(payload: Mapping[str, Any], *, at_ms: int) -> MessageEvent | N
     location_id = fields.get("locationId")
     if not isinstance(contact_id, str) or not contact_id or not isinstance(location_id, str):
         return None
-    direction = str(fields.get("direction") or "").lower()
-    if direction not in (INBOUND, OUTBOUND):
-        direction = INBOUND if event_type == "InboundMessage" else OUTBOUND
+    # The event type decides: HighLevel's own OutboundMessage example carries
+    # "direction": "inbound", so the field cannot be trusted over the type.
+    direction = INBOUND if event_type == "InboundMessage" else OUTBOUND
     message_type = fields.get("messageType")
     return MessageEvent(
         location_id=location_id,
