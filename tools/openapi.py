@@ -69,6 +69,14 @@ ERR_413 = _json(m.ErrorResponse, "over a limit named in `limit`: MAX_BODY_BYTES,
                  "MAX_BATCH_SIZE, MAX_ANSWER_BYTES or MAX_LEAD_ANSWER_BYTES")
 ERR_503_FIELDS = _json(m.ErrorResponse, "a `fields` request while no model is loaded (the "
                                         "rules score reads only the real-estate features)")
+# A location's own key (x-leadscore-key): unknown or rotated, for another location, or that
+# location over its own request rate.
+LOCATION_KEY_ANSWERS: dict[int, OpenAPIResponse] = {
+    401: _json(m.ErrorResponse, "`x-leadscore-key` is not a location's current API key (or "
+                                "the stack requires one and none was sent)"),
+    403: _json(m.ErrorResponse, "the location key names another `location_id`"),
+    429: _json(m.ErrorResponse, "this location is over its own request rate (Retry-After)"),
+}
 
 
 LocationKey = Annotated[
@@ -139,7 +147,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "scored as \"other\", `composite_score` is null). The wrong form for the loaded model "
         "is a 400 naming it.",
         {200: _json(m.LeadScore, "the lead score"), 400: ERR_400, 413: ERR_413,
-         503: ERR_503_FIELDS},
+         503: ERR_503_FIELDS, **LOCATION_KEY_ANSWERS},
     ),
     ("POST", "/score/batch"): RouteDoc(
         _score_batch,
@@ -147,7 +155,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "Valid leads are scored in one model call; invalid ones are listed in `errors` by "
         "index. Each lead takes the form of POST /score (`fields` for a custom-schema bundle).",
         {200: _json(m.BatchResponse, "scores and per-lead errors"), 400: ERR_400, 413: ERR_413,
-         503: ERR_503_FIELDS},
+         503: ERR_503_FIELDS, **LOCATION_KEY_ANSWERS},
     ),
     ("GET", "/model"): RouteDoc(
         _no_body,

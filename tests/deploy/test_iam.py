@@ -87,7 +87,10 @@ def test_calls_map_to_what_iam_evaluates() -> None:
     (send,) = calls.authorizations(
         "sqs", "SendMessageBatch", {"QueueUrl": "https://sqs.r.amazonaws.com/1/q"}, "r")
     assert (send.action, send.resource) == ("sqs:SendMessage", "arn:aws:sqs:r:1:q")
-    (odd,) = calls.authorizations("lambda", "Invoke", {"FunctionName": "f"}, "r")
+    (invoke,) = calls.authorizations("lambda", "Invoke", {"FunctionName": "f"}, "r")
+    assert (invoke.action, invoke.resource) == ("lambda:InvokeFunction",
+                                                "arn:aws:lambda:r:123456789012:function:f")
+    (odd,) = calls.authorizations("lambda", "ListFunctions", {}, "r")
     assert odd.unmapped
 
 

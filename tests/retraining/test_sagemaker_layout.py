@@ -101,7 +101,8 @@ def test_train_py_produces_a_promotable_bundle_in_sagemaker_layout(
     sourcedir: Path, small_training_csv: Path, tmp_path: Path
 ) -> None:
     opt_ml = tmp_path / "opt_ml"
-    code = _run_job(sourcedir, opt_ml, _rows(small_training_csv, 300), TINY)
+    # Training needs MIN_CONVERSIONS of each outcome: 900 generated rows hold about 165.
+    code = _run_job(sourcedir, opt_ml, _rows(small_training_csv, 900), TINY)
     assert code == 0, (opt_ml / "output" / "failure").read_text() if (
         opt_ml / "output" / "failure").exists() else code
     model_dir = opt_ml / "model"
