@@ -136,7 +136,7 @@ loadtest: venv
 	@test -f .demo/store/models/champion.json || $(MAKE) --no-print-directory demo
 	OPENBLAS_NUM_THREADS=1 $(PY) tools/loadtest.py --json .build/reliability/loadtest.json
 
-# The custom-schema proof on real leads (issue 16, docs/SCHEMA.md): the raw UCI bank export,
+# The custom-schema proof on real leads (docs/SCHEMA.md): the raw UCI bank export,
 # --target output --positive yes, no schema by hand. The file is not in the repository.
 bank-proof: venv
 	@test -n "$(DATA)" || { echo "usage: make bank-proof DATA=/path/to/bank_marketing_leads.csv"; exit 2; }
@@ -148,7 +148,7 @@ bank-proof: venv
 bench-gate: venv
 	OMP_NUM_THREADS=1 nice -n 10 $(PY) bench/gate_candidates.py
 
-# The write-back soak (issue 11): 10,000 queued writes for 20 locations, 5 writer processes,
+# The write-back soak: 10,000 queued writes for 20 locations, 5 writer processes,
 # a misbehaving fake HighLevel, moto in server mode; real time, several minutes.
 soak: venv
 	OMP_NUM_THREADS=1 nice -n 10 $(PY) bench/soak_writeback.py --json .build/reliability/soak_writeback.json

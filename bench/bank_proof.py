@@ -1,4 +1,4 @@
-"""The custom-schema proof on real leads (issue 16): ``make bank-proof DATA=/path/to/file.csv``.
+"""The custom-schema proof on real leads: ``make bank-proof DATA=/path/to/file.csv``.
 
 Trains from the raw UCI "Bank Marketing" export (41,188 telemarketing leads; not in this
 repository, not used by the tests) exactly as a team would: ``--target output --positive yes``

@@ -1,7 +1,7 @@
 """Training benchmark: a 10,000-row job (8,000 training rows) on generated leads.
 
 Prints the wall time of the whole job (a fresh `python training/train.py` process, imports
-included) and the held-out quality against the Bayes limit (issue 2's done-when: AUC ratio
+included) and the held-out quality against the Bayes limit (the first round's target: AUC ratio
 >= 0.98, Brier ratio <= 1.10, wall time <= 90 s on the 2-core machine).
 
     .venv/bin/python bench/bench_training.py [--rows 10000] [--seed 80801] [--out .bench/training]

@@ -1,4 +1,4 @@
-"""Does the DynamoDB cache read pay for itself against recomputing the score? (issue 3)
+"""Does the DynamoDB cache read pay for itself against recomputing the score?
 
 Measured in one process on the benchmark's bundle (.bench/bundle, run `make bench` first):
 

@@ -1,5 +1,5 @@
 """The benchmark's measurements: each function measures one thing for both systems and puts
-its figures into `Run.flat` (issue 7's keys) and `Run.extra` (context for meta.json)."""
+its figures into `Run.flat` (the benchmark's fixed keys) and `Run.extra` (context for meta.json)."""
 
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: An
 
     # Context only (meta.json + a table row): the same calls back to back, one variant at a
     # time. Interleaving makes every call run after the other system has filled the CPU
-    # caches with its own models (cache-cold, as issue 7 prescribes); blocks show cache-warm.
+    # caches with its own models (cache-cold, as the comparison prescribes); blocks show cache-warm.
     blocks: dict[str, float] = {}
     with stdout_to_devnull():
         for name, fn in variants:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-# Exactly the keys of issue 7, in its order.
+# Exactly the benchmark's fixed keys, in their order (results.json is compared run to run).
 RESULT_KEYS: tuple[str, ...] = (
     "latency_ms.score_p50",
     "latency_ms.score_p99",
@@ -43,7 +43,7 @@ def nest(flat: Mapping[str, float]) -> dict[str, Any]:
     missing = [k for k in RESULT_KEYS if k not in flat]
     extra = [k for k in flat if k not in RESULT_KEYS]
     if missing or extra:
-        raise ValueError(f"results keys differ from issue 7: missing={missing} extra={extra}")
+        raise ValueError(f"results keys differ from the fixed set: missing={missing} extra={extra}")
     nested: dict[str, Any] = {}
     for key in RESULT_KEYS:
         value = flat[key]
@@ -72,7 +72,7 @@ def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def relative_l1(given: np.ndarray, exact: np.ndarray) -> float:
-    """Σ|given − exact| / Σ|exact| (issue 7's contribution error for one lead)."""
+    """Σ|given − exact| / Σ|exact| (the contribution error for one lead)."""
     given = np.asarray(given, dtype=np.float64).reshape(-1)
     exact = np.asarray(exact, dtype=np.float64).reshape(-1)
     if given.shape != exact.shape:
@@ -114,7 +114,7 @@ class Target:
 
 
 def check_targets(r: Mapping[str, float]) -> list[Target]:
-    """Issue 7's "Done when" targets, evaluated on one run's flat results."""
+    """The first-round speed targets, evaluated on one run's flat results."""
     lat = "latency_ms."
     model_ratio = r[f"{lat}model_native_p50"] / r[f"{lat}model_onnx_p50"]
     handler_ratio = r[f"{lat}native_score_only_p50"] / r[f"{lat}score_only_p50"]

@@ -1,4 +1,4 @@
-"""Model-quality benchmarks of issue 17: small data, the interval, monotone constraints, speed.
+"""Model-quality benchmarks: small data, the interval, monotone constraints, speed.
 
     .venv/bin/python -m bench.model_quality [--part small|interval|constraints|speed|all]
 

@@ -1,6 +1,6 @@
 """The ORIGINAL system (seed/ml-ensemble-lead-scoring.md), re-implemented as the baseline.
 
-Exactly the method issue 7 describes, nothing improved:
+Exactly the original's method, nothing improved:
 
 - native XGBoost and LightGBM classifiers (max_depth 6, 100 trees, learning rate 0.1,
   min_child_weight 3, subsample 0.8, colsample_bytree 0.8 -- the same keyword arguments for

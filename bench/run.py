@@ -1,8 +1,8 @@
-"""`make bench`: our system against the original, side by side, in one run (issue 7).
+"""`make bench`: our system against the original, side by side, in one run.
 
 One process orchestrates everything (plus the fresh processes the cold starts need), so every
 ratio compares two numbers measured on the same machine within minutes of each other.
-Writes .bench/results.json (exactly issue 7's keys), .bench/meta.json (date, machine, notes)
+Writes .bench/results.json (exactly the fixed keys), .bench/meta.json (date, machine, notes)
 and .bench/README_table.md, and prints the table.
 
     .venv/bin/python -m bench.run [--quick]
@@ -97,12 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Every request of the latency runs has its own contact id, so each is a cache MISS "
         "(in-memory LRU only: no DynamoDB table, no write-back queue, tracing disabled); "
         "logs and EMF metrics are written to /dev/null.",
-        "Latency keys are interleaved request by request (issue 7): each call then runs with "
+        "Latency keys are interleaved request by request: each call then runs with "
         "CPU caches holding the other system's models (cache-cold); the back-to-back rows "
         "(context, meta.json) show the cache-warm figures of the same calls.",
         "native_score_only swaps a LoadedModel twin into the same handler whose predict() "
         "calls predict_proba of XGBoost, LightGBM and the MLP plus the stacker on one row.",
-        "Original = issue 7's method: library-default threading (predict_proba uses both "
+        "Original = its own method: library-default threading (predict_proba uses both "
         "cores), while our ONNX session is single-threaded as served.",
         "Original's cold start loads its models from native formats (XGBoost UBJSON, LightGBM "
         "text, scikit-learn arrays in .npz) instead of its pickle: the same work unpickling "

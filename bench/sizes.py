@@ -10,7 +10,7 @@ from pathlib import Path
 
 MB = 1024 * 1024
 
-# The original system's runtime stack (issue 7): distribution names as pip knows them.
+# The original system's runtime stack: distribution names as pip knows them.
 NATIVE_DISTRIBUTIONS: tuple[str, ...] = (
     "numpy",
     "scipy",

@@ -1,4 +1,4 @@
-"""What recording snapshots costs a `/score` request (issue 14: p50 may grow by ≤ 0.1 ms).
+"""What recording snapshots costs a `/score` request (p50 may grow by at most 0.1 ms).
 
 The score function's own `lambda_handler` answers `events/score_request.json` (a new contact id
 per request, so every request is a memory-cache miss and really scored), with the loop's

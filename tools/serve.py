@@ -6,7 +6,7 @@ GET /model, GET /health, GET /oauth/callback; plus GET /openapi.json when openap
 
 MODEL_URI defaults to the local store `make demo` fills (.demo/store/models/champion.json).
 
-HTTP framing (issue 19), checked before anything is invoked, as a front door must: a
+HTTP framing, checked before anything is invoked, as a front door must: a
 Content-Length that is not a plain decimal number (`abc`, `-1`, `1e3`) or given twice with two
 values is a 400; a body-carrying method without Content-Length or chunked encoding is a 411; a
 body over the API Gateway payload limit (10 MiB, `max_body`) is a 413 without reading it;

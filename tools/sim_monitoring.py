@@ -1,4 +1,4 @@
-"""The experiment and the drift of `make simulate` (issue 15), as hooks of tools/simulate.py.
+"""The experiment and the drift of `make simulate`, as hooks of tools/simulate.py.
 
 - ``phase_experiment``: right after the first model is promoted, an experiment "rules vs
   ensemble" (50/50) starts in the store, as an operator would with `modelctl experiment

@@ -315,7 +315,7 @@ def phase_setup(world: World) -> None:
     from leadscore.registry import gate
 
     if not hasattr(gate, "measure"):
-        # Before issue 17's measuring gate, the champion's AUC is the one in its manifest,
+        # Before the measuring gate, the champion's AUC is the one in its manifest,
         # measured on other rows than the candidate's: a small champion's lucky held-out
         # figure would refuse every candidate. The measuring gate scores both on the same
         # rows (paired) and needs no such allowance.

@@ -78,7 +78,7 @@ class Container:
     cache: TieredCache
     service: ScoringService
     scorer: ScoringService | ExperimentScorer  # the service, routed by a running experiment
-    # snapshots, outcomes, engagement (issue 14); None when no record stream is configured
+    # snapshots, outcomes, engagement; None when no record stream is configured
     loop: LoopHooks | None = None
     clock: Callable[[], float] = time.time
 

@@ -49,7 +49,7 @@ def _build_deps() -> WritebackDeps:
             scorer = scorer_from_settings(ScoreSettings.from_env())
         return scorer
 
-    # The installations table and/or the stack's own location (issue 13) when configured;
+    # The installations table and/or the stack's own location when configured;
     # else every location with the stack's field ids and token secret (one PIT, or a map).
     installations: Installations | None = None
     if settings.installs.configured:

@@ -464,7 +464,7 @@ def check_sqs(world: World, name: str, fn: str) -> None:
     event = load(name)
     # Without custom field ids the write-back only moves the class tag (README); set them.
     # The stack's own sub-account (GhlLocationId): the write-back drops messages of locations
-    # that are not installed (issue 13).
+    # that are not installed.
     [location] = {json.loads(r["body"])["location_id"] for r in event["Records"]}
     answer = world.invoke(fn, event, {"GHL_API_BASE": world.fake.base_url},
                           GhlScoreFieldId="fld_lead_score", GhlClassFieldId="fld_lead_class",

@@ -1,4 +1,4 @@
-"""HighLevel webhooks for a bundle trained on a team's own columns (issue 16): the contact's
+"""HighLevel webhooks for a bundle trained on a team's own columns: the contact's
 fields are read by the schema's HighLevel field keys (or the deployment's GHL_FIELD_MAP, or the
 column names) into a `fields` request and scored by the custom model."""
 

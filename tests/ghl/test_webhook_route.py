@@ -287,7 +287,7 @@ def test_signed_delivery_without_webhook_id_is_deduplicated_on_its_body(
     assert answer["webhook_id"].startswith("sha256:")
     assert len(harness.scorer.calls) == 1 and len(harness.aws.queued()) == 1
     # another body (another change of the contact) is a new delivery, not a duplicate; a
-    # first name is not a scoring input, so it is not scored again (issue 11)
+    # first name is not a scoring input, so it is not scored again
     changed = harness.signed({**payload, "firstName": "Jo"})
     assert harness.post(*changed)[1]["status"] == "unchanged"
 
@@ -564,7 +564,7 @@ def test_an_unexpected_failure_is_never_a_5xx(harness: Harness) -> None:
     assert status == 200 and body["status"] == "scored"
 
 
-# --------------------------------------------------------------------------- own writes (issue 11)
+# --------------------------------------------------------------------------- own writes
 # 08:30 code: the ContactUpdate our own write caused was scored and queued again (each round
 # re-scored and, with a Custom Webhook, billed).
 

@@ -1,4 +1,4 @@
-"""Issue 11: the write-back never loses a score, never writes a stale one, and logs every
+"""The write-back never loses a score, never writes a stale one, and logs every
 failure once. Each test drives the real SQS handler (functions/writeback/app.py) with moto
 (DynamoDB, SQS, Secrets Manager) and THE fake HighLevel (tests/fixtures/fake_highlevel.py)
 misbehaving the way HighLevel does. Each one failed on the write-back of 2026-11-30 08:30

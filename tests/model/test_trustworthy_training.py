@@ -1,4 +1,4 @@
-"""Enough data or no model; non-negative stacker; monotone trees (issue 17)."""
+"""Enough data or no model; non-negative stacker; monotone trees."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 19: hostile input stays bounded — no answer, error list or cache entry grows with it.
+"""Hostile input stays bounded — no answer, error list or cache entry grows with it.
 
 Each test names the amplification it closes. The bodies are the attacks of the issue (an API
 key holder's), sent through `lambda_handler` with API Gateway events; the limits they hit are

@@ -1,6 +1,6 @@
 """Faults, each a test: what the system does when AWS (or HighLevel) fails under it.
 
-Where each fault of issue 8 is tested (this file adds what was not covered elsewhere):
+Where each injected fault is tested (this file adds what was not covered elsewhere):
 
 - S3 unreachable at cold start: here, `test_s3_unreachable_at_cold_start_*` (the real S3
   adapter built from the environment, endpoint on a closed loopback port).

@@ -43,7 +43,7 @@ FUZZ = settings(
                            HealthCheck.data_too_large],
     database=None,
 )
-# Issue 19: no answer over its limit, whatever the input multiplies.
+# No answer over its limit, whatever the input multiplies.
 MAX_ANSWER_BYTES = 6_000_000
 MAX_LEAD_ANSWER_BYTES = 1_000_000
 MAX_LISTED_ERRORS = 1000  # a 400 lists 50 paths; a batch lists one entry per lead (<= 1000)
@@ -417,7 +417,7 @@ def test_webhook_never_fails(handler: Any, call_: tuple[str, dict[str, str]]) ->
                                         "installed", "uninstalled"}
 
 
-# -- amplification: small input, multiplied (issue 19) -------------------------------------
+# -- amplification: small input, multiplied -------------------------------------
 
 ITEM = st.sampled_from([{}, 0, None, [], "x", {"sale_price": "x"}, {"percentage": -1},
                         {"sale_price": None, "days_on_market": None}, {"a": {}}])
@@ -518,7 +518,7 @@ def test_hostile_json_text_is_a_4xx(handler: Any, path: str, body: str) -> None:
     if path == "/webhooks/ghl" and body.startswith('{"contact_id"'):
         # A workflow webhook reads flat CRM keys: `features`/`feature_vector` are unknown keys,
         # ignored, and the contact is scored from the defaults (a 5,000-digit integer in them
-        # too, since issue 19 reads it as a number). No 5xx is all that is asked.
+        # too, since the bounds read it as a number). No 5xx is all that is asked.
         assert status == 200 and answer["status"] in {"scored", "queued"}, answer
     elif path == "/webhooks/ghl":
         # Authenticated but unusable: kept with its reason, acknowledged (docs/GHL_SETUP.md).
@@ -548,7 +548,7 @@ def test_webhook_comparables_nested_too_deeply_is_parked(handler: Any) -> None:
 
 @pytest.mark.parametrize("secret_in", ["header", "customData"])
 def test_webhook_with_a_4400_digit_number_names_its_field(handler: Any, secret_in: str) -> None:
-    # Issue 19: the whole body used to be "not JSON"; now the field that holds it is named.
+    # The whole body used to be "not JSON"; now the field that holds it is named.
     secret = f', "leadscore_secret": "{WEBHOOK_SECRET}"' if secret_in == "customData" else ""
     body = ('{"contact_id": "c-big", "location": {"id": "loc-1"}, "customData": '
             '{"list_price": ' + "9" * 4400 + secret + "}}")

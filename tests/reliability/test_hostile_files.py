@@ -1,4 +1,4 @@
-"""Issue 19: paths from S3 keys and archive members stay in their folder; archive limits hold
+"""Paths from S3 keys and archive members stay in their folder; archive limits hold
 while streaming; a training upload of any shape is refused with a written reason, never a crash.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 19 on the real local server (tools/serve.py, as `make serve` runs it): 1,000 hostile
+"""Hostile input on the real local server (tools/serve.py, as `make serve` runs it): 1,000 hostile
 requests after a warm-up — the amplification attacks of the issue, answers that used to be tens
 of megabytes — and the server's memory stays flat (RSS growth ≤ 50 MiB) while no answer is
 over its limit (6 MB per call, 1 MB per lead).

@@ -50,7 +50,7 @@ def test_no_route_documents_a_500(document: dict[str, Any]) -> None:
         for method, op in ops.items():
             codes = set(op["responses"])
             assert not any(c.startswith("5") and c != "503" for c in codes), (method, path)
-            if "503" in codes:  # no model: /score only for the `fields` form (issue 16)
+            if "503" in codes:  # no model: /score only for the `fields` form
                 assert path in {"/health", "/model", "/score", "/score/batch"}
 
 

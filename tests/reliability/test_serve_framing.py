@@ -1,4 +1,4 @@
-"""Issue 19: tools/serve.py answers broken HTTP framing with 400/411/413 and reads chunked
+"""tools/serve.py answers broken HTTP framing with 400/411/413 and reads chunked
 bodies (raw sockets against the real server class on a free loopback port)."""
 
 from __future__ import annotations

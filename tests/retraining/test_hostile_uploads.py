@@ -1,4 +1,4 @@
-"""Issue 19: the retrain function refuses a hostile upload with a written reason (moto)."""
+"""The retrain function refuses a hostile upload with a written reason (moto)."""
 
 from __future__ import annotations
 

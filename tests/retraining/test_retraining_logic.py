@@ -102,7 +102,7 @@ def test_a_bom_and_crlf_header_is_accepted() -> None:
 
 
 def test_a_team_export_passes_when_the_stack_trains_on_its_own_columns() -> None:
-    """TRAINING_HYPERPARAMETERS {"target": "output"}: any CSV with that column (issue 16)."""
+    """TRAINING_HYPERPARAMETERS {"target": "output"}: any CSV with that column."""
     settings = RetrainSettings(training_hyperparameters={"target": '"output"',
                                                          "positive": '"yes"'})
     assert retraining.custom_target(settings) == "output"

@@ -121,7 +121,7 @@ def test_second_call_is_cached_under_a_key_with_the_model_version(
     assert served.cache.get(found) is not None
     assert served.cache.get(str(key("lsm-0000000000000000"))) is None
     # a feature_vector request with the same values is another answer (no raw fields for the
-    # reasons, no missing fields): it has its own entry (issue 19)
+    # reasons, no missing fields): it has its own entry
     vector = {"contact_id": "lead_12345", "feature_vector": x32.astype(float).tolist()}
     assert invoke(with_body(load_event("score_request_vector"), vector)).body["cached"] is False
 

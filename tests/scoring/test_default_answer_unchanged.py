@@ -1,4 +1,4 @@
-"""The real-estate default answers exactly as before custom schemas existed (issue 16).
+"""The real-estate default answers exactly as before custom schemas existed.
 
 The golden answers were recorded with main's code before the custom-schema work
 (`tests/scoring/default_contract/golden.py --write --code <that checkout>`); the seed's sample

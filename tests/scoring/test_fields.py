@@ -1,4 +1,4 @@
-"""Serving a bundle trained on a team's own columns: the `fields` request form (issue 16).
+"""Serving a bundle trained on a team's own columns: the `fields` request form.
 
 The bundle is trained in the session from a small generated export (tests/fixtures/
 custom_leads.py); the requests are the event files events/score_request_fields.json and

@@ -53,7 +53,7 @@ def test_handler_never_imports_training_libraries(trained_bundle: Path) -> None:
 
 @pytest.mark.slow
 def test_a_custom_schema_bundle_is_served_without_them_too(custom_bundle: Path) -> None:
-    """The `fields` form: schema.json's transform is numpy only (issue 16)."""
+    """The `fields` form: schema.json's transform is numpy only."""
     result = _serve(custom_bundle, ("score_request_fields", "score_batch_fields", "model_get"))
     assert result["statuses"] == [200, 200, 200]
     assert result["source"] == "ensemble"

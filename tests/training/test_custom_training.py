@@ -1,4 +1,4 @@
-"""Training on a team's own columns (issue 16): the job, its refusals, and parity from raw
+"""Training on a team's own columns: the job, its refusals, and parity from raw
 CSV values to served scores."""
 
 from __future__ import annotations

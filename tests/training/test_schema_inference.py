@@ -1,4 +1,4 @@
-"""Schema inference on a plain export, the schema file, and the leak guard (issue 16)."""
+"""Schema inference on a plain export, the schema file, and the leak guard."""
 
 from __future__ import annotations
 

@@ -10,10 +10,11 @@ recorded answers are the score function's HTTP answers for the sample events
 `model_version` masked: everything else must stay byte-identical while the product learns
 other schemas. `--code DIR` records with another checkout's code: the golden file is made with
 main's code *without* the custom-schema work (first at daea459; re-recorded at 9f6e4dc, whose
-400 answers gained `error_count` on purpose, issue 19; re-recorded by issue 17, whose rules
-score turns `days_on_market_ratio` downward like the feature contract's direction: only
-`composite_score` moved, 67.8 -> 69.8 for the sample lead), so the test proves this work
-changed nothing. A lane that changes the default answer on purpose re-records it the same way.
+400 answers gained `error_count` on purpose, for bounded answers; re-recorded when the
+monotone ensemble came, whose rules score turns `days_on_market_ratio` downward like the
+feature contract's direction: only `composite_score` moved, 67.8 -> 69.8 for the sample
+lead), so the test proves this work changed nothing. A lane that changes the default answer
+on purpose re-records it the same way.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Messages never echo the offending value (it may be personal data).
 `InvalidInput` subclasses `ValueError`, so code that only cares "the value is bad" can catch
 `ValueError`.
 
-Bounded answers (issue 19): a hostile request can carry hundreds of thousands of bad items, so
+Bounded answers: a hostile request can carry hundreds of thousands of bad items, so
 an error list in an answer is capped — the first `max_paths` (default `MAX_ERROR_PATHS`, the
 `MAX_ERROR_PATHS` setting of the score function) plus `error_count`, the total — and a path
 that echoes a caller's key is shortened to `MAX_PATH_CHARS` characters.

@@ -164,7 +164,7 @@ class ScoreSettings:
     # function a fresh one, as a new container has).
     model_cache_dir: str = "/tmp/leadscore-models"  # noqa: S108  # nosec B108
     memory_cache_size: int = 4096
-    # Request limits (issue 19; documented in openapi.json and docs): every list a request can
+    # Request limits (documented in openapi.json and docs): every list a request can
     # multiply is bounded, every answer too. A refusal names the limit (400 or 413).
     memory_cache_bytes: int = 32 * 1024 * 1024  # the in-memory cache, JSON bytes of its answers
     max_batch_size: int = 1000  # leads per /score/batch
@@ -262,7 +262,7 @@ class RetrainSettings:
     # Extra script-mode hyperparameters (train.py flags), JSON object of strings.
     training_hyperparameters: dict[str, str] = field(default_factory=dict)
     head_bytes: int = 65536
-    # Upload checks (issue 19): a malformed upload is refused with a written reason.
+    # Upload checks: a malformed upload is refused with a written reason.
     # The whole object; 0 = the most the retrain function's sizing allows
     # (leadscore.registry.retraining.upload_limit_bytes), which a value here may only lower.
     max_upload_bytes: int = 0
@@ -468,7 +468,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """Closing the loop (issue 14): snapshots, outcomes, engagement, export, backfill.
+    """Closing the loop: snapshots, outcomes, engagement, export, backfill.
 
     Snapshots and outcomes go to the Firehose stream ``RECORD_STREAM`` (AWS) or, in local
     mode, to the directory ``RECORD_DIR`` in the same layout; with neither they are off.
@@ -538,7 +538,7 @@ class LoopSettings:
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """The scheduled model monitoring (issue 15): drift, calibration, importance, pages.
+    """The scheduled model monitoring: drift, calibration, importance, pages.
 
     The query engine and the store are the loop's (`LoopSettings`: Athena or RECORD_DIR).
     """

@@ -1,4 +1,4 @@
-"""A team's own columns (issue 16): the custom schema a bundle can be trained on instead of
+"""A team's own columns: the custom schema a bundle can be trained on instead of
 the real-estate feature contract (`leadscore.features`).
 
 - `schema`: the schema file (columns, kinds, missing tokens, directions, wording, HighLevel

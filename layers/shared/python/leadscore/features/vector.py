@@ -55,7 +55,7 @@ def parse_feature_vector(value: Any, path: str = "feature_vector") -> np.ndarray
                 FieldError(path, f"must have exactly {N_FEATURES} values, got {len(items)}")
             )
         # Past the 20th item only the length is reported: a 450,000-item list is one error,
-        # not 450,000 (issue 19).
+        # not 450,000.
         for i, item in enumerate(items[:N_FEATURES]):
             problem = _vector_value_error(item)
             if problem is not None:

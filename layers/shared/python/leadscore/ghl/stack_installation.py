@@ -1,5 +1,5 @@
 """The single-stack installation: what the write-back uses while a location has no row in the
-installations table (``leadscore.ghl.installations``, issue 13) — today's stack parameters.
+installations table (``leadscore.ghl.installations``) — today's stack parameters.
 
 Every location is accepted; the field ids come from ``GHL_SCORE_FIELD_ID`` /
 ``GHL_CLASS_FIELD_ID`` (the score is written as text, as before) and the token from the one

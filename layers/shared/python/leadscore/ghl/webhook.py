@@ -128,12 +128,12 @@ class GhlDeps:
     #: counts a named event (CloudWatch metric in the route; a list in tests)
     count: Callable[[str], None] = lambda _name: None
     clock: Callable[[], float] = time.time
-    # The loop (issue 14): events it consumes by type, engagement before scoring, snapshots.
+    # The loop: events it consumes by type, engagement before scoring, snapshots.
     loop: LoopHooks | None = None
     # The workflow secret, read when needed (Secrets Manager, cached; adapters/secrets.py).
     workflow_secret: Callable[[], str] | None = None
     #: our own writes fire ContactUpdate again: an update whose inputs did not change is not
-    #: scored again (issue 11); None: every update is scored
+    #: scored again; None: every update is scored
     digests: InputDigests | None = None
     #: ContactDelete: the contact's cached answers, digest, write-back state and records
     eraser: ContactEraser | None = None

@@ -1,6 +1,6 @@
 """Safe unpacking of a SageMaker ``model.tar.gz`` into a bundle directory.
 
-Streaming (issue 19): the archive is read header by header and every limit is checked when
+Streaming: the archive is read header by header and every limit is checked when
 its header is met, before the member's bytes are read or unpacked — a million empty entries
 or one 4 GiB member of zeros is refused after a few hundred headers, not after reading all.
 """

@@ -7,7 +7,7 @@ hyperparameter value is JSON-encoded into a string (`json.dumps(value)`), the tr
 toolkit decodes them and passes the ones not starting with `sagemaker_` to the script as
 `--name value` arguments (so our names are train.py's flags: `test-size`, `random-seed`).
 
-Hostile uploads (issue 19): every check here returns readable reasons and never raises — a
+Hostile uploads: every check here returns readable reasons and never raises — a
 line nested 5,000 levels deep, binary junk, UTF-16 or gzip under a .csv name, a 200 KB header
 field, a 5,000-digit number. Reasons never echo more than a few dozen characters of the upload.
 `row_problem` is the same judgement for one row of the whole file (the retrain-time split

@@ -6,7 +6,7 @@ digest is the sha256 of everything besides the model that changes the answer
 ``feature_vector``, ...), the missing fields, the ``explain`` flag and, for the ``features``
 form, the raw lead as canonical JSON (the reasons quote its amounts: two leads with the same
 vector can read differently). So a cached answer is byte-for-byte the answer a fresh
-computation would give, apart from ``cached`` and ``prediction_timestamp`` (issue 19). A raw
+computation would give, apart from ``cached`` and ``prediction_timestamp``. A raw
 lead that cannot be written as canonical JSON (nested past the recursion limit) is not cached.
 
 Value: a :class:`CachedScore` — the lead score dict plus ``explained``. The memory tier keeps

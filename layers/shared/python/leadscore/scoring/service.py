@@ -60,7 +60,7 @@ Key: `leadscore.scoring.cache.answer_key` (contact id + model version + a digest
 vector, the input form, the missing fields, the ``explain`` flag and the raw ``features``):
 a cached answer equals a fresh one apart from ``cached`` and ``prediction_timestamp``.
 
-Limits (issue 19)
+Limits (hostile input stays bounded)
 -----------------
 ``comparables`` and ``price_drops`` hold at most ``max_list_items`` items (one error naming the
 limit otherwise); a batch lists at most ``max_error_paths`` paths per invalid lead and
