@@ -47,8 +47,9 @@ def test_breaker_trials_never_run_inside_a_request(
     so the p99. Now the trial is a background read."""
     from leadscore.adapters import REQUEST_PATH_CONFIG
 
+    # Paced (1 s in all), so several trial periods fall inside the dark part on any machine.
     result = brownout.dynamodb_scenario(
-        trained_bundle, requests=200, rate=0, warmup=10, skip_seconds=0.2,
+        trained_bundle, requests=200, rate=200, warmup=10, skip_seconds=0.2,
         table=template_aws.template_name("CacheTable")).summary()
     print("DynamoDB dark, trials every 0.2 s:", result)
     timeout_ms = REQUEST_PATH_CONFIG["read_timeout"] * 1000
@@ -65,8 +66,11 @@ def test_a_dark_model_bucket_never_holds_a_request(
     held its request for the S3 client's worst case (three attempts of 1 + 5 s)."""
     from leadscore.settings import ScoreSettings
 
+    # Paced, so the dark part lasts 2.5 s and refreshes come due in it: as fast as possible,
+    # a quiet machine finished the 200 pairs within the 1 s refresh period and no refresh
+    # was ever due while S3 was dark.
     result = brownout.s3_scenario(
-        trained_bundle, requests=200, rate=0, warmup=10, refresh_seconds=1,
+        trained_bundle, requests=200, rate=80, warmup=10, refresh_seconds=1,
         bucket=template_aws.template_name("ArtifactBucket")).summary()
     print("S3 dark during pointer refreshes:", result)
     wait_ms = ScoreSettings().model_refresh_wait_seconds * 1000
