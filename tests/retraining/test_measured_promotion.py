@@ -3,8 +3,6 @@ job never saw, and a candidate's own claims decide nothing."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import warnings
 from pathlib import Path
@@ -15,10 +13,10 @@ import pytest
 from leadscore import registry
 from leadscore.adapters.s3_store import S3ObjectStore
 from leadscore.bundle import MANIFEST_FILE, finalize_bundle, verify_bundle
-from leadscore.features import FEATURE_NAMES
 from leadscore.registry import retraining
 
 from tests.fixtures.bundle import train_bundle
+from tests.fixtures.gate_candidates import csv_bytes
 from tools.lambda_context import lambda_context
 
 from .conftest import BUCKET
@@ -36,12 +34,7 @@ def _leads_csv(seed: int, *, shuffle_labels: bool = False) -> bytes:
         np.random.default_rng(seed).shuffle(labels)
         for r, label in zip(rows, labels, strict=True):
             r["converted"] = label
-    header = [*FEATURE_NAMES, "converted"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([[r[c] for c in header] for r in rows])
-    return out.getvalue().encode()
+    return csv_bytes(rows)
 
 
 def _start_job(aws: Any, retrain: Any, body: bytes, name: str) -> tuple[str, dict[str, Any]]:
