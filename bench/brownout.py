@@ -48,6 +48,7 @@ for _p in (REPO / "layers" / "shared" / "python", REPO / "training", REPO):
 
 from tools.api_event import api_event  # noqa: E402
 from tools.lambda_context import lambda_context  # noqa: E402
+from tools.loadtest import free_port  # noqa: E402
 
 REGION = "us-east-1"
 TABLE = "bench-cache"
@@ -182,12 +183,6 @@ class Switch:
         self.sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve_moto(port: int) -> None:
     import logging
 
@@ -209,7 +204,7 @@ def moto_server() -> Iterator[tuple[str, int]]:
     as AWS's never holds a Lambda's); yields (host, port)."""
     import multiprocessing
 
-    port = _free_port()
+    port = free_port()
     process = multiprocessing.get_context("spawn").Process(
         target=_serve_moto, args=(port,), daemon=True)
     process.start()

@@ -50,6 +50,8 @@ for extra in (ROOT, ROOT / "layers" / "shared" / "python"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
+from tools.loadtest import free_port  # noqa: E402
+
 REGION = "us-east-1"
 #: the run ends once the queue stays empty this long (polled every IDLE_POLL_SECONDS)
 IDLE_SECONDS = 1.0
@@ -115,12 +117,6 @@ class SoakReport:
 
 
 # --------------------------------------------------------------------------- moto server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve_moto(port: int) -> None:
@@ -258,7 +254,7 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
     log_dir = cfg.log_dir or tempfile.mkdtemp(prefix="soak-writeback-")
     rng = random.Random(cfg.seed)
     ctx = mp.get_context("spawn")
-    port = _free_port()
+    port = free_port()
     moto = ctx.Process(target=_serve_moto, args=(port,), daemon=True)
     moto.start()
     endpoint = f"http://127.0.0.1:{port}"

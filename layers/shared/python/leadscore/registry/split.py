@@ -74,17 +74,12 @@ class SplitResult:
                 "method": SPLIT_METHOD}
 
 
-def _label(value: Any) -> int | None:
-    """The one label parser's default rule (kept under this name for existing callers)."""
-    return DEFAULT_RULE.label(value)
-
-
 def _jsonl_label(row: bytes) -> int | None:
     try:
         record = json.loads(row)
     except ValueError:
         return None
-    return _label(record.get(TARGET)) if isinstance(record, dict) else None
+    return DEFAULT_RULE.label(record.get(TARGET)) if isinstance(record, dict) else None
 
 
 def split_lines(
