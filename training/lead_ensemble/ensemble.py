@@ -70,6 +70,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from lead_ensemble.trees import lgb_tree_count, lgb_trees, xgb_tree_count, xgb_trees
+
 BASE_MODEL_NAMES: tuple[str, str, str] = ("xgboost", "lightgbm", "neural_network")
 INTERVAL_METHOD = (
     "95 % interval for the conversion probability. Training keeps the K fold ensembles of the "
@@ -435,24 +437,6 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def xgb_tree_count(model: xgb.XGBClassifier) -> int:
-    """Trees the model predicts with: the best iteration's after early stopping, else all."""
-    best = getattr(model, "best_iteration", None) if _early_stopped(model) else None
-    return int(best) + 1 if best is not None else int(model.get_booster().num_boosted_rounds())
-
-
-def _early_stopped(model: xgb.XGBClassifier) -> bool:
-    try:
-        return bool(model.get_params().get("early_stopping_rounds"))
-    except AttributeError:  # pragma: no cover - not a fitted sklearn wrapper
-        return False
-
-
-def lgb_tree_count(model: lgbm.LGBMClassifier) -> int:
-    best = int(getattr(model, "best_iteration_", 0) or 0)
-    return best if best > 0 else int(model.booster_.num_trees())
-
-
 @dataclass
 class BaseTriple:
     """One xgb + lgb + mlp trained on the same rows."""
@@ -691,8 +675,6 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _splits(model: xgb.XGBClassifier | lgbm.LGBMClassifier) -> int:
-    from lead_ensemble.trees import lgb_trees, xgb_trees
-
     trees = xgb_trees(model) if isinstance(model, xgb.XGBClassifier) else lgb_trees(model)
     return int(sum(int(np.sum(~t.is_leaf())) for t in trees))
 

@@ -63,10 +63,26 @@ class Tree:
         return out
 
 
+def xgb_tree_count(model: xgb.XGBClassifier) -> int:
+    """Trees the model predicts with: the best iteration's after early stopping, else all."""
+    best = getattr(model, "best_iteration", None) if _early_stopped(model) else None
+    return int(best) + 1 if best is not None else int(model.get_booster().num_boosted_rounds())
+
+
+def _early_stopped(model: xgb.XGBClassifier) -> bool:
+    try:
+        return bool(model.get_params().get("early_stopping_rounds"))
+    except AttributeError:  # pragma: no cover - not a fitted sklearn wrapper
+        return False
+
+
+def lgb_tree_count(model: lgbm.LGBMClassifier) -> int:
+    best = int(getattr(model, "best_iteration_", 0) or 0)
+    return best if best > 0 else int(model.booster_.num_trees())
+
+
 def xgb_trees(model: xgb.XGBClassifier) -> list[Tree]:
     """Trees of a fitted binary XGBoost model (exact float32 thresholds from its JSON)."""
-    from lead_ensemble.ensemble import xgb_tree_count
-
     booster = model.get_booster()
     count = xgb_tree_count(model)
     if count < booster.num_boosted_rounds():  # early stopping: the trees predict() uses
@@ -123,8 +139,6 @@ def _lgb_visit(node: dict[str, Any], cols: dict[str, list[Any]]) -> int:
 
 def lgb_trees(model: lgbm.LGBMClassifier) -> list[Tree]:
     """Trees of a fitted binary LightGBM model, thresholds normalised to float32 "<"."""
-    from lead_ensemble.ensemble import lgb_tree_count
-
     dump = model.booster_.dump_model(num_iteration=lgb_tree_count(model))
     trees: list[Tree] = []
     for info in dump["tree_info"]:
