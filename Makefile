@@ -13,7 +13,8 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3.13 python3; do \
 	command -v $$p; break; fi; done)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha256sum | cut -c1-12)
+# pyproject.toml counts too: it says which packages the editable install maps to the checkout.
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt pyproject.toml | sha256sum | cut -c1-12)
 
 # Deployment tools live in their own venv: the SAM CLI pins boto3/botocore versions that
 # clash with moto's in .venv.
@@ -31,10 +32,11 @@ BUCKET ?=
 
 venv: $(STAMP)
 
-$(STAMP): requirements/dev.txt requirements/runtime.txt
+$(STAMP): requirements/dev.txt requirements/runtime.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	rm -f $(VENV)/.installed-* && touch $@
 
 tools: $(TOOLS_STAMP)
@@ -54,7 +56,7 @@ browser:
 # headless Chromium (fails if any chart is not drawn): .build/screenshots/*.png
 screenshots: venv browser
 	@test -f .demo/bundle/manifest.json || $(MAKE) --no-print-directory demo
-	$(PY) tools/browser.py screenshots
+	$(PY) -m tools.browser screenshots
 
 test: venv browser
 	$(PY) -m pytest -q
@@ -73,6 +75,7 @@ iam-report: venv
 lint: venv
 	$(VENV)/bin/ruff check layers functions training tools tests bench
 	$(VENV)/bin/mypy layers/shared/python/leadscore functions
+	$(VENV)/bin/lint-imports
 
 # No --use-container: every function and layer has BuildMethod makefile; the runtime layer
 # pip-installs manylinux aarch64 cp312 wheels, so neither Docker nor python3.12 is needed.
@@ -111,55 +114,55 @@ package-training:
 	fi
 
 demo: venv
-	$(PY) tools/demo.py
+	$(PY) -m tools.demo
 
 # PORT=3017 serves on another port (127.0.0.1 only).
 PORT ?= 3000
 serve: venv
-	OPENBLAS_NUM_THREADS=1 $(PY) tools/serve.py --port $(PORT)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m tools.serve --port $(PORT)
 
 bench: venv
 	$(PY) -m bench.run
-	$(PY) bench/cache_tradeoff.py
-	$(PY) bench/bench_training.py
-	$(PY) bench/snapshots.py
+	$(PY) -m bench.cache_tradeoff
+	$(PY) -m bench.bench_training
+	$(PY) -m bench.snapshots
 	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m bench.model_quality  # small data, interval, constraints, speed (~20 min idle)
 
 # A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):
 # results in .simulate/results.json, the learning curve on the terminal.
 simulate: venv
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) tools/simulate.py
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m tools.simulate
 
 # 2 clients x 10,000 requests against tools/serve.py on a free 127.0.0.1 port (started and
 # stopped by the tool); zero errors and flat memory or it fails. CI runs a short one as a test.
 loadtest: venv
 	@test -f .demo/store/models/champion.json || $(MAKE) --no-print-directory demo
-	OPENBLAS_NUM_THREADS=1 $(PY) tools/loadtest.py --json .build/reliability/loadtest.json
+	OPENBLAS_NUM_THREADS=1 $(PY) -m tools.loadtest --json .build/reliability/loadtest.json
 
 # The custom-schema proof on real leads (docs/SCHEMA.md): the raw UCI bank export,
 # --target output --positive yes, no schema by hand. The file is not in the repository.
 bank-proof: venv
 	@test -n "$(DATA)" || { echo "usage: make bank-proof DATA=/path/to/bank_marketing_leads.csv"; exit 2; }
-	$(PY) bench/bank_proof.py "$(DATA)"
+	$(PY) -m bench.bank_proof "$(DATA)"
 
 # The promote gate against the candidates it must refuse, at full size (docs/BENCHMARKS.md):
 # an 8k-row champion, 1k-row / biased / relabelled / 32k-row candidates; ~10 min under load.
 .PHONY: bench-gate
 bench-gate: venv
-	OMP_NUM_THREADS=1 nice -n 10 $(PY) bench/gate_candidates.py
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m bench.gate_candidates
 
 # The write-back soak: 10,000 queued writes for 20 locations, 5 writer processes,
 # a misbehaving fake HighLevel, moto in server mode; real time, several minutes.
 soak: venv
-	OMP_NUM_THREADS=1 nice -n 10 $(PY) bench/soak_writeback.py --json .build/reliability/soak_writeback.json
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m bench.soak_writeback --json .build/reliability/soak_writeback.json
 
 openapi: venv
-	$(PY) tools/openapi.py
+	$(PY) -m tools.openapi
 
 # template.yaml's SklearnImageRegistry (the default training image's account per region) from
 # the SageMaker SDK's own image config (tools/sagemaker_image_uri_config/, a copy).
 image-map: venv
-	$(PY) tools/sklearn_image_map.py
+	$(PY) -m tools.sklearn_image_map
 
 # checkov has its own venv: its pinned boto3/botocore clash with both .venv and .venv-tools.
 CHECKOV_VERSION := 3.3.30

@@ -26,9 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT / "training", ROOT / "layers" / "shared" / "python"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,14 +41,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO / "layers" / "shared" / "python", REPO / "training", REPO):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from tools.api_event import api_event
+from tools.lambda_context import lambda_context
+from tools.loadtest import free_port
 
-from tools.api_event import api_event  # noqa: E402
-from tools.lambda_context import lambda_context  # noqa: E402
-from tools.loadtest import free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 REGION = "us-east-1"
 TABLE = "bench-cache"

@@ -32,19 +32,16 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as template.yaml sets it for Lambda
 
+import boto3
+from botocore.awsrequest import AWSResponse
+from leadscore.adapters.dynamodb import DynamoScoreCache
+from leadscore.scoring.cache import MemoryLRU, TieredCache, answer_key
+from leadscore.scoring.model_store import ModelStore
+from leadscore.scoring.service import ScoringService, parse_request
+
+from tests.fixtures.aws import cache_table  # the table from template.yaml
+
 REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO / "layers" / "shared" / "python", REPO):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-import boto3  # noqa: E402
-from botocore.awsrequest import AWSResponse  # noqa: E402
-from leadscore.adapters.dynamodb import DynamoScoreCache  # noqa: E402
-from leadscore.scoring.cache import MemoryLRU, TieredCache, answer_key  # noqa: E402
-from leadscore.scoring.model_store import ModelStore  # noqa: E402
-from leadscore.scoring.service import ScoringService, parse_request  # noqa: E402
-
-from tests.fixtures.aws import cache_table  # noqa: E402  (the table from template.yaml)
 
 REGION = "us-east-1"
 

@@ -24,9 +24,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT, ROOT / "training", ROOT / "layers" / "shared" / "python"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The benchmark's harness: configuration, data, both systems trained, our handler loaded.
 
 Importing this module first pins BLAS threads as template.yaml gives them to the functions
-(BLAS reads the variable once, when numpy loads) and makes the repository importable.
+(`bench.blas_pin`: BLAS reads the variable once, when numpy loads).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import contextlib
 import copy
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,33 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.blas_pin import TEMPLATE_BLAS_THREADS  # first: BLAS reads it when numpy loads
+
+# isort: split
+import numpy as np
+
+from bench.original import OriginalEnsemble, train_original
+from tools.lambda_context import lambda_context
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _template_blas_threads() -> str | None:
-    """OPENBLAS_NUM_THREADS as template.yaml gives it to the functions (None if it does not)."""
-    try:
-        text = (REPO / "template.yaml").read_text()
-    except OSError:
-        return None
-    found = re.search(r'^\s+OPENBLAS_NUM_THREADS:\s*"?(\d+)"?\s*$', text, re.MULTILINE)
-    return found.group(1) if found else None
-
-
-# Our handler must run with the environment the deployed function gets, and BLAS reads this
-# variable once, when numpy loads: set it before anything imports numpy.
-TEMPLATE_BLAS_THREADS = _template_blas_threads()
-if TEMPLATE_BLAS_THREADS is not None:
-    os.environ["OPENBLAS_NUM_THREADS"] = TEMPLATE_BLAS_THREADS
-
-for _p in (REPO / "training", REPO / "layers" / "shared" / "python", REPO):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-import numpy as np  # noqa: E402
-
-from bench.original import OriginalEnsemble, train_original  # noqa: E402
-from tools.lambda_context import lambda_context  # noqa: E402
 
 # Seeds of the benchmark's data: different from the tests' and the demo's.
 TRAIN_SEED = 70_701
@@ -222,10 +203,7 @@ def import_handler(bundle: Path) -> Any:
     for key in ("CACHE_TABLE", "WRITEBACK_QUEUE_URL", "WEBHOOK_DEDUP_TABLE"):
         os.environ.pop(key, None)
     os.environ.update(handler_env(bundle))
-    path = str(REPO / "functions" / "score")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import app
+    from functions.score import app
 
     return app
 

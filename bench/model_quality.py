@@ -33,13 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from leadscore.classes import DEFAULT_CLASS_THRESHOLDS
 
 REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO / "training", REPO / "layers" / "shared" / "python"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from leadscore.classes import DEFAULT_CLASS_THRESHOLDS  # noqa: E402
 
 SMALL_SEEDS = (42, 43, 44, 45, 46)
 SMALL_ROWS = 500

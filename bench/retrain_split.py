@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
+from leadscore.features import FEATURE_NAMES
+from leadscore.registry.split import split_lines
 
-from leadscore.features import FEATURE_NAMES  # noqa: E402
-from leadscore.registry.split import split_lines  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _csv(path: Path, target_bytes: int, rng: random.Random) -> int:

@@ -31,12 +31,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO / "layers" / "shared" / "python", REPO):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from tools.lambda_context import lambda_context
 
-from tools.lambda_context import lambda_context  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 LIMIT_MS = 0.1
 REGION = "us-east-1"

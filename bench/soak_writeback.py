@@ -45,12 +45,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT, ROOT / "layers" / "shared" / "python"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+from tools.loadtest import free_port
 
-from tools.loadtest import free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REGION = "us-east-1"
 #: the run ends once the queue stays empty this long (polled every IDLE_POLL_SECONDS)

@@ -85,9 +85,7 @@ def screenshot(page: Any, path: Path, out: Path) -> Path:
 
 
 def _sample_pages(folder: Path) -> dict[str, Path]:
-    for source in ("layers/shared/python", "training", "tools", "."):
-        sys.path.insert(0, str(ROOT / source))
-    from sample_pages import write_sample_pages
+    from tools.sample_pages import write_sample_pages
 
     return write_sample_pages(folder)
 

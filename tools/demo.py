@@ -52,7 +52,7 @@ def prepare_model(rows: int, seed: int) -> Path:
             "--random-seed", str(seed))
     champion = store / "models" / "champion.json"
     if not champion.exists():
-        run("tools/modelctl.py", "--store", str(store), "promote", str(bundle),
+        run("-m", "tools.modelctl", "--store", str(store), "promote", str(bundle),
             "--eval", str(held_out))
     return champion
 
@@ -161,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     })
     for name in ("CACHE_TABLE", "WRITEBACK_QUEUE_URL"):
         os.environ.pop(name, None)  # in-memory cache only; nothing is queued locally
-    sys.path[:0] = [str(ROOT / "layers" / "shared" / "python"), str(ROOT)]
     import io
     from contextlib import redirect_stdout
 

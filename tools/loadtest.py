@@ -332,7 +332,7 @@ def local_server(
     env.update(extra_env or {})
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script, no shell
-        [sys.executable, str(ROOT / "tools" / "serve.py"), "--host", "127.0.0.1",
+        [sys.executable, "-m", "tools.serve", "--host", "127.0.0.1",
          "--port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.PIPE,
     )

@@ -35,16 +35,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from leadscore import registry
+from leadscore.adapters.s3_store import open_store
+from leadscore.registry import gate
+from leadscore.settings import PromoteSettings
+
+from tools import experiment_commands
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
-sys.path.insert(0, str(ROOT))
-
-from leadscore import registry  # noqa: E402
-from leadscore.adapters.s3_store import open_store  # noqa: E402
-from leadscore.registry import gate  # noqa: E402
-from leadscore.settings import PromoteSettings  # noqa: E402
-
-from tools import experiment_commands  # noqa: E402
 
 DEFAULT_STORE = ".demo/store"
 

@@ -17,21 +17,20 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
-
-from leadscore import registry  # noqa: E402
-from leadscore.bundle import load_model  # noqa: E402
-from leadscore.experiments.rows import current_results  # noqa: E402
-from leadscore.loop.local_query import DuckDbQueryRunner  # noqa: E402
-from leadscore.monitoring.job import (  # noqa: E402
+from leadscore import registry
+from leadscore.bundle import load_model
+from leadscore.experiments.rows import current_results
+from leadscore.loop.local_query import DuckDbQueryRunner
+from leadscore.monitoring.job import (
     MonitorConfig,
     MonitorResult,
     champion_from_model,
     run_monitor,
 )
-from leadscore.monitoring.sources import resolved_rows  # noqa: E402
-from leadscore.registry.store import LocalObjectStore  # noqa: E402
+from leadscore.monitoring.sources import resolved_rows
+from leadscore.registry.store import LocalObjectStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DRIFT_EXIT = 3
 

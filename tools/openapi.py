@@ -22,18 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from tools import api_models as m
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make `functions` and `tools` importable
-    sys.path.insert(0, str(ROOT))
-for extra in (ROOT / "layers" / "shared" / "python",):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver  # noqa: E402
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query  # noqa: E402
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse  # noqa: E402
-
-from tools import api_models as m  # noqa: E402
 
 OUTPUT = ROOT / "openapi.json"
 TITLE = "Lead scoring API"

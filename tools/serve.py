@@ -229,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LeadScoring")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    sys.path[:0] = [str(ROOT / "layers" / "shared" / "python"), str(ROOT)]
     from functions.score import app
 
     if os.environ["MODEL_URI"] == default_model.as_uri() and not default_model.exists():

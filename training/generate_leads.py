@@ -79,13 +79,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-_SHARED = Path(__file__).resolve().parents[1] / "layers" / "shared" / "python"
-if _SHARED.is_dir() and str(_SHARED) not in sys.path:  # CLI run from a checkout
-    sys.path.insert(0, str(_SHARED))
-
-from leadscore.features import FEATURE_NAMES, extract_features  # noqa: E402
-from leadscore.features.contract import (  # noqa: E402
+from leadscore.features import FEATURE_NAMES, extract_features
+from leadscore.features.contract import (
     CONDITION_SCORES,
     MOTIVATION_SCORES,
     SEASONAL_FACTORS,

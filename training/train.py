@@ -63,26 +63,19 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-
-_HERE = Path(__file__).resolve().parent
-_SHARED = _HERE.parent / "layers" / "shared" / "python"
-for _p in (_HERE, _SHARED):  # a checkout; in SageMaker both live in the source dir
-    if _p.is_dir() and str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-import train_progress as progress  # noqa: E402
-from leadscore import bundle  # noqa: E402
-from leadscore.classes import (  # noqa: E402
+import train_progress as progress
+from leadscore import bundle
+from leadscore.classes import (
     DEFAULT_CLASS_THRESHOLDS,
     MIN_ROWS_TO_CHOOSE,
     THRESHOLDS_METHOD,
     choose_thresholds,
     class_table,
 )
-from leadscore.features import FEATURE_NAMES  # noqa: E402
-from leadscore.settings import TrainingSettings  # noqa: E402
-from train_custom import CustomData, CustomOptions  # noqa: E402
-from train_data import Dataset, TrainingRefused, load_dataset  # noqa: E402
+from leadscore.features import FEATURE_NAMES
+from leadscore.settings import TrainingSettings
+from train_custom import CustomData, CustomOptions
+from train_data import Dataset, TrainingRefused, load_dataset
 
 if TYPE_CHECKING:
     from lead_ensemble.ensemble import FittedEnsemble

@@ -104,8 +104,8 @@ def test_an_unknown_command_is_refused_with_the_list(tmp_path: Path) -> None:
 def test_make_serve_port_binds_that_port(tmp_path: Path) -> None:
     dry = subprocess.run(["make", "-n", "serve", "PORT=3017"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
-    (serve,) = [line for line in dry.splitlines() if "tools/serve.py" in line]
-    assert serve.endswith("tools/serve.py --port 3017"), serve
+    (serve,) = [line for line in dry.splitlines() if "-m tools.serve" in line]
+    assert serve.endswith("-m tools.serve --port 3017"), serve
     # the same command line (and ./leadscore serve, which honours $PORT) really binds it
     port = free_port()
     process = subprocess.Popen(

@@ -127,7 +127,6 @@ def test_baseline_score_is_the_score_of_the_baseline(tiny_model: TinyModel) -> N
 def test_bundle_scores_with_onnxruntime_alone(trained_bundle: Path) -> None:
     code = f"""
 import sys, json
-sys.path.insert(0, {str(ROOT / "layers/shared/python")!r})
 import numpy as np
 from leadscore import bundle, explain
 m = bundle.load_model({str(trained_bundle)!r})

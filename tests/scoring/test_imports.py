@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import json, sys
-sys.path[:0] = [{root!r} + "/layers/shared/python", {root!r}]
 from functions.score import app
 from tools.lambda_context import lambda_context
 
@@ -35,7 +34,7 @@ def _serve(bundle: Path, events: tuple[str, ...]) -> dict[str, object]:
            "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(root=str(ROOT), events=events)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True, text=True, env=env, timeout=120, check=False, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))

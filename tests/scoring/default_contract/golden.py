@@ -39,8 +39,6 @@ MASKS = (
 
 SCRIPT = """
 import json, sys
-code = sys.argv[1]
-sys.path[:0] = [code + "/layers/shared/python", code]
 from functions.score import app
 
 class Ctx:
@@ -68,7 +66,9 @@ def record(code: Path) -> dict[str, dict[str, object]]:
     """Every event's masked answer, computed in a fresh process by the code at `code`."""
     env = {"MODEL_URI": f"file://{HERE / 'bundle'}", "POWERTOOLS_TRACE_DISABLED": "true",
            "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring", "PATH": "/usr/bin:/bin",
-           "OPENBLAS_NUM_THREADS": "1", "HOME": os.environ.get("HOME", "/tmp")}
+           "OPENBLAS_NUM_THREADS": "1", "HOME": os.environ.get("HOME", "/tmp"),
+           # the code tree given (--code, an older checkout too) before the installed one
+           "PYTHONPATH": os.pathsep.join([f"{code}/layers/shared/python", str(code)])}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(code), str(ROOT), *EVENTS],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     if proc.returncode != 0:
