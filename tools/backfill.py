@@ -1,9 +1,9 @@
 """Backfill a location: score every existing contact, queue its write-back (docs/LOOP.md).
 
-    .venv/bin/python tools/backfill.py --location <locationId> [--outcomes] [--restart]
-    .venv/bin/python tools/backfill.py --location <locationId> --async --function <name>
+    ./leadscore backfill --location <locationId> [--outcomes] [--restart]
+    ./leadscore backfill --location <locationId> --async --function <name>
 
-In-process (the default) it runs the job's own code (functions/backfill/app.py ``run``) with the
+In-process (the default) it runs the function's handler (functions/backfill/app.py) with the
 stack's settings from the environment (MODEL_URI, WRITEBACK_QUEUE_URL, GHL_TOKEN_SECRET_ARN,
 RECORD_STREAM, CACHE_TABLE, ...) and prints progress after every page: done / total, rate, ETA.
 Ctrl-C is safe: the checkpoint is saved after every page, and the next run resumes from it.
@@ -17,12 +17,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT / "layers" / "shared" / "python", ROOT):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+#: The in-process run's Lambda time: a week, so it pages to the end.
+IN_PROCESS_MS = 7 * 24 * 3600 * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
              "restart": args.restart}
 
     from leadscore.adapters.loop_tables import DynamoCheckpoints
-    from leadscore.settings import LoopSettings
+    from leadscore.wiring.loop import loop_settings
 
-    settings = LoopSettings.from_env()
+    settings = loop_settings()
     if not settings.loop_table:
         print("CACHE_TABLE (or LOOP_TABLE) must name the table that holds the checkpoint",
               file=sys.stderr)
@@ -75,15 +72,16 @@ def main(argv: list[str] | None = None) -> int:
             if cp.finished:
                 return 0
 
-    sys.path.insert(0, str(ROOT / "functions" / "backfill"))
-    import app as backfill_app  # the function's own module
+    # The function itself, in this process: its handler with a context whose time never runs
+    # out (a run that stops early is resumed from the checkpoint by running this again).
+    # Progress is the handler's own log line after every page ("backfill progress").
+    from functions.backfill.app import lambda_handler
+    from tools.lambda_context import lambda_context
 
-    backfill_app._log_progress = lambda p: print(p.line(), flush=True)
-    final = backfill_app.run(event, checkpoints=checkpoints, deadline=None)
-    print(json.dumps({"finished": final.finished, "done": final.done, "total": final.total,
-                      "scored": final.scored, "failed": final.failed}))
-    return 0 if final.finished else 1
-
+    final = lambda_handler(event, lambda_context("BackfillFunction", timeout_ms=IN_PROCESS_MS))
+    print(json.dumps({key: final.get(key) for key in
+                      ("finished", "done", "total", "scored", "failed")}))
+    return 0 if final.get("finished") else 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,20 +29,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
-sys.path.insert(0, str(ROOT))
-
-from leadscore.adapters.ghl_api import GhlApiClient  # noqa: E402
-from leadscore.adapters.installations import (  # noqa: E402
+from leadscore.adapters.ghl_api import GhlApiClient
+from leadscore.adapters.installations import (
     DynamoInstallations,
     installations_table,
 )
-from leadscore.classes import validate_thresholds  # noqa: E402
-from leadscore.errors import InvalidInput  # noqa: E402
-from leadscore.ghl.installations import SOURCE_PIT, SOURCE_SETTINGS, Installation  # noqa: E402
-from leadscore.ghl.lifecycle import discover_fields  # noqa: E402
-from leadscore.settings import InstallSettings, ScoreSettings  # noqa: E402
+from leadscore.classes import validate_thresholds
+from leadscore.errors import InvalidInput
+from leadscore.ghl.installations import SOURCE_PIT, SOURCE_SETTINGS, Installation
+from leadscore.ghl.lifecycle import discover_fields
+from leadscore.settings import InstallSettings, ScoreSettings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _print(value: Any) -> None:
@@ -235,10 +233,10 @@ def _purge(args: argparse.Namespace, settings: InstallSettings) -> int:
     from leadscore.adapters.purge import DynamoItems, S3Objects
     from leadscore.ghl.auth import parse_timestamp
     from leadscore.loop.deletion import Eraser, compact, deleted_pairs
-    from leadscore.settings import LoopSettings
+    from leadscore.wiring.loop import loop_settings
 
     table = _table(settings)
-    score, loop = ScoreSettings.from_env(), LoopSettings.from_env()
+    score, loop = ScoreSettings.from_env(), loop_settings()
     if args.due:
         now = time.time()
         targets = [i.location_id for i in table.all_installations()
@@ -270,12 +268,18 @@ def _purge(args: argparse.Namespace, settings: InstallSettings) -> int:
 
 def _replay(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
     from leadscore.ghl.webhook import replay_parked
+    from leadscore.wiring.ghl import ghl_deps
+    from leadscore.wiring.loop import loop_hooks, loop_settings
+    from leadscore.wiring.scoring import build_scoring
 
-    from functions.score import app as score_app
-    from functions.score import ghl_routes
-
-    score_app.container()  # builds the scoring service and wires the webhook flow
-    deps = ghl_routes.deps()
+    # The webhook flow's own dependencies with the API's scorer, as the score function has
+    # them (leadscore.wiring), without the rest of its container.
+    settings = ScoreSettings.from_env()
+    scoring = build_scoring(settings)
+    loop = loop_hooks(loop_settings())
+    deps = ghl_deps(settings, lambda: scoring.scorer, loop=loop,
+                    sender=loop.recorder.sender if loop is not None else None,
+                    memory_forget=scoring.cache.memory.forget_prefix)
     if deps.parked is None:
         raise SystemExit("PARKED_BUCKET is not set")
     ids = [r.parked_id for r in deps.parked.list()] if args.all else args.parked_ids

@@ -40,18 +40,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from leadscore.settings import LoopSettings
+
+from tools import sim_monitoring
+from tools.api_event import api_event
+from tools.lambda_context import lambda_context
+
 ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT / "layers" / "shared" / "python", ROOT / "training", ROOT, ROOT / "tools"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-import numpy as np  # noqa: E402
-import sim_monitoring  # noqa: E402
-from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
-from leadscore.settings import LoopSettings  # noqa: E402
-
-from tools.api_event import api_event  # noqa: E402
-from tools.lambda_context import lambda_context  # noqa: E402
 
 WEEK = 7 * 24 * 3600.0
 DAY = 24 * 3600.0
@@ -148,10 +145,10 @@ def phase_setup(world: World) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
     from leadscore.adapters import reset_clients
-    from sim_agency import plan_agency
 
     from tests.fixtures import aws as template_aws
     from tests.fixtures.fake_highlevel import ghl_id
+    from tools.sim_agency import plan_agency
 
     cfg = world.config
     region = "us-east-1"
@@ -209,7 +206,7 @@ def phase_setup(world: World) -> None:
     world.aws["bootstrap"] = plan.bootstrap_leads
 
     # one custom field per FEATURES.md flat name in every location; the map id -> flat name
-    from sim_agency import CUSTOM_FLAT
+    from tools.sim_agency import CUSTOM_FLAT
 
     field_map: dict[str, str] = {}
     field_ids: dict[tuple[str, str], str] = {}
@@ -345,14 +342,14 @@ def load_handlers(world: World) -> dict[str, Any]:
 
 def wire_clock(world: World, handlers: dict[str, Any]) -> None:
     """Give the handlers the simulation's clock where they take one."""
-    from leadscore.scoring.model_store import ModelStore
     from leadscore.settings import ScoreSettings
+    from leadscore.wiring.scoring import model_store
 
     score = handlers["score"]
     settings = ScoreSettings.from_env()
     # The pointer is re-read once per simulated hour, and right after a promotion
     # (refresh_model moves this clock on by that hour).
-    store = ModelStore(settings.model_uri, refresh_seconds=3600, clock=world.store_clock)
+    store = model_store(settings.model_uri, refresh_seconds=3600, clock=world.store_clock)
     container = score.build_container(settings, store=store, clock=world.clock)
     score.set_container(container)
     if hasattr(score, "configure_clock"):

@@ -30,9 +30,14 @@ from leadscore.ghl.agency import STATUS_READY, InstallJob, JobResult
 from leadscore.loop.backfill import Checkpoint, CheckpointStore, Progress, run_backfill
 from leadscore.loop.backfill_job import ContactStep, GhlContactSource, SearchApi, import_outcomes
 from leadscore.loop.outcomes import OutcomeRuleBook
-from leadscore.loop.recorder import LoopRecorder, build_recorder
+from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.service import Scorer
-from leadscore.settings import LoopSettings, ScoreSettings, WritebackSettings
+from leadscore.settings import ScoreSettings, WritebackSettings
+from leadscore.wiring.container import PerContainer
+from leadscore.wiring.ghl import installations as installations_of
+from leadscore.wiring.ghl import search_api
+from leadscore.wiring.loop import build_recorder, loop_settings
+from leadscore.wiring.scoring import queued_scorer
 
 logger = Logger(service="backfill")
 metrics = Metrics(namespace="LeadScoring", service="backfill")
@@ -41,48 +46,33 @@ metrics = Metrics(namespace="LeadScoring", service="backfill")
 SAFETY_MARGIN_SECONDS = 60.0
 
 _clock: Callable[[], float] = time.time
-_recorder: LoopRecorder | None = None
-_scorer: Scorer | None = None
+_recorder = PerContainer(lambda: build_recorder(loop_settings(), background=False, clock=_clock))
+# Backfilled contacts are answered (and written back) by their experiment variant, with the
+# request limits of /score (leadscore.wiring.scoring).
+_scorer = PerContainer(lambda: queued_scorer(ScoreSettings.from_env()))
+# (found,): None inside when no installations are configured, which is an answer too
+_installations = PerContainer(lambda: (installations_of(ScoreSettings.from_env().installs),))
 
 
 def set_clock(clock: Callable[[], float]) -> None:
     """The simulation's clock (snapshot times, write-back message times)."""
-    global _clock, _recorder
+    global _clock
     _clock = clock
-    _recorder = None
+    _recorder.set(None)
 
 
 def recorder() -> LoopRecorder:
-    global _recorder
-    if _recorder is None:
-        _recorder = build_recorder(LoopSettings.from_env(), background=False, clock=_clock)
-    return _recorder
+    return _recorder.get()
 
 
 def scorer() -> Scorer:
-    global _scorer
-    if _scorer is None:
-        from leadscore.experiments.serving import scorer_from_settings
-
-        # Backfilled contacts are answered (and written back) by their experiment variant.
-        _scorer = scorer_from_settings(ScoreSettings.from_env())
-    return _scorer
-
-
-_installations: Any = None
-_installations_built = False
+    return _scorer.get()
 
 
 def installations() -> Any:
-    """The stack's installations (leadscore.adapters.installations), or None when none are
-    configured (then the legacy single token secret and GHL_FIELD_MAP apply)."""
-    global _installations, _installations_built
-    if not _installations_built:
-        from leadscore.adapters.installations import installations_from_settings
-
-        _installations = installations_from_settings(ScoreSettings.from_env().installs)
-        _installations_built = True
-    return _installations
+    """The stack's installations (leadscore.wiring.ghl), or None when none are configured
+    (then the legacy single token secret and GHL_FIELD_MAP apply)."""
+    return _installations.get()[0]
 
 
 def installation_of(location_id: str) -> Any:
@@ -110,25 +100,8 @@ def thresholds_for(location_id: str) -> Mapping[str, float] | None:
 
 def api_for(location_id: str) -> SearchApi:
     """The HighLevel client of a location: its installation's token, else the legacy one."""
-    from leadscore.adapters.ghl_api import GhlApiClient, refresh_secret, secret_token_provider
-
-    settings = WritebackSettings.from_env()
-    found = installations()
-    if installation_of(location_id) is not None:
-        return GhlApiClient(
-            settings.ghl_api_base,
-            lambda: str(found.access_token(location_id)),
-            timeout_seconds=settings.http_timeout_seconds,
-            max_wait_seconds=settings.max_rate_limit_wait_seconds,
-            on_unauthorized=lambda: found.access_token(location_id, refresh=True),
-        )
-    return GhlApiClient(
-        settings.ghl_api_base,
-        secret_token_provider(settings.ghl_token_secret_arn),
-        timeout_seconds=settings.http_timeout_seconds,
-        max_wait_seconds=settings.max_rate_limit_wait_seconds,
-        on_unauthorized=lambda: refresh_secret(settings.ghl_token_secret_arn),
-    )
+    installation_of(location_id)  # refuses a location that is not installed or disabled
+    return search_api(WritebackSettings.from_env(), installations(), location_id)
 
 
 class FlushingCheckpoints:
@@ -163,7 +136,7 @@ def run(
     if not location_id:
         raise ValueError("backfill event needs a location_id")
     job_id = str(event.get("job_id") or "default")
-    loop = LoopSettings.from_env()
+    loop = loop_settings()
     rec = recorder()
     if queue is None:
         score_settings = ScoreSettings.from_env()
@@ -222,7 +195,7 @@ def run_install(job: InstallJob, *, deadline: float | None,
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from leadscore.adapters.loop_tables import DynamoCheckpoints
 
-    loop = LoopSettings.from_env()
+    loop = loop_settings()
     remaining = context.get_remaining_time_in_millis() / 1000.0
     deadline = time.time() + remaining - min(SAFETY_MARGIN_SECONDS, remaining / 2)
     job = InstallJob.from_event(event)

@@ -22,6 +22,8 @@ from leadscore.loop.export import ExportConfig, QueryRunner, run_export
 from leadscore.loop.records import epoch_ms
 from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings
+from leadscore.wiring.container import PerContainer
+from leadscore.wiring.loop import loop_settings
 
 logger = Logger(service="export")
 metrics = Metrics(namespace="LeadScoring", service="export")
@@ -38,20 +40,16 @@ def build(settings: LoopSettings) -> tuple[QueryRunner, ObjectStore, ExportConfi
     return runner, store, config
 
 
-_built: tuple[QueryRunner, ObjectStore, ExportConfig] | None = None
+_built = PerContainer(lambda: build(loop_settings()))
 
 
 def components() -> tuple[QueryRunner, ObjectStore, ExportConfig]:
-    global _built
-    if _built is None:
-        _built = build(LoopSettings.from_env())
-    return _built
+    return _built.get()
 
 
 def reset() -> None:
     """Forget the components (tests and the simulation change the environment)."""
-    global _built
-    _built = None
+    _built.set(None)
 
 
 @logger.inject_lambda_context(clear_state=True)

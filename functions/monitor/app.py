@@ -25,28 +25,31 @@ from leadscore.loop.export import QueryRunner
 from leadscore.monitoring.job import MonitorConfig, MonitorResult, champion_from_model, run_monitor
 from leadscore.monitoring.sources import resolved_rows
 from leadscore.registry.store import ObjectStore
-from leadscore.scoring.model_store import ModelProvider, ModelStore
-from leadscore.settings import LoopSettings, MonitorSettings
+from leadscore.scoring.model_store import ModelProvider
+from leadscore.settings import MonitorSettings
+from leadscore.wiring.container import PerContainer
+from leadscore.wiring.loop import loop_settings
+from leadscore.wiring.scoring import model_store
 
 NAMESPACE = "LeadScoring"
 logger = Logger(service="monitor")
 metrics = Metrics(namespace=NAMESPACE, service="monitor")
 
-_built: tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider] | None = None
+def _build() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider]:
+    settings, loop = MonitorSettings.from_env(), loop_settings()
+    return settings, query_runner(loop), loop_store(loop), model_store(settings.model_uri)
+
+
+_built = PerContainer(_build)
 
 
 def components() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider]:
-    global _built
-    if _built is None:
-        settings, loop = MonitorSettings.from_env(), LoopSettings.from_env()
-        _built = (settings, query_runner(loop), loop_store(loop), ModelStore(settings.model_uri))
-    return _built
+    return _built.get()
 
 
 def reset() -> None:
     """Forget the components (tests and the simulation change the environment)."""
-    global _built
-    _built = None
+    _built.set(None)
 
 
 def _request_export(function_name: str) -> bool:

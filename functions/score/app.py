@@ -22,7 +22,6 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -32,21 +31,23 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import jsonsafe
 from leadscore.adapters.tracing import make_tracer
-from leadscore.circuit import CircuitBreaker
 from leadscore.errors import FieldError, InvalidInput
-from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
+from leadscore.experiments.serving import ExperimentScorer
 from leadscore.ghl import credentials
 from leadscore.headers import header
 from leadscore.identifiers import ID_RULE, has_lone_surrogate, is_safe_id
 from leadscore.loop.hooks import LoopHooks
-from leadscore.loop.recorder import LoopRecorder, build_recorder
-from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
+from leadscore.loop.recorder import LoopRecorder
+from leadscore.scoring.cache import RemoteCache, TieredCache
 from leadscore.scoring.lead_score import LeadScore
-from leadscore.scoring.model_store import ModelProvider, ModelStore
+from leadscore.scoring.model_store import ModelProvider
 from leadscore.scoring.public import names_in, public_reason, redact
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
-from leadscore.settings import LoopSettings, ScoreSettings
+from leadscore.settings import ScoreSettings
 from leadscore.throttle import LocationBuckets
+from leadscore.wiring.container import PerContainer
+from leadscore.wiring.loop import loop_hooks, loop_settings
+from leadscore.wiring.scoring import build_scoring
 
 if __package__:  # imported from the repository (tests, tools): functions.score.app
     from . import ghl_routes
@@ -96,57 +97,29 @@ def build_container(
     loop: LoopHooks | None = None,
 ) -> Container:
     """Everything one container needs. Nothing here calls AWS; clients are made on first use."""
-    if store is None:
-        store = ModelStore(
-            settings.model_uri,
-            refresh_seconds=settings.model_refresh_seconds,
-            cache_dir=Path(settings.model_cache_dir),
-            # a request never waits out a slow S3 (the refresh goes on in the background)
-            refresh_wait_seconds=settings.model_refresh_wait_seconds,
-            first_load_wait_seconds=settings.model_first_load_wait_seconds,
-        )
-    if remote_cache is None and settings.cache_table:
-        from leadscore.adapters.dynamodb import DynamoScoreCache
-
-        remote_cache = DynamoScoreCache(settings.cache_table, clock=clock)
-    memory = MemoryLRU(settings.memory_cache_size, settings.cache_ttl_seconds, clock=clock,
-                       max_bytes=settings.memory_cache_bytes)
-    breaker = CircuitBreaker(open_seconds=settings.remote_cache_skip_seconds)
-    cache = TieredCache(memory, remote_cache, clock=clock, breaker=breaker)
-    service = ScoringService(
-        store,
-        cache,
-        class_thresholds=settings.class_thresholds,
-        max_batch_size=settings.max_batch_size,
-        max_list_items=settings.max_list_items,
-        max_error_paths=settings.max_error_paths,
-    )
-    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds,
-                               refresh_wait_seconds=settings.model_refresh_wait_seconds)
+    scoring = build_scoring(settings, store=store, remote_cache=remote_cache, clock=clock)
     if loop is None:
-        loop_settings = LoopSettings.from_env()
-        if loop_settings.records_on:
-            loop = LoopHooks(build_recorder(loop_settings, clock=clock))
-    return Container(settings, store, cache, service, scorer, loop, clock)
+        loop = loop_hooks(loop_settings(), clock=clock)
+    return Container(settings, scoring.store, scoring.cache, scoring.service, scoring.scorer,
+                     loop, clock)
 
 
-_container: Container | None = None
+def _routes_on(new: Container) -> Container:
+    ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop,
+                         memory_forget=new.cache.memory.forget_prefix)
+    return new
+
+
+_container = PerContainer(lambda: _routes_on(build_container(ScoreSettings.from_env())))
 
 
 def set_container(new: Container | None) -> None:
     """Install a container (tests) or forget it (the next request builds one from the env)."""
-    global _container
-    _container = new
-    if new is not None:
-        ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop,
-                             memory_forget=new.cache.memory.forget_prefix)
+    _container.set(None if new is None else _routes_on(new))
 
 
 def container() -> Container:
-    if _container is None:
-        set_container(build_container(ScoreSettings.from_env()))
-    assert _container is not None
-    return _container
+    return _container.get()
 
 
 # -- request parsing --------------------------------------------------------------------------

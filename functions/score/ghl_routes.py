@@ -3,8 +3,8 @@
 
 ``functions/score/app.py`` includes ``router`` and calls :func:`configure` once per container
 with its settings and its ScoringService accessor; the adapters (replay guard, write-back
-queue, installations table, parked deliveries, HighLevel clients) are built here from the
-settings, their boto3 clients on first use.
+queue, installations table, parked deliveries, HighLevel clients) are built by
+`leadscore.wiring.ghl` from the settings, their boto3 clients on first use.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.metrics import MetricUnit
 from leadscore.ghl.answers import acknowledge, retry_later
 from leadscore.ghl.auth import raw_body
-from leadscore.ghl.delivery import dedupe_ttl_seconds
 from leadscore.ghl.installations import Installations
 from leadscore.ghl.lifecycle import InstallError, Lifecycle
 from leadscore.ghl.parking import ParkedStore
@@ -35,6 +34,7 @@ from leadscore.ghl.webhook import (
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
+from leadscore.wiring import ghl as wiring_ghl
 
 logger = Logger(child=True)
 metrics = Metrics(namespace="LeadScoring", service="score")  # shares the app's metric set
@@ -65,77 +65,13 @@ def configure(
     eraser: ContactEraser | None = None,
     memory_forget: Callable[[str], int] | None = None,
 ) -> GhlDeps:
-    """Wire the routes. Adapters default to DynamoDB / SQS / S3 / KMS from the settings."""
+    """Wire the routes (leadscore.wiring.ghl builds what is not given)."""
     global _deps
-    if replay_guard is None and settings.webhook_dedup_table:
-        from leadscore.adapters.ghl_state import DynamoReplayGuard
-
-        replay_guard = DynamoReplayGuard(
-            settings.webhook_dedup_table, clock=clock,
-            ttl_seconds=dedupe_ttl_seconds(settings.ghl_max_delivery_age_seconds))
-    if queue is None and settings.writeback_queue_url:
-        from leadscore.adapters.writeback_queue import SqsWritebackQueue
-
-        queue = SqsWritebackQueue(settings.writeback_queue_url, record=True)
-    if installations is None and settings.installs.configured:
-        from leadscore.adapters import installations as install_adapters
-
-        table = None
-        if settings.installs.installations_table:
-            table = install_adapters.installations_table(settings.installs, clock=clock)
-            if lifecycle is None:
-                lifecycle = build_lifecycle(settings, table, clock=clock)
-        installations = install_adapters.installations_from_settings(
-            settings.installs, table=table, clock=clock)
-    if parked is None and settings.parked_bucket:
-        from leadscore.adapters.ghl_parked import S3ParkedStore
-
-        parked = S3ParkedStore(settings.parked_bucket, record=True)
-    elif parked is None:
-        # Local runs (make serve / demo) have no bucket: parked deliveries stay in this
-        # process's memory. The stack always sets PARKED_BUCKET.
-        from leadscore.ghl.parking import MemoryParkedStore
-
-        parked = MemoryParkedStore()
-    from leadscore.adapters.secrets import workflow_secret
-
-    digests = None
-    if settings.webhook_dedup_table:
-        from leadscore.adapters.ghl_state import DynamoInputDigests
-
-        digests = DynamoInputDigests(settings.webhook_dedup_table, clock=clock)
-        if eraser is None:
-            from leadscore.adapters.purge import DynamoItems
-            from leadscore.loop.deletion import Eraser
-
-            # ContactDelete: keyed deletes (request-path client) and a deletion record
-            eraser = Eraser(DynamoItems(settings.webhook_dedup_table, fast=True),
-                            sender=loop.recorder.sender if loop is not None else None,
-                            memory_forget=memory_forget, clock=clock)
-    buckets = None
-    if settings.location_rate_per_second > 0:
-        from leadscore.throttle import LocationBuckets
-
-        buckets = LocationBuckets(settings.location_rate_per_second, settings.location_burst)
-    _deps = GhlDeps(settings=settings, scorer=scorer, replay_guard=replay_guard, queue=queue,
-                    installations=installations, lifecycle=lifecycle, parked=parked,
-                    count=count, clock=clock, loop=loop, digests=digests, eraser=eraser,
-                    buckets=buckets,
-                    workflow_secret=workflow_secret(settings.ghl_webhook_secret_arn,
-                                                    settings.ghl_webhook_secret))
+    _deps = wiring_ghl.ghl_deps(
+        settings, scorer, replay_guard=replay_guard, queue=queue, installs=installations,
+        lifecycle=lifecycle, parked=parked, count=count, clock=clock, loop=loop, eraser=eraser,
+        memory_forget=memory_forget, sender=loop.recorder.sender if loop is not None else None)
     return _deps
-
-
-def build_lifecycle(settings: ScoreSettings, table: Any, *,
-                    clock: Callable[[], float] = time.time) -> Lifecycle:
-    """Installs against the table (leadscore.adapters.installations.build_lifecycle): an
-    agency's setup runs in the background function, never inside this 29 s request."""
-    from leadscore.adapters.installations import build_lifecycle as build
-
-    lifecycle: Lifecycle = build(settings.installs, table,
-                                 app_id=settings.installs.app_id or settings.ghl_app_id,
-                                 clock=clock)
-    return lifecycle
 
 
 def deps() -> GhlDeps:

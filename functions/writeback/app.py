@@ -15,14 +15,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.tracing import make_tracer
 from leadscore.ghl.deadline import Deadline
-from leadscore.ghl.writeback import (
-    Installations,
-    LoggingBatchProcessor,
-    WritebackDeps,
-    process_batch,
-)
-from leadscore.scoring.service import Scorer
+from leadscore.ghl.writeback import LoggingBatchProcessor, WritebackDeps, process_batch
 from leadscore.settings import ScoreSettings, WritebackSettings
+from leadscore.wiring.container import PerContainer
+from leadscore.wiring.ghl import writeback_deps
+from leadscore.wiring.scoring import queued_scorer
 
 logger = Logger()
 tracer = make_tracer("writeback")
@@ -30,57 +27,20 @@ metrics = Metrics(namespace="LeadScoring")
 processor = LoggingBatchProcessor()
 
 
-def _build_deps() -> WritebackDeps:
-    from leadscore.adapters.ghl_api import ApiSender, location_token_reader
-    from leadscore.adapters.ghl_budget import DynamoLocationBudget
-    from leadscore.adapters.ghl_state import DynamoWritebackState
-    from leadscore.adapters.writeback_queue import SqsRequeue
-    from leadscore.ghl.stack_installation import StackInstallations
-
-    settings = WritebackSettings.from_env()
-    scorer: Scorer | None = None
-
-    def get_scorer() -> Scorer:
-        nonlocal scorer
-        if scorer is None:
-            from leadscore.experiments.serving import scorer_from_settings
-
-            # Queued webhooks are answered by the contact's experiment variant, as on /score.
-            scorer = scorer_from_settings(ScoreSettings.from_env())
-        return scorer
-
-    # The installations table and/or the stack's own location when configured;
-    # else every location with the stack's field ids and token secret (one PIT, or a map).
-    installations: Installations | None = None
-    if settings.installs.configured:
-        from leadscore.adapters.installations import installations_from_settings
-
-        installations = installations_from_settings(settings.installs)
-    if installations is None:
-        installations = StackInstallations(
-            settings.ghl_score_field_id,
-            settings.ghl_class_field_id,
-            location_token_reader(settings.ghl_token_secret_arn),
-        )
-    return WritebackDeps(
-        settings=settings,
-        installations=installations,
-        states=DynamoWritebackState(settings.writeback_state_table),
-        budget=DynamoLocationBudget(settings.writeback_state_table, share=settings.budget_share),
-        requeue=SqsRequeue(settings.writeback_queue_url, settings.writeback_dlq_url),
-        api=ApiSender(settings.ghl_api_base),
-        scorer=get_scorer,
-    )
-
-
-_deps: WritebackDeps | None = None
+# Queued webhooks are answered by the contact's experiment variant, as on /score, and with
+# the same request limits (leadscore.wiring.scoring).
+_scorer = PerContainer(lambda: queued_scorer(ScoreSettings.from_env()))
+_deps = PerContainer(lambda: writeback_deps(WritebackSettings.from_env(), _scorer.get))
 
 
 def deps() -> WritebackDeps:
-    global _deps
-    if _deps is None:
-        _deps = _build_deps()
-    return _deps
+    return _deps.get()
+
+
+def reset() -> None:
+    """Forget the dependencies and the scorer (tests change the environment)."""
+    _deps.set(None)
+    _scorer.set(None)
 
 
 @logger.inject_lambda_context

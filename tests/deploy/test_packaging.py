@@ -61,7 +61,7 @@ def test_no_module_edits_sys_path_outside_lambda_entry_points() -> None:
 
 
 def test_no_import_waits_for_a_path_edit() -> None:
-    """`noqa: E402` marked imports that ran after a path edit; none is left."""
+    """The E402 exemption marked imports that ran after a path edit; none is left."""
     marker = "noqa: " + "E402"  # in two pieces, so that this file does not match itself
     found = [name for name in _tracked_python() if marker in (ROOT / name).read_text("utf-8")]
     assert found == []

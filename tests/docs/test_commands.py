@@ -60,7 +60,7 @@ def test_no_doc_runs_a_tool_with_a_guessed_interpreter() -> None:
 def test_the_entry_point_names_every_documented_command() -> None:
     script = (ROOT / "leadscore").read_text()
     for _doc, line in documented():
-        assert f"    {line.split()[1]}) script=" in script, line
+        assert f"    {line.split()[1]}) module=" in script, line
     assert (ROOT / "leadscore").stat().st_mode & 0o111
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from leadscore.wiring.container import forget_all
 
 from tests.fixtures.fake_highlevel import Chaos, FakeContact, FakeHighLevel
 from tests.fixtures.ghl import GhlAws
@@ -86,9 +87,8 @@ class World:
 
 
 def _reset(app: Any) -> None:
-    for name in ("_container", "_deps"):
-        if hasattr(app, name):
-            setattr(app, name, None)
+    """Every function's per-container objects forgotten (the next use builds them anew)."""
+    forget_all()
 
 
 @pytest.fixture

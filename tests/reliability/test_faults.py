@@ -246,7 +246,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
                        "HTTP_TIMEOUT_SECONDS": "2", "MODEL_URI": ""}.items():
         monkeypatch.setenv(key, value)
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    writeback._deps = None
+    writeback.reset()
     fake_highlevel.always = (422, {}, {"message": "custom field does not exist"})
 
     sent = sqs.send_message(QueueUrl=queues.url, MessageBody=json.dumps({
@@ -275,7 +275,7 @@ def test_failing_write_back_lands_in_the_dead_letter_queue_with_the_reason(
             for m in messages:  # what the Lambda poller does with a partial batch response
                 if m["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=queues.url, ReceiptHandle=m["ReceiptHandle"])
-    writeback._deps = None
+    writeback.reset()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
     # A 422 will not get better: dead-lettered by the function on the first receive (not

@@ -72,9 +72,9 @@ def wired(ghl_aws: GhlAws, ghl_ed25519: KeyPair, trained_bundle: Path, score_app
     }.items():
         monkeypatch.setenv(key, value)
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    writeback._deps = None
+    writeback.reset()
     yield score_app, writeback, settings, container
-    writeback._deps = None
+    writeback.reset()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from leadscore.adapters.s3_store import S3ObjectStore
+from leadscore.adapters.s3_store import S3Artifacts, S3ObjectStore, S3Uploads
+from leadscore.adapters.sagemaker_jobs import SageMakerJobs
 from leadscore.features import FEATURE_NAMES
 from leadscore.registry import LocalObjectStore
 from leadscore.registry.gate import EvalRows, read_rows
@@ -163,29 +164,30 @@ def put_gate_part(s3: Any, job: str, body: bytes | None = None,
 
 
 @pytest.fixture
-def retrain(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def retrain(aws: Any) -> Iterator[Any]:
     from functions.retrain import app
 
-    monkeypatch.setattr(app, "settings", RetrainSettings(
+    app.set_container(app.Container(RetrainSettings(
         artifact_bucket=BUCKET,
         training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3",
         training_role_arn=template_aws.role_arn("SageMakerTrainingRole"),
         region="us-east-1",
         head_bytes=4096,
-    ))
-    return app
+    ), S3Uploads(), SageMakerJobs()))
+    yield app
+    app.set_container(None)
 
 
 GATE = PromoteSettings(artifact_bucket=BUCKET, min_auc=0.70, max_auc_drop=0.02, max_brier=0.20)
 
 
 @pytest.fixture
-def promote(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def promote(aws: Any) -> Iterator[Any]:
     from functions.promote import app
 
-    monkeypatch.setattr(app, "settings", GATE)
-    monkeypatch.setattr(app, "store", S3ObjectStore(BUCKET))
-    return app
+    app.set_container(app.Container(GATE, S3ObjectStore(BUCKET), S3Artifacts()))
+    yield app
+    app.set_container(None)
 
 
 @pytest.fixture(scope="session")

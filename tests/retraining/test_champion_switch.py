@@ -15,7 +15,7 @@ from leadscore.scoring.model_store import ModelStore
 
 from tools.lambda_context import lambda_context
 
-from .conftest import BUCKET, GATE, BundleFactory
+from .conftest import BUCKET, BundleFactory
 from .test_functions import _completed
 
 
@@ -28,12 +28,9 @@ class Clock:
 
 
 def test_scoring_follows_promotions_and_rollback_within_a_minute(
-    aws: Any, monkeypatch: Any, make_bundle: BundleFactory, tmp_path: Path
+    aws: Any, promote: Any, make_bundle: BundleFactory, tmp_path: Path
 ) -> None:
-    from functions.promote import app
-
-    monkeypatch.setattr(app, "settings", GATE)
-    monkeypatch.setattr(app, "store", S3ObjectStore(BUCKET))
+    app = promote
     first, second = make_bundle(seed=1), make_bundle(seed=4)  # about as good: promoted
     weak = make_bundle(seed=3, sign=-1.0)  # measured: ranks leads upside down
     assert app.lambda_handler(_completed(aws, "job-1", first), lambda_context())["status"] == (

@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 import pytest
+from leadscore.adapters.s3_store import S3Uploads
+from leadscore.adapters.sagemaker_jobs import SageMakerJobs
 from leadscore.settings import RetrainSettings
+from leadscore.wiring.container import PerContainer
 
 from tools.lambda_context import lambda_context
 
@@ -19,12 +22,13 @@ def test_the_retrain_function_writes_a_refusal_for_a_deep_jsonl_upload(
     # Was: RecursionError, no refusal record, retries, then the async failure queue.
     from functions.retrain import app
 
-    monkeypatch.setattr(app, "settings", RetrainSettings(
+    container = app.Container(RetrainSettings(
         artifact_bucket=BUCKET,
         training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
         training_role_arn="arn:aws:iam::123456789012:role/lead-scoring-sagemaker-training",
         region="us-east-1",
-    ))
+    ), S3Uploads(), SageMakerJobs())
+    monkeypatch.setattr(app, "_container", PerContainer(lambda: container))
     key = "training-data/deep.jsonl"
     put = aws.put_object(Bucket=BUCKET, Key=key, Body=b"[" * 5000 + b"\n")
     event = {"Records": [{"s3": {"bucket": {"name": BUCKET},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +149,7 @@ def test_unknown_rejection_and_missing_bundle(
 def test_the_script_runs_standalone(make_bundle: BundleFactory, tmp_path: Path) -> None:
     store = tmp_path / "store"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "modelctl.py"), "--store", str(store),
+        [str(ROOT / "leadscore"), "modelctl", "--store", str(store),
          "promote", str(make_bundle(seed=1))],
         capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
         check=False, timeout=120,

@@ -7,8 +7,11 @@ import json
 from typing import Any
 
 import pytest
+from leadscore.adapters.s3_store import S3Uploads
+from leadscore.adapters.sagemaker_jobs import SageMakerJobs
 from leadscore.registry import retraining
 from leadscore.settings import RetrainSettings
+from leadscore.wiring.container import PerContainer
 
 from tests.fixtures.aws import resources
 from tools.lambda_context import lambda_context
@@ -56,23 +59,23 @@ def test_an_upload_between_the_limit_and_the_old_cap_is_refused_without_a_job(
 ) -> None:
     from functions.retrain import app
 
-    monkeypatch.setattr(app, "settings", RetrainSettings(
+    settings = RetrainSettings(
         artifact_bucket=BUCKET,
         training_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3",
         training_role_arn="arn:aws:iam::123456789012:role/lead-scoring-sagemaker-training",
         region="us-east-1",
-    ))
+    )
     key = "training-data/huge.csv"
     header = ",".join(["urgency_level", "converted"]).encode()
     put = aws.put_object(Bucket=BUCKET, Key=key, Body=header + b"\n0.5,1\n" * 200)
-    real_head = app._read_head
+    class BigObject(S3Uploads):
+        def head(self, bucket: str, key: str, version: str | None,
+                 length: int) -> tuple[bytes, bool, int | None]:
+            head, _complete, _size = super().head(bucket, key, version, length)
+            return head, False, size  # what S3's Content-Range says of a `size`-byte object
 
-    def head_of_a_big_object(bucket: str, key: str, version: str | None
-                             ) -> tuple[bytes, bool, int | None]:
-        head, _complete, _size = real_head(bucket, key, version)
-        return head, False, size  # what S3's Content-Range says of a `size`-byte object
-
-    monkeypatch.setattr(app, "_read_head", head_of_a_big_object)
+    container = app.Container(settings, BigObject(), SageMakerJobs())
+    monkeypatch.setattr(app, "_container", PerContainer(lambda: container))
     event = {"Records": [{"s3": {"bucket": {"name": BUCKET},
                                  "object": {"key": key, "versionId": put["VersionId"],
                                             "eTag": put["ETag"].strip('"')}}}]}

@@ -525,12 +525,8 @@ class LoopSettings:
             backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", cls.backfill_page_size),
             backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
         )
-        from leadscore.loop.outcomes import OutcomeRuleBook, OutcomeRulesError
-
-        try:
-            OutcomeRuleBook.parse(settings.outcome_rules)  # refuse a bad value at start-up
-        except OutcomeRulesError as exc:
-            raise SettingsError(str(exc)) from exc
+        # OUTCOME_RULES is the loop's own format: checked where the loop's settings are read
+        # for a container (leadscore.wiring.loop.loop_settings), refused at start-up there.
         if not 1 <= settings.backfill_page_size <= 500:
             raise SettingsError("BACKFILL_PAGE_SIZE must be 1..500 (HighLevel's pageLimit)")
         return settings

@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import ssl
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+# The answer and error types belong to the flows that catch them (leadscore.ghl.api); the
+# client raises them and re-exports them for its callers.
+from leadscore.ghl.api import (
+    ApiResponse,
+    GhlApiError,
+    NoAnswer,
+    RateLimited,
+    _reason,
+)
 from leadscore.ghl.installations import TokenUnavailable
 from leadscore.ghl.write_plan import ApiCall
 from leadscore.headers import header
@@ -34,39 +41,6 @@ API_VERSION = "2021-07-28"
 MAX_ATTEMPTS = 6
 _BACKOFF_BASE_SECONDS = 0.5
 _BACKOFF_CAP_SECONDS = 8.0
-
-
-class GhlApiError(Exception):
-    """A HighLevel call that failed. ``status`` 0 means no HTTP answer (network, timeout)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"HighLevel API {status}: {reason}")
-        self.status = status
-        self.reason = reason
-
-
-class NoAnswer(GhlApiError):
-    """No usable answer: refused or reset connection, timeout, a status line that is not HTTP,
-    a body cut short (status 0). Worth retrying later."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(0, reason)
-
-
-class RateLimited(GhlApiError):
-    """Still rate-limited after the allowed wait: retry later (the message stays queued)."""
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    @property
-    def reason(self) -> str:
-        """HighLevel's error message, e-mail addresses and phone numbers masked."""
-        return _reason(self.body)
 
 
 def _number(text: str | None) -> float | None:
@@ -101,28 +75,6 @@ def rate_limit_wait(headers: Mapping[str, str], attempt: int, now: float) -> flo
 
 
 # HighLevel's error messages may echo the contact ("... with email x@y already exists"); the
-# reason is logged, so e-mail addresses and phone-like numbers are masked (edit by the
-# reliability work: tests/reliability/test_no_pii_in_logs.py).
-_EMAIL_RE = re.compile(r"[^\s@\"'<>]+@[^\s@\"'<>]+")
-_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
-
-
-def _reason(body: bytes) -> str:
-    """A short reason from an error answer (HighLevel sends {"message": ...}), with e-mail
-    addresses and phone numbers masked."""
-    try:
-        parsed = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return ""
-    if isinstance(parsed, dict):
-        message = parsed.get("message") or parsed.get("error") or ""
-        if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        masked = _EMAIL_RE.sub("<email>", str(message))
-        return _PHONE_RE.sub("<phone>", masked)[:200]
-    return ""
-
-
 def _json(answer: ApiResponse) -> Any:
     """A 2xx answer's JSON body ({} when empty); GhlApiError when it is not JSON."""
     if not answer.body:

@@ -5,7 +5,10 @@ A PutObject replaces an object atomically, which is what champion.json relies on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from leadscore.adapters import client, error_code
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound
@@ -119,3 +122,70 @@ def open_store(location: str) -> Any:
     if location.startswith("file://"):
         location = location[len("file://"):]
     return LocalObjectStore(location)
+
+
+class S3Artifacts:
+    """The training jobs' ``model.tar.gz`` objects (`leadscore.registry.candidates.Artifacts`)."""
+
+    def __init__(self, s3_client: S3Client | None = None) -> None:
+        self._client = s3_client
+
+    @property
+    def s3(self) -> S3Client:
+        if self._client is None:
+            self._client = client("s3")
+        return self._client
+
+    def size(self, bucket: str, key: str) -> int | None:
+        if not S3ObjectStore(bucket, s3_client=self.s3).exists(key):
+            return None
+        return int(self.s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        self.s3.download_file(bucket, key, str(path))
+
+
+class S3Uploads:
+    """Training uploads in the artifact bucket (`leadscore.registry.uploads.UploadObjects`):
+    a ranged read of a version's head, its lines streamed, the parts and records written."""
+
+    def __init__(self, s3_client: S3Client | None = None) -> None:
+        self._client = s3_client
+
+    @property
+    def s3(self) -> S3Client:
+        if self._client is None:
+            self._client = client("s3")
+        return self._client
+
+    @staticmethod
+    def _version(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            args["VersionId"] = version_id
+        return args
+
+    def head(self, bucket: str, key: str, version_id: str | None,
+             length: int) -> tuple[bytes, bool, int | None]:
+        answer = self.s3.get_object(**self._version(bucket, key, version_id),
+                                    Range=f"bytes=0-{length - 1}")
+        head = bytes(answer["Body"].read(length))
+        content_range = str(answer.get("ContentRange", ""))
+        total = content_range.rpartition("/")[2] if content_range else ""
+        complete = (total.isdigit() and int(total) <= len(head)) or (
+            not content_range and len(head) < length
+        )
+        size = int(total) if total.isdigit() else (len(head) if complete else None)
+        return head, complete, size
+
+    def lines(self, bucket: str, key: str, version_id: str | None) -> Iterator[bytes]:
+        body = self.s3.get_object(**self._version(bucket, key, version_id))["Body"]
+        return iter(body.iter_lines(keepends=True))
+
+    def upload(self, handle: IO[bytes], bucket: str, key: str) -> None:
+        self.s3.upload_fileobj(handle, bucket, key)
+
+    def put_json(self, bucket: str, key: str, value: Any) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key,
+                           Body=json.dumps(value, indent=2).encode("utf-8"),
+                           ContentType="application/json")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from leadscore.background import BackgroundRefresh
@@ -31,7 +30,12 @@ from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
 from leadscore.scoring.lead_score import BatchAnswer, LeadScore, ShadowScore
-from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri
+from leadscore.scoring.model_store import (
+    BundleObjects,
+    ModelStore,
+    ModelUnavailable,
+    parse_model_uri,
+)
 from leadscore.scoring.service import (
     BatchErrors,
     BatchTooLarge,
@@ -42,7 +46,6 @@ from leadscore.scoring.service import (
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
     from leadscore.registry.store import ObjectStore
-    from leadscore.settings import ScoreSettings
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +94,18 @@ class StoreExperimentSource:
 class StoredVersions:
     """Bundles of stored model versions, each loaded once (``models/<version>/``)."""
 
-    def __init__(self, version_uri: Callable[[str], str], refresh_seconds: int = 3600) -> None:
+    def __init__(self, version_uri: Callable[[str], str], refresh_seconds: int = 3600,
+                 s3: BundleObjects | None = None) -> None:
         self._version_uri = version_uri
         self._refresh = refresh_seconds
+        self._s3 = s3
         self._stores: dict[str, ModelStore] = {}
 
     def get(self, version: str) -> LoadedModel | None:
         found = self._stores.get(version)
         if found is None:
-            found = ModelStore(self._version_uri(version), refresh_seconds=self._refresh)
+            found = ModelStore(self._version_uri(version), refresh_seconds=self._refresh,
+                               s3=self._s3)
             self._stores[version] = found
         return found.current()
 
@@ -179,12 +185,13 @@ class ExperimentScorer:
 
 def experiment_scorer(
     service: ScoringService, model_uri: str, refresh_seconds: int,
-    refresh_wait_seconds: float | None = None,
+    refresh_wait_seconds: float | None = None, *,
+    open_store: Callable[[str], ObjectStore], s3: BundleObjects | None = None,
 ) -> ScoringService | ExperimentScorer:
     """The container's scorer: experiments apply when MODEL_URI is a champion pointer (the
-    experiment lives beside it); a fixed bundle URI means no experiments."""
-    from leadscore.adapters.s3_store import open_store
-
+    experiment lives beside it); a fixed bundle URI means no experiments. `open_store` opens
+    the champion's store (its location: a directory or ``s3://bucket/prefix``), `s3` reads
+    the variants' bundles (`leadscore.wiring.scoring` gives both)."""
     try:
         source = parse_model_uri(model_uri)
     except ModelUnavailable:
@@ -207,15 +214,5 @@ def experiment_scorer(
     return ExperimentScorer(
         service, StoreExperimentSource(open_store(location), refresh_seconds,
                                        refresh_wait_seconds=refresh_wait_seconds),
-        StoredVersions(version_uri))
+        StoredVersions(version_uri, s3=s3))
 
-
-def scorer_from_settings(settings: ScoreSettings) -> ScoringService | ExperimentScorer:
-    """The scorer of a function that scores outside the API (queued webhooks, backfill): the
-    champion from MODEL_URI, the configured class thresholds, experiments applied."""
-    service = ScoringService(
-        ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds,
-                   cache_dir=Path(settings.model_cache_dir)),
-        class_thresholds=settings.class_thresholds,
-    )
-    return experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)

@@ -69,7 +69,6 @@ from leadscore.ghl.payloads import (
     utc_now_iso,
 )
 from leadscore.identifiers import id_errors, is_safe_id
-from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
@@ -106,6 +105,17 @@ class ContactEraser(Protocol):
     def forget_contact(self, location_id: str, contact_id: str) -> dict[str, Any]: ...
 
 
+class LoopEvents(Protocol):
+    """`leadscore.loop.hooks.LoopHooks`: the events the loop consumes by type, engagement
+    before scoring, the snapshot after (the loop sits above this flow and plugs into it)."""
+
+    def event_handlers(self) -> Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]]: ...
+    def enrich(self, request: Mapping[str, Any], location_id: str,
+               contact_id: str) -> dict[str, Any]: ...
+    def scored(self, request: Mapping[str, Any], result: Mapping[str, Any], location_id: str,
+               source: str) -> None: ...
+
+
 class InstallEvents(Protocol):
     """`leadscore.ghl.lifecycle.Lifecycle` (INSTALL / UNINSTALL)."""
 
@@ -129,7 +139,7 @@ class GhlDeps:
     count: Callable[[str], None] = lambda _name: None
     clock: Callable[[], float] = time.time
     # The loop: events it consumes by type, engagement before scoring, snapshots.
-    loop: LoopHooks | None = None
+    loop: LoopEvents | None = None
     # The workflow secret, read when needed (Secrets Manager, cached; adapters/secrets.py).
     workflow_secret: Callable[[], str] | None = None
     #: our own writes fire ContactUpdate again: an update whose inputs did not change is not

@@ -50,9 +50,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from leadscore.adapters.ghl_api import ApiResponse, GhlApiError, NoAnswer
 from leadscore.classes import with_location_class
 from leadscore.errors import InvalidInput
+from leadscore.ghl.api import ApiResponse, GhlApiError, NoAnswer
 from leadscore.ghl.deadline import Deadline, DeadlineReached
 from leadscore.ghl.installations import TokenUnavailable
 from leadscore.ghl.messages import (

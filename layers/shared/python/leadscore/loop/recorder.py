@@ -18,7 +18,6 @@ from leadscore.loop.outcomes import OutcomeRuleBook
 from leadscore.loop.records import epoch_ms
 from leadscore.loop.sink import BatchingSink, Sender
 from leadscore.loop.snapshots import build_snapshot
-from leadscore.settings import LoopSettings
 
 
 class EngagementStore(Protocol):
@@ -92,35 +91,3 @@ class LoopRecorder:
     def flush(self) -> None:
         if self.sink is not None:
             self.sink.flush()
-
-
-def build_recorder(
-    settings: LoopSettings,
-    *,
-    background: bool = True,
-    engagement: EngagementStore | None = None,
-    sender: Sender | None = None,
-    clock: Callable[[], float] = time.time,
-) -> LoopRecorder:
-    """From the settings: Firehose in AWS, a directory in local mode, nothing otherwise."""
-    if sender is None and settings.record_stream:
-        from leadscore.adapters.firehose import FirehoseSender
-
-        sender = FirehoseSender(settings.record_stream)
-    elif sender is None and settings.record_dir:
-        from leadscore.loop.store_writer import DirectoryRecordWriter
-
-        sender = DirectoryRecordWriter(settings.record_dir)
-    if engagement is None and settings.loop_table:
-        from leadscore.adapters.loop_tables import DynamoEngagementStore
-
-        engagement = DynamoEngagementStore(settings.loop_table)
-    return LoopRecorder(
-        sender,
-        rules=OutcomeRuleBook.parse(settings.outcome_rules),
-        engagement=engagement,
-        snapshots_enabled=settings.snapshots_enabled,
-        max_age_seconds=settings.snapshot_max_age_seconds,
-        background=background,
-        clock=clock,
-    )

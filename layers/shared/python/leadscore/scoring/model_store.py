@@ -45,7 +45,6 @@ from leadscore.background import BackgroundRefresh
 from leadscore.paths import UnsafePath, confine
 
 if TYPE_CHECKING:
-    from leadscore.adapters.s3 import S3Store
     from leadscore.bundle import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -58,6 +57,22 @@ _PATH_RE = re.compile(r"(?:file://)?(?:/[\w.\-]+)+/?")
 def scrub(message: str) -> str:
     """Replace absolute paths in a message by their last component."""
     return _PATH_RE.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message)[:300]
+
+
+class StoredObject(Protocol):
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def etag(self) -> str: ...
+
+
+class BundleObjects(Protocol):
+    """The S3 reads a store makes (`leadscore.adapters.s3.S3Store`; the composition room
+    gives it: `leadscore.wiring.scoring.model_store`)."""
+
+    def get(self, bucket: str, key: str) -> StoredObject: ...
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+    def download(self, bucket: str, key: str, path: Path) -> None: ...
 
 
 class ModelUnavailable(Exception):
@@ -136,7 +151,7 @@ class ModelStore:
         self,
         uri: str,
         *,
-        s3: S3Store | None = None,
+        s3: BundleObjects | None = None,
         cache_dir: Path = Path("/tmp/leadscore-models"),  # noqa: S108 - Lambda's only writable dir  # nosec B108
         refresh_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -326,11 +341,9 @@ class ModelStore:
         self._check_pointer(model, pointer)
         self._swap(model, directory)
 
-    def _s3_store(self) -> S3Store:
-        if self._s3 is None:
-            from leadscore.adapters.s3 import S3Store
-
-            self._s3 = S3Store()
+    def _s3_store(self) -> BundleObjects:
+        if self._s3 is None:  # a store built without S3 access was given an s3:// MODEL_URI
+            raise ModelUnavailable("this model store was built without S3 access")
         return self._s3
 
     def _refresh_s3_pointer(self, bucket: str, key: str) -> None:

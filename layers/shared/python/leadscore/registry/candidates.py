@@ -1,0 +1,185 @@
+"""A finished training job's candidate, from SageMaker's state-change event to a decision.
+
+Completed: the job's ``model.tar.gz`` is checked (in the artifact bucket, present, within
+`max_artifact_bytes`), fetched and unpacked safely, the gate part the retrain function kept
+under ``evaluation/<job>/`` (rows the job never saw) and its split record are read, and all of
+it goes to `promote` (verify, measure against the champion, copy, switch the pointer).
+Failed or Stopped: a rejection record names SageMaker's reason. A repeated delivery of an event
+whose job was already promoted or refused changes nothing. A bad bundle is a rejection with its
+reasons, never an exception; the store's own errors (throttling, timeouts) do raise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from leadscore.registry import gate, retraining
+from leadscore.registry.archive import extract_bundle_archive
+from leadscore.registry.promotion import REJECTED_PREFIX, get_champion, promote, reject
+from leadscore.registry.store import ObjectStore, RegistryError
+from leadscore.settings import PromoteSettings
+
+logger = logging.getLogger(__name__)
+
+ENDED = ("Completed", "Failed", "Stopped")
+
+
+class Artifacts(Protocol):
+    """Where SageMaker writes a job's ``model.tar.gz`` (`leadscore.adapters.s3_store`)."""
+
+    def size(self, bucket: str, key: str) -> int | None:
+        """The object's size in bytes; None when there is no such object."""
+
+    def download(self, bucket: str, key: str, path: Path) -> None: ...
+
+
+@dataclass
+class Decision:
+    """What happened to one event's job (the function counts and answers it)."""
+
+    job: str
+    status: str  # ignored | duplicate | rejected | promoted | already-champion
+    version: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    training_status: str | None = None
+    training_failed: bool = False  # a Failed or Stopped job (TrainingJobFailedAlarm)
+
+    def answer(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"job": self.job, "status": self.status}
+        if self.version is not None:
+            out["version"] = self.version
+        if self.reasons:
+            out["reasons"] = self.reasons
+        if self.status == "ignored":
+            out["training_status"] = self.training_status
+        return out
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise RegistryError(f"model artifact {uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket or not key:
+        raise RegistryError(f"model artifact {uri!r} names no object")
+    return bucket, key
+
+
+def already_handled(store: ObjectStore, job: str) -> bool:
+    """A repeated EventBridge delivery: the job was promoted or refused before."""
+    if store.exists(f"{REJECTED_PREFIX}{job}.json"):
+        return True
+    champion = get_champion(store) or {}
+    records = [champion, *champion.get("previous", [])]
+    return any(
+        isinstance(r, dict) and (r.get("source") or {}).get("job_name") == job for r in records
+    )
+
+
+def failure_reason(status: str, detail: Mapping[str, Any]) -> str:
+    """SageMaker's reason a job Failed or Stopped (e.g. MaxRuntimeExceeded)."""
+    secondary = str(detail.get("SecondaryStatus") or "")
+    reason = str(detail.get("FailureReason") or secondary or f"the training job {status.lower()}")
+    if secondary and secondary != status and secondary not in reason:
+        reason = f"{secondary}: {reason}"
+    return reason
+
+
+def gate_inputs(
+    store: ObjectStore, job: str, bundle_dir: Path
+) -> tuple[gate.EvalRows | None, gate.ClassCounts | None, str | None]:
+    """The gate part the retrain function kept for `job`, and its split record's counts.
+
+    (rows, counts, None), or (None, None, reason) when the job has no gate part: a candidate
+    that cannot be measured is not promoted.
+    """
+    record_key = retraining.split_record_key(job)
+    parts = [k for k in store.list(f"{retraining.EVALUATION_PREFIX}{job}/")
+             if k != record_key]
+    if not parts or not store.exists(record_key):
+        return None, None, (f"no gate part under {retraining.EVALUATION_PREFIX}{job}/: the "
+                            "candidate cannot be measured on rows it never saw")
+    part = parts[0]
+    try:
+        record = json.loads(store.get_bytes(record_key))
+        train = record["train"]
+        counts = gate.ClassCounts(int(train["converted"]), int(train["not_converted"]),
+                                  f"counted by the retrain function ({record_key})")
+        rows, skipped = gate.read_rows_for_bundle(
+            store.get_bytes(part), jsonl=part.endswith(".jsonl"), bundle_dir=bundle_dir,
+            source=part)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return None, None, f"gate part of {job} cannot be read: {type(exc).__name__}: {exc}"
+    if skipped:
+        logger.info("gate rows skipped for %s: %d", job, skipped)
+    return rows, counts, None
+
+
+def _rejected(store: ObjectStore, job: str, reasons: list[str],
+              details: dict[str, Any], **extra: Any) -> Decision:
+    reject(job, reasons, store, details=details)
+    return Decision(job, "rejected", reasons=reasons, **extra)
+
+
+def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
+                     settings: PromoteSettings) -> Decision:
+    details: dict[str, Any] = {"job_name": job, "artifact": artifact_uri}
+    source = {"source": details}
+    try:
+        bucket, key = split_s3_uri(artifact_uri)
+    except RegistryError as exc:
+        return _rejected(store, job, [str(exc)], source)
+    if bucket != settings.artifact_bucket:
+        return _rejected(store, job,
+                         [f"model artifact is outside bucket {settings.artifact_bucket}"], source)
+    size = artifacts.size(bucket, key)
+    if size is None:
+        return _rejected(store, job, [f"model artifact {artifact_uri} does not exist"], source)
+    if size > settings.max_artifact_bytes:
+        return _rejected(
+            store, job, [f"model.tar.gz is {size} bytes, above {settings.max_artifact_bytes}"],
+            source)
+    with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
+        archive = Path(tmp) / "model.tar.gz"
+        artifacts.download(bucket, key, archive)
+        try:
+            bundle_dir = extract_bundle_archive(
+                archive, Path(tmp) / "bundle", settings.max_artifact_bytes,
+                max_members=settings.max_archive_members,
+                max_member_bytes=settings.max_archive_member_bytes,
+            )
+        except RegistryError as exc:
+            return _rejected(store, job, [str(exc)], source)
+        rows, counts, missing = gate_inputs(store, job, bundle_dir)
+        if missing:
+            return _rejected(store, job, [missing], source)
+        result = promote(bundle_dir, store, settings, fallback_version=job, source=details,
+                         rows=rows, counts=counts)
+    if not result.promoted:
+        return Decision(job, "rejected", version=result.version, reasons=result.reasons)
+    status = "already-champion" if result.already_champion else "promoted"
+    return Decision(job, status, version=result.version)
+
+
+def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifacts: Artifacts,
+                          settings: PromoteSettings) -> Decision:
+    """One "SageMaker Training Job State Change" event -> its decision."""
+    detail = event.get("detail") or {}
+    job = str(detail.get("TrainingJobName", ""))
+    status = str(detail.get("TrainingJobStatus", ""))
+    if not job or status not in ENDED:
+        return Decision(job, "ignored", training_status=status)
+    if already_handled(store, job):
+        return Decision(job, "duplicate")
+    if status in ("Failed", "Stopped"):
+        reason = failure_reason(status, detail)
+        return _rejected(store, job, [f"training job {status.lower()}: {reason}"],
+                         {"source": {"job_name": job}, "failure_reason": reason,
+                          "training_status": status}, training_failed=True)
+    artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
+    return handle_completed(job, artifact, store, artifacts, settings)
