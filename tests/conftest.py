@@ -1,5 +1,6 @@
 """Session-wide fixtures live in tests/fixtures/*; each area owns its own module."""
 
+import pytest
 from hypothesis import settings
 
 pytest_plugins = [
@@ -16,3 +17,18 @@ pytest_plugins = [
 # stay bounded by max_examples, not by the wall clock.
 settings.register_profile("leadscore", deadline=None)
 settings.load_profile("leadscore")
+
+# A test that trains a model is slow by definition, also when a fixture does the training:
+# `make test-fast` (-m "not slow") leaves out every test that uses one of these.
+TRAINING_FIXTURES = frozenset({
+    "trained_bundle",  # tests/fixtures/bundle.py: train.py on 1,500 leads
+    "custom_bundle",  # tests/fixtures/custom_leads.py: a custom-schema bundle
+    "tiny_model",  # tests/model/conftest.py: an ensemble fitted and exported
+    "rare_feature_ensemble",  # tests/model/test_bounded_inputs.py
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from leadscore import bundle as bundle_mod
 from leadscore.columns.schema import Schema
@@ -15,6 +14,7 @@ from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.scoring.service import ScoringService
 from leadscore.settings import ScoreSettings
 
+from tests.fixtures.fakes import StaticProvider
 from tests.fixtures.ghl_payloads import contact_event, workflow_webhook
 
 LOCATION = "ve9EPM428h8vShlRW1KT"
@@ -24,14 +24,6 @@ SCHEMA = Schema.from_dict({"columns": [
     {"name": "budget", "kind": "numeric", "fill": 300000.0},
     {"name": "preapproved", "kind": "boolean", "field_key": "contact.pre_approved", "fill": 0},
 ]})
-
-
-class _Provider:
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def current(self) -> Any:
-        return self.model
 
 
 def test_marketplace_fields_by_id_map_key_and_column_name() -> None:
@@ -60,7 +52,7 @@ def test_workflow_custom_data_by_display_name() -> None:
 
 def test_a_workflow_webhook_is_scored_by_the_custom_bundle(custom_bundle: Path) -> None:
     model = bundle_mod.load_model(custom_bundle)
-    service = ScoringService(_Provider(model))
+    service = ScoringService(StaticProvider(model))
     assert service.custom_schema() is model.schema
     deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET), scorer=lambda: service)
     fields = {"source": "Referral", "stage": "Appointment", "budget": "425000",

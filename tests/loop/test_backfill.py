@@ -16,6 +16,8 @@ from leadscore.loop.backfill import (
     run_backfill,
 )
 
+from tests.fixtures.fakes import FakeClock
+
 
 class ListSource:
     """Pages by an opaque cursor (the index of the next contact), like searchAfter."""
@@ -36,15 +38,6 @@ class Crash(Exception):
     pass
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 0.01
-        return self.now
-
-
 def test_resume_after_an_interruption_scores_everyone_once_more_at_most() -> None:
     source = ListSource(250)
     checkpoints = MemoryCheckpoints()
@@ -58,7 +51,8 @@ def test_resume_after_an_interruption_scores_everyone_once_more_at_most() -> Non
         return ContactOutcome.SCORED
 
     with pytest.raises(Crash):
-        run_backfill("loc1", source, score, checkpoints, page_size=50, clock=FakeClock())
+        run_backfill("loc1", source, score, checkpoints, page_size=50,
+                     clock=FakeClock(1000.0, step=0.01))
     saved = checkpoints.load("loc1", "default")
     assert saved is not None and saved.done == 100 and not saved.finished
 
@@ -70,7 +64,7 @@ def test_resume_after_an_interruption_scores_everyone_once_more_at_most() -> Non
         score,
         checkpoints,
         page_size=50,
-        clock=FakeClock(),
+        clock=FakeClock(1000.0, step=0.01),
         progress=progress.append,
     )
     assert final.finished and final.done == 250 and final.total == 250
@@ -92,7 +86,7 @@ def test_resume_after_an_interruption_scores_everyone_once_more_at_most() -> Non
 def test_a_deadline_stops_between_pages_and_the_next_run_continues() -> None:
     source = ListSource(300)
     checkpoints = MemoryCheckpoints()
-    clock = FakeClock()
+    clock = FakeClock(1000.0, step=0.01)
     seen: list[str] = []
 
     def score(location_id: str, contact: Mapping[str, Any]) -> str:

@@ -20,6 +20,7 @@ import pytest
 
 from bench.brownout import Blackhole as SilentServer  # accepts, never answers
 from tests.fixtures import aws as template_aws
+from tests.fixtures.fakes import FakeClock
 from tests.fixtures.http import serving
 from tests.fixtures.scoring import load_event
 from tools.lambda_context import lambda_context
@@ -123,18 +124,10 @@ def test_dynamodb_that_never_answers_costs_score_nothing_after_the_first_timeout
     assert silent_dynamodb.accepted <= 3, figures  # the endpoint is tried once per period
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_breaker_opens_on_failure_skips_then_lets_one_trial_through() -> None:
     from leadscore.circuit import CircuitBreaker
 
-    clock = _Clock()
+    clock = FakeClock(0.0)
     breaker = CircuitBreaker(open_seconds=30, clock=clock)
     assert breaker.allow() and breaker.state == "closed"
     breaker.failure()
@@ -168,7 +161,7 @@ def test_a_failing_remote_tier_is_skipped_not_waited_for() -> None:
             self.calls += 1
             raise TimeoutError("no answer")
 
-    clock = _Clock()
+    clock = FakeClock(0.0)
     remote = Broken()
     cache = TieredCache(MemoryLRU(10, 60), remote, breaker=CircuitBreaker(clock=clock))
     for n in range(5):

@@ -13,18 +13,11 @@ from leadscore.adapters.s3 import S3Store
 from leadscore.adapters.s3_store import S3ObjectStore
 from leadscore.scoring.model_store import ModelStore
 
+from tests.fixtures.fakes import FakeClock
 from tools.lambda_context import lambda_context
 
 from .conftest import BUCKET, BundleFactory
 from .test_functions import _completed
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_scoring_follows_promotions_and_rollback_within_a_minute(
@@ -36,7 +29,7 @@ def test_scoring_follows_promotions_and_rollback_within_a_minute(
     assert app.lambda_handler(_completed(aws, "job-1", first), lambda_context())["status"] == (
         "promoted")
 
-    clock = Clock()
+    clock = FakeClock(0.0)
     store = ModelStore(f"s3://{BUCKET}/models/champion.json", s3=S3Store(aws),
                        cache_dir=tmp_path / "cache", refresh_seconds=60, clock=clock)
     x = np.full((1, 20), 0.5, dtype=np.float32)

@@ -8,7 +8,6 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from leadscore.scoring.service import ScoringService
 from train_custom import CustomOptions, prepare_custom
 
 from tests.fixtures.custom_leads import AS_OF, CUSTOM_TINY_HP
+from tests.fixtures.fakes import StaticProvider
 
 TARGET = CustomOptions(target="status", positive=("won",), as_of=AS_OF)
 
@@ -120,14 +120,6 @@ def test_refusals_are_one_line(custom_csv: Path, tmp_path: Path,
 # --------------------------------------------------------------------------- parity
 
 
-class _Provider:
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def current(self) -> Any:
-        return self.model
-
-
 @pytest.mark.slow
 def test_parity_from_raw_csv_values_to_served_scores(custom_csv: Path, tmp_path: Path) -> None:
     """CSV cells -> training transform -> native ensemble, against the same cells as a
@@ -147,7 +139,7 @@ def test_parity_from_raw_csv_values_to_served_scores(custom_csv: Path, tmp_path:
     bundle_mod.finalize_bundle(out, {"feature_names": data.schema.input_names,
                                      "baseline_score": export["baseline_score"]})
     model = bundle_mod.load_model(out)
-    service = ScoringService(_Provider(model))
+    service = ScoringService(StaticProvider(model))
 
     with custom_csv.open(newline="") as fh:
         rows = list(csv.DictReader(io.StringIO(fh.read())))
