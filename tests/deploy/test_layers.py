@@ -60,6 +60,7 @@ def python312() -> str:
     return found.stdout.strip()
 
 
+@pytest.mark.slow
 def test_the_shared_layer_build_ships_unchecked_hash_pyc_for_312(
     python312: str, tmp_path: Path
 ) -> None:

@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Where a path edit is the point: each runs code the way the Lambda runtime does (the
@@ -35,6 +37,7 @@ def test_every_training_module_is_in_the_editable_install() -> None:
     assert sorted(config["py-modules"]) == on_disk
 
 
+@pytest.mark.slow
 def test_the_installed_packages_are_the_checkout() -> None:
     """Imported from outside the repository, the packages resolve to this checkout."""
     code = ("import leadscore, lead_ensemble, train, schema_infer; "

@@ -17,6 +17,8 @@ from leadscore.features import FEATURE_DIRECTIONS, FEATURE_NAMES
 
 from tests.fixtures.bundle import train_bundle
 
+pytestmark = pytest.mark.slow  # every test here fits models
+
 DIRECTIONS = [FEATURE_DIRECTIONS[n] for n in FEATURE_NAMES]
 TINY = {"xgb_n_estimators": "20", "lgb_n_estimators": "20", "folds": "3",
         "mlp_hidden": "16,8", "mlp_max_iter": "30"}

@@ -28,9 +28,9 @@ import pytest
 
 from tests.fixtures import aws as template_aws
 from tests.fixtures.aws import resource_properties, writeback_queues
+from tests.fixtures.fakes import FakeClock
 from tests.fixtures.ghl import WEBHOOK_SECRET, FakeHighLevel, api_event
 from tests.fixtures.scoring import (
-    FakeClock,
     bundle_version,
     load_event,
     upload_bundle,

@@ -22,6 +22,8 @@ from tools.lambda_context import lambda_context
 from .conftest import BUCKET
 from .test_functions import _completed, _upload
 
+pytestmark = pytest.mark.slow  # the jobs train their candidates
+
 ROWS = 1_700  # ~300 conversions at the generator's ~18 % rate
 
 

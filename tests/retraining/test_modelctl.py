@@ -146,6 +146,7 @@ def test_unknown_rejection_and_missing_bundle(
     assert code == 2 and "not a bundle directory" in err
 
 
+@pytest.mark.slow
 def test_the_script_runs_standalone(make_bundle: BundleFactory, tmp_path: Path) -> None:
     store = tmp_path / "store"
     result = subprocess.run(

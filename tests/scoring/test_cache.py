@@ -12,7 +12,8 @@ from botocore.stub import Stubber
 from leadscore.adapters.dynamodb import DynamoScoreCache
 from leadscore.scoring.cache import CachedScore, MemoryLRU, TieredCache, cache_key
 
-from tests.fixtures.scoring import FakeClock, load_event
+from tests.fixtures.fakes import FakeClock
+from tests.fixtures.scoring import load_event
 
 
 def entry(n: int, explained: bool = True) -> CachedScore:

@@ -12,8 +12,8 @@ from leadscore.adapters.s3 import S3Store
 from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri, scrub
 from leadscore.scoring.public import UNAVAILABLE
 
+from tests.fixtures.fakes import FakeClock
 from tests.fixtures.scoring import (
-    FakeClock,
     bundle_version,
     load_event,
     upload_bundle,

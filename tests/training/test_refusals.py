@@ -172,6 +172,7 @@ def test_unknown_hyperparameter_is_refused(small_training_csv: Path, tmp_path: P
     assert "Unknown hyperparameter 'n_trees'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_refusal_from_a_real_process(small_training_csv: Path, tmp_path: Path) -> None:
     header, rows = _rows(small_training_csv)
     path = _write(tmp_path / "few.csv", header, rows[:10])
