@@ -100,7 +100,7 @@ deploy: build package-training
 	@echo "Now upload the training code: make package-training BUCKET=<ArtifactBucketName output>"
 
 # The SageMaker script-mode source: training/ plus the shared leadscore package at the top.
-# SOURCEDIR moves the archive (tests/retraining builds one in a temporary directory).
+# SOURCEDIR moves the archive (tests/registry builds one in a temporary directory).
 SOURCEDIR ?= .build/sourcedir.tar.gz
 package-training:
 	mkdir -p $(dir $(SOURCEDIR))

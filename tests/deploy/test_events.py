@@ -416,7 +416,7 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
                     tar.add(path, arcname=path.name)
         s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
         # what the retrain function kept for this job: the gate part and its split record
-        from tests.retraining.conftest import gate_csv
+        from tests.registry.conftest import gate_csv
 
         s3.put_object(Bucket=bucket, Key=f"evaluation/{job}/gate.csv", Body=gate_csv())
         counts = json.loads((world.bundle / "manifest.json").read_text())["training"][
@@ -441,7 +441,7 @@ def check_eventbridge(world: World, name: str, fn: str) -> None:
     from leadscore.registry import gate
     from leadscore.settings import PromoteSettings
 
-    from tests.retraining.conftest import gate_csv
+    from tests.registry.conftest import gate_csv
 
     settings = PromoteSettings.from_env(template_env(fn, world.params(), world.names()))
     manifest = json.loads((world.bundle / "manifest.json").read_text())

@@ -20,7 +20,7 @@ from .conftest import GOOD_METRICS, BundleFactory
 SETTINGS = PromoteSettings(min_auc=0.70, max_auc_drop=0.02, max_brier=0.20)
 
 
-# The gate's checks themselves: tests/retraining/test_gate.py (the gate measures the graph;
+# The gate's checks themselves: tests/registry/test_gate.py (the gate measures the graph;
 # a manifest's figures are only recorded as claims).
 
 
