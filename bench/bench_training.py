@@ -4,7 +4,7 @@ Prints the wall time of the whole job (a fresh `python training/train.py` proces
 included) and the held-out quality against the Bayes limit (the first round's target: AUC ratio
 >= 0.98, Brier ratio <= 1.10, wall time <= 90 s on the 2-core machine).
 
-    .venv/bin/python bench/bench_training.py [--rows 10000] [--seed 80801] [--out .bench/training]
+    .venv/bin/python -m bench.bench_training [--rows 10000] [--seed 80801] [--out .bench/training]
 
 `run_training_benchmark` is the same thing as a function for `make bench`. Not run by tests.
 """

@@ -14,7 +14,7 @@ Measured in one process on the benchmark's bundle (.bench/bundle, run `make benc
 A hit pays for itself only if it is cheaper than the recompute it saves, and a miss always
 costs the read on top of the recompute.
 
-    .venv/bin/python bench/cache_tradeoff.py [--bundle .bench/bundle] [--n 2000]
+    .venv/bin/python -m bench.cache_tradeoff [--bundle .bench/bundle] [--n 2000]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ processes that may not write bytecode (-B, like a read-only /opt):
     no .pyc    every module compiled at import
     .pyc       compiled at build time (compileall, unchecked-hash), as the layer Makefiles do
 
-    python bench/coldstart_pyc.py [--runs 15] [--json .build/bench/coldstart_pyc.json]
+    python -m bench.coldstart_pyc [--runs 15] [--json .build/bench/coldstart_pyc.json]
 """
 
 from __future__ import annotations

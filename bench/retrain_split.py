@@ -7,7 +7,7 @@ formats: a CSV of the 20 features + `converted`, and JSON Lines of raw leads, ea
 temporary files as the function does. The slower format's rate is the one
 `leadscore.registry.retraining.SPLIT_BYTES_PER_SECOND` must not exceed.
 
-    .venv/bin/python bench/retrain_split.py [--mb 64] [--json .bench/retrain_split.json]
+    .venv/bin/python -m bench.retrain_split [--mb 64] [--json .bench/retrain_split.json]
 """
 
 from __future__ import annotations

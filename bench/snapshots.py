@@ -9,7 +9,7 @@ in-process) — the managed batching path, never an S3 write per request. The se
 the same interpreter, as they would in Lambda. Also measured: the request thread's own added
 work (the recorder's put) and the background CPU per record.
 
-    .venv/bin/python bench/snapshots.py [--bundle .bench/bundle] [--n 3000]
+    .venv/bin/python -m bench.snapshots [--bundle .bench/bundle] [--n 3000]
 Writes .bench/snapshots.json.
 """
 

@@ -1,8 +1,8 @@
 """The write-back soak: many queued writes for many locations, a misbehaving HighLevel,
 several concurrent writers; then every contact is checked against its newest score.
 
-    python bench/soak_writeback.py                      # the full soak (make soak)
-    python bench/soak_writeback.py --messages 600 --locations 4 --json out.json
+    python -m bench.soak_writeback                      # the full soak (make soak)
+    python -m bench.soak_writeback --messages 600 --locations 4 --json out.json
 
 What runs, all on this machine and in real time (nothing is simulated or scaled unless the
 options say so):

@@ -1,6 +1,6 @@
 """Open our static pages in a real headless Chromium: measure the charts, take screenshots.
 
-    python tools/browser.py screenshots [--out .build/screenshots]
+    python -m tools.browser screenshots [--out .build/screenshots]
 
 Uses Debian's /usr/bin/chromium through Playwright (no browser download). Chromium is started
 with networking features off: the pages are self-contained and this machine has no internet.

@@ -1,18 +1,18 @@
 """Operator commands for HighLevel installations and parked deliveries.
 
-    python tools/ghlctl.py list
-    python tools/ghlctl.py add-pit LOCATION_ID --token-secret-arn ARN [--field-map JSON]
+    python -m tools.ghlctl list
+    python -m tools.ghlctl add-pit LOCATION_ID --token-secret-arn ARN [--field-map JSON]
                                    [--thresholds JSON] [--no-discover]
-    python tools/ghlctl.py add-pit LOCATION_ID --token pit-... (stores it as <stack>/ghl-pit/<id>)
-    python tools/ghlctl.py disable LOCATION_ID [--reason TEXT]
-    python tools/ghlctl.py enable LOCATION_ID
-    python tools/ghlctl.py discover LOCATION_ID [--no-create]
-    python tools/ghlctl.py pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
-    python tools/ghlctl.py parked
-    python tools/ghlctl.py replay (PARKED_ID ... | --all)
-    python tools/ghlctl.py secret (LOCATION_ID ... | --all)   a new workflow secret, shown once
-    python tools/ghlctl.py api-key LOCATION_ID ...            a new /score key, shown once
-    python tools/ghlctl.py purge (--location LOCATION_ID | --due) [--yes]
+    python -m tools.ghlctl add-pit LOCATION_ID --token pit-... (stores it as <stack>/ghl-pit/<id>)
+    python -m tools.ghlctl disable LOCATION_ID [--reason TEXT]
+    python -m tools.ghlctl enable LOCATION_ID
+    python -m tools.ghlctl discover LOCATION_ID [--no-create]
+    python -m tools.ghlctl pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
+    python -m tools.ghlctl parked
+    python -m tools.ghlctl replay (PARKED_ID ... | --all)
+    python -m tools.ghlctl secret (LOCATION_ID ... | --all)   a new workflow secret, shown once
+    python -m tools.ghlctl api-key LOCATION_ID ...            a new /score key, shown once
+    python -m tools.ghlctl purge (--location LOCATION_ID | --due) [--yes]
 
 Configuration comes from the same environment variables as the functions (the stack's
 outputs; docs/GHL_SETUP.md): INSTALLATIONS_TABLE, GHL_TOKEN_KEY_ID, GHL_OAUTH_SECRET_ARN,

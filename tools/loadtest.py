@@ -1,8 +1,8 @@
 """A bounded load test of the local scoring API (``make loadtest``; CI runs a short one).
 
-    python tools/loadtest.py                       # 2 clients x 10,000 requests, own server
-    python tools/loadtest.py --requests 300        # the CI size
-    python tools/loadtest.py --url http://127.0.0.1:3000 --server-pid 1234
+    python -m tools.loadtest                       # 2 clients x 10,000 requests, own server
+    python -m tools.loadtest --requests 300        # the CI size
+    python -m tools.loadtest --url http://127.0.0.1:3000 --server-pid 1234
 
 Without ``--url`` it starts ``tools/serve.py`` on a free 127.0.0.1 port, waits for
 ``GET /health``, runs, and stops it. It only ever sends traffic to a loopback address: any

@@ -1,11 +1,11 @@
 """Operator commands for the model registry, on a local store or on the S3 bucket.
 
-    python tools/modelctl.py --store .demo/store promote BUNDLE_DIR [--eval FILE] [--force]
+    python -m tools.modelctl --store .demo/store promote BUNDLE_DIR [--eval FILE] [--force]
                                                      [--allow-schema-change]
-    python tools/modelctl.py --store s3://my-bucket list
-    python tools/modelctl.py --store file:///abs/store rollback
-    python tools/modelctl.py --store .demo/store why-rejected VERSION_OR_JOB
-    python tools/modelctl.py --store .demo/store show-champion
+    python -m tools.modelctl --store s3://my-bucket list
+    python -m tools.modelctl --store file:///abs/store rollback
+    python -m tools.modelctl --store .demo/store why-rejected VERSION_OR_JOB
+    python -m tools.modelctl --store .demo/store show-champion
 
 `promote` MEASURES the candidate (leadscore.registry.gate): its model.onnx runs under
 onnxruntime on generated probe leads and on the bundle's reference rows (outputs finite, in

@@ -1,6 +1,6 @@
 """One monitoring run on a local store: drift, calibration, importance, the health pages.
 
-    python tools/monitor.py --store .demo/store [--now 2026-11-30T00:00:00Z]
+    python -m tools.monitor --store .demo/store [--now 2026-11-30T00:00:00Z]
                             [--window-days 7] [--threshold 0.25] [--retrain-on-drift]
 
 The same run the scheduled MonitorFunction does in AWS (leadscore.monitoring.job), with

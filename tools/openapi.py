@@ -1,7 +1,7 @@
 """Generate openapi.json from the scoring API's resolver and its request/response models.
 
-    python tools/openapi.py            # (re)write openapi.json at the repository root
-    python tools/openapi.py --check    # exit 1 when openapi.json is out of date
+    python -m tools.openapi            # (re)write openapi.json at the repository root
+    python -m tools.openapi --check    # exit 1 when openapi.json is out of date
 
 How: the real resolver (`functions.score.app.app`, GoHighLevel router included) is the list
 of routes; `tools/api_models.py` holds a pydantic model for each request and response body.

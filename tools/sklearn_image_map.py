@@ -7,9 +7,9 @@ account that hosts it differs per region. The SDK resolves it from
 (`tools/sagemaker_image_uri_config/`) is the source here, so the template maps every region
 the SDK lists for the version the template's default image uses, with the SDK's accounts.
 
-    python tools/sklearn_image_map.py            # rewrite the mapping in template.yaml
-    python tools/sklearn_image_map.py --check    # exit 1 when template.yaml differs
-    python tools/sklearn_image_map.py --from-wheel sagemaker_core-X-py3-none-any.whl
+    python -m tools.sklearn_image_map            # rewrite the mapping in template.yaml
+    python -m tools.sklearn_image_map --check    # exit 1 when template.yaml differs
+    python -m tools.sklearn_image_map --from-wheel sagemaker_core-X-py3-none-any.whl
                                                  # refresh the copy from a newer SDK first
 """
 

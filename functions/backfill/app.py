@@ -34,9 +34,10 @@ from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings, WritebackSettings
 from leadscore.wiring.container import PerContainer
+from leadscore.wiring.ghl import install_lifecycle, search_api, writeback_queue
 from leadscore.wiring.ghl import installations as installations_of
-from leadscore.wiring.ghl import search_api
 from leadscore.wiring.loop import build_recorder, loop_settings
+from leadscore.wiring.loop import checkpoints as checkpoint_store
 from leadscore.wiring.scoring import queued_scorer
 
 logger = Logger(service="backfill")
@@ -139,11 +140,7 @@ def run(
     loop = loop_settings()
     rec = recorder()
     if queue is None:
-        score_settings = ScoreSettings.from_env()
-        if score_settings.writeback_queue_url:
-            from leadscore.adapters.writeback_queue import SqsWritebackQueue
-
-            queue = SqsWritebackQueue(score_settings.writeback_queue_url)
+        queue = writeback_queue(ScoreSettings.from_env())
     closed: set[str] = set()
     if event.get("outcomes") is True:
         closed = import_outcomes(
@@ -177,12 +174,7 @@ def run_install(job: InstallJob, *, deadline: float | None,
                 lifecycle: Any = None) -> JobResult:
     """One run of an agency's setup (leadscore.ghl.agency.run_install_job)."""
     if lifecycle is None:
-        from leadscore.adapters.installations import build_lifecycle, installations_table
-
-        settings = ScoreSettings.from_env()
-        lifecycle = build_lifecycle(settings.installs,
-                                    installations_table(settings.installs),
-                                    app_id=settings.installs.app_id or settings.ghl_app_id)
+        lifecycle = install_lifecycle(ScoreSettings.from_env())
     result: JobResult = lifecycle.run_job(job, deadline=deadline)
     logger.info("install setup", extra={"company_id": result.company_id,
                                         "finished": result.finished, "statuses": result.counts(),
@@ -193,8 +185,6 @@ def run_install(job: InstallJob, *, deadline: float | None,
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from leadscore.adapters.loop_tables import DynamoCheckpoints
-
     loop = loop_settings()
     remaining = context.get_remaining_time_in_millis() / 1000.0
     deadline = time.time() + remaining - min(SAFETY_MARGIN_SECONDS, remaining / 2)
@@ -206,7 +196,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if not setup.finished:
             invoke_again(event, loop.backfill_function_name or context.function_name)
         return {"finished": setup.finished, "statuses": setup.counts()}
-    final = run(event, checkpoints=DynamoCheckpoints(loop.loop_table), deadline=deadline)
+    final = run(event, checkpoints=checkpoint_store(loop), deadline=deadline)
     metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
     if not final.finished:
         invoke_again(

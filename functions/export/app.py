@@ -17,20 +17,19 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from leadscore.adapters.loop_query import loop_store, query_runner
 from leadscore.loop.export import ExportConfig, QueryRunner, run_export
 from leadscore.loop.records import epoch_ms
 from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings
 from leadscore.wiring.container import PerContainer
-from leadscore.wiring.loop import loop_settings
+from leadscore.wiring.loop import loop_settings, query_and_store
 
 logger = Logger(service="export")
 metrics = Metrics(namespace="LeadScoring", service="export")
 
 
 def build(settings: LoopSettings) -> tuple[QueryRunner, ObjectStore, ExportConfig]:
-    runner, store = query_runner(settings), loop_store(settings)
+    runner, store = query_and_store(settings)
     config = ExportConfig(
         window_days=settings.export_window_days,
         snapshot_lookback_days=settings.export_snapshot_lookback_days,

@@ -19,7 +19,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from leadscore.adapters.loop_query import loop_store, query_runner
 from leadscore.experiments.rows import current_results
 from leadscore.loop.export import QueryRunner
 from leadscore.monitoring.job import MonitorConfig, MonitorResult, champion_from_model, run_monitor
@@ -28,7 +27,7 @@ from leadscore.registry.store import ObjectStore
 from leadscore.scoring.model_store import ModelProvider
 from leadscore.settings import MonitorSettings
 from leadscore.wiring.container import PerContainer
-from leadscore.wiring.loop import loop_settings
+from leadscore.wiring.loop import loop_settings, query_and_store
 from leadscore.wiring.scoring import model_store
 
 NAMESPACE = "LeadScoring"
@@ -37,7 +36,8 @@ metrics = Metrics(namespace=NAMESPACE, service="monitor")
 
 def _build() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider]:
     settings, loop = MonitorSettings.from_env(), loop_settings()
-    return settings, query_runner(loop), loop_store(loop), model_store(settings.model_uri)
+    runner, store = query_and_store(loop)
+    return settings, runner, store, model_store(settings.model_uri)
 
 
 _built = PerContainer(_build)

@@ -68,3 +68,13 @@ def test_no_import_waits_for_a_path_edit() -> None:
     marker = "noqa: " + "E402"  # in two pieces, so that this file does not match itself
     found = [name for name in _tracked_python() if marker in (ROOT / name).read_text("utf-8")]
     assert found == []
+
+
+@pytest.mark.slow
+def test_no_import_climbs_a_floor() -> None:
+    """pyproject.toml's import-linter contracts (what `make lint` runs) hold."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    answer = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert answer.returncode == 0, answer.stdout[-3000:]
+    assert "0 broken" in answer.stdout

@@ -17,6 +17,8 @@ from leadscore.reports import html
 
 from tools.browser import browser_page, drawn_charts
 
+pytestmark = pytest.mark.slow  # each test starts headless Chromium
+
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:

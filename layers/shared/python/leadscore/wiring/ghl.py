@@ -173,3 +173,17 @@ def search_api(settings: WritebackSettings, found: Installations | None,
         max_wait_seconds=settings.max_rate_limit_wait_seconds,
         on_unauthorized=lambda: refresh_secret(settings.ghl_token_secret_arn),
     )
+
+
+def install_lifecycle(settings: ScoreSettings) -> Lifecycle:
+    """Installs against the stack's installations table (the background setup job)."""
+    return build_lifecycle(settings, install_adapters.installations_table(settings.installs))
+
+
+def writeback_queue(settings: ScoreSettings) -> Queue | None:
+    """The write-back queue a backfill hands its scores to; None when none is configured."""
+    if not settings.writeback_queue_url:
+        return None
+    from leadscore.adapters.writeback_queue import SqsWritebackQueue
+
+    return SqsWritebackQueue(settings.writeback_queue_url)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from leadscore.loop.backfill import CheckpointStore
+from leadscore.loop.export import QueryRunner
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.outcomes import OutcomeRuleBook, OutcomeRulesError
 from leadscore.loop.recorder import EngagementStore, LoopRecorder
 from leadscore.loop.sink import Sender
+from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings, SettingsError
 
 
@@ -61,3 +64,18 @@ def loop_hooks(settings: LoopSettings, *, clock: Callable[[], float] = time.time
     if not settings.records_on:
         return None
     return LoopHooks(build_recorder(settings, clock=clock, background=background))
+
+
+def query_and_store(settings: LoopSettings) -> tuple[QueryRunner, ObjectStore]:
+    """The loop's query engine (Athena in AWS, DuckDB over RECORD_DIR locally) and the store
+    its exports and runs are written to (the artifact bucket, or RECORD_DIR)."""
+    from leadscore.adapters.loop_query import loop_store, query_runner
+
+    return query_runner(settings), loop_store(settings)
+
+
+def checkpoints(settings: LoopSettings) -> CheckpointStore:
+    """Where a backfill saves its checkpoint after every page (the loop's table)."""
+    from leadscore.adapters.loop_tables import DynamoCheckpoints
+
+    return DynamoCheckpoints(settings.loop_table)
