@@ -15,8 +15,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.tracing import make_tracer
 from leadscore.ghl.deadline import Deadline
+from leadscore.ghl.installations import Installations
 from leadscore.ghl.writeback import (
-    Installations,
     LoggingBatchProcessor,
     WritebackDeps,
     process_batch,

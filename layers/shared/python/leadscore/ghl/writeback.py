@@ -51,10 +51,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from leadscore.adapters.ghl_api import ApiResponse, GhlApiError, NoAnswer
-from leadscore.classes import with_location_class
 from leadscore.errors import InvalidInput
 from leadscore.ghl.deadline import Deadline, DeadlineReached
-from leadscore.ghl.installations import TokenUnavailable
+from leadscore.ghl.installations import (
+    Installation,
+    Installations,
+    InstalledLocation,
+    TokenUnavailable,
+)
 from leadscore.ghl.messages import (
     MAX_DELAY_SECONDS,
     MessageError,
@@ -121,26 +125,6 @@ class _Permanent(Exception):
 
 
 # --------------------------------------------------------------------------- what it needs
-
-
-class Installation(Protocol):
-    """What the write-back reads of a location's installation (leadscore.ghl.installations)."""
-
-    @property
-    def enabled(self) -> bool: ...
-    @property
-    def score_field_id(self) -> str: ...
-    @property
-    def class_field_id(self) -> str: ...
-    @property
-    def score_field_numeric(self) -> bool: ...
-    @property
-    def class_tags(self) -> Mapping[str, str]: ...
-
-
-class Installations(Protocol):
-    def installation(self, location_id: str) -> Installation | None: ...
-    def access_token(self, location_id: str, *, refresh: bool = False) -> str: ...
 
 
 class ContactStates(Protocol):
@@ -298,10 +282,9 @@ def _score(message: WritebackMessage, deps: WritebackDeps,
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable") from exc
     if not goes_to_the_crm(score):
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable")
-    # the location's own thresholds, as the immediate webhook applies them (the single-stack
-    # installation has none)
-    location = getattr(installation, "class_thresholds", None)
-    return message.with_score(with_location_class(score, location),
+    # classed as the immediate webhook classes it (the fields were read by the webhook that
+    # queued it, with the same location's map)
+    return message.with_score(InstalledLocation(installation).classify(score),
                               scored_at_ms=int(deps.clock() * 1000))
 
 
