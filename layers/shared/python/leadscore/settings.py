@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from leadscore.classes import validate_thresholds
 from leadscore.errors import InvalidInput
@@ -338,6 +338,11 @@ class PromoteSettings:
         )
 
 
+#: After HighLevel says a location's daily budget is spent without a Retry-After, nothing is
+#: sent for it for this long (WRITEBACK_DAILY_PROBE_SECONDS), then one call probes again.
+DAILY_LIMIT_PROBE_SECONDS: Final[float] = 900.0
+
+
 @dataclass(frozen=True)
 class WritebackSettings:
     """functions/writeback: scores back onto the GoHighLevel contact."""
@@ -368,8 +373,9 @@ class WritebackSettings:
     busy_retry_seconds: float = 2.0
     #: after a call whose fate is unknown (no answer, 5xx) the contact stays leased this long
     inflight_grace_seconds: float = 30.0
-    #: a spent daily budget without Retry-After: look again after this long
-    daily_limit_probe_seconds: float = 900.0
+    #: a spent daily budget without Retry-After: look again after this long (the location's
+    #: budget blocks every writer for the same time: leadscore.ghl.budget.rate_limit_wait)
+    daily_limit_probe_seconds: float = DAILY_LIMIT_PROBE_SECONDS
     #: kept free at the end of an invocation (state commit, re-queues, the batch answer)
     #: kept after the last message: its state write, one worker send (WORKER_SEND, ~7 s at
     #: worst), the batch answer

@@ -256,19 +256,12 @@ class _Context:
 
 
 def _rate_limit_wait(answer: ApiResponse, now: float, settings: WritebackSettings) -> float:
-    from leadscore.ghl.budget import daily_spent, retry_after_seconds
-    from leadscore.headers import header
+    from leadscore.ghl.budget import rate_limit_wait
 
-    retry_after = retry_after_seconds(answer.headers, now)
-    if retry_after is not None:
-        return max(0.5, retry_after)
-    if daily_spent(answer.headers):
-        return settings.daily_limit_probe_seconds
-    window = header(answer.headers, "X-RateLimit-Interval-Milliseconds")
-    try:
-        return max(0.5, float(window or "") / 1000.0)
-    except ValueError:
-        return 10.0
+    wait = rate_limit_wait(answer.status, answer.headers, now,
+                           daily_probe_seconds=settings.daily_limit_probe_seconds)
+    # only called for a 429, which always waits; a bare fallback keeps the type honest
+    return wait.seconds if wait is not None else settings.busy_retry_seconds
 
 
 def _score(message: WritebackMessage, deps: WritebackDeps,
