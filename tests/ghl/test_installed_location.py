@@ -157,8 +157,9 @@ class SearchApi:
 
 
 def test_the_backfill(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.backfill import app
     from leadscore.loop.backfill import MemoryCheckpoints
+
+    from functions.backfill import app
 
     for name in ("RECORD_STREAM", "RECORD_DIR", "LOOP_TABLE", "GHL_FIELD_MAP"):
         monkeypatch.delenv(name, raising=False)

@@ -27,6 +27,7 @@ from typing import Any
 from leadscore.ghl.budget import rate_limit_wait
 from leadscore.ghl.installations import TokenUnavailable
 from leadscore.ghl.write_plan import ApiCall
+from leadscore.settings import SECRET_MAX_AGE_SECONDS
 
 API_VERSION = "2021-07-28"
 MAX_ATTEMPTS = 6
@@ -307,7 +308,8 @@ class GhlApiClient:
 
 
 def read_token_secret(
-    secret_arn: str, force: bool = False, max_age_seconds: int = 300, location_id: str = ""
+    secret_arn: str, force: bool = False, max_age_seconds: int = SECRET_MAX_AGE_SECONDS,
+    location_id: str = "",
 ) -> str:
     """A HighLevel token kept in Secrets Manager (Powertools Parameters: cached per container
     for ``max_age_seconds``; ``force`` reads it again, e.g. after a 401).
@@ -334,7 +336,7 @@ def read_token_secret(
 
 
 def location_token_reader(
-    secret_arn: str, max_age_seconds: int = 300
+    secret_arn: str, max_age_seconds: int = SECRET_MAX_AGE_SECONDS
 ) -> Callable[[str, bool], str]:
     """``read(location_id, refresh)``: ``read_token_secret`` for one location, any failure of
     the secret store raised as ``TokenUnavailable`` naming only the error types."""
@@ -356,7 +358,8 @@ def location_token_reader(
     return read
 
 
-def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callable[[], str]:
+def secret_token_provider(secret_arn: str, max_age_seconds: int = SECRET_MAX_AGE_SECONDS
+                          ) -> Callable[[], str]:
     """The HighLevel token from Secrets Manager, fetched once and cached per container."""
     if not secret_arn:
         raise ValueError("GHL_TOKEN_SECRET_ARN is not set")
@@ -500,7 +503,8 @@ def _oauth_error(body: bytes) -> str:
     return ""
 
 
-def secret_json_reader(max_age_seconds: int = 300) -> Callable[[str, bool], dict[str, Any]]:
+def secret_json_reader(max_age_seconds: int = SECRET_MAX_AGE_SECONDS
+                       ) -> Callable[[str, bool], dict[str, Any]]:
     """A JSON secret from Secrets Manager via Powertools Parameters (cached per container)."""
     from leadscore.adapters.secrets import get_secret
 
