@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore import registry
+from leadscore.bundle import version_prefix
 from leadscore.errors import InvalidInput
 from leadscore.experiments import report as experiment_report
 from leadscore.experiments import results
@@ -96,7 +97,7 @@ def _promote_version(store: ObjectStore, version: str) -> registry.PromotionResu
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = Path(tmp) / version
         bundle_dir.mkdir()
-        prefix = f"models/{version}/"
+        prefix = version_prefix(version)
         for key in store.list(prefix):
             (bundle_dir / key[len(prefix):]).write_bytes(store.get_bytes(key))
         return registry.promote(bundle_dir, store, PromoteSettings.from_env(),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from leadscore import metrics as lm
+from leadscore.bundle import PARITY_MAX_ABS_DIFF
 from leadscore.reports import html
 from leadscore.reports.lift import lift_and_gains
 from sklearn.metrics import roc_curve
@@ -34,7 +35,8 @@ def _summary(ctx: Mapping[str, Any]) -> str:
         ["rows", f"{ctx.get('n_rows')} (training {m.get('training_samples')}, held-out "
                  f"{m.get('validation_samples')}; seed {ctx.get('random_seed')})"],
         ["conversion rate", f"{ctx.get('conversion_rate', 0):.1%} overall"],
-        ["ONNX parity", f"{m.get('parity_max_abs_diff', float('nan')):.2e} (limit 1e-05)"],
+        ["ONNX parity", f"{m.get('parity_max_abs_diff', float('nan')):.2e} "
+                        f"(limit {PARITY_MAX_ABS_DIFF:g})"],
         ["verdict", ctx.get("verdict")],
         ["wall time", f"{ctx.get('wall_seconds', 0):.1f} s"],
     ]

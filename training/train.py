@@ -27,7 +27,8 @@ the exit code is non-zero. The SageMaker toolkit also passes the hyperparameters
 
 Steps: load + refuse bad input (train_data.py) -> stratified held-out split -> fit the
 stacked ensemble on the training split only (lead_ensemble.ensemble) -> one ONNX graph +
-explainer, parity on the held-out split (lead_ensemble.export; a gap > 1e-5 fails the job) ->
+explainer, parity on the held-out split (lead_ensemble.export; a gap beyond
+bundle.PARITY_MAX_ABS_DIFF fails the job) ->
 held-out metrics, importance, reports (train_report.py) -> manifest.json (leadscore.bundle)
 -> validation.
 
@@ -94,7 +95,7 @@ JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
             "as-of": "as_of", "as_of": "as_of"}
 IMPORTANCE_REPEATS = 3
 IMPORTANCE_MAX_ROWS = 2000
-VALIDATION_TOLERANCE = 1e-5
+VALIDATION_TOLERANCE = bundle.PARITY_MAX_ABS_DIFF
 BASELINE_METHOD = "per-feature median of the training split, float32"
 LIBRARIES = ("numpy", "scikit-learn", "xgboost", "lightgbm", "onnx", "onnxruntime",
              "skl2onnx", "onnxmltools", "matplotlib")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from leadscore.bundle import PARITY_MAX_ABS_DIFF
 from leadscore.features import FEATURE_NAMES
 from sklearn.metrics import (
     accuracy_score,
@@ -211,7 +212,7 @@ def report_text(ctx: Mapping[str, Any]) -> str:
     add(f"  improvement over best base (AUC, held-out, reported only): "
         f"{m['improvement_over_best_base']:+.2f} %")
     add(f"  ONNX parity: max |ONNX - native| over the held-out split = "
-        f"{m['parity_max_abs_diff']:.2e} (limit 1e-5)")
+        f"{m['parity_max_abs_diff']:.2e} (limit {PARITY_MAX_ABS_DIFF:g})")
     add("")
     add("STACKING VERDICT")
     add("  " + ctx["verdict"])

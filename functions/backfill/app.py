@@ -27,6 +27,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.ghl.agency import STATUS_READY, InstallJob, JobResult
+from leadscore.ghl.installations import InstalledLocation
 from leadscore.loop.backfill import Checkpoint, CheckpointStore, Progress, run_backfill
 from leadscore.loop.backfill_job import ContactStep, GhlContactSource, SearchApi, import_outcomes
 from leadscore.loop.outcomes import OutcomeRuleBook
@@ -87,16 +88,10 @@ def installation_of(location_id: str) -> Any:
     return inst
 
 
-def field_map_for(location_id: str) -> Mapping[str, str]:
-    inst = installation_of(location_id)
-    if inst is not None and inst.field_map:
-        return dict(inst.field_map)
-    return ScoreSettings.from_env().ghl_field_map
-
-
-def thresholds_for(location_id: str) -> Mapping[str, float] | None:
-    inst = installation_of(location_id)
-    return inst.class_thresholds if inst is not None else None
+def location_for(location_id: str) -> InstalledLocation:
+    """How the location's contacts are read and classed: by its installation, exactly as its
+    webhooks are (the stack's GHL_FIELD_MAP when no installations are configured)."""
+    return InstalledLocation(installation_of(location_id), ScoreSettings.from_env().ghl_field_map)
 
 
 def api_for(location_id: str) -> SearchApi:
@@ -150,8 +145,7 @@ def run(
         scorer=scorer,
         recorder=rec,
         queue=queue,
-        field_map_for=field_map_for,
-        thresholds_for=thresholds_for,
+        location_for=location_for,
         closed_contacts=closed,
         clock=_clock,
     )

@@ -17,11 +17,12 @@ from leadscore.experiments.definition import Experiment
 from leadscore.experiments.rows import resolved
 from leadscore.features import FEATURE_NAMES
 from leadscore.loop.outcomes import OutcomeRules
+from leadscore.registry import retraining
 from leadscore.registry.gate import read_rows, read_rows_for_bundle
 from leadscore.registry.split import split_lines
 from leadscore.settings import MIN_CONVERSIONS
 from schema_infer import Table, drop_unresolved, target_vector
-from train_data import load_csv
+from train_data import load_csv, load_jsonl
 
 DEFAULT_TABLE = [
     *[(s, 1) for s in ("1", "1.00", "1e0", "true", "True", "yes", "YES", " 1 ")],
@@ -88,6 +89,43 @@ def training_label_default(value: str, tmp: Path) -> int | None:
     return int(ds.y.sum()) - n
 
 
+LEAD = {"property_data": {"list_price": 500000}, "psychology_profile": {"urgency_level": "high"}}
+
+
+def _jsonl(value: str) -> bytes:
+    return (json.dumps({**LEAD, "converted": value}) + "\n").encode()
+
+
+def split_label_jsonl(value: str) -> int | None:
+    result = split_lines([_jsonl(value)], csv_format=False, write_train=lambda b: None,
+                         write_gate=lambda b: None)
+    part = result.gate if result.gate.rows else result.train
+    return _counts_label(part.as_dict())
+
+
+def gate_label_jsonl(value: str) -> int | None:
+    rows, bad = read_rows(_jsonl(value), jsonl=True, source="t")
+    return None if bad else int(rows.y[0])
+
+
+def training_label_jsonl(value: str, tmp: Path) -> int | None:
+    n = MIN_CONVERSIONS
+    lines = [json.dumps({**LEAD, "converted": c}) for c in [1] * n + [0] * n]
+    path = tmp / "leads.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + _jsonl(value))
+    ds = load_jsonl([path])
+    if ds.n_rows == 2 * n:
+        return None
+    return int(ds.y.sum()) - n
+
+
+def upload_accepted(value: str) -> bool:
+    """The retrain function's head check lets the upload through whatever the spelling: the
+    job resolves it or leaves the row out and counts it, as training does."""
+    return retraining.check_training_head("training-data/a.jsonl", _jsonl(value),
+                                          complete=True) == []
+
+
 def training_label_custom(value: str, positive: tuple[str, ...],
                           negative: tuple[str, ...]) -> int | None:
     yes, no = (positive[0], negative[0] if negative else "lost") if positive else ("1", "0")
@@ -121,8 +159,12 @@ def test_default_spellings_agree_everywhere(value: str, expected: int | None,
         "training (real-estate)": training_label_default(value, tmp_path),
         "training (own columns)": training_label_custom(value, (), ()),
         "serving (labelled rows)": serving_label_rows(value),
+        "split (JSON Lines)": split_label_jsonl(value),
+        "gate (JSON Lines)": gate_label_jsonl(value),
+        "training (JSON Lines)": training_label_jsonl(value, tmp_path),
     }
     assert answers == dict.fromkeys(answers, expected)
+    assert upload_accepted(value)
 
 
 @pytest.mark.parametrize(("value", "expected"), WON_TABLE)

@@ -26,6 +26,7 @@ from leadscore.classes import (
     thresholds_change,
     with_location_class,
 )
+from leadscore.ghl.installations import Installation, InstalledLocation
 
 
 def _scored(base_rate: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +114,10 @@ def test_the_queued_write_back_applies_the_location_s_thresholds() -> None:
                                        location_id="loc1", received_at="2026-02-05T10:00:00Z")
     deps = SimpleNamespace(scorer=_Scorer, clock=lambda: 1.0,
                            settings=SimpleNamespace(model_retry_seconds=60))
-    installation = SimpleNamespace(class_thresholds=LOCATION)
+    installation = Installation("loc1", class_thresholds=LOCATION)
     scored = writeback._score(message, deps, installation)  # type: ignore[arg-type]
     assert scored.predicted_class == "hot"
-    plain = writeback._score(message, deps, SimpleNamespace())  # type: ignore[arg-type]
+    plain = writeback._score(message, deps, Installation("loc1"))  # type: ignore[arg-type]
     assert plain.predicted_class == "lukewarm"
 
 
@@ -129,8 +130,9 @@ def test_the_backfill_applies_the_location_s_thresholds() -> None:
         scorer=_Scorer,  # type: ignore[arg-type]
         recorder=LoopRecorder(None),
         queue=SimpleNamespace(send=queued.append),  # type: ignore[arg-type]
-        field_map_for=lambda location_id: {"fld1": "property_appeal_score"},
-        thresholds_for=lambda location_id: LOCATION if location_id == "loc1" else None,
+        location_for=lambda location_id: InstalledLocation(Installation(
+            location_id, field_map={"fld1": "property_appeal_score"},
+            class_thresholds=LOCATION if location_id == "loc1" else None)),
     )
     contact = {"id": "c1", "customFields": [{"id": "fld1", "value": 70}]}
     step("loc1", contact)

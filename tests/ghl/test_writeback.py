@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError, RateLimited, rate_limit_wait
+from leadscore.adapters.ghl_api import GhlApiClient, GhlApiError, RateLimited
 from leadscore.classes import CLASSES
 from leadscore.ghl import messages, write_plan
 
@@ -189,13 +189,49 @@ def test_sample_sqs_event_messages_parse() -> None:
 # --------------------------------------------------------------------------- rate limits
 
 
-def test_rate_limit_wait_reads_the_headers() -> None:
-    assert rate_limit_wait({"Retry-After": "3"}, 0, 0.0) == 3.0
+def test_one_wait_rule_for_the_budget_the_write_back_and_the_client() -> None:
+    """`rate_limit_wait` answers all three; the announced reset wins, then the day's probe,
+    then one window (announced, learned or HighLevel's 10 s)."""
+    from leadscore.ghl.budget import rate_limit_wait
+
+    def wait(status: int, headers: dict[str, str], **kw: Any) -> tuple[float, bool] | None:
+        found = rate_limit_wait(status, headers, 0.0, **kw)
+        return None if found is None else (found.seconds, found.daily)
+
+    assert wait(429, {"Retry-After": "3"}) == (3.0, False)
+    assert wait(429, {"Retry-After": "0"}) == (0.5, False)  # never a tight loop
     window = {"X-RateLimit-Remaining": "0", "X-RateLimit-Interval-Milliseconds": "10000"}
-    assert rate_limit_wait(window, 0, 0.0) == 10.0
-    assert rate_limit_wait({"x-ratelimit-daily-remaining": "0", "Retry-After": "1"}, 0, 0.0) is None
-    early, late = rate_limit_wait({}, 0, 0.0), rate_limit_wait({}, 3, 0.0)
-    assert early is not None and late is not None and 0 < early < late
+    assert wait(200, window) == (10.0, False)  # the last token of the window: block it
+    assert wait(429, {}) == (10.0, False)
+    assert wait(429, {}, window_ms=2000) == (2.0, False)
+    assert wait(200, {"X-RateLimit-Remaining": "5"}) is None
+    daily = {"x-ratelimit-daily-remaining": "0"}
+    assert wait(429, {**daily, "Retry-After": "1"}) == (1.0, True)
+    assert wait(429, daily) == (900.0, True)
+    assert wait(200, daily, daily_probe_seconds=60) == (60.0, True)
+
+
+def test_a_daily_probe_setting_moves_the_budget_s_block_and_the_wait_alike(
+    writeback_fn: Any, fake_highlevel: FakeHighLevel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WRITEBACK_DAILY_PROBE_SECONDS changed the message's wait but the location's budget
+    kept blocking every writer for a fixed 900 s: now both follow the setting."""
+    monkeypatch.setenv("WRITEBACK_DAILY_PROBE_SECONDS", "60")
+    fake_highlevel.always = (429, {"X-RateLimit-Daily-Remaining": "0"}, {"message": "Daily"})
+    deps = writeback_fn.deps()
+    delays: list[int] = []
+    real_delay = deps.requeue.delay
+
+    def delay(body: str, delay_seconds: int) -> None:
+        delays.append(delay_seconds)
+        real_delay(body, delay_seconds)
+
+    deps.requeue.delay = delay
+    deps.jitter = lambda: 0.0
+    assert invoke(writeback_fn, message()) == []
+    assert len(delays) == 1 and 55 <= delays[0] <= 60
+    blocked_for = deps.budget.take("loc-1")
+    assert 55 <= blocked_for <= 60
 
 
 @dataclass

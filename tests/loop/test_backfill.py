@@ -111,6 +111,7 @@ def test_checkpoint_json_round_trip() -> None:
 def test_a_backfilled_contact_s_tags_travel_with_its_write_back() -> None:
     """The page's contact record carries its tags: the write-back message keeps them, so a
     first write removes only the class tags the contact had (no DELETE on a fresh install)."""
+    from leadscore.ghl.installations import InstalledLocation
     from leadscore.loop.backfill_job import ContactStep
     from leadscore.loop.recorder import LoopRecorder
 
@@ -134,7 +135,8 @@ def test_a_backfilled_contact_s_tags_travel_with_its_write_back() -> None:
         scorer=lambda: Scorer(),  # type: ignore[arg-type,return-value]
         recorder=LoopRecorder(None),
         queue=Queue(),
-        field_map_for=lambda location_id: {"fld1": "property_appeal_score"},
+        location_for=lambda location_id: InstalledLocation(
+            stack_field_map={"fld1": "property_appeal_score"}),
     )
     contact = {"id": "c1", "tags": ["vip"], "customFields": [{"id": "fld1", "value": 70}]}
     assert step("loc1", contact) == ContactOutcome.SCORED

@@ -136,7 +136,7 @@ def test_jsonl_raw_lead_with_target_passes(record: dict[str, object]) -> None:
     ("record", "fragment"),
     [
         (LEAD, "Target column 'converted' not found"),
-        ({**LEAD, "converted": 2}, "must be 0 or 1"),
+        ({**LEAD, "converted": {"value": 1}}, "must be one value"),
         ({"converted": 1, "name": "x"}, "not a raw lead"),
         ({"property_data": {"list_price": "cheap"}, "converted": 1},
          "invalid fields: property_data.list_price"),

@@ -37,6 +37,7 @@ from leadscore.bundle import (
     OUTPUT_INTERVAL,
     OUTPUT_NAMES,
     OUTPUT_SCORE,
+    PARITY_MAX_ABS_DIFF,
     PARITY_REFERENCE_FILE,
     session_options,
 )
@@ -47,7 +48,7 @@ from lead_ensemble.trees import Tree, lgb_trees, trees_margin, xgb_trees
 
 OPSET = 17
 ML_OPSET = 3
-PARITY_TOLERANCE = 1e-5
+PARITY_TOLERANCE = PARITY_MAX_ABS_DIFF  # the bundle contract's limit, as the gate's
 PARITY_REFERENCE_ROWS = 256
 
 
@@ -310,7 +311,7 @@ def export_bundle_model(
     """Write model.onnx and explainer.npz into out_dir; prove parity on X_check.
 
     Returns {"parity_max_abs_diff", "parity": {...}, "baseline_score", "onnx": {...}}.
-    Raises ParityError when max |ONNX score - native score| > 1e-5.
+    Raises ParityError when max |ONNX score - native score| > PARITY_TOLERANCE.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,9 @@ REFERENCE_FILE = "reference.json"
 SCHEMA_FILE = "schema.json"  # custom-schema bundles only (leadscore.columns.schema)
 # The native models' predictions on held-out rows; the promote gate recomputes parity from it.
 PARITY_REFERENCE_FILE = "parity_reference.npz"
+#: The most the ONNX graph's score may differ from the native models' on those rows: training
+#: refuses to write a bundle beyond it, the promote gate refuses to promote one.
+PARITY_MAX_ABS_DIFF = 1e-5
 
 INPUT_NAME = "features"
 OUTPUT_SCORE = "score"
@@ -44,6 +47,48 @@ VERSION_PREFIX = "lsm-"
 PICKLE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".joblib", ".sav", ".dill", ".pt", ".pth", ".ckpt", ".npy", ".cloudpickle"}
 )
+
+
+# The model store's layout, in one place: promotion writes it (leadscore.registry.promotion),
+# the model store follows it (leadscore.scoring.model_store) and experiments read beside it
+# (leadscore.experiments). Keys are relative to the store's root: a folder, an S3 bucket or a
+# prefix inside one.
+MODELS_PREFIX = "models/"
+CHAMPION_POINTER_KEY = MODELS_PREFIX + "champion.json"
+REJECTED_PREFIX = MODELS_PREFIX + "rejected/"
+EXPERIMENT_KEY = MODELS_PREFIX + "experiment.json"
+EXPERIMENTS_PREFIX = MODELS_PREFIX + "experiments/"
+
+
+def version_prefix(version: str) -> str:
+    """The folder a promoted version's files are copied to."""
+    return f"{MODELS_PREFIX}{version}/"
+
+
+def rejected_key(name: str) -> str:
+    return f"{REJECTED_PREFIX}{name}.json"
+
+
+def experiment_record_key(name: str) -> str:
+    return f"{EXPERIMENTS_PREFIX}{name}.json"
+
+
+def pointer_root(key: str) -> str | None:
+    """The store root of a champion pointer given by its key or path (``""`` for a store at
+    the top of its bucket; ``"team"`` for ``team/models/champion.json``); None when ``key``
+    is not a champion pointer at its place in a store."""
+    if key == CHAMPION_POINTER_KEY:
+        return ""
+    if key.endswith("/" + CHAMPION_POINTER_KEY):
+        return key[: -len(CHAMPION_POINTER_KEY) - 1]
+    return None
+
+
+def pointed_prefix(pointer: dict[str, Any]) -> str:
+    """Where a champion pointer's bundle is: its ``prefix`` (relative to the store root, or a
+    full ``file://`` / ``s3://`` / absolute location a hand-written pointer may hold), else
+    the version's folder."""
+    return str(pointer.get("prefix") or version_prefix(str(pointer["version"])))
 
 
 class ModelOutputs(NamedTuple):

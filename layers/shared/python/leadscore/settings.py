@@ -11,10 +11,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from leadscore.classes import validate_thresholds
-from leadscore.errors import InvalidInput
+from leadscore.errors import MAX_ERROR_PATHS, InvalidInput
 
 DEFAULT_GHL_API_BASE = "https://services.leadconnectorhq.com"
 
@@ -152,6 +152,16 @@ class InstallSettings:
         )
 
 
+#: How long a secret read from Secrets Manager is reused before it is read again (a rotated
+#: value is picked up within it): every secret reader's cache age.
+SECRET_MAX_AGE_SECONDS: Final[int] = 300
+#: Request limits' defaults, shared by ScoreSettings and a ScoringService built without
+#: settings (tools, tests): leads per /score/batch, items of one list (comparables,
+#: price_drops: a real CMA uses a few dozen). The error-path cap is errors.MAX_ERROR_PATHS.
+DEFAULT_MAX_BATCH_SIZE: Final[int] = 1000
+DEFAULT_MAX_LIST_ITEMS: Final[int] = 50
+
+
 @dataclass(frozen=True)
 class ScoreSettings:
     """The scoring API (functions/score), including its GoHighLevel webhook route."""
@@ -167,7 +177,7 @@ class ScoreSettings:
     # Request limits (documented in openapi.json and docs): every list a request can
     # multiply is bounded, every answer too. A refusal names the limit (400 or 413).
     memory_cache_bytes: int = 32 * 1024 * 1024  # the in-memory cache, JSON bytes of its answers
-    max_batch_size: int = 1000  # leads per /score/batch
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE  # leads per /score/batch
     # After the remote cache tier fails, it is skipped this long (then one request retries it).
     remote_cache_skip_seconds: float = 30.0
     # A due champion-pointer refresh runs in the background; the request that starts it waits
@@ -177,8 +187,8 @@ class ScoreSettings:
     # rules fallback while the load goes on (API Gateway gives a request 29 s).
     model_first_load_wait_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
-    max_list_items: int = 50  # comparables, price_drops (a real CMA uses a few dozen)
-    max_error_paths: int = 50  # error paths listed in one 400 (per lead in a batch)
+    max_list_items: int = DEFAULT_MAX_LIST_ITEMS  # comparables, price_drops
+    max_error_paths: int = MAX_ERROR_PATHS  # error paths listed in one 400 (per lead in a batch)
     max_answer_bytes: int = 6_000_000  # one answer (Lambda's response limit is 6 MB)
     max_lead_answer_bytes: int = 1_000_000  # one lead's score inside it
     class_thresholds: dict[str, float] | None = None
@@ -338,6 +348,11 @@ class PromoteSettings:
         )
 
 
+#: After HighLevel says a location's daily budget is spent without a Retry-After, nothing is
+#: sent for it for this long (WRITEBACK_DAILY_PROBE_SECONDS), then one call probes again.
+DAILY_LIMIT_PROBE_SECONDS: Final[float] = 900.0
+
+
 @dataclass(frozen=True)
 class WritebackSettings:
     """functions/writeback: scores back onto the GoHighLevel contact."""
@@ -368,8 +383,9 @@ class WritebackSettings:
     busy_retry_seconds: float = 2.0
     #: after a call whose fate is unknown (no answer, 5xx) the contact stays leased this long
     inflight_grace_seconds: float = 30.0
-    #: a spent daily budget without Retry-After: look again after this long
-    daily_limit_probe_seconds: float = 900.0
+    #: a spent daily budget without Retry-After: look again after this long (the location's
+    #: budget blocks every writer for the same time: leadscore.ghl.budget.rate_limit_wait)
+    daily_limit_probe_seconds: float = DAILY_LIMIT_PROBE_SECONDS
     #: kept free at the end of an invocation (state commit, re-queues, the batch answer)
     #: kept after the last message: its state write, one worker send (WORKER_SEND, ~7 s at
     #: worst), the batch answer

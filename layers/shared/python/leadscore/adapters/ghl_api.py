@@ -4,12 +4,11 @@ Only the three calls the write-back needs: ``PUT /contacts/{id}`` (custom fields
 ``POST /contacts/{id}/tags`` and ``DELETE /contacts/{id}/tags``. Headers: ``Authorization:
 Bearer <token>``, ``Version: 2021-07-28``, JSON in and out.
 
-Rate limits (HighLevel's API docs): on a 429 the client waits as the answer says
-(``Retry-After``, or the ``X-RateLimit-Interval-Milliseconds`` window when
-``X-RateLimit-Remaining`` is 0, else an exponential backoff) and tries again, as long as the
-total wait stays within ``max_wait_seconds``; then it raises ``RateLimited`` so the queue
-keeps the message. When the daily budget is spent (``X-RateLimit-Daily-Remaining: 0``) it
-raises at once.
+Rate limits (HighLevel's API docs): on a 429 the client waits as the one wait rule says
+(`leadscore.ghl.budget.rate_limit_wait`: ``Retry-After``, else one window) and tries again, as
+long as the total wait stays within ``max_wait_seconds``; then it raises ``RateLimited`` so the
+queue keeps the message. When the daily budget is spent (``X-RateLimit-Daily-Remaining: 0``)
+it raises at once.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 # The answer and error types belong to the flows that catch them (leadscore.ghl.api); the
@@ -33,45 +31,15 @@ from leadscore.ghl.api import (
     RateLimited,
     _reason,
 )
+from leadscore.ghl.budget import rate_limit_wait
 from leadscore.ghl.installations import TokenUnavailable
 from leadscore.ghl.write_plan import ApiCall
-from leadscore.headers import header
+from leadscore.settings import SECRET_MAX_AGE_SECONDS
 
 API_VERSION = "2021-07-28"
 MAX_ATTEMPTS = 6
-_BACKOFF_BASE_SECONDS = 0.5
-_BACKOFF_CAP_SECONDS = 8.0
 
 
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return float(text.strip())
-    except ValueError:
-        return None
-
-
-def rate_limit_wait(headers: Mapping[str, str], attempt: int, now: float) -> float | None:
-    """Seconds to wait before retrying a 429, or None when waiting cannot help today."""
-    daily = _number(header(headers, "X-RateLimit-Daily-Remaining"))
-    if daily is not None and daily <= 0:
-        return None
-    retry_after = header(headers, "Retry-After")
-    if retry_after is not None:
-        seconds = _number(retry_after)
-        if seconds is None:
-            try:
-                seconds = parsedate_to_datetime(retry_after).timestamp() - now
-            except (TypeError, ValueError):
-                seconds = None
-        if seconds is not None:
-            return max(0.0, seconds)
-    remaining = _number(header(headers, "X-RateLimit-Remaining"))
-    interval_ms = _number(header(headers, "X-RateLimit-Interval-Milliseconds"))
-    if remaining is not None and remaining <= 0 and interval_ms is not None and interval_ms > 0:
-        return interval_ms / 1000.0
-    return float(min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))
 
 
 # HighLevel's error messages may echo the contact ("... with email x@y already exists"); the
@@ -275,16 +243,17 @@ class GhlApiClient:
         )
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> ApiResponse:
-        for attempt in range(MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             answer = self._transport(self._request(method, path, body), self._timeout)
             if 200 <= answer.status < 300:
                 return answer
             if answer.status == 429:
-                wait = rate_limit_wait(answer.headers, attempt, self._clock())
-                if wait is None or self.waited_seconds + wait > self._max_wait:
+                wait = rate_limit_wait(answer.status, answer.headers, self._clock())
+                if (wait is None or wait.daily
+                        or self.waited_seconds + wait.seconds > self._max_wait):
                     raise RateLimited(429, "rate limited")
-                self.waited_seconds += wait
-                self._sleep(wait)
+                self.waited_seconds += wait.seconds
+                self._sleep(wait.seconds)
                 continue
             if answer.status == 401 and self._on_unauthorized is not None:
                 self._on_unauthorized()  # the next message fetches the token again
@@ -293,7 +262,8 @@ class GhlApiClient:
 
 
 def read_token_secret(
-    secret_arn: str, force: bool = False, max_age_seconds: int = 300, location_id: str = ""
+    secret_arn: str, force: bool = False, max_age_seconds: int = SECRET_MAX_AGE_SECONDS,
+    location_id: str = "",
 ) -> str:
     """A HighLevel token kept in Secrets Manager (Powertools Parameters: cached per container
     for ``max_age_seconds``; ``force`` reads it again, e.g. after a 401).
@@ -320,7 +290,7 @@ def read_token_secret(
 
 
 def location_token_reader(
-    secret_arn: str, max_age_seconds: int = 300
+    secret_arn: str, max_age_seconds: int = SECRET_MAX_AGE_SECONDS
 ) -> Callable[[str, bool], str]:
     """``read(location_id, refresh)``: ``read_token_secret`` for one location, any failure of
     the secret store raised as ``TokenUnavailable`` naming only the error types."""
@@ -342,7 +312,8 @@ def location_token_reader(
     return read
 
 
-def secret_token_provider(secret_arn: str, max_age_seconds: int = 300) -> Callable[[], str]:
+def secret_token_provider(secret_arn: str, max_age_seconds: int = SECRET_MAX_AGE_SECONDS
+                          ) -> Callable[[], str]:
     """The HighLevel token from Secrets Manager, fetched once and cached per container."""
     if not secret_arn:
         raise ValueError("GHL_TOKEN_SECRET_ARN is not set")
@@ -486,7 +457,8 @@ def _oauth_error(body: bytes) -> str:
     return ""
 
 
-def secret_json_reader(max_age_seconds: int = 300) -> Callable[[str, bool], dict[str, Any]]:
+def secret_json_reader(max_age_seconds: int = SECRET_MAX_AGE_SECONDS
+                       ) -> Callable[[str, bool], dict[str, Any]]:
     """A JSON secret from Secrets Manager via Powertools Parameters (cached per container)."""
     from leadscore.adapters.secrets import get_secret
 

@@ -18,7 +18,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from leadscore.adapters import client, error_code
-from leadscore.ghl.budget import DEFAULT_LIMIT, DEFAULT_SHARE, DEFAULT_WINDOW_MS, Bucket
+from leadscore.ghl.budget import (
+    DAILY_PROBE_SECONDS,
+    DEFAULT_LIMIT,
+    DEFAULT_SHARE,
+    DEFAULT_WINDOW_MS,
+    Bucket,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,6 +52,7 @@ class DynamoLocationBudget:
         default_window_ms: int = DEFAULT_WINDOW_MS,
         jitter: Callable[[], float] = random.random,
         sleep: Callable[[float], None] = time.sleep,
+        daily_probe_seconds: float = DAILY_PROBE_SECONDS,
     ) -> None:
         if not table_name:
             raise ValueError("the budget needs a DynamoDB table (CACHE_TABLE)")
@@ -57,6 +64,8 @@ class DynamoLocationBudget:
         self._default_window_ms = default_window_ms
         self._jitter = jitter
         self._sleep = sleep
+        #: the stack's WRITEBACK_DAILY_PROBE_SECONDS: the block and the write-back's wait agree
+        self._daily_probe = daily_probe_seconds
         self.races = 0  # lost conditional writes (a figure for the soak)
         # The bucket as last read or written per location: an answer that brings no news
         # against it costs no DynamoDB call at all (most answers).
@@ -155,13 +164,15 @@ class DynamoLocationBudget:
             now_ms = self._now_ms()
             # Another writer may have spent tokens since: comparing against what we saw can
             # only find MORE news, never hide a 429 or a lower Remaining.
-            if seen.refilled(now_ms).same_budget(seen.observe(status, headers, now_ms)):
+            if seen.refilled(now_ms).same_budget(seen.observe(
+                    status, headers, now_ms, daily_probe_seconds=self._daily_probe)):
                 return
         for _ in range(_MAX_RACES):
             now_ms = self._now_ms()
             bucket = self._read(location_id, now_ms)
             current = bucket.refilled(now_ms)
-            updated = bucket.observe(status, headers, now_ms)
+            updated = bucket.observe(status, headers, now_ms,
+                                     daily_probe_seconds=self._daily_probe)
             if current.same_budget(updated):
                 return
             if self._write(location_id, bucket, updated, now_ms):

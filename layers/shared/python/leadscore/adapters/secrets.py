@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from leadscore.adapters import client
 from leadscore.circuit import CircuitBreaker
 from leadscore.errors import SecretUnavailable
+from leadscore.settings import SECRET_MAX_AGE_SECONDS
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-SECRET_MAX_AGE_SECONDS = 300
 #: After a read of a secret failed, reads of it fail at once for this long, while one
 #: background read tries the store again (a webhook then gets its 429 in milliseconds
 #: instead of waiting out another timeout).

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from leadscore.background import BackgroundRefresh
+from leadscore.bundle import pointer_root, version_prefix
 from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHAMPION_SUFFIX = "models/champion.json"
 
 
 class ExperimentSource(Protocol):
@@ -196,20 +196,20 @@ def experiment_scorer(
         source = parse_model_uri(model_uri)
     except ModelUnavailable:
         return service
-    if not source.pointer or not source.path.endswith(CHAMPION_SUFFIX):
+    root = pointer_root(source.path) if source.pointer else None
+    if root is None:
         return service
-    root = source.path[: -len(CHAMPION_SUFFIX)].rstrip("/")
     if source.kind == "s3":
         location = f"s3://{source.bucket}/{root}".rstrip("/")
 
         def version_uri(version: str) -> str:
             prefix = f"{root}/" if root else ""
-            return f"s3://{source.bucket}/{prefix}models/{version}/"
+            return f"s3://{source.bucket}/{prefix}{version_prefix(version)}"
     else:
         location = root or "/"
 
         def version_uri(version: str) -> str:
-            return f"file://{location}/models/{version}"
+            return f"file://{location.rstrip('/')}/{version_prefix(version)}"
 
     return ExperimentScorer(
         service, StoreExperimentSource(open_store(location), refresh_seconds,

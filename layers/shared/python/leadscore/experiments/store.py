@@ -15,12 +15,20 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from leadscore.bundle import (
+    EXPERIMENT_KEY,
+    EXPERIMENTS_PREFIX,
+    MANIFEST_FILE,
+    experiment_record_key,
+    version_prefix,
+)
 from leadscore.errors import InvalidInput
 from leadscore.experiments.definition import DEFAULT_METRIC, Experiment, parse_experiment
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 
-CURRENT_KEY = "models/experiment.json"
-HISTORY_PREFIX = "models/experiments/"
+# the store layout is the bundle module's (one copy for promotion, serving, experiments)
+CURRENT_KEY = EXPERIMENT_KEY
+HISTORY_PREFIX = EXPERIMENTS_PREFIX
 
 Clock = Callable[[], datetime]
 
@@ -57,14 +65,14 @@ def running(store: ObjectStore) -> Experiment | None:
 
 def get(store: ObjectStore, name: str) -> Experiment:
     try:
-        return parse_experiment(json.loads(store.get_bytes(f"{HISTORY_PREFIX}{name}.json")))
+        return parse_experiment(json.loads(store.get_bytes(experiment_record_key(name))))
     except ObjectNotFound:
         raise RegistryError(f"no experiment named {name!r}") from None
 
 
 def _write(store: ObjectStore, experiment: Experiment, expected_tag: str | None) -> None:
     data = _encode(experiment)
-    store.put_bytes(f"{HISTORY_PREFIX}{experiment.name}.json", data, "application/json")
+    store.put_bytes(experiment_record_key(experiment.name), data, "application/json")
     try:
         store.replace_if(CURRENT_KEY, data, "application/json", expected_tag)
     except ConcurrentUpdate:
@@ -84,10 +92,10 @@ def create(
     active, tag = _current_tagged(store)
     if active is not None and active.running:
         raise RegistryError(f"experiment {active.name!r} is running; stop it first")
-    if store.exists(f"{HISTORY_PREFIX}{name}.json"):
+    if store.exists(experiment_record_key(name)):
         raise RegistryError(f"an experiment named {name!r} already exists")
     missing = [v for v in experiment.model_versions()
-               if not store.exists(f"models/{v}/manifest.json")]
+               if not store.exists(version_prefix(v) + MANIFEST_FILE)]
     if missing:
         raise RegistryError(f"no stored bundle for {', '.join(missing)}")
     _write(store, experiment, tag)

@@ -15,8 +15,13 @@ other callers (field discovery, backfills) that take tokens from the same bucket
 
 The answers feed the bucket: a new limit or window replaces the assumed one, a ``Remaining``
 below our token count lowers it (someone else is using the location), a 429 or a spent daily
-budget blocks the location until the announced reset (``Retry-After``) or, lacking one, one
-window (burst) or ``DAILY_PROBE_SECONDS`` (daily).
+budget blocks the location for `rate_limit_wait`.
+
+`rate_limit_wait` is THE wait rule after an answer, for every caller: the budget's block, the
+write-back's wait before a message's next try and the API client's wait in place. The
+announced reset (``Retry-After``, read by `retry_after_seconds` only) when there is one; else
+a spent daily budget waits the daily probe (``WRITEBACK_DAILY_PROBE_SECONDS``) and a burst
+limit one window (``X-RateLimit-Interval-Milliseconds``, else HighLevel's 10 s).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 
 from leadscore.headers import header
+from leadscore.settings import DAILY_LIMIT_PROBE_SECONDS
 
 DEFAULT_LIMIT = 100
 DEFAULT_WINDOW_MS = 10_000
@@ -34,8 +40,11 @@ DEFAULT_WINDOW_MS = 10_000
 DEFAULT_SHARE = 0.9
 #: Fraction of the announced limit that may be taken at once (the bucket's depth).
 BURST_FRACTION = 0.1
-#: After a spent daily budget without Retry-After, look again this much later.
-DAILY_PROBE_SECONDS = 900.0
+#: After a spent daily budget without Retry-After, look again this much later (the setting's
+#: default: a stack's WRITEBACK_DAILY_PROBE_SECONDS is passed in by its budget and write-back).
+DAILY_PROBE_SECONDS = DAILY_LIMIT_PROBE_SECONDS
+#: No rate-limit wait is shorter: a ``Retry-After: 0`` must not turn into a tight retry loop.
+MIN_WAIT_SECONDS = 0.5
 #: Limits outside these bounds in a header are ignored (a broken proxy must not open the tap).
 _LIMIT_BOUNDS = (1, 100_000)
 _WINDOW_BOUNDS_MS = (10, 3_600_000)
@@ -63,6 +72,40 @@ def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     return max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class RateLimitWait:
+    """How long a location must wait after an answer."""
+
+    seconds: float
+    #: the day's budget is spent: waiting within one invocation cannot help
+    daily: bool = False
+
+
+def _window_ms(headers: Mapping[str, str]) -> float | None:
+    window = _number(header(headers, "X-RateLimit-Interval-Milliseconds"))
+    if window is not None and _WINDOW_BOUNDS_MS[0] <= window <= _WINDOW_BOUNDS_MS[1]:
+        return window
+    return None
+
+
+def rate_limit_wait(status: int, headers: Mapping[str, str], now: float, *,
+                    daily_probe_seconds: float = DAILY_PROBE_SECONDS,
+                    window_ms: float | None = None) -> RateLimitWait | None:
+    """THE wait after one HighLevel answer (see the module docstring); None when the answer
+    does not hold the location back (a success with budget left). ``window_ms``: the window
+    already learned for the location, for an answer that does not announce one."""
+    retry_after = retry_after_seconds(headers, now)
+    if daily_spent(headers):
+        seconds = retry_after if retry_after is not None else daily_probe_seconds
+        return RateLimitWait(max(MIN_WAIT_SECONDS, seconds), daily=True)
+    remaining = _number(header(headers, "X-RateLimit-Remaining"))
+    if status != 429 and (remaining is None or remaining > 0):
+        return None
+    if retry_after is None:
+        retry_after = (_window_ms(headers) or window_ms or DEFAULT_WINDOW_MS) / 1000.0
+    return RateLimitWait(max(MIN_WAIT_SECONDS, retry_after))
 
 
 @dataclass(frozen=True)
@@ -124,14 +167,15 @@ class Bucket:
         wait_ms = missing / rate if rate > 0 else float(bucket.window_ms)
         return None, max(0.001, wait_ms / 1000.0)
 
-    def observe(self, status: int, headers: Mapping[str, str], now_ms: int) -> Bucket:
+    def observe(self, status: int, headers: Mapping[str, str], now_ms: int, *,
+                daily_probe_seconds: float = DAILY_PROBE_SECONDS) -> Bucket:
         """The bucket after an answer from HighLevel (unchanged when it tells us nothing new)."""
         bucket = self.refilled(now_ms)
         limit = _number(header(headers, "X-RateLimit-Max"))
-        window = _number(header(headers, "X-RateLimit-Interval-Milliseconds"))
+        window = _window_ms(headers)
         if limit is not None and _LIMIT_BOUNDS[0] <= limit <= _LIMIT_BOUNDS[1]:
             bucket = replace(bucket, limit=int(limit))
-        if window is not None and _WINDOW_BOUNDS_MS[0] <= window <= _WINDOW_BOUNDS_MS[1]:
+        if window is not None:
             bucket = replace(bucket, window_ms=int(window))
         bucket = replace(bucket, tokens=min(bucket.tokens, float(bucket.capacity)))
 
@@ -139,16 +183,11 @@ class Bucket:
         if remaining is not None:
             # HighLevel's count covers every caller of the location: never hold more than it.
             bucket = replace(bucket, tokens=min(bucket.tokens, max(0.0, remaining)))
-        daily = _number(header(headers, "X-RateLimit-Daily-Remaining"))
-        retry_after = retry_after_seconds(headers, now_ms / 1000.0)
-
-        block_seconds: float | None = None
-        if daily is not None and daily <= 0:
-            block_seconds = retry_after if retry_after is not None else DAILY_PROBE_SECONDS
-        elif status == 429 or (remaining is not None and remaining <= 0):
-            block_seconds = retry_after if retry_after is not None else bucket.window_ms / 1000.0
-        if block_seconds is not None:
-            until = now_ms + math.ceil(block_seconds * 1000)
+        wait = rate_limit_wait(status, headers, now_ms / 1000.0,
+                               daily_probe_seconds=daily_probe_seconds,
+                               window_ms=bucket.window_ms)
+        if wait is not None:
+            until = now_ms + math.ceil(wait.seconds * 1000)
             bucket = replace(
                 bucket, tokens=0.0, blocked_until_ms=max(bucket.blocked_until_ms, until)
             )

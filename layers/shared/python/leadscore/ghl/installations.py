@@ -26,8 +26,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from leadscore.classes import with_location_class
+
+_Score = TypeVar("_Score", bound=Mapping[str, Any])
 #: Where a location's token comes from (see the module docstring).
 SOURCE_OAUTH = "oauth"
 SOURCE_PIT = "pit"
@@ -93,6 +96,43 @@ class Installation:
 
     def with_changes(self, **changes: Any) -> Installation:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class InstalledLocation:
+    """A location as every path that writes to HighLevel sees it: the webhook scored at once,
+    a queued webhook scored by the write-back, and the backfill. They read a contact's fields
+    and class its score through this one model, so a location's field map and thresholds
+    cannot apply on one path and not on another.
+
+    ``installation`` None means no installation is configured at all (a local run, or the
+    write-back's single-stack fallback): the stack's ``GHL_FIELD_MAP`` then reads the fields
+    and the score keeps the class the scorer gave it.
+    """
+
+    installation: Installation | None = None
+    stack_field_map: Mapping[str, str] = field(default_factory=dict)
+
+    def field_map(self) -> dict[str, str]:
+        """HighLevel key (field id, fieldKey or display name) -> the name it is read as.
+
+        An installation's map is what the operator configured merged with what discovery
+        resolved it to: workflow webhooks send fields by display name, marketplace
+        deliveries and the contacts search by id only, so both sets of keys must read; on a
+        clash the resolved id wins (it names the location's own field). The stack's map is
+        not added to an installation's: it was written for the stack's one location, whose
+        installation already carries it."""
+        inst = self.installation
+        if inst is None:
+            return dict(self.stack_field_map)
+        return {**inst.configured_map, **inst.field_map}
+
+    def classify(self, score: _Score) -> _Score:
+        """The score with the class the location's own thresholds give it (THE precedence,
+        `leadscore.classes.effective_thresholds`: the location's, else the stack's, else the
+        bundle's, else the defaults; the scorer already applied the last three)."""
+        thresholds = self.installation.class_thresholds if self.installation else None
+        return with_location_class(score, thresholds)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from leadscore.classes import with_location_class
 from leadscore.columns.schema import Schema
 from leadscore.errors import InvalidInput, SecretUnavailable
 from leadscore.ghl import parking
@@ -58,7 +57,7 @@ from leadscore.ghl.auth import (
 )
 from leadscore.ghl.delivery import app_matches, delivery_id, freshness_problem
 from leadscore.ghl.digest import inputs_digest
-from leadscore.ghl.installations import Installation, Installations
+from leadscore.ghl.installations import Installation, Installations, InstalledLocation
 from leadscore.ghl.messages import WritebackMessage, score_message, webhook_message
 from leadscore.ghl.payloads import (
     ParsedWebhook,
@@ -531,11 +530,9 @@ def _as_of(payload: Mapping[str, Any], now: float) -> float:
 def _contact(delivery: _Delivery, payload: Mapping[str, Any],
              installation: Installation | None) -> Outcome:
     d = delivery.d
-    field_map: dict[str, str] = dict(d.settings.ghl_field_map)
-    if installation is not None:
-        field_map = {**installation.configured_map, **installation.field_map}
+    location = InstalledLocation(installation, d.settings.ghl_field_map)
     try:
-        webhook = parse_webhook(payload, field_map, _custom_schema(d))
+        webhook = parse_webhook(payload, location.field_map(), _custom_schema(d))
     except WebhookError as exc:
         return delivery.park(f"{parking.NOT_A_WEBHOOK}: {exc}")
     except InvalidInput as exc:
@@ -580,7 +577,7 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
                 logger.info("scoring inputs unchanged, not scored again",
                             extra=webhook.log_keys())
                 return Outcome(200, {"status": "unchanged", "contact_id": webhook.contact_id})
-    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), installation)
+    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), location)
     if outcome.body.get("status") in ("scored", "queued"):
         _remember(d, webhook, digest, as_of_ms)
     return outcome
@@ -627,7 +624,7 @@ def _with_engagement(d: GhlDeps, webhook: ParsedWebhook) -> ParsedWebhook:
 
 
 def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
-                     installation: Installation | None) -> Outcome:
+                     location: InstalledLocation) -> Outcome:
     d = delivery.d
     keys = webhook.log_keys()
     try:
@@ -645,8 +642,7 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     if not goes_to_the_crm(score):
         # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
-    score = with_location_class(
-        score, installation.class_thresholds if installation is not None else None)
+    score = location.classify(score)
 
     answer: dict[str, Any] = {
         "status": "scored",

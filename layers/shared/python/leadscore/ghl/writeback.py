@@ -50,11 +50,15 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from leadscore.classes import with_location_class
 from leadscore.errors import InvalidInput
 from leadscore.ghl.api import ApiResponse, GhlApiError, NoAnswer
 from leadscore.ghl.deadline import Deadline, DeadlineReached
-from leadscore.ghl.installations import TokenUnavailable
+from leadscore.ghl.installations import (
+    Installation,
+    Installations,
+    InstalledLocation,
+    TokenUnavailable,
+)
 from leadscore.ghl.messages import (
     MAX_DELAY_SECONDS,
     MessageError,
@@ -121,26 +125,6 @@ class _Permanent(Exception):
 
 
 # --------------------------------------------------------------------------- what it needs
-
-
-class Installation(Protocol):
-    """What the write-back reads of a location's installation (leadscore.ghl.installations)."""
-
-    @property
-    def enabled(self) -> bool: ...
-    @property
-    def score_field_id(self) -> str: ...
-    @property
-    def class_field_id(self) -> str: ...
-    @property
-    def score_field_numeric(self) -> bool: ...
-    @property
-    def class_tags(self) -> Mapping[str, str]: ...
-
-
-class Installations(Protocol):
-    def installation(self, location_id: str) -> Installation | None: ...
-    def access_token(self, location_id: str, *, refresh: bool = False) -> str: ...
 
 
 class ContactStates(Protocol):
@@ -272,19 +256,12 @@ class _Context:
 
 
 def _rate_limit_wait(answer: ApiResponse, now: float, settings: WritebackSettings) -> float:
-    from leadscore.ghl.budget import daily_spent, retry_after_seconds
-    from leadscore.headers import header
+    from leadscore.ghl.budget import rate_limit_wait
 
-    retry_after = retry_after_seconds(answer.headers, now)
-    if retry_after is not None:
-        return max(0.5, retry_after)
-    if daily_spent(answer.headers):
-        return settings.daily_limit_probe_seconds
-    window = header(answer.headers, "X-RateLimit-Interval-Milliseconds")
-    try:
-        return max(0.5, float(window or "") / 1000.0)
-    except ValueError:
-        return 10.0
+    wait = rate_limit_wait(answer.status, answer.headers, now,
+                           daily_probe_seconds=settings.daily_limit_probe_seconds)
+    # only called for a 429, which always waits; a bare fallback keeps the type honest
+    return wait.seconds if wait is not None else settings.busy_retry_seconds
 
 
 def _score(message: WritebackMessage, deps: WritebackDeps,
@@ -298,10 +275,9 @@ def _score(message: WritebackMessage, deps: WritebackDeps,
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable") from exc
     if not goes_to_the_crm(score):
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable")
-    # the location's own thresholds, as the immediate webhook applies them (the single-stack
-    # installation has none)
-    location = getattr(installation, "class_thresholds", None)
-    return message.with_score(with_location_class(score, location),
+    # classed as the immediate webhook classes it (the fields were read by the webhook that
+    # queued it, with the same location's map)
+    return message.with_score(InstalledLocation(installation).classify(score),
                               scored_at_ms=int(deps.clock() * 1000))
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from leadscore.classes import with_location_class
 from leadscore.errors import InvalidInput
+from leadscore.ghl.installations import InstalledLocation
 from leadscore.ghl.messages import WritebackMessage, score_message
 from leadscore.ghl.payloads import WebhookError, parse_webhook, utc_now_iso
 from leadscore.loop.backfill import ContactOutcome, ContactsPage
@@ -139,9 +139,9 @@ class ContactStep:
     scorer: Callable[[], Scorer]
     recorder: LoopRecorder
     queue: Queue | None
-    field_map_for: Callable[[str], Mapping[str, str]] = lambda location_id: {}
-    #: a location's own class thresholds (None: the score's class stands)
-    thresholds_for: Callable[[str], Mapping[str, float] | None] = lambda location_id: None
+    #: the location's installation: how its fields are read and its scores classed, as a
+    #: webhook of the location would be
+    location_for: Callable[[str], InstalledLocation] = lambda location_id: InstalledLocation()
     closed_contacts: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.time
     _counters: dict[str, Any] | None = None
@@ -171,8 +171,9 @@ class ContactStep:
 
     def __call__(self, location_id: str, contact: Mapping[str, Any]) -> str:
         payload = {**contact, "type": "ContactUpdate", "locationId": location_id}
+        location = self.location_for(location_id)
         try:
-            parsed = parse_webhook(payload, self.field_map_for(location_id))
+            parsed = parse_webhook(payload, location.field_map())
         except (WebhookError, InvalidInput):
             return ContactOutcome.FAILED
         if not parsed.request:
@@ -195,7 +196,7 @@ class ContactStep:
         if self.queue is not None and goes_to_the_crm(score):
             self._pending.append(
                 score_message(
-                    with_location_class(score, self.thresholds_for(location_id)),
+                    location.classify(score),
                     location_id=location_id,
                     received_at=utc_now_iso(self.clock()),
                     tags=contact.get("tags"),

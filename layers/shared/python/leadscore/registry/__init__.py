@@ -12,14 +12,13 @@ The names below are the registry's public API (``from leadscore import registry`
 ``registry.promote(...)``); modules inside ``leadscore`` import from the owning submodule.
 """
 
+from leadscore.bundle import MODELS_PREFIX, REJECTED_PREFIX
 from leadscore.registry.archive import MAX_ARCHIVE_MEMBERS, extract_bundle_archive
 from leadscore.registry.gate import MAX_PARITY_ABS_DIFF, ClassCounts, EvalRows
 from leadscore.registry.promotion import (
     CHAMPION_KEY,
     MAX_HISTORY,
-    MODELS_PREFIX,
     NOT_MEASURED,
-    REJECTED_PREFIX,
     Clock,
     PromotionResult,
     get_champion,

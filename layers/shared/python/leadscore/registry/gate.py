@@ -64,13 +64,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from leadscore import metrics as m
-from leadscore.bundle import PARITY_REFERENCE_FILE, ModelOutputs
+from leadscore.bundle import PARITY_MAX_ABS_DIFF, PARITY_REFERENCE_FILE, ModelOutputs
 from leadscore.columns.csv_reader import CsvRefused, read_bytes
 from leadscore.columns.labels import DEFAULT_RULE, LabelRule
 from leadscore.columns.schema import Schema
 from leadscore.settings import PromoteSettings
 
-MAX_PARITY_ABS_DIFF = 1e-5
+MAX_PARITY_ABS_DIFF = PARITY_MAX_ABS_DIFF  # the bundle contract's limit, as training's
 INTERVAL_TOLERANCE = 1e-6
 MIN_SCORE_SPREAD = 0.01
 PROBE_ROWS = 512

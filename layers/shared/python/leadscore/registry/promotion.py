@@ -34,13 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.bundle import (
+    CHAMPION_POINTER_KEY,
     MANIFEST_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    MODELS_PREFIX,
+    REJECTED_PREFIX,
     BundleError,
     LoadedModel,
     load_model,
+    rejected_key,
     verify_bundle,
+    version_prefix,
 )
 from leadscore.classes import DEFAULT_CLASS_THRESHOLDS, bundle_thresholds, thresholds_change
 from leadscore.registry import gate
@@ -49,9 +54,8 @@ from leadscore.registry.holdout import read_holdout
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
 
-MODELS_PREFIX = "models/"
-CHAMPION_KEY = "models/champion.json"
-REJECTED_PREFIX = "models/rejected/"
+# The store's layout is the bundle module's (one copy for promotion, serving, experiments).
+CHAMPION_KEY = CHAMPION_POINTER_KEY
 MAX_HISTORY = 20
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -191,13 +195,13 @@ def reject(
     }
     if details:
         record.update({k: v for k, v in details.items() if k not in record})
-    _put_json(store, f"{REJECTED_PREFIX}{version}.json", record)
+    _put_json(store, rejected_key(version), record)
     return record
 
 
 def why_rejected(version: str, store: ObjectStore) -> dict[str, Any]:
     """The rejection record of a version, or of the training job that produced it."""
-    record = _read_json(store, f"{REJECTED_PREFIX}{_check_name(version)}.json")
+    record = _read_json(store, rejected_key(_check_name(version)))
     if record is not None:
         return record
     for key in store.list(REJECTED_PREFIX):
@@ -248,7 +252,7 @@ def _load_champion(store: ObjectStore, champion: Mapping[str, Any], work: Path
                    ) -> LoadedModel | str:
     """The champion's model, to score on the same rows; a sentence when it cannot be had."""
     version = str(champion.get("version") or "")
-    prefix = str(champion.get("prefix") or f"{MODELS_PREFIX}{version}/")
+    prefix = str(champion.get("prefix") or version_prefix(str(version)))
     try:
         return load_model(_fetch_bundle(store, prefix, work / f"champion-{_check_name(version)}"))
     except (ObjectNotFound, BundleError, RegistryError, OSError, ValueError) as exc:
@@ -318,7 +322,7 @@ def promote(
     target, rule = gate.label_rule(manifest)
     holdout = read_holdout(store, target=target, rule=rule) if use_holdout else None
 
-    prefix = f"{MODELS_PREFIX}{version}/"
+    prefix = version_prefix(version)
     copied = False
     champions: dict[str, LoadedModel | str] = {}
     with tempfile.TemporaryDirectory(prefix="champion-") as work:
@@ -407,7 +411,7 @@ def rollback(store: ObjectStore, *, clock: Clock = _utcnow) -> dict[str, Any]:
                 f"nothing to roll back to: {champion.get('version')} is the only champion so far"
             )
         target = dict(previous[0])
-        prefix = str(target.get("prefix") or f"{MODELS_PREFIX}{target.get('version')}/")
+        prefix = str(target.get("prefix") or version_prefix(str(target.get('version'))))
         if not store.exists(prefix + MANIFEST_FILE):
             raise RegistryError(
                 f"cannot roll back to {target.get('version')}: {prefix} no longer holds a bundle"

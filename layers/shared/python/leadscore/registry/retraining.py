@@ -26,6 +26,7 @@ from typing import Any
 
 from leadscore import jsonsafe
 from leadscore.columns.csv_reader import CsvRefused, header_names
+from leadscore.columns.labels import DEFAULT_RULE
 from leadscore.errors import InvalidInput
 from leadscore.features.contract import FEATURE_NAMES, SECTIONS
 from leadscore.features.nested import extract_features
@@ -245,9 +246,12 @@ def check_jsonl_line(line: str, settings: RetrainSettings | None = None) -> list
     problems: list[str] = []
     if TARGET_COLUMN not in record:
         problems.append(f"Target column '{TARGET_COLUMN}' not found in the first record")
-    elif str(record[TARGET_COLUMN]).strip().lower() not in ("0", "1", "0.0", "1.0", "true",
-                                                             "false"):
-        problems.append(f"'{TARGET_COLUMN}' must be 0 or 1 in the first record")
+    elif isinstance(record[TARGET_COLUMN], dict | list):
+        # Any one value is the label parser's to read (leadscore.columns.labels): the job
+        # trains on what it resolves and leaves out and counts the rest (empty, "open"), so
+        # refusing a spelling here would refuse an upload training accepts.
+        problems.append(f"'{TARGET_COLUMN}' must be one value ({DEFAULT_RULE.describe()}), "
+                        "not an object or a list, in the first record")
     nested = record.get("features")
     raw = nested if isinstance(nested, dict) else {
         k: v for k, v in record.items() if k in SECTIONS

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from leadscore.background import BackgroundRefresh
+from leadscore.bundle import pointed_prefix, pointer_root
 from leadscore.paths import UnsafePath, confine
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-POINTER_NAME = "champion.json"
 INFO_FILES = ("ensemble_metrics.json", "feature_importance.json")
 _PATH_RE = re.compile(r"(?:file://)?(?:/[\w.\-]+)+/?")
 
@@ -330,7 +330,7 @@ class ModelStore:
             return
         # store layout: <store>/models/champion.json; a relative prefix is relative to <store>
         store_root = pointer_path.parent.parent
-        prefix = str(pointer.get("prefix") or f"models/{pointer['version']}/")
+        prefix = pointed_prefix(pointer)
         if prefix.startswith("file://"):
             directory = Path(unquote(urlparse(prefix).path))
         elif prefix.startswith("/"):
@@ -360,10 +360,14 @@ class ModelStore:
         if self._active is not None and pointer["version"] == self._active.version:
             self._active.pointer_etag = obj.etag
             return
-        prefix = str(pointer.get("prefix") or f"models/{pointer['version']}/")
+        prefix = pointed_prefix(pointer)
         if prefix.startswith("s3://"):
             parsed = urlparse(prefix)
             bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
+        elif root := pointer_root(key):
+            # relative to the store's root, as promotion wrote it (a store kept under a
+            # prefix of its bucket, e.g. s3://bucket/team/models/champion.json)
+            prefix = f"{root}/{prefix}"
         if not prefix.endswith("/"):
             prefix += "/"
         model, directory = self._fetch_s3_bundle(bucket, prefix, pointer["version"])

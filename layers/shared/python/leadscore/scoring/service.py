@@ -98,6 +98,7 @@ from leadscore.scoring.lead_score import (
     not_explained,
 )
 from leadscore.scoring.reasons import reason_for
+from leadscore.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LIST_ITEMS
 
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
@@ -108,7 +109,6 @@ TOP_FACTORS = 5
 BASE_MODEL_NAMES = ("xgboost", "lightgbm", "neural_network")
 RULES_VERSION = "rules"
 ROUND = 6
-DEFAULT_MAX_LIST_ITEMS = 50
 #: A batch lists at most this many times `max_error_paths` error paths in all.
 BATCH_ERROR_PATHS_FACTOR = 100
 
@@ -284,7 +284,7 @@ class ScoringService:
         cache: ScoreCache | None = None,
         *,
         class_thresholds: Mapping[str, float] | None = None,
-        max_batch_size: int = 1000,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
         max_error_paths: int = MAX_ERROR_PATHS,
         now: Callable[[], str] = _now_iso,
