@@ -366,6 +366,27 @@ class Schema:
                 out.append(0)
         return out
 
+    def unfitted(self) -> Schema:
+        """The schema as a person writes it (target, positive and negative values, exclusions,
+        columns with their kinds, directions, wording and field keys), without what training
+        fits on its rows (levels, fills, missing inputs, the day ages were measured from): what
+        a retraining starts from, so it fits the new rows afresh."""
+        return self.with_columns(replace(c, categories=(), fill=None, missing_indicator=False,
+                                         as_of="") for c in self.columns)
+
+    def target_text(self, converted: bool) -> str:
+        """How a labelled row spells its target in this schema's own words, so that
+        `label_rule` reads it back: the first positive value (``1`` without any), the first
+        negative value, else a value the rule counts as not converted."""
+        if converted:
+            return self.positive[0] if self.positive else "1"
+        if self.negative:
+            return self.negative[0]
+        if not self.positive:
+            return "0"
+        taken = {p.strip().lower() for p in self.positive}
+        return next(t for t in ("0", "no", "not converted") if t not in taken)
+
     def export_columns(self) -> list[str]:
         """Every column of the team's export the loop keeps raw values of: the model's
         columns, then the excluded ones (a leak or a constant today may be a good column for
