@@ -16,13 +16,14 @@ from leadscore import registry
 from leadscore.bundle import read_schema
 from leadscore.experiments.serving import experiment_scorer
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
-from leadscore.loop.export import ExportConfig, run_export, schema_key_for, stack_schema
+from leadscore.loop.export import ExportConfig, run_export, stack_schema
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.loop.recorder import LoopRecorder
 from leadscore.loop.snapshots import build_snapshot, sanitize_fields
 from leadscore.loop.store_writer import DirectoryRecordWriter
 from leadscore.registry.holdout import HOLDOUT_KEY
+from leadscore.registry.retraining import schema_key_beside
 from leadscore.registry.store import LocalObjectStore
 from leadscore.scoring.model_store import ModelStore
 from leadscore.scoring.service import ScoringService
@@ -124,7 +125,7 @@ def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
         # the target in the schema's words: its positive value, else one its rule reads as not
         assert schema.label_rule().label(line["status"]) == (row["status"] == "won")
         assert line["status"] == ("won" if row["status"] == "won" else "0")
-    written = json.loads(store.get_bytes(schema_key_for(result.key)))
+    written = json.loads(store.get_bytes(schema_key_beside(result.key)))
     assert written["target"] == "status" and written["positive"] == ["won"]
     assert set(written["exclude"]) == set(schema.exclude)
     assert [c["name"] for c in written["columns"]] == schema.column_names
@@ -153,9 +154,9 @@ def _iso(ms: int) -> str:
 def test_retraining_on_the_export_reproduces_the_teams_schema(
     custom_bundle: Path, tmp_path: Path
 ) -> None:
-    """The export's CSV and the schema beside it train (as the stack's job does: train.py
-    with --schema) into a bundle with the same target, positive values, exclusions and
-    directions, with nothing done by hand."""
+    """The export's CSV and the schema beside it train (as the stack's job does: SageMaker
+    mode, train.py --schema naming the file in its channel) into a bundle with the same
+    target, positive values, exclusions and directions, with nothing done by hand."""
     import warnings
 
     import train
@@ -188,15 +189,21 @@ def test_retraining_on_the_export_reproduces_the_teams_schema(
                         ExportConfig(min_new_outcomes=1, holdout_fraction=0.1),
                         now_ms=t0 + 20_000_000, schema=schema)
     assert result.status == "exported", result
-    upload = root / result.key
-    beside = root / schema_key_for(result.key)
-    out = tmp_path / "bundle"
-    args = ["--input", str(upload), "--output", str(out), "--schema", str(beside)]
+    # the job as the stack runs it: SageMaker mode, the rows and the schema in the channel
+    # (the retrain function's layout), --schema relative to it
+    opt_ml = tmp_path / "opt-ml"
+    channel = opt_ml / "input" / "data" / "training"
+    channel.mkdir(parents=True)
+    (channel / "train.csv").write_bytes((root / result.key).read_bytes())
+    (channel / "train.csv.schema.json").write_bytes(
+        (root / schema_key_beside(result.key)).read_bytes())
+    args = ["--schema", "train.csv.schema.json"]
     for key, value in CUSTOM_TINY_HP.items():
-        args += ["--hp", f"{key}={value}"]
+        args += [f"--{key}", value]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert train.main(args) == 0
+        assert train.main(args, env={"LEADSCORE_OPT_ML_ROOT": str(opt_ml)}) == 0
+    out = opt_ml / "model"
     retrained = read_schema(out)
     assert (retrained.target, retrained.positive) == (served.target, served.positive)
     assert set(served.exclude) <= set(retrained.exclude)

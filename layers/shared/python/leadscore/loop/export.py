@@ -43,19 +43,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from leadscore.bundle import MANIFEST_FILE, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
 from leadscore.registry.holdout import write_holdout
+from leadscore.registry.retraining import schema_key_beside
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore
 
 EXPORT_PREFIX = "training-data/auto/"
 STATE_KEY = "loop/exports/state.json"
 DAY_MS = 24 * 3600 * 1000
 MIN_TRAINING_ROWS = 100  # training/train_data.py refuses fewer; do not start a job that must fail
-SCHEMA_SUFFIX = ".schema.json"
 CHAMPION_KEY = "models/champion.json"
 
 
@@ -206,12 +207,6 @@ def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl") -> str:
     return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}{extension}"
 
 
-def schema_key_for(upload_key: str) -> str:
-    """Where the team's schema of an exported upload is: beside it, same name."""
-    stem = upload_key.rsplit(".", 1)[0] if "." in upload_key.rsplit("/", 1)[-1] else upload_key
-    return stem + SCHEMA_SUFFIX
-
-
 def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
     """The team schema the loop exports in: the one set for the stack (an object key, a
     hand-edited schema), else the serving champion's own; None for the real-estate contract.
@@ -226,16 +221,15 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
             raise SchemaError(f"the stack's schema {configured_key} is unusable: {exc}") from exc
     try:
         pointer = json.loads(store.get_bytes(CHAMPION_KEY))
-        prefix = str(pointer.get("prefix") or "")
-        if not prefix:
+        prefix = str(pointer.get("prefix") or "").rstrip("/")
+        manifest = json.loads(store.get_bytes(f"{prefix}/{MANIFEST_FILE}")) if prefix else {}
+        # only a bundle that lists schema.json has one (a real-estate champion never does; a
+        # read of a key that is not there would be a 403 for a role that cannot list)
+        if SCHEMA_FILE not in (manifest.get("files") or {}):
             return None
-        raw = store.get_bytes(prefix.rstrip("/") + "/schema.json")
-    except (ObjectNotFound, FileNotFoundError, ValueError, AttributeError):
-        return None  # no champion, or a real-estate champion (no schema.json)
-    try:
-        return Schema.from_dict(json.loads(raw))
-    except ValueError:
-        return None
+        return Schema.from_dict(json.loads(store.get_bytes(f"{prefix}/{SCHEMA_FILE}")))
+    except (ObjectNotFound, FileNotFoundError, ValueError, AttributeError, TypeError):
+        return None  # no champion yet, or one whose files cannot be read as a schema
 
 
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
@@ -314,7 +308,7 @@ def run_export(
     else:
         body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
         key, content_type = export_key(now_ms, body, ".csv"), "text/csv"
-    schema_key = schema_key_for(key) if schema is not None else ""
+    schema_key = schema_key_beside(key) if schema is not None else ""
     status = "unchanged" if store.exists(key) else "exported"
     if status == "exported":
         if held:  # first: the upload starts a job whose gate must already see the new set
