@@ -49,6 +49,7 @@ from leadscore.columns.schema import Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
+from leadscore.loop.snapshots import team_fields
 from leadscore.registry.holdout import write_holdout
 from leadscore.registry.retraining import schema_key_beside
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore
@@ -129,17 +130,6 @@ def export_line(row: Mapping[str, Any]) -> dict[str, Any]:
 def render_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
     lines = [json.dumps(export_line(r), sort_keys=True, separators=(",", ":")) for r in rows]
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
-
-
-def team_fields(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The raw column values of a row scored on a team's columns; None for the real-estate
-    form (or inputs that cannot be read)."""
-    try:
-        inputs = json.loads(row["inputs"])
-    except (TypeError, ValueError, KeyError):
-        return None
-    fields = inputs.get("fields") if isinstance(inputs, Mapping) else None
-    return dict(fields) if isinstance(fields, Mapping) else None
 
 
 def team_line(row: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
