@@ -9,6 +9,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,30 @@ def test_a_team_webhook_is_scored_through_the_champion_pointer(
     direct = container.service.score(
         {"contact_id": "lead_team_1", "fields": _team_fields(0)}, explain=False)
     assert answer.body["predicted_score"] == direct["predicted_score"]
+
+
+def test_a_signed_contact_update_carries_the_teams_custom_fields(
+    custom_bundle: Path, tmp_path: Path, install: Callable[..., Any], invoke: Any,
+    ghl_ed25519: Any,
+) -> None:
+    """events/ghl_webhook_contact_update.json, its customFields ({id, value} as HighLevel
+    sends them) the team's fields, mapped by the deployment's field ids."""
+    event = load_event("ghl_webhook_contact_update")
+    payload = json.loads(event["body"])
+    fields = _team_fields(4)
+    payload["customFields"] = [{"id": f"fld_{k}", "value": v} for k, v in fields.items()]
+    payload["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")  # fresh
+    root = _store_with(custom_bundle, tmp_path)
+    install(f"file://{root}/models/champion.json",
+            ghl_public_key_ed25519=ghl_ed25519.public_pem,
+            ghl_field_map={f"fld_{k}": k for k in fields})
+    body = json.dumps(payload)
+    signed = with_body(event, payload)
+    signed["body"] = body
+    signed["headers"] = {**event["headers"], "x-ghl-signature": ghl_ed25519.sign(body.encode())}
+    answer = invoke(signed)
+    assert answer.status == 200 and answer.body["status"] == "scored", answer.body
+    assert answer.body["model_version"] == bundle_version(custom_bundle)
 
 
 def test_a_team_webhook_is_scored_under_an_experiment(
