@@ -246,3 +246,36 @@ def test_the_backfill_scores_contacts_on_the_bundles_columns(
     step.field_map_for = lambda location_id: {f"fld_{k}": k for k in fields}
     assert step(LOCATION, contact) == ContactOutcome.SCORED
     assert scored[0]["fields"]["budget"] == fields["budget"]
+
+
+def test_the_writeback_function_scores_a_queued_team_webhook_under_an_experiment(
+    custom_bundle: Path, second_custom_bundle: Path, tmp_path: Path, ghl_aws: Any,
+    fake_highlevel: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write-back function, configured like the stack (MODEL_URI = the champion pointer),
+    scores a webhook queued as a `fields` request and writes it."""
+    from tests.fixtures.ghl import writeback_function
+    from tools.lambda_context import lambda_context
+
+    challenger = bundle_version(second_custom_bundle)
+    root = _store_with(custom_bundle, tmp_path, second_custom_bundle)
+    experiment_store.create(LocalObjectStore(root), "queued", ["champion", challenger],
+                            [50, 50])
+    env = {"GHL_API_BASE": fake_highlevel.base_url, "GHL_TOKEN_SECRET_ARN": ghl_aws.secret_arn,
+           "GHL_SCORE_FIELD_ID": "fld_lead_score", "GHL_CLASS_FIELD_ID": "fld_lead_class",
+           "CACHE_TABLE": ghl_aws.table, "WRITEBACK_QUEUE_URL": ghl_aws.queue_url,
+           "WRITEBACK_DLQ_URL": ghl_aws.dlq_url, "MODEL_URI": f"file://{root}/models/champion.json",
+           "MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
+           "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring"}
+    body = webhook_message({"contact_id": "c-team", "fields": _team_fields(5)},
+                           location_id="loc-1", received_at="2026-02-05T10:00:00.000Z").to_json()
+    event = {"Records": [{"messageId": "m-0", "receiptHandle": "rh-0", "body": body,
+                          "attributes": {"ApproximateReceiveCount": "1"},
+                          "messageAttributes": {}, "eventSource": "aws:sqs",
+                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:writeback",
+                          "awsRegion": "us-east-1"}]}
+    with writeback_function(env, monkeypatch) as app:
+        answer = app.lambda_handler(event, lambda_context("writeback"))
+    assert answer["batchItemFailures"] == []
+    put = fake_highlevel.requests[0]
+    assert put.method == "PUT" and put.path == "/contacts/c-team"

@@ -16,7 +16,7 @@ from leadscore import registry
 from leadscore.bundle import read_schema
 from leadscore.experiments.serving import experiment_scorer
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
-from leadscore.loop.export import ExportConfig, run_export, stack_schema
+from leadscore.loop.export import ExportConfig, ExportResult, run_export, stack_schema
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.loop.recorder import LoopRecorder
@@ -80,7 +80,7 @@ def _all_text(root: Path) -> str:
 
 @pytest.mark.slow
 def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
-    custom_bundle: Path, tmp_path: Path
+    custom_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "store"
     store = LocalObjectStore(root)
@@ -107,11 +107,25 @@ def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
 
     schema = stack_schema(store)
     assert schema is not None and schema.target == "status"
-    result = run_export(DuckDbQueryRunner(root), store,
-                        ExportConfig(min_new_outcomes=1, holdout_fraction=0.2),
-                        now_ms=later + 3_600_000, schema=schema)
+    # the export function on its schedule, in local mode over this store: the champion's
+    # schema picks the layout
+    from functions.export import app as export_app
+    from tools.lambda_context import lambda_context
+
+    for name, value in {"RECORD_DIR": str(root), "EXPORT_MIN_NEW_OUTCOMES": "1",
+                        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("ARTIFACT_BUCKET", "ATHENA_WORK_GROUP", "TEAM_SCHEMA_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    export_app.reset()
+    try:
+        answer = export_app.lambda_handler({"now_ms": later + 3_600_000}, lambda_context())
+    finally:
+        export_app.reset()
+    result = ExportResult(**answer)
     assert result.status == "exported" and result.key.endswith(".csv"), result
     assert result.rows == 120 and result.holdout_rows == 30 and result.left_out == 0
+    assert result.schema_key == schema_key_beside(result.key)
 
     table = list(csv.DictReader(io.StringIO(store.get_bytes(result.key).decode())))
     header = list(table[0])
