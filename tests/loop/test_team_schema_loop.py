@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from leadscore import registry
 from leadscore.bundle import read_schema
+from leadscore.columns.schema import PROVENANCE_REASON
 from leadscore.experiments.serving import experiment_scorer
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.loop.export import ExportConfig, ExportResult, run_export, stack_schema
@@ -131,17 +132,20 @@ def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
     header = list(table[0])
     # the team's layout: the model's columns, the excluded ones it kept, the target last;
     # never the e-mail, the notes or the contact's name / phone / address
-    assert header == ["contact_id", *TEAM, "tenant", "outcome_call_minutes", "status"]
+    assert header == ["contact_id", "scored_at", *TEAM, "tenant", "outcome_call_minutes",
+                      "status"]
     sent = {f"lead{i}": row for i, row in enumerate(rows)}
     for line in table:
         row = sent[line["contact_id"]]
         assert {k: line[k] for k in TEAM} == {k: row[k] for k in TEAM}
+        assert line["scored_at"] < _iso(later)  # scored before its outcome
         # the target in the schema's words: its positive value, else one its rule reads as not
         assert schema.label_rule().label(line["status"]) == (row["status"] == "won")
         assert line["status"] == ("won" if row["status"] == "won" else "0")
     written = json.loads(store.get_bytes(schema_key_beside(result.key)))
     assert written["target"] == "status" and written["positive"] == ["won"]
-    assert set(written["exclude"]) == set(schema.exclude)
+    # the export's own scoring time is excluded from training, with its reason
+    assert written["exclude"] == {**schema.exclude, "scored_at": PROVENANCE_REASON}
     assert [c["name"] for c in written["columns"]] == schema.column_names
     assert all("categories" not in c and "fill" not in c for c in written["columns"])
 
