@@ -4,7 +4,6 @@ backfill. HighLevel webhooks are the events/ files with the team's fields in the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections import Counter
@@ -17,7 +16,6 @@ import pytest
 from leadscore import registry
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
-from leadscore.ghl.digest import inputs_digest
 from leadscore.ghl.messages import webhook_message
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.loop.backfill import ContactOutcome
@@ -203,15 +201,6 @@ def test_a_changed_team_field_rescores_the_contact(custom_bundle: Path, tmp_path
     assert changed["status"] == "scored", changed
     assert send({**fields, "stage": "Appointment" if fields["stage"] != "Appointment"
                  else "New"})["status"] == "scored"
-
-
-def test_the_digest_differs_by_team_fields_and_by_form() -> None:
-    one = inputs_digest({"contact_id": "c", "fields": {"budget": "1"}})
-    assert one != inputs_digest({"contact_id": "c", "fields": {"budget": "2"}})
-    assert one != inputs_digest({"contact_id": "c", "features": {"budget": "1"}})
-    # the real-estate form's digest is what it always was (stored digests stay valid)
-    assert inputs_digest({"features": {"a": 1}}, "v1") == \
-        hashlib.sha256(b'v1\n{"a":1}').hexdigest()
 
 
 def test_the_queued_write_back_scores_a_team_request_under_an_experiment(
