@@ -8,7 +8,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +268,26 @@ def test_the_writeback_function_scores_a_queued_team_webhook_under_an_experiment
     assert answer["batchItemFailures"] == []
     put = fake_highlevel.requests[0]
     assert put.method == "PUT" and put.path == "/contacts/c-team"
+
+
+def test_a_date_column_is_an_age_on_the_day_of_the_request(custom_bundle: Path) -> None:
+    """Training measured ages from its own day (the schema's as_of); a served lead's age is
+    counted from the day it is scored, so a lead created today is 0 days old."""
+    from leadscore.bundle import load_model
+
+    model = load_model(custom_bundle)
+    assert model.schema is not None and model.schema.column("created").as_of == "2026-06-01"
+
+    class Provider:
+        def current(self) -> Any:
+            return model
+
+    service = ScoringService(Provider())  # type: ignore[arg-type]
+    today = datetime.now(UTC).date()
+    answer = service.score({"contact_id": "c-new", "fields": {
+        **_team_fields(6), "created": today.isoformat()}}, explain=False)
+    assert answer["feature_values"]["created"] == 0.0
+    week_ago = (today - timedelta(days=7)).isoformat()
+    answer = service.score({"contact_id": "c-old", "fields": {
+        **_team_fields(6), "created": week_ago}}, explain=False)
+    assert answer["feature_values"]["created"] == 7.0
