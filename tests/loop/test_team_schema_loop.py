@@ -215,9 +215,14 @@ def test_retraining_on_the_export_reproduces_the_teams_schema(
     (channel / "train.csv").write_bytes((root / result.key).read_bytes())
     (channel / "train.csv.schema.json").write_bytes(
         (root / schema_key_beside(result.key)).read_bytes())
-    args = ["--schema", "train.csv.schema.json"]
-    for key, value in CUSTOM_TINY_HP.items():
-        args += [f"--{key}", value]
+    # as the SageMaker toolkit does: every hyperparameter JSON-encoded in hyperparameters.json
+    # and passed on the command line as well
+    hyperparameters = {"schema": "train.csv.schema.json", **CUSTOM_TINY_HP}
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(
+        json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+    args = [a for k, v in hyperparameters.items() for a in (f"--{k}", v)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert train.main(args, env={"LEADSCORE_OPT_ML_ROOT": str(opt_ml)}) == 0
