@@ -291,3 +291,35 @@ def test_a_date_column_is_an_age_on_the_day_of_the_request(custom_bundle: Path) 
     answer = service.score({"contact_id": "c-old", "fields": {
         **_team_fields(6), "created": week_ago}}, explain=False)
     assert answer["feature_values"]["created"] == 7.0
+
+
+def test_a_team_model_answering_nan_is_a_503_not_a_rules_score_of_its_columns(
+    custom_bundle: Path,
+) -> None:
+    """The rules score reads the 20 real-estate features; a team's encoded columns are not
+    them, so a lead the team model cannot answer is NoModelForFields (503; the webhook
+    queues it for the write-back), never the rules run on the wrong vector."""
+    import numpy as np
+    from leadscore.bundle import ModelOutputs, load_model
+    from leadscore.scoring.service import NoModelForFields
+
+    model = load_model(custom_bundle)
+
+    class Broken:
+        manifest = model.manifest
+        explainer = None
+        version = model.version
+        schema = model.schema
+
+        def predict(self, x32: np.ndarray) -> ModelOutputs:
+            n = len(x32)
+            return ModelOutputs(np.full(n, np.nan, np.float32), np.zeros((n, 3), np.float32),
+                                np.zeros((n, 2), np.float32))
+
+    class Provider:
+        def current(self) -> Any:
+            return Broken()
+
+    service = ScoringService(Provider())  # type: ignore[arg-type]
+    with pytest.raises(NoModelForFields):
+        service.score({"contact_id": "c", "fields": _team_fields(8)}, explain=False)

@@ -52,7 +52,8 @@ does not answer for that lead: the rules do, exactly as when no model is loaded.
 invented: ``confidence_interval``, ``model_agreement``, ``base_scores`` and
 ``baseline_score`` are ``null``, ``feature_contributions`` ``{}``, factors ``[]``,
 ``explained`` false. Rules answers are not cached (they are cheap, and the model should answer
-as soon as it is back).
+as soon as it is back). A ``fields`` lead has no rules score (the rules read the real-estate
+features): a model answer that is not a number is `NoModelForFields` (503) there.
 
 Cache
 -----
@@ -503,6 +504,10 @@ class ScoringService:
             # A model that answers NaN/inf (or outside [0, 1]) is not an answer: the rules
             # score the lead (source "rules", which the RulesFallback metric counts), so every
             # response stays valid JSON with a number in it. Not cached.
+            if lead.encoded is not None:
+                # the rules read only the real-estate features, never a team's columns
+                raise NoModelForFields("the model's answer for this lead is not a number; "
+                                       "the rules score cannot read fields")
             return self._rules_score(lead)
         baseline_score = float(model.manifest.get("baseline_score", math.nan))
         explainer = model.explainer
