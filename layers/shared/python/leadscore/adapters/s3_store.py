@@ -186,6 +186,17 @@ class S3Uploads:
         self.s3.upload_fileobj(handle, bucket, key)
 
     def put_json(self, bucket: str, key: str, value: Any) -> None:
-        self.s3.put_object(Bucket=bucket, Key=key,
-                           Body=json.dumps(value, indent=2).encode("utf-8"),
-                           ContentType="application/json")
+        self.put_bytes(bucket, key, json.dumps(value, indent=2).encode("utf-8"))
+
+    def put_bytes(self, bucket: str, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        try:
+            return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except Exception as exc:
+            # Without s3:ListBucket S3 answers a missing key with 403; the role may read every
+            # training-data/*.json, so a refusal there means "no such object" too.
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403"):
+                return None
+            raise

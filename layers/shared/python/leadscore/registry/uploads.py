@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from leadscore.columns.csv_reader import CsvRefused
+from leadscore.columns.schema import Schema, SchemaError
 from leadscore.registry import retraining
 from leadscore.registry.split import SplitResult, split_lines
 from leadscore.settings import RetrainSettings
@@ -32,6 +33,10 @@ class UploadObjects(Protocol):
     def lines(self, bucket: str, key: str, version_id: str | None) -> Iterable[bytes]: ...
     def upload(self, handle: IO[bytes], bucket: str, key: str) -> None: ...
     def put_json(self, bucket: str, key: str, value: Any) -> None: ...
+    def put_bytes(self, bucket: str, key: str, body: bytes) -> None: ...
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes; None when it is not there (or the role may not read it)."""
 
 
 class TrainingJobs(Protocol):
@@ -64,18 +69,33 @@ class UploadResult:
         return out
 
 
+def team_schema(objects: UploadObjects, bucket: str, key: str,
+                settings: RetrainSettings) -> tuple[Schema | None, bytes]:
+    """The upload's team schema (beside it, else the stack's TEAM_SCHEMA_KEY) and its bytes;
+    (None, b"") when there is none. Raises SchemaError for one that cannot be used."""
+    for candidate in retraining.team_schema_keys(key, settings):
+        raw = objects.read(bucket, candidate)
+        if raw is not None:
+            return retraining.read_team_schema(raw, candidate), raw
+    return None, b""
+
+
 def split_upload(objects: UploadObjects, bucket: str, key: str, version_id: str | None,
-                 job: str, settings: RetrainSettings) -> SplitResult:
+                 job: str, settings: RetrainSettings,
+                 schema: Schema | None = None) -> SplitResult:
     """Stream the checked object version once into its training and gate parts."""
     with tempfile.TemporaryFile() as train, tempfile.TemporaryFile() as gate_part:
-        target = retraining.custom_target(settings)
+        target = schema.target if schema is not None else retraining.custom_target(settings)
+        if schema is not None:  # the schema's own label values count the conversions
+            positive, negative = schema.positive, schema.negative
+        else:
+            positive = retraining.custom_positive(settings) if target else ()
+            negative = retraining.custom_negative(settings) if target else ()
         result = split_lines(objects.lines(bucket, key, version_id),
                              csv_format=retraining.part_extension(key) == ".csv",
                              write_train=train.write, write_gate=gate_part.write,
-                             target=target or "converted",
-                             positive=retraining.custom_positive(settings) if target else (),
-                             negative=retraining.custom_negative(settings) if target else (),
-                             name=key.rsplit("/", 1)[-1])
+                             target=target or "converted", positive=positive,
+                             negative=negative, name=key.rsplit("/", 1)[-1])
         for handle, part_key in ((train, retraining.train_part_key(job, key)),
                                  (gate_part, retraining.gate_part_key(job, key))):
             handle.seek(0)
@@ -104,18 +124,26 @@ def handle_upload(bucket: str, key: str, version_id: str | None, etag: str | Non
     name = retraining.job_name(key, identity)
     if jobs.exists(name):
         return UploadResult(key, "duplicate", job=name)
+    try:
+        schema, schema_bytes = team_schema(objects, bucket, key, settings)
+    except SchemaError as exc:
+        return refuse(objects, bucket, key, version_id, [str(exc)])
     head, complete, size = objects.head(bucket, key, version_id, settings.head_bytes)
     too_large = retraining.check_upload_size(size, settings)
     problems = [too_large] if too_large else retraining.check_training_head(
-        key, head, complete=complete, settings=settings
+        key, head, complete=complete, settings=settings,
+        target=schema.target if schema is not None else None,
     )
     if problems:
         return refuse(objects, bucket, key, version_id, problems)
     try:
-        split = split_upload(objects, bucket, key, version_id, name, settings)
+        split = split_upload(objects, bucket, key, version_id, name, settings, schema)
     except CsvRefused as exc:  # a record the split cannot cut: refused, with its line
         return refuse(objects, bucket, key, version_id, [str(exc)])
-    request = retraining.training_job_request(bucket, key, identity, settings, settings.region)
+    if schema is not None:  # into the job's channel, beside its rows (train.py --schema)
+        objects.put_bytes(bucket, retraining.job_schema_key(name, key), schema_bytes)
+    request = retraining.training_job_request(bucket, key, identity, settings, settings.region,
+                                              team_schema=schema is not None)
     if not jobs.start(request):
         return UploadResult(key, "duplicate", job=name)
     return UploadResult(key, "started", job=name, train_rows=split.train.rows,

@@ -52,7 +52,8 @@ does not answer for that lead: the rules do, exactly as when no model is loaded.
 invented: ``confidence_interval``, ``model_agreement``, ``base_scores`` and
 ``baseline_score`` are ``null``, ``feature_contributions`` ``{}``, factors ``[]``,
 ``explained`` false. Rules answers are not cached (they are cheap, and the model should answer
-as soon as it is back).
+as soon as it is back). A ``fields`` lead has no rules score (the rules read the real-estate
+features): a model answer that is not a number is `NoModelForFields` (503) there.
 
 Cache
 -----
@@ -215,6 +216,17 @@ def is_fields_form(request: Any) -> bool:
             and request.get("features") is None and request.get("feature_vector") is None)
 
 
+def checked_contact_id(request: Any) -> str:
+    """The request's contact id, checked as every form checks it (raises `InvalidInput`);
+    the rest of the request is left to the model that will read it."""
+    if not isinstance(request, Mapping):
+        raise InvalidInput([FieldError("", "must be a JSON object")])
+    errors = _contact_id_errors(request.get("contact_id"))
+    if errors:
+        raise InvalidInput(errors)
+    return str(request["contact_id"])
+
+
 def _contact_id_errors(contact_id: Any) -> list[FieldError]:
     if contact_id is None:
         return [FieldError("contact_id", "is required")]
@@ -247,7 +259,10 @@ def _parse_fields_request(request: Any, schema: Schema | None) -> ParsedLead:
         errors.append(FieldError("fields", "is required (an object {column: value})"))
     else:
         try:
-            encoded = schema.encode_fields(request["fields"])
+            # a date's age is measured from the day of the request (a schema's as_of is the
+            # day training measured from: an age from it would not move with time, and a lead
+            # created after training would be scored with a negative age)
+            encoded = schema.encode_fields(request["fields"], today=datetime.now(UTC).date())
         except InvalidInput as exc:
             errors.extend(exc.errors)
     if errors:
@@ -273,6 +288,17 @@ class Scorer(Protocol):
     """What the webhook and write-back flows need from scoring (`ScoringService` is one)."""
 
     def score(self, request: Mapping[str, Any], *, explain: bool = True) -> LeadScore: ...
+
+
+def scorer_schema(scorer: Any) -> Schema | None:
+    """The columns a scorer reads (its ``custom_schema()``), None for the real-estate contract.
+
+    The one rule the webhook flow and the backfill use to decide between a ``fields`` and a
+    ``features`` request; every scorer the stack serves through has the method (test doubles
+    may not: they score the real-estate contract)."""
+    custom = getattr(scorer, "custom_schema", None)
+    found = custom() if callable(custom) else None
+    return found if isinstance(found, Schema) else None
 
 
 class ScoringService:
@@ -312,7 +338,7 @@ class ScoringService:
         model = self.provider.current() if use is None else None if isinstance(use, str) else use
         if model is None and is_fields_form(request):
             raise NoModelForFields("no model is loaded; the rules score cannot read fields")
-        lead = parse_request(request, self.max_list_items, _schema_of(model))
+        lead = parse_request(request, self.max_list_items, schema_of(model))
         if model is None:
             return self._rules_score(lead)
         key = self._key(lead, model, explain)
@@ -340,7 +366,7 @@ class ScoringService:
         model = self.provider.current()
         if model is None and any(is_fields_form(r) for r in leads):
             raise NoModelForFields("no model is loaded; the rules score cannot read fields")
-        schema = _schema_of(model)
+        schema = schema_of(model)
         for index, request in enumerate(leads):
             try:
                 parsed.append((index, parse_request(request, self.max_list_items, schema)))
@@ -379,7 +405,7 @@ class ScoringService:
 
     def custom_schema(self) -> Schema | None:
         """The served bundle's custom column schema; None for the real-estate default."""
-        return _schema_of(self.provider.current())
+        return schema_of(self.provider.current())
 
     # -- building answers ---------------------------------------------------------------------
 
@@ -478,12 +504,16 @@ class ScoringService:
             # A model that answers NaN/inf (or outside [0, 1]) is not an answer: the rules
             # score the lead (source "rules", which the RulesFallback metric counts), so every
             # response stays valid JSON with a number in it. Not cached.
+            if lead.encoded is not None:
+                # the rules read only the real-estate features, never a team's columns
+                raise NoModelForFields("the model's answer for this lead is not a number; "
+                                       "the rules score cannot read fields")
             return self._rules_score(lead)
         baseline_score = float(model.manifest.get("baseline_score", math.nan))
         explainer = model.explainer
         if explain and explainer is not None and math.isfinite(baseline_score):
             contrib = explain_contributions(explainer, lead.x32, score, baseline_score)
-            schema = _schema_of(model)
+            schema = schema_of(model)
             if schema is not None and lead.encoded is not None:
                 explanation = _column_explanation(schema, lead.encoded, contrib,
                                                   _baseline_values(model))
@@ -558,7 +588,7 @@ class ScoringService:
 # -- custom schemas (the ``fields`` form) -------------------------------------------------------
 
 
-def _schema_of(model: LoadedModel | None) -> Schema | None:
+def schema_of(model: LoadedModel | None) -> Schema | None:
     """The loaded bundle's custom schema; None for the real-estate default (or no model).
 
     ``getattr``: a benchmark's native twin of LoadedModel has no schema attribute."""
