@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from leadscore import registry
+from leadscore.adapters.s3_store import open_store
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
+from leadscore.ghl.installations import InstalledLocation
 from leadscore.ghl.messages import webhook_message
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.loop.backfill import ContactOutcome
@@ -64,7 +66,7 @@ def _pointer_scorer(root: Path, tmp_path: Path) -> ScoringService | ExperimentSc
     """The scorer the stack builds for a champion-pointer MODEL_URI."""
     uri = f"file://{root}/models/champion.json"
     service = ScoringService(ModelStore(uri, refresh_seconds=0, cache_dir=tmp_path / "cache"))
-    return experiment_scorer(service, uri, refresh_seconds=0)
+    return experiment_scorer(service, uri, refresh_seconds=0, open_store=open_store)
 
 
 def test_a_team_webhook_is_scored_through_the_champion_pointer(
@@ -232,7 +234,8 @@ def test_the_backfill_scores_contacts_on_the_bundles_columns(
     fields = _team_fields(3)
     contact = {"id": "c-backfill", "email": "a@b.example",
                "customFields": [{"id": f"fld_{k}", "value": v} for k, v in fields.items()]}
-    step.field_map_for = lambda location_id: {f"fld_{k}": k for k in fields}
+    step.location_for = lambda location_id: InstalledLocation(
+        stack_field_map={f"fld_{k}": k for k in fields})
     assert step(LOCATION, contact) == ContactOutcome.SCORED
     assert scored[0]["fields"]["budget"] == fields["budget"]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from leadscore import registry
+from leadscore.adapters.s3_store import open_store
 from leadscore.bundle import read_schema
 from leadscore.columns.schema import PROVENANCE_REASON
 from leadscore.experiments.serving import experiment_scorer
@@ -88,7 +89,7 @@ def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
     assert registry.promote(custom_bundle, store, PromoteSettings(), force=True).promoted
     pointer = f"file://{root}/models/champion.json"
     scorer = experiment_scorer(ScoringService(ModelStore(pointer, cache_dir=tmp_path / "c")),
-                               pointer, refresh_seconds=60)
+                               pointer, refresh_seconds=60, open_store=open_store)
     recorder = LoopRecorder(DirectoryRecordWriter(root), background=False)
     hooks = LoopHooks(recorder)
     deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET), scorer=lambda: scorer,

@@ -8,7 +8,6 @@ import json
 from dataclasses import replace
 from typing import Any
 
-import pytest
 from leadscore.registry import retraining
 
 from tools.lambda_context import lambda_context

@@ -11,10 +11,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from leadscore import bundle
+from leadscore.adapters.s3_store import open_store
 from leadscore.bundle import CHAMPION_POINTER_KEY, pointer_root, version_prefix
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
-from leadscore.scoring.model_store import ModelStore
 from leadscore.scoring.service import ScoringService
+from leadscore.wiring.scoring import model_store
 
 from tests.fixtures.scoring import upload_bundle
 
@@ -79,10 +80,11 @@ def test_a_store_under_a_bucket_prefix_serves_its_champion(
         loaded.append(json.loads((directory / "manifest.json").read_text())["model_version"])
         return SimpleNamespace(version=version, manifest=manifest)
 
-    store = ModelStore(uri, cache_dir=tmp_path, loader=loader)
+    store = model_store(uri, cache_dir=tmp_path, loader=loader)
     model = store.current()
     assert model is not None and loaded == [version], store.status()
     # experiments are read beside the same pointer, their variants from the same folders
-    scorer = experiment_scorer(ScoringService(store), uri, refresh_seconds=60)
+    scorer = experiment_scorer(ScoringService(store), uri, refresh_seconds=60,
+                               open_store=open_store)
     assert isinstance(scorer, ExperimentScorer)
     assert scorer.models._version_uri(version) == f"s3://{name}/team/{version_prefix(version)}"

@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from leadscore.bundle import MANIFEST_FILE, SCHEMA_FILE
+from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
@@ -59,7 +59,7 @@ EXPORT_PREFIX = "training-data/auto/"
 STATE_KEY = "loop/exports/state.json"
 DAY_MS = 24 * 3600 * 1000
 MIN_TRAINING_ROWS = 100  # training/train_data.py refuses fewer; do not start a job that must fail
-CHAMPION_KEY = "models/champion.json"
+CHAMPION_KEY = CHAMPION_POINTER_KEY
 
 
 class QueryRunner(Protocol):
