@@ -96,6 +96,7 @@ class Explainer:
     _mlp_w32: list[np.ndarray] = field(init=False, repr=False)
     _mlp_b32: list[np.ndarray] = field(init=False, repr=False)
     _mlp_h0_base: np.ndarray = field(init=False, repr=False)
+    _baseline64: np.ndarray = field(init=False, repr=False)
     _coef_flat_x: np.ndarray = field(init=False, repr=False)
     _coef_flat_b: np.ndarray = field(init=False, repr=False)
     _leaf_offset: np.ndarray = field(init=False, repr=False)
@@ -142,7 +143,8 @@ class Explainer:
         rng = np.random.default_rng(20240611)
         perm = np.argsort(rng.random((MLP_PERMUTATIONS // 2, n_inputs)), axis=1)
         self._perm = np.concatenate([perm, perm[:, ::-1]], axis=0)
-        self._mlp_ub = self._standardised(self.baseline.astype(np.float64))
+        self._baseline64 = self.baseline.astype(np.float64)
+        self._mlp_ub = self._standardised(self._baseline64)
         self._mlp_w32 = [np.asarray(w, dtype=np.float32) for w in self.mlp_weights]
         self._mlp_b32 = [np.asarray(b, dtype=np.float32) for b in self.mlp_biases]
         # the first layer's pre-activation at the baseline (every coalition starts from it)
@@ -267,9 +269,8 @@ class Explainer:
         """
         n = self.n_inputs
         x = np.asarray(x32, dtype=np.float64).reshape(n)
-        b = self.baseline.astype(np.float64)
-        moves = x != b
-        if self.mlp_weight == 0.0 or not np.any(moves):
+        moves = x != self._baseline64
+        if self.mlp_weight == 0.0 or not moves.any():
             return np.zeros(n)
         # A feature at its baseline value is a dummy player (its step changes no coalition):
         # the permutations are walked over the movers only, in the same order, which leaves
@@ -278,25 +279,18 @@ class Explainer:
         if not moves.all():
             perm = perm[moves[perm]].reshape(perm.shape[0], -1)
         n_perm, m = perm.shape
-        # The first layer is linear in the (clipped, standardised) input, so a prefix
-        # coalition's pre-activation is the baseline's plus the steps of the features added so
-        # far: a running sum along each permutation instead of a matmul per coalition, as
-        # one in-place add per step over [permutation, unit] blocks (numpy's cumsum over such
-        # an axis measured 20x slower than this loop of m adds). Every permutation ends at x
-        # and starts at the baseline: those two rows are computed once, not P times.
+        # The first layer is linear in the (clipped, standardised) input, so the
+        # pre-activation of the k-th coalition of a permutation is the baseline's plus the
+        # steps of its first k features: one matmul of a 0/1 lower-triangular [m + 1, m]
+        # matrix with the steps in permutation order ([step, permutation, unit]) makes every
+        # coalition from the baseline (k = 0) to x (k = m) at once, instead of a matmul of
+        # the inputs per coalition (or a numpy call per step).
         step = ((self._standardised(x) - self._mlp_ub)[:, None]
                 * self.mlp_weights[0]).astype(np.float32)
         width = step.shape[1]
-        inner = (m - 1) * n_perm
-        rows = np.empty((inner + 2, width), dtype=np.float32)
-        acc = rows[:inner].reshape(m - 1, n_perm, width)  # a view: [step, permutation, unit]
-        np.take(step, perm[:, :-1].T, axis=0, out=acc)
-        if m > 1:
-            acc[0] += self._mlp_h0_base
-        for k in range(1, m - 1):
-            acc[k] += acc[k - 1]
-        rows[inner] = self._mlp_h0_base + step.sum(axis=0)  # x (non-movers' steps are 0)
-        rows[inner + 1] = self._mlp_h0_base  # the baseline
+        ordered = step.take(perm.T, axis=0).reshape(m, n_perm * width)
+        rows = np.matmul(_prefix_matrix(m), ordered).reshape((m + 1) * n_perm, width)
+        rows += self._mlp_h0_base
         np.maximum(rows, 0.0, out=rows)
         last = len(self._mlp_w32) - 1
         for i in range(1, last + 1):
@@ -304,14 +298,10 @@ class Explainer:
             rows += self._mlp_b32[i]
             if i < last:
                 np.maximum(rows, 0.0, out=rows)
-        out_rows = rows[:, 0].astype(np.float64)
-        v = np.empty((n_perm, m + 1))
-        v[:, 0] = out_rows[inner + 1]
-        v[:, m] = out_rows[inner]
-        v[:, 1:m] = out_rows[:inner].reshape(m - 1, n_perm).T
-        marg = np.diff(v, axis=1).ravel()
-        acc = np.bincount(perm.ravel(), weights=marg, minlength=n)
-        out: np.ndarray = self.mlp_weight * acc / n_perm
+        # [m + 1, P] values of the coalitions; marginal of the k-th feature = v[k] - v[k-1]
+        marg = np.diff(rows[:, 0].reshape(m + 1, n_perm).astype(np.float64), axis=0)
+        acc = np.bincount(perm.T.ravel(), weights=marg.ravel(), minlength=n)
+        out: np.ndarray = acc * (self.mlp_weight / n_perm)
         out[~moves] = 0.0
         return out
 
@@ -319,6 +309,14 @@ class Explainer:
         """Contributions in logit units; they add up to z(x) - z(baseline)."""
         out: np.ndarray = self.tree_contributions(x32) + self.mlp_contributions(x32)
         return out
+
+
+@functools.cache
+def _prefix_matrix(m: int) -> np.ndarray:
+    """[m + 1, m] float32 with row k = 1 in its first k columns (the prefix sums' matrix)."""
+    out = np.tril(np.ones((m + 1, m), dtype=np.float32), k=-1)
+    out.setflags(write=False)  # shared by every lead: never modified
+    return out
 
 
 @functools.cache
@@ -363,17 +361,19 @@ def _prob_shapley_exact(phi: np.ndarray, z_b: float) -> np.ndarray:
 
 
 def _prob_shapley_perm(phi: np.ndarray, z_b: float, n_perm: int = PERMUTATIONS) -> np.ndarray:
-    """Antithetic-permutation Shapley values of the same scalar game (deterministic seed)."""
+    """Antithetic-permutation Shapley values of the same scalar game (deterministic seed).
+
+    In tanh form, ``sigmoid(a) - sigmoid(b) = (tanh(a/2) - tanh(b/2)) / 2``: the halves go
+    into the steps and the final scale, a few passes fewer over these small arrays per lead."""
     idx = np.flatnonzero(phi)
     m = idx.size
     perms = _perm_plan(m, n_perm)
-    steps = phi[idx][perms]
-    cum = z_b + np.cumsum(steps, axis=1)
-    vals = _sigmoid(np.concatenate([np.full((perms.shape[0], 1), z_b), cum], axis=1))
-    marg = np.diff(vals, axis=1)
+    half_steps = (0.5 * phi).take(idx.take(perms))
+    t = np.tanh(np.cumsum(half_steps, axis=1) + 0.5 * z_b)
+    marg = np.diff(t, axis=1, prepend=math.tanh(0.5 * z_b))
     acc = np.bincount(perms.ravel(), weights=marg.ravel(), minlength=m)
     out = np.zeros_like(phi)
-    out[idx] = acc / perms.shape[0]
+    out[idx] = acc * (0.5 / perms.shape[0])
     return out
 
 
@@ -396,9 +396,12 @@ def contributions(
     # enforce the exact sum against the served numbers (removes float32 round-off)
     resid = diff - float(out.sum())
     mag = np.abs(out)
-    share = mag / mag.sum() if mag.sum() > 0 else np.full(n, 1.0 / n)
-    out = out + resid * share
-    result: np.ndarray = out.astype(np.float64)
+    total = float(mag.sum())
+    if total > 0:
+        out += (resid / total) * mag
+    else:
+        out += resid / n
+    result: np.ndarray = out
     return result
 
 
