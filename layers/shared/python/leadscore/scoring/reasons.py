@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 Raw = Mapping[str, Any] | None
 
@@ -25,7 +25,7 @@ MONTHS = (
 )  # fmt: skip
 
 
-def _is_mapping(node: Any) -> bool:
+def _is_mapping(node: Any) -> TypeGuard[Mapping[str, Any]]:
     """A JSON object: a dict in practice, so that is tested first (the ABC check of
     `Mapping` costs several times more, and every reason of an explained answer reads a few)."""
     return isinstance(node, dict | Mapping)
