@@ -88,9 +88,6 @@ class Explainer:
     _leaf_b: np.ndarray = field(init=False, repr=False)
     _feat_n: np.ndarray = field(init=False, repr=False)
     _feat_b: np.ndarray = field(init=False, repr=False)
-    _leaf_rows: np.ndarray = field(init=False, repr=False)
-    _coef_x_alive: np.ndarray = field(init=False, repr=False)
-    _coef_b_alive: np.ndarray = field(init=False, repr=False)
     _n_per_leaf: np.ndarray = field(init=False, repr=False)
     _mlp_ub: np.ndarray = field(init=False, repr=False)
     _mlp_w32: list[np.ndarray] = field(init=False, repr=False)
@@ -178,16 +175,14 @@ class Explainer:
         self._feat_b = self._g_feat[self._b_idx]
         n_per_leaf = np.bincount(self._leaf_n, minlength=n_leaves)
         self._n_per_leaf = n_per_leaf
-        self._leaf_rows = np.arange(n_leaves)
-        # coefficients for a reachable leaf as a function of c (its a is fixed): [L, D + 1]
-        cs = np.arange(self._coef_x.shape[1])
+        # A reachable leaf's coefficients depend on (a, c) only, a fixed per leaf: each leaf
+        # keeps the offset of its row a in the small [D + 1, D + 1] tables, and a request adds
+        # its c. The tables stay in the first-level cache; per-leaf copies of them (2 x 90 kB
+        # for the benchmark's trees) did not, between requests on a busy machine.
         a = np.minimum(n_per_leaf, self._coef_x.shape[0] - 1)
-        self._coef_x_alive = self._coef_x[a[:, None], cs[None, :]]
-        self._coef_b_alive = self._coef_b[a[:, None], cs[None, :]]
-        # flat copies: one 1-D `take` per request instead of a 2-D fancy index
-        self._coef_flat_x = np.ascontiguousarray(self._coef_x_alive).ravel()
-        self._coef_flat_b = np.ascontiguousarray(self._coef_b_alive).ravel()
-        self._leaf_offset = np.arange(n_leaves, dtype=np.int64) * cs.size
+        self._coef_flat_x = np.ascontiguousarray(self._coef_x).ravel()
+        self._coef_flat_b = np.ascontiguousarray(self._coef_b).ravel()
+        self._leaf_offset = a.astype(np.int64) * self._coef_x.shape[1]
 
     def _standardised(self, x: np.ndarray) -> np.ndarray:
         """The MLP's input transform: clip to the training range (when known), standardise."""
