@@ -276,3 +276,13 @@ def test_each_figure_keeps_the_load_of_the_phase_that_measured_it(
     assert run.load_of("cold_start_ms.onnx") is None  # not measured in this run
     host = report.machine()
     assert host["cpu"] and len(host["load_average_1_5_15"]) == 3
+
+
+def test_explained_target_shows_the_cpu_time_ratio_beside_the_wall_clock_verdict() -> None:
+    flat = dict.fromkeys(metrics.RESULT_KEYS, 1.0)
+    flat.update({"latency_ms.score_p50": 2.5, "latency_ms.score_only_p50": 1.0})  # 2.5x wall
+    targets = {t.name: t for t in metrics.check_speed_targets(
+        flat, cpu_p50_ms={"score": 1.5, "score_only": 1.0})}
+    explained = targets["/score explained p50 <= 2x explain=false p50"]
+    assert explained.passed is False  # the verdict stays on wall clock
+    assert explained.detail == "2.50x (CPU time 1.50x)"

@@ -85,19 +85,19 @@ def test_interval_brackets_the_score(tiny_model: TinyModel) -> None:
 def test_the_graph_evaluates_the_served_trees_and_the_width_model_only(
     tiny_model: TinyModel,
 ) -> None:
-    """The fold ensembles stay at training: the graph holds one tree ensemble (the served
-    XGBoost and LightGBM trees plus the width model's) and one MLP."""
+    """The fold ensembles stay at training: the graph holds the served XGBoost and LightGBM
+    trees and the width model's (one single-target ensemble each) and one MLP."""
     import onnx
     from lead_ensemble.ensemble import WIDTH_TREES
     from lead_ensemble.trees import lgb_trees, xgb_trees
 
     graph = onnx.load(str(tiny_model.out_dir / bundle.MODEL_FILE)).graph
     forests = [n for n in graph.node if n.op_type == "TreeEnsembleRegressor"]
-    assert len(forests) == 1
-    tree_ids = next(a.ints for a in forests[0].attribute if a.name == "nodes_treeids")
+    trees = [len(set(next(a.ints for a in f.attribute if a.name == "nodes_treeids")))
+             for f in forests]
     ens = tiny_model.ens
-    served = len(xgb_trees(ens.xgb)) + len(lgb_trees(ens.lgb))
-    assert len(set(tree_ids)) == served + WIDTH_TREES
+    assert trees == [len(xgb_trees(ens.xgb)), len(lgb_trees(ens.lgb)), WIDTH_TREES]
+    assert all(next(a.i for a in f.attribute if a.name == "n_targets") == 1 for f in forests)
     assert sum(n.op_type == "MatMul" for n in graph.node) == len(ens.hp.mlp_hidden) + 1 + 2
 
 

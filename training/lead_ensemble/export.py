@@ -2,10 +2,10 @@
 
 Graph (the trees and the MLPs in float32 like the input, everything after them in float64):
 
-* ``TreeEnsembleRegressor`` "served_trees": the served XGBoost and LightGBM trees and the
-  interval's width trees, 3 targets (raw margins: xgboost's base margin is the target's base
-  value, post_transform NONE; the width target is ``2 log(1.96 s se)``, so its Exp is the
-  variance term of the half-width).
+* Three single-target ``TreeEnsembleRegressor`` nodes: the served XGBoost trees, the served
+  LightGBM trees and the interval's width trees (raw margins: xgboost's base margin is its
+  node's base value, post_transform NONE; the width output is ``2 log(1.96 s se)``, so its
+  Exp is the variance term of the half-width).
 * The served MLP as one float32 chain (clip with Max/Min, the standardisation folded into
   the first layer's weights, MatMul/Add/Relu ..., logit output).
 * Stacker ``z = b + logits @ w``; ``score = sigmoid(z)``; ``base_scores = sigmoid(logits)``.
@@ -185,14 +185,20 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
     width_trees, width_base = _width_trees(ens)
 
     g = _Graph()
-    # targets: 0 xgboost margin, 1 lightgbm margin, 2 the interval's log variance term
-    g.nodes.append(_tree_ensemble_node("served_trees", "served_tree_margins",
-                                       [served_x, served_l, width_trees],
-                                       [served_base, 0.0, width_base]))
+    # One single-target ensemble each for the xgboost margin, the lightgbm margin and the
+    # interval's log variance term: onnxruntime sums one target per row in a scalar, several
+    # in a vector per row, and three single-target nodes measured 13 % more rows/s on a
+    # 1,000-row batch than one three-target node (one row: the same).
+    margins = []
+    for name, trees, base in (("xgb_trees", served_x, served_base),
+                              ("lgb_trees", served_l, 0.0),
+                              ("width_trees", width_trees, width_base)):
+        g.nodes.append(_tree_ensemble_node(name, f"{name}_margin", [trees], [base]))
+        margins.append(f"{name}_margin")
     # float32 like the input: MLAS kernels, a few % faster per row; parity is still checked.
     nn32 = g.mlp_chain(INPUT_NAME, ens.mlp_pipeline, "mlp", np.float32)
     # [N, 4] = xgboost, lightgbm, width, MLP; everything after the trees in float64
-    parts = g.op("Cast", [g.op("Concat", ["served_tree_margins", nn32], "parts32", axis=1)],
+    parts = g.op("Cast", [g.op("Concat", [*margins, nn32], "parts32", axis=1)],
                  "parts", to=TensorProto.DOUBLE)
     w = np.asarray([[ens.weights[0]], [ens.weights[1]], [0.0], [ens.weights[2]]],
                    dtype=np.float64)

@@ -79,7 +79,6 @@ class Explainer:
     _n_groups: int = field(init=False, repr=False)
     _n_leaves: int = field(init=False, repr=False)
     _perm: np.ndarray = field(init=False, repr=False)
-    _perm_flat: np.ndarray = field(init=False, repr=False)
     _first_group: np.ndarray = field(init=False, repr=False)
     _more_edges: np.ndarray = field(init=False, repr=False)
     _more_group: np.ndarray = field(init=False, repr=False)
@@ -89,14 +88,15 @@ class Explainer:
     _leaf_b: np.ndarray = field(init=False, repr=False)
     _feat_n: np.ndarray = field(init=False, repr=False)
     _feat_b: np.ndarray = field(init=False, repr=False)
-    _leaf_rows: np.ndarray = field(init=False, repr=False)
-    _coef_x_alive: np.ndarray = field(init=False, repr=False)
-    _coef_b_alive: np.ndarray = field(init=False, repr=False)
     _n_per_leaf: np.ndarray = field(init=False, repr=False)
     _mlp_ub: np.ndarray = field(init=False, repr=False)
-    _perm_on: np.ndarray = field(init=False, repr=False)
     _mlp_w32: list[np.ndarray] = field(init=False, repr=False)
     _mlp_b32: list[np.ndarray] = field(init=False, repr=False)
+    _mlp_h0_base: np.ndarray = field(init=False, repr=False)
+    _baseline64: np.ndarray = field(init=False, repr=False)
+    _coef_flat_x: np.ndarray = field(init=False, repr=False)
+    _coef_flat_b: np.ndarray = field(init=False, repr=False)
+    _leaf_offset: np.ndarray = field(init=False, repr=False)
 
     @property
     def n_inputs(self) -> int:
@@ -140,12 +140,13 @@ class Explainer:
         rng = np.random.default_rng(20240611)
         perm = np.argsort(rng.random((MLP_PERMUTATIONS // 2, n_inputs)), axis=1)
         self._perm = np.concatenate([perm, perm[:, ::-1]], axis=0)
-        self._perm_flat = self._perm.ravel()
-        ranks = np.argsort(self._perm, axis=1)
-        self._perm_on = ranks[:, None, :] < np.arange(n_inputs + 1)[None, :, None]
-        self._mlp_ub = self._standardised(self.baseline.astype(np.float64))
+        self._baseline64 = self.baseline.astype(np.float64)
+        self._mlp_ub = self._standardised(self._baseline64)
         self._mlp_w32 = [np.asarray(w, dtype=np.float32) for w in self.mlp_weights]
         self._mlp_b32 = [np.asarray(b, dtype=np.float32) for b in self.mlp_biases]
+        # the first layer's pre-activation at the baseline (every coalition starts from it)
+        self._mlp_h0_base = (self._mlp_ub @ self.mlp_weights[0]
+                             + self.mlp_biases[0]).astype(np.float32)
 
     def _index_groups(self) -> None:
         """Index structures of `tree_contributions`, built once per bundle.
@@ -174,12 +175,14 @@ class Explainer:
         self._feat_b = self._g_feat[self._b_idx]
         n_per_leaf = np.bincount(self._leaf_n, minlength=n_leaves)
         self._n_per_leaf = n_per_leaf
-        self._leaf_rows = np.arange(n_leaves)
-        # coefficients for a reachable leaf as a function of c (its a is fixed): [L, D + 1]
-        cs = np.arange(self._coef_x.shape[1])
+        # A reachable leaf's coefficients depend on (a, c) only, a fixed per leaf: each leaf
+        # keeps the offset of its row a in the small [D + 1, D + 1] tables, and a request adds
+        # its c. The tables stay in the first-level cache; per-leaf copies of them (2 x 90 kB
+        # for the benchmark's trees) did not, between requests on a busy machine.
         a = np.minimum(n_per_leaf, self._coef_x.shape[0] - 1)
-        self._coef_x_alive = self._coef_x[a[:, None], cs[None, :]]
-        self._coef_b_alive = self._coef_b[a[:, None], cs[None, :]]
+        self._coef_flat_x = np.ascontiguousarray(self._coef_x).ravel()
+        self._coef_flat_b = np.ascontiguousarray(self._coef_b).ravel()
+        self._leaf_offset = a.astype(np.int64) * self._coef_x.shape[1]
 
     def _standardised(self, x: np.ndarray) -> np.ndarray:
         """The MLP's input transform: clip to the training range (when known), standardise."""
@@ -231,21 +234,22 @@ class Explainer:
     def tree_contributions(self, x32: np.ndarray) -> np.ndarray:
         """Exact interventional Shapley values (logit units) of all trees vs the baseline."""
         x = np.asarray(x32, dtype=np.float32).reshape(self.n_inputs)
-        x_ok = (x[self._e_feat] < self._e_thr) == self._e_left
-        x_sat = x_ok[self._first_group]
-        x_sat[self._more_group[~x_ok[self._more_edges]]] = False
-        fail_b = ~x_sat[self._b_idx]
+        x_ok = (x.take(self._e_feat) < self._e_thr) == self._e_left
+        x_sat = x_ok.take(self._first_group)
+        x_sat[self._more_group[~x_ok.take(self._more_edges)]] = False
+        fail_b = ~x_sat.take(self._b_idx)
         n_leaves = self._n_leaves
         # reachable: x satisfies every group the baseline fails (so a is the leaf's N count)
-        alive = (np.bincount(self._leaf_n, weights=x_sat[self._n_idx], minlength=n_leaves)
+        alive = (np.bincount(self._leaf_n, weights=x_sat.take(self._n_idx), minlength=n_leaves)
                  == self._n_per_leaf)
         c = np.bincount(self._leaf_b, weights=fail_b, minlength=n_leaves).astype(np.int64)
-        v = np.where(alive, self.leaf_value, 0.0)
-        wx = v * self._coef_x_alive[self._leaf_rows, c]
-        wb = v * self._coef_b_alive[self._leaf_rows, c]
+        v = self.leaf_value * alive
+        at = self._leaf_offset + c
+        wx = v * self._coef_flat_x.take(at)
+        wb = v * self._coef_flat_b.take(at)
         phi: np.ndarray = (
-            np.bincount(self._feat_n, weights=wx[self._leaf_n], minlength=self.n_inputs)
-            - np.bincount(self._feat_b, weights=np.where(fail_b, wb[self._leaf_b], 0.0),
+            np.bincount(self._feat_n, weights=wx.take(self._leaf_n), minlength=self.n_inputs)
+            - np.bincount(self._feat_b, weights=wb.take(self._leaf_b) * fail_b,
                           minlength=self.n_inputs)
         )
         return phi
@@ -260,32 +264,54 @@ class Explainer:
         """
         n = self.n_inputs
         x = np.asarray(x32, dtype=np.float64).reshape(n)
-        b = self.baseline.astype(np.float64)
-        if self.mlp_weight == 0.0 or not np.any(x != b):
+        moves = x != self._baseline64
+        if self.mlp_weight == 0.0 or not moves.any():
             return np.zeros(n)
-        # The coalitions run in float32 (4x faster on 672 rows than float64); the marginal
-        # differences they give are accurate to ~1e-6 logit, far below the estimate's own
-        # spread, and the sum is enforced against the served score afterwards.
-        h = np.where(self._perm_on, self._standardised(x), self._mlp_ub).reshape(-1, n)
-        h = h.astype(np.float32)
+        # A feature at its baseline value is a dummy player (its step changes no coalition):
+        # the permutations are walked over the movers only, in the same order, which leaves
+        # every mover's marginals as they were and skips the repeated rows.
+        perm = self._perm
+        if not moves.all():
+            perm = perm[moves[perm]].reshape(perm.shape[0], -1)
+        n_perm, m = perm.shape
+        # The first layer is linear in the (clipped, standardised) input, so the
+        # pre-activation of the k-th coalition of a permutation is the baseline's plus the
+        # steps of its first k features: one matmul of a 0/1 lower-triangular [m + 1, m]
+        # matrix with the steps in permutation order ([step, permutation, unit]) makes every
+        # coalition from the baseline (k = 0) to x (k = m) at once, instead of a matmul of
+        # the inputs per coalition (or a numpy call per step).
+        step = ((self._standardised(x) - self._mlp_ub)[:, None]
+                * self.mlp_weights[0]).astype(np.float32)
+        width = step.shape[1]
+        ordered = step.take(perm.T, axis=0).reshape(m, n_perm * width)
+        rows = np.matmul(_prefix_matrix(m), ordered).reshape((m + 1) * n_perm, width)
+        rows += self._mlp_h0_base
+        np.maximum(rows, 0.0, out=rows)
         last = len(self._mlp_w32) - 1
-        for i, (w, bias) in enumerate(zip(self._mlp_w32, self._mlp_b32, strict=True)):
-            h = h @ w + bias
+        for i in range(1, last + 1):
+            rows = rows @ self._mlp_w32[i]
+            rows += self._mlp_b32[i]
             if i < last:
-                np.maximum(h, 0.0, out=h)
-        v = h[:, 0].astype(np.float64).reshape(self._perm.shape[0], n + 1)
-        marg = np.diff(v, axis=1).ravel()
-        acc = np.bincount(self._perm_flat, weights=marg, minlength=n)
-        out: np.ndarray = self.mlp_weight * acc / self._perm.shape[0]
-        # A feature at its baseline value is a dummy player: exactly 0 (float32 rows that are
-        # equal can differ in the last bit, which would count it as a mover in `contributions`)
-        out[x == b] = 0.0
+                np.maximum(rows, 0.0, out=rows)
+        # [m + 1, P] values of the coalitions; marginal of the k-th feature = v[k] - v[k-1]
+        marg = np.diff(rows[:, 0].reshape(m + 1, n_perm).astype(np.float64), axis=0)
+        acc = np.bincount(perm.T.ravel(), weights=marg.ravel(), minlength=n)
+        out: np.ndarray = acc * (self.mlp_weight / n_perm)
+        out[~moves] = 0.0
         return out
 
     def logit_contributions(self, x32: np.ndarray) -> np.ndarray:
         """Contributions in logit units; they add up to z(x) - z(baseline)."""
         out: np.ndarray = self.tree_contributions(x32) + self.mlp_contributions(x32)
         return out
+
+
+@functools.cache
+def _prefix_matrix(m: int) -> np.ndarray:
+    """[m + 1, m] float32 with row k = 1 in its first k columns (the prefix sums' matrix)."""
+    out = np.tril(np.ones((m + 1, m), dtype=np.float32), k=-1)
+    out.setflags(write=False)  # shared by every lead: never modified
+    return out
 
 
 @functools.cache
@@ -330,17 +356,19 @@ def _prob_shapley_exact(phi: np.ndarray, z_b: float) -> np.ndarray:
 
 
 def _prob_shapley_perm(phi: np.ndarray, z_b: float, n_perm: int = PERMUTATIONS) -> np.ndarray:
-    """Antithetic-permutation Shapley values of the same scalar game (deterministic seed)."""
+    """Antithetic-permutation Shapley values of the same scalar game (deterministic seed).
+
+    In tanh form, ``sigmoid(a) - sigmoid(b) = (tanh(a/2) - tanh(b/2)) / 2``: the halves go
+    into the steps and the final scale, a few passes fewer over these small arrays per lead."""
     idx = np.flatnonzero(phi)
     m = idx.size
     perms = _perm_plan(m, n_perm)
-    steps = phi[idx][perms]
-    cum = z_b + np.cumsum(steps, axis=1)
-    vals = _sigmoid(np.concatenate([np.full((perms.shape[0], 1), z_b), cum], axis=1))
-    marg = np.diff(vals, axis=1)
+    half_steps = (0.5 * phi).take(idx.take(perms))
+    t = np.tanh(np.cumsum(half_steps, axis=1) + 0.5 * z_b)
+    marg = np.diff(t, axis=1, prepend=math.tanh(0.5 * z_b))
     acc = np.bincount(perms.ravel(), weights=marg.ravel(), minlength=m)
     out = np.zeros_like(phi)
-    out[idx] = acc / perms.shape[0]
+    out[idx] = acc * (0.5 / perms.shape[0])
     return out
 
 
@@ -363,9 +391,12 @@ def contributions(
     # enforce the exact sum against the served numbers (removes float32 round-off)
     resid = diff - float(out.sum())
     mag = np.abs(out)
-    share = mag / mag.sum() if mag.sum() > 0 else np.full(n, 1.0 / n)
-    out = out + resid * share
-    result: np.ndarray = out.astype(np.float64)
+    total = float(mag.sum())
+    if total > 0:
+        out += (resid / total) * mag
+    else:
+        out += resid / n
+    result: np.ndarray = out
     return result
 
 
