@@ -38,6 +38,7 @@ from leadscore.classes import validate_thresholds
 from leadscore.errors import InvalidInput
 from leadscore.ghl.installations import SOURCE_PIT, SOURCE_SETTINGS, Installation
 from leadscore.ghl.lifecycle import discover_fields
+from leadscore.ghl.webhook import GhlDeps
 from leadscore.settings import InstallSettings, ScoreSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,20 +267,25 @@ def _purge(args: argparse.Namespace, settings: InstallSettings) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
-    from leadscore.ghl.webhook import replay_parked
+def webhook_deps() -> GhlDeps:
+    """The webhook flow's own dependencies with the API's scorer, as the score function has
+    them (leadscore.wiring), without the rest of its container."""
     from leadscore.wiring.ghl import ghl_deps
     from leadscore.wiring.loop import loop_hooks, loop_settings
     from leadscore.wiring.scoring import build_scoring
 
-    # The webhook flow's own dependencies with the API's scorer, as the score function has
-    # them (leadscore.wiring), without the rest of its container.
     settings = ScoreSettings.from_env()
     scoring = build_scoring(settings)
     loop = loop_hooks(loop_settings())
-    deps = ghl_deps(settings, lambda: scoring.scorer, loop=loop,
+    return ghl_deps(settings, lambda: scoring.scorer, loop=loop,
                     sender=loop.recorder.sender if loop is not None else None,
                     memory_forget=scoring.cache.memory.forget_prefix)
+
+
+def _replay(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
+    from leadscore.ghl.webhook import replay_parked
+
+    deps = webhook_deps()
     if deps.parked is None:
         raise SystemExit("PARKED_BUCKET is not set")
     ids = [r.parked_id for r in deps.parked.list()] if args.all else args.parked_ids

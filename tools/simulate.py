@@ -305,7 +305,7 @@ def phase_setup(world: World) -> None:
             {k: json.dumps(v) for k, v in cfg.training_hyperparameters.items()}
         ),
         MIN_AUC="0.60",
-        # late deliveries keep their original timestamp (GHL.md): accept days, not minutes
+        # late deliveries keep their original timestamp (retries keep it): accept days, not minutes
         GHL_MAX_DELIVERY_AGE_SECONDS=str(4 * 24 * 3600),
         POWERTOOLS_METRICS_DISABLED="true",
     )

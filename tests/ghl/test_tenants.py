@@ -293,7 +293,9 @@ def test_install_events_need_highlevels_signature_for_this_app(stack: Stack) -> 
     assert inst is not None and not inst.enabled and inst.purge_after > inst.uninstalled_at
 
 
-def test_a_retried_uninstall_older_than_the_install_changes_nothing(stack: Stack) -> None:
+def test_a_retried_uninstall_older_than_the_install_changes_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = stack.clock[0]
     _, answer = stack.signed(install_event(location_id=A, company_id="co-1",
                                                 timestamp=now - 60))
@@ -308,6 +310,9 @@ def test_a_retried_uninstall_older_than_the_install_changes_nothing(stack: Stack
                                          location_id=A, event_type="UNINSTALL"))
     from tools import ghlctl
 
+    # the tool builds the webhook flow's dependencies from the stack's settings; here the
+    # stack's parked deliveries live in this process's memory, so it is handed the stack's
+    monkeypatch.setattr(ghlctl, "webhook_deps", ghl_routes.deps)
     assert ghlctl.main(["replay", "--all"]) == 0
     assert stack.table.installation(A, fresh=True).enabled  # type: ignore[union-attr]
     # a parked uninstall WITHOUT a timestamp is ordered by when it came (ten days ago)

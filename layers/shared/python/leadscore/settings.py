@@ -89,7 +89,7 @@ def _thresholds(env: Mapping[str, str], name: str) -> dict[str, float] | None:
         raise SettingsError(f"{name} is not valid: {problems}") from exc
 
 
-#: HighLevel's published Ed25519 webhook key (the same for every app; GHL.md). The deployment
+#: HighLevel's published Ed25519 webhook key (the same for every app). The deployment
 #: parameter defaults to it; an explicit empty value turns the scheme off.
 HIGHLEVEL_ED25519_PUBLIC_KEY_PEM = (
     "-----BEGIN PUBLIC KEY-----\n"

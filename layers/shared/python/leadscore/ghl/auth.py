@@ -156,7 +156,8 @@ def verify_rsa_sha256(public_key_pem: str, body: bytes, signature_b64: str) -> b
 #: cannot set headers; docs/GHL_SETUP.md).
 CUSTOM_DATA_SECRET_KEY = "leadscore_secret"  # noqa: S105 (a key name)
 
-#: Header values HighLevel sends for "no signature of this kind" (GHL.md).
+#: Header values HighLevel sends for "no signature of this kind": a header present with "N/A"
+#: or empty is treated as absent (its marketplace deliveries carry both kinds of header).
 _ABSENT_VALUES = frozenset({"", "n/a"})
 
 

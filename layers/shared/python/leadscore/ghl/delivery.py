@@ -1,4 +1,4 @@
-"""HighLevel's delivery rules (GHL.md "Signatures and replay", "Retries and delivery health").
+"""HighLevel's delivery rules: signatures and replay, retries and delivery health.
 
 * Retries re-send the original body with its original ``timestamp``; manual re-sends from the
   Webhook Logs can come much later. So a delivery is identified by its ``webhookId`` (or, when

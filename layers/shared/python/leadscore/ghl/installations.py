@@ -1,7 +1,7 @@
 """Installed locations (sub-accounts) and their HighLevel tokens: the records and the rules.
 
 A marketplace app's webhook URL receives the events of every location that installed it, and
-tokens, custom field ids, field maps and rate limits are all per location (GHL.md). So every
+tokens, custom field ids, field maps and rate limits are all per location in HighLevel. So every
 location this service writes to has an `Installation`; an event for any other location is
 acknowledged and ignored.
 

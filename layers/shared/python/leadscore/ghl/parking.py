@@ -1,6 +1,6 @@
 """Parked deliveries: verified HighLevel deliveries that could not be processed when they came.
 
-HighLevel retries every non-2xx answer and pauses apps whose success rate drops (GHL.md), so a
+HighLevel retries every non-2xx answer and pauses apps whose success rate drops, so a
 verified delivery is always answered 2xx. What cannot be processed at that moment (a body that
 is not JSON, lead values that are not numbers, a delivery older than the freshness window, an
 install step HighLevel refused, the write-back queue down) is kept here with its reason,
