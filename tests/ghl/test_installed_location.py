@@ -165,8 +165,8 @@ def test_the_backfill(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     scorer, queue = Scorer(), Queue()
     monkeypatch.setattr(app, "installations", Installs)
-    monkeypatch.setattr(app, "_scorer", scorer)
-    monkeypatch.setattr(app, "_recorder", None)
+    monkeypatch.setattr(app, "scorer", lambda: scorer)
+    app._recorder.set(None)  # built again from this environment: no record sink
     final = app.run(BACKFILL_EVENT, checkpoints=MemoryCheckpoints(), deadline=None,
                     api=lambda location_id: SearchApi(), queue=queue)
     assert final.done == 1
