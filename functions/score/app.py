@@ -42,8 +42,10 @@ from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.recorder import LoopRecorder, build_recorder
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.scoring.lead_score import LeadScore
+from leadscore.scoring.location_models import LocationModels, ModelLoad
 from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.public import names_in, public_reason, redact
+from leadscore.scoring.scoped import ScopedScorer, Unscored
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import LoopSettings, ScoreSettings
 from leadscore.throttle import LocationBuckets
@@ -77,7 +79,8 @@ class Container:
     store: ModelProvider
     cache: TieredCache
     service: ScoringService
-    scorer: ScoringService | ExperimentScorer  # the service, routed by a running experiment
+    # the service, routed by a running experiment, each location by its model scope
+    scorer: ScopedScorer
     # snapshots, outcomes, engagement; None when no record stream is configured
     loop: LoopHooks | None = None
     clock: Callable[[], float] = time.time
@@ -121,13 +124,42 @@ def build_container(
         max_list_items=settings.max_list_items,
         max_error_paths=settings.max_error_paths,
     )
-    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds,
-                               refresh_wait_seconds=settings.model_refresh_wait_seconds)
+    routed: ScoringService | ExperimentScorer = experiment_scorer(
+        service, settings.model_uri, settings.model_refresh_seconds,
+        refresh_wait_seconds=settings.model_refresh_wait_seconds)
+    scorer = ScopedScorer(service, routed, models=_location_models(settings),
+                          installation=_installation)
     if loop is None:
         loop_settings = LoopSettings.from_env()
         if loop_settings.records_on:
             loop = LoopHooks(build_recorder(loop_settings, clock=clock))
     return Container(settings, store, cache, service, scorer, loop, clock)
+
+
+def _location_models(settings: ScoreSettings) -> LocationModels | None:
+    """Each location's own champion beside the agency's (LOCATION_MODELS), within its budget."""
+    if not settings.location_models:
+        return None
+    return LocationModels(
+        settings.model_uri, budget_bytes=settings.location_model_bytes,
+        cache_dir=Path(settings.model_cache_dir),
+        refresh_seconds=settings.model_refresh_seconds,
+        refresh_wait_seconds=settings.model_refresh_wait_seconds,
+        first_load_wait_seconds=settings.model_first_load_wait_seconds,
+        on_load=_publish_load)
+
+
+def _publish_load(load: ModelLoad) -> None:
+    """A location model's load time and size: flushed with the next request's metrics."""
+    metrics.add_metric(name="LocationModelLoad", unit=MetricUnit.Milliseconds,
+                       value=load.seconds * 1e3)
+    metrics.add_metric(name="LocationModelBytes", unit=MetricUnit.Bytes, value=load.bytes)
+
+
+def _installation(location_id: str) -> Any:
+    """The location's installation record (its pooling setting and columns), if any."""
+    installs = ghl_routes.deps().installations
+    return None if installs is None else installs.installation(location_id)
 
 
 _container: Container | None = None
@@ -301,7 +333,14 @@ def score() -> Response[str]:
         if isinstance(contact_id, str) and 0 < len(contact_id) <= 128 \
                 and not has_lone_surrogate(contact_id):
             logger.append_keys(contact_id=contact_id)
-    result = c.scorer.score(body, explain=explain)
+    try:
+        result = c.scorer.score(body, explain=explain, location_id=location)
+    except Unscored as exc:
+        # no scope can score this location: said plainly, nothing recorded or written
+        metrics.add_metric(name="Unscored", unit=MetricUnit.Count, value=1)
+        logger.info("unscored", extra={"model_scope": "none"})
+        return _json(200, exc.answer(body.get("contact_id") if isinstance(body, dict)
+                                     else None))
     if c.loop is not None:
         c.loop.scored(body, result, location, "api")
     _count(result)
@@ -312,6 +351,7 @@ def score() -> Response[str]:
             "source": result["source"],
             "cached": result["cached"],
             "model_version": result["model_version"],
+            "model_scope": result.get("model_scope"),
         },
     )
     settings = container().settings
@@ -331,9 +371,9 @@ def score_batch() -> Response[str]:
     caller = _caller_location()
     locations = [_location_of(lead, caller) for lead in leads]  # before anything is scored
     _throttle(locations)
-    answer = c.scorer.score_batch(leads, explain=explain)
+    answer = c.scorer.score_batch(leads, explain=explain, location_ids=locations)
     if c.loop is not None:
-        invalid = {e["index"] for e in answer["errors"]}
+        invalid = {e["index"] for e in (*answer["errors"], *answer.get("unscored", []))}
         valid = [(lead, locations[i]) for i, lead in enumerate(leads) if i not in invalid]
         for (lead, location), result in zip(valid, answer["results"], strict=True):
             c.loop.scored(lead, result, location, "batch")

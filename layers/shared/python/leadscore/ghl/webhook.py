@@ -70,6 +70,7 @@ from leadscore.ghl.payloads import (
 from leadscore.identifiers import id_errors, is_safe_id
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.lead_score import goes_to_the_crm
+from leadscore.scoring.scoped import Unscored
 from leadscore.scoring.service import Scorer
 from leadscore.settings import ScoreSettings
 from leadscore.throttle import LocationBuckets
@@ -618,11 +619,21 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     d = delivery.d
     keys = webhook.log_keys()
     try:
-        score = d.scorer().score(webhook.request, explain=False)
+        # the location settled on picks the model scope (leadscore.scoring.scopes)
+        score = d.scorer().score({**webhook.request, "location_id": webhook.location_id},
+                                 explain=False)
     except InvalidInput as exc:
         logger.info("webhook with invalid lead data", extra={**keys, "paths": exc.paths})
         return delivery.park(f"{parking.INVALID_LEAD}: {', '.join(exc.paths)}",
                              {**exc.to_dict(), "contact_id": webhook.contact_id})
+    except Unscored as exc:
+        # No model may score this location: nothing is written to HighLevel, nothing queued
+        # (a retry would get the same answer until the location has a model).
+        d.count("WebhookUnscored")
+        logger.info("no model scope scores this location; nothing written", extra=keys)
+        return Outcome(200, {"status": "unscored", "contact_id": webhook.contact_id,
+                             "location_id": webhook.location_id, "model_scope": "none",
+                             "reason": exc.reason})
     except Exception:
         logger.exception("scoring failed", extra=keys)
         return _queue_for_later(delivery, webhook, received_at, "scoring failed")
@@ -644,6 +655,7 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
         "should_prioritize": score.get("should_prioritize"),
         "model_version": score.get("model_version"),
         "source": score.get("source"),
+        "model_scope": score.get("model_scope"),
         "cached": score.get("cached", False),
         "writeback": "disabled",
     }

@@ -1,0 +1,213 @@
+"""Model scopes: a location's own champion > the agency's (pooling allowed and the schema
+fits) > the rules (real-estate preset only) > none (an honest "unscored"); every answer says
+which scope served it (`leadscore.scoring.scopes`, `leadscore.scoring.scoped`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from leadscore.bundle import LoadedModel, load_model, location_root
+from leadscore.columns.schema import Schema
+from leadscore.ghl.installations import Installation
+from leadscore.scoring import scopes
+from leadscore.scoring.model_store import ModelStore
+from leadscore.scoring.scoped import ScopedScorer, Unscored
+from leadscore.scoring.scopes import LocationProfile, choose_scope
+from leadscore.scoring.service import ScoringService
+
+from tests.fixtures.location_store import RECORDED, place_champion, reissued, version_of
+from tests.fixtures.scoring import load_event, with_body
+
+
+def _schema(*columns: str) -> Schema:
+    return Schema.from_dict({"format": "leadscore-schema/1", "target": "y", "positive": ["yes"],
+                             "columns": [{"name": c, "kind": "numeric"} for c in columns]})
+
+
+def _model(version: str, schema: Schema | None = None) -> Any:
+    return SimpleNamespace(version=version, schema=schema)
+
+
+PRESET_POOLED = LocationProfile("loc-a", allow_pooling=True)
+PRESET_ALONE = LocationProfile("loc-a")
+CUSTOM_POOLED = LocationProfile("loc-c", allow_pooling=True, columns=frozenset({"age", "job"}))
+CUSTOM_ALONE = LocationProfile("loc-c", columns=frozenset({"age", "job"}))
+
+
+def test_own_champion_comes_first() -> None:
+    own, agency = _model("own"), _model("agency")
+    for profile in (PRESET_POOLED, PRESET_ALONE, CUSTOM_POOLED, CUSTOM_ALONE):
+        choice = choose_scope(profile, own, agency)
+        assert choice.scope == "location" and choice.model is own
+
+
+def test_agency_only_with_pooling_allowed_and_a_schema_that_fits() -> None:
+    estate = _model("agency")  # the real-estate contract
+    assert choose_scope(PRESET_POOLED, None, estate).scope == "agency"
+    assert choose_scope(PRESET_POOLED, None, estate).model is estate
+    # pooling off (the default): the preset falls to the rules, a custom location to none
+    assert choose_scope(PRESET_ALONE, None, estate).scope == "rules"
+    assert choose_scope(PRESET_ALONE, None, estate).reason == scopes.NO_POOLING
+    assert choose_scope(CUSTOM_ALONE, None, _model("a", _schema("age"))).scope == "none"
+    # a custom location cannot be read by the real-estate model, nor the preset by a custom one
+    assert choose_scope(CUSTOM_POOLED, None, estate).scope == "none"
+    assert choose_scope(PRESET_POOLED, None, _model("a", _schema("age"))).scope == "rules"
+    # a custom agency model fits when the location carries every column it reads
+    assert choose_scope(CUSTOM_POOLED, None, _model("a", _schema("age"))).scope == "agency"
+    assert choose_scope(CUSTOM_POOLED, None, _model("a", _schema("age", "job"))).scope == "agency"
+    misfit = choose_scope(CUSTOM_POOLED, None, _model("a", _schema("age", "balance")))
+    assert misfit.scope == "none" and scopes.SCHEMA_MISFIT in misfit.reason
+
+
+def test_without_any_model_the_preset_gets_rules_and_others_none() -> None:
+    assert choose_scope(PRESET_POOLED, None, None).scope == "rules"
+    none = choose_scope(CUSTOM_POOLED, None, None)
+    assert none.scope == "none" and none.model is None and scopes.NOT_PRESET in none.reason
+
+
+def test_profile_from_the_installation_record_defaults_to_no_pooling() -> None:
+    assert Installation(location_id="loc-a").allow_pooling is False
+    assert LocationProfile.of("loc-a", None) == PRESET_ALONE
+    inst = Installation(location_id="loc-c", allow_pooling=True, model_columns=("age", "job"))
+    assert LocationProfile.of("loc-c", inst) == CUSTOM_POOLED
+
+
+def test_the_installation_record_keeps_the_pooling_setting() -> None:
+    from leadscore.adapters.installations import installation_to_item, item_to_installation
+
+    inst = Installation(location_id="loc-c", allow_pooling=True, model_columns=("age", "job"))
+    assert item_to_installation(installation_to_item(inst)) == inst
+    plain = installation_to_item(Installation(location_id="loc-a"))
+    assert item_to_installation(plain).allow_pooling is False
+
+
+# -- the scorer ----------------------------------------------------------------------------------
+
+
+class _Fixed:
+    def __init__(self, model: LoadedModel | None) -> None:
+        self.model = model
+
+    def current(self) -> LoadedModel | None:
+        return self.model
+
+    def get(self, location_id: str) -> LoadedModel | None:
+        return self.model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadedModel, LoadedModel]:
+    agency = load_model(RECORDED)
+    own = load_model(reissued(tmp_path_factory.mktemp("own") / "bundle", "a location's own"))
+    return agency, own
+
+
+def _request(location_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(load_event("score_request")["body"])
+    if location_id is not None:
+        body["location_id"] = location_id
+    return body
+
+
+def test_scorer_answers_each_scope(models: tuple[LoadedModel, LoadedModel]) -> None:
+    agency, own = models
+    service = ScoringService(_Fixed(agency))  # type: ignore[arg-type]
+    installs = {"pooled": Installation(location_id="pooled", allow_pooling=True),
+                "custom": Installation(location_id="custom", model_columns=("age",))}
+    owned = ScopedScorer(service, service, models=_Fixed(own), installation=installs.get)
+    answer = owned.score(_request("alone"))
+    assert answer["model_scope"] == "location" and answer["model_version"] == own.version
+
+    shared = ScopedScorer(service, service, models=_Fixed(None), installation=installs.get)
+    pooled = shared.score(_request("pooled"))
+    assert pooled["model_scope"] == "agency" and pooled["model_version"] == agency.version
+    alone = shared.score(_request("alone"))
+    assert alone["model_scope"] == "rules" and alone["source"] == "rules"
+    with pytest.raises(Unscored) as caught:
+        shared.score(_request("custom"))
+    assert caught.value.answer("c-1") == {"contact_id": "c-1", "scored": False,
+                                          "model_scope": "none", "reason": caught.value.reason}
+    # an operator's call names no location: the stack's champion, as always
+    assert shared.score(_request())["model_scope"] == "agency"
+
+
+def test_without_location_models_one_champion_serves_every_location(
+        models: tuple[LoadedModel, LoadedModel]) -> None:
+    agency, _ = models
+    service = ScoringService(_Fixed(agency))  # type: ignore[arg-type]
+    stack = ScopedScorer(service, service)
+    answer = stack.score(_request("alone"))
+    assert answer["model_scope"] == "agency" and answer["model_version"] == agency.version
+    rules = ScopedScorer(ScoringService(_Fixed(None)), ScoringService(_Fixed(None)))  # type: ignore[arg-type]
+    assert rules.score(_request("alone"))["model_scope"] == "rules"
+
+
+def test_batch_answers_each_lead_by_its_location(models: tuple[LoadedModel, LoadedModel]) -> None:
+    agency, own = models
+    service = ScoringService(_Fixed(agency))  # type: ignore[arg-type]
+    installs = {"custom": Installation(location_id="custom", model_columns=("age",))}
+
+    class OnlyOwned:
+        def get(self, location_id: str) -> LoadedModel | None:
+            return own if location_id == "owned" else None
+
+    scorer = ScopedScorer(service, service, models=OnlyOwned(), installation=installs.get)
+    leads = [_request("owned"), _request("custom"), {"contact_id": ""}, _request("alone")]
+    answer = scorer.score_batch(leads)
+    assert [r["model_scope"] for r in answer["results"]] == ["location", "rules"]
+    assert [u["index"] for u in answer.get("unscored", [])] == [1]
+    assert [e["index"] for e in answer["errors"]] == [2]
+
+
+# -- the API -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def location_store(tmp_path: Path) -> tuple[Path, str, str]:
+    store = tmp_path / "store"
+    agency = place_champion(store, RECORDED)
+    own = place_champion(store, reissued(tmp_path / "own", "loc-a's own"), location_root("loc-a"))
+    return store, agency, own
+
+
+def test_score_route_says_which_scope_answered(
+        install: Any, invoke: Any, location_store: tuple[Path, str, str], tmp_path: Path) -> None:
+    store, agency, own = location_store
+    pointer = f"file://{store}/models/champion.json"
+    install(pointer, location_models=True, model_cache_dir=str(tmp_path / "cache"))
+    event = load_event("score_request")
+    owned = invoke(with_body(event, _request("loc-a")))
+    assert owned.status == 200
+    assert owned.body["model_scope"] == "location" and owned.body["model_version"] == own
+    # no installation record: pooling is off, the preset gets the rules
+    other = invoke(with_body(event, _request("loc-b")))
+    assert other.body["model_scope"] == "rules" and other.body["source"] == "rules"
+    operator = invoke(with_body(event, _request()))
+    assert operator.body["model_scope"] == "agency" and operator.body["model_version"] == agency
+
+    batch = invoke(with_body(load_event("score_batch"),
+                             {"leads": [_request("loc-a"), _request("loc-b")]}))
+    assert [r["model_scope"] for r in batch.body["results"]] == ["location", "rules"]
+
+
+def test_score_route_without_location_models_keeps_one_champion(
+        install: Any, invoke: Any, location_store: tuple[Path, str, str]) -> None:
+    store, agency, _ = location_store
+    install(f"file://{store}/models/champion.json")
+    answer = invoke(with_body(load_event("score_request"), _request("loc-a")))
+    assert answer.body["model_scope"] == "agency" and answer.body["model_version"] == agency
+
+
+def test_a_location_store_loads_its_own_pointer(location_store: tuple[Path, str, str]) -> None:
+    store, agency, own = location_store
+    from leadscore.scoring.location_models import location_model_uri
+
+    uri = location_model_uri(f"file://{store}/models/champion.json", "loc-a")
+    assert uri == f"file://{store}/locations/loc-a/models/champion.json"
+    model = ModelStore(uri).current()
+    assert model is not None and model.version == own != agency
+    assert version_of(RECORDED) == agency
