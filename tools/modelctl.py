@@ -6,6 +6,11 @@
     python tools/modelctl.py --store file:///abs/store rollback
     python tools/modelctl.py --store .demo/store why-rejected VERSION_OR_JOB
     python tools/modelctl.py --store .demo/store show-champion
+    python tools/modelctl.py --store s3://my-bucket --location LOCATION_ID promote|list|rollback ...
+
+`--location` works on that location's own models (`locations/<id>/` in the same store: its
+champion pointer, versions, rejections, evaluation set and experiments); the agency's
+champion and every other location's are never read or written by it.
 
 `promote` MEASURES the candidate (leadscore.registry.gate): its model.onnx runs under
 onnxruntime on generated probe leads and on the bundle's reference rows (outputs finite, in
@@ -42,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from leadscore import registry  # noqa: E402
 from leadscore.adapters.s3_store import open_store  # noqa: E402
 from leadscore.registry import gate  # noqa: E402
+from leadscore.registry.locations import location_store  # noqa: E402
 from leadscore.settings import PromoteSettings  # noqa: E402
 
 from tools import experiment_commands  # noqa: E402
@@ -60,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="model store: a directory, file:///dir or s3://bucket[/prefix] "
              f"(default {DEFAULT_STORE})",
     )
+    parser.add_argument(
+        "--location", default=None, metavar="LOCATION_ID",
+        help="a location's own models instead of the agency's (its champion only)")
     sub = parser.add_subparsers(dest="command", required=True)
     promote = sub.add_parser("promote", help="verify, gate and promote a local bundle directory")
     promote.add_argument("bundle_dir", type=Path)
@@ -119,6 +128,12 @@ def promote_answer(result: registry.PromotionResult) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = open_store(args.store)
+    if args.location is not None:
+        try:
+            store = location_store(store, args.location)
+        except ValueError as exc:
+            print(f"modelctl: --location: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command == "experiment":
             return experiment_commands.run(args, store)
