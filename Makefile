@@ -123,6 +123,7 @@ bench: venv
 	$(PY) bench/cache_tradeoff.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/snapshots.py
+	nice -n 10 $(PY) bench/location_models.py  # 50 locations' models in one process (~2 min)
 	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m bench.model_quality  # small data, interval, constraints, speed (~20 min idle)
 
 # A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):

@@ -7,12 +7,17 @@ function runs in process with LOCATION_MODELS on and AWS_LAMBDA_FUNCTION_MEMORY_
 (the cache's budget is its share of that), driven through `lambda_handler` with API Gateway
 events (parsing, routing, logging and metrics included):
 
+* phase "one model" (the baseline, measured in the same run): the same requests with
+  LOCATION_MODELS off, every lead answered by the agency's one champion;
 * phase "rotation": the N locations in turn, R rounds; each location's first request loads
   its model (timed apart), the following requests (`--requests` per location per round, each
   with a new contact id so no answer comes from the answer cache) are the "after first load"
   latencies: p50/p99 over all of them and the worst location's p99;
 * phase "eviction" (`--evict-models K`): the same rotation with a budget of K models' bytes,
-  so the cache keeps dropping and re-loading: the loads and the memory stay bounded.
+  so the cache keeps dropping and re-loading: the loads and the memory stay bounded;
+* phase "memory": the N models loaded by a `LocationModels` alone (no requests, so no answer
+  cache grows): the resident memory each further model adds, against the bytes the cache
+  counts for it.
 
 Peak RSS is the process's VmHWM (Linux); the 1-minute load average is printed with each
 phase (the machine may be shared: read the latencies with it).
@@ -45,6 +50,7 @@ for _p in (REPO / "layers" / "shared" / "python", REPO):
 import onnx  # noqa: E402
 from leadscore import bundle  # noqa: E402
 from leadscore.bundle import location_root  # noqa: E402
+from leadscore.scoring.location_models import SESSION_OVERHEAD_BYTES  # noqa: E402
 
 from tools.api_event import api_event  # noqa: E402
 from tools.lambda_context import lambda_context  # noqa: E402
@@ -113,13 +119,13 @@ def percentile(values: list[float], q: float) -> float:
     return round(ordered[index], 3)
 
 
-def _env(store: Path, cache: Path, budget: int | None) -> None:
+def _env(store: Path, cache: Path, budget: int | None, per_location: bool = True) -> None:
     for key in ("CACHE_TABLE", "WRITEBACK_QUEUE_URL", "WEBHOOK_DEDUP_TABLE",
                 "INSTALLATIONS_TABLE"):
         os.environ.pop(key, None)
     os.environ.update({
         "MODEL_URI": f"file://{store}/{bundle.CHAMPION_POINTER_KEY}",
-        "MODEL_CACHE_DIR": str(cache), "LOCATION_MODELS": "true",
+        "MODEL_CACHE_DIR": str(cache), "LOCATION_MODELS": "true" if per_location else "false",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
         "POWERTOOLS_SERVICE_NAME": "score", "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
         "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -144,7 +150,7 @@ def _call(app: Any, template: dict[str, Any], location: str) -> tuple[float, dic
 
 
 def run_phase(name: str, app: Any, locations: list[str], rounds: int, requests: int,
-              template: dict[str, Any]) -> dict[str, Any]:
+              template: dict[str, Any], scope: str = "location") -> dict[str, Any]:
     app.set_container(None)
     load_start = load_1min()
     first: list[float] = []
@@ -160,20 +166,22 @@ def run_phase(name: str, app: Any, locations: list[str], rounds: int, requests: 
                 ms, answer = _call(app, template, loc)
                 first.append(ms)
                 rss_one_model = rss_one_model or rss_mb()
-                wrong_scope += answer.get("model_scope") != "location"
+                wrong_scope += answer.get("model_scope") != scope
                 for _ in range(requests):
                     ms, answer = _call(app, template, loc)
                     after.append(ms)
                     per_location[loc].append(ms)
-                    wrong_scope += answer.get("model_scope") != "location"
+                    wrong_scope += answer.get("model_scope") != scope
     models = app.container().scorer.models
-    loads = [x.seconds * 1e3 for x in models.loads]
+    loads = [x.seconds * 1e3 for x in models.loads] if models is not None else []
     result = {
         "phase": name,
         "locations": len(locations), "rounds": rounds, "requests_after_first": len(after),
-        "budget_bytes": models.budget_bytes, "cached_models": len(models.cached()),
-        "cached_bytes": models.total_bytes, "evictions": models.evictions,
-        "answers_not_from_location_scope": wrong_scope,
+        "budget_bytes": models.budget_bytes if models else None,
+        "cached_models": len(models.cached()) if models else None,
+        "cached_bytes": models.total_bytes if models else None,
+        "evictions": models.evictions if models else None,
+        f"answers_not_from_{scope}_scope": wrong_scope,
         "first_request_ms": {"p50": percentile(first, 50), "p99": percentile(first, 99),
                              "max": round(max(first), 3)},
         "model_load_ms": {"count": len(models.loads), "p50": percentile(loads, 50),
@@ -189,6 +197,30 @@ def run_phase(name: str, app: Any, locations: list[str], rounds: int, requests: 
         "seconds": round(time.perf_counter() - started, 1),
         "load_1min": [load_start, load_1min()], "cpus": os.cpu_count(),
     }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def memory_phase(store: Path, locations: list[str], cache: Path) -> dict[str, Any]:
+    """The resident memory the models alone take (no requests: no answer cache grows)."""
+    import gc
+
+    from leadscore.scoring.location_models import LocationModels
+
+    gc.collect()
+    models = LocationModels(f"file://{store}/{bundle.CHAMPION_POINTER_KEY}",
+                            budget_bytes=1 << 40, cache_dir=cache)
+    models.get(locations[0])
+    one = rss_mb()
+    for loc in locations[1:]:
+        models.get(loc)
+    gc.collect()
+    further = (rss_mb() - one) / max(1, len(locations) - 1)
+    result = {"phase": "memory", "locations": len(locations),
+              "rss_per_further_model_mb": round(further, 3),
+              "counted_bytes_per_model_mb": round(models.total_bytes / len(locations) / 2**20, 3),
+              "model_load_ms_p50": percentile([x.seconds * 1e3 for x in models.loads], 50),
+              "peak_rss_mb": peak_mb(), "load_1min": load_1min()}
     print(json.dumps(result), flush=True)
     return result
 
@@ -212,11 +244,20 @@ def main(argv: list[str] | None = None) -> int:
         from functions.score import app
 
         results: dict[str, Any] = {"bundle_bytes": size}
-        phases = [run_phase("rotation", app, locations, args.rounds, args.requests, template)]
+        _env(store, work / "cache-one", None, per_location=False)
+        phases = [run_phase("one model", app, locations, args.rounds, args.requests, template,
+                            scope="agency")]
+        _env(store, work / "cache", None)
+        phases.append(run_phase("rotation", app, locations, args.rounds, args.requests,
+                                template))
         if args.evict_models:
-            _env(store, work / "cache-evict", args.evict_models * size)
+            # K models as the cache counts them: files + the per-model overhead
+            _env(store, work / "cache-evict",
+                 args.evict_models * (size + SESSION_OVERHEAD_BYTES))
             phases.append(run_phase("eviction", app, locations, args.rounds, args.requests,
                                     template))
+        app.set_container(None)
+        phases.append(memory_phase(store, locations, work / "cache-memory"))
         results["phases"] = phases
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

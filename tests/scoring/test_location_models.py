@@ -38,6 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
 
 
 def _models(root: Path, budget: int, tmp_path: Path, **kwargs: object) -> LocationModels:
+    kwargs.setdefault("overhead_bytes", 0)  # sizes are the files' bytes alone here
     return LocationModels(f"file://{root}/models/champion.json", budget_bytes=budget,
                           cache_dir=tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
 
@@ -114,6 +115,16 @@ def test_a_new_champion_is_picked_up_after_the_refresh_period(tmp_path: Path) ->
     assert newer is not None and newer.version == new
     other = models.get("loc-2")
     assert other is not None and other.version == versions["loc-2"]
+
+
+def test_each_model_counts_its_files_and_the_session_overhead(
+        store: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, versions = store
+    loads: list[ModelLoad] = []
+    models = _models(root, 10**9, tmp_path, overhead_bytes=1000, on_load=loads.append)
+    models.get("loc-1")
+    files = bundle_bytes(root / location_root("loc-1") / version_prefix(versions["loc-1"]))
+    assert loads[0].bytes == files + 1000 == models.total_bytes
 
 
 def test_location_pointer_uris() -> None:

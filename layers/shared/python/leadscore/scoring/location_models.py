@@ -9,8 +9,9 @@ current model when a new one is bad. A location without a pointer costs one read
 ``refresh_seconds`` and no memory.
 
 The cache holds models up to ``budget_bytes``: a model's size is the bytes of its bundle's
-files, measured when it loads (the onnxruntime session holds the graph and the explainer its
-arrays: the bench measures how resident memory follows those bytes). When a load takes the
+files, measured when it loads, plus ``overhead_bytes`` for what an open onnxruntime session
+and the loaded arrays cost beyond the files (bench/location_models.py measures the resident
+memory each further model adds, to check this estimate against). When a load takes the
 total over the budget, the least recently used locations are dropped (their files in the
 download folder too); the location being served is never dropped for itself. Each load is
 reported once (``on_load``: location, version, seconds to verify and open, bytes) so the
@@ -60,6 +61,13 @@ def location_model_uri(model_uri: str, location_id: str) -> str | None:
     return None
 
 
+#: What one more loaded model costs beyond its files' bytes (an onnxruntime session, the
+#: explainer's arrays, the manifest). bench/location_models.py ("memory" phase) measured
+#: 0.18 MB of resident memory per further model of a 31 KB bundle, everything included: 1 MiB
+#: keeps the count above what was measured (bigger bundles: measure with its --bundle).
+SESSION_OVERHEAD_BYTES = 1024 * 1024
+
+
 def bundle_bytes(directory: Path) -> int:
     """What a bundle takes: the bytes of its files."""
     return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
@@ -72,7 +80,7 @@ class ModelLoad:
     location_id: str
     model_version: str
     seconds: float  # verify every file + open the onnxruntime session
-    bytes: int
+    bytes: int  # the bundle's files + the per-model overhead: what the budget counts
 
 
 @dataclass
@@ -99,6 +107,7 @@ class LocationModels:
         loader: Callable[[Path], LoadedModel] = _default_loader,
         on_load: Callable[[ModelLoad], None] | None = None,
         max_locations: int = 10_000,
+        overhead_bytes: int = SESSION_OVERHEAD_BYTES,
     ) -> None:
         self.model_uri = model_uri
         self.budget_bytes = int(budget_bytes)
@@ -111,6 +120,7 @@ class LocationModels:
         self._loader = loader
         self._on_load = on_load
         self.max_locations = max_locations
+        self.overhead_bytes = overhead_bytes
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
@@ -156,7 +166,7 @@ class LocationModels:
         started = time.perf_counter()
         model = self._loader(path)
         load = ModelLoad(location_id, str(model.version), time.perf_counter() - started,
-                         bundle_bytes(path))
+                         bundle_bytes(path) + self.overhead_bytes)
         with self._lock:
             entry = self._entries.get(location_id)
             if entry is not None:
