@@ -83,7 +83,7 @@ def test_the_cache_stays_within_its_bytes_least_recently_used_first(
 
 def test_a_model_larger_than_the_budget_still_serves_its_location(
         store: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
-    root, versions = store
+    root, _ = store
     models = _models(root, 1, tmp_path)
     assert models.get("loc-1") is not None
     assert models.get("loc-2") is not None and models.cached() == ["loc-2"]
