@@ -66,8 +66,14 @@ def scorer() -> Scorer:
         from leadscore.experiments.serving import scorer_from_settings
 
         # Backfilled contacts are answered (and written back) by their experiment variant.
-        _scorer = scorer_from_settings(ScoreSettings.from_env())
+        _scorer = scorer_from_settings(ScoreSettings.from_env(), installation=_installation_of)
     return _scorer
+
+
+def _installation_of(location_id: str) -> Any:
+    """A location's record (whether it pools), for its model scope."""
+    installs = installations()
+    return None if installs is None else installs.installation(location_id)
 
 
 _installations: Any = None

@@ -127,26 +127,14 @@ def build_container(
     routed: ScoringService | ExperimentScorer = experiment_scorer(
         service, settings.model_uri, settings.model_refresh_seconds,
         refresh_wait_seconds=settings.model_refresh_wait_seconds)
-    scorer = ScopedScorer(service, routed, models=_location_models(settings),
+    scorer = ScopedScorer(service, routed,
+                          models=LocationModels.from_settings(settings, on_load=_publish_load),
                           installation=_installation)
     if loop is None:
         loop_settings = LoopSettings.from_env()
         if loop_settings.records_on:
             loop = LoopHooks(build_recorder(loop_settings, clock=clock))
     return Container(settings, store, cache, service, scorer, loop, clock)
-
-
-def _location_models(settings: ScoreSettings) -> LocationModels | None:
-    """Each location's own champion beside the agency's (LOCATION_MODELS), within its budget."""
-    if not settings.location_models:
-        return None
-    return LocationModels(
-        settings.model_uri, budget_bytes=settings.location_model_bytes,
-        cache_dir=Path(settings.model_cache_dir),
-        refresh_seconds=settings.model_refresh_seconds,
-        refresh_wait_seconds=settings.model_refresh_wait_seconds,
-        first_load_wait_seconds=settings.model_first_load_wait_seconds,
-        on_load=_publish_load)
 
 
 def _publish_load(load: ModelLoad) -> None:

@@ -46,7 +46,11 @@ def _build_deps() -> WritebackDeps:
             from leadscore.experiments.serving import scorer_from_settings
 
             # Queued webhooks are answered by the contact's experiment variant, as on /score.
-            scorer = scorer_from_settings(ScoreSettings.from_env())
+            # each location by its model scope: the installation says whether it pools
+            scorer = scorer_from_settings(
+                ScoreSettings.from_env(),
+                installation=lambda loc: installations.installation(loc) if installations
+                else None)
         return scorer
 
     # The installations table and/or the stack's own location when configured;

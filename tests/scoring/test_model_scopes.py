@@ -211,3 +211,25 @@ def test_a_location_store_loads_its_own_pointer(location_store: tuple[Path, str,
     model = ModelStore(uri).current()
     assert model is not None and model.version == own != agency
     assert version_of(RECORDED) == agency
+
+
+def test_the_write_back_and_backfill_scorer_follows_the_same_scopes(
+        location_store: tuple[Path, str, str], tmp_path: Path) -> None:
+    """Queued webhooks and the backfill score outside the API: the same rule applies there,
+    so a location that does not pool is never written the agency's score."""
+    from leadscore.experiments.serving import scorer_from_settings
+    from leadscore.settings import ScoreSettings
+
+    store, agency, own = location_store
+    settings = ScoreSettings(model_uri=f"file://{store}/models/champion.json",
+                             location_models=True, model_cache_dir=str(tmp_path / "cache"))
+    installs = {"pooled": Installation(location_id="pooled", allow_pooling=True)}
+    scorer = scorer_from_settings(settings, installation=installs.get)
+    assert scorer.score(_request("loc-a"))["model_version"] == own
+    assert scorer.score(_request("pooled"))["model_version"] == agency
+    alone = scorer.score(_request("alone"))
+    assert alone["model_scope"] == "rules" and alone["source"] == "rules"
+    # off: the stack's champion for everyone, as before
+    off = scorer_from_settings(settings.__class__(model_uri=settings.model_uri,
+                                                  model_cache_dir=str(tmp_path / "c2")))
+    assert off.score(_request("alone"))["model_scope"] == "agency"

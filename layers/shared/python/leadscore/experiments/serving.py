@@ -32,7 +32,9 @@ from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
 from leadscore.scoring.lead_score import BatchAnswer, LeadScore, ShadowScore
+from leadscore.scoring.location_models import LocationModels
 from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_model_uri
+from leadscore.scoring.scoped import InstallationOf, ScopedScorer
 from leadscore.scoring.service import (
     BatchErrors,
     BatchTooLarge,
@@ -210,12 +212,16 @@ def experiment_scorer(
         StoredVersions(version_uri))
 
 
-def scorer_from_settings(settings: ScoreSettings) -> ScoringService | ExperimentScorer:
+def scorer_from_settings(settings: ScoreSettings,
+                         installation: InstallationOf | None = None) -> ScopedScorer:
     """The scorer of a function that scores outside the API (queued webhooks, backfill): the
-    champion from MODEL_URI, the configured class thresholds, experiments applied."""
+    champion from MODEL_URI, the configured class thresholds, experiments applied, and each
+    location by its model scope (``installation``: the location's record, for pooling)."""
     service = ScoringService(
         ModelStore(settings.model_uri, refresh_seconds=settings.model_refresh_seconds,
                    cache_dir=Path(settings.model_cache_dir)),
         class_thresholds=settings.class_thresholds,
     )
-    return experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
+    routed = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds)
+    return ScopedScorer(service, routed, models=LocationModels.from_settings(settings),
+                        installation=installation or (lambda location_id: None))

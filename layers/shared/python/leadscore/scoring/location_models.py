@@ -38,6 +38,7 @@ from leadscore.settings import DEFAULT_LOCATION_MODEL_BYTES
 if TYPE_CHECKING:
     from leadscore.adapters.s3 import S3Store
     from leadscore.bundle import LoadedModel
+    from leadscore.settings import ScoreSettings
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +124,24 @@ class LocationModels:
         self.overhead_bytes = overhead_bytes
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self._total = 0  # the bytes of every cached model (kept, not summed per request)
         self.evictions = 0
         self.loads: list[ModelLoad] = []  # the newest few, for /health-style views and tests
+
+    @classmethod
+    def from_settings(cls, settings: ScoreSettings,
+                      on_load: Callable[[ModelLoad], None] | None = None
+                      ) -> LocationModels | None:
+        """The locations' models of a function (None with LOCATION_MODELS off): beside
+        MODEL_URI, within LOCATION_MODEL_BYTES, refreshed as the agency's champion is."""
+        if not settings.location_models:
+            return None
+        return cls(settings.model_uri, budget_bytes=settings.location_model_bytes,
+                   cache_dir=Path(settings.model_cache_dir),
+                   refresh_seconds=settings.model_refresh_seconds,
+                   refresh_wait_seconds=settings.model_refresh_wait_seconds,
+                   first_load_wait_seconds=settings.model_first_load_wait_seconds,
+                   on_load=on_load)
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -170,6 +187,7 @@ class LocationModels:
         with self._lock:
             entry = self._entries.get(location_id)
             if entry is not None:
+                self._total += load.bytes - entry.bytes
                 entry.bytes, entry.version = load.bytes, load.model_version
             self.loads = [*self.loads[-99:], load]
         logger.info("location model loaded", extra={
@@ -187,7 +205,7 @@ class LocationModels:
     @property
     def total_bytes(self) -> int:
         with self._lock:
-            return sum(e.bytes for e in self._entries.values())
+            return self._total
 
     def cached(self) -> list[str]:
         """Locations in the cache, least recently used first."""
@@ -197,7 +215,9 @@ class LocationModels:
     def _evict(self, keep: str) -> None:
         dropped: list[str] = []
         with self._lock:
-            total = sum(e.bytes for e in self._entries.values())
+            if self._total <= self.budget_bytes and len(self._entries) <= self.max_locations:
+                return  # the usual request: nothing to drop, nothing walked
+            total = self._total
             for location_id in list(self._entries):
                 too_many = len(self._entries) > self.max_locations
                 if not too_many and total <= self.budget_bytes:
@@ -207,6 +227,7 @@ class LocationModels:
                     continue  # dropping a location without a model frees no memory
                 total -= self._entries.pop(location_id).bytes
                 dropped.append(location_id)
+            self._total = total
             self.evictions += len(dropped)
         for location_id in dropped:
             # its downloaded files too (/tmp is small); the model itself goes with the entry
