@@ -51,6 +51,7 @@ def test_each_location_gets_its_own_champion(store: tuple[Path, dict[str, str]],
         model = models.get(loc)
         assert model is not None and model.version == versions[loc]
     assert models.get("loc-without-a-model") is None
+    assert models.get("../loc-1") is None and models.get("") is None  # never a path
     assert models.get("loc-1") is models.get("loc-1")  # loaded once
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from leadscore.bundle import location_pointer_key, pointer_root
+from leadscore.identifiers import is_safe_id
 from leadscore.scoring.model_store import ModelStore, _default_loader
 from leadscore.settings import DEFAULT_LOCATION_MODEL_BYTES
 
@@ -160,6 +161,8 @@ class LocationModels:
             if entry is not None:
                 self._entries.move_to_end(location_id)
                 return entry
+        if not is_safe_id(location_id):
+            return None  # not an id HighLevel makes: it names no folder of the store
         uri = location_model_uri(self.model_uri, location_id)
         if uri is None:
             return None
