@@ -7,6 +7,7 @@
     python tools/modelctl.py --store .demo/store why-rejected VERSION_OR_JOB
     python tools/modelctl.py --store .demo/store show-champion
     python tools/modelctl.py --store s3://my-bucket --location LOCATION_ID promote|list|rollback ...
+    python tools/modelctl.py --store s3://my-bucket locations
 
 `--location` works on that location's own models (`locations/<id>/` in the same store: its
 champion pointer, versions, rejections, evaluation set and experiments); the agency's
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from leadscore import registry  # noqa: E402
 from leadscore.adapters.s3_store import open_store  # noqa: E402
 from leadscore.registry import gate  # noqa: E402
-from leadscore.registry.locations import location_store  # noqa: E402
+from leadscore.registry.locations import location_champions, location_store  # noqa: E402
 from leadscore.settings import PromoteSettings  # noqa: E402
 
 from tools import experiment_commands  # noqa: E402
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why-rejected", help="the recorded reasons a version or job was refused")
     why.add_argument("version")
     sub.add_parser("show-champion", help="the current champion record")
+    sub.add_parser("locations", help="every location with models of its own, and its champion")
     experiment_commands.add_parser(sub)
     return parser
 
@@ -163,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             restored = registry.rollback(store)
             _print({"status": "rolled-back", "version": restored["version"],
                     "rolled_back_from": restored.get("rolled_back_from")})
+            return 0
+        if args.command == "locations":
+            _print(location_champions(store))
             return 0
         if args.command == "why-rejected":
             _print(registry.why_rejected(args.version, store))

@@ -99,3 +99,6 @@ def test_modelctl_location_commands(capsys: pytest.CaptureFixture[str],
     code, _ = _run(capsys, "--store", store, "--location", "loc-b", "show-champion")
     assert code == 1
     assert modelctl.main(["--store", store, "--location", "../x", "list"]) == 2
+    code, locations = _run(capsys, "--store", store, "locations")
+    assert code == 0 and locations == [{"location_id": "loc-a", "version": own["version"],
+                                        "promoted_at": locations[0]["promoted_at"]}]

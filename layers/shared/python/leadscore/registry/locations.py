@@ -12,7 +12,10 @@ other location's are out of the view's reach.
 
 from __future__ import annotations
 
+from typing import Any
+
 from leadscore.bundle import LOCATIONS_PREFIX, location_root
+from leadscore.registry.promotion import get_champion
 from leadscore.registry.store import ObjectStore
 
 
@@ -70,3 +73,13 @@ def locations_with_models(store: ObjectStore) -> list[str]:
         if "/" in rest:
             found.add(rest.split("/", 1)[0])
     return sorted(found)
+
+
+def location_champions(store: ObjectStore) -> list[dict[str, Any]]:
+    """Each location with models of its own and its champion (None: none promoted yet)."""
+    rows: list[dict[str, Any]] = []
+    for location_id in locations_with_models(store):
+        champion = get_champion(location_store(store, location_id)) or {}
+        rows.append({"location_id": location_id, "version": champion.get("version"),
+                     "promoted_at": champion.get("promoted_at")})
+    return rows
