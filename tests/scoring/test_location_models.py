@@ -150,3 +150,14 @@ def test_the_budget_is_a_share_of_the_function_memory() -> None:
     assert settings.location_models and settings.location_model_bytes == int(
         2048 * 1024 * 1024 * LOCATION_MODELS_MEMORY_SHARE)
     assert ScoreSettings.from_env({}).location_models is False
+
+
+def test_in_the_score_function_no_request_waits_for_a_location_refresh(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    place_champion(root, reissued(tmp_path / "own", "loc-1"), location_root("loc-1"))
+    settings = ScoreSettings(model_uri=f"file://{root}/models/champion.json",
+                             location_models=True, model_cache_dir=str(tmp_path / "cache"))
+    models = LocationModels.from_settings(settings)
+    assert models is not None and models.refresh_wait_seconds == 0.0
+    assert models.get("loc-1") is not None  # the first load is still waited for
+    assert LocationModels.from_settings(ScoreSettings()) is None

@@ -4,7 +4,7 @@ Each location with a champion of its own (`leadscore.registry.locations`) is ser
 `ModelStore` on that location's pointer (``<store>/locations/<id>/models/champion.json``),
 made on the location's first request. The store does what it does for the agency's champion:
 verifies every file, refreshes the pointer at most every ``refresh_seconds`` on a background
-thread (`leadscore.background`: a request waits at most ``refresh_wait_seconds``), keeps the
+thread (`leadscore.background`; in the score function no request waits for it), keeps the
 current model when a new one is bad. A location without a pointer costs one read per
 ``refresh_seconds`` and no memory.
 
@@ -140,7 +140,10 @@ class LocationModels:
         return cls(settings.model_uri, budget_bytes=settings.location_model_bytes,
                    cache_dir=Path(settings.model_cache_dir),
                    refresh_seconds=settings.model_refresh_seconds,
-                   refresh_wait_seconds=settings.model_refresh_wait_seconds,
+                   # many locations' pointer checks would otherwise each hold a request up
+                   # to the wait: they run wholly in the background, and a new champion
+                   # serves from the first request after its check finished
+                   refresh_wait_seconds=0.0,
                    first_load_wait_seconds=settings.model_first_load_wait_seconds,
                    on_load=on_load)
 
