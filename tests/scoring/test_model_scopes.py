@@ -131,6 +131,7 @@ def test_scorer_answers_each_scope(models: tuple[LoadedModel, LoadedModel]) -> N
         shared.score(_request("custom"))
     assert caught.value.answer("c-1") == {"contact_id": "c-1", "scored": False,
                                           "model_scope": "none", "reason": caught.value.reason}
+    assert caught.value.answer("x" * 129)["contact_id"] is None  # never echoed unbounded
     # an operator's call names no location: the stack's champion, as always
     assert shared.score(_request())["model_scope"] == "agency"
 
@@ -192,6 +193,27 @@ def test_score_route_says_which_scope_answered(
     batch = invoke(with_body(load_event("score_batch"),
                              {"leads": [_request("loc-a"), _request("loc-b")]}))
     assert [r["model_scope"] for r in batch.body["results"]] == ["location", "rules"]
+
+
+def test_score_route_answers_unscored_honestly(
+        install: Any, invoke: Any, score_app: Any, location_store: tuple[Path, str, str],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A location on its own columns, without a model and without pooling: 200, not scored,
+    and why; nothing model-based invented."""
+    store, _, _ = location_store
+    custom = Installation(location_id="loc-c", model_columns=("age", "job"))
+    monkeypatch.setattr(score_app, "_installation", lambda loc: custom)
+    install(f"file://{store}/models/champion.json", location_models=True,
+            model_cache_dir=str(tmp_path / "cache"))
+    answer = invoke(with_body(load_event("score_request"), _request("loc-c")))
+    assert answer.status == 200
+    assert answer.body == {"contact_id": "lead_12345", "scored": False, "model_scope": "none",
+                           "reason": f"{scopes.NO_POOLING}; {scopes.NOT_PRESET}"}
+    batch = invoke(with_body(load_event("score_batch"),
+                             {"leads": [_request("loc-c"), _request("loc-a")]}))
+    assert batch.status == 200
+    assert [u["index"] for u in batch.body["unscored"]] == [0]
+    assert [r["model_scope"] for r in batch.body["results"]] == ["location"]
 
 
 def test_score_route_without_location_models_keeps_one_champion(

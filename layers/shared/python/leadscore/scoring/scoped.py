@@ -24,7 +24,12 @@ from leadscore.errors import InvalidInput
 from leadscore.identifiers import is_safe_id
 from leadscore.scoring import scopes
 from leadscore.scoring.lead_score import BatchAnswer, LeadScore
-from leadscore.scoring.service import BatchErrors, BatchTooLarge, ScoringService
+from leadscore.scoring.service import (
+    MAX_CONTACT_ID_LENGTH,
+    BatchErrors,
+    BatchTooLarge,
+    ScoringService,
+)
 
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
@@ -42,7 +47,10 @@ class Unscored(Exception):
 
     def answer(self, contact_id: Any) -> dict[str, Any]:
         """The honest answer: not scored, and why (no model figures are invented)."""
-        return {"contact_id": contact_id if isinstance(contact_id, str) else None,
+        # the request was not parsed (no model reads it): echo only an id that could be one
+        echoed = (contact_id if isinstance(contact_id, str)
+                  and 0 < len(contact_id) <= MAX_CONTACT_ID_LENGTH else None)
+        return {"contact_id": echoed,
                 "scored": False, "model_scope": scopes.NONE, "reason": self.reason}
 
 
