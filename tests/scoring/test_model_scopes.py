@@ -176,14 +176,22 @@ def location_store(tmp_path: Path) -> tuple[Path, str, str]:
 
 
 def test_score_route_says_which_scope_answered(
-        install: Any, invoke: Any, location_store: tuple[Path, str, str], tmp_path: Path) -> None:
+        install: Any, invoke: Any, location_store: tuple[Path, str, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     store, agency, own = location_store
     pointer = f"file://{store}/models/champion.json"
     install(pointer, location_models=True, model_cache_dir=str(tmp_path / "cache"))
     event = load_event("score_request")
+    capsys.readouterr()
     owned = invoke(with_body(event, _request("loc-a")))
     assert owned.status == 200
     assert owned.body["model_scope"] == "location" and owned.body["model_version"] == own
+    # the first load's time and size are published with that request's metrics
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+           if line.startswith('{"_aws"')]
+    published = {k: v for m in emf for k, v in m.items()
+                 if k in ("LocationModelLoad", "LocationModelBytes")}
+    assert published["LocationModelLoad"][0] > 0 and published["LocationModelBytes"][0] > 0
     # no installation record: pooling is off, the preset gets the rules
     other = invoke(with_body(event, _request("loc-b")))
     assert other.body["model_scope"] == "rules" and other.body["source"] == "rules"
