@@ -263,3 +263,44 @@ def test_the_write_back_and_backfill_scorer_follows_the_same_scopes(
     off = scorer_from_settings(settings.__class__(model_uri=settings.model_uri,
                                                   model_cache_dir=str(tmp_path / "c2")))
     assert off.score(_request("alone"))["model_scope"] == "agency"
+
+
+def test_the_webhook_reads_a_location_by_the_columns_of_its_own_model(
+        models: tuple[LoadedModel, LoadedModel]) -> None:
+    """A location trained on its own columns: its contacts are read as its model reads them,
+    not as the agency's real-estate champion would."""
+    agency, _ = models
+    own = _model("own", _schema("age", "job"))
+
+    class OnlyOwned:
+        def get(self, location_id: str) -> Any:
+            return own if location_id == "custom" else None
+
+    service = ScoringService(_Fixed(agency))  # type: ignore[arg-type]
+    scorer = ScopedScorer(service, service, models=OnlyOwned())
+    schema = scorer.schema_for("custom")
+    assert schema is not None and schema.column_names == ["age", "job"]
+    assert scorer.schema_for("other") is None  # the rules: the real-estate contract
+    assert ScopedScorer(service, service).schema_for("custom") is None  # one champion
+
+
+def test_the_webhook_asks_for_the_columns_of_the_location_it_settled_on(
+        ghl_ed25519: Any) -> None:
+    from tests.ghl.test_installed_location import CONTACT_EVENT, Queue, deliver
+
+    class Asking:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def schema_for(self, location_id: str) -> Schema | None:
+            self.asked.append(location_id)
+            return None
+
+        def score(self, request: Any, *, explain: bool = False) -> dict[str, Any]:
+            return {"contact_id": request["contact_id"], "predicted_score": 0.5,
+                    "predicted_class": "lukewarm", "model_version": "lsm-t",
+                    "source": "ensemble", "model_scope": "location"}
+
+    scorer = Asking()
+    assert deliver(scorer, ghl_ed25519, Queue())["status"] == "scored"  # type: ignore[arg-type]
+    assert scorer.asked == [CONTACT_EVENT["locationId"]]

@@ -502,10 +502,15 @@ def _lifecycle(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome:
     return Outcome(200, answer)
 
 
-def _custom_schema(d: GhlDeps) -> Schema | None:
+def _custom_schema(d: GhlDeps, location_id: str = "") -> Schema | None:
     """The served bundle's own columns (docs/SCHEMA.md), when the scorer can tell: then the
-    contact's fields are read by the schema's HighLevel field keys into a ``fields`` request."""
+    contact's fields are read by the schema's HighLevel field keys into a ``fields`` request.
+    With per-location models, the columns of the model that scores this location."""
     scorer = d.scorer()
+    schema_for = getattr(scorer, "schema_for", None)
+    if callable(schema_for):
+        found: Schema | None = schema_for(location_id)
+        return found
     custom = getattr(scorer, "custom_schema", None)  # optional: test doubles may lack it
     return custom() if callable(custom) else None
 
@@ -523,7 +528,8 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
     d = delivery.d
     location = InstalledLocation(installation, d.settings.ghl_field_map)
     try:
-        webhook = parse_webhook(payload, location.field_map(), _custom_schema(d))
+        webhook = parse_webhook(payload, location.field_map(),
+                                _custom_schema(d, delivery.location_id))
     except WebhookError as exc:
         return delivery.park(f"{parking.NOT_A_WEBHOOK}: {exc}")
     except InvalidInput as exc:

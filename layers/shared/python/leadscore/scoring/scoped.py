@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from leadscore.columns.schema import Schema as SchemaType
 from leadscore.errors import InvalidInput
 from leadscore.identifiers import is_safe_id
 from leadscore.scoring import scopes
@@ -160,3 +161,11 @@ class ScopedScorer:
     def custom_schema(self) -> Schema | None:
         """The agency champion's own columns (what the webhook reads a contact's fields as)."""
         return self.service.custom_schema()
+
+    def schema_for(self, location_id: str) -> Schema | None:
+        """The columns of the model that scores this location's leads (None: the real-estate
+        contract, or no model): the webhook reads a contact's fields as that model does."""
+        if not self.per_location or not location_id:
+            return self.service.custom_schema()
+        schema = getattr(self.scope_for(location_id).model, "schema", None)
+        return schema if isinstance(schema, SchemaType) else None
