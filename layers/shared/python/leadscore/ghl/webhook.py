@@ -647,6 +647,14 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     if d.loop is not None:
         d.loop.scored(webhook.request, score, webhook.location_id, "webhook")
     if not goes_to_the_crm(score):
+        if score.get("model_scope") == "rules" and getattr(d.scorer(), "per_location", False):
+            # The rules serve this location by its model scope (no model of its own is loaded
+            # and it does not pool): never written into the CRM, and not queued to wait for a
+            # model like the rules fallback (the location's next change is scored again).
+            d.count("WebhookRulesNotWritten")
+            return Outcome(200, {"status": "scored", "contact_id": webhook.contact_id,
+                                 "location_id": webhook.location_id, "model_scope": "rules",
+                                 "writeback": "not written (rules)"})
         # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
     score = location.classify(score)

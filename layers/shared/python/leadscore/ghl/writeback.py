@@ -271,13 +271,18 @@ def _score(message: WritebackMessage, deps: WritebackDeps,
     assert message.webhook is not None
     try:
         # the message's location picks the model scope (leadscore.scoring.scopes)
-        score = deps.scorer().score({**message.webhook, "location_id": message.location_id},
-                                    explain=False)
+        scorer = deps.scorer()
+        score = scorer.score({**message.webhook, "location_id": message.location_id},
+                             explain=False)
     except InvalidInput as exc:
         raise _Permanent(f"invalid lead data: {', '.join(exc.paths)}") from exc
     except ModelUnavailable as exc:
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable") from exc
     if not goes_to_the_crm(score):
+        if score.get("model_scope") == "rules" and getattr(scorer, "per_location", False):
+            # the rules serve this location by its scope (no model of its own is loaded and it
+            # does not pool): never written, and not waited on like the rules fallback
+            raise Unscored(message.location_id, "the rules serve this location: not written")
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable")
     # classed as the immediate webhook classes it (the fields were read by the webhook that
     # queued it, with the same location's map)
