@@ -176,22 +176,20 @@ def location_store(tmp_path: Path) -> tuple[Path, str, str]:
 
 
 def test_score_route_says_which_scope_answered(
-        install: Any, invoke: Any, location_store: tuple[Path, str, str], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        install: Any, invoke: Any, score_app: Any, location_store: tuple[Path, str, str],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, agency, own = location_store
+    published: list[Any] = []
+    monkeypatch.setattr(score_app, "_publish_load", published.append)
     pointer = f"file://{store}/models/champion.json"
     install(pointer, location_models=True, model_cache_dir=str(tmp_path / "cache"))
     event = load_event("score_request")
-    capsys.readouterr()
     owned = invoke(with_body(event, _request("loc-a")))
     assert owned.status == 200
     assert owned.body["model_scope"] == "location" and owned.body["model_version"] == own
-    # the first load's time and size are published with that request's metrics
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-           if line.startswith('{"_aws"')]
-    published = {k: v for m in emf for k, v in m.items()
-                 if k in ("LocationModelLoad", "LocationModelBytes")}
-    assert published["LocationModelLoad"][0] > 0 and published["LocationModelBytes"][0] > 0
+    # the first load is published once, with its time and size
+    assert [(x.location_id, x.model_version) for x in published] == [("loc-a", own)]
+    assert published[0].seconds > 0 and published[0].bytes > 0
     # no installation record: pooling is off, the preset gets the rules
     other = invoke(with_body(event, _request("loc-b")))
     assert other.body["model_scope"] == "rules" and other.body["source"] == "rules"
@@ -201,6 +199,17 @@ def test_score_route_says_which_scope_answered(
     batch = invoke(with_body(load_event("score_batch"),
                              {"leads": [_request("loc-a"), _request("loc-b")]}))
     assert [r["model_scope"] for r in batch.body["results"]] == ["location", "rules"]
+
+
+def test_a_load_is_published_as_two_metrics(score_app: Any) -> None:
+    from leadscore.scoring.location_models import ModelLoad
+
+    score_app.metrics.clear_metrics()
+    score_app._publish_load(ModelLoad("loc-a", "lsm-x", 0.0125, 5000))
+    metric_set = score_app.metrics.metric_set
+    assert metric_set["LocationModelLoad"]["Value"] == [12.5]
+    assert metric_set["LocationModelBytes"]["Value"] == [5000.0]
+    score_app.metrics.clear_metrics()
 
 
 def test_score_route_answers_unscored_honestly(
