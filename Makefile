@@ -126,6 +126,7 @@ bench: venv
 	$(PY) -m bench.cache_tradeoff
 	$(PY) -m bench.bench_training
 	$(PY) -m bench.snapshots
+	nice -n 10 $(PY) -m bench.location_models  # 50 locations' models in one process (~2 min)
 	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m bench.model_quality  # small data, interval, constraints, speed (~20 min idle)
 
 # A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):

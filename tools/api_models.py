@@ -241,6 +241,23 @@ class LeadScore(_Open):
                                   "version; null when that arm's model could not be loaded")
     shadow: ShadowScore | None = Field(
         default=None, description="the experiment's shadow version's score (never answered)")
+    model_scope: Literal["location", "agency", "rules"] = Field(
+        description="which model answered: the location's own champion, the agency's "
+                    "(the stack's champion), or the rules")
+
+
+class Unscored(BaseModel):
+    """No model may score this location's leads (per-location models): nothing is invented,
+    nothing is written to HighLevel."""
+
+    contact_id: str | None
+    scored: Literal[False]
+    model_scope: Literal["none"]
+    reason: str
+
+
+class UnscoredLead(Unscored):
+    index: int
 
 
 class BatchError(BaseModel):
@@ -255,6 +272,8 @@ class BatchError(BaseModel):
 class BatchResponse(BaseModel):
     results: list[LeadScore]
     errors: list[BatchError]
+    unscored: list[UnscoredLead] | None = Field(
+        default=None, description="leads of locations no model may score (absent when none)")
 
 
 class HealthOk(BaseModel):
@@ -288,7 +307,7 @@ class ModelDown(_Open):
 
 class WebhookAck(_Open):
     status: Literal["scored", "queued", "ignored", "duplicate", "parked", "installed",
-                    "uninstalled"]
+                    "uninstalled", "unscored"]
     contact_id: str | None = None
     reason: str | None = None
 

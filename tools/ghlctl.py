@@ -8,6 +8,7 @@
     python -m tools.ghlctl enable LOCATION_ID
     python -m tools.ghlctl discover LOCATION_ID [--no-create]
     python -m tools.ghlctl pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
+    python -m tools.ghlctl pooling --location LOCATION_ID (--allow | --deny) [--columns a,b,c]
     python -m tools.ghlctl parked
     python -m tools.ghlctl replay (PARKED_ID ... | --all)
     python -m tools.ghlctl secret (LOCATION_ID ... | --all)   a new workflow secret, shown once
@@ -93,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
                         'thresholds_moved.from in champion.json)')
     pinned.add_argument("--clear", action="store_true",
                         help="follow the served bundle's thresholds again")
+    pooling = sub.add_parser(
+        "pooling", help="may the agency's model (trained on pooled rows) score a location "
+                        "without a model of its own? Off until allowed")
+    pooling.add_argument("--location", dest="location_id", required=True)
+    allowed = pooling.add_mutually_exclusive_group(required=True)
+    allowed.add_argument("--allow", action="store_true")
+    allowed.add_argument("--deny", action="store_true")
+    pooling.add_argument("--columns", default=None,
+                         help="the columns this location's leads carry, comma-separated, when "
+                              "it is not on the real-estate preset ('' for the preset)")
     sub.add_parser("parked", help="deliveries kept because they could not be processed")
     replay = sub.add_parser("replay", help="process parked deliveries again")
     replay.add_argument("parked_ids", nargs="*")
@@ -131,6 +142,7 @@ def _summary(inst: Installation) -> dict[str, Any]:
         "mapped_fields": len(inst.field_map), "class_thresholds": inst.class_thresholds,
         "installed_at": inst.installed_at, "fields_discovered_at": inst.fields_discovered_at,
         "disabled_reason": inst.disabled_reason,
+        "allow_pooling": inst.allow_pooling, "model_columns": list(inst.model_columns),
     }
 
 
@@ -191,6 +203,19 @@ def _pin_thresholds(args: argparse.Namespace, settings: InstallSettings) -> dict
         except InvalidInput as exc:
             raise ValueError(f"--thresholds: {exc.to_dict()}") from None
     inst = inst.with_changes(class_thresholds=thresholds)
+    table.save(inst)
+    return _summary(inst)
+
+
+def _pooling(args: argparse.Namespace, settings: InstallSettings) -> dict[str, Any]:
+    table = _table(settings)
+    inst = table.installation(args.location_id, fresh=True)
+    if inst is None:
+        raise ValueError(f"location {args.location_id} is not installed")
+    changes: dict[str, Any] = {"allow_pooling": bool(args.allow)}
+    if args.columns is not None:
+        changes["model_columns"] = tuple(c.strip() for c in args.columns.split(",") if c.strip())
+    inst = inst.with_changes(**changes)
     table.save(inst)
     return _summary(inst)
 
@@ -340,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                 _print(_discover(table, settings, inst, create=not args.no_create))
         elif args.command == "pin-thresholds":
             _print(_pin_thresholds(args, settings))
+        elif args.command == "pooling":
+            _print(_pooling(args, settings))
         elif args.command == "parked":
             from leadscore.adapters.ghl_parked import S3ParkedStore
 

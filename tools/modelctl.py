@@ -6,6 +6,12 @@
     python -m tools.modelctl --store file:///abs/store rollback
     python -m tools.modelctl --store .demo/store why-rejected VERSION_OR_JOB
     python -m tools.modelctl --store .demo/store show-champion
+    python -m tools.modelctl --store s3://my-bucket --location LOCATION_ID promote|list|rollback ...
+    python -m tools.modelctl --store s3://my-bucket locations
+
+`--location` works on that location's own models (`locations/<id>/` in the same store: its
+champion pointer, versions, rejections, evaluation set and experiments); the agency's
+champion and every other location's are never read or written by it.
 
 `promote` MEASURES the candidate (leadscore.registry.gate): its model.onnx runs under
 onnxruntime on generated probe leads and on the bundle's reference rows (outputs finite, in
@@ -38,6 +44,7 @@ from typing import Any
 from leadscore import registry
 from leadscore.adapters.s3_store import open_store
 from leadscore.registry import gate
+from leadscore.registry.locations import location_champions, location_store
 from leadscore.settings import PromoteSettings
 
 from tools import experiment_commands
@@ -58,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="model store: a directory, file:///dir or s3://bucket[/prefix] "
              f"(default {DEFAULT_STORE})",
     )
+    parser.add_argument(
+        "--location", default=None, metavar="LOCATION_ID",
+        help="a location's own models instead of the agency's (its champion only)")
     sub = parser.add_subparsers(dest="command", required=True)
     promote = sub.add_parser("promote", help="verify, gate and promote a local bundle directory")
     promote.add_argument("bundle_dir", type=Path)
@@ -75,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why-rejected", help="the recorded reasons a version or job was refused")
     why.add_argument("version")
     sub.add_parser("show-champion", help="the current champion record")
+    sub.add_parser("locations", help="every location with models of its own, and its champion")
     experiment_commands.add_parser(sub)
     return parser
 
@@ -117,6 +128,12 @@ def promote_answer(result: registry.PromotionResult) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = open_store(args.store)
+    if args.location is not None:
+        try:
+            store = location_store(store, args.location)
+        except ValueError as exc:
+            print(f"modelctl: --location: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command == "experiment":
             return experiment_commands.run(args, store)
@@ -146,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             restored = registry.rollback(store)
             _print({"status": "rolled-back", "version": restored["version"],
                     "rolled_back_from": restored.get("rolled_back_from")})
+            return 0
+        if args.command == "locations":
+            _print(location_champions(store))
             return 0
         if args.command == "why-rejected":
             _print(registry.why_rejected(args.version, store))

@@ -140,8 +140,11 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "trained on a team's own columns takes `fields` {column: value} instead (docs/SCHEMA.md:"
         " contributions and factors are then keyed by column, `unseen_categories` lists values "
         "scored as \"other\", `composite_score` is null). The wrong form for the loaded model "
-        "is a 400 naming it.",
-        {200: _json(m.LeadScore, "the lead score"), 400: ERR_400, 413: ERR_413,
+        "is a 400 naming it. `model_scope` says which model answered; with per-location "
+        "models (LOCATION_MODELS) a location no model may score is answered "
+        "`{\"scored\": false, \"model_scope\": \"none\", \"reason\"}` instead.",
+        {200: _json(m.LeadScore | m.Unscored, "the lead score, or an honest unscored answer"),
+         400: ERR_400, 413: ERR_413,
          503: ERR_503_FIELDS, **LOCATION_KEY_ANSWERS},
     ),
     ("POST", "/score/batch"): RouteDoc(

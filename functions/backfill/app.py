@@ -51,7 +51,8 @@ _clock: Callable[[], float] = time.time
 _recorder = PerContainer(lambda: build_recorder(loop_settings(), background=False, clock=_clock))
 # Backfilled contacts are answered (and written back) by their experiment variant, with the
 # request limits of /score (leadscore.wiring.scoring).
-_scorer = PerContainer(lambda: queued_scorer(ScoreSettings.from_env()))
+_scorer = PerContainer(lambda: queued_scorer(ScoreSettings.from_env(),
+                                           installation=_installation_of))
 # (found,): None inside when no installations are configured, which is an answer too
 _installations = PerContainer(lambda: (installations_of(ScoreSettings.from_env().installs),))
 
@@ -69,6 +70,12 @@ def recorder() -> LoopRecorder:
 
 def scorer() -> Scorer:
     return _scorer.get()
+
+
+def _installation_of(location_id: str) -> Any:
+    """A location's record (whether it pools), for its model scope."""
+    installs = installations()
+    return None if installs is None else installs.installation(location_id)
 
 
 def installations() -> Any:

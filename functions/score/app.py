@@ -32,7 +32,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import jsonsafe
 from leadscore.adapters.tracing import make_tracer
 from leadscore.errors import FieldError, InvalidInput
-from leadscore.experiments.serving import ExperimentScorer
 from leadscore.ghl import credentials
 from leadscore.headers import header
 from leadscore.identifiers import ID_RULE, has_lone_surrogate, is_safe_id
@@ -40,8 +39,10 @@ from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.cache import RemoteCache, TieredCache
 from leadscore.scoring.lead_score import LeadScore
+from leadscore.scoring.location_models import ModelLoad
 from leadscore.scoring.model_store import ModelProvider
 from leadscore.scoring.public import names_in, public_reason, redact
+from leadscore.scoring.scoped import ScopedScorer, Unscored
 from leadscore.scoring.service import BatchTooLarge, NoModelForFields, ScoringService
 from leadscore.settings import ScoreSettings
 from leadscore.throttle import LocationBuckets
@@ -78,7 +79,8 @@ class Container:
     store: ModelProvider
     cache: TieredCache
     service: ScoringService
-    scorer: ScoringService | ExperimentScorer  # the service, routed by a running experiment
+    # the service, routed by a running experiment, each location by its model scope
+    scorer: ScopedScorer
     # snapshots, outcomes, engagement; None when no record stream is configured
     loop: LoopHooks | None = None
     clock: Callable[[], float] = time.time
@@ -97,11 +99,27 @@ def build_container(
     loop: LoopHooks | None = None,
 ) -> Container:
     """Everything one container needs. Nothing here calls AWS; clients are made on first use."""
-    scoring = build_scoring(settings, store=store, remote_cache=remote_cache, clock=clock)
+    scoring = build_scoring(settings, store=store, remote_cache=remote_cache, clock=clock,
+                            installation=_installation, on_load=_publish_load)
     if loop is None:
         loop = loop_hooks(loop_settings(), clock=clock)
     return Container(settings, scoring.store, scoring.cache, scoring.service, scoring.scorer,
                      loop, clock)
+
+
+def _publish_load(load: ModelLoad) -> None:
+    """A location model's load time and size: flushed with the next request's metrics."""
+    metrics.add_metric(name="LocationModelLoad", unit=MetricUnit.Milliseconds,
+                       value=load.seconds * 1e3)
+    metrics.add_metric(name="LocationModelBytes", unit=MetricUnit.Bytes, value=load.bytes)
+
+
+def _installation(location_id: str) -> Any:
+    """The location's installation record (its pooling setting and columns), if any."""
+    installs = ghl_routes.deps().installations
+    return None if installs is None else installs.installation(location_id)
+
+
 
 
 def _routes_on(new: Container) -> Container:
@@ -274,7 +292,14 @@ def score() -> Response[str]:
         if isinstance(contact_id, str) and 0 < len(contact_id) <= 128 \
                 and not has_lone_surrogate(contact_id):
             logger.append_keys(contact_id=contact_id)
-    result = c.scorer.score(body, explain=explain)
+    try:
+        result = c.scorer.score(body, explain=explain, location_id=location)
+    except Unscored as exc:
+        # no scope can score this location: said plainly, nothing recorded or written
+        metrics.add_metric(name="Unscored", unit=MetricUnit.Count, value=1)
+        logger.info("unscored", extra={"model_scope": "none"})
+        return _json(200, exc.answer(body.get("contact_id") if isinstance(body, dict)
+                                     else None))
     if c.loop is not None:
         c.loop.scored(body, result, location, "api")
     _count(result)
@@ -285,6 +310,7 @@ def score() -> Response[str]:
             "source": result["source"],
             "cached": result["cached"],
             "model_version": result["model_version"],
+            "model_scope": result.get("model_scope"),
         },
     )
     settings = container().settings
@@ -304,9 +330,9 @@ def score_batch() -> Response[str]:
     caller = _caller_location()
     locations = [_location_of(lead, caller) for lead in leads]  # before anything is scored
     _throttle(locations)
-    answer = c.scorer.score_batch(leads, explain=explain)
+    answer = c.scorer.score_batch(leads, explain=explain, location_ids=locations)
     if c.loop is not None:
-        invalid = {e["index"] for e in answer["errors"]}
+        invalid = {e["index"] for e in (*answer["errors"], *answer.get("unscored", []))}
         valid = [(lead, locations[i]) for i, lead in enumerate(leads) if i not in invalid]
         for (lead, location), result in zip(valid, answer["results"], strict=True):
             c.loop.scored(lead, result, location, "batch")

@@ -27,9 +27,15 @@ metrics = Metrics(namespace="LeadScoring")
 processor = LoggingBatchProcessor()
 
 
-# Queued webhooks are answered by the contact's experiment variant, as on /score, and with
-# the same request limits (leadscore.wiring.scoring).
-_scorer = PerContainer(lambda: queued_scorer(ScoreSettings.from_env()))
+def _installation(location_id: str) -> Any:
+    """A location's record (whether it pools), for its model scope."""
+    installs = _deps.get().installations
+    return None if installs is None else installs.installation(location_id)
+
+
+# Queued webhooks are answered by the contact's experiment variant, as on /score, with the
+# same request limits, and each location by its model scope (leadscore.wiring.scoring).
+_scorer = PerContainer(lambda: queued_scorer(ScoreSettings.from_env(), installation=_installation))
 _deps = PerContainer(lambda: writeback_deps(WritebackSettings.from_env(), _scorer.get))
 
 

@@ -13,7 +13,9 @@ main's code *without* the custom-schema work (first at daea459; re-recorded at 9
 400 answers gained `error_count` on purpose, for bounded answers; re-recorded when the
 monotone ensemble came, whose rules score turns `days_on_market_ratio` downward like the
 feature contract's direction: only `composite_score` moved, 67.8 -> 69.8 for the sample
-lead), so the test proves this work changed nothing. A lane that changes the default answer
+lead; re-recorded when answers began to say which model scope served them: only
+`"model_scope":"agency"` was added to each scored answer), so the test proves this work
+changed nothing. A lane that changes the default answer
 on purpose re-records it the same way.
 """
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from leadscore.columns.schema import Schema, SchemaError
 from leadscore.explain import Explainer
+from leadscore.identifiers import ID_RULE, is_safe_id
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -71,6 +72,24 @@ def rejected_key(name: str) -> str:
 
 def experiment_record_key(name: str) -> str:
     return f"{EXPERIMENTS_PREFIX}{name}.json"
+
+
+# A location's own models (a sub-account's champion): the same layout under the location's
+# root, so promotion, rollback, the gate's platform-held set and the model store work on it
+# unchanged and can never touch the agency's `models/` or another location's folder.
+LOCATIONS_PREFIX = "locations/"
+
+
+def location_root(location_id: str) -> str:
+    """The store root of a location's own models (``locations/<location_id>``)."""
+    if not is_safe_id(location_id):
+        raise ValueError(f"location id {location_id!r} {ID_RULE}")
+    return LOCATIONS_PREFIX + location_id
+
+
+def location_pointer_key(location_id: str) -> str:
+    """``locations/<location_id>/models/champion.json``: the location's champion pointer."""
+    return f"{location_root(location_id)}/{CHAMPION_POINTER_KEY}"
 
 
 def pointer_root(key: str) -> str | None:

@@ -160,6 +160,23 @@ SECRET_MAX_AGE_SECONDS: Final[int] = 300
 #: price_drops: a real CMA uses a few dozen). The error-path cap is errors.MAX_ERROR_PATHS.
 DEFAULT_MAX_BATCH_SIZE: Final[int] = 1000
 DEFAULT_MAX_LIST_ITEMS: Final[int] = 50
+#: Per-location models (LOCATION_MODELS): the share of the function's memory their cache may
+#: hold (onnxruntime, numpy, the answer cache and the request need the rest), and the budget
+#: without a memory setting (tools, tests). LOCATION_MODEL_BYTES overrides both.
+LOCATION_MODELS_MEMORY_SHARE: Final[float] = 0.4
+DEFAULT_LOCATION_MODEL_BYTES: Final[int] = 256 * 1024 * 1024
+
+
+def location_model_budget(env: Mapping[str, str]) -> int:
+    """The per-location models' budget in bytes: LOCATION_MODEL_BYTES, else a share of
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE (MB), else the default."""
+    given = _int(env, "LOCATION_MODEL_BYTES", 0)
+    if given > 0:
+        return given
+    memory_mb = _int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0)
+    if memory_mb > 0:
+        return int(memory_mb * 1024 * 1024 * LOCATION_MODELS_MEMORY_SHARE)
+    return DEFAULT_LOCATION_MODEL_BYTES
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,10 @@ class ScoreSettings:
     require_location_key: bool = False
     location_rate_per_second: float = 0.0
     location_burst: int = 20
+    # A model per location (leadscore.scoring.scopes): each location's own champion beside
+    # the agency's, in a cache bounded in bytes (off: one champion serves every location).
+    location_models: bool = False
+    location_model_bytes: int = DEFAULT_LOCATION_MODEL_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScoreSettings:
@@ -255,6 +276,8 @@ class ScoreSettings:
             location_rate_per_second=_float(env, "LOCATION_RATE_PER_SECOND",
                                             cls.location_rate_per_second),
             location_burst=_int(env, "LOCATION_BURST", cls.location_burst),
+            location_models=_bool(env, "LOCATION_MODELS", cls.location_models),
+            location_model_bytes=location_model_budget(env),
         )
 
 

@@ -51,8 +51,9 @@ COMPANY_PREFIX = "company#"
 #: How long a container trusts its copy of an installation record (webhook path).
 INSTALLATION_CACHE_SECONDS = 30.0
 
-_JSON_ATTRS = ("field_map", "configured_map", "class_tags", "class_thresholds")
-_BOOL_ATTRS = ("enabled", "score_field_numeric")
+_JSON_ATTRS = ("field_map", "configured_map", "class_tags", "class_thresholds",
+               "model_columns")
+_BOOL_ATTRS = ("enabled", "score_field_numeric", "allow_pooling")
 
 
 def location_key(location_id: str) -> str:
@@ -118,6 +119,8 @@ def item_to_installation(item: Mapping[str, Any]) -> Installation:
             continue
         if name in _JSON_ATTRS:
             values[name] = json.loads(attr["S"])
+            if name == "model_columns":
+                values[name] = tuple(str(c) for c in values[name] or ())
         elif name in _BOOL_ATTRS:
             values[name] = bool(attr.get("BOOL", False))
         else:

@@ -93,6 +93,12 @@ class Installation:
     #: the time of the last UNINSTALL honoured, and when the location's data is deleted
     uninstalled_at: str = ""
     purge_after: str = ""
+    #: may the agency's model, trained on pooled rows, score this location (and this
+    #: location's rows train it)? Off until the location allows it (`ghlctl pooling`).
+    allow_pooling: bool = False
+    #: the columns this location's leads carry when it is not on the real-estate preset
+    #: (empty: the preset); the agency's model serves it only when it reads no other column
+    model_columns: tuple[str, ...] = ()
 
     def with_changes(self, **changes: Any) -> Installation:
         return replace(self, **changes)

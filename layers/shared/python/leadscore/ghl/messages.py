@@ -57,6 +57,8 @@ class WritebackMessage:
     #: The contact's tags when its inputs were read (a backfill page), None when unknown.
     #: A first write removes only the other class tags the contact carried (write_plan).
     contact_tags: tuple[str, ...] | None = None
+    #: which model scope produced the score (leadscore.scoring.scopes); None when unknown
+    model_scope: str | None = None
 
     @property
     def needs_scoring(self) -> bool:
@@ -95,6 +97,8 @@ class WritebackMessage:
             body["waits"] = self.waits
         if self.contact_tags is not None:
             body["contact_tags"] = list(self.contact_tags)
+        if self.model_scope:
+            body["model_scope"] = self.model_scope
         return json.dumps(body, separators=(",", ":"))
 
     def with_score(self, score: Mapping[str, Any], *, scored_at_ms: int) -> WritebackMessage:
@@ -112,6 +116,7 @@ class WritebackMessage:
             attempt=self.attempt,
             waits=self.waits,
             contact_tags=self.contact_tags,
+            model_scope=_scope(score),
         )
 
 
@@ -174,7 +179,13 @@ def score_message(
         received_at=received_at,
         scored_at=scored_at or received_at,
         contact_tags=contact_tags(tags),
+        model_scope=_scope(score),
     )
+
+
+def _scope(score: Mapping[str, Any]) -> str | None:
+    scope = score.get("model_scope")
+    return scope if isinstance(scope, str) and scope else None
 
 
 def webhook_message(
@@ -254,5 +265,6 @@ def parse_message(body: str, *, sent_at_ms: int = 0) -> WritebackMessage:
         waits=_counter(raw.get("waits")),
         # An unusable hint is dropped, not fatal: without it every other class tag is removed.
         contact_tags=contact_tags(raw.get("contact_tags")),
+        model_scope=_scope(raw),
     )
 

@@ -69,6 +69,7 @@ from leadscore.ghl.payloads import (
 )
 from leadscore.identifiers import id_errors, is_safe_id
 from leadscore.scoring.lead_score import goes_to_the_crm
+from leadscore.scoring.scoped import Unscored
 from leadscore.scoring.service import Scorer, scorer_schema
 from leadscore.settings import ScoreSettings
 from leadscore.throttle import LocationBuckets
@@ -511,10 +512,16 @@ def _lifecycle(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome:
     return Outcome(200, answer)
 
 
-def _custom_schema(d: GhlDeps) -> Schema | None:
+def _custom_schema(d: GhlDeps, location_id: str = "") -> Schema | None:
     """The served bundle's own columns (docs/SCHEMA.md), when the scorer can tell: then the
-    contact's fields are read by the schema's HighLevel field keys into a ``fields`` request."""
-    return scorer_schema(d.scorer())
+    contact's fields are read by the schema's HighLevel field keys into a ``fields`` request.
+    With per-location models, the columns of the model that scores this location."""
+    scorer = d.scorer()
+    schema_for = getattr(scorer, "schema_for", None)
+    if callable(schema_for):
+        found: Schema | None = schema_for(location_id)
+        return found
+    return scorer_schema(scorer)
 
 
 def _as_of(payload: Mapping[str, Any], now: float) -> float:
@@ -530,7 +537,8 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
     d = delivery.d
     location = InstalledLocation(installation, d.settings.ghl_field_map)
     try:
-        webhook = parse_webhook(payload, location.field_map(), _custom_schema(d))
+        webhook = parse_webhook(payload, location.field_map(),
+                                _custom_schema(d, delivery.location_id))
     except WebhookError as exc:
         return delivery.park(f"{parking.NOT_A_WEBHOOK}: {exc}")
     except InvalidInput as exc:
@@ -626,11 +634,21 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     d = delivery.d
     keys = webhook.log_keys()
     try:
-        score = d.scorer().score(webhook.request, explain=False)
+        # the location settled on picks the model scope (leadscore.scoring.scopes)
+        score = d.scorer().score({**webhook.request, "location_id": webhook.location_id},
+                                 explain=False)
     except InvalidInput as exc:
         logger.info("webhook with invalid lead data", extra={**keys, "paths": exc.paths})
         return delivery.park(f"{parking.INVALID_LEAD}: {', '.join(exc.paths)}",
                              {**exc.to_dict(), "contact_id": webhook.contact_id})
+    except Unscored as exc:
+        # No model may score this location: nothing is written to HighLevel, nothing queued
+        # (a retry would get the same answer until the location has a model).
+        d.count("WebhookUnscored")
+        logger.info("no model scope scores this location; nothing written", extra=keys)
+        return Outcome(200, {"status": "unscored", "contact_id": webhook.contact_id,
+                             "location_id": webhook.location_id, "model_scope": "none",
+                             "reason": exc.reason})
     except Exception:
         logger.exception("scoring failed", extra=keys)
         return _queue_for_later(delivery, webhook, received_at, "scoring failed")
@@ -638,6 +656,14 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
     if d.loop is not None:
         d.loop.scored(webhook.request, score, webhook.location_id, "webhook")
     if not goes_to_the_crm(score):
+        if score.get("model_scope") == "rules" and getattr(d.scorer(), "per_location", False):
+            # The rules serve this location by its model scope (no model of its own is loaded
+            # and it does not pool): never written into the CRM, and not queued to wait for a
+            # model like the rules fallback (the location's next change is scored again).
+            d.count("WebhookRulesNotWritten")
+            return Outcome(200, {"status": "scored", "contact_id": webhook.contact_id,
+                                 "location_id": webhook.location_id, "model_scope": "rules",
+                                 "writeback": "not written (rules)"})
         # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
     score = location.classify(score)
@@ -652,6 +678,7 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
         "should_prioritize": score.get("should_prioritize"),
         "model_version": score.get("model_version"),
         "source": score.get("source"),
+        "model_scope": score.get("model_scope"),
         "cached": score.get("cached", False),
         "writeback": "disabled",
     }

@@ -68,6 +68,7 @@ from leadscore.ghl.messages import (
 from leadscore.ghl.write_plan import ApiCall, ContactState, WritePlan, plan_write
 from leadscore.scoring.lead_score import goes_to_the_crm
 from leadscore.scoring.model_store import ModelUnavailable
+from leadscore.scoring.scoped import Unscored
 from leadscore.scoring.service import Scorer
 from leadscore.settings import WritebackSettings
 
@@ -87,6 +88,7 @@ class Outcome(StrEnum):
     DELAYED = "delayed"  # waiting: re-queued with a delay, not an error
     RETRY_LATER = "retry_later"  # a transient error: re-queued with a backoff
     DEAD_LETTERED = "dead_lettered"
+    UNSCORED = "unscored"  # no model scope may score the location: nothing written
 
 
 @dataclass(frozen=True)
@@ -268,12 +270,19 @@ def _score(message: WritebackMessage, deps: WritebackDeps,
            installation: Installation | None = None) -> WritebackMessage:
     assert message.webhook is not None
     try:
-        score = deps.scorer().score(message.webhook, explain=False)
+        # the message's location picks the model scope (leadscore.scoring.scopes)
+        scorer = deps.scorer()
+        score = scorer.score({**message.webhook, "location_id": message.location_id},
+                             explain=False)
     except InvalidInput as exc:
         raise _Permanent(f"invalid lead data: {', '.join(exc.paths)}") from exc
     except ModelUnavailable as exc:
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable") from exc
     if not goes_to_the_crm(score):
+        if score.get("model_scope") == "rules" and getattr(scorer, "per_location", False):
+            # the rules serve this location by its scope (no model of its own is loaded and it
+            # does not pool): never written, and not waited on like the rules fallback
+            raise Unscored(message.location_id, "the rules serve this location: not written")
         raise _Wait(deps.settings.model_retry_seconds, "model unavailable")
     # classed as the immediate webhook classes it (the fields were read by the webhook that
     # queued it, with the same location's map)
@@ -420,6 +429,8 @@ def process_record(
             message = _score(message, deps, installation)
         c = _Context(deps, deadline, message, installation, keys)
         result = _write(c)
+    except Unscored as exc:
+        result = Result(Outcome.UNSCORED, exc.reason)
     except _Wait as wait:
         result = _delay(message, deps, wait.seconds, wait.reason)
     except _Transient as exc:
@@ -491,6 +502,7 @@ _LEVELS = {
     Outcome.DELAYED: "info",
     Outcome.RETRY_LATER: "warning",
     Outcome.DEAD_LETTERED: "error",
+    Outcome.UNSCORED: "info",
 }
 _METRICS = {
     Outcome.WRITTEN: "WritebackWritten",
@@ -501,6 +513,7 @@ _METRICS = {
     Outcome.DELAYED: "WritebackDelayed",
     Outcome.RETRY_LATER: "WritebackRetried",
     Outcome.DEAD_LETTERED: "WritebackDeadLettered",
+    Outcome.UNSCORED: "WritebackUnscored",
 }
 
 

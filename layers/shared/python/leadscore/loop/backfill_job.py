@@ -20,6 +20,7 @@ from leadscore.loop.engagement import with_engagement
 from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_opportunities
 from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.lead_score import goes_to_the_crm
+from leadscore.scoring.scoped import Unscored
 from leadscore.scoring.service import Scorer, scorer_schema
 
 TERMINAL_STATUSES = ("won", "lost", "abandoned")
@@ -186,9 +187,12 @@ class ContactStep:
         elif engagement is not None:
             request = with_engagement(request, engagement.get(location_id, parsed.contact_id))
         try:
-            score = self.scorer().score(request, explain=False)
+            # the location picks the model scope (leadscore.scoring.scopes)
+            score = self.scorer().score({**request, "location_id": location_id}, explain=False)
         except InvalidInput:
             return ContactOutcome.FAILED
+        except Unscored:
+            return ContactOutcome.SKIPPED  # no model may score this location: nothing written
         self.recorder.snapshot(request, score, location_id=location_id, source="backfill")
         if parsed.contact_id in self.closed_contacts:
             self.recorder.snapshot(

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from leadscore.bundle import REJECTED_PREFIX
 from leadscore.registry import gate, retraining
 from leadscore.registry.archive import extract_bundle_archive
-from leadscore.registry.promotion import REJECTED_PREFIX, get_champion, promote, reject
+from leadscore.registry.promotion import get_champion, promote, reject
 from leadscore.registry.store import ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
 

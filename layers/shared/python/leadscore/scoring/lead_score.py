@@ -70,12 +70,17 @@ class LeadScore(TypedDict):
     experiment: NotRequired[str]
     variant: NotRequired[str | None]
     shadow: NotRequired[ShadowScore | None]
+    # which model scope answered (leadscore.scoring.scopes): location, agency, rules
+    model_scope: NotRequired[str]
 
 
 class BatchAnswer(TypedDict):
     results: list[LeadScore]
     # {"index", "errors": [{"path", "message"}], "error_count", ...}: see service.BatchErrors
     errors: list[dict[str, Any]]
+    # leads no model scope can score: {"index", "contact_id", "scored": false, "model_scope":
+    # "none", "reason"} (leadscore.scoring.scoped)
+    unscored: NotRequired[list[dict[str, Any]]]
 
 
 def goes_to_the_crm(answer: "LeadScore") -> bool:

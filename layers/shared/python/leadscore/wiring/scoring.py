@@ -23,7 +23,9 @@ from leadscore.adapters.s3_store import open_store
 from leadscore.circuit import CircuitBreaker
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
+from leadscore.scoring.location_models import LocationModels, ModelLoad
 from leadscore.scoring.model_store import ModelProvider, ModelStore
+from leadscore.scoring.scoped import InstallationOf, ScopedScorer
 from leadscore.scoring.service import ScoringService
 from leadscore.settings import ScoreSettings
 
@@ -38,7 +40,7 @@ class Scoring:
     store: ModelProvider
     cache: TieredCache
     service: ScoringService
-    scorer: ScoringService | ExperimentScorer  # the service, routed by a running experiment
+    scorer: ScopedScorer  # each location by its model scope; the agency's routed by experiments
 
 
 def build_scoring(
@@ -48,6 +50,8 @@ def build_scoring(
     store: ModelProvider | None = None,
     remote_cache: RemoteCache | None = None,
     clock: Callable[[], float] = time.time,
+    installation: InstallationOf | None = None,
+    on_load: Callable[[ModelLoad], None] | None = None,
 ) -> Scoring:
     """Everything that answers a lead. Nothing here calls AWS; clients are made on first use."""
     waits = (settings.model_refresh_wait_seconds, settings.model_first_load_wait_seconds)
@@ -76,12 +80,18 @@ def build_scoring(
         max_list_items=settings.max_list_items,
         max_error_paths=settings.max_error_paths,
     )
-    scorer = experiment_scorer(service, settings.model_uri, settings.model_refresh_seconds,
-                               refresh_wait_seconds=refresh_wait, open_store=open_store,
-                               s3=S3Store())
+    routed: ScoringService | ExperimentScorer = experiment_scorer(
+        service, settings.model_uri, settings.model_refresh_seconds,
+        refresh_wait_seconds=refresh_wait, open_store=open_store, s3=S3Store())
+    # ``installation``: a location's record (whether it pools), for its model scope
+    scorer = ScopedScorer(
+        service, routed,
+        models=LocationModels.from_settings(settings, on_load=on_load, s3=S3Store()),
+        installation=installation or (lambda _location_id: None))
     return Scoring(store, cache, service, scorer)
 
 
-def queued_scorer(settings: ScoreSettings) -> ScoringService | ExperimentScorer:
+def queued_scorer(settings: ScoreSettings,
+                  installation: InstallationOf | None = None) -> ScopedScorer:
     """The scorer of a function that scores outside the API (queued webhooks, backfill)."""
-    return build_scoring(settings, request_path=False).scorer
+    return build_scoring(settings, request_path=False, installation=installation).scorer

@@ -1,0 +1,267 @@
+"""Fifty locations' own models served by one process: /score p99 after each model's first
+load, the first load itself, and the process's memory against the template's 1,024 MB.
+
+One store on disk holds the agency's champion and a champion for each of N locations (the
+recorded real-estate bundle re-issued as N versions, or `--bundle DIR` re-issued). The score
+function runs in process with LOCATION_MODELS on and AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024
+(the cache's budget is its share of that), driven through `lambda_handler` with API Gateway
+events (parsing, routing, logging and metrics included):
+
+* phase "one model" (the baseline, measured in the same run): the same requests with
+  LOCATION_MODELS off, every lead answered by the agency's one champion;
+* phase "rotation": the N locations in turn, R rounds; each location's first request loads
+  its model (timed apart), the following requests (`--requests` per location per round, each
+  with a new contact id so no answer comes from the answer cache) are the "after first load"
+  latencies: p50/p99 over all of them and the worst location's p99;
+* phase "eviction" (`--evict-models K`): the same rotation with a budget of K models' bytes,
+  so the cache keeps dropping and re-loading: the loads and the memory stay bounded;
+* phase "memory": the N models loaded by a `LocationModels` alone (no requests, so no answer
+  cache grows): the resident memory each further model adds, against the bytes the cache
+  counts for it.
+
+Peak RSS is the process's VmHWM (Linux); the 1-minute load average is printed with each
+phase (the machine may be shared: read the latencies with it).
+
+    nice -n 10 .venv/bin/python -m bench.location_models [--locations 50] [--rounds 2]
+        [--requests 40] [--evict-models 10] [--bundle DIR] [--out .bench/location_models.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.blas_pin import REPO  # first: BLAS reads the thread count when numpy loads
+
+# isort: split
+import onnx
+from leadscore import bundle
+from leadscore.bundle import location_root
+from leadscore.scoring.location_models import SESSION_OVERHEAD_BYTES
+
+from tools.api_event import api_event
+from tools.lambda_context import lambda_context
+
+RECORDED = REPO / "tests" / "scoring" / "default_contract" / "bundle"
+MEMORY_MB = 1024  # template.yaml's ScoreFunction MemorySize
+
+
+def _rss_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_mb() -> float:
+    return round(_rss_kb("VmRSS") / 1024, 1)
+
+
+def peak_mb() -> float:
+    return round(_rss_kb("VmHWM") / 1024, 1)
+
+
+def load_1min() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def reissue(source: Path, directory: Path, tag: str) -> tuple[Path, str]:
+    """The bundle as another version (same graph, another doc string)."""
+    shutil.copytree(source, directory)
+    model = onnx.load(str(directory / bundle.MODEL_FILE))
+    model.doc_string = f"{model.doc_string or ''} ({tag})"
+    onnx.save(model, str(directory / bundle.MODEL_FILE))
+    manifest = json.loads((directory / bundle.MANIFEST_FILE).read_text())
+    for computed in ("model_version", "sha256", "files"):
+        manifest.pop(computed, None)
+    finished = bundle.finalize_bundle(directory, manifest)
+    return directory, str(finished["model_version"])
+
+
+def place(store: Path, source: Path, root: str) -> None:
+    base = store / root if root else store
+    manifest = json.loads((source / bundle.MANIFEST_FILE).read_text())
+    version = str(manifest["model_version"])
+    shutil.copytree(source, base / bundle.version_prefix(version))
+    (base / bundle.CHAMPION_POINTER_KEY).write_text(json.dumps(
+        {"version": version, "prefix": bundle.version_prefix(version),
+         "sha256": manifest["sha256"]}))
+
+
+def build_store(source: Path, work: Path, n: int) -> tuple[Path, list[str], int]:
+    store = work / "store"
+    place(store, source, "")
+    locations = [f"bench-loc-{i:03d}" for i in range(n)]
+    size = 0
+    for loc in locations:
+        directory, _ = reissue(source, work / "bundles" / loc, loc)
+        size = max(size, sum(p.stat().st_size for p in directory.iterdir() if p.is_file()))
+        place(store, directory, location_root(loc))
+    return store, locations, size
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return round(ordered[index], 3)
+
+
+def _env(store: Path, cache: Path, budget: int | None, per_location: bool = True) -> None:
+    for key in ("CACHE_TABLE", "WRITEBACK_QUEUE_URL", "WEBHOOK_DEDUP_TABLE",
+                "INSTALLATIONS_TABLE"):
+        os.environ.pop(key, None)
+    os.environ.update({
+        "MODEL_URI": f"file://{store}/{bundle.CHAMPION_POINTER_KEY}",
+        "MODEL_CACHE_DIR": str(cache), "LOCATION_MODELS": "true" if per_location else "false",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
+        "POWERTOOLS_SERVICE_NAME": "score", "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring",
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "MODEL_REFRESH_SECONDS": "60",
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    })
+    if budget is None:
+        os.environ.pop("LOCATION_MODEL_BYTES", None)
+    else:
+        os.environ["LOCATION_MODEL_BYTES"] = str(budget)
+
+
+def _call(app: Any, template: dict[str, Any], location: str) -> tuple[float, dict[str, Any]]:
+    body = {**template, "contact_id": f"c-{uuid.uuid4().hex[:12]}", "location_id": location}
+    event = api_event("/score", json.dumps(body).encode(), {})
+    started = time.perf_counter()
+    answer = app.lambda_handler(event, lambda_context(request_id="bench"))
+    elapsed = (time.perf_counter() - started) * 1e3
+    if answer.get("statusCode") != 200:
+        raise RuntimeError(f"{answer.get('statusCode')}: {str(answer.get('body'))[:300]}")
+    return elapsed, json.loads(answer["body"])
+
+
+def run_phase(name: str, app: Any, locations: list[str], rounds: int, requests: int,
+              template: dict[str, Any], scope: str = "location") -> dict[str, Any]:
+    app.set_container(None)
+    load_start = load_1min()
+    first: list[float] = []
+    after: list[float] = []
+    per_location: dict[str, list[float]] = {loc: [] for loc in locations}
+    wrong_scope = 0
+    started = time.perf_counter()
+    rss_one_model = 0.0
+    # the handler still formats its logs and EMF metrics, as in Lambda; the terminal is spared
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        for _ in range(rounds):
+            for loc in locations:
+                ms, answer = _call(app, template, loc)
+                first.append(ms)
+                rss_one_model = rss_one_model or rss_mb()
+                wrong_scope += answer.get("model_scope") != scope
+                for _ in range(requests):
+                    ms, answer = _call(app, template, loc)
+                    after.append(ms)
+                    per_location[loc].append(ms)
+                    wrong_scope += answer.get("model_scope") != scope
+    models = app.container().scorer.models
+    loads = [x.seconds * 1e3 for x in models.loads] if models is not None else []
+    result = {
+        "phase": name,
+        "locations": len(locations), "rounds": rounds, "requests_after_first": len(after),
+        "budget_bytes": models.budget_bytes if models else None,
+        "cached_models": len(models.cached()) if models else None,
+        "cached_bytes": models.total_bytes if models else None,
+        "evictions": models.evictions if models else None,
+        f"answers_not_from_{scope}_scope": wrong_scope,
+        "first_request_ms": {"p50": percentile(first, 50), "p99": percentile(first, 99),
+                             "max": round(max(first), 3)},
+        "model_load_ms": {"count": len(models.loads), "p50": percentile(loads, 50),
+                          "max": round(max(loads), 3)} if loads else None,
+        "after_first_load_ms": {"p50": percentile(after, 50), "p99": percentile(after, 99),
+                                "worst_location_p99": max(percentile(v, 99)
+                                                          for v in per_location.values())},
+        "rss_mb": rss_mb(), "peak_rss_mb": peak_mb(), "memory_setting_mb": MEMORY_MB,
+        "rss_with_one_model_mb": rss_one_model,
+        # what each further model added to the process (resident memory, not file bytes)
+        "rss_per_further_model_mb": round((rss_mb() - rss_one_model)
+                                          / max(1, len(locations) - 1), 3),
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_1min": [load_start, load_1min()], "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def memory_phase(store: Path, locations: list[str], cache: Path) -> dict[str, Any]:
+    """The resident memory the models alone take (no requests: no answer cache grows)."""
+    import gc
+
+    from leadscore.scoring.location_models import LocationModels
+
+    gc.collect()
+    models = LocationModels(f"file://{store}/{bundle.CHAMPION_POINTER_KEY}",
+                            budget_bytes=1 << 40, cache_dir=cache)
+    models.get(locations[0])
+    one = rss_mb()
+    for loc in locations[1:]:
+        models.get(loc)
+    gc.collect()
+    further = (rss_mb() - one) / max(1, len(locations) - 1)
+    result = {"phase": "memory", "locations": len(locations),
+              "rss_per_further_model_mb": round(further, 3),
+              "counted_bytes_per_model_mb": round(models.total_bytes / len(locations) / 2**20, 3),
+              "model_load_ms_p50": percentile([x.seconds * 1e3 for x in models.loads], 50),
+              "peak_rss_mb": peak_mb(), "load_1min": load_1min()}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--locations", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--evict-models", type=int, default=10)
+    parser.add_argument("--bundle", type=Path, default=RECORDED)
+    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "location_models.json")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-locations-"))
+    try:
+        store, locations, size = build_store(args.bundle, work, args.locations)
+        template = json.loads(json.loads(
+            (REPO / "events" / "score_request.json").read_text())["body"])
+        _env(store, work / "cache", None)
+        from functions.score import app
+
+        results: dict[str, Any] = {"bundle_bytes": size}
+        _env(store, work / "cache-one", None, per_location=False)
+        phases = [run_phase("one model", app, locations, args.rounds, args.requests, template,
+                            scope="agency")]
+        _env(store, work / "cache", None)
+        phases.append(run_phase("rotation", app, locations, args.rounds, args.requests,
+                                template))
+        if args.evict_models:
+            # K models as the cache counts them: files + the per-model overhead
+            _env(store, work / "cache-evict",
+                 args.evict_models * (size + SESSION_OVERHEAD_BYTES))
+            phases.append(run_phase("eviction", app, locations, args.rounds, args.requests,
+                                    template))
+        app.set_container(None)
+        phases.append(memory_phase(store, locations, work / "cache-memory"))
+        results["phases"] = phases
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"[bench] wrote {args.out}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

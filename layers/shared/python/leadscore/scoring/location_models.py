@@ -1,0 +1,241 @@
+"""Many locations' models in one container: an LRU bounded in bytes.
+
+Each location with a champion of its own (`leadscore.registry.locations`) is served by a
+`ModelStore` on that location's pointer (``<store>/locations/<id>/models/champion.json``),
+made on the location's first request. The store does what it does for the agency's champion:
+verifies every file, refreshes the pointer at most every ``refresh_seconds`` on a background
+thread (`leadscore.background`; in the score function no request waits for it), keeps the
+current model when a new one is bad. A location without a pointer costs one read per
+``refresh_seconds`` and no memory.
+
+The cache holds models up to ``budget_bytes``: a model's size is the bytes of its bundle's
+files, measured when it loads, plus ``overhead_bytes`` for what an open onnxruntime session
+and the loaded arrays cost beyond the files (bench/location_models.py measures the resident
+memory each further model adds, to check this estimate against). When a load takes the
+total over the budget, the least recently used locations are dropped (their files in the
+download folder too); the location being served is never dropped for itself. Each load is
+reported once (``on_load``: location, version, seconds to verify and open, bytes) so the
+function can publish the first-load time and the memory per model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from leadscore.bundle import location_pointer_key, pointer_root
+from leadscore.identifiers import is_safe_id
+from leadscore.scoring.model_store import BundleObjects, ModelStore, _default_loader
+from leadscore.settings import DEFAULT_LOCATION_MODEL_BYTES
+
+if TYPE_CHECKING:
+    from leadscore.bundle import LoadedModel
+    from leadscore.settings import ScoreSettings
+
+logger = logging.getLogger(__name__)
+
+def location_model_uri(model_uri: str, location_id: str) -> str | None:
+    """A location's champion pointer beside the agency's (``MODEL_URI``): the same store,
+    under ``locations/<id>/``. None when ``MODEL_URI`` is a fixed bundle (no store)."""
+    parsed = urlparse(model_uri.strip())
+    if parsed.scheme == "s3":
+        root = pointer_root(parsed.path.lstrip("/"))
+        if root is None:
+            return None
+        key = location_pointer_key(location_id)
+        return f"s3://{parsed.netloc}/{root + '/' if root else ''}{key}"
+    if parsed.scheme in ("file", ""):
+        path = parsed.path if parsed.scheme == "file" else model_uri.strip()
+        root = pointer_root(path)
+        if root is None:
+            return None
+        pointer = f"{root}/{location_pointer_key(location_id)}"
+        return f"file://{pointer}" if parsed.scheme == "file" else pointer
+    return None
+
+
+#: What one more loaded model costs beyond its files' bytes (an onnxruntime session, the
+#: explainer's arrays, the manifest). bench/location_models.py ("memory" phase) measured
+#: 0.18 MB of resident memory per further model of a 31 KB bundle, everything included: 1 MiB
+#: keeps the count above what was measured (bigger bundles: measure with its --bundle).
+SESSION_OVERHEAD_BYTES = 1024 * 1024
+
+
+def bundle_bytes(directory: Path) -> int:
+    """What a bundle takes: the bytes of its files."""
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """One model loaded (a first load, or a new champion of the location)."""
+
+    location_id: str
+    model_version: str
+    seconds: float  # verify every file + open the onnxruntime session
+    bytes: int  # the bundle's files + the per-model overhead: what the budget counts
+
+
+@dataclass
+class _Entry:
+    store: ModelStore
+    bytes: int = 0
+    version: str = ""
+
+
+class LocationModels:
+    """Location id -> its own champion, loaded on first use, LRU within ``budget_bytes``."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        budget_bytes: int = DEFAULT_LOCATION_MODEL_BYTES,
+        cache_dir: Path = Path("/tmp/leadscore-models"),  # noqa: S108 - Lambda's only writable dir  # nosec B108
+        refresh_seconds: float = 60.0,
+        refresh_wait_seconds: float | None = None,
+        first_load_wait_seconds: float | None = None,
+        s3: BundleObjects | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        loader: Callable[[Path], LoadedModel] = _default_loader,
+        on_load: Callable[[ModelLoad], None] | None = None,
+        max_locations: int = 10_000,
+        overhead_bytes: int = SESSION_OVERHEAD_BYTES,
+    ) -> None:
+        self.model_uri = model_uri
+        self.budget_bytes = int(budget_bytes)
+        self.cache_dir = cache_dir
+        self.refresh_seconds = refresh_seconds
+        self.refresh_wait_seconds = refresh_wait_seconds
+        self.first_load_wait_seconds = first_load_wait_seconds
+        self._s3 = s3
+        self._clock = clock
+        self._loader = loader
+        self._on_load = on_load
+        self.max_locations = max_locations
+        self.overhead_bytes = overhead_bytes
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._total = 0  # the bytes of every cached model (kept, not summed per request)
+        self.evictions = 0
+        self.loads: list[ModelLoad] = []  # the newest few, for /health-style views and tests
+
+    @classmethod
+    def from_settings(cls, settings: ScoreSettings,
+                      on_load: Callable[[ModelLoad], None] | None = None,
+                      s3: BundleObjects | None = None) -> LocationModels | None:
+        """The locations' models of a function (None with LOCATION_MODELS off): beside
+        MODEL_URI, within LOCATION_MODEL_BYTES, refreshed as the agency's champion is."""
+        if not settings.location_models:
+            return None
+        return cls(settings.model_uri, budget_bytes=settings.location_model_bytes,
+                   cache_dir=Path(settings.model_cache_dir),
+                   refresh_seconds=settings.model_refresh_seconds,
+                   # many locations' pointer checks would otherwise each hold a request up
+                   # to the wait: they run wholly in the background, and a new champion
+                   # serves from the first request after its check finished
+                   refresh_wait_seconds=0.0,
+                   first_load_wait_seconds=settings.model_first_load_wait_seconds,
+                   on_load=on_load, s3=s3)
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def get(self, location_id: str) -> LoadedModel | None:
+        """The location's own champion, or None (none promoted, not loaded yet, or no store)."""
+        entry = self._entry(location_id)
+        if entry is None:
+            return None
+        model = entry.store.current()
+        self._evict(keep=location_id)
+        return model
+
+    def _entry(self, location_id: str) -> _Entry | None:
+        with self._lock:
+            entry = self._entries.get(location_id)
+            if entry is not None:
+                self._entries.move_to_end(location_id)
+                return entry
+        if not is_safe_id(location_id):
+            return None  # not an id HighLevel makes: it names no folder of the store
+        uri = location_model_uri(self.model_uri, location_id)
+        if uri is None:
+            return None
+        entry = _Entry(store=ModelStore(
+            uri, s3=self._s3, cache_dir=self._folder(location_id),
+            refresh_seconds=self.refresh_seconds, clock=self._clock,
+            loader=lambda path: self._load(location_id, path),
+            keep_versions=1,  # /tmp is shared by every location
+            refresh_wait_seconds=self.refresh_wait_seconds,
+            first_load_wait_seconds=self.first_load_wait_seconds,
+        ))
+        with self._lock:
+            entry = self._entries.setdefault(location_id, entry)
+            self._entries.move_to_end(location_id)
+        return entry
+
+    def _folder(self, location_id: str) -> Path:
+        return self.cache_dir / "locations" / location_id
+
+    def _load(self, location_id: str, path: Path) -> LoadedModel:
+        started = time.perf_counter()
+        model = self._loader(path)
+        load = ModelLoad(location_id, str(model.version), time.perf_counter() - started,
+                         bundle_bytes(path) + self.overhead_bytes)
+        with self._lock:
+            entry = self._entries.get(location_id)
+            if entry is not None:
+                self._total += load.bytes - entry.bytes
+                entry.bytes, entry.version = load.bytes, load.model_version
+            self.loads = [*self.loads[-99:], load]
+        logger.info("location model loaded", extra={
+            "location_id": location_id, "model_version": load.model_version,
+            "load_ms": round(load.seconds * 1000, 1), "model_bytes": load.bytes})
+        if self._on_load is not None:
+            try:
+                self._on_load(load)
+            except Exception:  # publishing a figure never fails a load
+                logger.warning("model load not published", exc_info=True)
+        return model
+
+    # -- the budget ---------------------------------------------------------------------------
+
+    @property
+    def total_bytes(self) -> int:
+        with self._lock:
+            return self._total
+
+    def cached(self) -> list[str]:
+        """Locations in the cache, least recently used first."""
+        with self._lock:
+            return list(self._entries)
+
+    def _evict(self, keep: str) -> None:
+        dropped: list[str] = []
+        with self._lock:
+            if self._total <= self.budget_bytes and len(self._entries) <= self.max_locations:
+                return  # the usual request: nothing to drop, nothing walked
+            total = self._total
+            for location_id in list(self._entries):
+                too_many = len(self._entries) > self.max_locations
+                if not too_many and total <= self.budget_bytes:
+                    break
+                entry = self._entries[location_id]
+                if location_id == keep or (not too_many and entry.bytes == 0):
+                    continue  # dropping a location without a model frees no memory
+                total -= self._entries.pop(location_id).bytes
+                dropped.append(location_id)
+            self._total = total
+            self.evictions += len(dropped)
+        for location_id in dropped:
+            # its downloaded files too (/tmp is small); the model itself goes with the entry
+            shutil.rmtree(self._folder(location_id), ignore_errors=True)
+        if dropped:
+            logger.info("location models evicted", extra={"evicted": len(dropped)})
