@@ -708,7 +708,9 @@ def _custom_report(staging: Path, custom: CustomData, split: HeldOutSplit,
                                    "leaks_excluded": custom.leak.leaks,
                                    "leaks_kept": custom.leak.kept,
                                    "dropped": custom.dropped,
-                                   "column_auc": custom.leak.aucs}
+                                   "column_auc": custom.leak.aucs,
+                                   "leak_auc": custom.leak_auc,
+                                   "drop_column_losses": custom.leak.drop_losses}
     (staging / bundle.SCHEMA_FILE).write_text(
         json.dumps(custom.schema.to_dict(), indent=2) + "\n")
     section = columns_section(custom, seed)
