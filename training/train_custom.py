@@ -11,8 +11,8 @@ rows (``leadscore.columns.schema`` is the transform both training and serving us
 5. fit the schema on the training rows only (levels, fills, missing indicators);
 6. the leak guard on an inner split of the training rows (``schema_infer``'s rules: a column
    that alone predicts too well, outcome-pure values, the drop-column test, identifier-like
-   numbers); leaks are dropped and named unless ``--keep``, and the held-out AUC of the
-   reference LightGBM with and without them is measured for the report;
+   numbers); leaks are dropped and named unless ``--keep``, and the held-out AUC of the leak
+   guard's small LightGBM with and without them is measured for the report;
 7. encode every row through ``Schema.encode_columns``.
 
 Also here: the reference model the report compares against (a LightGBM with default
@@ -44,6 +44,7 @@ from schema_infer import (
     leak_scores,
     load_schema_file,
     read_table,
+    small_model_auc,
     suspect_columns,
     target_vector,
 )
@@ -80,7 +81,7 @@ class CustomData:
     baseline_columns: dict[str, Any]  # column -> typical value as read
     as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
     table: Table | None = None  # the rows as read (resolved targets only), for the report
-    # held-out AUC of the reference LightGBM with and without the excluded leaks
+    # held-out AUC of the leak guard's small LightGBM with and without the excluded leaks
     # ({"with": ..., "without": ...}; None when nothing was excluded)
     leak_auc: dict[str, float] | None = None
 
@@ -177,10 +178,10 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
     X = encode(fitted, table, np.arange(y.size), as_of)
     if verdict.leaks:
         leak_auc = {
-            "with": reference_lightgbm_auc(X_all[train_idx], y[train_idx], X_all[test_idx],
-                                           y[test_idx], seed),
-            "without": reference_lightgbm_auc(X[train_idx], y[train_idx], X[test_idx],
-                                              y[test_idx], seed)}
+            "with": small_model_auc(X_all[train_idx], y[train_idx], X_all[test_idx],
+                                    y[test_idx], seed),
+            "without": small_model_auc(X[train_idx], y[train_idx], X[test_idx], y[test_idx],
+                                       seed)}
     typical = _typical(fitted, X[train_idx])
     baseline = fitted.encode_fields(typical, "baseline", as_of).values.astype(np.float32)
     for col in fitted.columns:  # dates: the baseline is an age, not a date to re-read
@@ -244,7 +245,7 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
     for name, reason in data.leak.kept.items():
         lines.append(f"  KEPT by --keep {name}: {reason}")
     if data.leak_auc is not None:
-        lines.append(f"Held-out AUC of the reference LightGBM with the excluded leaks "
+        lines.append(f"Held-out AUC of the leak guard's small LightGBM with the excluded leaks "
                      f"{data.leak_auc['with']:.4f}, without them {data.leak_auc['without']:.4f}"
                      " (the model is trained without them)")
     for name, reason in data.dropped.items():
