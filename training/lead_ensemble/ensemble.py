@@ -160,7 +160,7 @@ class Hyperparameters:
     mlp_n_iter_no_change: int = 10
     # The network sees at most this many rows (a stratified sample): its full-batch fit costs
     # time in proportion to the rows, and past this size the trees carry the detail.
-    mlp_max_rows: int = 20_000
+    mlp_max_rows: int = 10_000
     stacker_c: float = 1.0
     folds: int = 5
     seed: int = 42

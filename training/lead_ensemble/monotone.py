@@ -213,7 +213,7 @@ class MonotoneNetwork(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 # times the squared weights on top of the mean log loss), and how many rows choose it.
 LINEAR_ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 LINEAR_CV_FOLDS = 5
-LINEAR_CV_MAX_ROWS = 20_000
+LINEAR_CV_MAX_ROWS = 10_000
 
 
 def choose_linear_alpha(X: np.ndarray, y: np.ndarray, directions: Sequence[int],
