@@ -153,6 +153,9 @@ class Hyperparameters:
     # mean log loss). Its full-batch fit converges much further than minibatch Adam did, so
     # the penalty is what keeps it from learning one row by heart.
     mlp_alpha: float = 1.0
+    # mlp_learning_rate, mlp_batch_size, mlp_tol and mlp_n_iter_no_change were the minibatch
+    # network's; the network is now fitted by L-BFGS-B (lead_ensemble.monotone) and ignores
+    # them. They are still accepted so that a stack's saved hyperparameters keep parsing.
     mlp_learning_rate: float = 1e-3
     mlp_max_iter: int = 200
     mlp_batch_size: int = 200
