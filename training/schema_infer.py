@@ -25,6 +25,27 @@ scores the inner held-out part. A column is a leak when that AUC is >= 0.90, or 
 >= 0.75 and its lift over chance (AUC - 0.5) is at least 1.5 times the next best column's:
 a field that alone nearly decides the outcome is usually written after it (a call's
 duration, a "closed" stage). Leaks are excluded unless the job is told ``--keep COLUMN``.
+
+Partial leaks hide below that bar (a field filled in for some leads only after they
+converted: its own AUC can be 0.65), so three more checks run on the training rows
+(``suspect_columns``), each flagged column excluded the same way unless ``--keep``:
+
+- *outcome-pure values* (``pure_values``): a value, a value range (one of 20 quantile bins) or
+  the mere presence of a value, held by at least max(20, 1 %) of the rows, under which the
+  rarer outcome happens in >= 95 % of them. An honest field shifts the odds; a field only
+  converted leads carry was written after the outcome.
+- *drop-column test* (``drop_column_losses``): a small LightGBM on every column, fitted on the
+  inner split, loses this much AUC on the inner held-out part without the column. A column
+  is flagged when it is worth >= 0.02 AUC and at least 3 times the runner-up column: any
+  honest column is the yardstick, and a field worth far more than every other one is usually
+  the outcome itself in another form.
+- *identifier-like numbers* (``identifier_like``): whole numbers with >= 95 % distinct
+  values (ids, row numbers read as numbers) or numbers that rise or fall with the row order
+  (rank correlation >= 0.98: a row number, an id or a timestamp handed out in order; the
+  file's order says when a lead was exported, not whether it converts).
+
+What the flagged columns were worth is reported: the held-out AUC of the same small LightGBM
+with and without them (train_custom).
 """
 
 from __future__ import annotations
@@ -33,7 +54,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -75,6 +96,16 @@ LEAK_MIN_AUC = 0.75
 LEAK_LIFT_RATIO = 1.5
 LEAK_BINS = 20
 LEAK_INNER_SHARE = 0.25
+PURE_RATE = 0.95
+PURE_MIN_ROWS = 20
+PURE_MIN_SHARE = 0.01
+DROP_MIN_LOSS = 0.02
+DROP_RATIO = 3.0
+DROP_MAX_ROWS = 50_000
+ID_NUMBER_DISTINCT = 0.95
+ROW_ORDER_RHO = 0.98
+ID_MIN_ROWS = 20
+ID_FLATNESS = 0.1
 
 
 @dataclass(frozen=True)
@@ -410,26 +441,37 @@ def _column_keys(schema: Schema, col: ColumnSpec, table: Table, rows: np.ndarray
     return keys
 
 
-def leak_scores(schema: Schema, table: Table, train_rows: np.ndarray, y_train: np.ndarray,
-                seed: int) -> dict[str, float]:
-    """Each column's own AUC on an inner held-out part of the training rows."""
+def _inner_split(y_train: np.ndarray, seed: int) -> np.ndarray:
+    """A stratified LEAK_INNER_SHARE of the training rows (True) to measure on."""
     rng = np.random.default_rng(seed)
-    inner = np.zeros(train_rows.size, dtype=bool)
+    inner = np.zeros(y_train.size, dtype=bool)
     for label in (0, 1):  # stratified
         idx = np.flatnonzero(y_train == label)
         take = rng.choice(idx, size=max(1, round(LEAK_INNER_SHARE * idx.size)),
                           replace=False)
         inner[take] = True
+    return inner
+
+
+def _quantile_edges(schema: Schema, col: ColumnSpec, table: Table, rows: np.ndarray
+                    ) -> np.ndarray | None:
+    if col.kind not in ("numeric", "date"):
+        return None
+    vals, _ = read_column(schema, col, table.columns[col.name], rows)
+    nums = np.asarray([float(v) for v in vals if v is not None])
+    qs = np.quantile(nums, np.linspace(0, 1, LEAK_BINS + 1)[1:-1]) if nums.size else []
+    return np.unique(np.asarray(qs, dtype=np.float64))
+
+
+def leak_scores(schema: Schema, table: Table, train_rows: np.ndarray, y_train: np.ndarray,
+                seed: int) -> dict[str, float]:
+    """Each column's own AUC on an inner held-out part of the training rows."""
+    inner = _inner_split(y_train, seed)
     fit_rows, eval_rows = train_rows[~inner], train_rows[inner]
     y_fit, y_eval = y_train[~inner], y_train[inner]
     out: dict[str, float] = {}
     for col in schema.columns:
-        edges = None
-        if col.kind in ("numeric", "date"):
-            fit_vals, _ = read_column(schema, col, table.columns[col.name], fit_rows)
-            nums = np.asarray([float(v) for v in fit_vals if v is not None])
-            qs = np.quantile(nums, np.linspace(0, 1, LEAK_BINS + 1)[1:-1]) if nums.size else []
-            edges = np.unique(np.asarray(qs, dtype=np.float64))
+        edges = _quantile_edges(schema, col, table, fit_rows)
         k_fit = _column_keys(schema, col, table, fit_rows, edges)
         k_eval = _column_keys(schema, col, table, eval_rows, edges)
         auc = _rank_auc(y_eval, _one_column_scores(k_fit, y_fit.astype(np.float64), k_eval))
@@ -437,15 +479,177 @@ def leak_scores(schema: Schema, table: Table, train_rows: np.ndarray, y_train: n
     return out
 
 
+def pure_values(schema: Schema, table: Table, train_rows: np.ndarray, y_train: np.ndarray
+                ) -> dict[str, str]:
+    """Columns with a value (level, quantile bin, or presence) under which the rarer outcome
+    is near certain for a sizeable share of the rows (module docstring)."""
+    y = np.asarray(y_train, dtype=np.int64)
+    rare = 1 if y.mean() <= 0.5 else 0
+    n = y.size
+    floor = max(PURE_MIN_ROWS, math.ceil(PURE_MIN_SHARE * n))
+    word = "converted" if rare == 1 else "did not convert"
+    out: dict[str, str] = {}
+    for col in schema.columns:
+        edges = _quantile_edges(schema, col, table, train_rows)
+        keys = _column_keys(schema, col, table, train_rows, edges)
+        present = (keys >= 0).astype(np.int64)
+        for kind, k in (("value", keys), ("presence", present)):
+            uniq, inv = np.unique(k, return_inverse=True)
+            cnt = np.bincount(inv, minlength=uniq.size)
+            hit = np.bincount(inv, weights=(y == rare), minlength=uniq.size)
+            rate = hit / np.maximum(cnt, 1)
+            pure = np.flatnonzero((cnt >= floor) & (rate >= PURE_RATE))
+            if not pure.size:
+                continue
+            j = int(pure[np.argmax(cnt[pure])])
+            if kind == "presence":
+                what = "having any value" if uniq[j] == 1 else "having no value"
+            elif uniq[j] < 0:
+                what = "a missing value"
+            else:
+                what = "one value" if edges is None else "one value range"
+            out[col.name] = (f"partial leak: {cnt[j] / n:.1%} of the training rows have "
+                             f"{what} under which {rate[j]:.0%} {word}; a value only such "
+                             "leads carry is usually written after the outcome")
+            break
+    return out
+
+
+def small_model_auc(X_fit: np.ndarray, y_fit: np.ndarray, X_eval: np.ndarray,
+                    y_eval: np.ndarray, seed: int) -> float:
+    """AUC of the leak guard's small LightGBM (100 trees of 15 leaves, one thread: it runs
+    once per column) fitted on one part and measured on the other."""
+    import lightgbm as lgbm
+
+    if X_fit.shape[1] == 0:
+        return 0.5
+    model = lgbm.LGBMClassifier(n_estimators=100, learning_rate=0.1, num_leaves=15,
+                                min_child_samples=20, random_state=seed, n_jobs=1, verbose=-1)
+    model.fit(np.asarray(X_fit, dtype=np.float32), y_fit)
+    auc = _rank_auc(np.asarray(y_eval), model.predict_proba(
+        np.asarray(X_eval, dtype=np.float32))[:, 1])
+    return auc if math.isfinite(auc) else 0.5
+
+
+def drop_column_losses(schema: Schema, table: Table, train_rows: np.ndarray,
+                       y_train: np.ndarray, today: date, seed: int
+                       ) -> tuple[float, dict[str, float]]:
+    """(AUC with every column, {column: AUC lost without it}) of a small LightGBM fitted on
+    the inner split of the training rows and measured on its held-out part."""
+    y = np.asarray(y_train, dtype=np.int64)
+    rows = np.arange(y.size)
+    if y.size > DROP_MAX_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(y.size, DROP_MAX_ROWS, replace=False))
+    inner = _inner_split(y[rows], seed)
+    X = encode(schema, table, train_rows[rows], today).astype(np.float32)
+    yr = y[rows]
+
+    def auc_without(skip: slice | None) -> float:
+        cols = np.ones(X.shape[1], dtype=bool)
+        if skip is not None:
+            cols[skip] = False
+        return small_model_auc(X[~inner][:, cols], yr[~inner], X[inner][:, cols], yr[inner],
+                               seed)
+
+    full = auc_without(None)
+    losses: dict[str, float] = {}
+    at = 0
+    for col in schema.columns:
+        losses[col.name] = full - auc_without(slice(at, at + col.width))
+        at += col.width
+    return full, losses
+
+
+def judge_drop_losses(losses: Mapping[str, float]) -> dict[str, str]:
+    """Columns worth far more than any other one (module docstring)."""
+    out: dict[str, str] = {}
+    for name, loss in losses.items():
+        others = [v for n, v in losses.items() if n != name]
+        runner_up = max(others) if others else 0.0
+        if loss >= DROP_MIN_LOSS and loss >= DROP_RATIO * max(runner_up, DROP_MIN_LOSS / 4):
+            out[name] = (f"leak: without it the model loses {loss:.3f} AUC, over "
+                         f"{DROP_RATIO:g} times what any other column is worth (next "
+                         f"{runner_up:.3f}); such a field is usually the outcome in another "
+                         "form")
+    return out
+
+
+def _flat(nums: np.ndarray) -> float:
+    """Kolmogorov distance between the values and an even spread over [min, max]: ids and
+    row numbers are even (a sequence with gaps), amounts and counts are not (skewed, bell)."""
+    v = np.sort(nums)
+    span = float(v[-1] - v[0])
+    if span <= 0:
+        return 1.0
+    cdf = (v - v[0]) / span
+    k = np.arange(1, v.size + 1) / v.size
+    return float(max(np.max(np.abs(k - cdf)), np.max(np.abs(k - 1.0 / v.size - cdf))))
+
+
+def identifier_like(schema: Schema, table: Table, train_rows: np.ndarray) -> dict[str, str]:
+    """Numeric columns that look like ids or row numbers (module docstring)."""
+    out: dict[str, str] = {}
+    for col in schema.columns:
+        if col.kind != "numeric":
+            continue
+        values, _ = read_column(schema, col, table.columns[col.name], train_rows)
+        at = np.asarray([i for i, v in enumerate(values) if v is not None], dtype=np.float64)
+        nums = np.asarray([float(v) for v in values if v is not None], dtype=np.float64)
+        if nums.size < ID_MIN_ROWS:
+            continue
+        distinct = np.unique(nums).size / nums.size
+        if distinct >= ID_NUMBER_DISTINCT and bool(np.all(nums == np.round(nums))) \
+                and _flat(nums) <= ID_FLATNESS:
+            out[col.name] = (f"identifier-like: whole numbers, {distinct:.0%} of them "
+                             "distinct and spread evenly over their range (an id or a row "
+                             "number read as a number)")
+            continue
+        rank_v = np.argsort(np.argsort(nums, kind="mergesort"), kind="mergesort")
+        rho = float(np.corrcoef(rank_v, at)[0, 1]) if np.std(rank_v) > 0 else 0.0
+        if abs(rho) >= ROW_ORDER_RHO:
+            out[col.name] = (f"identifier-like: {'rises' if rho > 0 else 'falls'} with the "
+                             f"row order (rank correlation {rho:+.3f}): a row number, or an "
+                             "id or time handed out in order")
+    return out
+
+
+def suspect_columns(schema: Schema, table: Table, train_rows: np.ndarray,
+                    y_train: np.ndarray, today: date, seed: int,
+                    already: Sequence[str] = ()) -> tuple[dict[str, str], float,
+                                                          dict[str, float]]:
+    """Every partial-leak and identifier check (module docstring): ({column: reason}, the
+    drop-column test's AUC, {column: AUC lost without it}).
+
+    The drop-column test runs without the columns flagged before it (`already`: the own-AUC
+    rule's leaks; then the identifiers and outcome-pure columns): a second copy of the
+    outcome would make each copy look worthless, as the other one stands in for it."""
+    found = identifier_like(schema, table, train_rows)
+    for name, why in pure_values(schema, table, train_rows, y_train).items():
+        found.setdefault(name, why)
+    rest = [c for c in schema.columns if c.name not in found and c.name not in already]
+    if len(rest) < 2:
+        return found, math.nan, {}
+    full, losses = drop_column_losses(schema.with_columns(rest), table, train_rows, y_train,
+                                      today, seed)
+    for name, why in judge_drop_losses(losses).items():
+        found.setdefault(name, why)
+    return found, full, losses
+
+
 @dataclass(frozen=True)
 class LeakVerdict:
     aucs: dict[str, float]
     leaks: dict[str, str]  # excluded column -> reason
     kept: dict[str, str]  # leak-like column kept by --keep -> reason
+    # the drop-column test: AUC lost without each column (empty when it did not run)
+    drop_losses: dict[str, float] = field(default_factory=dict)
 
 
-def judge_leaks(aucs: Mapping[str, float], keep: Sequence[str] = ()) -> LeakVerdict:
-    """Which columns are leaks (see the module docstring for the rule)."""
+def judge_leaks(aucs: Mapping[str, float], keep: Sequence[str] = (),
+                suspects: Mapping[str, str] | None = None,
+                drop_losses: Mapping[str, float] | None = None) -> LeakVerdict:
+    """Which columns are leaks (see the module docstring for the rule); `suspects` are the
+    partial-leak and identifier findings (``suspect_columns``), excluded the same way."""
     leaks: dict[str, str] = {}
     kept: dict[str, str] = {}
     lifts = {n: abs(a - 0.5) + 0.5 for n, a in aucs.items()}
@@ -460,9 +664,13 @@ def judge_leaks(aucs: Mapping[str, float], keep: Sequence[str] = ()) -> LeakVerd
             reason = (f"leak: the column alone reaches held-out AUC {auc:.3f}, far above every "
                       f"other column (next best {runner_up:.3f}); such a field is usually "
                       "filled in after the outcome")
+        reason = reason or (suspects or {}).get(name, "")
         if reason:
             (kept if name in keep else leaks)[name] = reason
-    return LeakVerdict(dict(aucs), leaks, kept)
+    for name, reason in (suspects or {}).items():  # columns the own-AUC pass did not score
+        if name not in aucs:
+            (kept if name in keep else leaks)[name] = reason
+    return LeakVerdict(dict(aucs), leaks, kept, dict(drop_losses or {}))
 
 
 def load_schema_file(path: Path) -> Schema:

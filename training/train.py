@@ -422,7 +422,7 @@ def _verdict(ens: FittedEnsemble, metrics: Mapping[str, Any]) -> str:
     knowable when the data carries the true probability (generated leads).
     """
     oof = ens.oof_metrics
-    best_name = min(bundle.BASE_MODEL_NAMES, key=lambda n: oof[n]["log_loss"])
+    best_name = min((n for n in ens.part_names if n in oof), key=lambda n: oof[n]["log_loss"])
     best_loss = oof[best_name]["log_loss"]
     stack_loss = oof["stacker"]["log_loss"]
     if ens.combiner == "stacker":
@@ -608,8 +608,11 @@ def _held_out_metrics(
         "parity_max_abs_diff": float(export["parity_max_abs_diff"]),
         "decision_threshold": 0.5,
         "combiner": ens.combiner,
-        "stacker_weights": {n: float(w) for n, w in zip(bundle.BASE_MODEL_NAMES, ens.weights,
+        "stacker_weights": {n: float(w) for n, w in zip(ens.part_names, ens.weights,
                                                          strict=True)},
+        # parts the stacker dropped because they did not help out of fold
+        "parts_dropped": list(ens.dropped),
+        "stacker_candidates": dict(ens.stacker_candidates),
         "stacker_intercept": float(ens.intercept),
         "oof_metrics": ens.oof_metrics,
         "stacker_training_time_seconds": float(ens.training_seconds.get("stacker", 0.0)),
@@ -707,7 +710,9 @@ def _custom_report(staging: Path, custom: CustomData, split: HeldOutSplit,
                                    "leaks_excluded": custom.leak.leaks,
                                    "leaks_kept": custom.leak.kept,
                                    "dropped": custom.dropped,
-                                   "column_auc": custom.leak.aucs}
+                                   "column_auc": custom.leak.aucs,
+                                   "leak_auc": custom.leak_auc,
+                                   "drop_column_losses": custom.leak.drop_losses}
     (staging / bundle.SCHEMA_FILE).write_text(
         json.dumps(custom.schema.to_dict(), indent=2) + "\n")
     section = columns_section(custom, seed)

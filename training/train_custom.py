@@ -9,8 +9,10 @@ rows (``leadscore.columns.schema`` is the transform both training and serving us
 3. the schema: ``--schema FILE`` (every column must be in the file) or inferred;
 4. the stratified held-out split (the same call, seed and size as the default job);
 5. fit the schema on the training rows only (levels, fills, missing indicators);
-6. the leak guard on an inner split of the training rows (``schema_infer``'s rule); leaks
-   are dropped and named unless ``--keep``;
+6. the leak guard on an inner split of the training rows (``schema_infer``'s rules: a column
+   that alone predicts too well, outcome-pure values, the drop-column test, identifier-like
+   numbers); leaks are dropped and named unless ``--keep``, and the held-out AUC of the leak
+   guard's small LightGBM with and without them is measured for the report;
 7. encode every row through ``Schema.encode_columns``.
 
 Also here: the reference model the report compares against (a LightGBM with default
@@ -42,6 +44,8 @@ from schema_infer import (
     leak_scores,
     load_schema_file,
     read_table,
+    small_model_auc,
+    suspect_columns,
     target_vector,
 )
 from train_data import Dataset, TrainingRefused, check_dataset, input_files
@@ -77,6 +81,9 @@ class CustomData:
     baseline_columns: dict[str, Any]  # column -> typical value as read
     as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
     table: Table | None = None  # the rows as read (resolved targets only), for the report
+    # held-out AUC of the leak guard's small LightGBM with and without the excluded leaks
+    # ({"with": ..., "without": ...}; None when nothing was excluded)
+    leak_auc: dict[str, float] | None = None
 
 
 def split_rows(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +161,13 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
     train_idx, test_idx = split_rows(y, test_size, seed)
     fitted = fit_schema(schema, table, train_idx, as_of)
     aucs = leak_scores(fitted, table, train_idx, y[train_idx], seed)
-    verdict = judge_leaks(aucs, opts.keep)
+    first = judge_leaks(aucs)
+    suspects, _, losses = suspect_columns(fitted, table, train_idx, y[train_idx], as_of, seed,
+                                          already=list(first.leaks))
+    verdict = judge_leaks(aucs, opts.keep, suspects, losses)
+    leak_auc = None
     if verdict.leaks:
+        X_all = encode(fitted, table, np.arange(y.size), as_of)
         kept_columns = [c for c in fitted.columns if c.name not in verdict.leaks]
         if not kept_columns:
             raise TrainingRefused("Every column looks like a leak: "
@@ -164,6 +176,12 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
                         exclude={**dropped, **verdict.leaks},
                         missing_tokens=fitted.missing_tokens, negative=fitted.negative)
     X = encode(fitted, table, np.arange(y.size), as_of)
+    if verdict.leaks:
+        leak_auc = {
+            "with": small_model_auc(X_all[train_idx], y[train_idx], X_all[test_idx],
+                                    y[test_idx], seed),
+            "without": small_model_auc(X[train_idx], y[train_idx], X[test_idx], y[test_idx],
+                                       seed)}
     typical = _typical(fitted, X[train_idx])
     baseline = fitted.encode_fields(typical, "baseline", as_of).values.astype(np.float32)
     for col in fitted.columns:  # dates: the baseline is an age, not a date to re-read
@@ -174,7 +192,8 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
                                     "csv", note))
     return CustomData(dataset=dataset, schema=fitted, train_idx=train_idx, test_idx=test_idx,
                       inferred=inferred, dropped=dropped, leak=verdict, baseline=baseline,
-                      baseline_columns=typical, as_of=as_of, table=table)
+                      baseline_columns=typical, as_of=as_of, table=table,
+                      leak_auc=leak_auc)
 
 
 def _schema_target(opts: CustomOptions) -> str:
@@ -225,6 +244,10 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
         lines.append(f"  EXCLUDED {name}: {reason} (--keep {name} to use it)")
     for name, reason in data.leak.kept.items():
         lines.append(f"  KEPT by --keep {name}: {reason}")
+    if data.leak_auc is not None:
+        lines.append(f"Held-out AUC of the leak guard's small LightGBM with the excluded leaks "
+                     f"{data.leak_auc['with']:.4f}, without them {data.leak_auc['without']:.4f}"
+                     " (the model is trained without them)")
     for name, reason in data.dropped.items():
         own = (excluded_aucs or {}).get(name)
         lines.append(f"  dropped {name}: {reason}"
@@ -290,6 +313,8 @@ def columns_section(data: CustomData, seed: int) -> dict[str, Any]:
         "inferred": data.inferred,
         "kept": kept,
         "excluded": excluded,
+        "leak_auc": data.leak_auc,
+        "drop_column_losses": data.leak.drop_losses,
         "unseen_categories": (
             "a category never seen in training is scored as its column's 'other' level "
             "(with the rare levels bucketed at training) and named in the answer's "

@@ -37,7 +37,7 @@ class FitProgress:
 
     def __call__(self, step: str, timings: Mapping[str, float]) -> None:
         spent = {k: v - self.last.get(k, 0.0) for k, v in timings.items()
-                 if k in ("xgboost", "lightgbm", "neural_network")}
+                 if k in ("xgboost", "lightgbm", "neural_network", "linear")}
         self.last = dict(timings)
         models = ", ".join(f"{k} {v:.1f} s" for k, v in spent.items())
         elapsed = time.perf_counter() - self.started

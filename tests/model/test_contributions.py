@@ -79,6 +79,23 @@ def test_logit_contributions_add_up_to_the_logit_difference(
         assert abs(phi.sum() - dz) < 1e-4
 
 
+def test_the_linear_part_is_explained_exactly(
+    explainer: Explainer, tiny_model: TinyModel
+) -> None:
+    """The stacker kept the logistic regression on this data; its share of each lead's logit
+    is additive, so its contributions are exact: they add up to its weighted logit change."""
+    from lead_ensemble.ensemble import mlp_logit
+
+    ens = tiny_model.ens
+    assert ens.weights[3] > 0 and explainer.linear_coef is not None
+    X = tiny_model.X_check[:20].astype(np.float32)
+    base = explainer.baseline.astype(np.float64)[None]
+    change = ens.weights[3] * (mlp_logit(ens.linear, X.astype(np.float64))
+                               - mlp_logit(ens.linear, base)[0])
+    for x, dz in zip(X, change, strict=True):
+        assert abs(explainer.linear_contributions(x).sum() - dz) < 1e-5
+
+
 def test_contributions_add_up_to_score_minus_baseline(
     explainer: Explainer, loaded: bundle.LoadedModel, tiny_model: TinyModel
 ) -> None:

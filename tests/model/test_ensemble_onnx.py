@@ -55,8 +55,12 @@ def test_onnx_matches_native_models(tiny_model: TinyModel) -> None:
     assert np.max(np.abs(got.base_scores - native.base_scores)) <= PARITY_TOLERANCE
     assert np.max(np.abs(got.interval - native.interval)) <= PARITY_TOLERANCE
     assert tiny_model.export["parity_max_abs_diff"] <= PARITY_TOLERANCE
-    # the stacker really combines the three bases in logit space
-    z = tiny_model.ens.combine(np.log(native.base_scores) - np.log1p(-native.base_scores))
+    # the stacker really combines the parts in logit space; base_scores are the first three
+    # (the linear part's logit is the fourth column)
+    parts = tiny_model.ens.served.logits(tiny_model.X_check)
+    np.testing.assert_allclose(parts[:, :3], np.log(native.base_scores)
+                               - np.log1p(-native.base_scores), atol=1e-6)
+    z = tiny_model.ens.combine(parts)
     np.testing.assert_allclose(1 / (1 + np.exp(-z)), native.score, atol=1e-9)
 
 
@@ -98,7 +102,10 @@ def test_the_graph_evaluates_the_served_trees_and_the_width_model_only(
     ens = tiny_model.ens
     assert trees == [len(xgb_trees(ens.xgb)), len(lgb_trees(ens.lgb)), WIDTH_TREES]
     assert all(next(a.i for a in f.attribute if a.name == "n_targets") == 1 for f in forests)
-    assert sum(n.op_type == "MatMul" for n in graph.node) == len(ens.hp.mlp_hidden) + 1 + 2
+    # the MLP's layers, the linear part's one layer when the stacker kept it, stacker + skews
+    linear = 1 if ens.weights[3] > 0 else 0
+    assert sum(n.op_type == "MatMul" for n in graph.node) == (len(ens.hp.mlp_hidden) + 1
+                                                              + linear + 2)
 
 
 def test_the_width_model_stands_for_the_fold_spread(tiny_model: TinyModel) -> None:

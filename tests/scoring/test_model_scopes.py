@@ -256,8 +256,8 @@ def test_the_write_back_and_backfill_scorer_follows_the_same_scopes(
         location_store: tuple[Path, str, str], tmp_path: Path) -> None:
     """Queued webhooks and the backfill score outside the API: the same rule applies there,
     so a location that does not pool is never written the agency's score."""
-    from leadscore.wiring.scoring import queued_scorer as scorer_from_settings
     from leadscore.settings import ScoreSettings
+    from leadscore.wiring.scoring import queued_scorer as scorer_from_settings
 
     store, agency, own = location_store
     settings = ScoreSettings(model_uri=f"file://{store}/models/champion.json",

@@ -2,8 +2,9 @@
 
 Training used to take directions from the real-estate contract for every input, so a team's
 declared +1 column was free and followed the data the wrong way. The data here converts LESS
-as `touches` rises; the schema declares +1; the served XGBoost and LightGBM (the bundle's
-`base_scores`) must never go down along a `touches` sweep.
+as `touches` rises; the schema declares +1; the served XGBoost, LightGBM and network (the
+bundle's `base_scores`) and the served score itself must never go down along a `touches`
+sweep.
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def test_a_plus_one_column_is_obeyed_by_every_constrained_model(tmp_path: Path) 
     assert names[:2] == ["touches", "budget"]
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.integers(0, 20, 200), rng.normal(400, 80, 200)])
-    for i, base in enumerate(("xgboost", "lightgbm")):
+    for i, base in enumerate(("xgboost", "lightgbm", "neural_network")):
         rates = wrong_direction_rates(
             lambda x, i=i: model.predict(x.astype(np.float32)).base_scores[:, i],
             X, [1, 0], names[:2])
         assert rates == {"touches": 0.0}, base
+    served = wrong_direction_rates(lambda x: model.predict(x.astype(np.float32)).score,
+                                   X, [1, 0], names[:2])
+    assert served == {"touches": 0.0}
 
 
 

@@ -1,4 +1,5 @@
-"""The stacked ensemble: XGBoost + LightGBM + MLP, a logistic stacker on out-of-fold logits.
+"""The stacked ensemble: XGBoost + LightGBM + a network + a signed logistic regression, a
+logistic stacker on out-of-fold logits.
 
 Training side only (imports xgboost, lightgbm, scikit-learn). Serving never imports this
 module; it runs the ONNX graph written by :mod:`lead_ensemble.export`.
@@ -12,18 +13,27 @@ Method
   interval (below). The fold trees stop early on 15 % of their own training rows (never on
   the OOF rows, which would make noise look like signal); the served trees get the folds'
   mean tree count.
-* Monotone constraints: XGBoost and LightGBM follow the direction the feature contract fixes
-  for a feature (``directions``: +1, -1, 0 = free; ``monotone=0`` switches them off). The MLP
-  is not constrained; `lead_ensemble.checks.wrong_direction_rates` measures the result.
+* Monotone constraints: every part follows the direction the feature contract fixes for a
+  feature (``directions``: +1, -1, 0 = free; ``monotone=0`` switches them off): XGBoost and
+  LightGBM by their monotone constraints, the network and the logistic regression by sign
+  bounds on their weights (`lead_ensemble.monotone`), the stacker by non-negative weights.
+  `lead_ensemble.checks.wrong_direction_rates` measures the result.
+* The small-data part: a logistic regression whose coefficients carry the declared signs,
+  its L2 penalty chosen by cross-validation (`choose_linear_alpha`). On a few hundred leads a
+  linear logit is usually the best anyone can estimate; the trees and the network catch up
+  only with more data.
 * Regularisation follows the data size (`adapted`): with fewer than MEDIUM_MINORITY cases of
   the rarer class the trees learn at half the rate and the MLP's weight penalty rises; below
   SMALL_MINORITY the trees are depth 2 with stronger L2 and the MLP is penalised harder still.
 * The stacker combines base models in logit space (ARCHITECTURE.md):
   ``z = b + w_xgb*m_xgb + w_lgb*m_lgb + w_nn*m_nn``, ``score = sigmoid(z)``, every w >= 0
   (`fit_nonnegative_logistic`: a negative weight would turn a model's evidence upside down).
-  Whether the stacker or the best single base model is served is decided on OOF log loss
-  (the stacker's own OOF predictions come from an inner cross-validation over the OOF logits),
-  never on the held-out split.
+  Which parts the stacker keeps is decided on OOF log loss (`choose_parts`: a part whose
+  removal does not make the stacker's inner-CV log loss worse is dropped, weight 0), then
+  whether the stacker or the best single part is served, also on OOF log loss (the stacker's
+  own OOF predictions come from an inner cross-validation over the OOF logits), never on the
+  held-out split. The answer's ``base_scores`` show the first three parts (BASE_MODEL_NAMES);
+  the linear part's share shows in the weights and the contributions.
 * No model at all rather than a bad one (`EnsembleRefused`, one line): when fold trees made no
   split (their interval would be a zero-width lie), or when the served combiner's OOF log loss
   does not beat the constant base rate's.
@@ -66,13 +76,16 @@ import xgboost as xgb
 from leadscore.bundle import ModelOutputs
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from lead_ensemble.monotone import MonotoneNetwork, choose_linear_alpha
 from lead_ensemble.trees import lgb_tree_count, lgb_trees, xgb_tree_count, xgb_trees
 
 BASE_MODEL_NAMES: tuple[str, str, str] = ("xgboost", "lightgbm", "neural_network")
+# Every part the combiner chooses from, in the order of FittedEnsemble.weights: the three the
+# answer's base_scores show, then the signed logistic regression (the small-data part).
+PART_NAMES: tuple[str, str, str, str] = (*BASE_MODEL_NAMES, "linear")
 INTERVAL_METHOD = (
     "95 % interval for the conversion probability. Training keeps the K fold ensembles of the "
     "out-of-fold stacking (each fold's XGBoost, LightGBM and MLP, trained on (K-1)/K of the "
@@ -134,16 +147,24 @@ class Hyperparameters:
     lgb_subsample: float = 0.8
     lgb_colsample: float = 0.8
     lgb_reg_lambda: float = 1.0
-    mlp_hidden: tuple[int, ...] = (64, 32, 16)
-    mlp_alpha: float = 1e-3
+    # The network is fitted full-batch (L-BFGS-B with sign bounds, lead_ensemble.monotone):
+    # two layers and at most mlp_max_rows rows keep its six fits within the speed targets.
+    mlp_hidden: tuple[int, ...] = (32, 16)
+    # L2 penalty of the network (scikit-learn's convention: alpha / (2 n) * |W|^2 on top of the
+    # mean log loss). Its full-batch fit converges much further than minibatch Adam did, so
+    # the penalty is what keeps it from learning one row by heart.
+    mlp_alpha: float = 1.0
+    # mlp_learning_rate, mlp_batch_size, mlp_tol and mlp_n_iter_no_change were the minibatch
+    # network's; the network is now fitted by L-BFGS-B (lead_ensemble.monotone) and ignores
+    # them. They are still accepted so that a stack's saved hyperparameters keep parsing.
     mlp_learning_rate: float = 1e-3
     mlp_max_iter: int = 200
     mlp_batch_size: int = 200
     mlp_tol: float = 1e-4
     mlp_n_iter_no_change: int = 10
-    # The MLP sees at most this many rows (a stratified sample): past ~100k rows it gains
-    # nothing measurable and its epochs dominate a 1M-row job's time.
-    mlp_max_rows: int = 100_000
+    # The network sees at most this many rows (a stratified sample): its full-batch fit costs
+    # time in proportion to the rows, and past this size the trees carry the detail.
+    mlp_max_rows: int = 10_000
     stacker_c: float = 1.0
     folds: int = 5
     seed: int = 42
@@ -252,7 +273,7 @@ def adapted(hp: Hyperparameters, n_minority: int) -> Hyperparameters:
             lgb_learning_rate=min(hp.lgb_learning_rate, 0.05),
             xgb_n_estimators=max(hp.xgb_n_estimators, 200),
             lgb_n_estimators=max(hp.lgb_n_estimators, 200),
-            mlp_alpha=max(hp.mlp_alpha, 0.3),
+            mlp_alpha=max(hp.mlp_alpha, 3.0),
         )
     return replace(
         hp,
@@ -265,7 +286,7 @@ def adapted(hp: Hyperparameters, n_minority: int) -> Hyperparameters:
         lgb_n_estimators=max(hp.lgb_n_estimators, 300),
         xgb_reg_lambda=max(hp.xgb_reg_lambda, 5.0),
         lgb_reg_lambda=max(hp.lgb_reg_lambda, 5.0),
-        mlp_alpha=max(hp.mlp_alpha, 3.0),
+        mlp_alpha=max(hp.mlp_alpha, 10.0),
     )
 
 
@@ -360,28 +381,22 @@ class BoundedScaler(StandardScaler):
         return super().transform(clipped, copy=False)
 
 
-def _make_mlp(hp: Hyperparameters, seed: int) -> Pipeline:
-    return Pipeline(
-        [
-            ("scaler", BoundedScaler()),
-            (
-                "mlp",
-                MLPClassifier(
-                    hidden_layer_sizes=hp.mlp_hidden,
-                    activation="relu",
-                    alpha=hp.mlp_alpha,
-                    learning_rate_init=hp.mlp_learning_rate,
-                    max_iter=hp.mlp_max_iter,
-                    batch_size=hp.mlp_batch_size,
-                    tol=hp.mlp_tol,
-                    early_stopping=True,
-                    validation_fraction=0.1,
-                    n_iter_no_change=hp.mlp_n_iter_no_change,
-                    random_state=seed,
-                ),
-            ),
-        ]
-    )
+def _make_mlp(hp: Hyperparameters, seed: int, directions: Sequence[int]) -> Pipeline:
+    """The network part: monotone in the declared features (lead_ensemble.monotone)."""
+    return Pipeline([
+        ("scaler", BoundedScaler()),
+        ("mlp", MonotoneNetwork(directions, hidden=hp.mlp_hidden, alpha=hp.mlp_alpha,
+                                max_iter=hp.mlp_max_iter, seed=seed)),
+    ])
+
+
+def _make_linear(alpha: float, seed: int, directions: Sequence[int]) -> Pipeline:
+    """The small-data part: a logistic regression whose coefficients carry the declared signs
+    (a network without hidden layers), on the same bounded, standardised inputs."""
+    return Pipeline([
+        ("scaler", BoundedScaler()),
+        ("mlp", MonotoneNetwork(directions, hidden=(), alpha=alpha, max_iter=500, seed=seed)),
+    ])
 
 
 def xgb_margin(model: xgb.XGBClassifier, X: np.ndarray) -> np.ndarray:
@@ -409,7 +424,7 @@ class MlpArrays:
 
 def mlp_layers(pipe: Pipeline) -> MlpArrays:
     scaler: BoundedScaler = pipe.named_steps["scaler"]
-    mlp: MLPClassifier = pipe.named_steps["mlp"]
+    mlp: MonotoneNetwork = pipe.named_steps["mlp"]
     return MlpArrays(
         weights=[np.asarray(w, dtype=np.float64) for w in mlp.coefs_],
         biases=[np.asarray(b, dtype=np.float64) for b in mlp.intercepts_],
@@ -439,16 +454,19 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass
 class BaseTriple:
-    """One xgb + lgb + mlp trained on the same rows."""
+    """One xgb + lgb + network (+ the signed logistic regression) trained on the same rows."""
 
     xgb: xgb.XGBClassifier
     lgb: lgbm.LGBMClassifier
     mlp_pipeline: Pipeline
+    linear: Pipeline
 
     def logits(self, X: np.ndarray) -> np.ndarray:
+        """[n, 4] logits in PART_NAMES order."""
         X = _as_f32_grid(X)
         return np.column_stack([xgb_margin(self.xgb, X), lgb_margin(self.lgb, X),
-                                mlp_logit(self.mlp_pipeline, X)])
+                                mlp_logit(self.mlp_pipeline, X),
+                                mlp_logit(self.linear, X)])
 
 
 def _sample_rows(y: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -465,7 +483,7 @@ def _sample_rows(y: np.ndarray, limit: int, seed: int) -> np.ndarray:
 def _fit_triple(
     X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int, timings: dict[str, float],
     monotone: tuple[int, ...] | None, *, valid: tuple[np.ndarray, np.ndarray] | None = None,
-    n_trees: tuple[int, int] | None = None,
+    n_trees: tuple[int, int] | None = None, linear_alpha: float = 1.0,
 ) -> BaseTriple:
     """Fit one triple; with `valid`, the trees stop early on those rows (fold models)."""
     stop = hp.early_stopping_rounds if valid is not None and hp.early_stopping_rounds else None
@@ -483,13 +501,19 @@ def _fit_triple(
     else:
         m_lgb.fit(X, y)
     t2 = time.perf_counter()
+    # The network and the linear part follow the same directions as the trees (none when the
+    # constraints are off), so every part of the served score is monotone where declared.
+    directions = monotone if monotone is not None else (0,) * X.shape[1]
     mlp_rows = _sample_rows(y, hp.mlp_max_rows, seed)
-    m_mlp = _make_mlp(hp, seed).fit(X[mlp_rows], y[mlp_rows])
+    m_mlp = _make_mlp(hp, seed, directions).fit(X[mlp_rows], y[mlp_rows])
     t3 = time.perf_counter()
+    m_lin = _make_linear(linear_alpha, seed, directions).fit(X[mlp_rows], y[mlp_rows])
+    t4 = time.perf_counter()
     timings["xgboost"] = timings.get("xgboost", 0.0) + (t1 - t0)
     timings["lightgbm"] = timings.get("lightgbm", 0.0) + (t2 - t1)
     timings["neural_network"] = timings.get("neural_network", 0.0) + (t3 - t2)
-    return BaseTriple(m_xgb, m_lgb, m_mlp)
+    timings["linear"] = timings.get("linear", 0.0) + (t4 - t3)
+    return BaseTriple(m_xgb, m_lgb, m_mlp, m_lin)
 
 
 # --------------------------------------------------------------------------- the stacker
@@ -524,6 +548,63 @@ def fit_nonnegative_logistic(
                    bounds=[(0.0, None)] * k + [(None, None)], options={"maxiter": 500})
     w = np.maximum(np.asarray(res.x[:k], dtype=np.float64), 0.0)
     return w, float(res.x[k])
+
+
+# At most this many OOF rows (a fixed sample) decide which parts the stacker keeps: each
+# candidate set costs an inner cross-validation, and the decision is settled long before.
+SELECTION_MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class PartChoice:
+    """The parts the stacker keeps (indices into PART_NAMES) and their inner-CV OOF record."""
+
+    kept: tuple[int, ...]
+    stack_oof: np.ndarray  # the stacker's OOF probabilities on the kept parts (all rows)
+    tried: dict[str, float]  # log loss of every candidate set tried, "a+b" -> loss
+
+
+def _stack_cv(oof: np.ndarray, y: np.ndarray, cols: Sequence[int], c: float, folds: int,
+              seed: int) -> np.ndarray:
+    """OOF probabilities of the stacker on `cols` (an inner cross-validation over the OOF)."""
+    inner = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = np.zeros(y.size, dtype=np.float64)
+    L = oof[:, list(cols)]
+    for tr, va in inner.split(L, y):
+        w_k, b_k = fit_nonnegative_logistic(L[tr], y[tr], c)
+        out[va] = sigmoid(b_k + L[va] @ w_k)
+    return out
+
+
+def choose_parts(oof: np.ndarray, y: np.ndarray, c: float, folds: int, seed: int
+                 ) -> PartChoice:
+    """Backward elimination on out-of-fold log loss: drop the part whose removal helps most,
+    as long as removing it does not make the stacker's inner-CV log loss worse.
+
+    A part that does not help out of fold is dropped (weight 0): on small data that is
+    usually the network and often the trees; on large data it is rarely anything.
+    """
+    rows = (np.arange(y.size) if y.size <= SELECTION_MAX_ROWS else np.sort(
+        np.random.default_rng(seed).choice(y.size, SELECTION_MAX_ROWS, replace=False)))
+    sample, t = oof[rows], y[rows]
+    tried: dict[str, float] = {}
+
+    def loss(cols: tuple[int, ...]) -> float:
+        key = "+".join(PART_NAMES[i] for i in cols)
+        if key not in tried:
+            tried[key] = _log_loss(t, _stack_cv(sample, t, cols, c, folds, seed))
+        return tried[key]
+
+    kept = tuple(range(oof.shape[1]))
+    current = loss(kept)
+    while len(kept) > 1:
+        options = {j: loss(tuple(i for i in kept if i != j)) for j in kept}
+        drop = min(options, key=lambda j: options[j])
+        if options[drop] > current:
+            break
+        kept, current = tuple(i for i in kept if i != drop), options[drop]
+    return PartChoice(kept=kept, stack_oof=_stack_cv(oof, y, kept, c, folds, seed),
+                      tried=tried)
 
 
 # --------------------------------------------------------------------------- the width model
@@ -593,10 +674,10 @@ class FittedEnsemble:
     hp: Hyperparameters
     served: BaseTriple
     folds: list[BaseTriple]
-    weights: np.ndarray  # float64 [3], every weight >= 0
+    weights: np.ndarray  # float64 [4] in PART_NAMES order, every weight >= 0
     intercept: float
     combiner: str  # "stacker" or "best_base:<name>"
-    oof_logits: np.ndarray  # [n, 3]
+    oof_logits: np.ndarray  # [n, 4]
     oof_metrics: dict[str, dict[str, float]]
     training_seconds: dict[str, float]
     interval_scale: float
@@ -605,6 +686,19 @@ class FittedEnsemble:
     class_counts: tuple[int, int] = (0, 0)  # (converted, not converted) fitted on
     # the interval's width: a small model of the folds' jackknife se (None: the folds' own)
     width: WidthModel | None = None
+    # parts the stacker dropped because they did not help out of fold (weight 0)
+    dropped: tuple[str, ...] = ()
+    linear_alpha: float = 0.0
+    # inner-CV OOF log loss of every set of parts the stacker tried ("xgboost+linear" -> loss)
+    stacker_candidates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return PART_NAMES
+
+    @property
+    def linear(self) -> Pipeline:
+        return self.served.linear
 
     @property
     def xgb(self) -> xgb.XGBClassifier:
@@ -623,7 +717,7 @@ class FittedEnsemble:
         return len(self.folds)
 
     def combine(self, logits: np.ndarray) -> np.ndarray:
-        """The stacker's logit z for base logits [n, 3]."""
+        """The stacker's logit z for part logits [n, 4]."""
         z: np.ndarray = self.intercept + logits @ self.weights
         return z
 
@@ -663,7 +757,9 @@ class FittedEnsemble:
         logits = self.served.logits(X)
         z = self.combine(logits)
         interval = self.interval_from(z, self.predict_se(X))
-        return ModelOutputs(score=sigmoid(z), base_scores=sigmoid(logits), interval=interval)
+        # base_scores: the three parts the answer names (BASE_MODEL_NAMES)
+        return ModelOutputs(score=sigmoid(z), base_scores=sigmoid(logits[:, :3]),
+                            interval=interval)
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -748,15 +844,24 @@ def fit_ensemble(
     hp = adapted(hp, n_minority)
 
     timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    # The linear part's penalty, chosen once by cross-validation on the training rows (like
+    # LogisticRegressionCV) and used by every fold and the served fit.
+    lin_dirs = monotone if monotone is not None else (0,) * X.shape[1]
+    lin_rows = _sample_rows(y, hp.mlp_max_rows, hp.seed)
+    linear_alpha = choose_linear_alpha(BoundedScaler().fit_transform(X[lin_rows]), y[lin_rows],
+                                       lin_dirs, hp.seed)
+    timings["linear"] = time.perf_counter() - t0
     skf = StratifiedKFold(n_splits=hp.folds, shuffle=True, random_state=hp.seed)
-    oof = np.zeros((X.shape[0], 3), dtype=np.float64)
+    oof = np.zeros((X.shape[0], len(PART_NAMES)), dtype=np.float64)
     folds: list[BaseTriple] = []
     for k, (tr, va) in enumerate(skf.split(X, y)):
         # Early stopping watches a slice of the fold's own training rows, never the OOF rows
         # (stopping on them would make noise look like signal to the checks below).
         fit_rows, stop_rows = _stopping_split(tr, y, hp.seed + 1 + k, hp.early_stopping_rounds)
         triple = _fit_triple(X[fit_rows], y[fit_rows], hp, hp.seed + 1 + k, timings, monotone,
-                             valid=(X[stop_rows], y[stop_rows]) if stop_rows.size else None)
+                             valid=(X[stop_rows], y[stop_rows]) if stop_rows.size else None,
+                             linear_alpha=linear_alpha)
         oof[va] = triple.logits(X[va])
         folds.append(triple)
         if progress is not None:
@@ -764,18 +869,18 @@ def fit_ensemble(
     _check_folds(folds, int(y.size), n_minority)
 
     t0 = time.perf_counter()
-    weights_all, intercept_all = fit_nonnegative_logistic(oof, y, hp.stacker_c)
-    inner = StratifiedKFold(n_splits=hp.folds, shuffle=True, random_state=hp.seed + 100)
-    stack_oof = np.zeros(y.size, dtype=np.float64)
-    for tr, va in inner.split(oof, y):
-        w_k, b_k = fit_nonnegative_logistic(oof[tr], y[tr], hp.stacker_c)
-        stack_oof[va] = sigmoid(b_k + oof[va] @ w_k)
+    choice = choose_parts(oof, y, hp.stacker_c, hp.folds, hp.seed + 100)
+    kept = list(choice.kept)
+    weights_all = np.zeros(len(PART_NAMES), dtype=np.float64)
+    weights_kept, intercept_all = fit_nonnegative_logistic(oof[:, kept], y, hp.stacker_c)
+    weights_all[kept] = weights_kept
+    stack_oof = choice.stack_oof
     timings["stacker"] = time.perf_counter() - t0
 
     rate = float(y.mean())
     oof_metrics: dict[str, dict[str, float]] = {}
     losses: dict[str, float] = {}
-    for i, name in enumerate(BASE_MODEL_NAMES):
+    for i, name in enumerate(PART_NAMES):
         losses[name] = _log_loss(y, sigmoid(oof[:, i]))
         oof_metrics[name] = {"auc": _auc(y, oof[:, i]), "log_loss": losses[name]}
     stack_loss = _log_loss(y, stack_oof)
@@ -789,8 +894,8 @@ def fit_ensemble(
         weights, intercept = weights_all, intercept_all
     else:
         combiner, served_loss = f"best_base:{best}", losses[best]
-        weights = np.zeros(3, dtype=np.float64)
-        weights[BASE_MODEL_NAMES.index(best)] = 1.0
+        weights = np.zeros(len(PART_NAMES), dtype=np.float64)
+        weights[PART_NAMES.index(best)] = 1.0
         intercept = 0.0
     check_signal(combiner, served_loss, base_rate_loss, rate, int(y.size), n_minority)
 
@@ -800,7 +905,8 @@ def fit_ensemble(
               "lightgbm": [lgb_tree_count(f.lgb) for f in folds]}
     n_trees = (max(1, round(float(np.mean(counts["xgboost"])))),
                max(1, round(float(np.mean(counts["lightgbm"])))))
-    served = _fit_triple(X, y, hp, hp.seed, timings, monotone, n_trees=n_trees)
+    served = _fit_triple(X, y, hp, hp.seed, timings, monotone, n_trees=n_trees,
+                         linear_alpha=linear_alpha)
     if progress is not None:
         progress("served models (all training rows)", timings)
 
@@ -829,4 +935,7 @@ def fit_ensemble(
                                                   "lightgbm": n_trees[1]}},
         class_counts=(n_pos, int(y.size) - n_pos),
         width=width,
+        dropped=tuple(n for i, n in enumerate(PART_NAMES) if weights[i] == 0.0),
+        linear_alpha=linear_alpha,
+        stacker_candidates=dict(choice.tried),
     )

@@ -7,7 +7,8 @@ Graph (the trees and the MLPs in float32 like the input, everything after them i
   node's base value, post_transform NONE; the width output is ``2 log(1.96 s se)``, so its
   Exp is the variance term of the half-width).
 * The served MLP as one float32 chain (clip with Max/Min, the standardisation folded into
-  the first layer's weights, MatMul/Add/Relu ..., logit output).
+  the first layer's weights, MatMul/Add/Relu ..., logit output); the signed logistic
+  regression the same way (one MatMul/Add), only when the stacker kept it (weight > 0).
 * Stacker ``z = b + logits @ w``; ``score = sigmoid(z)``; ``base_scores = sigmoid(logits)``.
 * Interval from z and the width target (see ``lead_ensemble.ensemble``).
 
@@ -197,11 +198,18 @@ def build_graph(ens: FittedEnsemble, X_ref: np.ndarray) -> tuple[onnx.ModelProto
         margins.append(f"{name}_margin")
     # float32 like the input: MLAS kernels, a few % faster per row; parity is still checked.
     nn32 = g.mlp_chain(INPUT_NAME, ens.mlp_pipeline, "mlp", np.float32)
-    # [N, 4] = xgboost, lightgbm, width, MLP; everything after the trees in float64
-    parts = g.op("Cast", [g.op("Concat", [*margins, nn32], "parts32", axis=1)],
+    columns = [*margins, nn32]
+    stack = [ens.weights[0], ens.weights[1], 0.0, ens.weights[2]]
+    # The linear part is in the graph only when the stacker kept it: a dropped part's nodes
+    # would cost every call and add nothing (base_scores does not show it).
+    if len(ens.weights) > 3 and ens.weights[3] > 0.0:
+        columns.append(g.mlp_chain(INPUT_NAME, ens.linear, "linear", np.float32))
+        stack.append(ens.weights[3])
+    # [N, 4 or 5] = xgboost, lightgbm, width, MLP (, linear); everything after the trees in
+    # float64
+    parts = g.op("Cast", [g.op("Concat", columns, "parts32", axis=1)],
                  "parts", to=TensorProto.DOUBLE)
-    w = np.asarray([[ens.weights[0]], [ens.weights[1]], [0.0], [ens.weights[2]]],
-                   dtype=np.float64)
+    w = np.asarray(stack, dtype=np.float64).reshape(-1, 1)
     b = np.asarray([ens.intercept], dtype=np.float64)
     z = g.op("Add", [g.op("MatMul", [parts, g.const("stack_w", w)], "zw"),
                      g.const("stack_b", b)], "z")  # [N, 1]
@@ -278,6 +286,16 @@ def explainer_payload(
             thr[i, d] = t
             left[i, d] = lft
     mlp = mlp_layers(ens.mlp_pipeline)
+    intercept = ens.intercept + float(ens.weights[0]) * structure["xgb_base"]
+    linear: dict[str, np.ndarray] = {}
+    if len(ens.weights) > 3 and ens.weights[3] > 0.0:
+        # weight * (b + sum_j W_j (clip(x_j) - mean_j) / scale_j) = the constant below +
+        # sum_j linear_coef_j clip(x_j): exactly additive, so its Shapley values are
+        # linear_coef_j (clip(x_j) - clip(baseline_j)).
+        lin = mlp_layers(ens.linear)
+        coef = float(ens.weights[3]) * lin.weights[0][:, 0] / lin.scale
+        intercept += float(ens.weights[3]) * float(lin.biases[0][0]) - float(coef @ lin.mean)
+        linear = {"linear_coef": coef, "linear_lo": lin.lo, "linear_hi": lin.hi}
     out: dict[str, np.ndarray] = {
         "leaf_value": val,
         "path_feature": feat,
@@ -288,9 +306,9 @@ def explainer_payload(
         "mlp_lo": mlp.lo,
         "mlp_hi": mlp.hi,
         "mlp_weight": np.asarray(float(ens.weights[2])),
-        "stacker_intercept": np.asarray(ens.intercept + float(ens.weights[0]) *
-                                        structure["xgb_base"]),
+        "stacker_intercept": np.asarray(intercept),
         "baseline": np.asarray(baseline, dtype=np.float32).reshape(-1),
+        **linear,
     }
     for i, (w, b) in enumerate(zip(mlp.weights, mlp.biases, strict=True)):
         out[f"mlp_W{i}"] = w
@@ -352,8 +370,8 @@ def export_bundle_model(
         z_tree += ens.weights[0] * t.predict(X32)
     for t in structure["lgb"]:
         z_tree += ens.weights[1] * t.predict(X32)
-    z_expl = expl.stacker_intercept + z_tree + expl.mlp_weight * expl.mlp_logit(
-        X32.astype(np.float64))
+    z_expl = (expl.stacker_intercept + z_tree + expl.mlp_weight * expl.mlp_logit(
+        X32.astype(np.float64)) + expl.linear_logit(X32.astype(np.float64)))
     z_native = np.log(native.score) - np.log1p(-native.score)
     gap = float(np.max(np.abs(z_expl - z_native)))
     if gap > 1e-4:
