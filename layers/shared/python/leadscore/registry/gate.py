@@ -409,13 +409,13 @@ def compare_with_champion(y: np.ndarray, candidate: np.ndarray, champion: np.nda
     if in_top < need:
         # Its upper bound is wider than the margin for any pair of models here: it can
         # still show the candidate worse (the lower bound above zero), never that it is not.
-        top = out[top_name]
-        worse = math.isfinite(top["lower_bound"]) and top["lower_bound"] > 0
-        top.update(passed=not worse, judged=False,
-                   not_judged=f"the top group holds {in_top} leads, fewer than the {need} at "
-                   "which an equal candidate's bound fits the margin; refused only when shown "
-                   f"worse (lower bound {top['lower_bound']:+.4f} "
-                   f"{'> 0' if worse else '<= 0'})")
+        judged = out[top_name]
+        worse = math.isfinite(judged["lower_bound"]) and judged["lower_bound"] > 0
+        judged.update(
+            passed=not worse, judged=False,
+            not_judged=f"the top group holds {in_top} leads, fewer than the {need} at which an "
+            "equal candidate's bound fits the margin; refused only when shown worse (lower "
+            f"bound {judged['lower_bound']:+.4f} {'> 0' if worse else '<= 0'})")
     return out
 
 
