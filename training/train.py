@@ -51,7 +51,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -292,6 +292,11 @@ def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> 
         if args.output is None:
             raise TrainingRefused("--output is required with --input")
         input_path, output_dir = args.input, args.output
+    custom = _custom_options(args, job)
+    if sagemaker and custom.schema_path is not None and not custom.schema_path.is_absolute():
+        # The retrain function puts a team's schema into the training channel, beside the
+        # rows: a relative --schema names a file there.
+        custom = replace(custom, schema_path=input_path / custom.schema_path)
     return JobConfig(
         input_path=input_path,
         output_dir=output_dir,
@@ -300,7 +305,7 @@ def config_from_args(argv: Sequence[str] | None, settings: TrainingSettings) -> 
         skip_validation=_bool(job["skip_validation"]) if "skip_validation" in job else False,
         hyperparameters=hp,
         sagemaker=sagemaker,
-        custom=_custom_options(args, job),
+        custom=custom,
         print_schema=bool(args.print_schema),
     )
 

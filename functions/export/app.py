@@ -5,6 +5,8 @@ Thin: the settings pick the query engine (Athena over the Glue tables in AWS; Du
 ``RECORD_DIR`` locally). A written export lands under ``training-data/auto/`` and starts the
 ordinary retraining path; its most recently resolved rows are kept back under
 ``evaluation/holdout/`` (the platform-held evaluation set the promote gate measures on).
+With a team's own columns (the champion's schema, or the stack's ``TEAM_SCHEMA_KEY``) the
+export is a CSV in the team's layout with the schema beside it (`leadscore.loop.export`).
 The event may carry ``{"force": true}`` (skip the new-outcomes
 minimum, never the idempotence) and ``{"now_ms": ...}`` (the simulation's clock).
 """
@@ -18,7 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters.loop_query import loop_store, query_runner
-from leadscore.loop.export import ExportConfig, QueryRunner, run_export
+from leadscore.loop.export import ExportConfig, QueryRunner, run_export, stack_schema
 from leadscore.loop.records import epoch_ms
 from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings
@@ -66,6 +68,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         config,
         now_ms=int(now_ms) if isinstance(now_ms, int) else epoch_ms(time.time()),
         force=payload.get("force") is True,
+        # read each run: a promotion may switch the stack to (or from) a team's columns
+        schema=stack_schema(store, LoopSettings.from_env().team_schema_key),
     )
     answer = result.as_dict()
     logger.info("labelled export", extra=answer)

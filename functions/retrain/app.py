@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.adapters import client, error_code
 from leadscore.adapters.tracing import make_tracer
 from leadscore.columns.csv_reader import CsvRefused
+from leadscore.columns.schema import Schema, SchemaError
 from leadscore.registry import retraining
 from leadscore.registry.split import SplitResult, split_lines
 from leadscore.settings import RetrainSettings
@@ -75,7 +76,24 @@ def _refuse(bucket: str, key: str, version_id: str | None, reasons: list[str]) -
     return {"key": key, "status": "refused", "reasons": reasons}
 
 
-def _split_upload(bucket: str, key: str, version_id: str | None, job: str) -> SplitResult:
+def _team_schema(bucket: str, key: str) -> tuple[Schema | None, bytes]:
+    """The upload's team schema (beside it, else the stack's TEAM_SCHEMA_KEY) and its bytes;
+    (None, b"") when there is none. Raises SchemaError for one that cannot be used."""
+    for candidate in retraining.team_schema_keys(key, settings):
+        try:
+            raw = bytes(client("s3").get_object(Bucket=bucket, Key=candidate)["Body"].read())
+        except Exception as exc:
+            # Without s3:ListBucket S3 answers a missing key with 403; the role may read every
+            # training-data/*.json, so a refusal there means "no such schema" too.
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403"):
+                continue
+            raise
+        return retraining.read_team_schema(raw, candidate), raw
+    return None, b""
+
+
+def _split_upload(bucket: str, key: str, version_id: str | None, job: str,
+                  schema: Schema | None = None) -> SplitResult:
     """Stream the checked object version once into its training and gate parts (S3)."""
     args: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
@@ -83,14 +101,17 @@ def _split_upload(bucket: str, key: str, version_id: str | None, job: str) -> Sp
     s3 = client("s3")
     body = s3.get_object(**args)["Body"]
     with tempfile.TemporaryFile() as train, tempfile.TemporaryFile() as gate_part:
-        target = retraining.custom_target(settings)
+        target = schema.target if schema is not None else retraining.custom_target(settings)
+        if schema is not None:  # the schema's own label values count the conversions
+            positive, negative = schema.positive, schema.negative
+        else:
+            positive = retraining.custom_positive(settings) if target else ()
+            negative = retraining.custom_negative(settings) if target else ()
         result = split_lines(body.iter_lines(keepends=True),
                              csv_format=retraining.part_extension(key) == ".csv",
                              write_train=train.write, write_gate=gate_part.write,
-                             target=target or "converted",
-                             positive=retraining.custom_positive(settings) if target else (),
-                             negative=retraining.custom_negative(settings) if target else (),
-                             name=key.rsplit("/", 1)[-1])
+                             target=target or "converted", positive=positive,
+                             negative=negative, name=key.rsplit("/", 1)[-1])
         for handle, part_key in ((train, retraining.train_part_key(job, key)),
                                  (gate_part, retraining.gate_part_key(job, key))):
             handle.seek(0)
@@ -119,18 +140,27 @@ def handle_upload(
     if _job_exists(name):
         logger.info("training job already started", extra={"job": name})
         return {"key": key, "status": "duplicate", "job": name}
+    try:
+        schema, schema_bytes = _team_schema(bucket, key)
+    except SchemaError as exc:
+        return _refuse(bucket, key, version_id, [str(exc)])
     head, complete, size = _read_head(bucket, key, version_id)
     too_large = retraining.check_upload_size(size, settings)
     problems = [too_large] if too_large else retraining.check_training_head(
-        key, head, complete=complete, settings=settings
+        key, head, complete=complete, settings=settings,
+        target=schema.target if schema is not None else None,
     )
     if problems:
         return _refuse(bucket, key, version_id, problems)
     try:
-        split = _split_upload(bucket, key, version_id, name)
+        split = _split_upload(bucket, key, version_id, name, schema)
     except CsvRefused as exc:  # a record the split cannot cut: refused, with its line
         return _refuse(bucket, key, version_id, [str(exc)])
-    request = retraining.training_job_request(bucket, key, identity, settings, settings.region)
+    if schema is not None:  # into the job's channel, beside its rows (train.py --schema)
+        client("s3").put_object(Bucket=bucket, Key=retraining.job_schema_key(name, key),
+                                Body=schema_bytes, ContentType="application/json")
+    request = retraining.training_job_request(bucket, key, identity, settings, settings.region,
+                                              team_schema=schema is not None)
     try:
         client("sagemaker").create_training_job(**request)
     except Exception as exc:

@@ -269,6 +269,9 @@ class RetrainSettings:
     max_line_bytes: int = 65536  # one CSV row / JSON Lines record
     max_json_depth: int = 32  # nesting of one JSON Lines record (a lead needs 5)
     region: str = ""
+    # a team's hand-edited schema for the stack (an artifact-bucket key, `TeamSchemaKey`):
+    # uploads without a schema beside them train with it
+    team_schema_key: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
@@ -289,6 +292,7 @@ class RetrainSettings:
             max_line_bytes=_int(env, "TRAINING_MAX_LINE_BYTES", cls.max_line_bytes),
             max_json_depth=_int(env, "TRAINING_MAX_JSON_DEPTH", cls.max_json_depth),
             region=_str(env, "AWS_REGION") or _str(env, "AWS_DEFAULT_REGION"),
+            team_schema_key=_str(env, "TEAM_SCHEMA_KEY"),
         )
 
 
@@ -489,6 +493,8 @@ class LoopSettings:
     export_snapshot_lookback_days: int = 365
     export_min_new_outcomes: int = 200
     export_include_backfilled: bool = False
+    # a team's hand-edited schema for the stack (an artifact-bucket key); "" = the champion's
+    team_schema_key: str = ""
     # the backfill job
     backfill_page_size: int = 100
     backfill_function_name: str = ""
@@ -524,6 +530,7 @@ class LoopSettings:
             ),
             backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", cls.backfill_page_size),
             backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
+            team_schema_key=_str(env, "TEAM_SCHEMA_KEY"),
         )
         from leadscore.loop.outcomes import OutcomeRuleBook, OutcomeRulesError
 

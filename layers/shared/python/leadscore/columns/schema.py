@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from leadscore.columns.labels import LabelRule
+from leadscore.columns.personal import is_personal_column
 from leadscore.errors import FieldError, InvalidInput
 
 FORMAT = "leadscore-schema/1"
@@ -70,6 +71,8 @@ OTHER = "other"
 MISSING_SUFFIX = ":missing"
 MAX_TEXT = 200  # longest categorical value read (longer values are cut before matching)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+#: excluded columns whose values the loop never keeps (training's reasons start so)
+_NEVER_KEPT = ("identifier", "free text")
 
 _COLUMN_KEYS = frozenset({
     "name", "kind", "label", "field_key", "direction", "missing", "reason_up", "reason_down",
@@ -363,6 +366,39 @@ class Schema:
                 out.append(0)
         return out
 
+    def unfitted(self) -> Schema:
+        """The schema as a person writes it (target, positive and negative values, exclusions,
+        columns with their kinds, directions, wording and field keys), without what training
+        fits on its rows (levels, fills, missing inputs, the day ages were measured from): what
+        a retraining starts from, so it fits the new rows afresh."""
+        return self.with_columns(replace(c, categories=(), fill=None, missing_indicator=False,
+                                         as_of="") for c in self.columns)
+
+    def target_text(self, converted: bool) -> str:
+        """How a labelled row spells its target in this schema's own words, so that
+        `label_rule` reads it back: the first positive value (``1`` without any), the first
+        negative value, else a value the rule counts as not converted."""
+        if converted:
+            return self.positive[0] if self.positive else "1"
+        if self.negative:
+            return self.negative[0]
+        if not self.positive:
+            return "0"
+        taken = {p.strip().lower() for p in self.positive}
+        return next(t for t in ("0", "no", "not converted") if t not in taken)
+
+    def export_columns(self) -> list[str]:
+        """Every column of the team's export the loop keeps raw values of: the model's
+        columns, then the excluded ones (a leak or a constant today may be a good column for
+        a later candidate), without the target, personal identifiers, and what training
+        excluded as an identifier or as free text (ids and notes: never a model input, and
+        notes may hold anything)."""
+        names = self.column_names
+        extra = [c for c, why in self.exclude.items()
+                 if c not in names and c != self.target and not is_personal_column(c)
+                 and not why.startswith(_NEVER_KEPT)]
+        return [*names, *extra]
+
     def field_map(self) -> dict[str, str]:
         """HighLevel custom-field key -> column, for the columns that name one."""
         return {c.field_key: c.name for c in self.columns if c.field_key}
@@ -540,6 +576,27 @@ class Schema:
                 out[col.name] = float(x[at])
             at += col.width
         return out
+
+
+def reading_schema(schema: Schema, others: Sequence[Schema] = ()) -> Schema:
+    """The columns to read from a contact for ``schema`` (and for ``others``: a running
+    experiment's models): ``schema``'s own columns first, unchanged, then every other export
+    column (`Schema.export_columns`) of any of them, read as text. Only its column names and
+    field keys are meant to be used (the webhook flow's mapping); it encodes nothing."""
+    columns = list(schema.columns)
+    seen = {c.name for c in columns}
+    for source in (schema, *others):
+        for col in source.columns:
+            if col.name not in seen:
+                columns.append(ColumnSpec(col.name, "categorical", field_key=col.field_key))
+                seen.add(col.name)
+        for name in source.export_columns():
+            if name not in seen and name != schema.target:
+                columns.append(ColumnSpec(name, "categorical"))
+                seen.add(name)
+    if len(columns) == len(schema.columns):
+        return schema
+    return schema.with_columns(columns)
 
 
 def load_schema(obj: Any) -> Schema:

@@ -8,8 +8,16 @@ stored model version loaded like any bundle. The answer carries ``experiment`` a
 hold the variant's score. A shadow version is scored on every lead (without explanations) and
 reported under ``shadow``; it never changes the answer.
 
-If a variant's model cannot be loaded the champion answers, with ``variant`` null: such a
-lead is not counted for either arm (an experiment must compare what it says it compares).
+If a variant's model cannot be loaded, or cannot read the lead (a variant trained on other
+columns than the request carries), the champion answers, with ``variant`` null: such a lead is
+not counted for either arm (an experiment must compare what it says it compares). A shadow
+that cannot read the lead is left out (``shadow`` null); it never fails the answer.
+
+Every request form the service takes is taken here too: a bundle trained on a team's own
+columns (``fields`` requests) is served through the champion pointer and under experiments
+alike. `custom_schema` tells the webhook flow which columns to read from a contact: the
+champion's, plus the columns of a running experiment's model variants and shadow (so a
+candidate trained on new columns is scored on them).
 
 The running experiment is read from the champion's store (`experiments.store`) at most every
 ``refresh_seconds``; a read that fails keeps the last known state (a failing dependency is
@@ -24,9 +32,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from leadscore.background import BackgroundRefresh
+from leadscore.columns.schema import Schema, reading_schema
 from leadscore.errors import InvalidInput
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, RULES, Experiment, assign
@@ -35,8 +44,10 @@ from leadscore.scoring.model_store import ModelStore, ModelUnavailable, parse_mo
 from leadscore.scoring.service import (
     BatchErrors,
     BatchTooLarge,
+    NoModelForFields,
     ScoringService,
-    parse_request,
+    checked_contact_id,
+    schema_of,
 )
 
 if TYPE_CHECKING:
@@ -118,8 +129,9 @@ class ExperimentScorer:
         experiment = self.source.running()
         if experiment is None:
             return self.service.score(request, explain=explain)
-        contact_id = parse_request(request, self.service.max_list_items).contact_id
-        return self._score_in(experiment, contact_id, request, explain)
+        # Only the contact id picks the arm; the arm's own model validates the rest (its
+        # schema decides which form and which columns it reads).
+        return self._score_in(experiment, checked_contact_id(request), request, explain)
 
     def score_batch(self, leads: Sequence[Any], *, explain: bool = True) -> BatchAnswer:
         experiment = self.source.running()
@@ -132,8 +144,8 @@ class ExperimentScorer:
         errors = BatchErrors(self.service.max_error_paths)  # bounded like the service's own
         for index, request in enumerate(leads):
             try:
-                contact_id = parse_request(request, self.service.max_list_items).contact_id
-                results.append(self._score_in(experiment, contact_id, request, explain))
+                results.append(self._score_in(experiment, checked_contact_id(request),
+                                              request, explain))
             except InvalidInput as exc:
                 errors.add(index, exc)
         return BatchAnswer(results=results, errors=errors.items)
@@ -142,23 +154,40 @@ class ExperimentScorer:
         self, experiment: Experiment, contact_id: str, request: Mapping[str, Any], explain: bool
     ) -> LeadScore:
         variant: str | None = assign(experiment, contact_id)
+        result: LeadScore | None = None
         if variant == CHAMPION:
             result = self.service.score(request, explain=explain)
-        elif variant == RULES:
-            result = self.service.score(request, explain=explain, use=RULES)
         else:
-            model = self._version(str(variant))
-            if model is None:
+            use: LoadedModel | Literal["rules"] | None = (
+                RULES if variant == RULES else self._version(str(variant)))
+            if use is not None:
+                try:
+                    result = self.service.score(request, explain=explain, use=use)
+                except (InvalidInput, NoModelForFields):
+                    # The arm reads other columns or another form than this lead carries (the
+                    # rules read no team's columns): the champion's answer (or its own 400)
+                    # stands, and the lead is not counted.
+                    logger.info("experiment variant %s cannot read the lead", variant)
+            if result is None:
                 variant = None
                 result = self.service.score(request, explain=explain)
-            else:
-                result = self.service.score(request, explain=explain, use=model)
         result = result.copy()  # the cached answer stays as it was
         result["experiment"] = experiment.name
         result["variant"] = variant
         if experiment.shadow:
             result["shadow"] = self._shadow(experiment.shadow, request)
         return result
+
+    def custom_schema(self) -> Schema | None:
+        """The columns the webhook flow reads into a ``fields`` request: the champion's
+        schema, merged with those of a running experiment's model variants and shadow; None
+        when the champion scores the real-estate features (or nothing is loaded)."""
+        champion = self.service.custom_schema()
+        experiment = self.source.running()
+        if champion is None or experiment is None:
+            return champion
+        others = [schema_of(self._version(v)) for v in experiment.model_versions()]
+        return reading_schema(champion, [s for s in others if s is not None])
 
     def _version(self, version: str) -> LoadedModel | None:
         try:
@@ -171,7 +200,10 @@ class ExperimentScorer:
         model = self._version(version)
         if model is None:
             return None
-        shadow = self.service.score(request, explain=False, use=model)
+        try:
+            shadow = self.service.score(request, explain=False, use=model)
+        except InvalidInput:
+            return None  # a shadow on other columns never fails the answer it watches
         return ShadowScore(model_version=shadow["model_version"],
                            predicted_score=shadow["predicted_score"],
                            predicted_class=shadow["predicted_class"])

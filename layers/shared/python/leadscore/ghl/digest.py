@@ -7,8 +7,10 @@ webhook flow computes :func:`inputs_digest` of the parsed scoring request and sk
 when it equals the digest remembered for the contact (``adapters.ghl_state.DynamoInputDigests``,
 item ``inputs#<location>#<contact>``). A real change to any input changes the digest.
 
-The digest covers exactly what the model sees: ``features`` of the scoring request (after the
-field map), canonical JSON (sorted keys, no whitespace, floats as Python's repr), SHA-256.
+The digest covers exactly what is scored: ``features`` of the scoring request (after the
+field map), or for a bundle trained on a team's own columns its ``fields`` (every column read
+from the contact), canonical JSON (sorted keys, no whitespace, floats as Python's repr),
+SHA-256.
 Numbers that differ only in spelling (``"800000"`` vs ``800000``) are already equal after
 parsing, so they do not count as changes.
 """
@@ -25,13 +27,17 @@ DIGEST_TTL_SECONDS = 30 * 24 * 3600
 
 
 def inputs_digest(request: Mapping[str, Any], model_version: str = "") -> str:
-    """SHA-256 hex of the canonical JSON of ``request["features"]`` (the scoring inputs).
+    """SHA-256 hex of the canonical JSON of the scoring inputs: ``request["features"]``, or
+    ``{"fields": request["fields"]}`` for a team's own columns (wrapped, so the two forms never
+    share a digest; a ``features`` digest is what it always was).
 
     ``model_version``, when the caller knows which model would score, is part of the digest:
     a new champion then re-scores a contact on its next update even if no input changed."""
-    features = request.get("features")
+    inputs = request.get("features")
+    if inputs is None and request.get("fields") is not None:
+        inputs = {"fields": request["fields"]}
     canonical = json.dumps(
-        features if features is not None else {},
+        inputs if inputs is not None else {},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,

@@ -9,7 +9,9 @@ keys onto flat names and wins over the default.
 When the served bundle was trained on a team's own columns (``leadscore.columns``), the same
 pairs become ``{"contact_id", "fields": {column: value}}`` instead: a key is read when
 ``GHL_FIELD_MAP`` maps it to a column, when it is a column's HighLevel ``field_key`` (the
-schema's field map), or when it is the column's name (keys compared normalised).
+schema's field map), or when it is the column's name (keys compared normalised). The columns
+are those of the team's export (the model's and the ones training excluded, never a personal
+identifier's): the model reads its own, the loop keeps them all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from leadscore import jsonsafe
-from leadscore.columns.schema import Schema
+from leadscore.columns.schema import Schema, reading_schema
 from leadscore.errors import InvalidInput
 from leadscore.features.flat import FLAT_FIELDS, flat_to_nested
 
@@ -143,7 +145,10 @@ def _text(value: Any) -> str:
 
 def _column_names(schema: Schema, field_map: Mapping[str, str]) -> Callable[[str], str | None]:
     """key -> schema column: the deployment's map (its names matched to columns as keys
-    are), then the standard contact attributes, then field keys, then column names."""
+    are), then the standard contact attributes, then field keys, then column names. Every
+    column of the team's export is read (`reading_schema`), not only the model's: the loop
+    keeps them, so a later candidate can be trained and measured on them."""
+    schema = reading_schema(schema)
     columns = set(schema.column_names)
     by_key = {normalise_key(k): c for k, c in schema.field_map().items()}
     by_name = {normalise_key(c): c for c in schema.column_names}

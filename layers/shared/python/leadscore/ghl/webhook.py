@@ -71,7 +71,7 @@ from leadscore.ghl.payloads import (
 from leadscore.identifiers import id_errors, is_safe_id
 from leadscore.loop.hooks import LoopHooks
 from leadscore.scoring.lead_score import goes_to_the_crm
-from leadscore.scoring.service import Scorer
+from leadscore.scoring.service import Scorer, scorer_schema
 from leadscore.settings import ScoreSettings
 from leadscore.throttle import LocationBuckets
 
@@ -505,9 +505,7 @@ def _lifecycle(delivery: _Delivery, payload: Mapping[str, Any]) -> Outcome:
 def _custom_schema(d: GhlDeps) -> Schema | None:
     """The served bundle's own columns (docs/SCHEMA.md), when the scorer can tell: then the
     contact's fields are read by the schema's HighLevel field keys into a ``fields`` request."""
-    scorer = d.scorer()
-    custom = getattr(scorer, "custom_schema", None)  # optional: test doubles may lack it
-    return custom() if callable(custom) else None
+    return scorer_schema(d.scorer())
 
 
 def _as_of(payload: Mapping[str, Any], now: float) -> float:

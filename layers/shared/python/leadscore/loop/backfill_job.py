@@ -20,7 +20,7 @@ from leadscore.loop.engagement import with_engagement
 from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_opportunities
 from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.lead_score import goes_to_the_crm
-from leadscore.scoring.service import Scorer
+from leadscore.scoring.service import Scorer, scorer_schema
 
 TERMINAL_STATUSES = ("won", "lost", "abandoned")
 
@@ -172,7 +172,9 @@ class ContactStep:
     def __call__(self, location_id: str, contact: Mapping[str, Any]) -> str:
         payload = {**contact, "type": "ContactUpdate", "locationId": location_id}
         try:
-            parsed = parse_webhook(payload, self.field_map_for(location_id))
+            # the served bundle's own columns when it has them, as the webhook reads them
+            parsed = parse_webhook(payload, self.field_map_for(location_id),
+                                   scorer_schema(self.scorer()))
         except (WebhookError, InvalidInput):
             return ContactOutcome.FAILED
         if not parsed.request:

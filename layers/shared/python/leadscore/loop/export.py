@@ -20,26 +20,44 @@ Run by a schedule (EventBridge Scheduler, daily by default) or by hand. One run:
 A re-run right after an export therefore writes nothing (no new outcomes; and if forced, the
 same rows -> the same existing key). Everything AWS is behind ``QueryRunner`` (Athena or
 DuckDB) and ``ObjectStore`` (S3 or a directory).
+
+**A team's own columns.** When the stack serves a bundle trained on a team's schema (or one is
+set for the stack: `stack_schema`), the export writes the team's own layout instead: a CSV
+``labelled-<h>.csv`` with ``contact_id``, every column the snapshots carry (the schema's export
+columns first) and the schema's target spelled in its own words (`Schema.target_text`), and
+beside it, written first, ``labelled-<h>.schema.json``: the schema as a person writes it
+(`Schema.unfitted`: target, positive and negative values, exclusions, kinds, directions), which
+the retrain function hands to the training job, so retraining reproduces the schema with
+nothing done by hand. The platform-held rows keep ``{"fields": {...}, <target>: ...}`` lines
+(what the gate reads). Rows scored in the other form (before a switch of contract) are left
+out and counted (``left_out``).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from leadscore.bundle import MANIFEST_FILE, SCHEMA_FILE
+from leadscore.columns.personal import is_personal_column
+from leadscore.columns.schema import Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
 from leadscore.registry.holdout import write_holdout
-from leadscore.registry.store import ConcurrentUpdate, ObjectStore
+from leadscore.registry.retraining import schema_key_beside
+from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore
 
 EXPORT_PREFIX = "training-data/auto/"
 STATE_KEY = "loop/exports/state.json"
 DAY_MS = 24 * 3600 * 1000
 MIN_TRAINING_ROWS = 100  # training/train_data.py refuses fewer; do not start a job that must fail
+CHAMPION_KEY = "models/champion.json"
 
 
 class QueryRunner(Protocol):
@@ -85,6 +103,8 @@ class ExportResult:
     key: str = ""
     cutoff_ms: int = 0
     holdout_rows: int = 0
+    left_out: int = 0  # labelled rows scored in the other form than the export's layout
+    schema_key: str = ""  # the team's schema written beside the rows (team layout only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,9 +131,105 @@ def render_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
-def export_key(cutoff_ms: int, body: bytes) -> str:
+def team_fields(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The raw column values of a row scored on a team's columns; None for the real-estate
+    form (or inputs that cannot be read)."""
+    try:
+        inputs = json.loads(row["inputs"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    fields = inputs.get("fields") if isinstance(inputs, Mapping) else None
+    return dict(fields) if isinstance(fields, Mapping) else None
+
+
+def team_line(row: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+    """One labelled row of a team's schema as a JSON Lines record the gate reads: the raw
+    ``fields`` and the target in the schema's own words, plus where the row came from."""
+    converted = int(row["converted"])
+    return {
+        "contact_id": row["contact_id"],
+        "location_id": row["location_id"],
+        "fields": team_fields(row) or {},
+        schema.target: schema.target_text(bool(converted)),
+        "snapshot_id": row["snapshot_id"],
+        "model_version": row["model_version"],
+        "scored_at": iso_ms(int(row["scored_at_ms"])),
+        "outcome_at": iso_ms(int(row["outcome_at_ms"])),
+        "point_in_time": bool(row["snapshot_point_in_time"]),
+    }
+
+
+def render_team_lines(rows: Sequence[Mapping[str, Any]], schema: Schema) -> bytes:
+    lines = [json.dumps(team_line(r, schema), sort_keys=True, separators=(",", ":"))
+             for r in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+
+def team_header(rows: Sequence[Mapping[str, Any]], schema: Schema) -> list[str]:
+    """``contact_id``, the schema's export columns, every other column the rows carry (sorted;
+    never a personal identifier), the target last."""
+    listed = [c for c in schema.export_columns() if c not in ("contact_id", schema.target)]
+    seen = set(listed)
+    others: set[str] = set()
+    for row in rows:
+        others.update(k for k in (team_fields(row) or {}) if k not in seen)
+    extra = sorted(k for k in others
+                   if k not in ("contact_id", schema.target) and not is_personal_column(k))
+    return ["contact_id", *listed, *extra, schema.target]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def render_team_csv(rows: Sequence[Mapping[str, Any]], schema: Schema) -> bytes:
+    """The team's own layout as CSV (what training on a team's columns reads)."""
+    header = team_header(rows, schema)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        fields = team_fields(row) or {}
+        values = {**fields, "contact_id": row["contact_id"],
+                  schema.target: schema.target_text(bool(int(row["converted"])))}
+        writer.writerow([_cell(values.get(name)) for name in header])
+    return out.getvalue().encode("utf-8")
+
+
+def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl") -> str:
     digest = hashlib.sha256(body).hexdigest()[:16]
-    return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}.jsonl"
+    return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}{extension}"
+
+
+def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
+    """The team schema the loop exports in: the one set for the stack (an object key, a
+    hand-edited schema), else the serving champion's own; None for the real-estate contract.
+    A configured schema that cannot be read raises `SchemaError` (the run fails loudly rather
+    than exporting in the wrong layout)."""
+    if configured_key:
+        try:
+            return Schema.from_dict(json.loads(store.get_bytes(configured_key)))
+        except (ObjectNotFound, FileNotFoundError) as exc:
+            raise SchemaError(f"the stack's schema {configured_key} does not exist") from exc
+        except ValueError as exc:
+            raise SchemaError(f"the stack's schema {configured_key} is unusable: {exc}") from exc
+    try:
+        pointer = json.loads(store.get_bytes(CHAMPION_KEY))
+        prefix = str(pointer.get("prefix") or "").rstrip("/")
+        manifest = json.loads(store.get_bytes(f"{prefix}/{MANIFEST_FILE}")) if prefix else {}
+        # only a bundle that lists schema.json has one (a real-estate champion never does; a
+        # read of a key that is not there would be a 403 for a role that cannot list)
+        if SCHEMA_FILE not in (manifest.get("files") or {}):
+            return None
+        return Schema.from_dict(json.loads(store.get_bytes(f"{prefix}/{SCHEMA_FILE}")))
+    except (ObjectNotFound, FileNotFoundError, ValueError, AttributeError, TypeError):
+        return None  # no champion yet, or one whose files cannot be read as a schema
 
 
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
@@ -162,9 +278,11 @@ def run_export(
     *,
     now_ms: int,
     force: bool = False,
+    schema: Schema | None = None,
 ) -> ExportResult:
     """One export run (see the module docstring). ``force`` skips the new-outcomes minimum
-    (``leadscore-loop export --force``), never the idempotence."""
+    (``leadscore-loop export --force``), never the idempotence. ``schema``: the team's schema
+    (`stack_schema`) to export in its own layout; None: the real-estate JSON Lines."""
     state, tag = _read_state(store)
     since_ms = state.cutoff_ms
     count_rows = runner.query(
@@ -176,19 +294,32 @@ def run_export(
     window = window_for(now_ms, config)
     # Deleted contacts and purged locations never train again (their records may still be
     # in files a compaction has not rewritten yet).
-    rows, held = split_holdout(without_deleted(labelled_rows(runner, window), store), config)
+    everything = without_deleted(labelled_rows(runner, window), store)
+    # One layout per export: rows scored in the other form cannot be written in it.
+    same_form = [r for r in everything if (team_fields(r) is not None) == (schema is not None)]
+    left_out = len(everything) - len(same_form)
+    rows, held = split_holdout(same_form, config)
     if len(rows) < MIN_TRAINING_ROWS:
-        return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms)
-    body = render_rows(rows)
-    key = export_key(now_ms, body)
+        return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms,
+                            left_out=left_out)
+    if schema is None:
+        body, held_body = render_rows(rows), render_rows(held)
+        key, content_type = export_key(now_ms, body), "application/x-ndjson"
+    else:
+        body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
+        key, content_type = export_key(now_ms, body, ".csv"), "text/csv"
+    schema_key = schema_key_beside(key) if schema is not None else ""
     status = "unchanged" if store.exists(key) else "exported"
     if status == "exported":
         if held:  # first: the upload starts a job whose gate must already see the new set
-            write_holdout(store, render_rows(held), {
+            write_holdout(store, held_body, {
                 "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
                 "from_ms": int(held[0]["outcome_at_ms"]),
                 "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
-        store.put_bytes(key, body, "application/x-ndjson")
+        if schema is not None:  # before the rows: their upload starts the job that reads it
+            store.put_bytes(schema_key, json.dumps(schema.unfitted().to_dict(), indent=2)
+                            .encode("utf-8"), "application/json")
+        store.put_bytes(key, body, content_type)
     new_state = ExportState(cutoff_ms=now_ms, key=key, rows=len(rows), exported_at=iso_ms(now_ms))
     try:
         store.replace_if(
@@ -196,6 +327,6 @@ def run_export(
         )
     except ConcurrentUpdate:
         return ExportResult("lost_race", new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms,
-                            holdout_rows=len(held))
+                            holdout_rows=len(held), left_out=left_out, schema_key=schema_key)
     return ExportResult(status, new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms,
-                        holdout_rows=len(held))
+                        holdout_rows=len(held), left_out=left_out, schema_key=schema_key)

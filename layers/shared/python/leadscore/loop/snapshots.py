@@ -6,6 +6,15 @@ any other key a caller or a CRM put into the request (names, e-mails, phones, no
 bodies) is dropped, at any depth. It also keeps the 20 feature values, the model version,
 the score and class, the time, the location and the contact id. See ARCHITECTURE.md
 ("Closing the loop") for the record shape.
+
+A lead scored on a team's own columns (a ``fields`` request) keeps the raw value of every
+column it carried (the webhook reads every column of the team's export, not only the model's),
+as ``inputs = {"fields": {column: value}}``, so each later consumer (export, drift, a candidate
+with other columns) reads them through its own schema; ``features`` is null (a vector is only
+meaningful for one model). Personal identifiers are never kept, whatever the schema calls them
+(`leadscore.columns.personal`: by column name and by value shape); an e-mail address is kept
+as its domain only, under ``<column>_domain``. Text shaped like an e-mail, a phone number or a
+street address is dropped from the real-estate inputs too.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from leadscore.columns.personal import derived_values, is_personal_value
 from leadscore.features.contract import FEATURE_NAMES
 from leadscore.features.flat import FLAT_FIELDS, FLAT_LIST_KEYS
 from leadscore.loop.records import (
@@ -55,8 +65,33 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, int | float):
         return value if math.isfinite(float(value)) else None
     if isinstance(value, str):
+        if is_personal_value(value):
+            return None
         return value[:64]  # a category or numeric text; never free text of any length
     return None
+
+
+#: the longest text kept of a team's column (what `Schema` reads of a category)
+MAX_FIELD_TEXT = 200
+
+
+def sanitize_fields(fields: Any) -> dict[str, Any] | None:
+    """A team's ``fields`` object reduced to what may be kept: scalars only (text cut to
+    ``MAX_FIELD_TEXT``), no personal identifier by name or by shape, an e-mail as its domain.
+    None when it is not an object."""
+    if not isinstance(fields, Mapping):
+        return None
+    kept: dict[str, Any] = {}
+    for column, value in fields.items():
+        if isinstance(value, bool) or value is None or isinstance(value, int | float):
+            scalar = _scalar(value)
+        elif isinstance(value, str):
+            scalar = value[:MAX_FIELD_TEXT]
+        else:
+            continue
+        for name, kept_value in derived_values(str(column), scalar).items():
+            kept.setdefault(name, kept_value)
+    return kept
 
 
 def _keep(value: Any, allowed: Any) -> Any:
@@ -109,8 +144,14 @@ def build_snapshot(
         raise ValueError(f"unknown snapshot source {source!r}")
     location = location_id or NO_LOCATION
     contact = str(result.get("contact_id") or request.get("contact_id") or "")
-    features = _vector(result)
-    inputs = sanitize_inputs(request.get("features"))
+    team = request.get("fields") is not None and request.get("features") is None
+    features = None if team else _vector(result)
+    inputs: dict[str, Any] | None
+    if team:
+        fields = sanitize_fields(request.get("fields"))
+        inputs = None if fields is None else {"fields": fields}
+    else:
+        inputs = sanitize_inputs(request.get("features"))
     model_version = str(result.get("model_version") or "")
     score = float(result["predicted_score"])
     return {

@@ -26,6 +26,7 @@ from typing import Any
 
 from leadscore import jsonsafe
 from leadscore.columns.csv_reader import CsvRefused, header_names
+from leadscore.columns.schema import Schema, SchemaError
 from leadscore.errors import InvalidInput
 from leadscore.features.contract import FEATURE_NAMES, SECTIONS
 from leadscore.features.nested import extract_features
@@ -61,6 +62,43 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
 _TAG_VALUE_RE = re.compile(r"[^\w .:/=+\-@]", re.UNICODE)
+
+
+#: a team's schema beside an upload: ``<upload without its extension>.schema.json``
+SCHEMA_SUFFIX = ".schema.json"
+#: the job's schema file, inside its training channel (named after the training part, so the
+#: channel's exact-key prefix holds it too) and passed to train.py as a relative --schema
+SCHEMA_PART_SUFFIX = ".schema.json"
+#: training hyperparameters a team's schema states itself (its own values win)
+SCHEMA_OWNED_HYPERPARAMETERS = ("target", "positive", "negative")
+
+
+def schema_key_beside(key: str) -> str:
+    """Where the team's schema of an upload is (the loop's export writes it there)."""
+    name = key.rsplit("/", 1)[-1]
+    stem = key[: -len(name)] + (name.rsplit(".", 1)[0] if "." in name else name)
+    return stem + SCHEMA_SUFFIX
+
+
+def team_schema_keys(key: str, settings: RetrainSettings) -> list[str]:
+    """Where an upload's team schema may be, in order: beside the upload, then the one set
+    for the stack (``TEAM_SCHEMA_KEY``)."""
+    return [k for k in (schema_key_beside(key), settings.team_schema_key) if k]
+
+
+def read_team_schema(raw: bytes, key: str) -> Schema:
+    """A team schema file; `SchemaError` with a one-line reason naming the key."""
+    try:
+        schema = Schema.from_dict(json.loads(raw.decode("utf-8-sig")))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SchemaError(f"the team schema {key} is unusable: {exc}") from None
+    if not schema.target:
+        raise SchemaError(f"the team schema {key} names no target")
+    return schema
+
+
+def job_schema_key(job: str, key: str) -> str:
+    return train_part_key(job, key) + SCHEMA_PART_SUFFIX
 
 
 def is_training_upload(key: str) -> bool:
@@ -285,12 +323,14 @@ def check_custom_csv_header(header_line: str, target: str) -> list[str]:
 
 
 def check_training_head(
-    key: str, head: bytes, *, complete: bool, settings: RetrainSettings | None = None
+    key: str, head: bytes, *, complete: bool, settings: RetrainSettings | None = None,
+    target: str | None = None,
 ) -> list[str]:
     """Every reason the object starting with `head` cannot be training data ([] = looks fine).
 
-    When the stack trains on a team's own columns (the ``target`` training hyperparameter,
-    docs/SCHEMA.md), any CSV with that column passes, never JSON Lines.
+    When the stack trains on a team's own columns (``target``: a team schema's, else the
+    ``target`` training hyperparameter, docs/SCHEMA.md), any CSV with that column passes,
+    never JSON Lines.
     Never raises: a check that fails unexpectedly is itself the reason (by exception type).
     """
     settings = settings or RetrainSettings()
@@ -298,7 +338,7 @@ def check_training_head(
         line, problem = _first_line(head, complete, settings)
         if problem is not None or line is None:
             return [problem or "the file is empty"]
-        target = custom_target(settings)
+        target = target or custom_target(settings)
         if target:
             if key.lower().endswith(".jsonl"):
                 return ["a model on your own columns trains from a .csv export, not JSON Lines"]
@@ -388,12 +428,22 @@ def training_job_request(
     version_id: str | None,
     settings: RetrainSettings,
     region: str,
+    *,
+    team_schema: bool = False,
 ) -> dict[str, Any]:
-    """The CreateTrainingJob arguments (boto3 names) for one uploaded object version."""
+    """The CreateTrainingJob arguments (boto3 names) for one uploaded object version.
+
+    ``team_schema``: the job's team schema is in its channel (`job_schema_key`); train.py
+    reads it with ``--schema`` and the schema's target and label values replace the
+    ``target`` / ``positive`` / ``negative`` training hyperparameters."""
     name = job_name(key, version_id)
     channel_key = train_part_key(name, key)
     user = {**DEFAULT_HYPERPARAMETERS}
     user.update({k: _decode_setting(v) for k, v in settings.training_hyperparameters.items()})
+    if team_schema:
+        for owned in SCHEMA_OWNED_HYPERPARAMETERS:
+            user.pop(owned, None)
+        user["schema"] = job_schema_key(name, key).rsplit("/", 1)[-1]
     hyperparameters = encode_hyperparameters(
         {
             **{k: v for k, v in user.items() if not k.startswith("sagemaker_")},

@@ -215,6 +215,17 @@ def is_fields_form(request: Any) -> bool:
             and request.get("features") is None and request.get("feature_vector") is None)
 
 
+def checked_contact_id(request: Any) -> str:
+    """The request's contact id, checked as every form checks it (raises `InvalidInput`);
+    the rest of the request is left to the model that will read it."""
+    if not isinstance(request, Mapping):
+        raise InvalidInput([FieldError("", "must be a JSON object")])
+    errors = _contact_id_errors(request.get("contact_id"))
+    if errors:
+        raise InvalidInput(errors)
+    return str(request["contact_id"])
+
+
 def _contact_id_errors(contact_id: Any) -> list[FieldError]:
     if contact_id is None:
         return [FieldError("contact_id", "is required")]
@@ -275,6 +286,17 @@ class Scorer(Protocol):
     def score(self, request: Mapping[str, Any], *, explain: bool = True) -> LeadScore: ...
 
 
+def scorer_schema(scorer: Any) -> Schema | None:
+    """The columns a scorer reads (its ``custom_schema()``), None for the real-estate contract.
+
+    The one rule the webhook flow and the backfill use to decide between a ``fields`` and a
+    ``features`` request; every scorer the stack serves through has the method (test doubles
+    may not: they score the real-estate contract)."""
+    custom = getattr(scorer, "custom_schema", None)
+    found = custom() if callable(custom) else None
+    return found if isinstance(found, Schema) else None
+
+
 class ScoringService:
     """One per container: parse, cache, predict (one ONNX call per request/batch), explain."""
 
@@ -312,7 +334,7 @@ class ScoringService:
         model = self.provider.current() if use is None else None if isinstance(use, str) else use
         if model is None and is_fields_form(request):
             raise NoModelForFields("no model is loaded; the rules score cannot read fields")
-        lead = parse_request(request, self.max_list_items, _schema_of(model))
+        lead = parse_request(request, self.max_list_items, schema_of(model))
         if model is None:
             return self._rules_score(lead)
         key = self._key(lead, model, explain)
@@ -340,7 +362,7 @@ class ScoringService:
         model = self.provider.current()
         if model is None and any(is_fields_form(r) for r in leads):
             raise NoModelForFields("no model is loaded; the rules score cannot read fields")
-        schema = _schema_of(model)
+        schema = schema_of(model)
         for index, request in enumerate(leads):
             try:
                 parsed.append((index, parse_request(request, self.max_list_items, schema)))
@@ -379,7 +401,7 @@ class ScoringService:
 
     def custom_schema(self) -> Schema | None:
         """The served bundle's custom column schema; None for the real-estate default."""
-        return _schema_of(self.provider.current())
+        return schema_of(self.provider.current())
 
     # -- building answers ---------------------------------------------------------------------
 
@@ -483,7 +505,7 @@ class ScoringService:
         explainer = model.explainer
         if explain and explainer is not None and math.isfinite(baseline_score):
             contrib = explain_contributions(explainer, lead.x32, score, baseline_score)
-            schema = _schema_of(model)
+            schema = schema_of(model)
             if schema is not None and lead.encoded is not None:
                 explanation = _column_explanation(schema, lead.encoded, contrib,
                                                   _baseline_values(model))
@@ -558,7 +580,7 @@ class ScoringService:
 # -- custom schemas (the ``fields`` form) -------------------------------------------------------
 
 
-def _schema_of(model: LoadedModel | None) -> Schema | None:
+def schema_of(model: LoadedModel | None) -> Schema | None:
     """The loaded bundle's custom schema; None for the real-estate default (or no model).
 
     ``getattr``: a benchmark's native twin of LoadedModel has no schema attribute."""
