@@ -26,7 +26,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,29 @@ def bootstrap(world: Any) -> None:
     if not world.promotions:
         raise RuntimeError(f"the first model was not promoted: {outcomes}")
     fit_new_baselines(world)
+    start_experiment(world)
+
+
+#: The first model against whatever the loop promotes after it, 50/50, from the first
+#: promotion on (as an operator would start it with `modelctl experiment create`).
+EXPERIMENT = "first-model-vs-champion"
+
+
+def start_experiment(world: Any) -> None:
+    from leadscore.experiments import store as experiment_store
+
+    first = str(world.promotions[0].get("version"))
+    experiment = experiment_store.create(_store(world), EXPERIMENT, [first, "champion"],
+                                         [50, 50], metric="auc")
+    world.results["experiment_started"] = experiment.to_record()
+
+
+def champion_score(world: Any, contact: CsvContact) -> float:
+    """The champion's own answer for a lead the experiment gave another variant."""
+    service = world.handlers["score"].container().service
+    answer = service.score({"contact_id": contact.contact_id, "fields": contact.values},
+                           explain=False)
+    return float(answer["predicted_score"])
 
 
 def _store(world: Any) -> Any:
@@ -339,7 +362,11 @@ def evaluate(world: Any, resolved: list[CsvContact]) -> dict[str, Any]:
         parsed = json.loads(answer["body"])
         if answer["statusCode"] != 200 or parsed.get("errors"):
             raise RuntimeError(f"scoring the resolved leads failed: {answer['body'][:500]}")
-        scores += [float(r["predicted_score"]) for r in parsed["results"]]
+        # Under the experiment half the answers are the first model's: the served model is
+        # judged on the champion's own scores for every lead.
+        scores += [float(r["predicted_score"]) if r.get("variant") in (None, "champion")
+                   else champion_score(world, c)
+                   for r, c in zip(parsed["results"], chunk, strict=True)]
         classes += [str(r.get("predicted_class")) for r in parsed["results"]]
     y = np.array([c.converted for c in resolved])
     baseline = world.aws.get("baseline")
@@ -537,17 +564,17 @@ def _collect_reasons(node: Any, out: dict[str, str]) -> None:
             _collect_reasons(item, out)
 
 
-def run_weeks(world: Any) -> dict[str, Any]:
-    """Everything after the setup; the World's phases, monitoring each week."""
+def run_weeks(world: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """Everything after the setup, monitoring each week; `say` tells the person running it."""
     import sim_monitoring
     import simulate
 
     with simulate.timed(world, "bootstrap"):
         bootstrap(world)
-    simulate.say(f"bootstrap: done ({world.timings['bootstrap']:.1f} s)")
+    say(f"bootstrap: done ({world.timings['bootstrap']:.1f} s)")
     with simulate.timed(world, "backfill"):
         simulate.phase_backfill(world)
-    simulate.say(f"backfill: done ({world.timings['backfill']:.1f} s)")
+    say(f"backfill: done ({world.timings['backfill']:.1f} s)")
     weeks, monitoring = [], []
     for week in range(world.config.weeks):
         with simulate.timed(world, f"week {week}"):
@@ -556,13 +583,14 @@ def run_weeks(world: Any) -> dict[str, Any]:
             monitoring.append(sim_monitoring.monitor_week(world, week))
         w = weeks[-1]
         e = w["evaluation"]
-        simulate.say(
+        say(
             f"week {week}: {w['resolved']} resolved, AUC {e.get('auc') or float('nan'):.3f} "
             f"(baseline {e.get('baseline_auc') or float('nan'):.3f}), export "
             f"{w['export'].get('status')} ({w['export'].get('rows', 0)} rows), "
             f"{world.timings[f'week {week}']:.1f} s")
     results = audit(world, weeks)
     results["drift"] = {"weekly": monitoring}
+    results["experiment"] = sim_monitoring.experiment_results(world, EXPERIMENT)
     results["weekly"] = [{k: v for k, v in w.items() if k not in (
         "scores", "baseline_scores", "classes", "resolved_ids")} for w in weeks]
     return results

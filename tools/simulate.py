@@ -1062,7 +1062,7 @@ def run_csv(world: World) -> dict[str, Any]:
     with timed(world, "setup"):
         sim_csv.setup(world, source)
     say(f"setup: done ({world.timings['setup']:.1f} s)")
-    return sim_csv.run_weeks(world)
+    return sim_csv.run_weeks(world, say)
 
 
 def print_csv_curve(results: dict[str, Any]) -> None:
