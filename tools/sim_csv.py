@@ -277,7 +277,7 @@ def bootstrap(world: Any) -> None:
     outcomes = simulate.train_and_promote(world, key)
     world.results["bootstrap"] = outcomes
     if not world.promotions:
-        raise RuntimeError(f"the first model was not promoted: {outcomes}")
+        return
     fit_new_baselines(world)
     start_experiment(world)
 
@@ -571,7 +571,17 @@ def run_weeks(world: Any, say: Callable[[str], None]) -> dict[str, Any]:
 
     with simulate.timed(world, "bootstrap"):
         bootstrap(world)
-    say(f"bootstrap: done ({world.timings['bootstrap']:.1f} s)")
+    if not world.promotions:
+        # The gate refused the first model: with nothing served, no lead is snapshotted, so
+        # the loop has nothing to learn from. The run ends here and says why.
+        say(f"bootstrap: the first model was refused: {world.results['bootstrap']}")
+        return {"checks": {"first_model_promoted": False}, "weeks": 0,
+                "bootstrap": world.results["bootstrap"], "data": world.results["data"],
+                "dead_letters": simulate.dead_letters(world), "leaked_rows": 0,
+                "config": dict(vars(world.config))}
+    first = served_schema(world)
+    say(f"bootstrap: done ({world.timings['bootstrap']:.1f} s); the first model reads "
+        f"{', '.join(first.column_names)}; excluded: {excluded_columns(world, first)}")
     with simulate.timed(world, "backfill"):
         simulate.phase_backfill(world)
     say(f"backfill: done ({world.timings['backfill']:.1f} s)")

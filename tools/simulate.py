@@ -1010,8 +1010,10 @@ def run(config: SimConfig) -> dict[str, Any]:
     results["load_average"] = {"start": load_at_start, "end": os.getloadavg()}
     results["timings"] = world.timings
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    if config.data:
+    if config.data and results.get("weeks"):
         print_csv_curve(results)
+    elif config.data:
+        print(f"no model was promoted from the past contacts: {results['bootstrap']}")
     else:
         print_curve(results)
     return results
