@@ -4,11 +4,11 @@ backfill. HighLevel webhooks are the events/ files with the team's fields in the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 from leadscore import registry
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
-from leadscore.ghl.digest import inputs_digest
 from leadscore.ghl.messages import webhook_message
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.loop.backfill import ContactOutcome
@@ -82,6 +81,30 @@ def test_a_team_webhook_is_scored_through_the_champion_pointer(
     direct = container.service.score(
         {"contact_id": "lead_team_1", "fields": _team_fields(0)}, explain=False)
     assert answer.body["predicted_score"] == direct["predicted_score"]
+
+
+def test_a_signed_contact_update_carries_the_teams_custom_fields(
+    custom_bundle: Path, tmp_path: Path, install: Callable[..., Any], invoke: Any,
+    ghl_ed25519: Any,
+) -> None:
+    """events/ghl_webhook_contact_update.json, its customFields ({id, value} as HighLevel
+    sends them) the team's fields, mapped by the deployment's field ids."""
+    event = load_event("ghl_webhook_contact_update")
+    payload = json.loads(event["body"])
+    fields = _team_fields(4)
+    payload["customFields"] = [{"id": f"fld_{k}", "value": v} for k, v in fields.items()]
+    payload["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")  # fresh
+    root = _store_with(custom_bundle, tmp_path)
+    install(f"file://{root}/models/champion.json",
+            ghl_public_key_ed25519=ghl_ed25519.public_pem,
+            ghl_field_map={f"fld_{k}": k for k in fields})
+    body = json.dumps(payload)
+    signed = with_body(event, payload)
+    signed["body"] = body
+    signed["headers"] = {**event["headers"], "x-ghl-signature": ghl_ed25519.sign(body.encode())}
+    answer = invoke(signed)
+    assert answer.status == 200 and answer.body["status"] == "scored", answer.body
+    assert answer.body["model_version"] == bundle_version(custom_bundle)
 
 
 def test_a_team_webhook_is_scored_under_an_experiment(
@@ -180,15 +203,6 @@ def test_a_changed_team_field_rescores_the_contact(custom_bundle: Path, tmp_path
                  else "New"})["status"] == "scored"
 
 
-def test_the_digest_differs_by_team_fields_and_by_form() -> None:
-    one = inputs_digest({"contact_id": "c", "fields": {"budget": "1"}})
-    assert one != inputs_digest({"contact_id": "c", "fields": {"budget": "2"}})
-    assert one != inputs_digest({"contact_id": "c", "features": {"budget": "1"}})
-    # the real-estate form's digest is what it always was (stored digests stay valid)
-    assert inputs_digest({"features": {"a": 1}}, "v1") == \
-        hashlib.sha256(b'v1\n{"a":1}').hexdigest()
-
-
 def test_the_queued_write_back_scores_a_team_request_under_an_experiment(
     custom_bundle: Path, second_custom_bundle: Path, tmp_path: Path
 ) -> None:
@@ -221,3 +235,59 @@ def test_the_backfill_scores_contacts_on_the_bundles_columns(
     step.field_map_for = lambda location_id: {f"fld_{k}": k for k in fields}
     assert step(LOCATION, contact) == ContactOutcome.SCORED
     assert scored[0]["fields"]["budget"] == fields["budget"]
+
+
+def test_the_writeback_function_scores_a_queued_team_webhook_under_an_experiment(
+    custom_bundle: Path, second_custom_bundle: Path, tmp_path: Path, ghl_aws: Any,
+    fake_highlevel: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write-back function, configured like the stack (MODEL_URI = the champion pointer),
+    scores a webhook queued as a `fields` request and writes it."""
+    from tests.fixtures.ghl import writeback_function
+    from tools.lambda_context import lambda_context
+
+    challenger = bundle_version(second_custom_bundle)
+    root = _store_with(custom_bundle, tmp_path, second_custom_bundle)
+    experiment_store.create(LocalObjectStore(root), "queued", ["champion", challenger],
+                            [50, 50])
+    env = {"GHL_API_BASE": fake_highlevel.base_url, "GHL_TOKEN_SECRET_ARN": ghl_aws.secret_arn,
+           "GHL_SCORE_FIELD_ID": "fld_lead_score", "GHL_CLASS_FIELD_ID": "fld_lead_class",
+           "CACHE_TABLE": ghl_aws.table, "WRITEBACK_QUEUE_URL": ghl_aws.queue_url,
+           "WRITEBACK_DLQ_URL": ghl_aws.dlq_url, "MODEL_URI": f"file://{root}/models/champion.json",
+           "MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
+           "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring"}
+    body = webhook_message({"contact_id": "c-team", "fields": _team_fields(5)},
+                           location_id="loc-1", received_at="2026-02-05T10:00:00.000Z").to_json()
+    event = {"Records": [{"messageId": "m-0", "receiptHandle": "rh-0", "body": body,
+                          "attributes": {"ApproximateReceiveCount": "1"},
+                          "messageAttributes": {}, "eventSource": "aws:sqs",
+                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:writeback",
+                          "awsRegion": "us-east-1"}]}
+    with writeback_function(env, monkeypatch) as app:
+        answer = app.lambda_handler(event, lambda_context("writeback"))
+    assert answer["batchItemFailures"] == []
+    put = fake_highlevel.requests[0]
+    assert put.method == "PUT" and put.path == "/contacts/c-team"
+
+
+def test_a_date_column_is_an_age_on_the_day_of_the_request(custom_bundle: Path) -> None:
+    """Training measured ages from its own day (the schema's as_of); a served lead's age is
+    counted from the day it is scored, so a lead created today is 0 days old."""
+    from leadscore.bundle import load_model
+
+    model = load_model(custom_bundle)
+    assert model.schema is not None and model.schema.column("created").as_of == "2026-06-01"
+
+    class Provider:
+        def current(self) -> Any:
+            return model
+
+    service = ScoringService(Provider())  # type: ignore[arg-type]
+    today = datetime.now(UTC).date()
+    answer = service.score({"contact_id": "c-new", "fields": {
+        **_team_fields(6), "created": today.isoformat()}}, explain=False)
+    assert answer["feature_values"]["created"] == 0.0
+    week_ago = (today - timedelta(days=7)).isoformat()
+    answer = service.score({"contact_id": "c-old", "fields": {
+        **_team_fields(6), "created": week_ago}}, explain=False)
+    assert answer["feature_values"]["created"] == 7.0

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from leadscore import registry
 from leadscore.bundle import read_schema
+from leadscore.columns.schema import PROVENANCE_REASON
 from leadscore.experiments.serving import experiment_scorer
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
-from leadscore.loop.export import ExportConfig, run_export, stack_schema
+from leadscore.loop.export import ExportConfig, ExportResult, run_export, stack_schema
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.loop.recorder import LoopRecorder
@@ -80,7 +81,7 @@ def _all_text(root: Path) -> str:
 
 @pytest.mark.slow
 def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
-    custom_bundle: Path, tmp_path: Path
+    custom_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "store"
     store = LocalObjectStore(root)
@@ -107,27 +108,44 @@ def test_webhook_snapshots_outcomes_and_export_use_the_teams_columns(
 
     schema = stack_schema(store)
     assert schema is not None and schema.target == "status"
-    result = run_export(DuckDbQueryRunner(root), store,
-                        ExportConfig(min_new_outcomes=1, holdout_fraction=0.2),
-                        now_ms=later + 3_600_000, schema=schema)
+    # the export function on its schedule, in local mode over this store: the champion's
+    # schema picks the layout
+    from functions.export import app as export_app
+    from tools.lambda_context import lambda_context
+
+    for name, value in {"RECORD_DIR": str(root), "EXPORT_MIN_NEW_OUTCOMES": "1",
+                        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("ARTIFACT_BUCKET", "ATHENA_WORK_GROUP", "TEAM_SCHEMA_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    export_app.reset()
+    try:
+        answer = export_app.lambda_handler({"now_ms": later + 3_600_000}, lambda_context())
+    finally:
+        export_app.reset()
+    result = ExportResult(**answer)
     assert result.status == "exported" and result.key.endswith(".csv"), result
     assert result.rows == 120 and result.holdout_rows == 30 and result.left_out == 0
+    assert result.schema_key == schema_key_beside(result.key)
 
     table = list(csv.DictReader(io.StringIO(store.get_bytes(result.key).decode())))
     header = list(table[0])
     # the team's layout: the model's columns, the excluded ones it kept, the target last;
     # never the e-mail, the notes or the contact's name / phone / address
-    assert header == ["contact_id", *TEAM, "tenant", "outcome_call_minutes", "status"]
+    assert header == ["contact_id", "scored_at", *TEAM, "tenant", "outcome_call_minutes",
+                      "status"]
     sent = {f"lead{i}": row for i, row in enumerate(rows)}
     for line in table:
         row = sent[line["contact_id"]]
         assert {k: line[k] for k in TEAM} == {k: row[k] for k in TEAM}
+        assert line["scored_at"] < _iso(later)  # scored before its outcome
         # the target in the schema's words: its positive value, else one its rule reads as not
         assert schema.label_rule().label(line["status"]) == (row["status"] == "won")
         assert line["status"] == ("won" if row["status"] == "won" else "0")
     written = json.loads(store.get_bytes(schema_key_beside(result.key)))
     assert written["target"] == "status" and written["positive"] == ["won"]
-    assert set(written["exclude"]) == set(schema.exclude)
+    # the export's own scoring time is excluded from training, with its reason
+    assert written["exclude"] == {**schema.exclude, "scored_at": PROVENANCE_REASON}
     assert [c["name"] for c in written["columns"]] == schema.column_names
     assert all("categories" not in c and "fill" not in c for c in written["columns"])
 

@@ -71,8 +71,10 @@ OTHER = "other"
 MISSING_SUFFIX = ":missing"
 MAX_TEXT = 200  # longest categorical value read (longer values are cut before matching)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-#: excluded columns whose values the loop never keeps (training's reasons start so)
-_NEVER_KEPT = ("identifier", "free text")
+#: excluded columns whose values the loop never keeps (training's reasons start so, and the
+#: labelled export's own columns, `PROVENANCE_REASON`)
+PROVENANCE_REASON = "provenance: written by the labelled export, not a lead's value"
+_NEVER_KEPT = ("identifier", "free text", "provenance")
 
 _COLUMN_KEYS = frozenset({
     "name", "kind", "label", "field_key", "direction", "missing", "reason_up", "reason_down",

@@ -23,10 +23,11 @@ DuckDB) and ``ObjectStore`` (S3 or a directory).
 
 **A team's own columns.** When the stack serves a bundle trained on a team's schema (or one is
 set for the stack: `stack_schema`), the export writes the team's own layout instead: a CSV
-``labelled-<h>.csv`` with ``contact_id``, every column the snapshots carry (the schema's export
-columns first) and the schema's target spelled in its own words (`Schema.target_text`), and
-beside it, written first, ``labelled-<h>.schema.json``: the schema as a person writes it
-(`Schema.unfitted`: target, positive and negative values, exclusions, kinds, directions), which
+``labelled-<h>.csv`` with ``contact_id`` and ``scored_at`` (the export's own columns), every
+column the snapshots carry (the schema's export columns first) and the schema's target spelled
+in its own words (`Schema.target_text`), and beside it, written first,
+``labelled-<h>.schema.json``: the schema as a person writes it (`Schema.unfitted`: target,
+positive and negative values, exclusions, kinds, directions; ``scored_at`` excluded), which
 the retrain function hands to the training job, so retraining reproduces the schema with
 nothing done by hand. The platform-held rows keep ``{"fields": {...}, <target>: ...}`` lines
 (what the gate reads). Rows scored in the other form (before a switch of contract) are left
@@ -45,10 +46,11 @@ from typing import Any, Protocol
 
 from leadscore.bundle import MANIFEST_FILE, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
-from leadscore.columns.schema import Schema, SchemaError
+from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
+from leadscore.loop.snapshots import team_fields
 from leadscore.registry.holdout import write_holdout
 from leadscore.registry.retraining import schema_key_beside
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore
@@ -131,17 +133,6 @@ def render_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
-def team_fields(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The raw column values of a row scored on a team's columns; None for the real-estate
-    form (or inputs that cannot be read)."""
-    try:
-        inputs = json.loads(row["inputs"])
-    except (TypeError, ValueError, KeyError):
-        return None
-    fields = inputs.get("fields") if isinstance(inputs, Mapping) else None
-    return dict(fields) if isinstance(fields, Mapping) else None
-
-
 def team_line(row: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
     """One labelled row of a team's schema as a JSON Lines record the gate reads: the raw
     ``fields`` and the target in the schema's own words, plus where the row came from."""
@@ -165,17 +156,31 @@ def render_team_lines(rows: Sequence[Mapping[str, Any]], schema: Schema) -> byte
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
+#: the export's own columns of a team's layout: who and when (the leak audit reads them);
+#: the schema written beside the rows excludes them from training
+PROVENANCE = ("contact_id", "scored_at")
+
+
 def team_header(rows: Sequence[Mapping[str, Any]], schema: Schema) -> list[str]:
-    """``contact_id``, the schema's export columns, every other column the rows carry (sorted;
-    never a personal identifier), the target last."""
-    listed = [c for c in schema.export_columns() if c not in ("contact_id", schema.target)]
+    """``contact_id`` and ``scored_at``, the schema's export columns, every other column the
+    rows carry (sorted; never a personal identifier), the target last."""
+    reserved = {*PROVENANCE, schema.target}
+    listed = [c for c in schema.export_columns() if c not in reserved]
     seen = set(listed)
     others: set[str] = set()
     for row in rows:
         others.update(k for k in (team_fields(row) or {}) if k not in seen)
-    extra = sorted(k for k in others
-                   if k not in ("contact_id", schema.target) and not is_personal_column(k))
-    return ["contact_id", *listed, *extra, schema.target]
+    extra = sorted(k for k in others if k not in reserved and not is_personal_column(k))
+    return [*PROVENANCE, *listed, *extra, schema.target]
+
+
+def written_schema(schema: Schema) -> dict[str, Any]:
+    """The schema beside an export: as a person writes it (`Schema.unfitted`), the export's
+    own columns excluded with their reason."""
+    out = schema.unfitted().to_dict()
+    out["exclude"] = {**out["exclude"],
+                      **{c: PROVENANCE_REASON for c in PROVENANCE if c != "contact_id"}}
+    return out
 
 
 def _cell(value: Any) -> str:
@@ -197,6 +202,7 @@ def render_team_csv(rows: Sequence[Mapping[str, Any]], schema: Schema) -> bytes:
     for row in rows:
         fields = team_fields(row) or {}
         values = {**fields, "contact_id": row["contact_id"],
+                  "scored_at": iso_ms(int(row["scored_at_ms"])),
                   schema.target: schema.target_text(bool(int(row["converted"])))}
         writer.writerow([_cell(values.get(name)) for name in header])
     return out.getvalue().encode("utf-8")
@@ -317,7 +323,7 @@ def run_export(
                 "from_ms": int(held[0]["outcome_at_ms"]),
                 "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
         if schema is not None:  # before the rows: their upload starts the job that reads it
-            store.put_bytes(schema_key, json.dumps(schema.unfitted().to_dict(), indent=2)
+            store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
                             .encode("utf-8"), "application/json")
         store.put_bytes(key, body, content_type)
     new_state = ExportState(cutoff_ms=now_ms, key=key, rows=len(rows), exported_at=iso_ms(now_ms))

@@ -185,3 +185,14 @@ def _experiment_fields(result: Mapping[str, Any]) -> dict[str, Any]:
         "shadow_version": shadow.get("model_version") if shadow else None,
         "shadow_score": float(shadow_score) if shadow_score is not None else None,
     }
+
+
+def team_fields(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The raw column values a snapshot (or a labelled row) kept of a lead scored on a team's
+    columns; None for the real-estate form (or inputs that cannot be read)."""
+    try:
+        inputs = json.loads(row["inputs"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    fields = inputs.get("fields") if isinstance(inputs, Mapping) else None
+    return dict(fields) if isinstance(fields, Mapping) else None

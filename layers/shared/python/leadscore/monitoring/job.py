@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from leadscore.columns.schema import Schema
+from leadscore.errors import InvalidInput
+from leadscore.loop.snapshots import team_fields
 from leadscore.monitoring import drift as drift_mod
 from leadscore.monitoring.health_page import HealthData, render
 from leadscore.monitoring.importance import permutation_importance
@@ -53,6 +56,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 WINDOW_SNAPSHOTS_SQL = """
 WITH latest AS (
     SELECT location_id, contact_id, snapshot_id, model_version, predicted_score, features,
+           inputs, scored_at_ms,
            ROW_NUMBER() OVER (
                PARTITION BY location_id, contact_id
                ORDER BY scored_at_ms DESC, snapshot_id DESC
@@ -60,9 +64,9 @@ WITH latest AS (
     FROM snapshots
     WHERE dt >= '{since_dt}' AND dt <= '{until_dt}'
       AND scored_at_ms >= {since_ms} AND scored_at_ms < {until_ms}
-      AND point_in_time AND features IS NOT NULL
+      AND point_in_time AND (features IS NOT NULL OR inputs IS NOT NULL)
 )
-SELECT location_id, model_version, predicted_score, features
+SELECT location_id, model_version, predicted_score, features, inputs, scored_at_ms
 FROM latest
 WHERE snapshot_rank = 1
 ORDER BY snapshot_id
@@ -92,6 +96,8 @@ class Champion:
     feature_names: Sequence[str]
     reference: Reference | None
     predict: Predict
+    #: a team's schema: snapshots keep raw column values, read through it (`team_vectors`)
+    schema: Schema | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +127,25 @@ def champion_from_model(model: LoadedModel) -> Champion:
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x.astype(np.float32)).score, dtype=np.float64)
 
-    return Champion(model.version, names, load_reference(model.path), predict)
+    return Champion(model.version, names, load_reference(model.path), predict,
+                    getattr(model, "schema", None))
+
+
+def team_vectors(rows: Sequence[dict[str, Any]], schema: Schema) -> None:
+    """Each row holding a team's raw columns gets ``features``: its values read through the
+    champion's schema (ages from the day it was scored), the same numbers the model saw;
+    a row the schema cannot read keeps none (left out, like a row of another width)."""
+    for row in rows:
+        fields = team_fields(row)
+        if fields is None:
+            continue
+        try:
+            at = row.get("scored_at_ms")
+            today = (datetime.fromtimestamp(int(at) / 1000.0, tz=UTC).date()
+                     if at is not None else None)
+            row["features"] = schema.encode_fields(fields, today=today).values.tolist()
+        except (InvalidInput, TypeError, ValueError, OverflowError, OSError):
+            row["features"] = None
 
 
 def _ms(moment: datetime) -> int:
@@ -190,6 +214,9 @@ def run_monitor(
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
     snapshots = runner.query(window_snapshots_sql(since, until, config.max_rows))
     resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None]
+    if champion.schema is not None:
+        team_vectors(snapshots, champion.schema)
+        team_vectors(resolved, champion.schema)
     names = list(champion.feature_names)
 
     def served(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

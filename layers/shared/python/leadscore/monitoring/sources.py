@@ -8,6 +8,7 @@ from typing import Any
 
 from leadscore.features import extract_features
 from leadscore.loop.labelling import LabelWindow
+from leadscore.loop.snapshots import team_fields
 from leadscore.monitoring.job import QueryRunner
 
 #: How far before the window a resolved lead's snapshot may have been taken.
@@ -25,8 +26,8 @@ def _features(row: dict[str, Any]) -> list[float] | None:
     if isinstance(features, list):
         return [float(v) for v in features]
     inputs = row.get("inputs")
-    if not isinstance(inputs, str):
-        return None
+    if not isinstance(inputs, str) or team_fields(row) is not None:
+        return None  # a team's columns: the run reads them through the champion's schema
     try:
         return [float(v) for v in extract_features(json.loads(inputs)).values]
     except ValueError:

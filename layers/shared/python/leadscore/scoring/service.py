@@ -258,7 +258,10 @@ def _parse_fields_request(request: Any, schema: Schema | None) -> ParsedLead:
         errors.append(FieldError("fields", "is required (an object {column: value})"))
     else:
         try:
-            encoded = schema.encode_fields(request["fields"])
+            # a date's age is measured from the day of the request (a schema's as_of is the
+            # day training measured from: an age from it would not move with time, and a lead
+            # created after training would be scored with a negative age)
+            encoded = schema.encode_fields(request["fields"], today=datetime.now(UTC).date())
         except InvalidInput as exc:
             errors.extend(exc.errors)
     if errors:
