@@ -98,7 +98,10 @@ JOB_KEYS = {"test-size": "test_size", "test_size": "test_size",
             # lists are comma-separated there)
             "target": "target", "positive": "positive", "negative": "negative",
             "exclude": "exclude", "keep": "keep",
-            "as-of": "as_of", "as_of": "as_of"}
+            "as-of": "as_of", "as_of": "as_of",
+            # the team schema file in the channel: read from --schema (SageMaker passes every
+            # hyperparameter on the command line too), never a model hyperparameter
+            "schema": "schema"}
 IMPORTANCE_REPEATS = 3
 IMPORTANCE_MAX_ROWS = 2000
 VALIDATION_TOLERANCE = 1e-5
