@@ -48,6 +48,7 @@ class CsvContact:
     arrive_at: float = 0.0  # simulation seconds (webhook arrivals only)
     resolve_at: float = 0.0  # when its outcome happened; 0: not within the simulation
     location_id: str = ""
+    target_text: str = ""  # the target cell as the file spells it
 
 
 @dataclass
@@ -94,7 +95,7 @@ def plan_csv(header: Sequence[str], rows: Sequence[Sequence[str]], *, target: st
     for i, cells in enumerate(usable):
         values = {c: v for c, v in zip(header, cells, strict=True) if c != target}
         converted = int(rule.label(cells[at]) or 0)
-        contact = CsvContact(new_id(), i, values, converted, -1)
+        contact = CsvContact(new_id(), i, values, converted, -1, target_text=cells[at])
         if i < n_past:
             plan.past.append(contact)
             continue
@@ -113,13 +114,9 @@ def past_upload(plan: CsvPlan) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(plan.header)
     for c in plan.past:
-        label = plan.positive[0] if c.converted else _negative(plan)
-        writer.writerow([label if h == plan.target else c.values.get(h, "") for h in plan.header])
+        writer.writerow([c.target_text if h == plan.target else c.values.get(h, "")
+                         for h in plan.header])
     return out.getvalue().encode()
-
-
-def _negative(plan: CsvPlan) -> str:
-    return "no" if "no" not in plan.positive else "not " + plan.positive[0]
 
 
 def week_events(plan: CsvPlan, week: int) -> list[tuple[float, str, CsvContact]]:
