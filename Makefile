@@ -131,8 +131,14 @@ bench: venv
 
 # A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):
 # results in .simulate/results.json, the learning curve on the terminal.
+# With DATA=file.csv TARGET=col POSITIVE=value [EXCLUDE=a,b]: that file played as one HighLevel
+# location, rows in file order (tools/sim_csv.py).
 simulate: venv
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m tools.simulate
+	@if [ -n "$(DATA)" ]; then \
+	  test -n "$(TARGET)" -a -n "$(POSITIVE)" || { echo "usage: make simulate DATA=file.csv TARGET=col POSITIVE=value [EXCLUDE=a,b]"; exit 2; }; \
+	  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m tools.simulate --data "$(DATA)" \
+	    --target "$(TARGET)" --positive "$(POSITIVE)" --exclude "$(EXCLUDE)"; \
+	else OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m tools.simulate; fi
 
 # 2 clients x 10,000 requests against tools/serve.py on a free 127.0.0.1 port (started and
 # stopped by the tool); zero errors and flat memory or it fails. CI runs a short one as a test.

@@ -6,7 +6,7 @@
     python -m tools.ghlctl add-pit LOCATION_ID --token pit-... (stores it as <stack>/ghl-pit/<id>)
     python -m tools.ghlctl disable LOCATION_ID [--reason TEXT]
     python -m tools.ghlctl enable LOCATION_ID
-    python -m tools.ghlctl discover LOCATION_ID [--no-create]
+    python -m tools.ghlctl discover LOCATION_ID [--no-create] [--schema BUNDLE|schema.json]
     python -m tools.ghlctl pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
     python -m tools.ghlctl pooling --location LOCATION_ID (--allow | --deny) [--columns a,b,c]
     python -m tools.ghlctl parked
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("location_id")
     discover.add_argument("--no-create", action="store_true",
                           help="report missing score/class fields instead of creating them")
+    discover.add_argument("--schema", type=Path,
+                          help="a team bundle's directory or its schema.json: match the fields "
+                          "to its columns and say where each column is read from")
     pin = sub.add_parser("pin-thresholds",
                          help="keep a location's class thresholds whatever a promotion brings")
     pin.add_argument("location_id")
@@ -147,11 +150,22 @@ def _summary(inst: Installation) -> dict[str, Any]:
 
 
 def _discover(table: DynamoInstallations, settings: InstallSettings, inst: Installation,
-              *, create: bool) -> dict[str, Any]:
+              *, create: bool, schema_path: Path | None = None) -> dict[str, Any]:
+    from leadscore.columns.schema import Schema
+    from leadscore.ghl.fields import column_sources
+
+    schema = None
+    if schema_path is not None:
+        path = schema_path / "schema.json" if schema_path.is_dir() else schema_path
+        schema = Schema.from_dict(json.loads(path.read_text()))
     api = GhlApiClient(settings.api_base, lambda: table.access_token(inst.location_id))
-    updated, unresolved = discover_fields(inst, api, create=create)
+    updated, unresolved = discover_fields(inst, api, create=create, schema=schema)
     table.save(updated)
-    return {**_summary(updated), "unresolved_field_map_keys": unresolved}
+    out = {**_summary(updated), "unresolved_field_map_keys": unresolved}
+    if schema is not None:
+        # where each column comes from: a field id, standard:<key>, engagement, "" (nowhere)
+        out["columns"] = column_sources(schema, updated.field_map)
+    return out
 
 
 def _store_pit_secret(stack: str, location_id: str, token: str) -> str:
@@ -362,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                 table.save(inst)
                 _print(_summary(inst))
             else:
-                _print(_discover(table, settings, inst, create=not args.no_create))
+                _print(_discover(table, settings, inst, create=not args.no_create,
+                                 schema_path=args.schema))
         elif args.command == "pin-thresholds":
             _print(_pin_thresholds(args, settings))
         elif args.command == "pooling":

@@ -29,6 +29,9 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+LIST_FLAGS = frozenset({"positive", "negative", "exclude", "keep"})
+
+
 def _toolkit_args(hyperparameters: dict[str, str]) -> list[str]:
     args: list[str] = []
     for key, encoded in hyperparameters.items():
@@ -38,6 +41,13 @@ def _toolkit_args(hyperparameters: dict[str, str]) -> list[str]:
             value = json.loads(encoded)
         except json.JSONDecodeError:
             value = encoded
+        if key in LIST_FLAGS:
+            # train.py's list flags repeat on its command line; a job's hyperparameter holds
+            # them comma-separated (what SageMaker's hyperparameters.json reading splits)
+            for part in str(value).split(","):
+                if part.strip():
+                    args += [f"--{key}", part.strip()]
+            continue
         args += [f"--{key}", str(value)]
     return args
 

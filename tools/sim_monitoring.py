@@ -76,14 +76,14 @@ def monitor_week(world: Any, week: int) -> dict[str, Any]:
             "confirmed_drift": answer.get("confirmed_drift")}
 
 
-def experiment_results(world: Any) -> dict[str, Any]:
+def experiment_results(world: Any, name: str = EXPERIMENT) -> dict[str, Any]:
     """Per variant: leads, conversions, AUC ... on the point-in-time rows of the loop."""
     from leadscore.experiments import store as experiment_store
     from leadscore.experiments.rows import experiment_rows_sql, results_for
     from leadscore.loop.local_query import DuckDbQueryRunner
 
     world.handlers["score"].container().recorder.flush()
-    experiment = experiment_store.get(_store(world), EXPERIMENT)
+    experiment = experiment_store.get(_store(world), name)
     now = datetime.fromtimestamp(world.clock(), tz=UTC)
     rows = DuckDbQueryRunner(world.env["RECORD_DIR"]).query(experiment_rows_sql(now))
     summary, _ = results_for(experiment, rows)

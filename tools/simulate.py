@@ -80,6 +80,11 @@ class SimConfig:
         default_factory=lambda: {"folds": 3, "n_jobs": 1, "test-size": 0.1}
     )
     out_dir: str = ".simulate"
+    # make simulate DATA=file.csv TARGET=col POSITIVE=value [EXCLUDE=a,b] (tools/sim_csv.py)
+    data: str = ""
+    target: str = ""
+    positive: str = ""  # comma-separated
+    exclude: str = ""  # comma-separated
 
 
 # --------------------------------------------------------------------------- the world
@@ -140,17 +145,14 @@ def timed(world: World, name: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- phase 1
 
 
-def phase_setup(world: World) -> None:
+def setup_aws(world: World) -> str:
+    """The stack's AWS resources (moto) and HighLevel's signing key; the public half."""
     import boto3
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
-    from leadscore.adapters import reset_clients
 
     from tests.fixtures import aws as template_aws
-    from tests.fixtures.fake_highlevel import ghl_id
-    from tools.sim_agency import plan_agency
 
-    cfg = world.config
     region = "us-east-1"
     s3 = boto3.client("s3", region_name=region)
     ddb = boto3.client("dynamodb", region_name=region)
@@ -168,6 +170,7 @@ def phase_setup(world: World) -> None:
         "bucket": bucket,
         "table": table,
         "queues": queues,
+        "secrets": secrets,
     }
 
     # the signing key HighLevel would hold; the service trusts its public half
@@ -178,7 +181,15 @@ def phase_setup(world: World) -> None:
         .decode()
     )
     world.signer = private
+    return public_pem
 
+
+def phase_setup(world: World) -> None:
+    from tests.fixtures.fake_highlevel import ghl_id
+    from tools.sim_agency import plan_agency
+
+    cfg = world.config
+    public_pem = setup_aws(world)
     fake = world.fake
     location_objs = [fake.add_location(name=f"Sub-account {i + 1}") for i in range(cfg.locations)]
     world.locations = [loc.id for loc in location_objs]
@@ -237,12 +248,30 @@ def phase_setup(world: World) -> None:
                 phone="+15550100000",
             )
 
-    # Each sub-account added as HighLevel's marketplace install or `tools/ghlctl.py add-pit`
-    # would add it: a row in the installations table (token secret, field ids, field map).
-    from leadscore.adapters import ghl_api
+    install_locations(world, public_pem, {
+        loc: {fid: flat for (at, flat), fid in field_ids.items() if at == loc}
+        for loc in world.locations}, field_map)
+
+
+def install_locations(world: World, public_pem: str,
+                      field_maps: dict[str, dict[str, str] | None],
+                      stack_field_map: dict[str, str]) -> None:
+    """Each sub-account added as HighLevel's marketplace install or `tools/ghlctl.py add-pit`
+    would add it: a row in the installations table (token secret, field ids, field map; a
+    location whose map is None has its fields discovered, as an install does), then the
+    stack's environment and the handlers."""
+    import boto3
+    from leadscore.adapters import ghl_api, reset_clients
     from leadscore.adapters.installations import installation_to_item, location_key
     from leadscore.ghl.installations import SOURCE_PIT, Installation
 
+    from tests.fixtures import aws as template_aws
+
+    cfg = world.config
+    region = "us-east-1"
+    fake = world.fake
+    ddb, secrets = world.aws["ddb"], world.aws["secrets"]
+    bucket, table, queues = world.aws["bucket"], world.aws["table"], world.aws["queues"]
     installs = template_aws.installations_table(ddb)
     token_key = boto3.client("kms", region_name=region).create_key(
         Description="simulate: OAuth tokens of the installations table"
@@ -258,8 +287,15 @@ def phase_setup(world: World) -> None:
             score_field_id=score_field,
             class_field_id=class_field,
             score_field_numeric=True,
-            field_map={fid: flat for (at, flat), fid in field_ids.items() if at == loc},
+            field_map=field_maps.get(loc) or {},
         )
+        if field_maps.get(loc) is None:
+            from leadscore.adapters.ghl_api import GhlApiClient
+            from leadscore.ghl.lifecycle import discover_fields
+
+            api = GhlApiClient(fake.base_url, lambda token=token: token)
+            inst, _ = discover_fields(inst, api, create=False)
+            world.aws.setdefault("discovered", {})[loc] = dict(inst.field_map)
         ddb.put_item(
             TableName=installs,
             Item={"pk": {"S": location_key(loc)}, **installation_to_item(inst)},
@@ -290,7 +326,7 @@ def phase_setup(world: World) -> None:
         MODEL_URI=f"s3://{bucket}/models/champion.json",
         MODEL_REFRESH_SECONDS="5",
         GHL_PUBLIC_KEY_ED25519=public_pem,
-        GHL_FIELD_MAP=json.dumps(field_map),
+        GHL_FIELD_MAP=json.dumps(stack_field_map),
         INSTALLATIONS_TABLE=installs,
         GHL_TOKEN_KEY_ID=token_key,
         GHL_API_BASE=fake.base_url,
@@ -960,33 +996,7 @@ def run(config: SimConfig) -> dict[str, Any]:
             stack.enter_context(handler_logs_to(out / "handlers.log"))
             stack.enter_context(mock_aws())
             world.fake = stack.enter_context(serve(FakeHighLevel()))
-            for name, phase in PHASES:
-                with timed(world, name):
-                    phase(world)
-                say(f"{name}: done ({world.timings[name]:.1f} s)")
-            weeks = []
-            monitoring = []
-            for week in range(config.weeks):
-                sim_monitoring.inject_drift(world, week)
-                with timed(world, f"week {week}"):
-                    weeks.append(phase_week(world, week))
-                with timed(world, "monitor"):
-                    monitoring.append(sim_monitoring.monitor_week(world, week))
-                w = weeks[-1]
-                say(
-                    f"week {week}: {w['resolved']} resolved, AUC "
-                    f"{w['evaluation'].get('auc', float('nan')):.3f} (Bayes "
-                    f"{w['evaluation'].get('bayes_auc', float('nan')):.3f}), export "
-                    f"{w['export'].get('status')} ({w['export'].get('rows', 0)} rows), "
-                    f"{world.timings[f'week {week}']:.1f} s"
-                )
-            results = phase_audit(world, weeks)
-            results["drift"] = sim_monitoring.drift_results(world, monitoring)
-            if config.experiment:
-                results["experiment"] = sim_monitoring.experiment_results(world)
-            results["weekly"] = [
-                {k: v for k, v in w.items() if k not in ("scores", "resolved_ids")} for w in weeks
-            ]
+            results = run_csv(world) if config.data else run_agency(world)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started
@@ -996,8 +1006,76 @@ def run(config: SimConfig) -> dict[str, Any]:
     results["load_average"] = {"start": load_at_start, "end": os.getloadavg()}
     results["timings"] = world.timings
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    print_curve(results)
+    if config.data and results.get("weeks"):
+        print_csv_curve(results)
+    elif config.data:
+        print(f"no model was promoted from the past contacts: {results['bootstrap']}")
+    else:
+        print_curve(results)
     return results
+
+
+def run_agency(world: World) -> dict[str, Any]:
+    """The simulated agency (tools/sim_agency.py): the phases, then the weeks."""
+    for name, phase in PHASES:
+        with timed(world, name):
+            phase(world)
+        say(f"{name}: done ({world.timings[name]:.1f} s)")
+    weeks = []
+    monitoring = []
+    for week in range(world.config.weeks):
+        sim_monitoring.inject_drift(world, week)
+        with timed(world, f"week {week}"):
+            weeks.append(phase_week(world, week))
+        with timed(world, "monitor"):
+            monitoring.append(sim_monitoring.monitor_week(world, week))
+        w = weeks[-1]
+        say(
+            f"week {week}: {w['resolved']} resolved, AUC "
+            f"{w['evaluation'].get('auc', float('nan')):.3f} (Bayes "
+            f"{w['evaluation'].get('bayes_auc', float('nan')):.3f}), export "
+            f"{w['export'].get('status')} ({w['export'].get('rows', 0)} rows), "
+            f"{world.timings[f'week {week}']:.1f} s"
+        )
+    results = phase_audit(world, weeks)
+    results["drift"] = sim_monitoring.drift_results(world, monitoring)
+    if world.config.experiment:
+        results["experiment"] = sim_monitoring.experiment_results(world)
+    results["weekly"] = [
+        {k: v for k, v in w.items() if k not in ("scores", "resolved_ids")} for w in weeks
+    ]
+    return results
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def run_csv(world: World) -> dict[str, Any]:
+    from tools import sim_csv
+
+    cfg = world.config
+    source = sim_csv.CsvSource(Path(cfg.data), cfg.target, _names(cfg.positive),
+                               _names(cfg.exclude))
+    with timed(world, "setup"):
+        sim_csv.setup(world, source)
+    say(f"setup: done ({world.timings['setup']:.1f} s)")
+    return sim_csv.run_weeks(world, say)
+
+
+def print_csv_curve(results: dict[str, Any]) -> None:
+    print("\nweek  resolved  served AUC  baseline AUC")
+    for i, (a, b) in enumerate(
+        zip(results["auc_by_week"], results["baseline_auc_by_week"], strict=True)
+    ):
+        print(f"{i:>4}  {results['resolved_by_week'][i]:>8}  "
+              f"{a if a is None else f'{a:.3f}':>10}  {b if b is None else f'{b:.3f}':>12}")
+    last = results["last_weeks"]
+    print(f"\nlast weeks ({last['leads']} leads): served {last['served_auc']}, baseline "
+          f"{last['baseline_auc']}; kept {results['schema']['kept']}, excluded "
+          f"{results['schema']['excluded']}; leaked {results['leaked_rows']}, dead letters "
+          f"{results['dead_letters']}, promotions {results['promotions']}, "
+          f"{results['seconds']:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1012,7 +1090,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the week the unit change starts; -1: no drift")
     parser.add_argument("--out-dir", default=SimConfig.out_dir,
                         help="where results.json and handlers.log go (one per parallel run)")
+    parser.add_argument("--data", default="", help="a team's CSV played as one location")
+    parser.add_argument("--target", default="", help="--data: the outcome column")
+    parser.add_argument("--positive", default="", help="--data: its converted value(s), a,b")
+    parser.add_argument("--exclude", default="", help="--data: columns not to train on, a,b")
     args = parser.parse_args(argv)
+    if args.data and not (args.target and args.positive):
+        parser.error("--data needs --target and --positive")
     config = SimConfig(
         contacts_per_location=args.contacts,
         weeks=args.weeks,
@@ -1020,8 +1104,13 @@ def main(argv: list[str] | None = None) -> int:
         locations=args.locations,
         new_per_week=args.new_per_week,
         export_min_new_outcomes=args.min_new_outcomes,
-        drift_from_week=args.drift_from_week,
+        drift_from_week=-1 if args.data else args.drift_from_week,
         out_dir=args.out_dir,
+        data=args.data,
+        target=args.target,
+        positive=args.positive,
+        exclude=args.exclude,
+        experiment=not args.data,
     )
     results = run(config)
     failed = [name for name, ok in results["checks"].items() if ok is not True]

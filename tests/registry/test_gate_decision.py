@@ -151,3 +151,41 @@ def gate_csv_as_jsonl() -> bytes:
     reader = csv.DictReader(io.StringIO(gate_csv().decode()))
     return "".join(json.dumps({k: float(v) for k, v in r.items()}) + "\n"
                    for r in reader).encode()
+
+
+def test_two_small_sets_decide_together_and_each_still_refuses_what_it_shows_worse(
+    make_bundle: Any, gate_rows: gate.EvalRows
+) -> None:
+    """An agency's gate part and platform-held set hold a few hundred rows each: alone, the
+    gate part's 150 rows cannot bound an equal candidate's calibration loss within the margin
+    (each set had to pass on its own: no weekly candidate was ever promoted); on both sets'
+    300 rows together it can. A candidate upside down is still refused on each set alone."""
+    champion = load_model(make_bundle(seed=1))
+    candidate_dir = make_bundle(seed=7)  # perturbed like the champion: equally good
+    candidate = load_model(candidate_dir)
+
+    def part(lo: int, hi: int, source: str) -> gate.EvalRows:
+        return gate.EvalRows(gate_rows.records[lo:hi], gate_rows.y[lo:hi], source,
+                             gate_rows.columns)
+
+    first, second = part(0, 150, "150 rows"), part(150, 300, "150 newer rows")
+    alone = gate.measure(candidate, candidate_dir, SETTINGS, rows=first, champion=champion)
+    assert "champion_calibration" in _failed(alone), alone.reasons()
+    both = gate.measure(candidate, candidate_dir, SETTINGS, rows=first, holdout=second,
+                        champion=champion)
+    assert not _failed(both) & set(gate.CHAMPION_CHECKS), both.reasons()
+    decision = both.measured["champion_decision"]
+    assert decision["on"] == ["gate rows", "platform-held"] and decision["same_rows"] == 300
+    top = decision["metrics"]["precision_top_10pct"]
+    assert top["judged"] is False and gate.top_precision_min_leads(SETTINGS) == 271
+    # a row both sets hold counts once
+    again = gate.measure(candidate, candidate_dir, SETTINGS, rows=first, holdout=first,
+                         champion=champion)
+    assert again.measured["champion_decision"]["same_rows"] == 150
+
+    upside_down_dir = make_bundle(seed=2, sign=-1.0)
+    worse = gate.measure(load_model(upside_down_dir), upside_down_dir, SETTINGS, rows=first,
+                         holdout=second, champion=champion)
+    refused = {f"{c.name}@{c.on.split(':')[0]}" for c in worse.failed()}
+    for where in ("gate rows", "platform-held"):
+        assert {f"champion_auc@{where}", f"champion_top_precision@{where}"} <= refused

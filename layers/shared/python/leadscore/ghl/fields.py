@@ -11,7 +11,15 @@ operator's configuration into ids (pure; the HTTP calls live in ``adapters/ghl_a
 * the inbound field map ``{<field id | fieldKey | name>: <flat feature name>}``: each key is
   resolved to the field's id; a key that names no field is reported, never guessed;
 * the default map: every field whose fieldKey or name normalises to a FEATURES.md flat name
-  (``List Price`` / ``contact.list_price`` -> ``list_price``) is read without configuration.
+  (``List Price`` / ``contact.list_price`` -> ``list_price``) is read without configuration;
+  with a team's schema (`leadscore.columns`), a field whose fieldKey or name normalises to a
+  column's name or to the column's own ``field_key`` maps to that column; every other field
+  maps to its normalised fieldKey (else name), so a model promoted later with new columns
+  finds its fields without another discovery (the webhook matches mapped names to the served
+  schema's columns the same way, ``leadscore.ghl.payloads``).
+
+HighLevel's standard contact attributes and the message counters are columns too, under the
+names a contact export gives them (``STANDARD_COLUMNS``, ``ENGAGEMENT_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadscore.ghl.payloads import FLAT_NAMES, normalise_key
+from leadscore.columns.schema import Schema
+from leadscore.ghl.payloads import ENGAGEMENT_COLUMNS, FLAT_NAMES, STANDARD_COLUMNS, normalise_key
 
 SCORE_FIELD_NAME = "Lead Score"
 CLASS_FIELD_NAME = "Lead Class"
@@ -90,6 +99,21 @@ class FieldPlan:
     unresolved: list[str] = field(default_factory=list)
     #: the fields to create: (name, fieldKey, dataType)
     to_create: list[tuple[str, str, str]] = field(default_factory=list)
+    #: the schema's columns and where each is read from: a field id, ``standard:<payload
+    #: key>``, ``engagement``, or "" (no source in this location: scored as missing)
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+def column_lookup(schema: Schema) -> dict[str, str]:
+    """normalised name -> column: each column's name and its own HighLevel field_key."""
+    out = {normalise_key(c): c for c in schema.column_names}
+    for key, column in schema.field_map().items():
+        out.setdefault(normalise_key(key), column)
+    return out
+
+
+def _own_name(f: CustomField) -> str:
+    return normalise_key(f.field_key) if f.field_key else normalise_key(f.name)
 
 
 def plan_fields(
@@ -98,8 +122,10 @@ def plan_fields(
     *,
     score_ref: str = SCORE_FIELD_KEY,
     class_ref: str = CLASS_FIELD_KEY,
+    schema: Schema | None = None,
 ) -> FieldPlan:
-    """Resolve the score/class fields and the inbound map against a location's fields."""
+    """Resolve the score/class fields and the inbound map against a location's fields
+    (and the served schema's columns, when it is a team's own)."""
     listed = list(fields)
     score = find_field(listed, score_ref) or find_field(listed, SCORE_FIELD_NAME)
     klass = find_field(listed, class_ref) or find_field(listed, CLASS_FIELD_NAME)
@@ -109,13 +135,15 @@ def plan_fields(
     if klass is None:
         to_create.append((CLASS_FIELD_NAME, CLASS_FIELD_KEY, "TEXT"))
 
+    lookup = column_lookup(schema) if schema is not None else {}
     mapping: dict[str, str] = {}
-    for f in listed:  # defaults first: fields named like a FEATURES.md flat name
-        for candidate in (f.field_key, f.name):
-            name = normalise_key(candidate) if candidate else ""
-            if name in FLAT_NAMES:
-                mapping[f.id] = name
-                break
+    for f in listed:  # defaults first: a FEATURES.md flat name, a column, else its own name
+        names = [normalise_key(c) for c in (f.field_key, f.name) if c]
+        flat = next((n for n in names if n in FLAT_NAMES), None)
+        column = next((lookup[n] for n in names if n in lookup), None)
+        own = column or flat or _own_name(f)
+        if own:
+            mapping[f.id] = own
     unresolved: list[str] = []
     for ref, flat_name in (configured_map or {}).items():  # configuration wins
         found = find_field(listed, ref)
@@ -123,11 +151,27 @@ def plan_fields(
             unresolved.append(ref)
         else:
             mapping[found.id] = flat_name
-    for own in (score, klass):  # our own outputs are never inputs
-        if own is not None:
-            mapping.pop(own.id, None)
+    for mine in (score, klass):  # our own outputs are never inputs
+        if mine is not None:
+            mapping.pop(mine.id, None)
     return FieldPlan(score_field=score, class_field=klass, field_map=mapping,
-                     unresolved=unresolved, to_create=to_create)
+                     unresolved=unresolved, to_create=to_create,
+                     columns=column_sources(schema, mapping) if schema is not None else {})
+
+
+def column_sources(schema: Schema, field_map: Mapping[str, str]) -> dict[str, str]:
+    """Where each of the schema's columns is read from in a location (see FieldPlan)."""
+    lookup = column_lookup(schema)
+    by_column: dict[str, str] = {}
+    for fid, mapped in field_map.items():
+        column = mapped if mapped in schema.column_names else lookup.get(normalise_key(mapped))
+        if column is not None:
+            by_column.setdefault(column, fid)
+    standard = {lookup[normalise_key(col)]: f"standard:{key}"
+                for key, col in STANDARD_COLUMNS.items() if normalise_key(col) in lookup}
+    engagement = {lookup[c]: "engagement" for c in ENGAGEMENT_COLUMNS if c in lookup}
+    return {c: by_column.get(c) or standard.get(c) or engagement.get(c) or ""
+            for c in schema.column_names}
 
 
 def create_body(name: str, data_type: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from leadscore.columns.schema import Schema
 from leadscore.ghl.agency import (
     STATUS_PENDING,
     InstallJob,
@@ -121,16 +122,18 @@ def company_key(company_id: str) -> str:
 
 
 def discover_fields(inst: Installation, api: FieldsApi, *, create: bool = True,
-                    clock: Callable[[], float] = time.time) -> tuple[Installation, list[str]]:
-    """Resolve (and create when missing) the location's fields; returns the updated
-    installation and the configured keys that name no field."""
+                    clock: Callable[[], float] = time.time,
+                    schema: Schema | None = None) -> tuple[Installation, list[str]]:
+    """Resolve (and create when missing) the location's fields, matched to `schema`'s
+    columns when the served model scores a team's own; returns the updated installation and
+    the configured keys that name no field."""
     fields = parse_field_list(api.list_custom_fields(inst.location_id))
-    plan = plan_fields(fields, inst.configured_map)
+    plan = plan_fields(fields, inst.configured_map, schema=schema)
     if create and plan.to_create:
         for name, _key, data_type in plan.to_create:
             api.create_custom_field(inst.location_id, create_body(name, data_type))
         fields = parse_field_list(api.list_custom_fields(inst.location_id))
-        plan = plan_fields(fields, inst.configured_map)
+        plan = plan_fields(fields, inst.configured_map, schema=schema)
     score, klass = plan.score_field, plan.class_field
     updated = inst.with_changes(
         score_field_id=score.id if score else inst.score_field_id,

@@ -34,6 +34,15 @@ CONTACT_EVENTS = frozenset({"ContactCreate", "ContactUpdate"})
 #: The flat keys of docs/FEATURES.md ("Flat names in HighLevel"), from the one copy of the rule.
 FLAT_NAMES: frozenset[str] = frozenset(FLAT_FIELDS)
 
+#: HighLevel's standard contact attributes (keys of the ContactCreate / ContactUpdate payload)
+#: -> the column a team's schema names them by (the headers of a contact export, normalised).
+#: ``type`` is left out: in a marketplace event it holds the event's type, not the contact's.
+STANDARD_COLUMNS: dict[str, str] = {"source": "source", "tags": "tags",
+                                    "dateAdded": "date_added", "dnd": "dnd"}
+#: The message counters (``leadscore.loop.engagement``) as a team's columns.
+ENGAGEMENT_COLUMNS = ("message_count", "inbound_messages", "outbound_messages",
+                      "avg_response_time_seconds")
+
 
 class PayloadKind(StrEnum):
     MARKETPLACE = "marketplace"
@@ -135,7 +144,8 @@ def _text(value: Any) -> str:
 
 
 def _column_names(schema: Schema, field_map: Mapping[str, str]) -> Callable[[str], str | None]:
-    """key -> schema column: the deployment's map, then field keys, then column names. Every
+    """key -> schema column: the deployment's map (its names matched to columns as keys
+    are), then the standard contact attributes, then field keys, then column names. Every
     column of the team's export is read (`reading_schema`), not only the model's: the loop
     keeps them, so a later candidate can be trained and measured on them."""
     schema = reading_schema(schema)
@@ -146,9 +156,15 @@ def _column_names(schema: Schema, field_map: Mapping[str, str]) -> Callable[[str
     def resolve(key: str) -> str | None:
         if key in field_map:
             mapped = field_map[key]
-            return mapped if mapped in columns else None
+            if mapped in columns:
+                return mapped
+            name = normalise_key(mapped)
+            return by_key.get(name) or by_name.get(name)
         if key in columns:
             return key
+        if key in STANDARD_COLUMNS:
+            standard = normalise_key(STANDARD_COLUMNS[key])
+            return by_key.get(standard) or by_name.get(standard)
         name = normalise_key(key)
         return by_key.get(name) or by_name.get(name)
 
@@ -192,6 +208,11 @@ def collect_flat(
             name = resolve(key) if resolve is not None else _flat_name(key, field_map)
             if name is None or name in flat or _is_absent(value):
                 continue
+            if resolve is not None and isinstance(value, list) and key == "tags":
+                # a contact export holds the tags as one comma-separated cell
+                value = ", ".join(str(t) for t in value if str(t).strip()) or None
+                if value is None:
+                    continue
             flat[name] = value
     return flat
 

@@ -147,6 +147,18 @@ def with_engagement(request: Mapping[str, Any], engagement: Engagement | None) -
     out = dict(request)
     if engagement is None or engagement.message_count == 0:
         return out
+    fields = out.get("fields")
+    if isinstance(fields, Mapping):
+        # A team's columns: the counters under their own names (leadscore.ghl.payloads
+        # ENGAGEMENT_COLUMNS); a schema without such columns ignores them.
+        filled = dict(fields)
+        counters = {**engagement.conversation_data(), "inbound_messages": engagement.inbound,
+                    "outbound_messages": engagement.outbound}
+        for key, value in counters.items():
+            if filled.get(key) is None:
+                filled[key] = value
+        out["fields"] = filled
+        return out
     features = out.get("features")
     if not isinstance(features, Mapping):
         return out

@@ -44,7 +44,21 @@ confidence bound at GATE_CONFIDENCE, and that bound must stay within the metric'
 - ``champion_top_precision``: conversions among the top TOP_FRACTION of leads by score (not the
   hot class, whose threshold a candidate sets itself), paired bootstrap; margin
   MAX_TOP_PRECISION_LOSS.
-A small gate set gives wide bounds, so it refuses rather than lets noise through. A champion
+A small gate set gives wide bounds, so it refuses rather than lets noise through.
+
+With two evaluation sets (the gate part and the platform-held set) the decision is taken on
+all their rows together (a row both hold counts once): both are rows the candidate never
+trained on, and a decision on the union has the power neither has alone (an agency resolving
+~440 leads a week holds 210-740 rows in each, where an equal candidate's AUC bound alone is
+wider than its margin). Each set alone still guards against what only it can show (a biased
+or leaky upload looks fine on its own gate part): a candidate the set shows WORSE than the
+champion on a metric (the one-sided lower bound of its loss above zero) is refused there.
+Top precision's margin is judged only when the top group holds at least
+``top_precision_min_leads`` leads: the count at which an equal candidate's binomial bound at
+the worst-case rate (0.5) fits the margin, (z / margin)^2 / 4 (271 at the defaults). Below it
+the bound is wider than the margin whatever the models, so the check refuses only a candidate
+it shows worse (lower bound above zero); the AUC bounds the ranking on every row, and the
+record says so. A champion
 that cannot be loaded, or cannot read the rows at all (``champion_comparable``), refuses too;
 a promotion that changes what callers must send (``schema_change``) needs its own explicit
 permission (``allow_schema_change``; ``modelctl promote --allow-schema-change``) and is then
@@ -365,11 +379,13 @@ def compare_with_champion(y: np.ndarray, candidate: np.ndarray, champion: np.nda
 
     auc = m.delong_paired(y, candidate, champion)
     out["auc"] = _bounded(auc.auc_a, auc.auc_b, -auc.diff, -auc.diff + z * auc.se,
-                          settings.max_auc_drop, "DeLong paired", auc.se)
+                          settings.max_auc_drop, "DeLong paired", auc.se,
+                          -auc.diff - z * auc.se)
     brier = m.brier_paired(y, candidate, champion)
     out["brier"] = _bounded(brier.brier_a, brier.brier_b, brier.diff,
                             brier.diff + z * brier.se, settings.max_brier_loss,
-                            "paired differences of squared errors", brier.se)
+                            "paired differences of squared errors", brier.se,
+                            brier.diff - z * brier.se)
 
     def top(labels: np.ndarray, s: np.ndarray) -> float:
         return m.precision_at_top(labels, s, settings.top_fraction)
@@ -385,15 +401,36 @@ def compare_with_champion(y: np.ndarray, candidate: np.ndarray, champion: np.nda
                                           resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
         out[name] = _bounded(a, b, sign * (a - b), float(np.percentile(diffs, q)), margin,
                              f"paired bootstrap, {BOOTSTRAP_RESAMPLES} resamples",
-                             float(np.std(diffs, ddof=1)))
+                             float(np.std(diffs, ddof=1)),
+                             float(np.percentile(diffs, 100 - q)))
+    top_name = f"precision_top_{_pct(settings.top_fraction)}"
+    in_top = max(1, round(settings.top_fraction * y.size))
+    need = top_precision_min_leads(settings)
+    if in_top < need:
+        # Its upper bound is wider than the margin for any pair of models here: it can
+        # still show the candidate worse (the lower bound above zero), never that it is not.
+        judged = out[top_name]
+        worse = math.isfinite(judged["lower_bound"]) and judged["lower_bound"] > 0
+        judged.update(
+            passed=not worse, judged=False,
+            not_judged=f"the top group holds {in_top} leads, fewer than the {need} at which an "
+            "equal candidate's bound fits the margin; refused only when shown worse (lower "
+            f"bound {judged['lower_bound']:+.4f} {'> 0' if worse else '<= 0'})")
     return out
 
 
 def _bounded(candidate: float, champion: float, loss: float, upper: float, margin: float,
-             method: str, se: float) -> dict[str, Any]:
+             method: str, se: float, lower: float) -> dict[str, Any]:
     ok = math.isfinite(upper) and upper <= margin
     return {"candidate": candidate, "champion": champion, "loss": loss, "upper_bound": upper,
-            "margin": margin, "passed": ok, "method": method, "se": se}
+            "lower_bound": lower, "margin": margin, "passed": ok, "method": method, "se": se}
+
+
+def top_precision_min_leads(settings: PromoteSettings) -> int:
+    """Leads the top group must hold before top precision is judged: where an equal
+    candidate's one-sided binomial bound at the worst-case rate 0.5 fits the margin."""
+    z = NormalDist().inv_cdf(settings.gate_confidence)
+    return math.ceil(0.25 * (z / settings.max_top_precision_loss) ** 2)
 
 
 _RULE_NAMES = {"auc": ("champion_auc", "AUC", "MAX_AUC_DROP"),
@@ -410,11 +447,37 @@ def _decision_checks(stats: Mapping[str, Mapping[str, Any]], n: int, settings: P
         name, label, margin_name = _RULE_NAMES.get(key, (
             "champion_top_precision",
             f"precision in the top {settings.top_fraction * 100:g} %", "MAX_TOP_PRECISION_LOSS"))
+        if s.get("judged", True) is False:
+            checks.append(Check(name, bool(s["passed"]),
+                                f"{label} {s['candidate']:.4f} vs champion "
+                                f"{s['champion']:.4f}, margin not judged: {s['not_judged']}",
+                                on=on))
+            continue
         checks.append(Check(
             name, bool(s["passed"]),
             f"{label} {s['candidate']:.4f} vs champion {s['champion']:.4f} on the same {n} "
             f"rows: loss {s['loss']:+.4f}, upper {level} bound {s['upper_bound']:+.4f} "
             f"{'<=' if s['passed'] else 'not <='} {margin_name} {s['margin']:g} "
+            f"({s['method']})", on=on))
+    return checks
+
+
+def _guard_checks(stats: Mapping[str, Mapping[str, Any]], n: int, settings: PromoteSettings,
+                  on: str) -> list[Check]:
+    """One set of several: refused only where this set shows the candidate worse (the lower
+    bound of its loss above zero); the margin decision is taken on all the sets together."""
+    checks: list[Check] = []
+    level = f"{settings.gate_confidence * 100:g} %"
+    for key, s in stats.items():
+        name, label, _ = _RULE_NAMES.get(key, (
+            "champion_top_precision",
+            f"precision in the top {settings.top_fraction * 100:g} %", ""))
+        worse = math.isfinite(s["lower_bound"]) and s["lower_bound"] > 0
+        checks.append(Check(
+            name, not worse,
+            f"{label} {s['candidate']:.4f} vs champion {s['champion']:.4f} on the same {n} "
+            f"rows of this set: loss {s['loss']:+.4f}, lower {level} bound "
+            f"{s['lower_bound']:+.4f} {'> 0: shown worse here' if worse else '<= 0'} "
             f"({s['method']})", on=on))
     return checks
 
@@ -516,6 +579,9 @@ def measure(
         outs.append(("probe leads", got))
     spread_on: np.ndarray | None = None
     evaluated: dict[str, Any] = {}
+    several = len(sets) > 1 and champion is not None and not isinstance(champion, str)
+    pooled: list[_Scored] = []
+    pooled_names: list[str] = []
     for name, eval_rows in sets:
         label = _set_label(eval_rows, name)
         info: dict[str, Any] = {"source": eval_rows.source, "rows": eval_rows.n}
@@ -547,8 +613,14 @@ def measure(
             measured["evaluation_source"] = eval_rows.source
         if champion is None or isinstance(champion, str) or "auc" not in set_measured:
             continue
+        before = len(pooled)
         report.checks += _champion_checks(eval_rows, ok, score, champion, settings, info,
-                                          label, allow_schema_change and bool(change))
+                                          label, allow_schema_change and bool(change),
+                                          pooled if several else None)
+        if len(pooled) > before:
+            pooled_names.append(name)
+    if pooled:
+        report.checks += _pooled_checks(pooled, pooled_names, settings, measured)
     if errors:
         report.checks.append(Check("outputs_finite", False, "; ".join(errors), forceable=False))
     report.checks += _output_checks(outs)
@@ -564,8 +636,10 @@ def measure(
         measured["decision_rule"] = (
             f"on the same rows, the one-sided {settings.gate_confidence * 100:g} % upper bound "
             "of the candidate's loss against the champion within the margin, for AUC, Brier, "
-            f"calibration error and precision in the top {settings.top_fraction * 100:g} %, "
-            "on every evaluation set")
+            f"calibration error and precision in the top {settings.top_fraction * 100:g} % "
+            f"(judged from {top_precision_min_leads(settings)} leads in the top group), on "
+            "all the evaluation sets together; on each set alone, the candidate not shown "
+            "worse (the lower bound of its loss at most zero)")
     report.checks.append(_counts_check(counts, settings))
     if counts is not None:
         measured["training_class_counts"] = {"converted": counts.converted,
@@ -576,7 +650,10 @@ def measure(
 
 def _champion_checks(rows: EvalRows, ok: np.ndarray, score: np.ndarray,
                      champion: ModelUnderTest, settings: PromoteSettings, info: dict[str, Any],
-                     label: str, schema_change_allowed: bool) -> list[Check]:
+                     label: str, schema_change_allowed: bool,
+                     pooled: list[_Scored] | None = None) -> list[Check]:
+    """The comparison on one set: the decision itself when it is the only set (`pooled`
+    None), else the set's guard, its scored rows added to `pooled` for the joint decision."""
     encoded = encode(champion, rows)
     if isinstance(encoded, str):
         why = f"the champion cannot read these rows: {encoded}"
@@ -608,6 +685,39 @@ def _champion_checks(rows: EvalRows, ok: np.ndarray, score: np.ndarray,
     info["champion"] = {"comparable": True, "version": champion.manifest.get("model_version"),
                         "same_rows": int(y.size), "converted": n_pos,
                         "confidence": settings.gate_confidence, "metrics": stats}
+    if pooled is None:
+        return _decision_checks(stats, int(y.size), settings, label)
+    records = [r for r, keep in zip(rows.records, both, strict=True) if keep]
+    pooled.append((records, y, cand, champ))
+    return _guard_checks(stats, int(y.size), settings, label)
+
+
+_Scored = tuple[list[Mapping[str, Any]], np.ndarray, np.ndarray, np.ndarray]
+
+
+def _pooled_checks(parts: Sequence[_Scored], names: Sequence[str], settings: PromoteSettings,
+                   measured: dict[str, Any]) -> list[Check]:
+    """The decision on every row of every set both models read; a row two sets hold (an
+    operator's --eval file that repeats the platform-held set) counts once."""
+    seen: set[str] = set()
+    ys: list[np.ndarray] = []
+    cands: list[np.ndarray] = []
+    champs: list[np.ndarray] = []
+    for records, y, cand, champ in parts:
+        keep = np.ones(y.size, dtype=bool)
+        for i, record in enumerate(records):
+            key = json.dumps(record, sort_keys=True, default=str)
+            keep[i] = key not in seen
+            seen.add(key)
+        ys.append(y[keep])
+        cands.append(cand[keep])
+        champs.append(champ[keep])
+    y, cand, champ = np.concatenate(ys), np.concatenate(cands), np.concatenate(champs)
+    label = "every evaluation row: " + " + ".join(names)
+    stats = compare_with_champion(y, cand, champ, settings)
+    measured["champion_decision"] = {"on": list(names), "same_rows": int(y.size),
+                                     "converted": int(y.sum()),
+                                     "confidence": settings.gate_confidence, "metrics": stats}
     return _decision_checks(stats, int(y.size), settings, label)
 
 
