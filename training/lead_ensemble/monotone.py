@@ -50,7 +50,7 @@ def _unpack(theta: np.ndarray, shapes: list[tuple[int, int]]
 class MonotoneNetwork(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A binary classifier: ReLU/concave network, monotone in the declared features."""
 
-    def __init__(self, directions: Sequence[int], hidden: Sequence[int] = (32, 16),
+    def __init__(self, directions: Sequence[int], hidden: Sequence[int] = (64, 32, 16),
                  alpha: float = 1.0, max_iter: int = 300, seed: int = 0,
                  early_stopping: bool = True) -> None:
         self.directions = np.asarray(list(directions), dtype=np.int64)
