@@ -164,7 +164,12 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
     first = judge_leaks(aucs)
     suspects, _, losses = suspect_columns(fitted, table, train_idx, y[train_idx], as_of, seed,
                                           already=list(first.leaks))
-    verdict = judge_leaks(aucs, opts.keep, suspects, losses)
+    # A schema file is the team's own decision (hand-edited, or the served model's schema that
+    # stack retraining reproduces): its columns are kept like --keep, so a retraining on new
+    # rows cannot drop a column the served model reads because a noisy check flagged it; the
+    # guard still judges every column the schema does not name.
+    keep = (*opts.keep, *(c.name for c in schema.columns)) if opts.schema_path else opts.keep
+    verdict = judge_leaks(aucs, keep, suspects, losses)
     leak_auc = None
     if verdict.leaks:
         X_all = encode(fitted, table, np.arange(y.size), as_of)
@@ -243,7 +248,7 @@ def schema_report_lines(data: CustomData, ensemble_auc: float | None,
     for name, reason in data.leak.leaks.items():
         lines.append(f"  EXCLUDED {name}: {reason} (--keep {name} to use it)")
     for name, reason in data.leak.kept.items():
-        lines.append(f"  KEPT by --keep {name}: {reason}")
+        lines.append(f"  KEPT by --keep or the schema file {name}: {reason}")
     if data.leak_auc is not None:
         lines.append(f"Held-out AUC of the leak guard's small LightGBM with the excluded leaks "
                      f"{data.leak_auc['with']:.4f}, without them {data.leak_auc['without']:.4f}"
@@ -301,7 +306,7 @@ def columns_section(data: CustomData, seed: int) -> dict[str, Any]:
     aucs = data.leak.aucs
     kept = [{"column": c.name, "kind": c.kind, "handling": _handling(c),
              "direction": c.direction, "own_auc": aucs.get(c.name),
-             "kept_by": "--keep" if c.name in data.leak.kept else ""}
+             "kept_by": "--keep or the schema" if c.name in data.leak.kept else ""}
             for c in data.schema.columns]
     excluded_aucs = excluded_column_aucs(data, seed)
     reasons = {**data.dropped, **data.leak.leaks}

@@ -74,7 +74,8 @@ def test_a_team_webhook_is_scored_through_the_champion_pointer(
 ) -> None:
     root = _store_with(custom_bundle, tmp_path)
     container = install(f"file://{root}/models/champion.json", ghl_webhook_secret=SECRET)
-    assert isinstance(container.scorer, ExperimentScorer)  # the stack's default path
+    # the stack's default path: each location by its scope, the agency's by its experiments
+    assert isinstance(container.scorer.inner, ExperimentScorer)
     event = load_event("ghl_workflow_webhook")
     answer = invoke(with_body(event, _workflow_body("lead_team_1", _team_fields(0))))
     assert answer.status == 200, answer.body
