@@ -43,11 +43,11 @@ from typing import Any
 from bench.blas_pin import REPO  # first: BLAS reads the thread count when numpy loads
 
 # isort: split
-import onnx
 from leadscore import bundle
 from leadscore.bundle import location_root
 from leadscore.scoring.location_models import SESSION_OVERHEAD_BYTES
 
+from tests.fixtures.location_store import place_champion, reissued
 from tools.api_event import api_event
 from tools.lambda_context import lambda_context
 
@@ -74,38 +74,15 @@ def load_1min() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def reissue(source: Path, directory: Path, tag: str) -> tuple[Path, str]:
-    """The bundle as another version (same graph, another doc string)."""
-    shutil.copytree(source, directory)
-    model = onnx.load(str(directory / bundle.MODEL_FILE))
-    model.doc_string = f"{model.doc_string or ''} ({tag})"
-    onnx.save(model, str(directory / bundle.MODEL_FILE))
-    manifest = json.loads((directory / bundle.MANIFEST_FILE).read_text())
-    for computed in ("model_version", "sha256", "files"):
-        manifest.pop(computed, None)
-    finished = bundle.finalize_bundle(directory, manifest)
-    return directory, str(finished["model_version"])
-
-
-def place(store: Path, source: Path, root: str) -> None:
-    base = store / root if root else store
-    manifest = json.loads((source / bundle.MANIFEST_FILE).read_text())
-    version = str(manifest["model_version"])
-    shutil.copytree(source, base / bundle.version_prefix(version))
-    (base / bundle.CHAMPION_POINTER_KEY).write_text(json.dumps(
-        {"version": version, "prefix": bundle.version_prefix(version),
-         "sha256": manifest["sha256"]}))
-
-
 def build_store(source: Path, work: Path, n: int) -> tuple[Path, list[str], int]:
     store = work / "store"
-    place(store, source, "")
+    place_champion(store, source)
     locations = [f"bench-loc-{i:03d}" for i in range(n)]
     size = 0
     for loc in locations:
-        directory, _ = reissue(source, work / "bundles" / loc, loc)
+        directory = reissued(work / "bundles" / loc, loc, source)
         size = max(size, sum(p.stat().st_size for p in directory.iterdir() if p.is_file()))
-        place(store, directory, location_root(loc))
+        place_champion(store, directory, location_root(loc))
     return store, locations, size
 
 
