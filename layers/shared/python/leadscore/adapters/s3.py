@@ -18,8 +18,9 @@ class S3Object:
     etag: str
 
 
-class S3Store:
-    """The few S3 calls the model store makes. ``s3_client`` defaults to the container's."""
+class LazyS3:
+    """An S3 adapter's client: the one given, else the container's, made on first use (so
+    building the adapter calls nothing)."""
 
     def __init__(self, s3_client: S3Client | None = None) -> None:
         self._client = s3_client
@@ -29,6 +30,10 @@ class S3Store:
         if self._client is None:
             self._client = client("s3")
         return self._client
+
+
+class S3Store(LazyS3):
+    """The few S3 calls the model store makes. ``s3_client`` defaults to the container's."""
 
     def get(self, bucket: str, key: str) -> S3Object:
         answer = self.s3.get_object(Bucket=bucket, Key=key)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from leadscore.adapters import client, error_code
+from leadscore.adapters.s3 import LazyS3
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound
 
 if TYPE_CHECKING:
@@ -124,17 +125,8 @@ def open_store(location: str) -> Any:
     return LocalObjectStore(location)
 
 
-class S3Artifacts:
+class S3Artifacts(LazyS3):
     """The training jobs' ``model.tar.gz`` objects (`leadscore.registry.candidates.Artifacts`)."""
-
-    def __init__(self, s3_client: S3Client | None = None) -> None:
-        self._client = s3_client
-
-    @property
-    def s3(self) -> S3Client:
-        if self._client is None:
-            self._client = client("s3")
-        return self._client
 
     def size(self, bucket: str, key: str) -> int | None:
         if not S3ObjectStore(bucket, s3_client=self.s3).exists(key):
@@ -145,18 +137,9 @@ class S3Artifacts:
         self.s3.download_file(bucket, key, str(path))
 
 
-class S3Uploads:
+class S3Uploads(LazyS3):
     """Training uploads in the artifact bucket (`leadscore.registry.uploads.UploadObjects`):
     a ranged read of a version's head, its lines streamed, the parts and records written."""
-
-    def __init__(self, s3_client: S3Client | None = None) -> None:
-        self._client = s3_client
-
-    @property
-    def s3(self) -> S3Client:
-        if self._client is None:
-            self._client = client("s3")
-        return self._client
 
     @staticmethod
     def _version(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
