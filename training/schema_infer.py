@@ -334,7 +334,6 @@ def read_column(schema: Schema, col: ColumnSpec, cells: Sequence[str], rows: np.
     return values, bad
 
 
-
 def fit_schema(schema: Schema, table: Table, rows: np.ndarray, today: date) -> Schema:
     """Fill categories, fills, indicators and ``as_of`` from the training rows only.
 

@@ -120,8 +120,6 @@ def _installation(location_id: str) -> Any:
     return None if installs is None else installs.installation(location_id)
 
 
-
-
 def _routes_on(new: Container) -> Container:
     ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop,
                          memory_forget=new.cache.memory.forget_prefix)

@@ -62,7 +62,6 @@ def test_a_plus_one_column_is_obeyed_by_every_constrained_model(tmp_path: Path) 
     assert served == {"touches": 0.0}
 
 
-
 def test_the_data_goes_against_the_declared_direction(tmp_path: Path) -> None:
     """Without the constraint the trees would follow this: fewer conversions with touches."""
     rows = [line.split(",") for line in

@@ -40,8 +40,6 @@ API_VERSION = "2021-07-28"
 MAX_ATTEMPTS = 6
 
 
-
-
 # HighLevel's error messages may echo the contact ("... with email x@y already exists"); the
 def _json(answer: ApiResponse) -> Any:
     """A 2xx answer's JSON body ({} when empty); GhlApiError when it is not JSON."""

@@ -25,7 +25,6 @@ _FORBIDDEN = {"AccessDenied", "403", "Forbidden"}
 _LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
-
 class S3ObjectStore:
     def __init__(self, bucket: str, root: str = "", s3_client: S3Client | None = None) -> None:
         if not bucket:

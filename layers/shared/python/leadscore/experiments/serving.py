@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 class ExperimentSource(Protocol):
     def running(self) -> Experiment | None: ...
 
