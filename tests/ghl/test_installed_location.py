@@ -18,7 +18,14 @@ from leadscore.ghl.messages import WritebackMessage, parse_message
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.settings import ScoreSettings
 
-from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws, KeyPair, writeback_function
+from tests.fixtures.ghl import (
+    GHL_TOKEN,
+    FakeHighLevel,
+    GhlAws,
+    KeyPair,
+    sqs_event,
+    writeback_function,
+)
 from tools.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -132,11 +139,7 @@ def test_the_queued_write_back(ghl_ed25519: KeyPair, writeback: Any,
     later = Scorer()
     deps = writeback.deps()
     deps.installations, deps.scorer = Installs(), lambda: later
-    record = {"messageId": "m-0", "receiptHandle": "rh-0", "body": queued.to_json(),
-              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-              "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lead-scoring-writeback"}
-    answer = writeback.lambda_handler({"Records": [record]}, lambda_context("writeback"))
+    answer = writeback.lambda_handler(sqs_event(queued.to_json()), lambda_context("writeback"))
     assert answer["batchItemFailures"] == []
     assert read_property(later.requests[0]) == {"list_price": 800000, "beds": 4}
     put = fake_highlevel.requests[0]

@@ -13,7 +13,7 @@ from leadscore.ghl.messages import parse_message, score_message
 from leadscore.ghl.writeback import Outcome, process_record
 from leadscore.scoring.scoped import Unscored
 
-from tests.fixtures.ghl import FakeHighLevel, KeyPair
+from tests.fixtures.ghl import FakeHighLevel, KeyPair, sqs_event
 from tests.ghl.test_installed_location import CONTACT_EVENT, Installs, Queue, deliver, writeback
 from tools.lambda_context import lambda_context
 
@@ -74,11 +74,7 @@ def test_the_write_back_writes_nothing_for_an_unscored_location(
     refusing = ScopedScorer("none")
     deps = writeback.deps()
     deps.installations, deps.scorer = Installs(), lambda: refusing
-    record = {"messageId": "m-0", "receiptHandle": "rh-0", "body": queued.to_json(),
-              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-              "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lead-scoring-writeback"}
-    answer = writeback.lambda_handler({"Records": [record]}, lambda_context("writeback"))
+    answer = writeback.lambda_handler(sqs_event(queued.to_json()), lambda_context("writeback"))
     assert answer["batchItemFailures"] == []
     assert refusing.requests[0]["location_id"] == "loc-x"
     assert fake_highlevel.requests == []
@@ -103,11 +99,7 @@ def test_the_write_back_does_not_wait_for_a_location_the_rules_serve(
                              received_at="2026-02-05T10:00:00.000Z")
     deps = writeback.deps()
     deps.installations, deps.scorer = Installs(), lambda: ScopedScorer("rules")
-    record = {"messageId": "m-0", "receiptHandle": "rh-0", "body": queued.to_json(),
-              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-              "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lead-scoring-writeback"}
-    answer = writeback.lambda_handler({"Records": [record]}, lambda_context("writeback"))
+    answer = writeback.lambda_handler(sqs_event(queued.to_json()), lambda_context("writeback"))
     assert answer["batchItemFailures"] == [] and fake_highlevel.requests == []
     # finished, not re-queued to wait for a model that is not coming
     result = process_record(queued.to_json(), deps, Deadline(ends_at=time.monotonic() + 60))

@@ -247,7 +247,7 @@ def test_the_writeback_function_scores_a_queued_team_webhook_under_an_experiment
 ) -> None:
     """The write-back function, configured like the stack (MODEL_URI = the champion pointer),
     scores a webhook queued as a `fields` request and writes it."""
-    from tests.fixtures.ghl import writeback_function
+    from tests.fixtures.ghl import sqs_event, writeback_function
     from tools.lambda_context import lambda_context
 
     challenger = bundle_version(second_custom_bundle)
@@ -262,11 +262,7 @@ def test_the_writeback_function_scores_a_queued_team_webhook_under_an_experiment
            "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring"}
     body = webhook_message({"contact_id": "c-team", "fields": _team_fields(5)},
                            location_id="loc-1", received_at="2026-02-05T10:00:00.000Z").to_json()
-    event = {"Records": [{"messageId": "m-0", "receiptHandle": "rh-0", "body": body,
-                          "attributes": {"ApproximateReceiveCount": "1"},
-                          "messageAttributes": {}, "eventSource": "aws:sqs",
-                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:writeback",
-                          "awsRegion": "us-east-1"}]}
+    event = sqs_event(body)
     with writeback_function(env, monkeypatch) as app:
         answer = app.lambda_handler(event, lambda_context("writeback"))
     assert answer["batchItemFailures"] == []

@@ -16,7 +16,7 @@ from leadscore.classes import CLASSES
 from leadscore.ghl import messages, write_plan
 
 from tests.fixtures.fake_highlevel import DEFAULT_LOCATION_ID
-from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws, writeback_function
+from tests.fixtures.ghl import GHL_TOKEN, FakeHighLevel, GhlAws, sqs_event, writeback_function
 from tools.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -324,24 +324,6 @@ def writeback_fn(
     }
     with writeback_function(env, monkeypatch) as app:
         yield app
-
-
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{i}",
-                "receiptHandle": f"rh-{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lead-scoring-writeback",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
 
 
 def invoke(fn: Any, *bodies: str, context: LambdaContext | None = None) -> list[str]:
