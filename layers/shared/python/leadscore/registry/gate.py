@@ -439,14 +439,20 @@ _RULE_NAMES = {"auc": ("champion_auc", "AUC", "MAX_AUC_DROP"),
                                      "MAX_ECE_LOSS")}
 
 
+def _rule_names(key: str, settings: PromoteSettings) -> tuple[str, str, str]:
+    """(check name, metric label, margin setting) of a compared metric; any other key is the
+    top-precision metric."""
+    return _RULE_NAMES.get(key, (
+        "champion_top_precision",
+        f"precision in the top {settings.top_fraction * 100:g} %", "MAX_TOP_PRECISION_LOSS"))
+
+
 def _decision_checks(stats: Mapping[str, Mapping[str, Any]], n: int, settings: PromoteSettings,
                      on: str) -> list[Check]:
     checks: list[Check] = []
     level = f"{settings.gate_confidence * 100:g} %"
     for key, s in stats.items():
-        name, label, margin_name = _RULE_NAMES.get(key, (
-            "champion_top_precision",
-            f"precision in the top {settings.top_fraction * 100:g} %", "MAX_TOP_PRECISION_LOSS"))
+        name, label, margin_name = _rule_names(key, settings)
         if s.get("judged", True) is False:
             checks.append(Check(name, bool(s["passed"]),
                                 f"{label} {s['candidate']:.4f} vs champion "
@@ -469,9 +475,7 @@ def _guard_checks(stats: Mapping[str, Mapping[str, Any]], n: int, settings: Prom
     checks: list[Check] = []
     level = f"{settings.gate_confidence * 100:g} %"
     for key, s in stats.items():
-        name, label, _ = _RULE_NAMES.get(key, (
-            "champion_top_precision",
-            f"precision in the top {settings.top_fraction * 100:g} %", ""))
+        name, label, _ = _rule_names(key, settings)
         worse = math.isfinite(s["lower_bound"]) and s["lower_bound"] > 0
         checks.append(Check(
             name, not worse,
