@@ -113,7 +113,7 @@ class ScopedScorer:
         `NoModelForFields` as the service does)."""
         location = request_location(request) if location_id is None else location_id
         if not self.per_location or not location:
-            answer = self.inner.score(request, explain=explain)
+            answer = self.inner.score(request, explain=explain).copy()  # the cached one stays
             answer["model_scope"] = scopes.stack_scope(answer["source"])
             return answer
         choice = self.scope_for(location)
@@ -125,6 +125,7 @@ class ScopedScorer:
             answer = self.service.score(request, explain=explain, use=choice.model)
         else:
             answer = self.service.score(request, explain=explain, use="rules")
+        answer = answer.copy()  # the cached answer stays as it was
         # a model answering NaN for a lead is answered by the rules (the service's rule)
         answer["model_scope"] = scopes.RULES if answer["source"] == "rules" else choice.scope
         return answer
@@ -138,8 +139,9 @@ class ScopedScorer:
                      else [request_location(lead) for lead in leads])
         if not self.per_location or not any(locations):
             answer = self.inner.score_batch(leads, explain=explain)
-            for result in answer["results"]:
-                result["model_scope"] = scopes.stack_scope(result["source"])
+            # copies: the cached answers stay as they were
+            answer["results"] = [{**result, "model_scope": scopes.stack_scope(result["source"])}
+                                 for result in answer["results"]]
             return answer
         if len(leads) > self.service.max_batch_size:
             raise BatchTooLarge(len(leads), self.service.max_batch_size)
