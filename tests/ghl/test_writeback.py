@@ -98,6 +98,25 @@ def test_contact_tags_do_not_override_a_recorded_write() -> None:
     assert set(plan.remove_tags) == {"hot-lead", "lukewarm-lead", "cold-lead"}
 
 
+@pytest.mark.parametrize("last", [write_plan.LastWrite("hot", 87), None], ids=["recorded", "first"])
+def test_after_an_unfinished_write_nothing_about_the_contact_is_assumed(
+    last: write_plan.LastWrite | None,
+) -> None:
+    # A writer may have added its own class tag and failed before removing the others: the
+    # same class and score as the last recorded write is no reason to skip or to send no tag
+    # calls, and tags read before that write do not narrow the removal.
+    plan = write_plan.plan_write(
+        messages.parse_message(message(0.87, "hot", contact_tags=["vip"])),
+        last,
+        score_field_id="s",
+        class_field_id="c",
+        unfinished=True,
+    )
+    assert not plan.skip and plan.add_tags == ("hot-lead",)
+    assert set(plan.remove_tags) == {"warm-lead", "lukewarm-lead", "cold-lead"}
+    assert [c.method for c in plan.calls()] == ["PUT", "POST", "DELETE"]
+
+
 @pytest.mark.parametrize(
     "tags", ["vip", [1, 2], ["x"] * (messages.MAX_CONTACT_TAGS + 1), ["a" * 300], None]
 )

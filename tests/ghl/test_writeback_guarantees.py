@@ -188,6 +188,45 @@ def test_the_state_write_is_conditional_on_the_score_time(ghl_aws: GhlAws) -> No
     assert (state.last.predicted_class, state.last.score, state.order) == ("cold", 12, newer)
 
 
+# --------------------------------------------------------------------------- half writes
+# A write is three calls (PUT fields, POST its class tag, DELETE the other class tags) and can
+# fail after the POST. Before, the state kept the last *finished* write's class, so the next
+# (newer) write of that class believed the tags were right and sent no tag calls (or, when the
+# score rounded the same, nothing at all): the half write's tag stayed for good. The soak saw
+# it once in CI as a contact at 7/cold still carrying `warm-lead`.
+
+T2 = "2026-02-05T10:00:02.000Z"
+
+
+@pytest.mark.parametrize(
+    ("status", "newer_score", "want_score"),
+    [(503, 0.09, "9"), (503, 0.07, "7"), (408, 0.09, "9")],
+    ids=["5xx-new-score", "5xx-same-rounded-score", "408-released"],
+)
+def test_a_newer_write_undoes_what_a_half_finished_older_write_left(
+    world: World, monkeypatch: pytest.MonkeyPatch, status: int, newer_score: float,
+    want_score: str,
+) -> None:
+    # no in-flight grace: the failed writer's lease ends at once, as it does after 30 s
+    monkeypatch.setenv("WRITEBACK_INFLIGHT_GRACE_SECONDS", "0")
+    assert world.invoke(world.message("h-1", 0.07, "cold", T0)) == []
+    # the older warm write: fields and warm-lead land, removing cold-lead fails
+    world.fake.fail_next("DELETE /contacts/h-1/tags", status)
+    assert world.invoke(world.message("h-1", 0.55, "warm", T2)) == []
+    assert _class_tags(world.contact("h-1")) == {"cold-lead", "warm-lead"}
+    [(retry, _)] = world.queued()
+    time.sleep(0.002)  # past the released or zero-grace lease's millisecond
+    assert world.invoke(world.message("h-1", newer_score, "cold", T5)) == []
+    contact = world.contact("h-1")
+    assert str(contact.custom_fields[world.score_field]) == want_score
+    assert contact.custom_fields[world.class_field] == "cold"
+    assert _class_tags(contact) == {"cold-lead"}
+    # the older write's retry is stale now and changes nothing
+    sent = len(world.fake.requests)
+    assert world.invoke(json.dumps(retry)) == []
+    assert len(world.fake.requests) == sent and _class_tags(contact) == {"cold-lead"}
+
+
 # --------------------------------------------------------------------------- deadlines
 # 08:30 code: 10 messages at 1.2 s per call ran ~36 s (30 calls) in a 12 s invocation (and
 # 2.5 s answers ran 75 s in a 20 s one).

@@ -90,6 +90,9 @@ class DynamoWritebackState(_TtlTable):
     Attributes: ``predicted_class`` S, ``score`` N, ``model_version`` S, ``received_at`` S,
     ``scored_at`` S, ``write_order`` S (``WritebackMessage.order``), ``written_at`` N,
     ``expires_at`` N, and while a write is in flight ``lease_owner`` S + ``lease_until_ms`` N.
+    ``unfinished`` BOOL is set with every lease and removed only by a commit (or a release
+    after which nothing was sent): while it is there, the contact may carry part of a write
+    the item does not record (``ContactState.unfinished``).
     An expired item (TTL not yet applied by DynamoDB) counts as absent.
     """
 
@@ -98,6 +101,7 @@ class DynamoWritebackState(_TtlTable):
 
     _NEWER = "(attribute_not_exists(write_order) OR write_order < :order OR expires_at < :now)"
     _FREE = "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now_ms)"
+    _FINISHED = "attribute_not_exists(unfinished)"
 
     def _key(self, location_id: str, contact_id: str) -> dict[str, Any]:
         return {"pk": {"S": state_key(location_id, contact_id)}}
@@ -116,8 +120,9 @@ class DynamoWritebackState(_TtlTable):
         now = self._clock()
         lease = int(item.get("lease_until_ms", {}).get("N", "0"))
         lease = lease if lease > now * 1000 and not owner_lease else 0
+        unfinished = bool(item.get("unfinished", {}).get("BOOL", False))
         if float(item.get("expires_at", {}).get("N", "0")) <= now:
-            return ContactState(last=None, order="", lease_until_ms=lease)
+            return ContactState(last=None, order="", lease_until_ms=lease, unfinished=unfinished)
         last: LastWrite | None
         try:
             last = LastWrite(
@@ -126,7 +131,7 @@ class DynamoWritebackState(_TtlTable):
         except (KeyError, ValueError):
             last = None
         order = item.get("write_order", {}).get("S", "")
-        return ContactState(last=last, order=order, lease_until_ms=lease)
+        return ContactState(last=last, order=order, lease_until_ms=lease, unfinished=unfinished)
 
     def _conditional(self, **kwargs: Any) -> bool:
         try:
@@ -146,15 +151,17 @@ class DynamoWritebackState(_TtlTable):
         self, location_id: str, contact_id: str, order: str, owner: str, lease_until_ms: int
     ) -> tuple[bool, ContactState]:
         """Take the contact's lease for a score with key ``order``. ``(True, state under the
-        lease)`` when taken (plan against THAT state); ``(False, state that refused it)``
-        when a score at least as new was written or another writer's lease is live."""
+        lease)`` when taken (plan against THAT state: the item as it was before this claim, so
+        that it says whether an earlier writer left a write unfinished); ``(False, state that
+        refused it)`` when a score at least as new was written or another writer's lease is
+        live. The claim marks the item ``unfinished`` until the commit."""
         now = self._clock()
         try:
             answer = self.ddb.update_item(
                 TableName=self.table_name,
                 Key=self._key(location_id, contact_id),
                 UpdateExpression="SET lease_owner = :owner, lease_until_ms = :until, "
-                "expires_at = if_not_exists(expires_at, :expires)",
+                "unfinished = :true, expires_at = if_not_exists(expires_at, :expires)",
                 ConditionExpression=f"{self._NEWER} AND {self._FREE}",
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
@@ -163,8 +170,9 @@ class DynamoWritebackState(_TtlTable):
                     ":now": {"N": str(int(now))},
                     ":now_ms": {"N": str(int(now * 1000))},
                     ":expires": {"N": str(int(now + self._ttl))},
+                    ":true": {"BOOL": True},
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_OLD",
             )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -177,13 +185,13 @@ class DynamoWritebackState(_TtlTable):
     ) -> ContactState | None:
         """Move the order key forward without writing (the score rounds to what is written):
         None when done, else the state that refused it (a newer key, another writer's live
-        lease, or a different last write than the one planned against)."""
+        lease, an unfinished write, or a different last write than the one planned against)."""
         now = self._clock()
         ok = self._conditional(
             Key=self._key(location_id, contact_id),
             UpdateExpression="SET write_order = :order",
             ConditionExpression=f"attribute_exists(pk) AND {self._NEWER} AND {self._FREE} "
-            "AND predicted_class = :cls AND score = :score",
+            f"AND {self._FINISHED} AND predicted_class = :cls AND score = :score",
             ExpressionAttributeValues={
                 ":order": {"S": order},
                 ":now": {"N": str(int(now))},
@@ -212,7 +220,8 @@ class DynamoWritebackState(_TtlTable):
             Key=self._key(location_id, contact_id),
             UpdateExpression="SET predicted_class = :cls, score = :score, model_version = :mv, "
             "received_at = :received, scored_at = :scored, write_order = :order, "
-            "written_at = :now, expires_at = :expires REMOVE lease_owner, lease_until_ms",
+            "written_at = :now, expires_at = :expires "
+            "REMOVE lease_owner, lease_until_ms, unfinished",
             ConditionExpression="lease_owner = :owner",
             ExpressionAttributeValues={
                 ":cls": {"S": predicted_class},
@@ -237,11 +246,15 @@ class DynamoWritebackState(_TtlTable):
             ExpressionAttributeValues={":owner": {"S": owner}, ":until": {"N": str(until_ms)}},
         )
 
-    def release(self, location_id: str, contact_id: str, owner: str) -> None:
-        """Give the lease back after a failed write (no-op when it is not ours any more)."""
+    def release(self, location_id: str, contact_id: str, owner: str, *,
+                untouched: bool = False) -> None:
+        """Give the lease back after a failed write (no-op when it is not ours any more).
+        ``untouched``: nothing was sent under this lease and no earlier write was left
+        unfinished, so the item records what the contact carries again."""
+        finished = ", unfinished" if untouched else ""
         self._conditional(
             Key=self._key(location_id, contact_id),
-            UpdateExpression="REMOVE lease_owner, lease_until_ms",
+            UpdateExpression=f"REMOVE lease_owner, lease_until_ms{finished}",
             ConditionExpression="lease_owner = :owner",
             ExpressionAttributeValues={":owner": {"S": owner}},
         )

@@ -15,7 +15,11 @@ the write stays (the next class change removes it).
 
 When the last write recorded for the contact has the same class and rounded score, nothing is
 written (ContactUpdate storms must not burn the rate limit). When only the score changed,
-the tags are already right and only the PUT is sent.
+the tags are already right and only the PUT is sent. Both shortcuts trust that the contact
+carries the last write; after an unfinished write (``ContactState.unfinished``: it may have
+added its tag and failed before removing the others) they do not hold, and the next write is
+a whole one: fields, its tag, and every other class tag removed (whatever tags a message
+carries were read before that write).
 
 The per-location parts (field ids, tag names, whether the score field is a number) come from
 the location's installation.
@@ -69,11 +73,17 @@ class LastWrite:
 @dataclass(frozen=True)
 class ContactState:
     """The ``writeback#`` item of a contact: the last write, the order key of the score it
-    came from (``WritebackMessage.order``), and another writer's lease (epoch ms, 0 = none)."""
+    came from (``WritebackMessage.order``), and another writer's lease (epoch ms, 0 = none).
+
+    ``unfinished``: a writer took the lease after that last write and may have sent calls
+    without recording them (a failure between the POST of its tag and the DELETE of the others,
+    a lost answer, a crash): the contact's fields and class tags may hold part of that write,
+    so ``last`` no longer says what the contact carries."""
 
     last: LastWrite | None
     order: str = ""
     lease_until_ms: int = 0
+    unfinished: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,10 @@ def plan_write(
     class_field_id: str,
     class_tags: Mapping[str, str] | None = None,
     score_as_number: bool = False,
+    unfinished: bool = False,
 ) -> WritePlan:
-    """Decide the requests for a scored message given the last recorded write."""
+    """Decide the requests for a scored message given the last recorded write (and whether a
+    write was started after it and not finished: then nothing about the contact is assumed)."""
     if message.predicted_score is None or message.predicted_class is None:
         raise MessageError("the message has not been scored")
     if message.predicted_class not in CLASSES:
@@ -135,13 +147,14 @@ def plan_write(
         fields.append((score_field_id, score if score_as_number else str(score)))
     if class_field_id:
         fields.append((class_field_id, cls))
-    unchanged = last is not None and last.predicted_class == cls and last.score == score
-    tags_current = last is not None and last.predicted_class == cls
+    known = None if unfinished else last  # what the contact surely carries
+    unchanged = known is not None and known.predicted_class == cls and known.score == score
+    tags_current = known is not None and known.predicted_class == cls
     add = () if tags_current else (class_tag(cls, class_tags),)
     remove = () if tags_current else tuple(
         class_tag(c, class_tags) for c in CLASSES if c != cls
     )
-    if last is None and message.contact_tags is not None:
+    if last is None and not unfinished and message.contact_tags is not None:
         carried = {tag.casefold() for tag in message.contact_tags}
         remove = tuple(tag for tag in remove if tag.casefold() in carried)
     return WritePlan(

@@ -142,7 +142,9 @@ class ContactStates(Protocol):
         score: int, model_version: str, received_at: str, scored_at: str,
     ) -> bool: ...
     def hold(self, location_id: str, contact_id: str, owner: str, until_ms: int) -> None: ...
-    def release(self, location_id: str, contact_id: str, owner: str) -> None: ...
+    def release(
+        self, location_id: str, contact_id: str, owner: str, *, untouched: bool = False
+    ) -> None: ...
 
 
 class Budget(Protocol):
@@ -299,6 +301,7 @@ def _plan(c: _Context, state: ContactState | None) -> WritePlan:
         class_field_id=inst.class_field_id,
         class_tags=inst.class_tags,
         score_as_number=inst.score_field_numeric,
+        unfinished=state.unfinished if state else False,
     )
 
 
@@ -344,12 +347,13 @@ def _write(c: _Context) -> Result:
         if not claimed:
             state = held
             continue
-        return _send_and_commit(c, owner, _plan(c, held))
+        return _send_and_commit(c, owner, _plan(c, held), held.unfinished)
     raise _Wait(1.0, "contact busy")
 
 
-def _send_and_commit(c: _Context, owner: str, plan: WritePlan) -> Result:
-    """With the contact's lease held: the calls, then the state (releasing the lease)."""
+def _send_and_commit(c: _Context, owner: str, plan: WritePlan, unfinished: bool) -> Result:
+    """With the contact's lease held: the calls, then the state (releasing the lease).
+    ``unfinished``: an earlier writer left a write unfinished (the plan is a whole write)."""
     d, m = c.deps, c.message
     loc, contact = m.location_id, m.contact_id
     calls = [] if plan.skip else plan.calls()
@@ -364,7 +368,11 @@ def _send_and_commit(c: _Context, owner: str, plan: WritePlan) -> Result:
                 grace = d.settings.inflight_grace_seconds
                 d.states.hold(loc, contact, owner, int((d.clock() + grace) * 1000))
             else:
-                d.states.release(loc, contact, owner)
+                # A call that was sent may have changed the contact's tags (a failure after
+                # the POST of the class tag): the item stays marked unfinished, so the next
+                # writer sends a whole write instead of trusting the last recorded class.
+                d.states.release(loc, contact, owner,
+                                 untouched=c.calls_sent == 0 and not unfinished)
         except Exception:
             c.keys["lease"] = "not released (expires by itself)"
         raise
