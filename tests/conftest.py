@@ -1,7 +1,18 @@
 """Session-wide fixtures live in tests/fixtures/*; each area owns its own module."""
 
+import os
+
 import pytest
 from hypothesis import settings
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread, in this process and in every process a test starts (servers, writers,
+# training subprocesses), as `make serve`, `make simulate` and the Lambda already run. The
+# test models multiply matrices of a few hundred values, where OpenBLAS's second thread only
+# spins: a tiny ensemble's fit took 6.3 s of CPU with two threads and 2.4 s with one (the
+# L-BFGS-B fits of the network and the linear part), and trained models do not change.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+threadpool_limits(limits=1, user_api="blas")  # numpy may be loaded before this file
 
 pytest_plugins = [
     "tests.fixtures.bundle",
