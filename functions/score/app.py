@@ -121,8 +121,9 @@ def _installation(location_id: str) -> Any:
 
 
 def _routes_on(new: Container) -> Container:
-    ghl_routes.configure(new.settings, lambda: new.scorer, clock=new.clock, loop=new.loop,
-                         memory_forget=new.cache.memory.forget_prefix)
+    # wired when a webhook, an install or a location key first needs it (cold start)
+    ghl_routes.configure_on_first_use(new.settings, lambda: new.scorer, clock=new.clock,
+                                      loop=new.loop, memory_forget=new.cache.memory.forget_prefix)
     return new
 
 

@@ -1,8 +1,9 @@
 """HighLevel routes: ``POST /webhooks/ghl`` and ``GET /oauth/callback``. The flows are
 `leadscore.ghl.webhook` and `leadscore.ghl.lifecycle`.
 
-``functions/score/app.py`` includes ``router`` and calls :func:`configure` once per container
-with its settings and its ScoringService accessor; the adapters (replay guard, write-back
+``functions/score/app.py`` includes ``router`` and calls :func:`configure_on_first_use` once
+per container with its settings and its ScoringService accessor (the wiring runs on the first
+`deps()` call); the adapters (replay guard, write-back
 queue, installations table, parked deliveries, HighLevel clients) are built by
 `leadscore.wiring.ghl` from the settings, their boto3 clients on first use.
 """
@@ -10,31 +11,27 @@ queue, installations table, parked deliveries, HighLevel clients) are built by
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.metrics import MetricUnit
-from leadscore.ghl.answers import acknowledge, retry_later
-from leadscore.ghl.auth import raw_body
-from leadscore.ghl.installations import Installations
-from leadscore.ghl.lifecycle import InstallError, Lifecycle
-from leadscore.ghl.parking import ParkedStore
-from leadscore.ghl.redirect import redirect_uri
-from leadscore.ghl.webhook import (
-    ContactEraser,
-    GhlDeps,
-    Outcome,
-    Queue,
-    ReplayGuard,
-    handle_webhook,
-)
-from leadscore.loop.hooks import LoopHooks
-from leadscore.scoring.service import Scorer
-from leadscore.settings import ScoreSettings
-from leadscore.wiring import ghl as wiring_ghl
+
+if TYPE_CHECKING:
+    from leadscore.ghl.installations import Installations
+    from leadscore.ghl.lifecycle import Lifecycle
+    from leadscore.ghl.parking import ParkedStore
+    from leadscore.ghl.webhook import ContactEraser, GhlDeps, Outcome, Queue, ReplayGuard
+    from leadscore.loop.hooks import LoopHooks
+    from leadscore.scoring.service import Scorer
+    from leadscore.settings import ScoreSettings
+
+# The webhook and install flows (and their adapters) are imported and wired on the first
+# request that needs them: a container serving /score never loads them, and their imports
+# were about a fifth of the scoring function's cold start.
 
 logger = Logger(child=True)
 metrics = Metrics(namespace="LeadScoring", service="score")  # shares the app's metric set
@@ -44,6 +41,8 @@ JSON = "application/json"
 WEBHOOK_PATH = "/webhooks/ghl"
 
 _deps: GhlDeps | None = None
+_pending: Callable[[], GhlDeps] | None = None  # configure_on_first_use's wiring, not yet run
+_wiring = threading.Lock()
 
 
 def _count(name: str) -> None:
@@ -66,7 +65,10 @@ def configure(
     memory_forget: Callable[[str], int] | None = None,
 ) -> GhlDeps:
     """Wire the routes (leadscore.wiring.ghl builds what is not given)."""
-    global _deps
+    from leadscore.wiring import ghl as wiring_ghl
+
+    global _deps, _pending
+    _pending = None
     _deps = wiring_ghl.ghl_deps(
         settings, scorer, replay_guard=replay_guard, queue=queue, installs=installations,
         lifecycle=lifecycle, parked=parked, count=count, clock=clock, loop=loop, eraser=eraser,
@@ -74,7 +76,22 @@ def configure(
     return _deps
 
 
+def configure_on_first_use(settings: ScoreSettings, scorer: Callable[[], Scorer], *,
+                           clock: Callable[[], float] = time.time, loop: LoopHooks | None = None,
+                           memory_forget: Callable[[str], int] | None = None) -> None:
+    """`configure` with the same arguments, run by the first `deps()` call."""
+    global _deps, _pending
+    with _wiring:
+        _deps = None
+        _pending = lambda: configure(settings, scorer, clock=clock, loop=loop,  # noqa: E731
+                                     memory_forget=memory_forget)
+
+
 def deps() -> GhlDeps:
+    if _deps is None and _pending is not None:
+        with _wiring:
+            if _deps is None and _pending is not None:
+                _pending()
     if _deps is None:
         raise RuntimeError("ghl_routes.configure() was not called")
     return _deps
@@ -85,8 +102,19 @@ def _response(outcome: Outcome) -> Response[str]:
                     body=json.dumps(outcome.body), headers=outcome.headers or None)
 
 
+def handle_webhook(headers: dict[str, Any], body: bytes, d: GhlDeps) -> Outcome:
+    """`leadscore.ghl.webhook.handle_webhook`, imported on the first delivery."""
+    from leadscore.ghl.webhook import handle_webhook as flow
+
+    return flow(headers, body, d)
+
+
 @router.post(WEBHOOK_PATH)
 def ghl_webhook() -> Response[str]:
+    from leadscore.ghl.answers import acknowledge
+    from leadscore.ghl.auth import raw_body
+    from leadscore.ghl.webhook import Outcome
+
     event = router.current_event
     raw = event.raw_event
     headers: dict[str, Any] = dict(raw.get("headers") or {})
@@ -111,6 +139,8 @@ def is_delivery(event: dict[str, Any]) -> bool:
 
 def retry_later_answer() -> dict[str, Any]:
     """The rule's 429 as a Lambda proxy answer, for errors outside the router."""
+    from leadscore.ghl.answers import retry_later
+
     outcome = retry_later()
     return {"statusCode": outcome.status_code, "headers": {"Content-Type": JSON,
                                                             **outcome.headers},
@@ -121,6 +151,10 @@ def retry_later_answer() -> dict[str, Any]:
 def oauth_callback() -> Response[str]:
     """HighLevel's redirect after a user installs the app: exchange the code at once (codes
     are single-use and short-lived) and fill the installations table."""
+    from leadscore.ghl.lifecycle import InstallError, Lifecycle
+    from leadscore.ghl.redirect import redirect_uri
+    from leadscore.ghl.webhook import Outcome
+
     d = deps()
     code = router.current_event.get_query_string_value("code", "") or ""
     if not code:

@@ -104,6 +104,7 @@ class Explainer:
     _coef_flat_x: np.ndarray = field(init=False, repr=False)
     _coef_flat_b: np.ndarray = field(init=False, repr=False)
     _leaf_offset: np.ndarray = field(init=False, repr=False)
+    _linear_base: np.ndarray = field(init=False, repr=False)
 
     @property
     def n_inputs(self) -> int:
@@ -154,6 +155,8 @@ class Explainer:
         # the first layer's pre-activation at the baseline (every coalition starts from it)
         self._mlp_h0_base = (self._mlp_ub @ self.mlp_weights[0]
                              + self.mlp_biases[0]).astype(np.float32)
+        # the baseline's side of the linear part's exact contributions (the same every lead)
+        self._linear_base = self._linear_terms(self._baseline64)
 
     def _index_groups(self) -> None:
         """Index structures of `tree_contributions`, built once per bundle.
@@ -257,8 +260,7 @@ class Explainer:
     def linear_contributions(self, x32: np.ndarray) -> np.ndarray:
         """Exact Shapley values of the (additive) linear part vs the baseline."""
         x = np.asarray(x32, dtype=np.float64).reshape(self.n_inputs)
-        out: np.ndarray = (self._linear_terms(x)
-                           - self._linear_terms(self.baseline.astype(np.float64)))
+        out: np.ndarray = self._linear_terms(x) - self._linear_base
         return out
 
     def tree_contributions(self, x32: np.ndarray) -> np.ndarray:
@@ -324,7 +326,8 @@ class Explainer:
             if i < last:
                 np.maximum(rows, 0.0, out=rows)
         # [m + 1, P] values of the coalitions; marginal of the k-th feature = v[k] - v[k-1]
-        marg = np.diff(rows[:, 0].reshape(m + 1, n_perm).astype(np.float64), axis=0)
+        values = rows[:, 0].reshape(m + 1, n_perm).astype(np.float64)
+        marg = values[1:] - values[:-1]  # np.diff's numbers without its per-call checks
         acc = np.bincount(perm.T.ravel(), weights=marg.ravel(), minlength=n)
         out: np.ndarray = acc * (self.mlp_weight / n_perm)
         out[~moves] = 0.0
@@ -397,7 +400,10 @@ def _prob_shapley_perm(phi: np.ndarray, z_b: float, n_perm: int = PERMUTATIONS) 
     perms = _perm_plan(m, n_perm)
     half_steps = (0.5 * phi).take(idx.take(perms))
     t = np.tanh(np.cumsum(half_steps, axis=1) + 0.5 * z_b)
-    marg = np.diff(t, axis=1, prepend=math.tanh(0.5 * z_b))
+    # np.diff(t, prepend=tanh(z_b / 2)) without building the prepended copy
+    marg = np.empty_like(t)
+    np.subtract(t[:, 1:], t[:, :-1], out=marg[:, 1:])
+    np.subtract(t[:, 0], math.tanh(0.5 * z_b), out=marg[:, 0])
     acc = np.bincount(perms.ravel(), weights=marg.ravel(), minlength=m)
     out = np.zeros_like(phi)
     out[idx] = acc * (0.5 / perms.shape[0])

@@ -24,12 +24,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-
 from leadscore import jsonsafe
 from leadscore.ghl import credentials
 from leadscore.headers import header
@@ -104,8 +98,15 @@ def raw_body(body: str | bytes | None, is_base64_encoded: bool) -> bytes:
 # --------------------------------------------------------------------------- signatures
 
 
+# `cryptography` is imported where a signature is checked: the scoring function imports this
+# module for its webhook route, and its /score cold start should not load OpenSSL bindings
+# that only a signed delivery needs.
+
+
 @lru_cache(maxsize=8)
 def _load_public_key(pem: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
     return serialization.load_pem_public_key(_pem_bytes(pem))
 
 
@@ -124,6 +125,9 @@ def _b64(signature: str) -> bytes | None:
 
 def verify_ed25519(public_key_pem: str, body: bytes, signature_b64: str) -> bool:
     """True when ``signature_b64`` is an Ed25519 signature of ``body`` by the key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     signature = _b64(signature_b64)
     if signature is None:
         return False
@@ -139,6 +143,11 @@ def verify_ed25519(public_key_pem: str, body: bytes, signature_b64: str) -> bool
 
 def verify_rsa_sha256(public_key_pem: str, body: bytes, signature_b64: str) -> bool:
     """True when ``signature_b64`` is an RSA PKCS#1 v1.5 SHA-256 signature of ``body``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     signature = _b64(signature_b64)
     if signature is None:
         return False

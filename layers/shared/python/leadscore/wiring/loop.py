@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from leadscore.loop.backfill import CheckpointStore
-from leadscore.loop.export import QueryRunner
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.outcomes import OutcomeRuleBook, OutcomeRulesError
 from leadscore.loop.recorder import EngagementStore, LoopRecorder
 from leadscore.loop.sink import Sender
-from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings, SettingsError
+
+if TYPE_CHECKING:  # types only: the export and the registry are not the scoring path's imports
+    from leadscore.loop.backfill import CheckpointStore
+    from leadscore.loop.export import QueryRunner
+    from leadscore.registry.store import ObjectStore
 
 
 def loop_settings(env: Mapping[str, str] | None = None) -> LoopSettings:
