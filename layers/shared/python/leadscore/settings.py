@@ -537,6 +537,11 @@ class LoopSettings:
     # the backfill job
     backfill_page_size: int = 100
     backfill_function_name: str = ""
+    # a model per location (LOCATION_MODELS): each location's own export, and the number of
+    # conversions (and of non-conversions) the part a location's first model trains on must
+    # hold (leadscore.loop.location_export)
+    location_models: bool = False
+    location_min_conversions: int = MIN_CONVERSIONS
 
     @property
     def records_on(self) -> bool:
@@ -570,11 +575,16 @@ class LoopSettings:
             backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", cls.backfill_page_size),
             backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
             team_schema_key=_str(env, "TEAM_SCHEMA_KEY"),
+            location_models=_bool(env, "LOCATION_MODELS", cls.location_models),
+            location_min_conversions=_int(env, "LOCATION_MIN_CONVERSIONS",
+                                          cls.location_min_conversions),
         )
         # OUTCOME_RULES is the loop's own format: checked where the loop's settings are read
         # for a container (leadscore.wiring.loop.loop_settings), refused at start-up there.
         if not 1 <= settings.backfill_page_size <= 500:
             raise SettingsError("BACKFILL_PAGE_SIZE must be 1..500 (HighLevel's pageLimit)")
+        if settings.location_min_conversions < 1:
+            raise SettingsError("LOCATION_MIN_CONVERSIONS must be at least 1")
         return settings
 
 

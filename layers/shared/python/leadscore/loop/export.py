@@ -208,9 +208,10 @@ def render_team_csv(rows: Sequence[Mapping[str, Any]], schema: Schema) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl") -> str:
+def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl",
+               prefix: str = EXPORT_PREFIX) -> str:
     digest = hashlib.sha256(body).hexdigest()[:16]
-    return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}{extension}"
+    return f"{prefix}{day(cutoff_ms)}/labelled-{digest}{extension}"
 
 
 def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
@@ -249,9 +250,38 @@ def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
     return list(ordered[:-held]), list(ordered[-held:])
 
 
-def _read_state(store: ObjectStore) -> tuple[ExportState, str | None]:
+def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
+                 rows: Sequence[Mapping[str, Any]], held: Sequence[Mapping[str, Any]],
+                 schema: Schema | None, *, now_ms: int) -> tuple[str, str, str]:
+    """Write one export's rows under ``prefix`` (the training upload) and its platform-held
+    rows into ``held_store``'s evaluation set; (``exported`` | ``unchanged``, key, schema key).
+    A key that exists is not written again (the same rows give the same key)."""
+    if schema is None:
+        body, held_body = render_rows(rows), render_rows(held)
+        key, content_type = export_key(now_ms, body, prefix=prefix), "application/x-ndjson"
+    else:
+        body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
+        key, content_type = export_key(now_ms, body, ".csv", prefix=prefix), "text/csv"
+    schema_key = schema_key_beside(key) if schema is not None and schema.columns else ""
+    status = "unchanged" if store.exists(key) else "exported"
+    if status == "exported":
+        if held:  # first: the upload starts a job whose gate must already see the new set
+            write_holdout(held_store, held_body, {
+                "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
+                "from_ms": int(held[0]["outcome_at_ms"]),
+                "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
+        # before the rows: their upload starts the job that reads it
+        if schema is not None and schema_key:
+            store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
+                            .encode("utf-8"), "application/json")
+        store.put_bytes(key, body, content_type)
+    return status, key, schema_key
+
+
+def _read_state(store: ObjectStore, state_key: str = STATE_KEY
+                ) -> tuple[ExportState, str | None]:
     try:
-        data, tag = store.get_tagged(STATE_KEY)
+        data, tag = store.get_tagged(state_key)
     except (FileNotFoundError, KeyError):
         return ExportState(), None
     return ExportState.parse(data), tag
@@ -308,24 +338,8 @@ def run_export(
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms,
                             left_out=left_out)
-    if schema is None:
-        body, held_body = render_rows(rows), render_rows(held)
-        key, content_type = export_key(now_ms, body), "application/x-ndjson"
-    else:
-        body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
-        key, content_type = export_key(now_ms, body, ".csv"), "text/csv"
-    schema_key = schema_key_beside(key) if schema is not None else ""
-    status = "unchanged" if store.exists(key) else "exported"
-    if status == "exported":
-        if held:  # first: the upload starts a job whose gate must already see the new set
-            write_holdout(store, held_body, {
-                "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
-                "from_ms": int(held[0]["outcome_at_ms"]),
-                "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
-        if schema is not None:  # before the rows: their upload starts the job that reads it
-            store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
-                            .encode("utf-8"), "application/json")
-        store.put_bytes(key, body, content_type)
+    status, key, schema_key = write_export(store, store, EXPORT_PREFIX, rows, held, schema,
+                                           now_ms=now_ms)
     new_state = ExportState(cutoff_ms=now_ms, key=key, rows=len(rows), exported_at=iso_ms(now_ms))
     try:
         store.replace_if(

@@ -153,7 +153,9 @@ def build_snapshot(
     else:
         inputs = sanitize_inputs(request.get("features"))
     model_version = str(result.get("model_version") or "")
-    score = float(result["predicted_score"])
+    # A lead no model may score yet (``"scored": false``) is kept with its inputs and no
+    # score: what a location's first model learns from (`leadscore.loop.location_export`).
+    score = None if result.get("scored") is False else float(result["predicted_score"])
     return {
         "schema": SCHEMA_VERSION,
         "record_type": SNAPSHOT,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from leadscore.bundle import REJECTED_PREFIX
 from leadscore.registry import gate, retraining
 from leadscore.registry.archive import extract_bundle_archive
+from leadscore.registry.locations import location_of_upload, location_store
 from leadscore.registry.promotion import get_champion, promote, reject
 from leadscore.registry.store import ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
@@ -127,9 +128,27 @@ def _rejected(store: ObjectStore, job: str, reasons: list[str],
     return Decision(job, "rejected", reasons=reasons, **extra)
 
 
+def registry_of_job(store: ObjectStore, job: str) -> tuple[ObjectStore, str | None]:
+    """The registry a job's candidate is decided in, and its location: a location's upload
+    (``training-data/locations/<id>/``, as the retrain function's split record names it) goes
+    to that location's own registry and is gated against its champion and its own held-out
+    rows; everything else to the agency's. A job without a readable record is the agency's."""
+    try:
+        record = json.loads(store.get_bytes(retraining.split_record_key(job)))
+        location_id = location_of_upload(str(record.get("source_key") or ""))
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):
+        return store, None
+    if location_id is None:
+        return store, None
+    return location_store(store, location_id), location_id
+
+
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
-                     settings: PromoteSettings) -> Decision:
+                     settings: PromoteSettings, registry: ObjectStore | None = None) -> Decision:
+    """``store``: the artifact bucket (the job's gate part); ``registry``: where the candidate
+    is decided (the agency's store, or a location's view of it; default ``store``)."""
     details: dict[str, Any] = {"job_name": job, "artifact": artifact_uri}
+    gate_store, store = store, (registry if registry is not None else store)
     source = {"source": details}
     try:
         bucket, key = split_s3_uri(artifact_uri)
@@ -156,7 +175,7 @@ def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts:
             )
         except RegistryError as exc:
             return _rejected(store, job, [str(exc)], source)
-        rows, counts, missing = gate_inputs(store, job, bundle_dir)
+        rows, counts, missing = gate_inputs(gate_store, job, bundle_dir)
         if missing:
             return _rejected(store, job, [missing], source)
         result = promote(bundle_dir, store, settings, fallback_version=job, source=details,
@@ -175,6 +194,8 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
     status = str(detail.get("TrainingJobStatus", ""))
     if not job or status not in ENDED:
         return Decision(job, "ignored", training_status=status)
+    bucket_store = store
+    store, _ = registry_of_job(store, job)
     if already_handled(store, job):
         return Decision(job, "duplicate")
     if status in ("Failed", "Stopped"):
@@ -183,4 +204,4 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
                          {"source": {"job_name": job}, "failure_reason": reason,
                           "training_status": status}, training_failed=True)
     artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
-    return handle_completed(job, artifact, store, artifacts, settings)
+    return handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
