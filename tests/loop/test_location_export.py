@@ -1,0 +1,192 @@
+"""Per-location exports (leadscore.loop.location_export): a location without a model of its own
+gets its first training upload from its backfilled, resolved leads once they hold enough
+conversions, laid out in its own columns; a location with a model retrains on its own new
+outcomes or on confirmed drift. Records through the real builders, DuckDB over the files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leadscore.bundle import CHAMPION_POINTER_KEY
+from leadscore.columns.csv_reader import read_bytes
+from leadscore.ghl.installations import InstalledLocation
+from leadscore.loop.backfill import ContactOutcome
+from leadscore.loop.backfill_job import ContactStep
+from leadscore.loop.export import ExportConfig
+from leadscore.loop.local_query import DuckDbQueryRunner
+from leadscore.loop.location_export import run_location_exports, state_key
+from leadscore.loop.recorder import LoopRecorder
+from leadscore.loop.snapshots import build_snapshot
+from leadscore.loop.store_writer import DirectoryRecordWriter
+from leadscore.registry.holdout import HOLDOUT_KEY
+from leadscore.registry.locations import FIRST_MODEL_TARGET, first_model_needs
+from leadscore.registry.store import LocalObjectStore
+from leadscore.scoring.scoped import Unscored
+
+from .helpers import DAY, T0, outcome
+
+CONFIG = ExportConfig(min_new_outcomes=5, holdout_fraction=0.2)
+
+
+def _unscored(location_id: str, contact_id: str, fields: dict[str, Any],
+              at_ms: int) -> dict[str, Any]:
+    """What the backfill keeps of a closed contact no model may score (ContactStep)."""
+    return build_snapshot({"contact_id": contact_id, "fields": fields},
+                          {"contact_id": contact_id, "scored": False},
+                          location_id=location_id, source="backfill", scored_at_ms=at_ms,
+                          point_in_time=False)
+
+
+def _backfill(location_id: str, n: int, every: int) -> list[dict[str, Any]]:
+    """n closed contacts of a location, one in ``every`` won: their fields read after the
+    fact by the backfill, their outcomes imported from historical opportunities."""
+    records: list[dict[str, Any]] = []
+    for i in range(n):
+        contact = f"{location_id}-c{i}"
+        won = i % every == 0
+        fields = {"source": "Referral" if won else "Google", "age": 30 + i % 40,
+                  "email": f"p{i}@example.com", "first_name": "Ann"}
+        records.append(_unscored(location_id, contact, fields, T0 + 30 * DAY + i))
+        imported = outcome(contact, "won" if won else "lost", T0 + i * 1000,
+                           T0 + 30 * DAY, location_id=location_id, opportunity_id=f"o{i}")
+        records.append({**imported, "point_in_time": False, "event_type": "Backfill"})
+    return records
+
+
+def _run(root: Path, now_ms: int = T0 + 31 * DAY, **kwargs: Any) -> dict[str, Any]:
+    store = LocalObjectStore(root)
+    results = run_location_exports(DuckDbQueryRunner(root), store, CONFIG,
+                                   now_ms=now_ms, **kwargs)
+    return {r.location_id: r for r in results}
+
+
+def test_the_first_model_threshold_keeps_enough_conversions_for_the_job_and_the_gate() -> None:
+    # 20 % kept back by the export, 20 % of the rest by the retrain function's gate part
+    assert first_model_needs(120, 0.2) == 188
+    assert 188 * 0.8 * 0.8 >= 120 > 187 * 0.8 * 0.8
+
+
+def test_a_location_with_enough_conversions_gets_its_first_upload_in_its_own_columns(
+        tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    # loc-a: 400 contacts, 100 won; loc-b: 100 contacts, 10 won
+    DirectoryRecordWriter(root)([*_backfill("loc-a", 400, 4), *_backfill("loc-b", 100, 10)])
+    results = _run(root, min_conversions=40)  # needs 63 of each class
+    a, b = results["loc-a"], results["loc-b"]
+    assert (b.status, b.kind, b.converted, b.needed) == (
+        "not_enough_conversions", "first_model", 10, 63)
+    assert (a.status, a.kind, a.converted, a.not_converted) == (
+        "exported", "first_model", 100, 300)
+    assert a.key.startswith("training-data/locations/loc-a/") and a.key.endswith(".csv")
+    assert a.rows == 320 and a.holdout_rows == 80 and a.schema_key == ""
+    header, rows = read_bytes((root / a.key).read_bytes(), "export")
+    # the location's own columns, nothing personal, the outcome in the first-model column
+    assert list(header) == ["contact_id", "scored_at", "age", "email_domain", "source",
+                            FIRST_MODEL_TARGET]
+    assert {r[-1] for r in rows} == {"won", "lost"}
+    # its own held-out rows (the newest resolved), in its own registry's folder
+    held = [json.loads(line) for line in
+            (root / "locations/loc-a" / HOLDOUT_KEY).read_text().splitlines()]
+    assert len(held) == 80 and {h[FIRST_MODEL_TARGET] for h in held} <= {"won", "lost"}
+    assert max(int(r[0].rsplit("c", 1)[1]) for r in rows) < min(
+        int(h["contact_id"].rsplit("c", 1)[1]) for h in held)  # a temporal hold-out
+    # nothing of the agency's was written, nothing of loc-b's
+    assert not (root / "training-data/auto").exists() and not (root / HOLDOUT_KEY).exists()
+    assert not (root / "training-data/locations/loc-b").exists()
+    assert (root / state_key("loc-a")).exists() and not (root / state_key("loc-b")).exists()
+    # once exported, the same rows are not uploaded twice
+    assert _run(root, min_conversions=40)["loc-a"].status == "unchanged"
+
+
+def _give_champion(root: Path, location_id: str) -> None:
+    """A real-estate champion for the location (the recorded test bundle)."""
+    from tests.fixtures.location_store import RECORDED, place_champion
+
+    place_champion(root, RECORDED, root=f"locations/{location_id}")
+
+
+def _scored(location_id: str, n: int, start_ms: int) -> list[dict[str, Any]]:
+    """n leads the location's own model scored as they came, and their outcomes a day later."""
+    from .helpers import snapshot
+
+    records: list[dict[str, Any]] = []
+    for i in range(n):
+        contact = f"{location_id}-n{start_ms}-{i}"
+        records.append(snapshot(contact, start_ms + i, location_id=location_id,
+                                commitment=float(i % 100)))
+        records.append(outcome(contact, "won" if i % 3 == 0 else "lost", start_ms + DAY + i,
+                               location_id=location_id, opportunity_id=f"o-{contact}"))
+    return records
+
+
+def test_a_location_with_a_model_retrains_on_new_outcomes_or_confirmed_drift(
+        tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    _give_champion(root, "loc-a")
+    pointer = (root / "locations/loc-a" / CHAMPION_POINTER_KEY).read_bytes()
+    writer = DirectoryRecordWriter(root)
+    # the backfill's unscored rows no longer count once the location has a model
+    writer([*_backfill("loc-a", 40, 4), *_scored("loc-a", 150, T0)])
+    first = _run(root, min_conversions=40, locations=["loc-a"])["loc-a"]
+    assert (first.status, first.kind, first.new_outcomes) == ("exported", "retrain", 150)
+    assert first.key.endswith(".jsonl") and first.rows == 120  # its real-estate layout
+    # nothing new since: not exported, unless its drift was confirmed
+    assert _run(root, min_conversions=40)["loc-a"].status == "not_enough_outcomes"
+    writer(_scored("loc-a", 3, T0 + 32 * DAY))
+    later = T0 + 40 * DAY
+    quiet = _run(root, later, min_conversions=40)["loc-a"]
+    assert (quiet.status, quiet.new_outcomes) == ("not_enough_outcomes", 3)
+    drifted = _run(root, later, min_conversions=40, drift=["loc-a"])["loc-a"]
+    assert (drifted.status, drifted.drift) == ("exported", True)
+    assert drifted.key != first.key
+    # an export never touches the location's champion
+    assert (root / "locations/loc-a" / CHAMPION_POINTER_KEY).read_bytes() == pointer
+
+
+class _NoScope:
+    """A scorer whose location has no scope (no model of its own, no pooling)."""
+
+    def score(self, request: Any, *, explain: bool = True) -> Any:
+        raise Unscored("loc-a", "no model may score this location")
+
+    def custom_schema(self) -> None:
+        return None
+
+
+class _Recorder(LoopRecorder):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.kept: list[dict[str, Any]] = []
+
+    def snapshot(self, request: Any, result: Any, *, location_id: str, source: str,
+                 point_in_time: bool = True) -> None:
+        self.kept.append(build_snapshot(request, result, location_id=location_id,
+                                        source=source, scored_at_ms=T0,
+                                        point_in_time=point_in_time))
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_the_backfill_keeps_an_unscored_closed_contact_in_its_own_fields(closed: bool) -> None:
+    recorder = _Recorder()
+    step = ContactStep(
+        scorer=lambda: _NoScope(),  # type: ignore[arg-type,return-value]
+        recorder=recorder, queue=None,
+        location_for=lambda location_id: InstalledLocation(
+            stack_field_map={"f-age": "age", "f-src": "source", "f-mail": "email"}),
+        closed_contacts={"c1"} if closed else set())
+    contact = {"id": "c1", "firstName": "Ann", "email": "ann@example.com",
+               "customFields": [{"id": "f-age", "value": "41"}, {"id": "f-src", "value": "Zillow"},
+                                {"id": "f-mail", "value": "ann@example.com"},
+                                {"id": "f-unmapped", "value": "x"}]}
+    assert step("loc-a", contact) == ContactOutcome.SKIPPED  # nothing scored, nothing written
+    if not closed:
+        assert recorder.kept == []  # an open contact teaches nothing yet
+        return
+    [kept] = recorder.kept
+    assert json.loads(kept["inputs"]) == {"fields": {"age": "41", "source": "Zillow",
+                                                     "email_domain": "example.com"}}
+    assert (kept["predicted_score"], kept["model_version"], kept["point_in_time"]) == (
+        None, "", False)
