@@ -190,3 +190,95 @@ def test_the_backfill_keeps_an_unscored_closed_contact_in_its_own_fields(closed:
                                                      "email_domain": "example.com"}}
     assert (kept["predicted_score"], kept["model_version"], kept["point_in_time"]) == (
         None, "", False)
+
+
+@pytest.mark.slow
+def test_a_new_locations_first_model_from_its_backfill_is_gated_and_promoted_for_it_alone(
+        tmp_path: Path) -> None:
+    """Backfilled contacts (a team's own columns, a leak among them) and their won/lost
+    opportunities -> the location's export -> the job as the stack runs it (the retrain
+    function's split and hyperparameters, SageMaker mode, schema inferred) -> the gate on the
+    job's gate part and the location's own held-out rows -> the location's champion; the
+    agency's champion and another location's are untouched."""
+    import io
+    import warnings
+
+    import train
+    from leadscore import registry
+    from leadscore.bundle import read_schema
+    from leadscore.registry import gate, retraining
+    from leadscore.registry.locations import location_store
+    from leadscore.registry.split import split_lines
+    from leadscore.registry.uploads import location_settings
+    from leadscore.settings import PromoteSettings, RetrainSettings
+
+    from tests.fixtures.custom_leads import CUSTOM_TINY_HP, custom_rows
+    from tests.fixtures.location_store import RECORDED, place_champion
+
+    root = tmp_path / "store"
+    store = LocalObjectStore(root)
+    place_champion(root, RECORDED)  # the agency's champion
+    place_champion(root, RECORDED, root="locations/loc-old")
+    before = {k: (root / k).read_bytes() for k in (
+        CHAMPION_POINTER_KEY, f"locations/loc-old/{CHAMPION_POINTER_KEY}")}
+    records: list[dict[str, Any]] = []
+    for i, row in enumerate(custom_rows(900, seed=21)):
+        contact = f"n{i}"
+        fields = {k: v for k, v in row.items() if k not in ("status", "contact_id")}
+        records.append(_unscored("loc-new", contact, fields, T0 + 30 * DAY + i))
+        imported = outcome(contact, row["status"], T0 + i * 1000, T0 + 30 * DAY,
+                           location_id="loc-new", opportunity_id=f"o{i}")
+        records.append({**imported, "point_in_time": False})
+    DirectoryRecordWriter(root)(records)
+    [export] = run_location_exports(DuckDbQueryRunner(root), store, CONFIG, now_ms=T0 + 31 * DAY,
+                                    min_conversions=30)
+    assert (export.location_id, export.status, export.kind) == ("loc-new", "exported",
+                                                                 "first_model")
+
+    # the retrain function: its split and its job's hyperparameters for a location upload
+    settings = location_settings(RetrainSettings(
+        training_hyperparameters={k: json.dumps(v) for k, v in CUSTOM_TINY_HP.items()}),
+        export.key)
+    train_part, gate_part = io.BytesIO(), io.BytesIO()
+    split = split_lines((root / export.key).read_bytes().splitlines(keepends=True),
+                        csv_format=True, write_train=train_part.write,
+                        write_gate=gate_part.write, target=FIRST_MODEL_TARGET,
+                        positive=("won",), negative=("lost",))
+    request = retraining.training_job_request("bucket", export.key, None, settings, "us-east-1")
+    hyperparameters = {k: json.loads(v) for k, v in request["HyperParameters"].items()
+                       if not k.startswith("sagemaker_")}
+    opt_ml = tmp_path / "opt-ml"
+    channel = opt_ml / "input" / "data" / "training"
+    channel.mkdir(parents=True)
+    (channel / "train.csv").write_bytes(train_part.getvalue())
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(
+        json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+    args = [a for k, v in hyperparameters.items() for a in (f"--{k}", str(v))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert train.main(args, env={"LEADSCORE_OPT_ML_ROOT": str(opt_ml)}) == 0
+    bundle_dir = opt_ml / "model"
+    schema = read_schema(bundle_dir)
+    assert schema is not None and schema.target == FIRST_MODEL_TARGET
+    # schema inferred, leak guard on: the column only known after the outcome is left out,
+    # so are the provenance column and the free text
+    assert "outcome_call_minutes" in schema.exclude and "scored_at" in schema.exclude
+    assert {"source", "preapproved"} <= set(schema.column_names)
+
+    rows, _ = gate.read_rows_for_bundle(gate_part.getvalue(), jsonl=False,
+                                        bundle_dir=bundle_dir, source="gate part")
+    counts = gate.ClassCounts(split.train.converted, split.train.not_converted, "split")
+    result = registry.promote(bundle_dir, location_store(store, "loc-new"),
+                              PromoteSettings(min_auc=0.6, min_conversions=30),
+                              rows=rows, counts=counts)
+    assert result.promoted, result.reasons
+    sets = (result.gate or {})["measured"]["evaluation_sets"]
+    # its own job's gate part and its own held-out rows (the newest it resolved)
+    assert set(sets) == {"gate rows", "platform-held"}
+    assert sets["platform-held"]["rows"] == export.holdout_rows
+    pointer = json.loads((root / "locations/loc-new" / CHAMPION_POINTER_KEY).read_text())
+    assert pointer["version"] == result.version
+    for key, raw in before.items():
+        assert (root / key).read_bytes() == raw, key
