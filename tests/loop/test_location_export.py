@@ -282,3 +282,32 @@ def test_a_new_locations_first_model_from_its_backfill_is_gated_and_promoted_for
     assert pointer["version"] == result.version
     for key, raw in before.items():
         assert (root / key).read_bytes() == raw, key
+
+
+@pytest.mark.parametrize(("location_models", "outcomes", "finished", "asked"), [
+    ("true", True, True, True),
+    ("false", True, True, False),  # one model for the stack: no location learns alone
+    ("true", False, True, False),  # no outcomes imported: nothing to learn from
+    ("true", True, False, False),  # not finished: the next run asks, at its end
+])
+def test_a_finished_backfill_asks_for_its_locations_export(
+        monkeypatch: pytest.MonkeyPatch, location_models: str, outcomes: bool,
+        finished: bool, asked: bool) -> None:
+    from leadscore.loop.backfill import Checkpoint
+
+    from functions.backfill import app
+    from tools.lambda_context import lambda_context
+
+    monkeypatch.setenv("LOCATION_MODELS", location_models)
+    monkeypatch.setenv("EXPORT_FUNCTION_NAME", "stack-export")
+    monkeypatch.setenv("BACKFILL_FUNCTION_NAME", "stack-backfill")
+    invoked: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(app, "invoke_again", lambda event, name: invoked.append(
+        (name, dict(event))))
+    monkeypatch.setattr(app, "checkpoint_store", lambda loop: None)
+    monkeypatch.setattr(app, "run", lambda event, **kw: Checkpoint(
+        "loc-a", "install", done=10, total=10 if finished else 20, finished=finished))
+    app.lambda_handler({"location_id": "loc-a", "job_id": "install", "outcomes": outcomes},
+                       lambda_context("BackfillFunction"))
+    exports = [event for name, event in invoked if name == "stack-export"]
+    assert exports == ([{"location_id": "loc-a"}] if asked else [])

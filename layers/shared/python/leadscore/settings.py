@@ -542,6 +542,8 @@ class LoopSettings:
     # hold (leadscore.loop.location_export)
     location_models: bool = False
     location_min_conversions: int = MIN_CONVERSIONS
+    # the export function the backfill asks for a location's export when it finishes
+    export_function_name: str = ""
 
     @property
     def records_on(self) -> bool:
@@ -578,6 +580,7 @@ class LoopSettings:
             location_models=_bool(env, "LOCATION_MODELS", cls.location_models),
             location_min_conversions=_int(env, "LOCATION_MIN_CONVERSIONS",
                                           cls.location_min_conversions),
+            export_function_name=_str(env, "EXPORT_FUNCTION_NAME"),
         )
         # OUTCOME_RULES is the loop's own format: checked where the loop's settings are read
         # for a container (leadscore.wiring.loop.loop_settings), refused at start-up there.
