@@ -85,6 +85,8 @@ class SimConfig:
     target: str = ""
     positive: str = ""  # comma-separated
     exclude: str = ""  # comma-separated
+    # DATA=a.csv,b.csv (several files: one location each, tools/sim_locations.py): rows per file
+    max_rows: int = 6000
 
 
 # --------------------------------------------------------------------------- the world
@@ -996,7 +998,12 @@ def run(config: SimConfig) -> dict[str, Any]:
             stack.enter_context(handler_logs_to(out / "handlers.log"))
             stack.enter_context(mock_aws())
             world.fake = stack.enter_context(serve(FakeHighLevel()))
-            results = run_csv(world) if config.data else run_agency(world)
+            if "," in config.data:
+                from tools import sim_locations
+
+                results = sim_locations.run(world, say)
+            else:
+                results = run_csv(world) if config.data else run_agency(world)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started
@@ -1006,7 +1013,11 @@ def run(config: SimConfig) -> dict[str, Any]:
     results["load_average"] = {"start": load_at_start, "end": os.getloadavg()}
     results["timings"] = world.timings
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    if config.data and results.get("weeks"):
+    if "," in config.data:
+        from tools import sim_locations
+
+        sim_locations.print_summary(results)
+    elif config.data and results.get("weeks"):
         print_csv_curve(results)
     elif config.data:
         print(f"no model was promoted from the past contacts: {results['bootstrap']}")
@@ -1094,6 +1105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="", help="--data: the outcome column")
     parser.add_argument("--positive", default="", help="--data: its converted value(s), a,b")
     parser.add_argument("--exclude", default="", help="--data: columns not to train on, a,b")
+    parser.add_argument("--max-rows", type=int, default=SimConfig.max_rows,
+                        help="--data with several files: rows played per file")
     args = parser.parse_args(argv)
     if args.data and not (args.target and args.positive):
         parser.error("--data needs --target and --positive")
@@ -1110,6 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
         target=args.target,
         positive=args.positive,
         exclude=args.exclude,
+        max_rows=args.max_rows,
         experiment=not args.data,
     )
     results = run(config)
