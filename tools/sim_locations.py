@@ -80,6 +80,12 @@ class Played:
     field_ids: dict[str, str]  # column -> the location's custom field id
     baseline: Any = None
     baseline_job: str = ""
+    names: dict[str, str] = field(default_factory=dict)  # column -> the name the install read
+
+    def fields(self, values: dict[str, str]) -> dict[str, str]:
+        """A contact's values by the names the location's fields are read as (its field map,
+        discovered at install): what its webhooks, exports and models use."""
+        return {self.names.get(k, k): v for k, v in values.items()}
 
 
 def _split(text: str, sep: str = ",") -> list[str]:
@@ -154,6 +160,9 @@ def setup(world: Any, srcs: list[LocationSource]) -> list[Played]:
     world.aws["played"] = played
     world.env.update(LOCATION_MODELS="true", EXPORT_FUNCTION_NAME="simulate-export")
     simulate.install_locations(world, public_pem, {p.location_id: None for p in played}, {})
+    for p in played:
+        discovered = world.aws.get("discovered", {}).get(p.location_id, {})
+        p.names = {c: discovered[fid] for c, fid in p.field_ids.items() if fid in discovered}
     _set_pooling(world, played)
     world.results["data"] = [{
         "location": p.source.name, "location_id": p.location_id, "file": p.source.path.name,
@@ -166,7 +175,9 @@ def setup(world: Any, srcs: list[LocationSource]) -> list[Played]:
 
 
 def _set_pooling(world: Any, played: list[Played]) -> None:
-    """What `ghlctl pooling --location L --allow --columns ...` records."""
+    """What `ghlctl pooling --location L --allow|--deny --columns ...` records: each
+    location's own columns (a location without them is taken for the real-estate preset),
+    pooling where the source allows it."""
     from leadscore.adapters.installations import (
         installation_to_item,
         item_to_installation,
@@ -175,12 +186,10 @@ def _set_pooling(world: Any, played: list[Played]) -> None:
 
     ddb, table = world.aws["ddb"], world.aws["installations"]
     for p in played:
-        if not p.source.pooling:
-            continue
         key = {"pk": {"S": location_key(p.location_id)}}
         item = ddb.get_item(TableName=table, Key=key)["Item"]
-        inst = replace(item_to_installation(item), allow_pooling=True,
-                       model_columns=tuple(p.plan.columns))
+        inst = replace(item_to_installation(item), allow_pooling=p.source.pooling,
+                       model_columns=tuple(p.fields({c: "" for c in p.plan.columns})))
         ddb.put_item(TableName=table, Item={**key, **installation_to_item(inst)})
 
 
@@ -265,6 +274,7 @@ def phase_backfill(world: Any, played: list[Played]) -> dict[str, Any]:
             with simulate.timed(world, "writeback"):
                 simulate.drain_writeback(world)
         backfill.recorder().flush()
+        world.clock.now += 60.0  # the export runs after the backfill's last record
         while exports:
             event = {**exports.pop(0), "now_ms": int(world.clock() * 1000)}
             answer = world.handlers["export"].lambda_handler(event, world.ctx)
@@ -291,7 +301,8 @@ def fit_baselines(world: Any) -> None:
         body = s3.get_object(Bucket=bucket, Key=retraining.train_part_key(
             job, str(record["source_key"])))["Body"].read()
         header, rows = read_table(body)
-        columns = own_columns(world, p.location_id) or p.plan.columns
+        columns = own_columns(world, p.location_id) or list(p.fields(
+            {c: "" for c in p.plan.columns}))
         target = "outcome" if "outcome" in header else p.plan.target
         positive = ("won",) if target == "outcome" else p.plan.positive
         p.baseline = fit_baseline(header, rows, columns, target, positive)
@@ -323,7 +334,7 @@ def evaluate(world: Any, p: Played, resolved: list[CsvContact]) -> dict[str, Any
     for start in range(0, len(resolved), 500):
         chunk = resolved[start:start + 500]
         body = json.dumps({"leads": [{"contact_id": c.contact_id, "location_id": p.location_id,
-                                      "fields": c.values} for c in chunk]}).encode()
+                                      "fields": p.fields(c.values)} for c in chunk]}).encode()
         answer = world.handlers["score"].lambda_handler(
             api_event("/score/batch", body, {}), world.ctx)
         parsed = json.loads(answer["body"])
@@ -339,8 +350,8 @@ def evaluate(world: Any, p: Played, resolved: list[CsvContact]) -> dict[str, Any
             result = next(results)
             scopes[str(result.get("model_scope"))] += 1
             scores.append(float(result["predicted_score"]))
-    base = p.baseline.scores([c.values for c in resolved]) if p.baseline is not None and \
-        resolved else None
+    base = (p.baseline.scores([p.fields(c.values) for c in resolved])
+            if p.baseline is not None and resolved else None)
     return {"scopes": dict(scopes), "scores": scores,
             "baseline_scores": [] if base is None else [float(v) for v in base],
             "converted": [c.converted for c in resolved]}

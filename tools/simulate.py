@@ -490,7 +490,7 @@ def s3_event(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
 
 def train_and_promote(world: World, key: str) -> list[dict[str, Any]]:
     """S3 ObjectCreated -> retrain function -> the job it created, run locally -> promote."""
-    from local_sagemaker import pending_jobs, run_job
+    from tools.local_sagemaker import pending_jobs, run_job
 
     s3, bucket = world.aws["s3"], world.aws["bucket"]
     head = s3.head_object(Bucket=bucket, Key=key)
