@@ -105,6 +105,7 @@ def test_a_location_candidate_is_promoted_for_that_location_alone(
         aws, "leadscore-loc-a-1", make_bundle(seed=2),
         location_upload_prefix("loc-a") + "d/labelled-1.csv"), ctx)
     assert agency["status"] == first_a["status"] == "promoted"
+    assert "location_id" not in agency and first_a["location_id"] == "loc-a"
     before = {k: _pointer(aws, k) for k in (CHAMPION_POINTER_KEY, location_pointer_key("loc-a"))}
     assert all(before.values())
     assert json.loads(before[location_pointer_key("loc-a")] or b"")["version"] == \

@@ -15,7 +15,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     training_status: str | None = None
     training_failed: bool = False  # a Failed or Stopped job (TrainingJobFailedAlarm)
+    location_id: str | None = None  # a location's own candidate (decided in its registry)
 
     def answer(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job": self.job, "status": self.status}
@@ -60,6 +61,8 @@ class Decision:
             out["reasons"] = self.reasons
         if self.status == "ignored":
             out["training_status"] = self.training_status
+        if self.location_id is not None:
+            out["location_id"] = self.location_id
         return out
 
 
@@ -195,13 +198,15 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
     if not job or status not in ENDED:
         return Decision(job, "ignored", training_status=status)
     bucket_store = store
-    store, _ = registry_of_job(store, job)
+    store, location_id = registry_of_job(store, job)
     if already_handled(store, job):
-        return Decision(job, "duplicate")
+        return replace(Decision(job, "duplicate"), location_id=location_id)
     if status in ("Failed", "Stopped"):
         reason = failure_reason(status, detail)
-        return _rejected(store, job, [f"training job {status.lower()}: {reason}"],
-                         {"source": {"job_name": job}, "failure_reason": reason,
-                          "training_status": status}, training_failed=True)
+        return replace(_rejected(store, job, [f"training job {status.lower()}: {reason}"],
+                                 {"source": {"job_name": job}, "failure_reason": reason,
+                                  "training_status": status}, training_failed=True),
+                       location_id=location_id)
     artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
-    return handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
+    decision = handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
+    return replace(decision, location_id=location_id)
