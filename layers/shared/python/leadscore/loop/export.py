@@ -278,7 +278,7 @@ def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
     return status, key, schema_key
 
 
-def _read_state(store: ObjectStore, state_key: str = STATE_KEY
+def read_state(store: ObjectStore, state_key: str = STATE_KEY
                 ) -> tuple[ExportState, str | None]:
     try:
         data, tag = store.get_tagged(state_key)
@@ -319,7 +319,7 @@ def run_export(
     """One export run (see the module docstring). ``force`` skips the new-outcomes minimum
     (``leadscore-loop export --force``), never the idempotence. ``schema``: the team's schema
     (`stack_schema`) to export in its own layout; None: the real-estate JSON Lines."""
-    state, tag = _read_state(store)
+    state, tag = read_state(store)
     since_ms = state.cutoff_ms
     count_rows = runner.query(
         new_outcomes_sql(since_ms, day(max(since_ms, 0)), now_ms, day(now_ms))
@@ -330,7 +330,10 @@ def run_export(
     window = window_for(now_ms, config)
     # Deleted contacts and purged locations never train again (their records may still be
     # in files a compaction has not rewritten yet).
-    everything = without_deleted(labelled_rows(runner, window), store)
+    # Rows no model scored (a location without a model of its own, that does not pool: its
+    # history kept for its own first model) never train the agency's.
+    everything = [r for r in without_deleted(labelled_rows(runner, window), store)
+                  if r.get("model_version")]
     # One layout per export: rows scored in the other form cannot be written in it.
     same_form = [r for r in everything if (team_fields(r) is not None) == (schema is not None)]
     left_out = len(everything) - len(same_form)

@@ -40,8 +40,8 @@ from leadscore.loop.export import (
     ExportConfig,
     ExportState,
     QueryRunner,
-    _read_state,
     labelled_rows,
+    read_state,
     split_holdout,
     window_for,
     write_export,
@@ -122,7 +122,7 @@ def export_location(store: ObjectStore, location_id: str,
     view = location_store(store, location_id)
     has_model, schema = champion_schema(view)
     key_of_state = state_key(location_id)
-    state, tag = _read_state(store, key_of_state)
+    state, tag = read_state(store, key_of_state)
     layout: Schema | None
     if not has_model:
         kind, layout = "first_model", FIRST_MODEL_LAYOUT
