@@ -98,6 +98,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         force=payload.get("force") is True,
         # read each run: a promotion may switch the stack to (or from) a team's columns
         schema=stack_schema(store, loop_settings().team_schema_key),
+        unscored=not loop_settings().location_models,
     )
     answer = result.as_dict()
     logger.info("labelled export", extra=answer)

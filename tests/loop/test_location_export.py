@@ -314,8 +314,9 @@ def test_a_finished_backfill_asks_for_its_locations_export(
 
 
 def test_the_agencys_export_never_trains_on_rows_no_model_scored(tmp_path: Path) -> None:
-    """A location without a model that does not pool keeps its history for its own first
-    model: the agency's export (backfill imports included) leaves those rows out."""
+    """With a model per location, a location without a model that does not pool keeps its
+    history for its own first model: the agency's export (backfill imports included) leaves
+    those rows out."""
     from leadscore.columns.schema import Schema
     from leadscore.loop.export import run_export
 
@@ -323,7 +324,11 @@ def test_the_agencys_export_never_trains_on_rows_no_model_scored(tmp_path: Path)
     DirectoryRecordWriter(root)(_backfill("loc-a", 400, 4))
     schema = Schema.from_dict({"target": "outcome", "positive": ["won"], "columns": [
         {"name": "age", "kind": "numeric"}, {"name": "source", "kind": "categorical"}]})
-    result = run_export(DuckDbQueryRunner(root), LocalObjectStore(root),
-                        ExportConfig(min_new_outcomes=0, include_backfilled=True),
-                        now_ms=T0 + 31 * DAY, schema=schema)
+    config = ExportConfig(min_new_outcomes=0, include_backfilled=True)
+    result = run_export(DuckDbQueryRunner(root), LocalObjectStore(root), config,
+                        now_ms=T0 + 31 * DAY, schema=schema, unscored=False)
     assert (result.status, result.rows, result.left_out) == ("too_few_rows", 0, 0)
+    # one model for the stack: a lead kept before any model is the stack's to learn from
+    result = run_export(DuckDbQueryRunner(root), LocalObjectStore(root), config,
+                        now_ms=T0 + 31 * DAY, schema=schema)
+    assert (result.status, result.rows) == ("exported", 320)

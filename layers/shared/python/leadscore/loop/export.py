@@ -315,10 +315,13 @@ def run_export(
     now_ms: int,
     force: bool = False,
     schema: Schema | None = None,
+    unscored: bool = True,
 ) -> ExportResult:
     """One export run (see the module docstring). ``force`` skips the new-outcomes minimum
     (``leadscore-loop export --force``), never the idempotence. ``schema``: the team's schema
-    (`stack_schema`) to export in its own layout; None: the real-estate JSON Lines."""
+    (`stack_schema`) to export in its own layout; None: the real-estate JSON Lines.
+    ``unscored``: whether rows no model scored are exported (False with a model per
+    location: `leadscore.loop.location_export` exports them for their own location)."""
     state, tag = read_state(store)
     since_ms = state.cutoff_ms
     count_rows = runner.query(
@@ -330,10 +333,11 @@ def run_export(
     window = window_for(now_ms, config)
     # Deleted contacts and purged locations never train again (their records may still be
     # in files a compaction has not rewritten yet).
-    # Rows no model scored (a location without a model of its own, that does not pool: its
-    # history kept for its own first model) never train the agency's.
-    everything = [r for r in without_deleted(labelled_rows(runner, window), store)
-                  if r.get("model_version")]
+    everything = without_deleted(labelled_rows(runner, window), store)
+    if not unscored:
+        # With a model per location, a row no model scored is a location's history kept for
+        # its own first model (it has none and does not pool): never the agency's to train on.
+        everything = [r for r in everything if r.get("model_version")]
     # One layout per export: rows scored in the other form cannot be written in it.
     same_form = [r for r in everything if (team_fields(r) is not None) == (schema is not None)]
     left_out = len(everything) - len(same_form)
