@@ -44,7 +44,7 @@ import numpy as np
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.settings import LoopSettings
 
-from tools import sim_monitoring
+from tools import sim_monitoring, sim_moto
 from tools.api_event import api_event
 from tools.lambda_context import lambda_context
 
@@ -488,7 +488,7 @@ def s3_event(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
 
 def train_and_promote(world: World, key: str) -> list[dict[str, Any]]:
     """S3 ObjectCreated -> retrain function -> the job it created, run locally -> promote."""
-    from local_sagemaker import pending_jobs, run_job
+    from tools.local_sagemaker import pending_jobs, run_job
 
     s3, bucket = world.aws["s3"], world.aws["bucket"]
     head = s3.head_object(Bucket=bucket, Key=key)
@@ -995,6 +995,8 @@ def run(config: SimConfig) -> dict[str, Any]:
         with ExitStack() as stack:
             stack.enter_context(handler_logs_to(out / "handlers.log"))
             stack.enter_context(mock_aws())
+            # moto without its HTTP plumbing and its O(n^2) SQS receive (tools/sim_moto.py)
+            stack.callback(sim_moto.install())
             world.fake = stack.enter_context(serve(FakeHighLevel()))
             results = run_csv(world) if config.data else run_agency(world)
     finally:
