@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, SCHEMA_FILE
+from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, REFUSED_SCHEMA_KEY, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
@@ -215,7 +215,8 @@ def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl") -> str:
 
 def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
     """The team schema the loop exports in: the one set for the stack (an object key, a
-    hand-edited schema), else the serving champion's own; None for the real-estate contract.
+    hand-edited schema), else the serving champion's own, else (no model promoted yet) the
+    columns the refused candidate was trained on; None for the real-estate contract.
     A configured schema that cannot be read raises `SchemaError` (the run fails loudly rather
     than exporting in the wrong layout)."""
     if configured_key:
@@ -227,6 +228,13 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
             raise SchemaError(f"the stack's schema {configured_key} is unusable: {exc}") from exc
     try:
         pointer = json.loads(store.get_bytes(CHAMPION_KEY))
+    except (ObjectNotFound, FileNotFoundError):
+        # No model promoted yet: the columns the refused candidate was trained on, if it was
+        # trained on a team's (the leads that came meanwhile were kept in them).
+        return _refused_schema(store)
+    except ValueError:
+        return None
+    try:
         prefix = str(pointer.get("prefix") or "").rstrip("/")
         manifest = json.loads(store.get_bytes(f"{prefix}/{MANIFEST_FILE}")) if prefix else {}
         # only a bundle that lists schema.json has one (a real-estate champion never does; a
@@ -236,6 +244,13 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
         return Schema.from_dict(json.loads(store.get_bytes(f"{prefix}/{SCHEMA_FILE}")))
     except (ObjectNotFound, FileNotFoundError, ValueError, AttributeError, TypeError):
         return None  # no champion yet, or one whose files cannot be read as a schema
+
+
+def _refused_schema(store: ObjectStore) -> Schema | None:
+    try:
+        return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
+    except (ObjectNotFound, FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig

@@ -153,7 +153,8 @@ def build_snapshot(
     else:
         inputs = sanitize_inputs(request.get("features"))
     model_version = str(result.get("model_version") or "")
-    score = float(result["predicted_score"])
+    # None: a team's lead kept before any model served (its inputs are still training data)
+    score = None if result.get("predicted_score") is None else float(result["predicted_score"])
     return {
         "schema": SCHEMA_VERSION,
         "record_type": SNAPSHOT,

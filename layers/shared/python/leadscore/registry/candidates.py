@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from leadscore.bundle import REJECTED_PREFIX
+from leadscore.bundle import CHAMPION_POINTER_KEY, REFUSED_SCHEMA_KEY, REJECTED_PREFIX, SCHEMA_FILE
 from leadscore.registry import gate, retraining
 from leadscore.registry.archive import extract_bundle_archive
 from leadscore.registry.promotion import get_champion, promote, reject
@@ -127,6 +127,18 @@ def _rejected(store: ObjectStore, job: str, reasons: list[str],
     return Decision(job, "rejected", reasons=reasons, **extra)
 
 
+def _keep_refused_schema(store: ObjectStore, bundle_dir: Path) -> None:
+    """A refused team-schema candidate's columns (`bundle.REFUSED_SCHEMA_KEY`), while no
+    model serves: what the loop exports in until one does."""
+    schema = bundle_dir / SCHEMA_FILE
+    if not schema.is_file() or store.exists(CHAMPION_POINTER_KEY):
+        return
+    try:
+        store.put_bytes(REFUSED_SCHEMA_KEY, schema.read_bytes())
+    except Exception:  # a courtesy for the loop; the decision stands without it
+        logger.warning("the refused candidate's schema was not kept", exc_info=True)
+
+
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
                      settings: PromoteSettings) -> Decision:
     details: dict[str, Any] = {"job_name": job, "artifact": artifact_uri}
@@ -161,6 +173,8 @@ def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts:
             return _rejected(store, job, [missing], source)
         result = promote(bundle_dir, store, settings, fallback_version=job, source=details,
                          rows=rows, counts=counts)
+        if not result.promoted:
+            _keep_refused_schema(store, bundle_dir)
     if not result.promoted:
         return Decision(job, "rejected", version=result.version, reasons=result.reasons)
     status = "already-champion" if result.already_champion else "promoted"
