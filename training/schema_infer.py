@@ -63,7 +63,9 @@ import numpy as np
 from leadscore.columns.labels import LabelRule
 from leadscore.columns.schema import (
     DEFAULT_MISSING_TOKENS,
+    EXPORT_TIME_COLUMN,
     FALSE_TOKENS,
+    PROVENANCE_REASON,
     TRUE_TOKENS,
     ColumnSpec,
     Schema,
@@ -271,6 +273,9 @@ def infer_schema(table: Table, target: str, positive: Sequence[str],
     n = table.n_rows
     for name in table.header:
         if name == target or name in dropped:
+            continue
+        if name == EXPORT_TIME_COLUMN:
+            dropped[name] = PROVENANCE_REASON
             continue
         present = [v.strip() for v in table.columns[name] if v.strip().lower() not in tokens]
         distinct = Counter(present)

@@ -66,7 +66,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now_ms=int(now_ms) if isinstance(now_ms, int) else epoch_ms(time.time()),
         force=payload.get("force") is True,
         # read each run: a promotion may switch the stack to (or from) a team's columns
-        schema=stack_schema(store, loop_settings().team_schema_key),
+        schema=stack_schema(store, loop_settings().team_schema_key,
+                            loop_settings().training_hyperparameters),
     )
     answer = result.as_dict()
     logger.info("labelled export", extra=answer)

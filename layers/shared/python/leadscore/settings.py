@@ -534,6 +534,9 @@ class LoopSettings:
     export_include_backfilled: bool = False
     # a team's hand-edited schema for the stack (an artifact-bucket key); "" = the champion's
     team_schema_key: str = ""
+    # what the stack's training jobs are given (their target and its positive values say the
+    # team's layout while no model and no schema does)
+    training_hyperparameters: dict[str, str] = field(default_factory=dict)
     # the backfill job
     backfill_page_size: int = 100
     backfill_function_name: str = ""
@@ -570,6 +573,7 @@ class LoopSettings:
             backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", cls.backfill_page_size),
             backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
             team_schema_key=_str(env, "TEAM_SCHEMA_KEY"),
+            training_hyperparameters=_json_object(env, "TRAINING_HYPERPARAMETERS"),
         )
         # OUTCOME_RULES is the loop's own format: checked where the loop's settings are read
         # for a container (leadscore.wiring.loop.loop_settings), refused at start-up there.

@@ -74,6 +74,9 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 #: excluded columns whose values the loop never keeps (training's reasons start so, and the
 #: labelled export's own columns, `PROVENANCE_REASON`)
 PROVENANCE_REASON = "provenance: written by the labelled export, not a lead's value"
+#: the labelled export's column that says when its row was scored: never a lead's value, so
+#: training infers no column from it (a schema written beside an export excludes it too)
+EXPORT_TIME_COLUMN = "scored_at"
 _NEVER_KEPT = ("identifier", "free text", "provenance")
 
 _COLUMN_KEYS = frozenset({

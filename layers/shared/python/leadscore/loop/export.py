@@ -213,10 +213,39 @@ def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl") -> str:
     return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}{extension}"
 
 
-def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
+def _hyperparameter(value: str | None) -> str:
+    """SageMaker hyperparameters are text, JSON-encoded by some callers ("\"output\"")."""
+    if value is None:
+        return ""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value.strip()
+    return str(decoded).strip() if isinstance(decoded, str | int | float) else value.strip()
+
+
+def trained_target(hyperparameters: Mapping[str, str] | None) -> Schema | None:
+    """The layout the stack's training jobs read when they name a target (a team trains on
+    its own export, the schema inferred by the job) but no model or schema says the columns:
+    the target and its positive values only (no columns: nothing is written beside the rows,
+    the job infers them as it did for the team's first upload). None without a target."""
+    given = hyperparameters or {}
+    target = _hyperparameter(given.get("target"))
+    if not target:
+        return None
+    positive = tuple(p.strip() for p in _hyperparameter(given.get("positive")).split(",")
+                     if p.strip())
+    negative = tuple(p.strip() for p in _hyperparameter(given.get("negative")).split(",")
+                     if p.strip())
+    return Schema(columns=(), target=target, positive=positive, negative=negative)
+
+
+def stack_schema(store: ObjectStore, configured_key: str = "",
+                 hyperparameters: Mapping[str, str] | None = None) -> Schema | None:
     """The team schema the loop exports in: the one set for the stack (an object key, a
     hand-edited schema), else the serving champion's own, else (no model promoted yet) the
-    columns the refused candidate was trained on; None for the real-estate contract.
+    columns the refused candidate was trained on, else the target the stack's training jobs
+    are given (`trained_target`); None for the real-estate contract.
     A configured schema that cannot be read raises `SchemaError` (the run fails loudly rather
     than exporting in the wrong layout)."""
     if configured_key:
@@ -231,7 +260,7 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
     except (ObjectNotFound, FileNotFoundError):
         # No model promoted yet: the columns the refused candidate was trained on, if it was
         # trained on a team's (the leads that came meanwhile were kept in them).
-        return _refused_schema(store)
+        return _refused_schema(store) or trained_target(hyperparameters)
     except ValueError:
         return None
     try:
@@ -329,7 +358,8 @@ def run_export(
     else:
         body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
         key, content_type = export_key(now_ms, body, ".csv"), "text/csv"
-    schema_key = schema_key_beside(key) if schema is not None else ""
+    # a target-only layout has no columns to write down: the job infers them
+    schema_key = schema_key_beside(key) if schema is not None and schema.columns else ""
     status = "unchanged" if store.exists(key) else "exported"
     if status == "exported":
         if held:  # first: the upload starts a job whose gate must already see the new set
@@ -337,7 +367,7 @@ def run_export(
                 "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
                 "from_ms": int(held[0]["outcome_at_ms"]),
                 "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
-        if schema is not None:  # before the rows: their upload starts the job that reads it
+        if schema is not None and schema_key:  # before the rows: their upload starts the job
             store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
                             .encode("utf-8"), "application/json")
         store.put_bytes(key, body, content_type)
