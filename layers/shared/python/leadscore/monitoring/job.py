@@ -229,6 +229,8 @@ def run_monitor(
               outcomes: Sequence[Mapping[str, Any]]) -> drift_mod.DriftReport | None:
         if champion.reference is None:
             return None
+        # a lead kept unscored while no model served has an outcome but no score to judge
+        outcomes = [r for r in outcomes if r.get("predicted_score") is not None]
         y = np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool)
         return drift_mod.check_window(
             champion.reference, names, _features(rows, names), _scores(served(rows)),
