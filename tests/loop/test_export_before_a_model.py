@@ -10,6 +10,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from leadscore.columns.schema import PROVENANCE_REASON
 from leadscore.loop.export import ExportConfig, run_export, stack_schema
 from leadscore.loop.local_query import DuckDbQueryRunner
@@ -70,3 +72,26 @@ def test_training_infers_no_column_from_the_exports_scored_at() -> None:
     inferred = infer_schema(table, "output", ["yes"])
     assert inferred.dropped["scored_at"] == PROVENANCE_REASON
     assert [c.name for c in inferred.schema.columns] == ["age"]
+
+
+def test_a_retraining_ages_each_exported_leads_dates_from_the_day_it_was_scored() -> None:
+    from datetime import date, timedelta
+
+    from leadscore.columns.schema import ColumnSpec, Schema
+    from schema_infer import Table, encode, fit_schema
+
+    scored = [date(2026, 10, 1) + timedelta(days=3 * i) for i in range(30)]
+    header = ["contact_id", "scored_at", "date_added", "output"]
+    rows = [[f"c{i}", f"{d.isoformat()}T09:00:00.000Z", (d - timedelta(days=2)).isoformat(),
+             "yes" if i % 2 else "no"] for i, d in enumerate(scored)]
+    table = Table(header=header, columns={h: [r[j] for r in rows] for j, h in enumerate(header)},
+                  source="labelled-export.csv")
+    schema = Schema(columns=(ColumnSpec(name="date_added", kind="date"),), target="output",
+                    positive=("yes",))
+    retrain_day = date(2026, 12, 7)
+    every = np.arange(len(rows))
+    fitted = fit_schema(schema, table, every, retrain_day)
+    ages = encode(fitted, table, every, retrain_day)[:, 0]
+    # every lead was 2 days old when it was scored, as serving saw it; not 67..154 days
+    assert ages.tolist() == [2.0] * len(rows)
+    assert fitted.columns[0].fill == 2.0
