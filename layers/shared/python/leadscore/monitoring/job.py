@@ -213,7 +213,10 @@ def run_monitor(
     since = until - timedelta(days=config.window_days)
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
     snapshots = runner.query(window_snapshots_sql(since, until, config.max_rows))
-    resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None]
+    # what the served scores are judged on: a lead kept unscored while no model served has an
+    # outcome but no score (its inputs train the next model; they judge no model's scores)
+    resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None
+                and r.get("predicted_score") is not None]
     if champion.schema is not None:
         team_vectors(snapshots, champion.schema)
         team_vectors(resolved, champion.schema)
@@ -229,8 +232,6 @@ def run_monitor(
               outcomes: Sequence[Mapping[str, Any]]) -> drift_mod.DriftReport | None:
         if champion.reference is None:
             return None
-        # a lead kept unscored while no model served has an outcome but no score to judge
-        outcomes = [r for r in outcomes if r.get("predicted_score") is not None]
         y = np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool)
         return drift_mod.check_window(
             champion.reference, names, _features(rows, names), _scores(served(rows)),
