@@ -44,7 +44,7 @@ import numpy as np
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.settings import LoopSettings
 
-from tools import sim_monitoring
+from tools import sim_monitoring, sim_moto
 from tools.api_event import api_event
 from tools.lambda_context import lambda_context
 
@@ -997,6 +997,8 @@ def run(config: SimConfig) -> dict[str, Any]:
         with ExitStack() as stack:
             stack.enter_context(handler_logs_to(out / "handlers.log"))
             stack.enter_context(mock_aws())
+            # moto without its HTTP plumbing and its O(n^2) SQS receive (tools/sim_moto.py)
+            stack.callback(sim_moto.install())
             world.fake = stack.enter_context(serve(FakeHighLevel()))
             if "," in config.data:
                 from tools import sim_locations

@@ -97,7 +97,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now_ms=now_ms,
         force=payload.get("force") is True,
         # read each run: a promotion may switch the stack to (or from) a team's columns
-        schema=stack_schema(store, loop_settings().team_schema_key),
+        schema=stack_schema(store, loop_settings().team_schema_key,
+                            loop_settings().training_hyperparameters),
         unscored=not loop_settings().location_models,
     )
     answer = result.as_dict()

@@ -534,6 +534,9 @@ class LoopSettings:
     export_include_backfilled: bool = False
     # a team's hand-edited schema for the stack (an artifact-bucket key); "" = the champion's
     team_schema_key: str = ""
+    # what the stack's training jobs are given (their target and its positive values say the
+    # team's layout while no model and no schema does)
+    training_hyperparameters: dict[str, str] = field(default_factory=dict)
     # the backfill job
     backfill_page_size: int = 100
     backfill_function_name: str = ""
@@ -581,6 +584,7 @@ class LoopSettings:
             location_min_conversions=_int(env, "LOCATION_MIN_CONVERSIONS",
                                           cls.location_min_conversions),
             export_function_name=_str(env, "EXPORT_FUNCTION_NAME"),
+            training_hyperparameters=_json_object(env, "TRAINING_HYPERPARAMETERS"),
         )
         # OUTCOME_RULES is the loop's own format: checked where the loop's settings are read
         # for a container (leadscore.wiring.loop.loop_settings), refused at start-up there.

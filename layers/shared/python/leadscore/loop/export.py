@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, SCHEMA_FILE
+from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, REFUSED_SCHEMA_KEY, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
@@ -214,9 +214,39 @@ def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl",
     return f"{prefix}{day(cutoff_ms)}/labelled-{digest}{extension}"
 
 
-def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
+def _hyperparameter(value: str | None) -> str:
+    """SageMaker hyperparameters are text, JSON-encoded by some callers ("\"output\"")."""
+    if value is None:
+        return ""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value.strip()
+    return str(decoded).strip() if isinstance(decoded, str | int | float) else value.strip()
+
+
+def trained_target(hyperparameters: Mapping[str, str] | None) -> Schema | None:
+    """The layout the stack's training jobs read when they name a target (a team trains on
+    its own export, the schema inferred by the job) but no model or schema says the columns:
+    the target and its positive values only (no columns: nothing is written beside the rows,
+    the job infers them as it did for the team's first upload). None without a target."""
+    given = hyperparameters or {}
+    target = _hyperparameter(given.get("target"))
+    if not target:
+        return None
+    positive = tuple(p.strip() for p in _hyperparameter(given.get("positive")).split(",")
+                     if p.strip())
+    negative = tuple(p.strip() for p in _hyperparameter(given.get("negative")).split(",")
+                     if p.strip())
+    return Schema(columns=(), target=target, positive=positive, negative=negative)
+
+
+def stack_schema(store: ObjectStore, configured_key: str = "",
+                 hyperparameters: Mapping[str, str] | None = None) -> Schema | None:
     """The team schema the loop exports in: the one set for the stack (an object key, a
-    hand-edited schema), else the serving champion's own; None for the real-estate contract.
+    hand-edited schema), else the serving champion's own, else (no model promoted yet) the
+    columns the refused candidate was trained on, else the target the stack's training jobs
+    are given (`trained_target`); None for the real-estate contract.
     A configured schema that cannot be read raises `SchemaError` (the run fails loudly rather
     than exporting in the wrong layout)."""
     if configured_key:
@@ -228,6 +258,13 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
             raise SchemaError(f"the stack's schema {configured_key} is unusable: {exc}") from exc
     try:
         pointer = json.loads(store.get_bytes(CHAMPION_KEY))
+    except (ObjectNotFound, FileNotFoundError):
+        # No model promoted yet: the columns the refused candidate was trained on, if it was
+        # trained on a team's (the leads that came meanwhile were kept in them).
+        return _refused_schema(store) or trained_target(hyperparameters)
+    except ValueError:
+        return None
+    try:
         prefix = str(pointer.get("prefix") or "").rstrip("/")
         manifest = json.loads(store.get_bytes(f"{prefix}/{MANIFEST_FILE}")) if prefix else {}
         # only a bundle that lists schema.json has one (a real-estate champion never does; a
@@ -237,6 +274,13 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
         return Schema.from_dict(json.loads(store.get_bytes(f"{prefix}/{SCHEMA_FILE}")))
     except (ObjectNotFound, FileNotFoundError, ValueError, AttributeError, TypeError):
         return None  # no champion yet, or one whose files cannot be read as a schema
+
+
+def _refused_schema(store: ObjectStore) -> Schema | None:
+    try:
+        return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
+    except (ObjectNotFound, FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
@@ -262,6 +306,7 @@ def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
     else:
         body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
         key, content_type = export_key(now_ms, body, ".csv", prefix=prefix), "text/csv"
+    # a target-only layout has no columns to write down: the job infers them
     schema_key = schema_key_beside(key) if schema is not None and schema.columns else ""
     status = "unchanged" if store.exists(key) else "exported"
     if status == "exported":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from leadscore.bundle import REJECTED_PREFIX
+from leadscore.bundle import CHAMPION_POINTER_KEY, REFUSED_SCHEMA_KEY, REJECTED_PREFIX, SCHEMA_FILE
 from leadscore.registry import gate, retraining
 from leadscore.registry.archive import extract_bundle_archive
 from leadscore.registry.locations import location_of_upload, location_store
@@ -146,6 +146,18 @@ def registry_of_job(store: ObjectStore, job: str) -> tuple[ObjectStore, str | No
     return location_store(store, location_id), location_id
 
 
+def _keep_refused_schema(store: ObjectStore, bundle_dir: Path) -> None:
+    """A refused team-schema candidate's columns (`bundle.REFUSED_SCHEMA_KEY`), while no
+    model serves: what the loop exports in until one does."""
+    schema = bundle_dir / SCHEMA_FILE
+    if not schema.is_file() or store.exists(CHAMPION_POINTER_KEY):
+        return
+    try:
+        store.put_bytes(REFUSED_SCHEMA_KEY, schema.read_bytes())
+    except Exception:  # a courtesy for the loop; the decision stands without it
+        logger.warning("the refused candidate's schema was not kept", exc_info=True)
+
+
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
                      settings: PromoteSettings, registry: ObjectStore | None = None) -> Decision:
     """``store``: the artifact bucket (the job's gate part); ``registry``: where the candidate
@@ -183,6 +195,8 @@ def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts:
             return _rejected(store, job, [missing], source)
         result = promote(bundle_dir, store, settings, fallback_version=job, source=details,
                          rows=rows, counts=counts)
+        if not result.promoted:
+            _keep_refused_schema(store, bundle_dir)
     if not result.promoted:
         return Decision(job, "rejected", version=result.version, reasons=result.reasons)
     status = "already-champion" if result.already_champion else "promoted"
