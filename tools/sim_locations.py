@@ -93,7 +93,7 @@ def _split(text: str, sep: str = ",") -> list[str]:
 
 
 def sources(data: str, target: str, positive: str, exclude: str, *, seed: int,
-            max_rows: int) -> list[LocationSource]:
+            max_rows: int | str) -> list[LocationSource]:
     """The DATA / TARGET / POSITIVE / EXCLUDE lists -> one source per file, plus the two small
     locations. POSITIVE may give several values of one file with ``|`` (``yes|Yes``)."""
     files, targets, positives = _split(data), _split(target), _split(positive)
@@ -101,6 +101,10 @@ def sources(data: str, target: str, positive: str, exclude: str, *, seed: int,
     if not len(files) == len(targets) == len(positives) == len(excludes) or len(files) < 2:
         raise ValueError("DATA, TARGET and POSITIVE need one entry per file (at least two "
                          "files), EXCLUDE one ';'-separated entry per file when given")
+    caps = [int(n) for n in _split(str(max_rows))]
+    caps = caps * len(files) if len(caps) == 1 else caps
+    if len(caps) != len(files):
+        raise ValueError("MAX_ROWS needs one figure, or one entry per file")
     rng = np.random.default_rng(seed)
     out: list[LocationSource] = []
     smalls: list[LocationSource] = []
@@ -108,7 +112,7 @@ def sources(data: str, target: str, positive: str, exclude: str, *, seed: int,
                                                    strict=True)):
         _, rows = read_csv(Path(path))
         order = [int(k) for k in rng.permutation(len(rows))]
-        main = order[:min(max_rows, len(order) - SMALL_ROWS)]
+        main = order[:min(caps[i], len(order) - SMALL_ROWS)]
         src = LocationSource(Path(path).stem, Path(path), tgt,
                              tuple(p for p in pos.split("|") if p),
                              tuple(c for c in exc.split(",") if c), main, pooling=i == 0)

@@ -85,8 +85,9 @@ class SimConfig:
     target: str = ""
     positive: str = ""  # comma-separated
     exclude: str = ""  # comma-separated
-    # DATA=a.csv,b.csv (several files: one location each, tools/sim_locations.py): rows per file
-    max_rows: int = 6000
+    # DATA=a.csv,b.csv (several files: one location each, tools/sim_locations.py): rows played
+    # per file, one figure for all or one per file (a,b)
+    max_rows: str = "6000"
 
 
 # --------------------------------------------------------------------------- the world
@@ -1107,8 +1108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="", help="--data: the outcome column")
     parser.add_argument("--positive", default="", help="--data: its converted value(s), a,b")
     parser.add_argument("--exclude", default="", help="--data: columns not to train on, a,b")
-    parser.add_argument("--max-rows", type=int, default=SimConfig.max_rows,
-                        help="--data with several files: rows played per file")
+    parser.add_argument("--max-rows", default=SimConfig.max_rows,
+                        help="--data with several files: rows played per file (n, or n1,n2)")
     args = parser.parse_args(argv)
     if args.data and not (args.target and args.positive):
         parser.error("--data needs --target and --positive")

@@ -332,3 +332,35 @@ def test_the_agencys_export_never_trains_on_rows_no_model_scored(tmp_path: Path)
     result = run_export(DuckDbQueryRunner(root), LocalObjectStore(root), config,
                         now_ms=T0 + 31 * DAY, schema=schema)
     assert (result.status, result.rows) == ("exported", 320)
+
+
+def test_the_export_function_exports_per_location_with_location_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduled run: the agency's export as before plus each location's decision; an
+    event naming a location runs that one only (never the agency's)."""
+    from functions.export import app as export_app
+    from tools.lambda_context import lambda_context
+
+    root = tmp_path / "store"
+    DirectoryRecordWriter(root)([*_backfill("loc-a", 400, 4), *_backfill("loc-b", 100, 10)])
+    for name, value in {"RECORD_DIR": str(root), "LOCATION_MODELS": "true",
+                        "LOCATION_MIN_CONVERSIONS": "40",
+                        "POWERTOOLS_METRICS_NAMESPACE": "LeadScoring"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("ARTIFACT_BUCKET", "ATHENA_WORK_GROUP", "TEAM_SCHEMA_KEY",
+                 "TRAINING_HYPERPARAMETERS"):
+        monkeypatch.delenv(name, raising=False)
+    export_app.reset()
+    try:
+        one = export_app.lambda_handler({"location_id": "loc-b", "now_ms": T0 + 31 * DAY},
+                                        lambda_context())
+        daily = export_app.lambda_handler({"now_ms": T0 + 31 * DAY}, lambda_context())
+    finally:
+        export_app.reset()
+    assert list(one) == ["locations"] and list(one["locations"]) == ["loc-b"]
+    assert one["locations"]["loc-b"]["status"] == "not_enough_conversions"
+    # the agency's own export: no row any model scored
+    assert daily["status"] == "not_enough_outcomes"
+    assert {k: v["status"] for k, v in daily["locations"].items()} == {
+        "loc-a": "exported", "loc-b": "not_enough_conversions"}
+    assert daily["locations"]["loc-a"]["key"].startswith("training-data/locations/loc-a/")

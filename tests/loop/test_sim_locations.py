@@ -28,6 +28,8 @@ def test_each_file_is_a_location_and_two_small_ones_take_rows_it_never_sees(
     # seeded: the same order every run, not the file's
     again = sources(f"{a},{b}", "out,target", "yes,yes", "", seed=3, max_rows=500)
     assert again[0].rows == played[0].rows and played[0].rows != sorted(played[0].rows)
+    capped = sources(f"{a},{b}", "out,target", "yes,yes", "", seed=3, max_rows="200,9999")
+    assert [len(s.rows) for s in capped[:2]] == [200, 400]
 
 
 def test_the_lists_must_name_one_entry_per_file(tmp_path: Path) -> None:
