@@ -335,6 +335,7 @@ def evaluate(world: Any, p: Played, resolved: list[CsvContact]) -> dict[str, Any
 
     scopes: Counter[str] = Counter()
     scores: list[float | None] = []
+    errors: list[Any] = []
     for start in range(0, len(resolved), 500):
         chunk = resolved[start:start + 500]
         body = json.dumps({"leads": [{"contact_id": c.contact_id, "location_id": p.location_id,
@@ -342,13 +343,17 @@ def evaluate(world: Any, p: Played, resolved: list[CsvContact]) -> dict[str, Any
         answer = world.handlers["score"].lambda_handler(
             api_event("/score/batch", body, {}), world.ctx)
         parsed = json.loads(answer["body"])
-        if answer["statusCode"] != 200 or parsed.get("errors"):
+        if answer["statusCode"] != 200:
             raise RuntimeError(f"scoring {p.source.name}'s leads failed: {answer['body'][:500]}")
-        by_index: dict[int, float | None] = {u["index"]: None for u in parsed.get("unscored", [])}
+        # a lead the served model cannot read (400 for that lead) is counted, not scored
+        skipped = {u["index"]: "none" for u in parsed.get("unscored", [])}
+        for e in parsed.get("errors", []):
+            skipped[e["index"]] = "invalid"
+            errors.append(e)
         results = iter(parsed["results"])
         for i in range(len(chunk)):
-            if i in by_index:
-                scopes["none"] += 1
+            if i in skipped:
+                scopes[skipped[i]] += 1
                 scores.append(None)
                 continue
             result = next(results)
@@ -356,7 +361,7 @@ def evaluate(world: Any, p: Played, resolved: list[CsvContact]) -> dict[str, Any
             scores.append(float(result["predicted_score"]))
     base = (p.baseline.scores([p.fields(c.values) for c in resolved])
             if p.baseline is not None and resolved else None)
-    return {"scopes": dict(scopes), "scores": scores,
+    return {"scopes": dict(scopes), "scores": scores, "errors": errors[:3],
             "baseline_scores": [] if base is None else [float(v) for v in base],
             "converted": [c.converted for c in resolved]}
 
@@ -453,6 +458,7 @@ def audit(world: Any, played: list[Played], weeks: list[dict[str, Any]]) -> dict
             "auc_by_week": [_auc(w["evaluations"][name]["converted"],
                                  w["evaluations"][name]["scores"]) for w in weeks],
             "own_columns": own_columns(world, p.location_id),
+            "invalid_examples": [x for e in evals for x in e["errors"]][:3],
         }
     big = [p.source.name for p in played if not p.source.name.endswith("-small")]
     first_small, second_small = (p.source.name for p in played
@@ -502,7 +508,7 @@ def run(world: Any, say: Callable[[str], None]) -> dict[str, Any]:
         w = weeks[-1]
         line = ", ".join(
             f"{n} {_auc(e['converted'], e['scores']) or float('nan'):.3f}"
-            f"/{_auc(e['converted'], e['baseline_scores']) or float('nan'):.3f}"
+            f"/{_auc(e['converted'], e['baseline_scores']) or float('nan'):.3f} {e['scopes']}"
             for n, e in w["evaluations"].items())
         say(f"week {week} (served/baseline AUC): {line}; trained "
             f"{[t.get('status') for t in w['training']]}; "

@@ -128,7 +128,7 @@ def test_a_location_with_a_model_retrains_on_new_outcomes_or_confirmed_drift(
     _give_champion(root, "loc-a")
     pointer = (root / "locations/loc-a" / CHAMPION_POINTER_KEY).read_bytes()
     writer = DirectoryRecordWriter(root)
-    # the backfill's unscored rows no longer count once the location has a model
+    # its backfill in its own columns does not fit its real-estate champion's layout
     writer([*_backfill("loc-a", 40, 4), *_scored("loc-a", 150, T0)])
     first = _run(root, min_conversions=40, locations=["loc-a"])["loc-a"]
     assert (first.status, first.kind, first.new_outcomes) == ("exported", "retrain", 150)
@@ -364,3 +364,38 @@ def test_the_export_function_exports_per_location_with_location_models(
     assert {k: v["status"] for k, v in daily["locations"].items()} == {
         "loc-a": "exported", "loc-b": "not_enough_conversions"}
     assert daily["locations"]["loc-a"]["key"].startswith("training-data/locations/loc-a/")
+
+
+def test_a_locations_retraining_keeps_its_history_and_holds_back_its_newest_leads(
+        tmp_path: Path) -> None:
+    """A location whose own model reads its columns: its retraining upload holds its backfill
+    (what its first model learned from) and every lead it scored since; the held-out rows are
+    the newest resolved, scored before their outcome."""
+    from leadscore.columns.schema import Schema
+
+    root = tmp_path / "store"
+    schema = Schema.from_dict({"target": "outcome", "positive": ["won"], "negative": ["lost"],
+                               "columns": [{"name": "age", "kind": "numeric"},
+                                           {"name": "source", "kind": "categorical"}]})
+    base = root / "locations/loc-a/models"
+    (base / "v1").mkdir(parents=True)
+    (base / "v1/schema.json").write_text(json.dumps(schema.to_dict()))
+    (base / "v1/manifest.json").write_text(json.dumps({"files": {"schema.json": "-"}}))
+    (base / "champion.json").write_text(json.dumps({"version": "v1", "prefix": "models/v1/"}))
+    records = _backfill("loc-a", 400, 4)
+    for i in range(60):  # scored by its own model as they came, resolved a day later
+        contact = f"loc-a-new{i}"
+        records.append(build_snapshot(
+            {"contact_id": contact, "fields": {"age": 40 + i % 9, "source": "Referral"}},
+            {"contact_id": contact, "predicted_score": 0.4, "model_version": "v1"},
+            location_id="loc-a", source="webhook", scored_at_ms=T0 + 40 * DAY + i))
+        records.append(outcome(contact, "won" if i % 3 == 0 else "lost", T0 + 41 * DAY + i,
+                               location_id="loc-a", opportunity_id=f"on{i}"))
+    DirectoryRecordWriter(root)(records)
+    result = _run(root, T0 + 45 * DAY, min_conversions=40)["loc-a"]
+    assert (result.status, result.kind, result.new_outcomes) == ("exported", "retrain", 60)
+    assert (result.rows, result.holdout_rows) == (368, 92)  # 460 rows, the newest 20 % held
+    assert result.schema_key  # its schema beside the rows: the job reproduces it
+    held = [json.loads(line) for line in
+            (root / "locations/loc-a" / HOLDOUT_KEY).read_text().splitlines()]
+    assert sum(1 for h in held if h["point_in_time"]) == 60  # every lead it scored is newest

@@ -12,10 +12,11 @@ location:
   schema yet: the rows are a CSV of every non-personal column the leads carried plus the
   outcome column (`registry.locations.FIRST_MODEL_TARGET`), and the training job infers the
   schema with the leak guard on.
-* **A model of its own: retraining.** Its point-in-time rows are exported in the layout of
-  its champion (its schema beside a CSV, or the real-estate JSON Lines) when at least
-  ``min_new_outcomes`` of them resolved since the location's last export, or when drift was
-  confirmed for it (the monitor's trigger), whichever comes first.
+* **A model of its own: retraining.** Its rows (its backfill included, read in its
+  champion's layout: its schema beside a CSV, or the real-estate JSON Lines) are exported
+  when at least ``min_new_outcomes`` point-in-time outcomes (leads it scored before they
+  resolved) came since the location's last export, or when drift was confirmed for it (the
+  monitor's trigger), whichever comes first.
 
 Either way the newest resolved rows are kept back as the location's own platform-held
 evaluation set (``locations/<id>/evaluation/holdout/``), the rest go to
@@ -135,10 +136,10 @@ def export_location(store: ObjectStore, location_id: str,
             return _with(base, "not_enough_conversions")
     else:
         kind, layout = "retrain", schema
-        # a model of its own learns from what it scored as it scored it, as the agency's does
-        usable = [r for r in rows
-                  if (config.include_backfilled or bool(r["snapshot_point_in_time"]))
-                  and (team_fields(r) is not None) == (schema is not None)]
+        # Its history (the backfill its first model learned from) stays in: without it a
+        # location's retraining would wait months for as many point-in-time rows. The newest
+        # resolved rows, held back for the gate, are the point-in-time ones.
+        usable = [r for r in rows if (team_fields(r) is not None) == (schema is not None)]
         new = sum(1 for r in usable if bool(r["snapshot_point_in_time"])
                   and int(r["outcome_received_at_ms"]) > state.cutoff_ms)
         converted, not_converted = _counts(usable)
