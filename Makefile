@@ -27,7 +27,7 @@ CFN_LINT := $(TOOLS)/bin/cfn-lint
 REGION ?= us-east-1
 BUCKET ?=
 
-.PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate soak \
+.PHONY: venv tools browser screenshots test test-fast lint build validate deploy package-training demo serve bench loadtest clean simulate soak caravan \
         scan scan-tools openapi bank-proof iam-report image-map
 
 venv: $(STAMP)
@@ -134,13 +134,26 @@ bench: venv
 # A simulated agency end to end through the real handlers in local mode (docs/LOOP.md):
 # results in .simulate/results.json, the learning curve on the terminal.
 # With DATA=file.csv TARGET=col POSITIVE=value [EXCLUDE=a,b]: that file played as one HighLevel
-# location, rows in file order (tools/sim_csv.py).
+# location, rows in file order (tools/sim_csv.py). With several files (DATA=a.csv,b.csv
+# TARGET=t1,t2 POSITIVE=p1,p2 [EXCLUDE=x,y;z]): one location each, learning its own model
+# (tools/sim_locations.py), e.g. after `make caravan`:
+#   make simulate DATA=bank.csv,.simulate/data/Caravan.csv TARGET=output,Purchase POSITIVE=yes,Yes
 simulate: venv
 	@if [ -n "$(DATA)" ]; then \
 	  test -n "$(TARGET)" -a -n "$(POSITIVE)" || { echo "usage: make simulate DATA=file.csv TARGET=col POSITIVE=value [EXCLUDE=a,b]"; exit 2; }; \
 	  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m tools.simulate --data "$(DATA)" \
 	    --target "$(TARGET)" --positive "$(POSITIVE)" --exclude "$(EXCLUDE)"; \
 	else OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m tools.simulate; fi
+
+# A second real CSV for `make simulate` with several locations (docs/LOCATION_MODELS.md): ISLP's
+# Caravan insurance leads (5,822 rows, target Purchase = Yes), fetched from PyPI at run time,
+# never committed: .simulate/data/Caravan.csv
+caravan: .simulate/data/Caravan.csv
+.simulate/data/Caravan.csv:
+	@mkdir -p .simulate/data && tmp=$$(mktemp -d) && \
+	  $(PY) -m pip download --quiet --no-deps ISLP==0.6.0 -d $$tmp && \
+	  $(PY) -c "import sys, zipfile, glob; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/*.whl')[0]); open(sys.argv[2], 'wb').write(z.read('ISLP/data/Caravan.csv'))" $$tmp $@ && \
+	  rm -rf $$tmp && echo "$@: $$(wc -l < $@) lines"
 
 # 2 clients x 10,000 requests against tools/serve.py on a free 127.0.0.1 port (started and
 # stopped by the tool); zero errors and flat memory or it fails. CI runs a short one as a test.

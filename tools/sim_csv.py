@@ -273,10 +273,17 @@ def bootstrap(world: Any) -> None:
                                Body=past_upload(world.aws["plan"]))
     outcomes = simulate.train_and_promote(world, key)
     world.results["bootstrap"] = outcomes
+    after_training(world)
+
+
+def after_training(world: Any) -> None:
+    """Once a model serves: the baseline beside it for every new job, and the experiment
+    from the first promotion on."""
     if not world.promotions:
         return
     fit_new_baselines(world)
-    start_experiment(world)
+    if "experiment_started" not in world.results:
+        start_experiment(world)
 
 
 #: The first model against whatever the loop promotes after it, 50/50, from the first
@@ -309,11 +316,14 @@ def _store(world: Any) -> Any:
 
 def served_schema(world: Any) -> Any:
     """The champion's schema (the columns the served model reads)."""
+    from leadscore.bundle import REFUSED_SCHEMA_KEY
     from leadscore.columns.schema import Schema
     from leadscore.registry import get_champion
 
     store = _store(world)
-    champion = get_champion(store) or {}
+    champion = get_champion(store)
+    if champion is None:  # nothing promoted: the columns the refused candidate read
+        return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
     raw = store.get_bytes(f"models/{champion['version']}/schema.json")
     return Schema.from_dict(json.loads(raw))
 
@@ -348,6 +358,10 @@ def evaluate(world: Any, resolved: list[CsvContact]) -> dict[str, Any]:
 
     if len(resolved) < 20:
         return {"n": len(resolved)}
+    if not world.promotions:
+        # nothing serves yet (the first model was refused): these leads waited unscored
+        return {"n": len(resolved), "converted": int(sum(c.converted for c in resolved)),
+                "served": False}
     scores: list[float] = []
     classes: list[str] = []
     for start in range(0, len(resolved), 500):
@@ -393,6 +407,7 @@ def phase_week(world: Any, week: int) -> dict[str, Any]:
     evaluation = evaluate(world, resolved)
     counts: dict[str, int] = {}
     drained = 0
+    world.results["current_week"] = week
     with simulate.timed(world, "webhooks"):
         for n, (at, kind, c) in enumerate(events):
             if n and n % 100 == 0:
@@ -424,7 +439,7 @@ def phase_week(world: Any, week: int) -> dict[str, Any]:
     trained = []
     if export.get("status") == "exported":
         trained = simulate.train_and_promote(world, export["key"])
-        fit_new_baselines(world)
+        after_training(world)
     return {"week": week, "events": counts, "resolved": len(resolved),
             "evaluation": {k: v for k, v in evaluation.items()
                            if k not in ("scores", "baseline_scores", "classes")},
@@ -483,7 +498,8 @@ def audit(world: Any, weeks: list[dict[str, Any]]) -> dict[str, Any]:
 
     cfg = world.config
     rows = exported_rows(world)
-    last = weeks[-cfg.last_weeks:]
+    # the last weeks a model served (a week whose leads waited unscored has no scores)
+    last = [w for w in weeks[-cfg.last_weeks:] if w["scores"]]
     ids = [i for w in last for i in w["resolved_ids"]]
     y = np.array([world.by_id[i].converted for i in ids])
     served = np.array([s for w in last for s in w["scores"]])
@@ -540,6 +556,8 @@ def excluded_columns(world: Any, schema: Any) -> dict[str, str]:
     except Exception:  # the reasons are a courtesy; the kept list is what decides
         manifest = {}
     _collect_reasons(manifest, reasons)
+    for column, reason in dict(schema.exclude).items():
+        reasons.setdefault(column, reason)
     kept = set(schema.column_names)
     return {c: reasons.get(c, "not in the served schema") for c in plan.columns if c not in kept}
 
@@ -567,20 +585,22 @@ def run_weeks(world: Any, say: Callable[[str], None]) -> dict[str, Any]:
 
     with simulate.timed(world, "bootstrap"):
         bootstrap(world)
-    if not world.promotions:
-        # The gate refused the first model: with nothing served, no lead is snapshotted, so
-        # the loop has nothing to learn from. The run ends here and says why.
-        say(f"bootstrap: the first model was refused: {world.results['bootstrap']}")
-        return {"checks": {"first_model_promoted": False}, "weeks": 0,
-                "bootstrap": world.results["bootstrap"], "data": world.results["data"],
-                "dead_letters": simulate.dead_letters(world), "leaked_rows": 0,
-                "config": dict(vars(world.config))}
-    first = served_schema(world)
-    say(f"bootstrap: done ({world.timings['bootstrap']:.1f} s); the first model reads "
-        f"{', '.join(first.column_names)}; excluded: {excluded_columns(world, first)}")
-    with simulate.timed(world, "backfill"):
-        simulate.phase_backfill(world)
-    say(f"backfill: done ({world.timings['backfill']:.1f} s)")
+    if world.promotions:
+        first = served_schema(world)
+        say(f"bootstrap: done ({world.timings['bootstrap']:.1f} s); the first model reads "
+            f"{', '.join(first.column_names)}; excluded: {excluded_columns(world, first)}")
+        with simulate.timed(world, "backfill"):
+            simulate.phase_backfill(world)
+        say(f"backfill: done ({world.timings['backfill']:.1f} s)")
+    else:
+        # The gate refused the first model. The team's leads still come: each is kept as it
+        # came (parked until a model serves, then replayed) and its inputs are recorded
+        # unscored, so the loop's exports can train a model on what arrives. Nothing scores
+        # the past contacts on day one: no backfill.
+        world.results["first_model_refused"] = world.results["bootstrap"]
+        say(f"bootstrap: the first model was refused ({world.timings['bootstrap']:.1f} s): "
+            f"{[o.get('reasons') for o in world.results['bootstrap']]}; the weeks run "
+            "with the leads waiting for a model")
     weeks, monitoring = [], []
     for week in range(world.config.weeks):
         with simulate.timed(world, f"week {week}"):

@@ -44,7 +44,7 @@ import numpy as np
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.settings import LoopSettings
 
-from tools import sim_monitoring
+from tools import sim_monitoring, sim_moto
 from tools.api_event import api_event
 from tools.lambda_context import lambda_context
 
@@ -85,6 +85,9 @@ class SimConfig:
     target: str = ""
     positive: str = ""  # comma-separated
     exclude: str = ""  # comma-separated
+    # DATA=a.csv,b.csv (several files: one location each, tools/sim_locations.py): rows played
+    # per file, one figure for all or one per file (a,b)
+    max_rows: str = "6000"
 
 
 # --------------------------------------------------------------------------- the world
@@ -488,7 +491,7 @@ def s3_event(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
 
 def train_and_promote(world: World, key: str) -> list[dict[str, Any]]:
     """S3 ObjectCreated -> retrain function -> the job it created, run locally -> promote."""
-    from local_sagemaker import pending_jobs, run_job
+    from tools.local_sagemaker import pending_jobs, run_job
 
     s3, bucket = world.aws["s3"], world.aws["bucket"]
     head = s3.head_object(Bucket=bucket, Key=key)
@@ -995,8 +998,15 @@ def run(config: SimConfig) -> dict[str, Any]:
         with ExitStack() as stack:
             stack.enter_context(handler_logs_to(out / "handlers.log"))
             stack.enter_context(mock_aws())
+            # moto without its HTTP plumbing and its O(n^2) SQS receive (tools/sim_moto.py)
+            stack.callback(sim_moto.install())
             world.fake = stack.enter_context(serve(FakeHighLevel()))
-            results = run_csv(world) if config.data else run_agency(world)
+            if "," in config.data:
+                from tools import sim_locations
+
+                results = sim_locations.run(world, say)
+            else:
+                results = run_csv(world) if config.data else run_agency(world)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started
@@ -1006,7 +1016,11 @@ def run(config: SimConfig) -> dict[str, Any]:
     results["load_average"] = {"start": load_at_start, "end": os.getloadavg()}
     results["timings"] = world.timings
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    if config.data and results.get("weeks"):
+    if "," in config.data:
+        from tools import sim_locations
+
+        sim_locations.print_summary(results)
+    elif config.data and results.get("weeks"):
         print_csv_curve(results)
     elif config.data:
         print(f"no model was promoted from the past contacts: {results['bootstrap']}")
@@ -1094,6 +1108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="", help="--data: the outcome column")
     parser.add_argument("--positive", default="", help="--data: its converted value(s), a,b")
     parser.add_argument("--exclude", default="", help="--data: columns not to train on, a,b")
+    parser.add_argument("--max-rows", default=SimConfig.max_rows,
+                        help="--data with several files: rows played per file (n, or n1,n2)")
     args = parser.parse_args(argv)
     if args.data and not (args.target and args.positive):
         parser.error("--data needs --target and --positive")
@@ -1110,6 +1126,7 @@ def main(argv: list[str] | None = None) -> int:
         target=args.target,
         positive=args.positive,
         exclude=args.exclude,
+        max_rows=args.max_rows,
         experiment=not args.data,
     )
     results = run(config)

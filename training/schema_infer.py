@@ -63,7 +63,9 @@ import numpy as np
 from leadscore.columns.labels import LabelRule
 from leadscore.columns.schema import (
     DEFAULT_MISSING_TOKENS,
+    EXPORT_TIME_COLUMN,
     FALSE_TOKENS,
+    PROVENANCE_REASON,
     TRUE_TOKENS,
     ColumnSpec,
     Schema,
@@ -272,6 +274,9 @@ def infer_schema(table: Table, target: str, positive: Sequence[str],
     for name in table.header:
         if name == target or name in dropped:
             continue
+        if name == EXPORT_TIME_COLUMN:
+            dropped[name] = PROVENANCE_REASON
+            continue
         present = [v.strip() for v in table.columns[name] if v.strip().lower() not in tokens]
         distinct = Counter(present)
         if len(distinct) <= 1:
@@ -316,18 +321,31 @@ def check_schema_against(schema: Schema, table: Table) -> None:
 # --------------------------------------------------------------------------- fitting
 
 
-def read_column(schema: Schema, col: ColumnSpec, cells: Sequence[str], rows: np.ndarray
+def row_days(table: Table) -> list[date | None] | None:
+    """Each row's own reference day for its dates, when the file is the loop's labelled export:
+    the day it was scored (``scored_at``). Serving aged the lead's dates from that day when it
+    scored it; measured from the day of the retraining instead, a lead scored weeks earlier
+    would look weeks older in training than any lead ever looks when served. None for any
+    other file (its dates are aged from the schema's ``as_of``)."""
+    cells = table.columns.get(EXPORT_TIME_COLUMN)
+    return None if cells is None else [parse_date(c) for c in cells]
+
+
+def read_column(schema: Schema, col: ColumnSpec, cells: Sequence[str], rows: np.ndarray,
+                days: Sequence[date | None] | None = None
                 ) -> tuple[list[float | str | None], list[str]]:
     """The column's values as read for `rows` and the file lines that do not fit its kind.
-    Each distinct cell is read once."""
-    memo: dict[str, tuple[float | str | None, str | None]] = {}
+    Each distinct cell is read once (per reference day, for a date: `row_days`)."""
+    memo: dict[tuple[str, date | None], tuple[float | str | None, str | None]] = {}
     values: list[float | str | None] = []
     bad: list[str] = []
+    dated = col.kind == "date" and days is not None
     for i in rows:
         cell = cells[int(i)]
-        got = memo.get(cell)
+        day = days[int(i)] if dated and days is not None else None
+        got = memo.get((cell, day))
         if got is None:
-            got = memo[cell] = schema.read_value(col, cell)
+            got = memo[(cell, day)] = schema.read_value(col, cell, day)
         if got[1] is not None:
             bad.append(str(int(i) + 2))
         values.append(got[0])
@@ -341,9 +359,10 @@ def fit_schema(schema: Schema, table: Table, rows: np.ndarray, today: date) -> S
     not match the file)."""
     fitted: list[ColumnSpec] = []
     problems: list[str] = []
+    days = row_days(table) if any(c.kind == "date" for c in schema.columns) else None
     for col in schema.columns:
         col = replace(col, as_of=col.as_of or (today.isoformat() if col.kind == "date" else ""))
-        read, bad = read_column(schema, col, table.columns[col.name], rows)
+        read, bad = read_column(schema, col, table.columns[col.name], rows, days)
         if bad:
             problems.append(f"column '{col.name}' ({col.kind}) has {len(bad)} values that are "
                             f"not {col.kind} (lines {_listing(bad)})")
@@ -380,7 +399,9 @@ def encode(schema: Schema, table: Table, rows: np.ndarray, today: date) -> np.nd
     """float64 [len(rows), N] from the file's cells through the serving transform."""
     try:
         cols = {n: [table.columns[n][int(i)] for i in rows] for n in schema.column_names}
-        return schema.encode_columns(cols, len(rows), today)
+        days = row_days(table) if any(c.kind == "date" for c in schema.columns) else None
+        return schema.encode_columns(cols, len(rows), today,
+                                     None if days is None else [days[int(i)] for i in rows])
     except InvalidInput as exc:
         first = exc.errors[0]
         raise TrainingRefused(f"The schema does not match the file: {first.path} "
@@ -425,7 +446,8 @@ def _one_column_scores(keys_fit: np.ndarray, y_fit: np.ndarray, keys_eval: np.nd
 def _column_keys(schema: Schema, col: ColumnSpec, table: Table, rows: np.ndarray,
                  edges: np.ndarray | None) -> np.ndarray:
     """An integer key per row: the level (categorical/boolean) or quantile bin; -1 missing."""
-    values, _ = read_column(schema, col, table.columns[col.name], rows)
+    values, _ = read_column(schema, col, table.columns[col.name], rows,
+                            row_days(table) if col.kind == "date" else None)
     if col.kind == "categorical":
         levels = {c.lower(): j for j, c in enumerate(col.categories)}
         return np.asarray([-1 if v is None else levels.get(str(v).lower(), len(levels))
@@ -456,7 +478,8 @@ def _quantile_edges(schema: Schema, col: ColumnSpec, table: Table, rows: np.ndar
                     ) -> np.ndarray | None:
     if col.kind not in ("numeric", "date"):
         return None
-    vals, _ = read_column(schema, col, table.columns[col.name], rows)
+    vals, _ = read_column(schema, col, table.columns[col.name], rows,
+                            row_days(table) if col.kind == "date" else None)
     nums = np.asarray([float(v) for v in vals if v is not None])
     qs = np.quantile(nums, np.linspace(0, 1, LEAK_BINS + 1)[1:-1]) if nums.size else []
     return np.unique(np.asarray(qs, dtype=np.float64))

@@ -199,6 +199,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"finished": setup.finished, "statuses": setup.counts()}
     final = run(event, checkpoints=checkpoint_store(loop), deadline=deadline)
     metrics.add_metric(name="BackfillContacts", unit=MetricUnit.Count, value=final.done)
+    if final.finished and event.get("outcomes") is True and loop.location_models \
+            and loop.export_function_name:
+        # the location's resolved history is recorded: its first model need not wait for
+        # the daily export (leadscore.loop.location_export decides whether it is enough)
+        invoke_again({"location_id": str(event.get("location_id"))}, loop.export_function_name)
     if not final.finished:
         invoke_again(
             {**event, "restart": False}, loop.backfill_function_name or context.function_name
@@ -208,8 +213,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def invoke_again(event: Mapping[str, Any], function_name: str) -> None:
-    """Start the next run of the job (asynchronous invoke of this function); it resumes from the
-    checkpoint. The simulation stands in for Lambda here."""
+    """Start the next run of the job (asynchronous invoke of this function; it resumes from
+    the checkpoint), or the location's export after it. The simulation stands in for Lambda
+    here."""
     from leadscore.adapters.installations import invoke_async
 
     invoke_async(function_name, event)

@@ -9,6 +9,12 @@ With a team's own columns (the champion's schema, or the stack's ``TEAM_SCHEMA_K
 export is a CSV in the team's layout with the schema beside it (`leadscore.loop.export`).
 The event may carry ``{"force": true}`` (skip the new-outcomes
 minimum, never the idempotence) and ``{"now_ms": ...}`` (the simulation's clock).
+
+With ``LOCATION_MODELS=true`` each run also exports per location (`leadscore.loop.location_export`:
+a location's first model once its resolved leads hold enough conversions, then its retraining
+on its own new outcomes); ``{"location_id": ID}`` runs that one location only (the backfill's
+end, an operator), ``{"location_id": ID, "drift": true}`` exports it because its drift was
+confirmed, whatever its count of new outcomes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.loop.export import ExportConfig, QueryRunner, run_export, stack_schema
+from leadscore.loop.location_export import LocationExport, run_location_exports
 from leadscore.loop.records import epoch_ms
 from leadscore.registry.store import ObjectStore
 from leadscore.settings import LoopSettings
@@ -53,24 +60,52 @@ def reset() -> None:
     _built.set(None)
 
 
+def _location_exports(runner: QueryRunner, store: ObjectStore, config: ExportConfig,
+                      payload: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    location_id = payload.get("location_id")
+    only = None if location_id is None else [str(location_id)]
+    drift = only if only and payload.get("drift") is True else []
+    results = run_location_exports(runner, store, config, now_ms=now_ms,
+                                   min_conversions=loop_settings().location_min_conversions,
+                                   locations=only, drift=drift)
+    for r in results:
+        _count_location(r)
+    return {r.location_id: r.as_dict() for r in results}
+
+
+def _count_location(result: LocationExport) -> None:
+    logger.info("location export", extra=result.as_dict())
+    if result.status == "exported":
+        name = "LocationFirstModelExports" if result.kind == "first_model" else \
+            "LocationRetrainExports"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runner, store, config = components()
     payload = event if isinstance(event, dict) else {}
-    now_ms = payload.get("now_ms")
+    raw_now = payload.get("now_ms")
+    now_ms = int(raw_now) if isinstance(raw_now, int) else epoch_ms(time.time())
+    if "location_id" in payload:  # one location's own export, never the agency's
+        return {"locations": _location_exports(runner, store, config, payload, now_ms)}
     result = run_export(
         runner,
         store,
         config,
-        now_ms=int(now_ms) if isinstance(now_ms, int) else epoch_ms(time.time()),
+        now_ms=now_ms,
         force=payload.get("force") is True,
         # read each run: a promotion may switch the stack to (or from) a team's columns
-        schema=stack_schema(store, loop_settings().team_schema_key),
+        schema=stack_schema(store, loop_settings().team_schema_key,
+                            loop_settings().training_hyperparameters),
+        unscored=not loop_settings().location_models,
     )
     answer = result.as_dict()
     logger.info("labelled export", extra=answer)
     metrics.add_metric(name="ExportNewOutcomes", unit=MetricUnit.Count, value=result.new_outcomes)
     if result.status == "exported":
         metrics.add_metric(name="ExportRows", unit=MetricUnit.Count, value=result.rows)
+    if loop_settings().location_models:
+        answer["locations"] = _location_exports(runner, store, config, payload, now_ms)
     return answer

@@ -61,11 +61,13 @@ def _count(decision: Decision) -> None:
     if decision.status == "rejected":
         logger.warning("candidate refused", extra={"job": decision.job,
                                                    "version": decision.version,
+                                                   "location_id": decision.location_id,
                                                    "reasons": decision.reasons})
         metrics.add_metric(name="CandidatesRefused", unit=MetricUnit.Count, value=1)
     elif decision.status in ("promoted", "already-champion"):
         logger.info("candidate promoted", extra={"job": decision.job,
-                                                 "version": decision.version})
+                                                 "version": decision.version,
+                                                 "location_id": decision.location_id})
         if decision.status == "promoted":
             metrics.add_metric(name="ModelsPromoted", unit=MetricUnit.Count, value=1)
 

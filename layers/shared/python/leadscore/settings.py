@@ -534,9 +534,19 @@ class LoopSettings:
     export_include_backfilled: bool = False
     # a team's hand-edited schema for the stack (an artifact-bucket key); "" = the champion's
     team_schema_key: str = ""
+    # what the stack's training jobs are given (their target and its positive values say the
+    # team's layout while no model and no schema does)
+    training_hyperparameters: dict[str, str] = field(default_factory=dict)
     # the backfill job
     backfill_page_size: int = 100
     backfill_function_name: str = ""
+    # a model per location (LOCATION_MODELS): each location's own export, and the number of
+    # conversions (and of non-conversions) the part a location's first model trains on must
+    # hold (leadscore.loop.location_export)
+    location_models: bool = False
+    location_min_conversions: int = MIN_CONVERSIONS
+    # the export function the backfill asks for a location's export when it finishes
+    export_function_name: str = ""
 
     @property
     def records_on(self) -> bool:
@@ -570,11 +580,18 @@ class LoopSettings:
             backfill_page_size=_int(env, "BACKFILL_PAGE_SIZE", cls.backfill_page_size),
             backfill_function_name=_str(env, "BACKFILL_FUNCTION_NAME"),
             team_schema_key=_str(env, "TEAM_SCHEMA_KEY"),
+            location_models=_bool(env, "LOCATION_MODELS", cls.location_models),
+            location_min_conversions=_int(env, "LOCATION_MIN_CONVERSIONS",
+                                          cls.location_min_conversions),
+            export_function_name=_str(env, "EXPORT_FUNCTION_NAME"),
+            training_hyperparameters=_json_object(env, "TRAINING_HYPERPARAMETERS"),
         )
         # OUTCOME_RULES is the loop's own format: checked where the loop's settings are read
         # for a container (leadscore.wiring.loop.loop_settings), refused at start-up there.
         if not 1 <= settings.backfill_page_size <= 500:
             raise SettingsError("BACKFILL_PAGE_SIZE must be 1..500 (HighLevel's pageLimit)")
+        if settings.location_min_conversions < 1:
+            raise SettingsError("LOCATION_MIN_CONVERSIONS must be at least 1")
         return settings
 
 

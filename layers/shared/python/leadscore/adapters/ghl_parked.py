@@ -43,9 +43,9 @@ class S3ParkedStore:
         self.s3.put_object(Bucket=self.bucket, Key=self._key(record.parked_id),
                            Body=dumps(record), ContentType="application/json")
 
-    def list(self) -> Iterator[ParkedDelivery]:
+    def list(self, folder: str = "") -> Iterator[ParkedDelivery]:
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + folder):
             for obj in page.get("Contents", []):
                 key = str(obj["Key"])
                 if key.endswith(".json"):

@@ -74,6 +74,9 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 #: excluded columns whose values the loop never keeps (training's reasons start so, and the
 #: labelled export's own columns, `PROVENANCE_REASON`)
 PROVENANCE_REASON = "provenance: written by the labelled export, not a lead's value"
+#: the labelled export's column that says when its row was scored: never a lead's value, so
+#: training infers no column from it (a schema written beside an export excludes it too)
+EXPORT_TIME_COLUMN = "scored_at"
 _NEVER_KEPT = ("identifier", "free text", "provenance")
 
 _COLUMN_KEYS = frozenset({
@@ -527,10 +530,12 @@ class Schema:
                                     for c in self.columns}, len(rows), today)
 
     def encode_columns(self, columns: Mapping[str, Sequence[Any]], n_rows: int,
-                       today: date | None = None) -> np.ndarray:
+                       today: date | None = None,
+                       days: Sequence[date | None] | None = None) -> np.ndarray:
         """Column-wise cells -> float64 [n, N], the same numbers as ``encode_fields`` row by
         row (checked by the tests) but each distinct cell is read once: 41k rows in well under
-        a second."""
+        a second. ``days``: each row's own day to age its dates from (the day it was scored,
+        as serving aged them then), None entries (or none given) ``today``."""
         out = np.zeros((n_rows, self.n_inputs), dtype=np.float64)
         errors: list[FieldError] = []
         lookup = self._lookup()
@@ -540,17 +545,19 @@ class Schema:
             if cells is None:
                 cells = [None] * n_rows
             width = col.width
-            memo: dict[tuple[type, Any], np.ndarray] = {}
+            memo: dict[tuple[Any, ...], np.ndarray] = {}
             block = out[:, at: at + width]
+            dated = col.kind == "date" and days is not None
             for r, cell in enumerate(cells):
-                key = (type(cell), cell)
+                day = (days[r] or today) if dated and days is not None else today
+                key = (type(cell), cell, day) if dated else (type(cell), cell)
                 try:
                     row = memo.get(key)
                 except TypeError:  # unhashable (a list or an object): read it, it fails
                     row = None
                     key = (type(cell), id(cell))
                 if row is None:
-                    value, problem = self.read_value(col, cell, today)
+                    value, problem = self.read_value(col, cell, day)
                     if problem is not None:
                         if len(errors) < 50:
                             errors.append(FieldError(f"[{r}].{col.name}", problem))

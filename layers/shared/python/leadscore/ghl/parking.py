@@ -35,6 +35,13 @@ FUTURE = "timestamp in the future"
 INSTALL_FAILED = "install step failed"
 QUEUE_DOWN = "write-back queue refused"
 NOT_A_WEBHOOK = "not a HighLevel webhook"
+#: A contact on a team's own columns that came before any model was served: it cannot be
+#: read, let alone scored, until a model says which columns it has; queued for the write-back
+#: in the real-estate form it would be refused by the team's model and dead-lettered. Kept
+#: in `WAITING_FOLDER` and replayed by the webhook flow once a model serves
+#: (`leadscore.ghl.webhook.replay_waiting`).
+NO_MODEL = "no model yet for the team's own columns"
+WAITING_FOLDER = "awaiting-model/"
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,13 @@ class ParkedDelivery:
 
 
 def new_parked(body: bytes, reason: str, scheme: str, now: float, *, location_id: str = "",
-               event_type: str = "") -> ParkedDelivery:
+               event_type: str = "", folder: str = "") -> ParkedDelivery:
     """A record whose id sorts by time and is unique per body (the same body parked twice for
-    the same reason in the same second is one record)."""
+    the same reason in the same second is one record); ``folder`` keeps a kind apart
+    (`WAITING_FOLDER`)."""
     stamp = datetime.fromtimestamp(now, tz=UTC)
     digest = hashlib.sha256(body + reason.encode()).hexdigest()[:16]
-    parked_id = f"{stamp:%Y-%m-%d}/{stamp:%H%M%S}-{digest}"
+    parked_id = f"{folder}{stamp:%Y-%m-%d}/{stamp:%H%M%S}-{digest}"
     return ParkedDelivery(parked_id=parked_id, reason=reason,
                           received_at=stamp.isoformat(timespec="seconds").replace("+00:00", "Z"),
                           scheme=scheme, body=body, location_id=location_id,
@@ -114,7 +122,9 @@ def without_secrets(body: bytes, presented: str = "") -> bytes:
 class ParkedStore(Protocol):
     def park(self, record: ParkedDelivery) -> None: ...
 
-    def list(self) -> Iterable[ParkedDelivery]: ...
+    def list(self, folder: str = "") -> Iterable[ParkedDelivery]:
+        """The records (those whose id starts with ``folder``), oldest first."""
+        ...
 
     def get(self, parked_id: str) -> ParkedDelivery: ...
 
@@ -130,8 +140,8 @@ class MemoryParkedStore:
     def park(self, record: ParkedDelivery) -> None:
         self.records[record.parked_id] = record
 
-    def list(self) -> Iterable[ParkedDelivery]:
-        return [self.records[k] for k in sorted(self.records)]
+    def list(self, folder: str = "") -> Iterable[ParkedDelivery]:
+        return [self.records[k] for k in sorted(self.records) if k.startswith(folder)]
 
     def get(self, parked_id: str) -> ParkedDelivery:
         return self.records[parked_id]

@@ -217,6 +217,15 @@ def collect_flat(
     return flat
 
 
+def location_fields(payload: Mapping[str, Any], field_map: Mapping[str, str]) -> dict[str, Any]:
+    """A contact's custom fields by the names the location's own field map gives them (no
+    model's schema involved): what a location without a model yet keeps of a contact, so
+    its first model can be trained on its own columns. Unmapped keys (names, e-mails, the
+    contact's other attributes) are not read."""
+    return collect_flat(payload, detect_kind(payload), field_map,
+                        lambda key: field_map.get(key))
+
+
 def parse_webhook(
     payload: Mapping[str, Any], field_map: Mapping[str, str] | None = None,
     schema: Schema | None = None,

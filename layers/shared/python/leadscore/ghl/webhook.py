@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -60,8 +61,11 @@ from leadscore.ghl.digest import inputs_digest
 from leadscore.ghl.installations import Installation, Installations, InstalledLocation
 from leadscore.ghl.messages import WritebackMessage, score_message, webhook_message
 from leadscore.ghl.payloads import (
+    FLAT_NAMES,
     ParsedWebhook,
     WebhookError,
+    collect_flat,
+    detect_kind,
     parse_json_body,
     parse_webhook,
     unwrap_event,
@@ -124,6 +128,18 @@ class InstallEvents(Protocol):
 
 
 @dataclass
+class WaitingReplay:
+    """Whether this container may still hold deliveries parked until a first model
+    (`parking.NO_MODEL`). A new container does not know, so it looks once; it looks again
+    after it parks one itself. ``batch``: replayed per webhook call at most, so one call
+    never carries a whole backlog (the rest follows with the next calls)."""
+
+    batch: int = 200
+    pending: bool = True
+    running: bool = False
+
+
+@dataclass
 class GhlDeps:
     """What the flow needs; built once per container by the route's ``configure``."""
 
@@ -149,6 +165,8 @@ class GhlDeps:
     eraser: ContactEraser | None = None
     #: one token bucket per location for workflow calls (LOCATION_RATE_PER_SECOND); None: off
     buckets: LocationBuckets | None = None
+    #: deliveries parked until a first model serves (`replay_waiting`), this container's view
+    waiting: WaitingReplay = field(default_factory=lambda: WaitingReplay())
 
     @property
     def auth(self) -> AuthConfig:
@@ -208,7 +226,8 @@ class _Delivery:
         self.location_id = ""
         self.event_type = ""
 
-    def park(self, reason: str, extra: Mapping[str, Any] | None = None) -> Outcome:
+    def park(self, reason: str, extra: Mapping[str, Any] | None = None,
+             folder: str = "") -> Outcome:
         """Keep the delivery with its reason and acknowledge it (2xx); 429 if it cannot be
         kept (HighLevel sends it again)."""
         d = self.d
@@ -223,7 +242,7 @@ class _Delivery:
         record = parking.new_parked(parking.without_secrets(self.body, self.presented), reason,
                                     self.scheme, d.clock(),
                                     location_id=self.location_id or self.bound_location,
-                                    event_type=self.event_type)
+                                    event_type=self.event_type, folder=folder)
         try:
             d.parked.park(record)
         except Exception:
@@ -536,9 +555,14 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
              installation: Installation | None) -> Outcome:
     d = delivery.d
     location = InstalledLocation(installation, d.settings.ghl_field_map)
+    schema = _custom_schema(d, delivery.location_id)
+    if schema is not None and not delivery.replay:
+        # a model reads the team's columns now: what came before it may be waiting
+        replay_waiting(d)
+    # No model says which columns a team's contact has: it waits for one, kept as it came.
+    team = _team_fields(payload, location, installation) if schema is None else None
     try:
-        webhook = parse_webhook(payload, location.field_map(),
-                                _custom_schema(d, delivery.location_id))
+        webhook = parse_webhook(payload, location.field_map(), schema)
     except WebhookError as exc:
         return delivery.park(f"{parking.NOT_A_WEBHOOK}: {exc}")
     except InvalidInput as exc:
@@ -583,10 +607,59 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
                 logger.info("scoring inputs unchanged, not scored again",
                             extra=webhook.log_keys())
                 return Outcome(200, {"status": "unchanged", "contact_id": webhook.contact_id})
-    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), location)
+    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), location, team=team)
     if outcome.body.get("status") in ("scored", "queued"):
         _remember(d, webhook, digest, as_of_ms)
     return outcome
+
+
+def _team_fields(payload: Mapping[str, Any], location: InstalledLocation,
+                 installation: Installation | None) -> dict[str, Any] | None:
+    """The contact's fields by column when it is on a team's own columns rather than the
+    real-estate contract, else None. Its installation says so (``model_columns``), or its
+    fields do: the location's field map reads some of them as columns and none as a
+    real-estate input."""
+    field_map = location.field_map()
+    if not field_map:
+        return None
+    named = collect_flat(payload, detect_kind(payload), field_map,
+                         lambda key: field_map.get(key))
+    on_team = bool(installation is not None and installation.model_columns) or (
+        bool(named) and not any(name in FLAT_NAMES for name in named))
+    return named if on_team else None
+
+
+def replay_waiting(d: GhlDeps) -> int:
+    """Replay the deliveries parked until a first model (`parking.NO_MODEL`), oldest first,
+    at most ``d.waiting.batch`` per call; each one replayed is deleted. Stops when one still
+    cannot be processed (it stays). Returns how many were replayed. Never raises: the call
+    that triggered it is answered whatever happens here."""
+    w = d.waiting
+    if not w.pending or w.running or d.parked is None:
+        return 0
+    w.running = True
+    done = 0
+    try:
+        records = list(islice(d.parked.list(parking.WAITING_FOLDER), w.batch))
+        for record in records:
+            outcome = replay_parked(record, d)
+            if outcome.body.get("status") == "parked":
+                logger.warning("a waiting delivery still cannot be processed",
+                               extra={"parked_id": record.parked_id,
+                                      "reason": outcome.body.get("reason")})
+                return done
+            d.parked.delete(record.parked_id)
+            d.count("WebhookReplayed")
+            done += 1
+        if len(records) < w.batch:
+            w.pending = False
+    except Exception:
+        logger.exception("replaying waiting deliveries failed")
+    finally:
+        w.running = False
+    if done:
+        logger.info("waiting deliveries replayed", extra={"replayed": done})
+    return done
 
 
 def _remember(d: GhlDeps, webhook: ParsedWebhook, digest: str, as_of_ms: int) -> None:
@@ -596,6 +669,27 @@ def _remember(d: GhlDeps, webhook: ParsedWebhook, digest: str, as_of_ms: int) ->
         d.digests.remember(webhook.location_id, webhook.contact_id, digest, as_of_ms)
     except Exception:
         logger.warning("input digest not recorded", extra=webhook.log_keys())
+
+
+def _wait_for_model(delivery: _Delivery, webhook: ParsedWebhook,
+                    fields: dict[str, Any]) -> Outcome:
+    """Keep a team's contact until a model serves (`replay_waiting` scores it then). Its
+    inputs are recorded now, unscored: the outcomes of the leads that come before any model
+    is what the loop trains the first one on (the snapshot drops personal columns)."""
+    d = delivery.d
+    d.count("WebhookWaitingForModel")
+    if d.loop is not None:
+        try:
+            d.loop.scored({"contact_id": webhook.contact_id, "fields": fields},
+                          {"contact_id": webhook.contact_id, "predicted_score": None},
+                          webhook.location_id, "webhook")
+        except Exception:
+            logger.warning("an unscored lead was not recorded", extra=webhook.log_keys())
+    outcome = delivery.park(parking.NO_MODEL, {"contact_id": webhook.contact_id},
+                            folder=parking.WAITING_FOLDER)
+    if outcome.body.get("parked_id"):
+        d.waiting.pending = True
+    return outcome
 
 
 def _queue_for_later(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
@@ -630,7 +724,11 @@ def _with_engagement(d: GhlDeps, webhook: ParsedWebhook) -> ParsedWebhook:
 
 
 def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
-                     location: InstalledLocation) -> Outcome:
+                     location: InstalledLocation, *,
+                     team: dict[str, Any] | None = None) -> Outcome:
+    """``team``: a team's contact (its fields by column) with no model to read it: kept until
+    one serves instead of being queued in the real-estate form (which its model would
+    refuse)."""
     d = delivery.d
     keys = webhook.log_keys()
     try:
@@ -651,6 +749,8 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
                              "reason": exc.reason})
     except Exception:
         logger.exception("scoring failed", extra=keys)
+        if team is not None:
+            return _wait_for_model(delivery, webhook, team)
         return _queue_for_later(delivery, webhook, received_at, "scoring failed")
 
     if d.loop is not None:
@@ -664,6 +764,8 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
             return Outcome(200, {"status": "scored", "contact_id": webhook.contact_id,
                                  "location_id": webhook.location_id, "model_scope": "rules",
                                  "writeback": "not written (rules)"})
+        if team is not None:
+            return _wait_for_model(delivery, webhook, team)
         # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
     score = location.classify(score)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from leadscore.errors import InvalidInput
 from leadscore.ghl.installations import InstalledLocation
 from leadscore.ghl.messages import WritebackMessage, score_message
-from leadscore.ghl.payloads import WebhookError, parse_webhook, utc_now_iso
+from leadscore.ghl.payloads import WebhookError, location_fields, parse_webhook, utc_now_iso
 from leadscore.loop.backfill import ContactOutcome, ContactsPage
 from leadscore.loop.engagement import with_engagement
 from leadscore.loop.outcomes import OutcomeRuleBook, outcomes_from_opportunities
@@ -192,7 +192,17 @@ class ContactStep:
         except InvalidInput:
             return ContactOutcome.FAILED
         except Unscored:
-            return ContactOutcome.SKIPPED  # no model may score this location: nothing written
+            # No model may score this location: nothing is written to HighLevel. A contact
+            # whose outcome is known is kept with the location's own fields and no score:
+            # the location's first model learns from them (leadscore.loop.location_export).
+            if parsed.contact_id in self.closed_contacts:
+                fields = location_fields(payload, location.field_map())
+                if fields:
+                    self.recorder.snapshot(
+                        {"contact_id": parsed.contact_id, "fields": fields},
+                        {"contact_id": parsed.contact_id, "scored": False},
+                        location_id=location_id, source="backfill", point_in_time=False)
+            return ContactOutcome.SKIPPED
         self.recorder.snapshot(request, score, location_id=location_id, source="backfill")
         if parsed.contact_id in self.closed_contacts:
             self.recorder.snapshot(

@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, SCHEMA_FILE
+from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, REFUSED_SCHEMA_KEY, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import without_deleted
@@ -208,14 +208,45 @@ def render_team_csv(rows: Sequence[Mapping[str, Any]], schema: Schema) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl") -> str:
+def export_key(cutoff_ms: int, body: bytes, extension: str = ".jsonl",
+               prefix: str = EXPORT_PREFIX) -> str:
     digest = hashlib.sha256(body).hexdigest()[:16]
-    return f"{EXPORT_PREFIX}{day(cutoff_ms)}/labelled-{digest}{extension}"
+    return f"{prefix}{day(cutoff_ms)}/labelled-{digest}{extension}"
 
 
-def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
+def _hyperparameter(value: str | None) -> str:
+    """SageMaker hyperparameters are text, JSON-encoded by some callers ("\"output\"")."""
+    if value is None:
+        return ""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value.strip()
+    return str(decoded).strip() if isinstance(decoded, str | int | float) else value.strip()
+
+
+def trained_target(hyperparameters: Mapping[str, str] | None) -> Schema | None:
+    """The layout the stack's training jobs read when they name a target (a team trains on
+    its own export, the schema inferred by the job) but no model or schema says the columns:
+    the target and its positive values only (no columns: nothing is written beside the rows,
+    the job infers them as it did for the team's first upload). None without a target."""
+    given = hyperparameters or {}
+    target = _hyperparameter(given.get("target"))
+    if not target:
+        return None
+    positive = tuple(p.strip() for p in _hyperparameter(given.get("positive")).split(",")
+                     if p.strip())
+    negative = tuple(p.strip() for p in _hyperparameter(given.get("negative")).split(",")
+                     if p.strip())
+    return Schema(columns=(), target=target, positive=positive, negative=negative)
+
+
+def stack_schema(store: ObjectStore, configured_key: str = "",
+                 hyperparameters: Mapping[str, str] | None = None) -> Schema | None:
     """The team schema the loop exports in: the one set for the stack (an object key, a
-    hand-edited schema), else the serving champion's own; None for the real-estate contract.
+    hand-edited schema), else the serving champion's own, else (no model promoted yet) the
+    columns the refused candidate was trained on, else the target the stack's training jobs
+    are given (`trained_target`); None for the real-estate contract.
     A configured schema that cannot be read raises `SchemaError` (the run fails loudly rather
     than exporting in the wrong layout)."""
     if configured_key:
@@ -227,6 +258,13 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
             raise SchemaError(f"the stack's schema {configured_key} is unusable: {exc}") from exc
     try:
         pointer = json.loads(store.get_bytes(CHAMPION_KEY))
+    except (ObjectNotFound, FileNotFoundError):
+        # No model promoted yet: the columns the refused candidate was trained on, if it was
+        # trained on a team's (the leads that came meanwhile were kept in them).
+        return _refused_schema(store) or trained_target(hyperparameters)
+    except ValueError:
+        return None
+    try:
         prefix = str(pointer.get("prefix") or "").rstrip("/")
         manifest = json.loads(store.get_bytes(f"{prefix}/{MANIFEST_FILE}")) if prefix else {}
         # only a bundle that lists schema.json has one (a real-estate champion never does; a
@@ -236,6 +274,13 @@ def stack_schema(store: ObjectStore, configured_key: str = "") -> Schema | None:
         return Schema.from_dict(json.loads(store.get_bytes(f"{prefix}/{SCHEMA_FILE}")))
     except (ObjectNotFound, FileNotFoundError, ValueError, AttributeError, TypeError):
         return None  # no champion yet, or one whose files cannot be read as a schema
+
+
+def _refused_schema(store: ObjectStore) -> Schema | None:
+    try:
+        return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
+    except (ObjectNotFound, FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
@@ -249,9 +294,39 @@ def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
     return list(ordered[:-held]), list(ordered[-held:])
 
 
-def _read_state(store: ObjectStore) -> tuple[ExportState, str | None]:
+def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
+                 rows: Sequence[Mapping[str, Any]], held: Sequence[Mapping[str, Any]],
+                 schema: Schema | None, *, now_ms: int) -> tuple[str, str, str]:
+    """Write one export's rows under ``prefix`` (the training upload) and its platform-held
+    rows into ``held_store``'s evaluation set; (``exported`` | ``unchanged``, key, schema key).
+    A key that exists is not written again (the same rows give the same key)."""
+    if schema is None:
+        body, held_body = render_rows(rows), render_rows(held)
+        key, content_type = export_key(now_ms, body, prefix=prefix), "application/x-ndjson"
+    else:
+        body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
+        key, content_type = export_key(now_ms, body, ".csv", prefix=prefix), "text/csv"
+    # a target-only layout has no columns to write down: the job infers them
+    schema_key = schema_key_beside(key) if schema is not None and schema.columns else ""
+    status = "unchanged" if store.exists(key) else "exported"
+    if status == "exported":
+        if held:  # first: the upload starts a job whose gate must already see the new set
+            write_holdout(held_store, held_body, {
+                "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
+                "from_ms": int(held[0]["outcome_at_ms"]),
+                "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
+        # before the rows: their upload starts the job that reads it
+        if schema is not None and schema_key:
+            store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
+                            .encode("utf-8"), "application/json")
+        store.put_bytes(key, body, content_type)
+    return status, key, schema_key
+
+
+def read_state(store: ObjectStore, state_key: str = STATE_KEY
+                ) -> tuple[ExportState, str | None]:
     try:
-        data, tag = store.get_tagged(STATE_KEY)
+        data, tag = store.get_tagged(state_key)
     except (FileNotFoundError, KeyError):
         return ExportState(), None
     return ExportState.parse(data), tag
@@ -285,11 +360,14 @@ def run_export(
     now_ms: int,
     force: bool = False,
     schema: Schema | None = None,
+    unscored: bool = True,
 ) -> ExportResult:
     """One export run (see the module docstring). ``force`` skips the new-outcomes minimum
     (``leadscore-loop export --force``), never the idempotence. ``schema``: the team's schema
-    (`stack_schema`) to export in its own layout; None: the real-estate JSON Lines."""
-    state, tag = _read_state(store)
+    (`stack_schema`) to export in its own layout; None: the real-estate JSON Lines.
+    ``unscored``: whether rows no model scored are exported (False with a model per
+    location: `leadscore.loop.location_export` exports them for their own location)."""
+    state, tag = read_state(store)
     since_ms = state.cutoff_ms
     count_rows = runner.query(
         new_outcomes_sql(since_ms, day(max(since_ms, 0)), now_ms, day(now_ms))
@@ -301,6 +379,10 @@ def run_export(
     # Deleted contacts and purged locations never train again (their records may still be
     # in files a compaction has not rewritten yet).
     everything = without_deleted(labelled_rows(runner, window), store)
+    if not unscored:
+        # With a model per location, a row no model scored is a location's history kept for
+        # its own first model (it has none and does not pool): never the agency's to train on.
+        everything = [r for r in everything if r.get("model_version")]
     # One layout per export: rows scored in the other form cannot be written in it.
     same_form = [r for r in everything if (team_fields(r) is not None) == (schema is not None)]
     left_out = len(everything) - len(same_form)
@@ -308,24 +390,8 @@ def run_export(
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms,
                             left_out=left_out)
-    if schema is None:
-        body, held_body = render_rows(rows), render_rows(held)
-        key, content_type = export_key(now_ms, body), "application/x-ndjson"
-    else:
-        body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
-        key, content_type = export_key(now_ms, body, ".csv"), "text/csv"
-    schema_key = schema_key_beside(key) if schema is not None else ""
-    status = "unchanged" if store.exists(key) else "exported"
-    if status == "exported":
-        if held:  # first: the upload starts a job whose gate must already see the new set
-            write_holdout(store, held_body, {
-                "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
-                "from_ms": int(held[0]["outcome_at_ms"]),
-                "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
-        if schema is not None:  # before the rows: their upload starts the job that reads it
-            store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
-                            .encode("utf-8"), "application/json")
-        store.put_bytes(key, body, content_type)
+    status, key, schema_key = write_export(store, store, EXPORT_PREFIX, rows, held, schema,
+                                           now_ms=now_ms)
     new_state = ExportState(cutoff_ms=now_ms, key=key, rows=len(rows), exported_at=iso_ms(now_ms))
     try:
         store.replace_if(

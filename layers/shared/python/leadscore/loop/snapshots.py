@@ -153,7 +153,10 @@ def build_snapshot(
     else:
         inputs = sanitize_inputs(request.get("features"))
     model_version = str(result.get("model_version") or "")
-    score = float(result["predicted_score"])
+    # None: a lead kept before any model served it (a team's lead before the stack's first
+    # model; with a model per location, a closed contact of a location no model may score
+    # yet, ``"scored": false``): its inputs are still training data
+    score = None if result.get("predicted_score") is None else float(result["predicted_score"])
     return {
         "schema": SCHEMA_VERSION,
         "record_type": SNAPSHOT,

@@ -213,7 +213,10 @@ def run_monitor(
     since = until - timedelta(days=config.window_days)
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
     snapshots = runner.query(window_snapshots_sql(since, until, config.max_rows))
-    resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None]
+    # what the served scores are judged on: a lead kept unscored while no model served has an
+    # outcome but no score (its inputs train the next model; they judge no model's scores)
+    resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None
+                and r.get("predicted_score") is not None]
     if champion.schema is not None:
         team_vectors(snapshots, champion.schema)
         team_vectors(resolved, champion.schema)

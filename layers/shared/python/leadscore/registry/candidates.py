@@ -15,13 +15,14 @@ import json
 import logging
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from leadscore.bundle import REJECTED_PREFIX
+from leadscore.bundle import CHAMPION_POINTER_KEY, REFUSED_SCHEMA_KEY, REJECTED_PREFIX, SCHEMA_FILE
 from leadscore.registry import gate, retraining
 from leadscore.registry.archive import extract_bundle_archive
+from leadscore.registry.locations import location_of_upload, location_store
 from leadscore.registry.promotion import get_champion, promote, reject
 from leadscore.registry.store import ObjectStore, RegistryError
 from leadscore.settings import PromoteSettings
@@ -50,6 +51,7 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     training_status: str | None = None
     training_failed: bool = False  # a Failed or Stopped job (TrainingJobFailedAlarm)
+    location_id: str | None = None  # a location's own candidate (decided in its registry)
 
     def answer(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job": self.job, "status": self.status}
@@ -59,6 +61,8 @@ class Decision:
             out["reasons"] = self.reasons
         if self.status == "ignored":
             out["training_status"] = self.training_status
+        if self.location_id is not None:
+            out["location_id"] = self.location_id
         return out
 
 
@@ -127,9 +131,39 @@ def _rejected(store: ObjectStore, job: str, reasons: list[str],
     return Decision(job, "rejected", reasons=reasons, **extra)
 
 
+def registry_of_job(store: ObjectStore, job: str) -> tuple[ObjectStore, str | None]:
+    """The registry a job's candidate is decided in, and its location: a location's upload
+    (``training-data/locations/<id>/``, as the retrain function's split record names it) goes
+    to that location's own registry and is gated against its champion and its own held-out
+    rows; everything else to the agency's. A job without a readable record is the agency's."""
+    try:
+        record = json.loads(store.get_bytes(retraining.split_record_key(job)))
+        location_id = location_of_upload(str(record.get("source_key") or ""))
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):
+        return store, None
+    if location_id is None:
+        return store, None
+    return location_store(store, location_id), location_id
+
+
+def _keep_refused_schema(store: ObjectStore, bundle_dir: Path) -> None:
+    """A refused team-schema candidate's columns (`bundle.REFUSED_SCHEMA_KEY`), while no
+    model serves: what the loop exports in until one does."""
+    schema = bundle_dir / SCHEMA_FILE
+    if not schema.is_file() or store.exists(CHAMPION_POINTER_KEY):
+        return
+    try:
+        store.put_bytes(REFUSED_SCHEMA_KEY, schema.read_bytes())
+    except Exception:  # a courtesy for the loop; the decision stands without it
+        logger.warning("the refused candidate's schema was not kept", exc_info=True)
+
+
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
-                     settings: PromoteSettings) -> Decision:
+                     settings: PromoteSettings, registry: ObjectStore | None = None) -> Decision:
+    """``store``: the artifact bucket (the job's gate part); ``registry``: where the candidate
+    is decided (the agency's store, or a location's view of it; default ``store``)."""
     details: dict[str, Any] = {"job_name": job, "artifact": artifact_uri}
+    gate_store, store = store, (registry if registry is not None else store)
     source = {"source": details}
     try:
         bucket, key = split_s3_uri(artifact_uri)
@@ -156,11 +190,13 @@ def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts:
             )
         except RegistryError as exc:
             return _rejected(store, job, [str(exc)], source)
-        rows, counts, missing = gate_inputs(store, job, bundle_dir)
+        rows, counts, missing = gate_inputs(gate_store, job, bundle_dir)
         if missing:
             return _rejected(store, job, [missing], source)
         result = promote(bundle_dir, store, settings, fallback_version=job, source=details,
                          rows=rows, counts=counts)
+        if not result.promoted:
+            _keep_refused_schema(store, bundle_dir)
     if not result.promoted:
         return Decision(job, "rejected", version=result.version, reasons=result.reasons)
     status = "already-champion" if result.already_champion else "promoted"
@@ -175,12 +211,16 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
     status = str(detail.get("TrainingJobStatus", ""))
     if not job or status not in ENDED:
         return Decision(job, "ignored", training_status=status)
+    bucket_store = store
+    store, location_id = registry_of_job(store, job)
     if already_handled(store, job):
-        return Decision(job, "duplicate")
+        return replace(Decision(job, "duplicate"), location_id=location_id)
     if status in ("Failed", "Stopped"):
         reason = failure_reason(status, detail)
-        return _rejected(store, job, [f"training job {status.lower()}: {reason}"],
-                         {"source": {"job_name": job}, "failure_reason": reason,
-                          "training_status": status}, training_failed=True)
+        return replace(_rejected(store, job, [f"training job {status.lower()}: {reason}"],
+                                 {"source": {"job_name": job}, "failure_reason": reason,
+                                  "training_status": status}, training_failed=True),
+                       location_id=location_id)
     artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
-    return handle_completed(job, artifact, store, artifacts, settings)
+    decision = handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
+    return replace(decision, location_id=location_id)

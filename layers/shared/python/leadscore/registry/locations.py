@@ -12,11 +12,29 @@ other location's are out of the view's reach.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from leadscore.bundle import LOCATIONS_PREFIX, location_root
+from leadscore.identifiers import is_safe_id
 from leadscore.registry.promotion import get_champion
+from leadscore.registry.split import GATE_FRACTION
 from leadscore.registry.store import ObjectStore
+
+#: A location's uploads: ``training-data/locations/<location_id>/...`` (under the retrain
+#: function's ``training-data/`` trigger, so the ordinary path trains them; the promote
+#: function sends the candidate to that location's own registry).
+LOCATION_UPLOADS_PREFIX = "training-data/locations/"
+
+#: How a location's first model is labelled. It has no schema yet (the training job infers
+#: it), so its export spells the outcome of the contact's won/lost opportunity in one fixed
+#: column, and the retrain function trains every location upload without a schema beside it
+#: on that column (`first_model_hyperparameters`).
+FIRST_MODEL_TARGET = "outcome"
+FIRST_MODEL_POSITIVE = ("won",)
+FIRST_MODEL_NEGATIVE = ("lost",)
+#: the export's own provenance column (when the row was read): never a model input
+FIRST_MODEL_EXCLUDE = ("scored_at",)
 
 
 class PrefixedStore:
@@ -83,3 +101,38 @@ def location_champions(store: ObjectStore) -> list[dict[str, Any]]:
         rows.append({"location_id": location_id, "version": champion.get("version"),
                      "promoted_at": champion.get("promoted_at")})
     return rows
+
+
+def location_upload_prefix(location_id: str) -> str:
+    """``training-data/locations/<location_id>/``: where a location's training rows go."""
+    location_root(location_id)  # the id check
+    return f"{LOCATION_UPLOADS_PREFIX}{location_id}/"
+
+
+def location_of_upload(key: str) -> str | None:
+    """The location a training upload belongs to (None: the agency's upload)."""
+    if not key.startswith(LOCATION_UPLOADS_PREFIX):
+        return None
+    location_id, sep, rest = key[len(LOCATION_UPLOADS_PREFIX):].partition("/")
+    return location_id if sep and rest and is_safe_id(location_id) else None
+
+
+def first_model_hyperparameters() -> dict[str, str]:
+    """The training hyperparameters (JSON-encoded, as the stack's setting holds them) of a
+    location upload without a schema beside it: the fixed outcome column, its values, the
+    export's provenance column excluded; the schema itself is inferred by the job."""
+    import json
+
+    return {"target": json.dumps(FIRST_MODEL_TARGET),
+            "positive": json.dumps(",".join(FIRST_MODEL_POSITIVE)),
+            "negative": json.dumps(",".join(FIRST_MODEL_NEGATIVE)),
+            "exclude": json.dumps(",".join(FIRST_MODEL_EXCLUDE))}
+
+
+def first_model_needs(min_conversions: int, holdout_fraction: float) -> int:
+    """How many conversions (and as many non-conversions) a location's resolved leads need
+    before its first model is trained: enough that the part the job trains on still holds
+    ``min_conversions`` of each class (the gate's ``min_conversions`` check) after the export
+    keeps ``holdout_fraction`` back and the retrain function's split keeps its gate part."""
+    kept = (1.0 - holdout_fraction) * (1.0 - GATE_FRACTION)
+    return math.ceil(min_conversions / kept) if kept > 0 else min_conversions

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from leadscore.columns.csv_reader import CsvRefused
 from leadscore.columns.schema import Schema, SchemaError
 from leadscore.registry import retraining
+from leadscore.registry.locations import first_model_hyperparameters, location_of_upload
 from leadscore.registry.split import SplitResult, split_lines
 from leadscore.settings import RetrainSettings
 
@@ -112,6 +113,26 @@ def refuse(objects: UploadObjects, bucket: str, key: str, version_id: str | None
     return UploadResult(key, "refused", reasons=reasons)
 
 
+#: what the stack's own training data says about its columns: never applied to a location's
+#: rows, which are another business's
+_STACK_COLUMN_HYPERPARAMETERS = ("target", "positive", "negative", "exclude", "keep")
+
+
+def location_settings(settings: RetrainSettings, key: str,
+                      has_schema: bool = False) -> RetrainSettings:
+    """The settings an upload trains with: the stack's for the agency's uploads; for a
+    location's (``training-data/locations/<id>/``), without the stack's team schema and
+    column hyperparameters, labelled by the first-model outcome column unless a schema
+    beside the upload says otherwise (a location that has a model of its own)."""
+    if location_of_upload(key) is None:
+        return settings
+    hyper = {k: v for k, v in settings.training_hyperparameters.items()
+             if k not in _STACK_COLUMN_HYPERPARAMETERS}
+    if not has_schema:
+        hyper.update(first_model_hyperparameters())
+    return replace(settings, team_schema_key="", training_hyperparameters=hyper)
+
+
 def handle_upload(bucket: str, key: str, version_id: str | None, etag: str | None, *,
                   objects: UploadObjects, jobs: TrainingJobs,
                   settings: RetrainSettings) -> UploadResult:
@@ -124,10 +145,13 @@ def handle_upload(bucket: str, key: str, version_id: str | None, etag: str | Non
     name = retraining.job_name(key, identity)
     if jobs.exists(name):
         return UploadResult(key, "duplicate", job=name)
+    settings = location_settings(settings, key)
     try:
         schema, schema_bytes = team_schema(objects, bucket, key, settings)
     except SchemaError as exc:
         return refuse(objects, bucket, key, version_id, [str(exc)])
+    if schema is not None:
+        settings = location_settings(settings, key, has_schema=True)
     head, complete, size = objects.head(bucket, key, version_id, settings.head_bytes)
     too_large = retraining.check_upload_size(size, settings)
     problems = [too_large] if too_large else retraining.check_training_head(

@@ -1,0 +1,109 @@
+"""A contact on a team's own columns that comes before any model is served is kept as it came
+and scored when a model arrives; it is never queued in the real-estate form (which the
+team's model refuses, so the write-back dead-lettered it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from leadscore.columns.schema import Schema
+from leadscore.ghl import parking
+from leadscore.ghl.messages import WritebackMessage
+from leadscore.ghl.parking import MemoryParkedStore
+from leadscore.ghl.webhook import GhlDeps, handle_webhook, replay_waiting
+from leadscore.scoring.service import ScoringService
+from leadscore.settings import ScoreSettings
+
+from tests.fixtures.fakes import StaticProvider
+from tests.fixtures.ghl_payloads import workflow_webhook
+
+LOCATION = "ve9EPM428h8vShlRW1KT"
+SECRET = "waiting-for-model-secret-1"
+SCHEMA = Schema.from_dict({"columns": [
+    {"name": "job", "kind": "categorical", "categories": ["admin.", "retired"]},
+    {"name": "age", "kind": "numeric", "fill": 40.0},
+]})
+#: the location's fields as discovery maps them: display name -> column
+FIELD_MAP = {"Job": "job", "Age": "age"}
+
+
+class TeamModel:
+    """Stands in for a served team-schema bundle: reads ``fields`` by its schema."""
+
+    version = "team-1"
+
+    def __init__(self) -> None:
+        self.scored: list[dict[str, Any]] = []
+
+    def custom_schema(self) -> Schema:
+        return SCHEMA
+
+    def score(self, request: dict[str, Any], *, explain: bool = True) -> dict[str, Any]:
+        assert "fields" in request, f"a team model cannot read {sorted(request)}"
+        self.scored.append(request)
+        return {"contact_id": request["contact_id"], "predicted_score": 0.61,
+                "predicted_class": "warm", "source": "ensemble",
+                "model_version": self.version}
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.sent: list[WritebackMessage] = []
+
+    def send(self, message: WritebackMessage) -> str:
+        self.sent.append(message)
+        return "m"
+
+
+def _deliver(deps: GhlDeps, contact_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    body = json.dumps(workflow_webhook(location_id=LOCATION, contact_id=contact_id,
+                                       custom_data=fields)).encode()
+    outcome = handle_webhook({"x-leadscore-secret": SECRET}, body, deps)
+    assert outcome.status_code == 200, outcome.body
+    return dict(outcome.body)
+
+
+def test_a_team_contact_waits_for_the_first_model_and_is_scored_when_it_arrives() -> None:
+    served: dict[str, Any] = {"scorer": ScoringService(StaticProvider(None))}  # no model yet
+    parked, queue = MemoryParkedStore(), Queue()
+    deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET, ghl_field_map=FIELD_MAP),
+                   scorer=lambda: served["scorer"], parked=parked, queue=queue)
+
+    first = _deliver(deps, "c1", {"Job": "retired", "Age": "61"})
+    assert first["status"] == "parked" and first["reason"] == parking.NO_MODEL
+    assert queue.sent == []  # nothing the team's model would refuse is queued
+    assert [r.parked_id.startswith(parking.WAITING_FOLDER) for r in parked.list()] == [True]
+
+    model = TeamModel()
+    served["scorer"] = model  # promoted: the next webhook replays what waited first
+    second = _deliver(deps, "c2", {"Job": "admin.", "Age": "33"})
+    assert second["status"] == "scored"
+    assert [r["contact_id"] for r in model.scored] == ["c1", "c2"]
+    assert model.scored[0]["fields"] == {"job": "retired", "age": "61"}
+    assert [m.contact_id for m in queue.sent] == ["c1", "c2"]
+    assert all(m.model_version == "team-1" for m in queue.sent)
+    assert list(parked.list()) == []
+    assert replay_waiting(deps) == 0  # nothing left, and no listing again
+
+
+def test_a_real_estate_contact_without_a_model_is_still_queued_for_the_write_back() -> None:
+    parked, queue = MemoryParkedStore(), Queue()
+    deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET,
+                                          ghl_field_map={"Urgency": "urgency_level"}),
+                   scorer=lambda: ScoringService(StaticProvider(None)), parked=parked,
+                   queue=queue)
+    answer = _deliver(deps, "c3", {"Urgency": "high"})
+    assert answer["status"] == "queued" and answer["reason"] == "model unavailable"
+    assert list(parked.list()) == [] and len(queue.sent) == 1
+
+
+def test_a_waiting_contact_stays_when_the_model_still_cannot_read_it() -> None:
+    parked, queue = MemoryParkedStore(), Queue()
+    served: dict[str, Any] = {"scorer": ScoringService(StaticProvider(None))}
+    deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET, ghl_field_map=FIELD_MAP),
+                   scorer=lambda: served["scorer"], parked=parked, queue=queue)
+    _deliver(deps, "c4", {"Job": "retired", "Age": "61"})
+    # a replay with still no model (another container's view): it stays, nothing is lost
+    assert replay_waiting(deps) == 0
+    assert len(list(parked.list(parking.WAITING_FOLDER))) == 1 and queue.sent == []

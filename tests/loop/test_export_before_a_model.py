@@ -1,0 +1,97 @@
+"""A team whose first model was refused still learns: the leads that came meanwhile were kept
+unscored (their inputs only), and the export writes them in the team's layout, by the target
+the stack's training jobs are given, so the next job infers the columns as it did the first
+time (the export's own ``scored_at`` is never a column)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leadscore.columns.schema import PROVENANCE_REASON
+from leadscore.loop.export import ExportConfig, run_export, stack_schema
+from leadscore.loop.local_query import DuckDbQueryRunner
+from leadscore.loop.snapshots import build_snapshot
+from leadscore.registry import LocalObjectStore
+
+from tests.loop.helpers import DAY, T0, outcome, write_records
+
+CONFIG = ExportConfig(window_days=90, snapshot_lookback_days=90, min_new_outcomes=50)
+#: what SageMaker hyperparameters look like when a caller JSON-encodes each value
+HYPER = {"target": '"output"', "positive": '"yes"', "folds": "3"}
+
+
+def _unscored(contact: str, at_ms: int, job: str, age: int) -> dict[str, Any]:
+    return build_snapshot({"contact_id": contact, "fields": {"job": job, "age": age,
+                                                              "email": f"{contact}@x.io"}},
+                          {"contact_id": contact, "predicted_score": None},
+                          location_id="loc1", source="webhook", scored_at_ms=at_ms)
+
+
+def test_leads_kept_before_any_model_are_exported_by_the_trained_target(tmp_path: Path) -> None:
+    records = []
+    for i in range(150):
+        contact = f"c{i:04d}"
+        records.append(_unscored(contact, T0 + i * 60_000, "retired" if i % 3 else "admin.",
+                                 20 + i % 50))
+        records.append(outcome(contact, "won" if i % 4 == 0 else "lost",
+                               T0 + DAY + i * 60_000))
+    write_records(tmp_path, records)
+    assert records[0]["predicted_score"] is None and records[0]["model_version"] == ""
+    store = LocalObjectStore(tmp_path)
+
+    assert stack_schema(store) is None  # nothing says the team's layout: real-estate
+    schema = stack_schema(store, "", HYPER)
+    assert schema is not None and schema.target == "output" and schema.positive == ("yes",)
+
+    result = run_export(DuckDbQueryRunner(tmp_path), store, CONFIG, now_ms=T0 + 5 * DAY,
+                        schema=schema)
+    assert result.status == "exported" and result.key.endswith(".csv")
+    assert result.rows == 120 and result.left_out == 0
+    assert result.schema_key == ""  # no columns to write down: the job infers them
+    table = list(csv.DictReader(io.StringIO(store.get_bytes(result.key).decode())))
+    assert list(table[0]) == ["contact_id", "scored_at", "age", "email_domain", "job", "output"]
+    rule = schema.label_rule()  # the target reads back as the outcomes were
+    assert sum(rule.label(r["output"]) or 0 for r in table) == sum(
+        1 for r in table if int(r["contact_id"][1:]) % 4 == 0)
+    assert all("@" not in value for r in table for value in r.values())
+
+
+def test_training_infers_no_column_from_the_exports_scored_at() -> None:
+    from schema_infer import Table, infer_schema
+
+    header = ["contact_id", "scored_at", "age", "output"]
+    rows = [[f"c{i}", f"2026-11-{1 + i % 28:02d}T10:00:00.000Z", str(20 + i % 40),
+             "yes" if i % 3 else "no"] for i in range(60)]
+    table = Table(header=header, columns={h: [r[j] for r in rows] for j, h in enumerate(header)},
+                  source="labelled-export.csv")
+    inferred = infer_schema(table, "output", ["yes"])
+    assert inferred.dropped["scored_at"] == PROVENANCE_REASON
+    assert [c.name for c in inferred.schema.columns] == ["age"]
+
+
+def test_a_retraining_ages_each_exported_leads_dates_from_the_day_it_was_scored() -> None:
+    from datetime import date, timedelta
+
+    from leadscore.columns.schema import ColumnSpec, Schema
+    from schema_infer import Table, encode, fit_schema
+
+    scored = [date(2026, 10, 1) + timedelta(days=3 * i) for i in range(30)]
+    header = ["contact_id", "scored_at", "date_added", "output"]
+    rows = [[f"c{i}", f"{d.isoformat()}T09:00:00.000Z", (d - timedelta(days=2)).isoformat(),
+             "yes" if i % 2 else "no"] for i, d in enumerate(scored)]
+    table = Table(header=header, columns={h: [r[j] for r in rows] for j, h in enumerate(header)},
+                  source="labelled-export.csv")
+    schema = Schema(columns=(ColumnSpec(name="date_added", kind="date"),), target="output",
+                    positive=("yes",))
+    retrain_day = date(2026, 12, 7)
+    every = np.arange(len(rows))
+    fitted = fit_schema(schema, table, every, retrain_day)
+    ages = encode(fitted, table, every, retrain_day)[:, 0]
+    # every lead was 2 days old when it was scored, as serving saw it; not 67..154 days
+    assert ages.tolist() == [2.0] * len(rows)
+    assert fitted.columns[0].fill == 2.0
