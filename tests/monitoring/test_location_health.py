@@ -1,0 +1,85 @@
+"""Each location's health: the model that serves it, the scope, and drift measured against
+that model (a location with its own champion is judged on its own model's training data,
+not on the agency's)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from leadscore.loop.local_query import DuckDbQueryRunner
+from leadscore.monitoring import job
+from leadscore.monitoring.reference import build_reference, parse_reference
+from leadscore.registry.store import LocalObjectStore
+
+from tests.monitoring.test_monitor_job import NOW, _write_snapshots
+
+NAMES = ("size", "price")
+
+
+def _champion(version: str, centre: float, seed: int) -> job.Champion:
+    """A model whose training rows sat around ``centre`` (its reference), scoring by size."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(centre, 1.0, (2000, 2))
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(1 / (1 + np.exp(-(rows[:, 0] - centre))), dtype=np.float64)
+
+    scores = predict(x)
+    labels = rng.random(2000) < scores
+    reference = parse_reference(build_reference(NAMES, x, scores, labels))
+    return job.Champion(version, NAMES, reference, predict)
+
+
+def _run(root: Path, agency: job.Champion, **own: job.Champion) -> job.MonitorResult:
+    return job.run_monitor(
+        DuckDbQueryRunner(root), LocalObjectStore(root), agency, now=NOW,
+        config=job.MonitorConfig(), labelled_rows=lambda since, until: [],
+        location_champions=own)
+
+
+def test_each_location_is_judged_against_the_model_that_serves_it(tmp_path: Path) -> None:
+    agency = _champion("lsm-agency", 0.0, 1)
+    own = _champion("lsm-own-b", 6.0, 2)  # loc-b's market: far from the agency's rows
+    rng = np.random.default_rng(3)
+    start = NOW - timedelta(days=3)
+    a_rows, b_rows = rng.normal(0.0, 1.0, (300, 2)), rng.normal(6.0, 1.0, (300, 2))
+    _write_snapshots(tmp_path, a_rows, agency.predict(a_rows), "loc-a", start,
+                     version=agency.version)
+    _write_snapshots(tmp_path, b_rows, own.predict(b_rows), "loc-b", start, version=own.version)
+    rules = rng.normal(0.0, 1.0, (50, 2))
+    _write_snapshots(tmp_path, rules, np.full(50, 0.5), "loc-r", start, version="rules")
+
+    result = _run(tmp_path, agency, **{"loc-b": own})
+    a, b, r = (result.locations[k] for k in ("loc-a", "loc-b", "loc-r"))
+    assert (a["model_scope"], a["model_version"]) == ("agency", agency.version)
+    assert (b["model_scope"], b["model_version"]) == ("location", own.version)
+    assert r["model_scope"] == "rules"
+    # loc-b's leads look like its own model's training rows: no alarm, score PSI measured
+    # on the scores its own model gave
+    assert not b["drift_alarm"] and b["score_psi"] is not None and b["score_psi"] < 0.1
+    assert not a["drift_alarm"] and a["snapshots"] == 300
+    page = result.pages[job.page_key("loc-b")]
+    assert f"Model {own.version} (the location" in page and "own model)" in page
+
+    # judged against the agency's model instead (what the monitor did before), loc-b alarms
+    others = tmp_path / "agency-only"
+    _write_snapshots(others, b_rows, own.predict(b_rows), "loc-b", start, version=own.version)
+    judged_by_agency = _run(others, agency)
+    assert judged_by_agency.locations["loc-b"]["drift_alarm"]
+    assert judged_by_agency.locations["loc-b"]["model_scope"] == "agency"
+
+
+def test_a_location_s_drift_is_confirmed_by_its_own_second_alarm(tmp_path: Path) -> None:
+    agency = _champion("lsm-agency", 0.0, 1)
+    rng = np.random.default_rng(4)
+    moved: Any = rng.normal(4.0, 1.0, (200, 2))
+    _write_snapshots(tmp_path, moved, agency.predict(moved), "loc-a", NOW - timedelta(days=2),
+                     version=agency.version)
+    first = _run(tmp_path, agency).locations["loc-a"]
+    assert first["drift_alarm"] and not first["confirmed_drift"]
+    second = _run(tmp_path, agency).locations["loc-a"]
+    assert second["drift_alarm"] and second["confirmed_drift"]
+    assert set(second["drifted_features"]) == set(NAMES)
