@@ -4,16 +4,20 @@ not on the agency's)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+from leadscore.bundle import location_root
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.monitoring import job
 from leadscore.monitoring.reference import build_reference, parse_reference
 from leadscore.registry.store import LocalObjectStore
 
+from tests.fixtures.location_store import RECORDED, place_champion, reissued
 from tests.monitoring.test_monitor_job import NOW, _write_snapshots
 
 NAMES = ("size", "price")
@@ -37,7 +41,7 @@ def _run(root: Path, agency: job.Champion, **own: job.Champion) -> job.MonitorRe
     return job.run_monitor(
         DuckDbQueryRunner(root), LocalObjectStore(root), agency, now=NOW,
         config=job.MonitorConfig(), labelled_rows=lambda since, until: [],
-        location_champions=own)
+        own_champion=own.get)
 
 
 def test_each_location_is_judged_against_the_model_that_serves_it(tmp_path: Path) -> None:
@@ -83,3 +87,46 @@ def test_a_location_s_drift_is_confirmed_by_its_own_second_alarm(tmp_path: Path)
     second = _run(tmp_path, agency).locations["loc-a"]
     assert second["drift_alarm"] and second["confirmed_drift"]
     assert set(second["drifted_features"]) == set(NAMES)
+
+
+def test_modelctl_health_and_experiments_per_location(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`modelctl --location L health` shows L's champion and the last run's line for L (its
+    model, scope, drift, page); experiments kept with --location stay in L's folder."""
+    from tools import modelctl
+
+    root = tmp_path / "store"
+    place_champion(root, RECORDED)
+    own_version = place_champion(root, reissued(tmp_path / "own", "loc-b"), location_root("loc-b"))
+    agency, own = _champion("lsm-agency", 0.0, 1), _champion(own_version, 6.0, 2)
+    rng = np.random.default_rng(5)
+    b_rows = rng.normal(6.0, 1.0, (100, 2))
+    _write_snapshots(root, b_rows, own.predict(b_rows), "loc-b", NOW - timedelta(days=1),
+                     version=own_version)
+    _run(root, agency, **{"loc-b": own})
+
+    def run(*argv: str) -> tuple[int, Any]:
+        code = modelctl.main(["--store", str(root), *argv])
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else None
+
+    code, health = run("--location", "loc-b", "health")
+    assert code == 0 and health["champion"] == own_version
+    assert health["monitoring"]["model_scope"] == "location"
+    assert health["monitoring"]["model_version"] == own_version
+    assert health["monitoring"]["drift_alarm"] is False
+    assert health["page"] == job.page_key("loc-b") and (root / health["page"]).is_file()
+    code, overall = run("health")
+    assert code == 0 and set(overall["locations"]) == {"loc-b"}
+    code, nothing = run("--location", "loc-z", "health")  # no model, never monitored
+    assert code == 1 and nothing["champion"] is None and nothing["monitoring"] is None
+
+    code, created = run("--location", "loc-b", "experiment", "create", "trial",
+                        "--variants", "champion,rules", "--allocation", "50,50")
+    assert code == 0 and created["name"] == "trial"
+    code, shown = run("--location", "loc-b", "experiment", "show")
+    assert code == 0 and shown["name"] == "trial"
+    code, agency_experiment = run("experiment", "show")
+    assert code == 0 and agency_experiment is None  # the agency runs no experiment
+    assert all(str(p.relative_to(root)).startswith("locations/loc-b/")
+               for p in root.rglob("*") if "trial" in p.name)

@@ -234,21 +234,21 @@ def run_monitor(
     labelled_rows: Callable[[datetime, datetime], list[dict[str, Any]]],
     experiment: Mapping[str, Any] | None = None,
     request_export: Callable[[], bool] | None = None,
-    location_champions: Mapping[str, Champion] | None = None,
+    own_champion: Callable[[str], Champion | None] | None = None,
 ) -> MonitorResult:
     """One run. ``labelled_rows(since, until)`` answers the leads resolved in the window
     (the loop's point-in-time rows, with ``features``, ``predicted_score``, ``converted``).
-    ``location_champions``: the locations' own champions; such a location's drift and page
-    are measured against its own model, the others' against ``champion`` (the agency's)."""
+    ``own_champion(location_id)``: the location's own champion, if it has one (the serving
+    rule's first scope); such a location's drift and page are measured against its own
+    model, the others' against ``champion`` (the agency's)."""
     until = now.astimezone(UTC)
     since = until - timedelta(days=config.window_days)
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
     snapshots = runner.query(window_snapshots_sql(since, until, config.max_rows))
     resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None]
-    own_models = dict(location_champions or {})
     # a location's own model reads its raw rows through its own schema: kept before the
     # agency's schema writes its vectors into them
-    raw = ({id(r): dict(r) for r in [*snapshots, *resolved]} if own_models else {})
+    raw = ({id(r): dict(r) for r in [*snapshots, *resolved]} if own_champion else {})
     if champion.schema is not None:
         team_vectors(snapshots, champion.schema)
         team_vectors(resolved, champion.schema)
@@ -317,7 +317,7 @@ def run_monitor(
     for location in sorted(snapshots_by_location):
         here: Sequence[Mapping[str, Any]] = snapshots_by_location[location]
         resolved_here: Sequence[Mapping[str, Any]] = resolved_by_location.get(location, [])
-        own = own_models.get(location)
+        own = own_champion(location) if own_champion is not None and location else None
         model = own or champion
         if own is not None:
             here, resolved_here = read_by(own, here), read_by(own, resolved_here)
