@@ -30,7 +30,8 @@ latencies with them), and each request's CPU time on the answering thread beside
 time (the difference is time spent waiting for a CPU).
 
     nice -n 10 .venv/bin/python -m bench.location_models [--locations 50] [--rounds 2]
-        [--requests 40] [--evict-models 10] [--bundle DIR] [--out .bench/location_models.json]
+        [--requests 40] [--evict-models 10] [--bundle DIR [--request BODY.json]] [--no-refresh]
+        [--out .bench/location_models.json]
 """
 
 from __future__ import annotations
@@ -340,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--evict-models", type=int, default=10)
     parser.add_argument("--bundle", type=Path, default=RECORDED)
+    parser.add_argument("--request", type=Path, default=None,
+                        help="the /score body to send (JSON; default events/score_request.json's "
+                             "body; a bundle on a team's columns needs {\"fields\": {...}})")
     parser.add_argument("--no-refresh", dest="refresh", action="store_false",
                         help="skip the phase that replaces every location's champion")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "location_models.json")
@@ -348,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-locations-"))
     try:
         store, locations, size = build_store(args.bundle, work, args.locations)
-        template = json.loads(json.loads(
-            (REPO / "events" / "score_request.json").read_text())["body"])
+        template = (json.loads(args.request.read_text()) if args.request else json.loads(
+            json.loads((REPO / "events" / "score_request.json").read_text())["body"]))
         _env(store, work / "cache", None)
         from functions.score import app
 

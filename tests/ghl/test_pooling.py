@@ -78,8 +78,18 @@ def test_the_agency_model_scores_a_location_only_after_it_allows_pooling(
         assert answer.status == 200
         return answer.body["model_scope"], answer.body["model_version"]
 
-    assert scope() == ("rules", "rules")  # the default: no pooling
+    # `ghlctl scope` applies the same rule to the same record and champions
+    monkeypatch.setenv("MODEL_URI", pointer)
+    monkeypatch.setenv("LOCATION_MODELS", "true")
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "ghlctl-cache"))
+
+    def told() -> tuple[str, str | None]:
+        code, answer = run(capsys, "scope", "--location", "loc-a")
+        assert code == 0 and answer["own_champion"] is None
+        return answer["model_scope"], answer["model_version"]
+
+    assert scope() == ("rules", "rules") and told() == ("rules", None)  # default: no pooling
     assert run(capsys, "pooling", "--location", "loc-a", "--allow")[0] == 0
-    assert scope() == ("agency", agency)
+    assert scope() == ("agency", agency) and told() == ("agency", agency)
     assert run(capsys, "pooling", "--location", "loc-a", "--deny")[0] == 0
-    assert scope() == ("rules", "rules")
+    assert scope() == ("rules", "rules") and told() == ("rules", None)
