@@ -130,3 +130,25 @@ def test_modelctl_health_and_experiments_per_location(
     assert code == 0 and agency_experiment is None  # the agency runs no experiment
     assert all(str(p.relative_to(root)).startswith("locations/loc-b/")
                for p in root.rglob("*") if "trial" in p.name)
+
+
+def test_the_monitor_command_finds_a_location_s_own_champion(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`./leadscore monitor` with LOCATION_MODELS=true looks a location's champion up as the
+    score function does; off, every location is the agency's."""
+    from tools.monitor import monitor_local
+
+    root = tmp_path / "store"
+    agency = place_champion(root, RECORDED)
+    own = place_champion(root, reissued(tmp_path / "own", "loc-b"), location_root("loc-b"))
+    rows = np.random.default_rng(6).random((30, 20))
+    for location, version in (("loc-a", agency), ("loc-b", own)):
+        _write_snapshots(root, rows, np.full(30, 0.4), location, NOW - timedelta(days=1),
+                         version=version)
+    monkeypatch.setenv("LOCATION_MODELS", "true")
+    found = monitor_local(root, NOW, job.MonitorConfig()).locations
+    assert (found["loc-b"]["model_version"], found["loc-b"]["model_scope"]) == (own, "location")
+    assert (found["loc-a"]["model_version"], found["loc-a"]["model_scope"]) == (agency, "agency")
+    monkeypatch.setenv("LOCATION_MODELS", "false")
+    found = monitor_local(root, NOW, job.MonitorConfig()).locations
+    assert found["loc-b"]["model_version"] == agency
