@@ -13,8 +13,9 @@ events (parsing, routing, logging and metrics included):
   its model (timed apart), the following requests (`--requests` per location per round, each
   with a new contact id so no answer comes from the answer cache) are the "after first load"
   latencies: p50/p99 over all of them and the worst location's p99;
-* phase "eviction" (`--evict-models K`): the same rotation with a budget of K models' bytes,
-  so the cache keeps dropping and re-loading: the loads and the memory stay bounded;
+* phase "eviction" (`--evict-models K`, `--evict-rounds`): the same rotation with a budget of
+  K models' bytes, so the cache keeps dropping and re-loading: the loads and the memory stay
+  bounded (the resident memory at each round's start shows whether it levels off);
 * phase "refresh" (skip with `--no-refresh`): a new champion promoted for every location
   while the container serves; pointers are checked every second on a background thread that
   no request waits for, so each location is answered by its old model until the new one has
@@ -199,8 +200,10 @@ def run_phase(name: str, app: Any, locations: list[str], rounds: int, requests: 
     cpu = CpuWatch()
     rss_one_model = 0.0
     # the handler still formats its logs and EMF metrics, as in Lambda; the terminal is spared
+    rss_by_round: list[float] = []
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         for _ in range(rounds):
+            rss_by_round.append(rss_mb())
             for loc in locations:
                 ms, _, answer = _call(app, template, loc)
                 first.append(ms)
@@ -238,6 +241,8 @@ def run_phase(name: str, app: Any, locations: list[str], rounds: int, requests: 
         "rss_mb": rss_mb(), "peak_rss_mb": peak_mb(), "memory_setting_mb": MEMORY_MB,
         "peak_rss_within_setting": peak_mb() <= MEMORY_MB,
         "rss_with_one_model_mb": rss_one_model,
+        # at the start of each round and at the end: a churning cache must level off
+        "rss_by_round_mb": [*rss_by_round, rss_mb()],
         # what each further model added to the process (resident memory, not file bytes)
         "rss_per_further_model_mb": round((rss_mb() - rss_one_model)
                                           / max(1, len(locations) - 1), 3),
@@ -340,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--evict-models", type=int, default=10)
+    parser.add_argument("--evict-rounds", type=int, default=4,
+                        help="rounds of the eviction phase (each reloads most models)")
     parser.add_argument("--bundle", type=Path, default=RECORDED)
     parser.add_argument("--request", type=Path, default=None,
                         help="the /score body to send (JSON; default events/score_request.json's "
@@ -368,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.evict_models:
             # K models as the cache counts them
             _env(store, work / "cache-evict", args.evict_models * size)
-            phases.append(run_phase("eviction", app, locations, args.rounds, args.requests,
-                                    template))
+            phases.append(run_phase("eviction", app, locations, args.evict_rounds,
+                                    args.requests, template))
         if args.refresh:
             phases.append(refresh_phase(app, store, args.bundle, work, locations,
                                         args.requests, template))

@@ -19,7 +19,8 @@ def test_the_location_models_bench_runs(tmp_path: Path) -> None:
     try:
         out = tmp_path / "bench.json"
         assert location_models.main(["--locations", "3", "--rounds", "1", "--requests", "2",
-                                     "--evict-models", "1", "--out", str(out)]) == 0
+                                     "--evict-models", "1", "--evict-rounds", "1",
+                                     "--out", str(out)]) == 0
     finally:
         os.environ.clear()
         os.environ.update(saved)
