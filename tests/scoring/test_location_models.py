@@ -229,3 +229,26 @@ def test_a_request_is_answered_by_the_old_model_while_the_new_one_loads(
         release.set()
     container.scorer.models.wait_for_refreshes(10)
     assert served() == new and request_threads == []
+
+
+def test_an_evicted_model_is_freed_at_once_not_at_the_next_cycle_collection(
+        store: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """A store and its background refresh refer to each other: without a release, a dropped
+    model stayed in memory until the interpreter's cycle collector ran, and a churning cache
+    grew with its dropped models."""
+    import gc
+    import weakref
+
+    root, _ = store
+    models = _models(root, int(1.5 * bundle_bytes(RECORDED)), tmp_path)
+    first = models.get("loc-1")
+    assert first is not None
+    gone = weakref.ref(first)
+    del first
+    gc.disable()
+    try:
+        models.get("loc-2")  # loc-1 is dropped for its bytes
+        assert models.cached() == ["loc-2"]
+        assert gone() is None
+    finally:
+        gc.enable()

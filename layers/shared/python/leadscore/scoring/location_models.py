@@ -246,6 +246,7 @@ class LocationModels:
 
     def _evict(self, keep: str) -> None:
         dropped: list[str] = []
+        released: list[ModelStore] = []
         with self._lock:
             if self._total <= self.budget_bytes and len(self._entries) <= self.max_locations:
                 return  # the usual request: nothing to drop, nothing walked
@@ -257,12 +258,18 @@ class LocationModels:
                 entry = self._entries[location_id]
                 if location_id == keep or (not too_many and entry.bytes == 0):
                     continue  # dropping a location without a model frees no memory
-                total -= self._entries.pop(location_id).bytes
+                entry = self._entries.pop(location_id)
+                total -= entry.bytes
                 dropped.append(location_id)
+                released.append(entry.store)
             self._total = total
             self.evictions += len(dropped)
+        for store in released:
+            # the model's memory now: a churning cache otherwise grew by its dropped models
+            # until a cycle collection (bench/location_models.py, eviction phase)
+            store.release()
         for location_id in dropped:
-            # its downloaded files too (/tmp is small); the model itself goes with the entry
+            # its downloaded files too (/tmp is small)
             shutil.rmtree(self._folder(location_id), ignore_errors=True)
         if dropped:
             logger.info("location models evicted", extra={"evicted": len(dropped)})
