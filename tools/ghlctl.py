@@ -9,6 +9,7 @@
     python -m tools.ghlctl discover LOCATION_ID [--no-create] [--schema BUNDLE|schema.json]
     python -m tools.ghlctl pin-thresholds LOCATION_ID (--thresholds JSON | --clear)
     python -m tools.ghlctl pooling --location LOCATION_ID (--allow | --deny) [--columns a,b,c]
+    python -m tools.ghlctl scope --location LOCATION_ID   which model scores it now, and why
     python -m tools.ghlctl parked
     python -m tools.ghlctl replay (PARKED_ID ... | --all)
     python -m tools.ghlctl secret (LOCATION_ID ... | --all)   a new workflow secret, shown once
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     pooling.add_argument("--columns", default=None,
                          help="the columns this location's leads carry, comma-separated, when "
                               "it is not on the real-estate preset ('' for the preset)")
+    scope = sub.add_parser(
+        "scope", help="which model scores a location now, and why: its own champion, the "
+                      "agency's (pooling allowed, schema fits), the rules, or none")
+    scope.add_argument("--location", dest="location_id", required=True)
     sub.add_parser("parked", help="deliveries kept because they could not be processed")
     replay = sub.add_parser("replay", help="process parked deliveries again")
     replay.add_argument("parked_ids", nargs="*")
@@ -232,6 +237,31 @@ def _pooling(args: argparse.Namespace, settings: InstallSettings) -> dict[str, A
     inst = inst.with_changes(**changes)
     table.save(inst)
     return _summary(inst)
+
+
+def _scope(args: argparse.Namespace, settings: InstallSettings) -> dict[str, Any]:
+    """THE scope rule (`leadscore.scoring.scopes.choose_scope`) on the location's record as
+    the table holds it and the champions MODEL_URI's store holds now."""
+    from leadscore.scoring.scopes import LocationProfile, choose_scope
+    from leadscore.wiring.scoring import location_champions, model_store
+
+    score = ScoreSettings.from_env()
+    if not score.model_uri:
+        raise SystemExit("MODEL_URI is not set (the champion pointer, as the score function has)")
+    inst = _table(settings).installation(args.location_id, fresh=True)
+    profile = LocationProfile.of(args.location_id, inst)
+    own = location_champions(score)(args.location_id)
+    agency = model_store(score.model_uri, cache_dir=Path(score.model_cache_dir)).current()
+    choice = choose_scope(profile, own, agency)
+    return {"location_id": args.location_id, "installed": inst is not None,
+            "allow_pooling": profile.allow_pooling, "model_columns": sorted(profile.columns),
+            "location_models": score.location_models,
+            "own_champion": own and own.version, "agency_champion": agency and agency.version,
+            "model_scope": choice.scope,
+            "model_version": choice.model.version if choice.model is not None else None,
+            "reason": choice.reason or None,
+            **({} if score.location_models else {"note": (
+                "LOCATION_MODELS is off: the agency's champion scores every location")})}
 
 
 def _settings_installation(settings: InstallSettings) -> Installation:
@@ -382,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             _print(_pin_thresholds(args, settings))
         elif args.command == "pooling":
             _print(_pooling(args, settings))
+        elif args.command == "scope":
+            _print(_scope(args, settings))
         elif args.command == "parked":
             from leadscore.adapters.ghl_parked import S3ParkedStore
 

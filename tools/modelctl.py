@@ -8,10 +8,13 @@
     python -m tools.modelctl --store .demo/store show-champion
     python -m tools.modelctl --store s3://my-bucket --location LOCATION_ID promote|list|rollback ...
     python -m tools.modelctl --store s3://my-bucket locations
+    python -m tools.modelctl --store s3://my-bucket [--location LOCATION_ID] health
 
 `--location` works on that location's own models (`locations/<id>/` in the same store: its
 champion pointer, versions, rejections, evaluation set and experiments); the agency's
-champion and every other location's are never read or written by it.
+champion and every other location's are never read or written by it. `health` reads the last
+monitoring run (`monitoring/drift/latest.json`): the location's model, the scope that served
+it (location, agency, rules) and its drift, and where its health page is.
 
 `promote` MEASURES the candidate (leadscore.registry.gate): its model.onnx runs under
 onnxruntime on generated probe leads and on the bundle's reference rows (outputs finite, in
@@ -43,8 +46,10 @@ from typing import Any
 
 from leadscore import registry
 from leadscore.adapters.s3_store import open_store
+from leadscore.monitoring import job as monitoring
 from leadscore.registry import gate
 from leadscore.registry.locations import location_champions, location_store
+from leadscore.registry.store import ObjectNotFound, ObjectStore
 from leadscore.settings import PromoteSettings
 
 from tools import experiment_commands
@@ -86,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("version")
     sub.add_parser("show-champion", help="the current champion record")
     sub.add_parser("locations", help="every location with models of its own, and its champion")
+    sub.add_parser("health", help="the last monitoring run: drift and the health page (with "
+                                  "--location: that location's model, scope and drift)")
     experiment_commands.add_parser(sub)
     return parser
 
@@ -125,9 +132,31 @@ def promote_answer(result: registry.PromotionResult) -> dict[str, Any]:
     return answer
 
 
+def health(root: ObjectStore, location_id: str | None) -> dict[str, Any]:
+    """The last monitoring run as it concerns the agency, or one location: the model that
+    served it, the scope, its drift (`leadscore.monitoring.job`'s record) and its page."""
+    try:
+        record = json.loads(root.get_bytes(monitoring.LATEST_KEY))
+    except ObjectNotFound:
+        record = None
+    if location_id is None:
+        champion = registry.get_champion(root)
+        return {"champion": champion and champion.get("version"),
+                "monitoring": record and {k: record.get(k) for k in (
+                    "generated_at", "model_version", "drift", "confirmed_drift",
+                    "resolved_rows")},
+                "locations": (record or {}).get("locations") or {},
+                "page": monitoring.page_key(monitoring.OVERALL)}
+    own = registry.get_champion(location_store(root, location_id))
+    entry = ((record or {}).get("locations") or {}).get(location_id)
+    return {"location_id": location_id, "champion": own and own.get("version"),
+            "monitoring": entry and {"generated_at": record.get("generated_at"), **entry},
+            "page": monitoring.page_key(location_id)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    store = open_store(args.store)
+    store = root = open_store(args.store)
     if args.location is not None:
         try:
             store = location_store(store, args.location)
@@ -167,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "locations":
             _print(location_champions(store))
             return 0
+        if args.command == "health":
+            answer = health(root, args.location)
+            _print(answer)
+            return 0 if answer.get("monitoring") or answer.get("champion") else 1
         if args.command == "why-rejected":
             _print(registry.why_rejected(args.version, store))
             return 0

@@ -6,6 +6,8 @@
 The same run the scheduled MonitorFunction does in AWS (leadscore.monitoring.job), with
 DuckDB standing in for Athena over the store's `loop/` folder. Pages land in
 `<store>/monitoring/health/` (`all.html` and one per location); the run's record is printed.
+With LOCATION_MODELS=true a location with its own champion (`modelctl --location`) is judged
+against it; the record's `locations` gives each location's model, scope and drift.
 Exit code 0, or 3 when drift alarms (so a cron line can notify).
 """
 
@@ -18,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leadscore import registry
-from leadscore.bundle import load_model
+from leadscore.bundle import CHAMPION_POINTER_KEY, load_model
 from leadscore.experiments.rows import current_results
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.monitoring.job import (
+    Champion,
     MonitorConfig,
     MonitorResult,
     champion_from_model,
@@ -29,6 +32,8 @@ from leadscore.monitoring.job import (
 )
 from leadscore.monitoring.sources import resolved_rows
 from leadscore.registry.store import LocalObjectStore
+from leadscore.settings import ScoreSettings
+from leadscore.wiring.scoring import location_champions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,10 +47,22 @@ def monitor_local(store_dir: Path, now: datetime, config: MonitorConfig) -> Moni
         raise registry.RegistryError("no champion in this store: promote a model first")
     model = load_model(store.root / str(champion["prefix"]))
     runner = DuckDbQueryRunner(store.root)
+    own_champion = None
+    if ScoreSettings.from_env().location_models:
+        # as the score function serves them: a location's own champion beside the agency's
+        own = location_champions(ScoreSettings(
+            model_uri=f"file://{store.root.resolve()}/{CHAMPION_POINTER_KEY}",
+            location_models=True,
+            model_cache_dir=str(store.root / ".monitor-models")))
+
+        def own_champion(location_id: str) -> Champion | None:
+            found = own(location_id)
+            return champion_from_model(found) if found is not None else None
+
     return run_monitor(
         runner, store, champion_from_model(model), now=now, config=config,
         labelled_rows=lambda since, until: resolved_rows(runner, since, until),
-        experiment=current_results(store, runner, now))
+        experiment=current_results(store, runner, now), own_champion=own_champion)
 
 
 def main(argv: list[str] | None = None) -> int:

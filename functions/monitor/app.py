@@ -4,7 +4,9 @@ Thin: the champion from MODEL_URI, the loop's tables through Athena (DuckDB over
 locally), then drift / calibration / importance / health pages, and CloudWatch metrics:
 ``MaxFeaturePSI`` (the drift alarm's metric), ``ScorePSI``, ``DriftAlarm`` (1/0),
 ``DriftedFeatures``, ``MonitorSnapshots``, ``ResolvedLeads``, ``CalibrationGap`` and
-``FeaturePSI`` per ``Feature``. The event may carry ``{"now_ms": ...}`` (the simulation's
+``FeaturePSI`` per ``Feature``; with LOCATION_MODELS a location with its own champion is
+judged against it, and each location's model, scope and drift is logged (``location
+health``, the dashboard's table). The event may carry ``{"now_ms": ...}`` (the simulation's
 clock). A confirmed drift with RETRAIN_ON_DRIFT invokes the export function with
 ``{"force": true}``.
 """
@@ -21,14 +23,20 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.experiments.rows import current_results
 from leadscore.loop.export import QueryRunner
-from leadscore.monitoring.job import MonitorConfig, MonitorResult, champion_from_model, run_monitor
+from leadscore.monitoring.job import (
+    Champion,
+    MonitorConfig,
+    MonitorResult,
+    champion_from_model,
+    run_monitor,
+)
 from leadscore.monitoring.sources import resolved_rows
 from leadscore.registry.store import ObjectStore
 from leadscore.scoring.model_store import ModelProvider
-from leadscore.settings import MonitorSettings
+from leadscore.settings import MonitorSettings, ScoreSettings
 from leadscore.wiring.container import PerContainer
 from leadscore.wiring.loop import loop_settings, query_and_store
-from leadscore.wiring.scoring import model_store
+from leadscore.wiring.scoring import OwnChampion, location_champions, model_store
 
 NAMESPACE = "LeadScoring"
 logger = Logger(service="monitor")
@@ -43,6 +51,20 @@ def _build() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider]:
 _built = PerContainer(_build)
 
 
+def _own_models() -> OwnChampion:
+    """With LOCATION_MODELS on, a location's own champion (as the score function finds it)."""
+    score = ScoreSettings.from_env()
+    return location_champions(score) if score.location_models else (lambda _location: None)
+
+
+_own = PerContainer(_own_models)
+
+
+def own_champion(location_id: str) -> Champion | None:
+    model = _own.get()(location_id)
+    return champion_from_model(model) if model is not None else None
+
+
 def components() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvider]:
     return _built.get()
 
@@ -50,6 +72,7 @@ def components() -> tuple[MonitorSettings, QueryRunner, ObjectStore, ModelProvid
 def reset() -> None:
     """Forget the components (tests and the simulation change the environment)."""
     _built.set(None)
+    _own.set(None)
 
 
 def _request_export(function_name: str) -> bool:
@@ -109,8 +132,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         labelled_rows=lambda since, until: resolved_rows(runner, since, until),
         experiment=current_results(store, runner, now),
         request_export=lambda: _request_export(settings.export_function_name),
+        own_champion=own_champion,
     )
     _publish(result)
+    for location_id, health in sorted(result.locations.items()):
+        # one line per location: the dashboard's table of each location's model, scope, drift
+        logger.info("location health", extra={"location_id": location_id, **health})
     record = result.to_record()
     logger.info("monitoring run", extra={"drift": record["drift"] and {
         k: record["drift"][k] for k in ("rows", "alarm", "drifted_features", "max_feature",

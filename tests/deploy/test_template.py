@@ -210,7 +210,9 @@ def names_read(*classes: Any) -> set[str]:
 SETTINGS_OF = {
     "ScoreFunction": (settings_module.ScoreSettings, settings_module.LoopSettings),
     "ExportFunction": (settings_module.LoopSettings,),
-    "MonitorFunction": (settings_module.MonitorSettings, settings_module.LoopSettings),
+    # The monitor finds a location's own champion as scoring does (LOCATION_MODELS).
+    "MonitorFunction": (settings_module.MonitorSettings, settings_module.LoopSettings,
+                        settings_module.ScoreSettings),
     "BackfillFunction": (
         settings_module.ScoreSettings, settings_module.LoopSettings,
         settings_module.WritebackSettings,
@@ -288,6 +290,27 @@ def test_dashboard_charts_only_metrics_something_emits() -> None:
                or (n.startswith("Class") and 'name=f"Class' in sources)
                or (n.startswith("ExperimentArm") and 'name=f"ExperimentArm' in sources)}
     assert names - emitted == set()
+
+
+def test_dashboard_shows_each_location_s_model_scope_and_drift() -> None:
+    """The dashboard's location table reads the line the monitor function logs for each
+    location, with the fields the monitoring run's record gives it."""
+    from leadscore.monitoring.job import Champion, location_entry
+
+    body = resources()["ModelDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    widget = next(w for w in json.loads(re.sub(r"\$\{[^}]+\}", "0", body))["widgets"]
+                  if w["type"] == "log")
+    query = widget["properties"]["query"]
+    assert "SOURCE '/aws/lambda/${MonitorFunction}'" in body
+    logged = re.search(r"filter message = '([^']+)'", query)
+    assert logged and f'logger.info("{logged.group(1)}"' in (
+        ROOT / "functions" / "monitor" / "app.py").read_text()
+    read = set(re.findall(r"latest\((\w+)\)", query))
+    entry = location_entry(Champion("lsm-x", (), None, lambda x: x), "location", 0, None, False)
+    assert {"model_version", "model_scope", "drift_alarm"} <= read <= {*entry, "score_psi",
+                                                                     "max_feature",
+                                                                     "max_feature_psi"}
+    assert function_environment("MonitorFunction")["LOCATION_MODELS"] == {"Ref": "LocationModels"}
 
 
 def test_alarms_cover_5xx_fallback_and_dead_letters() -> None:

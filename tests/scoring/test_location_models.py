@@ -3,14 +3,27 @@ each load reported with its time and size (`leadscore.scoring.location_models`).
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from leadscore.bundle import location_root, version_prefix
+from leadscore.bundle import (
+    EXPLAINER_FILE,
+    MODEL_FILE,
+    LoadedModel,
+    load_model,
+    location_root,
+    version_prefix,
+)
 from leadscore.scoring.location_models import (
+    LOADED_BYTES_FACTOR,
+    SESSION_OVERHEAD_BYTES,
     LocationModels,
     ModelLoad,
     bundle_bytes,
+    counted_bytes,
     location_model_uri,
 )
 from leadscore.settings import (
@@ -22,6 +35,7 @@ from leadscore.settings import (
 
 from tests.fixtures.fakes import FakeClock
 from tests.fixtures.location_store import RECORDED, place_champion, reissued
+from tests.fixtures.scoring import load_event, with_body
 
 LOCATIONS = ("loc-1", "loc-2", "loc-3", "loc-4")
 
@@ -39,6 +53,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
 
 def _models(root: Path, budget: int, tmp_path: Path, **kwargs: object) -> LocationModels:
     kwargs.setdefault("overhead_bytes", 0)  # sizes are the files' bytes alone here
+    kwargs.setdefault("loaded_factor", 0)
     return LocationModels(f"file://{root}/models/champion.json", budget_bytes=budget,
                           cache_dir=tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
 
@@ -118,14 +133,21 @@ def test_a_new_champion_is_picked_up_after_the_refresh_period(tmp_path: Path) ->
     assert other is not None and other.version == versions["loc-2"]
 
 
-def test_each_model_counts_its_files_and_the_session_overhead(
+def test_each_model_counts_its_files_its_expanded_graph_and_the_session_overhead(
         store: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, versions = store
     loads: list[ModelLoad] = []
-    models = _models(root, 10**9, tmp_path, overhead_bytes=1000, on_load=loads.append)
+    models = _models(root, 10**9, tmp_path, overhead_bytes=1000, loaded_factor=5,
+                     on_load=loads.append)
     models.get("loc-1")
-    files = bundle_bytes(root / location_root("loc-1") / version_prefix(versions["loc-1"]))
-    assert loads[0].bytes == files + 1000 == models.total_bytes
+    placed = root / location_root("loc-1") / version_prefix(versions["loc-1"])
+    expanded = sum((placed / name).stat().st_size for name in (MODEL_FILE, EXPLAINER_FILE))
+    assert expanded > 0
+    assert loads[0].bytes == bundle_bytes(placed) + 5 * expanded + 1000 == models.total_bytes
+    assert counted_bytes(placed, 1000, 5) == loads[0].bytes
+    # the defaults: what a loaded model was measured to hold, and more
+    assert counted_bytes(placed) == (bundle_bytes(placed) + LOADED_BYTES_FACTOR * expanded
+                                     + SESSION_OVERHEAD_BYTES)
 
 
 def test_location_pointer_uris() -> None:
@@ -161,3 +183,72 @@ def test_in_the_score_function_no_request_waits_for_a_location_refresh(tmp_path:
     assert models is not None and models.refresh_wait_seconds == 0.0
     assert models.get("loc-1") is not None  # the first load is still waited for
     assert LocationModels.from_settings(ScoreSettings()) is None
+
+
+def test_a_request_is_answered_by_the_old_model_while_the_new_one_loads(
+        install: Any, invoke: Any, tmp_path: Path) -> None:
+    """A champion refreshed in the score function holds no request: the new bundle loads on a
+    background thread (held here until released) while /score answers with the old model."""
+    root = tmp_path / "store"
+    place_champion(root, RECORDED)
+    old = place_champion(root, reissued(tmp_path / "old", "loc-1"), location_root("loc-1"))
+    uri = f"file://{root}/models/champion.json"
+    container = install(uri, location_models=True, model_cache_dir=str(tmp_path / "cache"))
+    loading, release = threading.Event(), threading.Event()
+    request_threads: list[str] = []  # a new model loaded by the thread answering a request
+
+    def held_loader(path: Path) -> LoadedModel:
+        model = load_model(path)
+        if model.version != old:
+            if threading.current_thread() is threading.main_thread():
+                request_threads.append(model.version)
+            loading.set()
+            release.wait(30)
+        return model
+
+    clock = FakeClock()
+    container.scorer.models = LocationModels(
+        uri, cache_dir=tmp_path / "cache", clock=clock, refresh_seconds=60,
+        refresh_wait_seconds=0.0, loader=held_loader)  # as LocationModels.from_settings
+    event = load_event("score_request")
+    body = {**json.loads(event["body"]), "location_id": "loc-1"}
+
+    def served() -> str:
+        answer = invoke(with_body(event, body))
+        assert answer.status == 200 and answer.body["model_scope"] == "location"
+        return str(answer.body["model_version"])
+
+    assert served() == old
+    new = place_champion(root, reissued(tmp_path / "new", "loc-1 again"), location_root("loc-1"))
+    clock.advance(61)
+    try:
+        assert served() == old  # this request found the check due and started it
+        assert loading.wait(10)  # the new bundle is loading now, and stays loading
+        assert [served() for _ in range(3)] == [old] * 3
+    finally:
+        release.set()
+    container.scorer.models.wait_for_refreshes(10)
+    assert served() == new and request_threads == []
+
+
+def test_an_evicted_model_is_freed_at_once_not_at_the_next_cycle_collection(
+        store: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """A store and its background refresh refer to each other: without a release, a dropped
+    model stayed in memory until the interpreter's cycle collector ran, and a churning cache
+    grew with its dropped models."""
+    import gc
+    import weakref
+
+    root, _ = store
+    models = _models(root, int(1.5 * bundle_bytes(RECORDED)), tmp_path)
+    first = models.get("loc-1")
+    assert first is not None
+    gone = weakref.ref(first)
+    del first
+    gc.disable()
+    try:
+        models.get("loc-2")  # loc-1 is dropped for its bytes
+        assert models.cached() == ["loc-2"]
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -22,6 +22,8 @@ from leadscore.reports import html
 from leadscore.reports.lift import lift_and_gains
 
 TOP_IMPORTANCE_LINES = 5
+SCOPE_WORDS = {"location": "the location's own model", "agency": "the agency's model",
+               "rules": "the rules score", "none": "not scored"}
 
 
 @dataclass(slots=True)
@@ -37,6 +39,9 @@ class HealthData:
     window_leads: int | None = None  # every lead scored in the window, by any model or arm
     importance_by_week: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     experiment: Mapping[str, Any] | None = None  # ExperimentResults.to_record()
+    #: which model scope served the page's leads (`leadscore.scoring.scopes`: a location's
+    #: own champion, the agency's, the rules); None on the all-locations page
+    model_scope: str | None = None
 
 
 def _lift_section(data: HealthData) -> str:
@@ -177,5 +182,8 @@ def render(data: HealthData) -> str:
     return html.page(
         f"Model health: {data.scope}",
         [s for s in sections if s],
-        subtitle=f"Model {data.model_version}, generated {data.generated_at}.",
+        subtitle=(f"Model {data.model_version}"
+                  + (f" ({SCOPE_WORDS.get(data.model_scope, data.model_scope)})"
+                     if data.model_scope else "")
+                  + f", generated {data.generated_at}."),
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from leadscore.monitoring.health_page import HealthData, render
 from leadscore.monitoring.importance import permutation_importance
 from leadscore.monitoring.reference import Reference, load_reference
 from leadscore.registry.store import ObjectNotFound, ObjectStore
+from leadscore.scoring import scopes
 
 if TYPE_CHECKING:
     from leadscore.bundle import LoadedModel
@@ -109,6 +111,8 @@ class MonitorResult:
     calibration: dict[str, Any] | None = None
     resolved_rows: int = 0
     retrain_requested: bool = False
+    #: each location seen in the window: its model, the scope that served it, its drift
+    locations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -117,6 +121,7 @@ class MonitorResult:
             "pages": sorted(self.pages), "importance_week": self.importance_week,
             "calibration": self.calibration, "resolved_rows": self.resolved_rows,
             "retrain_requested": self.retrain_requested,
+            "locations": self.locations,
         }
 
 
@@ -146,6 +151,29 @@ def team_vectors(rows: Sequence[dict[str, Any]], schema: Schema) -> None:
             row["features"] = schema.encode_fields(fields, today=today).values.tolist()
         except (InvalidInput, TypeError, ValueError, OverflowError, OSError):
             row["features"] = None
+
+
+def served_scope(rows: Sequence[Mapping[str, Any]], own: Champion | None) -> str:
+    """The scope that serves a location: its own champion when it has one; else what answered
+    most of its leads in the window: the rules, or the agency's champion (this one or an
+    earlier one; an unscored lead leaves no snapshot)."""
+    if own is not None:
+        return scopes.LOCATION
+    versions = Counter(str(r.get("model_version") or "") for r in rows)
+    if versions and versions.most_common(1)[0][0] == "rules":
+        return scopes.RULES
+    return scopes.AGENCY
+
+
+def location_entry(champion: Champion, scope: str, rows: int,
+                   report: drift_mod.DriftReport | None, confirmed: bool) -> dict[str, Any]:
+    """A location's line in the run's record (what `modelctl --location ... health`, the
+    health pages and the dashboard show)."""
+    record = report.to_record() if report else None
+    return {"model_version": champion.version, "model_scope": scope, "snapshots": rows,
+            "drift_alarm": bool(report and report.alarm), "confirmed_drift": confirmed,
+            **({k: record[k] for k in ("enough_rows", "drifted_features", "max_feature",
+                                       "max_feature_psi", "score_psi")} if record else {})}
 
 
 def _ms(moment: datetime) -> int:
@@ -206,9 +234,13 @@ def run_monitor(
     labelled_rows: Callable[[datetime, datetime], list[dict[str, Any]]],
     experiment: Mapping[str, Any] | None = None,
     request_export: Callable[[], bool] | None = None,
+    own_champion: Callable[[str], Champion | None] | None = None,
 ) -> MonitorResult:
     """One run. ``labelled_rows(since, until)`` answers the leads resolved in the window
-    (the loop's point-in-time rows, with ``features``, ``predicted_score``, ``converted``)."""
+    (the loop's point-in-time rows, with ``features``, ``predicted_score``, ``converted``).
+    ``own_champion(location_id)``: the location's own champion, if it has one (the serving
+    rule's first scope); such a location's drift and page are measured against its own
+    model, the others' against ``champion`` (the agency's)."""
     until = now.astimezone(UTC)
     since = until - timedelta(days=config.window_days)
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
@@ -217,27 +249,38 @@ def run_monitor(
     # outcome but no score (its inputs train the next model; they judge no model's scores)
     resolved = [r for r in labelled_rows(since, until) if r.get("converted") is not None
                 and r.get("predicted_score") is not None]
+    # a location's own model reads its raw rows through its own schema: kept before the
+    # agency's schema writes its vectors into them
+    raw = ({id(r): dict(r) for r in [*snapshots, *resolved]} if own_champion else {})
     if champion.schema is not None:
         team_vectors(snapshots, champion.schema)
         team_vectors(resolved, champion.schema)
     names = list(champion.feature_names)
 
-    def served(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def served(rows: Sequence[Mapping[str, Any]],
+               model: Champion = champion) -> list[Mapping[str, Any]]:
         # The score's reference is the champion's own held-out scores: the score PSI and the
         # page's score chart both read only what it answered (not the rules arm of an
         # experiment, not an earlier champion's scores), so they cannot disagree.
-        return [r for r in rows if r.get("model_version") == champion.version]
+        return [r for r in rows if r.get("model_version") == model.version]
 
-    def check(rows: Sequence[Mapping[str, Any]],
-              outcomes: Sequence[Mapping[str, Any]]) -> drift_mod.DriftReport | None:
-        if champion.reference is None:
+    def check(rows: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[str, Any]],
+              model: Champion = champion) -> drift_mod.DriftReport | None:
+        if model.reference is None:
             return None
         y = np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool)
         return drift_mod.check_window(
-            champion.reference, names, _features(rows, names), _scores(served(rows)),
+            model.reference, list(model.feature_names),
+            _features(rows, list(model.feature_names)), _scores(served(rows, model)),
             window=window,
             threshold=config.psi_threshold, min_rows=config.min_rows,
             outcomes=(_scores(outcomes), y) if outcomes else None)
+
+    def read_by(model: Champion, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        copies = [dict(raw[id(r)]) for r in rows]
+        if model.schema is not None:
+            team_vectors(copies, model.schema)
+        return copies
 
     overall = check(snapshots, resolved)
     result = MonitorResult(drift=overall, confirmed_drift=False, resolved_rows=len(resolved),
@@ -270,21 +313,33 @@ def run_monitor(
     generated = until.isoformat(timespec="seconds")
     snapshots_by_location = _by_location(snapshots)
     resolved_by_location = _by_location(resolved)
-    scopes: list[tuple[str, Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]],
-                       drift_mod.DriftReport | None]] = [
-        (OVERALL, snapshots, resolved, overall)]
+    previous_locations = (previous or {}).get("locations") or {}
+    pages: list[tuple[str, Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]],
+                      drift_mod.DriftReport | None, Champion, str | None]] = [
+        (OVERALL, snapshots, resolved, overall, champion, None)]
     for location in sorted(snapshots_by_location):
-        here = snapshots_by_location[location]
-        resolved_here = resolved_by_location.get(location, [])
-        scopes.append((location or "unknown", here, resolved_here, check(here, resolved_here)))
-    for scope, rows, outcomes, report in scopes:
+        here: Sequence[Mapping[str, Any]] = snapshots_by_location[location]
+        resolved_here: Sequence[Mapping[str, Any]] = resolved_by_location.get(location, [])
+        own = own_champion(location) if own_champion is not None and location else None
+        model = own or champion
+        if own is not None:
+            here, resolved_here = read_by(own, here), read_by(own, resolved_here)
+        report = check(here, resolved_here, model)
+        scope = served_scope(here, own)
+        if location:
+            before = previous_locations.get(location) or {}
+            result.locations[location] = location_entry(
+                model, scope, len(here), report,
+                confirmed=bool(report and report.alarm and before.get("drift_alarm")))
+        pages.append((location or "unknown", here, resolved_here, report, model, scope))
+    for scope, rows, outcomes, report, model, served_by in pages:
         html_page = render(HealthData(
             scope="All locations" if scope == OVERALL else scope, generated_at=generated,
-            model_version=champion.version, reference=champion.reference, drift=report,
+            model_version=model.version, reference=model.reference, drift=report,
             recent_scores=_scores(outcomes),
             recent_outcomes=np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool),
-            window_scores=_scores(served(rows)), window_leads=len(rows),
-            importance_by_week=history, experiment=experiment))
+            window_scores=_scores(served(rows, model)), window_leads=len(rows),
+            importance_by_week=history, experiment=experiment, model_scope=served_by))
         key = page_key(scope)
         store.put_bytes(key, html_page.encode(), "text/html; charset=utf-8")
         result.pages[key] = html_page

@@ -8,10 +8,11 @@ thread (`leadscore.background`; in the score function no request waits for it), 
 current model when a new one is bad. A location without a pointer costs one read per
 ``refresh_seconds`` and no memory.
 
-The cache holds models up to ``budget_bytes``: a model's size is the bytes of its bundle's
-files, measured when it loads, plus ``overhead_bytes`` for what an open onnxruntime session
-and the loaded arrays cost beyond the files (bench/location_models.py measures the resident
-memory each further model adds, to check this estimate against). When a load takes the
+The cache holds models up to ``budget_bytes``: a model's size (`counted_bytes`) is the bytes
+of its bundle's files, measured when it loads, plus ``loaded_factor`` times its graph's and
+explainer's bytes (what the onnxruntime session and the decompressed arrays expand them to)
+plus ``overhead_bytes`` per session (bench/location_models.py measures the resident memory
+each further model adds, to check this estimate against). When a load takes the
 total over the budget, the least recently used locations are dropped (their files in the
 download folder too); the location being served is never dropped for itself. Each load is
 reported once (``on_load``: location, version, seconds to verify and open, bytes) so the
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from leadscore.bundle import location_pointer_key, pointer_root
+from leadscore.bundle import EXPLAINER_FILE, MODEL_FILE, location_pointer_key, pointer_root
 from leadscore.identifiers import is_safe_id
 from leadscore.scoring.model_store import BundleObjects, ModelStore, _default_loader
 from leadscore.settings import DEFAULT_LOCATION_MODEL_BYTES
@@ -62,16 +63,33 @@ def location_model_uri(model_uri: str, location_id: str) -> str | None:
     return None
 
 
-#: What one more loaded model costs beyond its files' bytes (an onnxruntime session, the
-#: explainer's arrays, the manifest). bench/location_models.py ("memory" phase) measured
-#: 0.18 MB of resident memory per further model of a 31 KB bundle, everything included: 1 MiB
-#: keeps the count above what was measured (bigger bundles: measure with its --bundle).
-SESSION_OVERHEAD_BYTES = 1024 * 1024
+#: What one more loaded model holds in memory, beyond its files: the onnxruntime session
+#: expands the graph and the explainer's arrays are decompressed. bench/location_models.py
+#: ("memory" phase, and a loop of loads) measured the resident memory each further model
+#: adds: 0.37 MiB for the 30 KB test bundle (26 KB of graph and explainer), 1.33 MiB for a
+#: bundle trained on 20,000 leads (216 KB of them), 1.34 MiB for the bank leads' bundle on a
+#: team's columns (236 KB): about 0.24 MiB + 5x the graph's and the explainer's bytes. The
+#: count takes 0.5 MiB + 5x those bytes + every file's bytes (0.65, 1.85, 2.02 MiB), so it
+#: stays above what was measured as bundles grow (it counted 1 MiB + the files before,
+#: 1.32 MiB for the 20,000-lead bundle: below what it holds).
+SESSION_OVERHEAD_BYTES = 512 * 1024
+LOADED_BYTES_FACTOR = 5
+#: the files a loaded model keeps expanded in memory (the others are read once, or not at all)
+EXPANDED_FILES = (MODEL_FILE, EXPLAINER_FILE)
 
 
 def bundle_bytes(directory: Path) -> int:
-    """What a bundle takes: the bytes of its files."""
+    """What a bundle takes on disk: the bytes of its files."""
     return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+def counted_bytes(directory: Path, overhead_bytes: int = SESSION_OVERHEAD_BYTES,
+                  loaded_factor: int = LOADED_BYTES_FACTOR) -> int:
+    """What the cache counts for a loaded bundle: its files, the expanded graph and explainer,
+    and a fixed overhead per session."""
+    expanded = sum((directory / name).stat().st_size for name in EXPANDED_FILES
+                   if (directory / name).is_file())
+    return bundle_bytes(directory) + loaded_factor * expanded + overhead_bytes
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class ModelLoad:
     location_id: str
     model_version: str
     seconds: float  # verify every file + open the onnxruntime session
-    bytes: int  # the bundle's files + the per-model overhead: what the budget counts
+    bytes: int  # `counted_bytes`: files, expanded graph and explainer, overhead
 
 
 @dataclass
@@ -109,6 +127,7 @@ class LocationModels:
         on_load: Callable[[ModelLoad], None] | None = None,
         max_locations: int = 10_000,
         overhead_bytes: int = SESSION_OVERHEAD_BYTES,
+        loaded_factor: int = LOADED_BYTES_FACTOR,
     ) -> None:
         self.model_uri = model_uri
         self.budget_bytes = int(budget_bytes)
@@ -122,6 +141,7 @@ class LocationModels:
         self._on_load = on_load
         self.max_locations = max_locations
         self.overhead_bytes = overhead_bytes
+        self.loaded_factor = loaded_factor
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._total = 0  # the bytes of every cached model (kept, not summed per request)
@@ -157,6 +177,13 @@ class LocationModels:
         self._evict(keep=location_id)
         return model
 
+    def wait_for_refreshes(self, timeout: float | None = None) -> None:
+        """Block until every location's background refresh has finished (tests, benchmarks)."""
+        with self._lock:
+            stores = [entry.store for entry in self._entries.values()]
+        for store in stores:
+            store.wait_for_refresh(timeout)
+
     def _entry(self, location_id: str) -> _Entry | None:
         with self._lock:
             entry = self._entries.get(location_id)
@@ -188,7 +215,7 @@ class LocationModels:
         started = time.perf_counter()
         model = self._loader(path)
         load = ModelLoad(location_id, str(model.version), time.perf_counter() - started,
-                         bundle_bytes(path) + self.overhead_bytes)
+                         counted_bytes(path, self.overhead_bytes, self.loaded_factor))
         with self._lock:
             entry = self._entries.get(location_id)
             if entry is not None:
@@ -219,6 +246,7 @@ class LocationModels:
 
     def _evict(self, keep: str) -> None:
         dropped: list[str] = []
+        released: list[ModelStore] = []
         with self._lock:
             if self._total <= self.budget_bytes and len(self._entries) <= self.max_locations:
                 return  # the usual request: nothing to drop, nothing walked
@@ -230,12 +258,18 @@ class LocationModels:
                 entry = self._entries[location_id]
                 if location_id == keep or (not too_many and entry.bytes == 0):
                     continue  # dropping a location without a model frees no memory
-                total -= self._entries.pop(location_id).bytes
+                entry = self._entries.pop(location_id)
+                total -= entry.bytes
                 dropped.append(location_id)
+                released.append(entry.store)
             self._total = total
             self.evictions += len(dropped)
+        for store in released:
+            # the model's memory now: a churning cache otherwise grew by its dropped models
+            # until a cycle collection (bench/location_models.py, eviction phase)
+            store.release()
         for location_id in dropped:
-            # its downloaded files too (/tmp is small); the model itself goes with the entry
+            # its downloaded files too (/tmp is small)
             shutil.rmtree(self._folder(location_id), ignore_errors=True)
         if dropped:
             logger.info("location models evicted", extra={"evicted": len(dropped)})

@@ -214,6 +214,12 @@ class ModelStore:
             active.info = info
         return active.info
 
+    def release(self) -> None:
+        """Forget the serving model (a cache dropping this store): its memory goes now rather
+        than at the interpreter's next cycle collection (the store and its background refresh
+        refer to each other, so the store itself waits for one)."""
+        self._active = None
+
     # -- refresh ------------------------------------------------------------------------------
 
     def _refresh_due(self) -> None:

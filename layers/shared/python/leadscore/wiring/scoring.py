@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadscore.adapters.s3 import S3Store
 from leadscore.adapters.s3_store import open_store
@@ -28,6 +28,9 @@ from leadscore.scoring.model_store import ModelProvider, ModelStore
 from leadscore.scoring.scoped import InstallationOf, ScopedScorer
 from leadscore.scoring.service import ScoringService
 from leadscore.settings import ScoreSettings
+
+if TYPE_CHECKING:
+    from leadscore.bundle import LoadedModel
 
 
 def model_store(uri: str, **options: Any) -> ModelStore:
@@ -95,3 +98,16 @@ def queued_scorer(settings: ScoreSettings,
                   installation: InstallationOf | None = None) -> ScopedScorer:
     """The scorer of a function that scores outside the API (queued webhooks, backfill)."""
     return build_scoring(settings, request_path=False, installation=installation).scorer
+
+
+OwnChampion = Callable[[str], "LoadedModel | None"]
+
+
+def location_champions(settings: ScoreSettings) -> OwnChampion:
+    """A location's own champion by the serving rule's own lookup (its pointer beside
+    MODEL_URI's), for work outside the API (monitoring); loaded on first ask, within the
+    settings' byte budget."""
+    models = LocationModels(settings.model_uri, budget_bytes=settings.location_model_bytes,
+                            cache_dir=Path(settings.model_cache_dir),
+                            refresh_seconds=settings.model_refresh_seconds, s3=S3Store())
+    return models.get
