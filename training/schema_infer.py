@@ -12,8 +12,10 @@ Inference (``infer_schema``), per column of the file other than the target:
   ``id``, ``*_id``, ``email``, ``phone``, ``name``; or a text column whose values are
   nearly all distinct) and free text (a text column with more than 50 distinct values
   averaging over 30 characters). Each drop is named with its reason.
-- *kinds*: boolean (only yes/no, true/false, y/n, t/f, 1/0 after missing tokens), date (every
-  value an ISO date or date-time), numeric (every value a number), else categorical.
+- *kinds*: boolean (only yes/no, true/false, y/n, t/f after missing tokens), date (every
+  value an ISO date or date-time), numeric (every value a number, 0/1 included: a column seen
+  only as 0 and 1 is often a count that has not yet reached 2, and a boolean kind would refuse
+  the 2 when a retraining reuses the schema), else categorical.
 - *high-cardinality categories*: levels seen in fewer than ``max(20, 0.5 %)`` training rows,
   or beyond the 30 most frequent, are bucketed into ``other`` (``fit_schema``).
 
@@ -252,8 +254,6 @@ def column_kind(values: list[str]) -> tuple[str, list[str]]:
     numbers = [_number(v) for v in values]
     if values and all(n is not None for n in numbers):
         sentinel = _sentinel([float(n) for n in numbers if n is not None])
-        if lowered <= {"1", "0"}:
-            return "boolean", []
         extra = [f"{sentinel:g}"] if sentinel is not None else []
         return "numeric", extra
     if values and all(parse_date(v) is not None for v in values):

@@ -95,6 +95,21 @@ def test_a_common_value_is_no_sentinel_and_booleans_need_both_values() -> None:
     assert "flag" in inferred.dropped
 
 
+def test_a_column_seen_only_as_0_and_1_still_reads_a_later_2() -> None:
+    # a retraining that reuses the first schema refused its whole file when a count that had
+    # only been 0 or 1 reached 2 (a 0/1 column was inferred as a yes/no one)
+    n = 100
+    table = _table({
+        "houses_owned": [str(i % 2) for i in range(n)],
+        "y": ["won" if i % 4 == 0 else "lost" for i in range(n)],
+    })
+    schema = infer_schema(table, "y", ["won"]).schema
+    column = schema.column("houses_owned")
+    assert column.kind == "numeric"
+    assert schema.read_value(column, "2") == (2.0, None)
+    assert schema.read_value(column, 1) == (1.0, None)
+
+
 def test_rare_and_unseen_categories_go_to_other() -> None:
     n = 400
     levels = ["A"] * 200 + ["B"] * 150 + ["C"] * 45 + ["rare1", "rare2", "rare3", "rare4", "r5"]
