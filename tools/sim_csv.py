@@ -616,7 +616,9 @@ def run_weeks(world: Any, say: Callable[[str], None]) -> dict[str, Any]:
             f"{world.timings[f'week {week}']:.1f} s")
     results = audit(world, weeks)
     results["drift"] = {"weekly": monitoring}
-    results["experiment"] = sim_monitoring.experiment_results(world, EXPERIMENT)
+    # the experiment starts with the first promotion: none, no experiment
+    results["experiment"] = (sim_monitoring.experiment_results(world, EXPERIMENT)
+                             if "experiment_started" in world.results else None)
     results["weekly"] = [{k: v for k, v in w.items() if k not in (
         "scores", "baseline_scores", "classes", "resolved_ids")} for w in weeks]
     return results
