@@ -334,9 +334,14 @@ def fit_new_baselines(world: Any) -> None:
     s3, plan = world.aws["s3"], world.aws["plan"]
     done: set[str] = world.aws.setdefault("baselined", set())
     columns = served_schema(world).column_names
-    for job in sorted(world.seen_jobs - done):
+    sagemaker = world.aws["sagemaker"]
+    # oldest first, so the baseline left is the latest retrain's (job names are hashes: their
+    # order says nothing)
+    new = sorted(world.seen_jobs - done, key=lambda name: sagemaker.describe_training_job(
+        TrainingJobName=name)["CreationTime"])
+    for job in new:
         done.add(job)
-        described = world.aws["sagemaker"].describe_training_job(TrainingJobName=job)
+        described = sagemaker.describe_training_job(TrainingJobName=job)
         channel = next(c for c in described["InputDataConfig"] if c["ChannelName"] == "training")
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"][len("s3://"):]
         bucket, _, prefix = uri.partition("/")
