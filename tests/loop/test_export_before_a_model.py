@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from leadscore.columns.schema import PROVENANCE_REASON
 from leadscore.loop.export import ExportConfig, run_export, stack_schema
 from leadscore.loop.local_query import DuckDbQueryRunner
