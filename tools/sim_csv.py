@@ -334,9 +334,14 @@ def fit_new_baselines(world: Any) -> None:
     s3, plan = world.aws["s3"], world.aws["plan"]
     done: set[str] = world.aws.setdefault("baselined", set())
     columns = served_schema(world).column_names
-    for job in sorted(world.seen_jobs - done):
+    sagemaker = world.aws["sagemaker"]
+    # oldest first, so the baseline left is the latest retrain's (job names are hashes: their
+    # order says nothing)
+    new = sorted(world.seen_jobs - done, key=lambda name: sagemaker.describe_training_job(
+        TrainingJobName=name)["CreationTime"])
+    for job in new:
         done.add(job)
-        described = world.aws["sagemaker"].describe_training_job(TrainingJobName=job)
+        described = sagemaker.describe_training_job(TrainingJobName=job)
         channel = next(c for c in described["InputDataConfig"] if c["ChannelName"] == "training")
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"][len("s3://"):]
         bucket, _, prefix = uri.partition("/")
@@ -616,7 +621,9 @@ def run_weeks(world: Any, say: Callable[[str], None]) -> dict[str, Any]:
             f"{world.timings[f'week {week}']:.1f} s")
     results = audit(world, weeks)
     results["drift"] = {"weekly": monitoring}
-    results["experiment"] = sim_monitoring.experiment_results(world, EXPERIMENT)
+    # the experiment starts with the first promotion: none, no experiment
+    results["experiment"] = (sim_monitoring.experiment_results(world, EXPERIMENT)
+                             if "experiment_started" in world.results else None)
     results["weekly"] = [{k: v for k, v in w.items() if k not in (
         "scores", "baseline_scores", "classes", "resolved_ids")} for w in weeks]
     return results

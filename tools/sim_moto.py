@@ -24,7 +24,9 @@ receive looks at against the queue's retention period by building *all* the queu
 attributes, among them the approximate message counts, which scan every message: a receive
 cost O(queued messages squared) (a third of the backfill's time with 100 messages queued).
 `_retention_checked` reads ``MessageRetentionPeriod`` from the queue itself: the same value,
-the same decision.
+the same decision. A send read its one attribute (``ContentBasedDeduplication``) through the
+same property: while moto sends, that property answers that attribute alone (a send with 300
+messages queued: 17 → 5.6 ms; the counts a caller asks for are unchanged).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -343,6 +346,35 @@ class DirectDynamo:
         return dict(json.loads(json.dumps(result.result)))
 
 
+_SENDING = threading.local()
+
+
+def _sending(send: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's send_message reads one queue attribute (ContentBasedDeduplication) through the
+    property that builds them all, message counts included: O(queued) per send. While a send
+    runs, `_send_attributes` answers that one attribute the same way."""
+
+    def sending(*args: Any, **kwargs: Any) -> Any:
+        _SENDING.on = True
+        try:
+            return send(*args, **kwargs)
+        finally:
+            _SENDING.on = False
+
+    return sending
+
+
+def _send_attributes(full: Any) -> property:
+    def attributes(queue: Any) -> dict[str, Any]:
+        if getattr(_SENDING, "on", False):
+            value = queue.content_based_deduplication
+            return {"ContentBasedDeduplication":
+                    str(value).lower() if isinstance(value, bool) else value}
+        return dict(full.fget(queue))
+
+    return property(attributes)
+
+
 def _retention_checked(backend: Any, queue_name: str, message: Any) -> bool:
     from moto.core.utils import unix_time
 
@@ -357,7 +389,7 @@ def install(region: str = "us-east-1") -> Callable[[], None]:
     import functools
 
     from leadscore import adapters
-    from moto.sqs.models import SQSBackend
+    from moto.sqs.models import Queue, SQSBackend
 
     original = adapters._cached_client
 
@@ -377,9 +409,14 @@ def install(region: str = "us-east-1") -> Callable[[], None]:
 
     retention = SQSBackend.is_message_valid_based_on_retention_period
     SQSBackend.is_message_valid_based_on_retention_period = _retention_checked  # type: ignore
+    send, attributes = SQSBackend.send_message, Queue.attributes
+    SQSBackend.send_message = _sending(send)  # type: ignore[method-assign]
+    Queue.attributes = _send_attributes(attributes)  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
         adapters._cached_client = original
         SQSBackend.is_message_valid_based_on_retention_period = retention  # type: ignore
+        SQSBackend.send_message = send  # type: ignore[method-assign]
+        Queue.attributes = attributes  # type: ignore[method-assign]
 
     return undo

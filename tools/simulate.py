@@ -1082,8 +1082,9 @@ def print_csv_curve(results: dict[str, Any]) -> None:
     for i, (a, b) in enumerate(
         zip(results["auc_by_week"], results["baseline_auc_by_week"], strict=True)
     ):
-        print(f"{i:>4}  {results['resolved_by_week'][i]:>8}  "
-              f"{a if a is None else f'{a:.3f}':>10}  {b if b is None else f'{b:.3f}':>12}")
+        served = "-" if a is None else f"{a:.3f}"  # "-": nothing served that week
+        base = "-" if b is None else f"{b:.3f}"
+        print(f"{i:>4}  {results['resolved_by_week'][i]:>8}  {served:>10}  {base:>12}")
     last = results["last_weeks"]
     print(f"\nlast weeks ({last['leads']} leads): served {last['served_auc']}, baseline "
           f"{last['baseline_auc']}; kept {results['schema']['kept']}, excluded "

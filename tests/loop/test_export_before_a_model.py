@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from leadscore.columns.schema import PROVENANCE_REASON
 from leadscore.loop.export import ExportConfig, run_export, stack_schema
 from leadscore.loop.local_query import DuckDbQueryRunner
@@ -95,3 +94,20 @@ def test_a_retraining_ages_each_exported_leads_dates_from_the_day_it_was_scored(
     # every lead was 2 days old when it was scored, as serving saw it; not 67..154 days
     assert ages.tolist() == [2.0] * len(rows)
     assert fitted.columns[0].fill == 2.0
+
+
+def test_a_refused_candidates_columns_do_not_bind_the_next_training(tmp_path: Path) -> None:
+    import json
+
+    from leadscore.bundle import REFUSED_SCHEMA_KEY
+
+    store = LocalObjectStore(tmp_path)
+    refused = {"target": "y", "positive": ["won"], "negative": ["lost"],
+               "exclude": {"pdays": "constant (at most one distinct value)"},
+               "columns": [{"name": "age", "kind": "numeric"}]}
+    store.put_bytes(REFUSED_SCHEMA_KEY, json.dumps(refused).encode())
+    schema = stack_schema(store, "", HYPER)
+    # its target and values say the layout; the columns are inferred again on the new rows
+    assert schema is not None and (schema.target, schema.positive, schema.negative) == (
+        "y", ("won",), ("lost",))
+    assert schema.columns == () and dict(schema.exclude) == {}

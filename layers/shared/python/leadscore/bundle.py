@@ -66,10 +66,9 @@ def version_prefix(version: str) -> str:
     return f"{MODELS_PREFIX}{version}/"
 
 
-#: The columns the last refused candidate was trained on (its schema.json), kept by the promote
-#: function while no model has been promoted: with no champion to say the team's layout, the
-#: labelled export writes its rows in this one, so the next retraining reads the same columns
-#: with the same exclusions (a leak the first job found stays out).
+#: The schema.json of the last refused candidate, kept by the promote function while no model
+#: has been promoted: with no champion to say the team's layout, the labelled export writes its
+#: rows by this schema's target and values (the next job infers the columns again).
 REFUSED_SCHEMA_KEY = MODELS_PREFIX + "refused-schema.json"
 
 

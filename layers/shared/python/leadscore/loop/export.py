@@ -277,10 +277,16 @@ def stack_schema(store: ObjectStore, configured_key: str = "",
 
 
 def _refused_schema(store: ObjectStore) -> Schema | None:
+    """The refused candidate's target and its values, not its columns: what it dropped was
+    decided on the past contacts alone (a column constant there, such as a previous campaign's
+    outcome before any previous campaign, may carry the signal in the leads that came since),
+    so the next job infers the columns again on the new rows (its leak guard included)."""
     try:
-        return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
+        refused = Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
     except (ObjectNotFound, FileNotFoundError, ValueError, TypeError):
         return None
+    return Schema(columns=(), target=refused.target, positive=refused.positive,
+                  negative=refused.negative)
 
 
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
