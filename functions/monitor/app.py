@@ -75,13 +75,17 @@ def reset() -> None:
     _own.set(None)
 
 
-def _request_export(function_name: str) -> bool:
+def _request_export(function_name: str, location_id: str | None = None) -> bool:
+    """An early labelled export: the agency's (``force``), or one location's own because its
+    drift was confirmed (the export function's per-location payload)."""
     if not function_name:
         return False
     from leadscore.adapters import client
 
+    payload = ({"force": True} if location_id is None
+               else {"location_id": location_id, "drift": True})
     client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
-                            Payload=json.dumps({"force": True}).encode())
+                            Payload=json.dumps(payload).encode())
     return True
 
 
@@ -133,6 +137,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         experiment=current_results(store, runner, now),
         request_export=lambda: _request_export(settings.export_function_name),
         own_champion=own_champion,
+        request_location_export=lambda location_id: _request_export(
+            settings.export_function_name, location_id),
     )
     _publish(result)
     for location_id, health in sorted(result.locations.items()):

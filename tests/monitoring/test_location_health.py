@@ -89,6 +89,37 @@ def test_a_location_s_drift_is_confirmed_by_its_own_second_alarm(tmp_path: Path)
     assert set(second["drifted_features"]) == set(NAMES)
 
 
+def test_a_location_s_confirmed_drift_asks_for_its_own_export(tmp_path: Path) -> None:
+    """A location with its own model retrains on its own rows when its drift is confirmed;
+    a location the agency's model serves is the agency's retraining, not its own."""
+    agency, own = _champion("lsm-agency", 0.0, 1), _champion("lsm-own-b", 6.0, 2)
+    rng = np.random.default_rng(7)
+    start = NOW - timedelta(days=2)
+    moved_b: Any = rng.normal(10.0, 1.0, (200, 2))  # away from loc-b's own training rows
+    moved_a: Any = rng.normal(4.0, 1.0, (200, 2))  # away from the agency's
+    _write_snapshots(tmp_path, moved_b, own.predict(moved_b), "loc-b", start,
+                     version=own.version)
+    _write_snapshots(tmp_path, moved_a, agency.predict(moved_a), "loc-a", start,
+                     version=agency.version)
+    asked: list[str] = []
+
+    def run(retrain_on_drift: bool) -> job.MonitorResult:
+        return job.run_monitor(
+            DuckDbQueryRunner(tmp_path), LocalObjectStore(tmp_path), agency, now=NOW,
+            config=job.MonitorConfig(retrain_on_drift=retrain_on_drift),
+            labelled_rows=lambda since, until: [], own_champion={"loc-b": own}.get,
+            request_location_export=lambda location: asked.append(location) is None)
+
+    first = run(True).locations
+    assert first["loc-b"]["drift_alarm"] and asked == []  # one alarm is not yet a drift
+    second = run(True).locations
+    assert second["loc-b"]["confirmed_drift"] and second["loc-b"]["retrain_requested"]
+    assert second["loc-a"]["confirmed_drift"] and "retrain_requested" not in second["loc-a"]
+    assert asked == ["loc-b"]
+    run(False)  # the stack's RetrainOnDrift off: nothing is asked
+    assert asked == ["loc-b"]
+
+
 def test_modelctl_health_and_experiments_per_location(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`modelctl --location L health` shows L's champion and the last run's line for L (its

@@ -235,12 +235,16 @@ def run_monitor(
     experiment: Mapping[str, Any] | None = None,
     request_export: Callable[[], bool] | None = None,
     own_champion: Callable[[str], Champion | None] | None = None,
+    request_location_export: Callable[[str], bool] | None = None,
 ) -> MonitorResult:
     """One run. ``labelled_rows(since, until)`` answers the leads resolved in the window
     (the loop's point-in-time rows, with ``features``, ``predicted_score``, ``converted``).
     ``own_champion(location_id)``: the location's own champion, if it has one (the serving
     rule's first scope); such a location's drift and page are measured against its own
-    model, the others' against ``champion`` (the agency's)."""
+    model, the others' against ``champion`` (the agency's). With ``retrain_on_drift``, a
+    confirmed drift of a location with its own champion asks for that location's export
+    (``request_location_export(location_id)``): its model retrains on its own rows, as the
+    agency's does on a confirmed drift of all locations together."""
     until = now.astimezone(UTC)
     since = until - timedelta(days=config.window_days)
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
@@ -328,9 +332,13 @@ def run_monitor(
         scope = served_scope(here, own)
         if location:
             before = previous_locations.get(location) or {}
-            result.locations[location] = location_entry(
+            entry = location_entry(
                 model, scope, len(here), report,
                 confirmed=bool(report and report.alarm and before.get("drift_alarm")))
+            if (own is not None and entry["confirmed_drift"] and config.retrain_on_drift
+                    and request_location_export is not None):
+                entry["retrain_requested"] = request_location_export(location)
+            result.locations[location] = entry
         pages.append((location or "unknown", here, resolved_here, report, model, scope))
     for scope, rows, outcomes, report, model, served_by in pages:
         html_page = render(HealthData(
