@@ -289,7 +289,8 @@ class DirectDynamo:
         if set(params) - allowed:
             raise Unsupported(f"parameters {sorted(set(params) - allowed)}")
         returns = params.get("ReturnValues", "NONE")
-        if returns not in ("NONE", "ALL_NEW") or (returns == "ALL_NEW" and name != "update_item"):
+        if returns not in ("NONE", "ALL_NEW", "ALL_OLD") or (
+                returns == "ALL_NEW" and name != "update_item"):
             raise Unsupported(f"ReturnValues {returns}")
         table = params["TableName"]
         names = params.get("ExpressionAttributeNames")
@@ -306,9 +307,11 @@ class DirectDynamo:
                   if name == "update_item" else None)
         if check is not None and not check.condition(current):
             raise _Refused()
+        # ALL_OLD: the item as it was before this write, when there was one (as DynamoDB)
+        old = {"Attributes": current} if returns == "ALL_OLD" and current else {}
         if name == "delete_item":
             self._handled("delete_item", {"TableName": table, "Key": key})
-            return {}
+            return old
         if name == "put_item":
             new = dict(params["Item"])
         else:
@@ -316,7 +319,7 @@ class DirectDynamo:
                 raise Unsupported("update_item without an UpdateExpression")
             new = update.update({**current, **key})
         self._handled("put_item", {"TableName": table, "Item": new})
-        return {"Attributes": new} if returns == "ALL_NEW" else {}
+        return {"Attributes": new} if returns == "ALL_NEW" else old
 
     def _key_names(self, table: str) -> list[str]:
         names = self._keys.get(table)
