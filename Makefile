@@ -58,8 +58,9 @@ screenshots: venv browser
 	@test -f .demo/bundle/manifest.json || $(MAKE) --no-print-directory demo
 	$(PY) -m tools.browser screenshots
 
+# --durations: CI's log names the slowest tests (the suite must stay well under 10 minutes)
 test: venv browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The inner loop: everything but the tests marked slow (training, processes, fuzz and load
 # runs), on two workers (pytest-xdist: the fast tests are mostly short waits and parsing, so two
