@@ -315,15 +315,19 @@ def _store(world: Any) -> Any:
 
 
 def served_schema(world: Any) -> Any:
-    """The champion's schema (the columns the served model reads)."""
+    """The champion's schema (the columns the served model reads); with nothing promoted,
+    the refused candidate's; None when no job trained a model at all (too few conversions)."""
     from leadscore.bundle import REFUSED_SCHEMA_KEY
     from leadscore.columns.schema import Schema
-    from leadscore.registry import get_champion
+    from leadscore.registry import ObjectNotFound, get_champion
 
     store = _store(world)
     champion = get_champion(store)
     if champion is None:  # nothing promoted: the columns the refused candidate read
-        return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
+        try:
+            return Schema.from_dict(json.loads(store.get_bytes(REFUSED_SCHEMA_KEY)))
+        except ObjectNotFound:
+            return None
     raw = store.get_bytes(f"models/{champion['version']}/schema.json")
     return Schema.from_dict(json.loads(raw))
 
@@ -333,7 +337,8 @@ def fit_new_baselines(world: Any) -> None:
     columns the model serving after it reads."""
     s3, plan = world.aws["s3"], world.aws["plan"]
     done: set[str] = world.aws.setdefault("baselined", set())
-    columns = served_schema(world).column_names
+    schema = served_schema(world)
+    columns = schema.column_names if schema is not None else plan.columns
     sagemaker = world.aws["sagemaker"]
     # oldest first, so the baseline left is the latest retrain's (job names are hashes: their
     # order says nothing)
@@ -400,13 +405,33 @@ def evaluate(world: Any, resolved: list[CsvContact]) -> dict[str, Any]:
     }
 
 
-def phase_week(world: Any, week: int) -> dict[str, Any]:
+def send_contact_event(world: Any, kind: str, c: CsvContact, custom: dict[str, Any]) -> None:
+    """One planned event as HighLevel sends it: a new contact (added to the fake HighLevel
+    with its custom fields, then its ContactCreate), a ContactUpdate, or its outcome as an
+    OpportunityStatusUpdate stamped when it happened. ``custom``: {field id: value}."""
     from tests.fixtures.ghl_payloads import contact_event, opportunity_event
+    from tools import simulate
+
+    if kind == "create":
+        world.fake.add_contact(c.location_id, contact_id=c.contact_id,
+                               created_at=world.clock(), custom_fields=custom)
+    if kind in ("create", "update"):
+        simulate.send_webhook(world, contact_event(
+            "ContactCreate" if kind == "create" else "ContactUpdate",
+            location_id=c.location_id, contact_id=c.contact_id, custom_fields=custom,
+            timestamp=world.clock()))
+    else:
+        simulate.send_webhook(world, opportunity_event(
+            "OpportunityStatusUpdate", location_id=c.location_id,
+            contact_id=c.contact_id, status="won" if c.converted else "lost",
+            timestamp=world.clock.start + c.resolve_at))
+
+
+def phase_week(world: Any, week: int) -> dict[str, Any]:
     from tools import simulate
 
     plan: CsvPlan = world.aws["plan"]
     ids = world.aws["field_ids"]
-    start = world.clock.start
     events = week_events(plan, week)
     resolved = [c for _, kind, c in events if kind == "outcome"]
     evaluation = evaluate(world, resolved)
@@ -420,20 +445,8 @@ def phase_week(world: Any, week: int) -> dict[str, Any]:
                     drained += simulate.drain_writeback(world)
             world.clock.at(at)
             counts[kind] = counts.get(kind, 0) + 1
-            custom = {ids[(c.location_id, k)]: v for k, v in c.values.items()}
-            if kind == "create":
-                world.fake.add_contact(c.location_id, contact_id=c.contact_id,
-                                       created_at=world.clock(), custom_fields=custom)
-            if kind in ("create", "update"):
-                simulate.send_webhook(world, contact_event(
-                    "ContactCreate" if kind == "create" else "ContactUpdate",
-                    location_id=c.location_id, contact_id=c.contact_id, custom_fields=custom,
-                    timestamp=world.clock()))
-            else:
-                simulate.send_webhook(world, opportunity_event(
-                    "OpportunityStatusUpdate", location_id=c.location_id,
-                    contact_id=c.contact_id, status="won" if c.converted else "lost",
-                    timestamp=start + c.resolve_at))
+            send_contact_event(world, kind, c,
+                               {ids[(c.location_id, k)]: v for k, v in c.values.items()})
     world.clock.at((week + 1) * WEEK)
     world.handlers["score"].container().recorder.flush()
     with simulate.timed(world, "writeback"):
@@ -540,7 +553,8 @@ def audit(world: Any, weeks: list[dict[str, Any]]) -> dict[str, Any]:
         "dead_letters": dead,
         "last_weeks": {"leads": len(ids), "served_auc": served_auc,
                        "baseline_auc": baseline_auc},
-        "schema": {"kept": list(schema.column_names), "excluded": excluded},
+        "schema": {"kept": list(schema.column_names) if schema is not None else [],
+                   "excluded": excluded},
         "classes": classes,
         "webhook_answers": world.webhook_answers,
         "config": {k: v for k, v in vars(cfg).items()},
@@ -561,6 +575,8 @@ def excluded_columns(world: Any, schema: Any) -> dict[str, str]:
     except Exception:  # the reasons are a courtesy; the kept list is what decides
         manifest = {}
     _collect_reasons(manifest, reasons)
+    if schema is None:
+        return {c: "no model was trained (too few conversions)" for c in plan.columns}
     for column, reason in dict(schema.exclude).items():
         reasons.setdefault(column, reason)
     kept = set(schema.column_names)

@@ -51,6 +51,7 @@ from tools.sim_csv import (
     plan_csv,
     read_csv,
     read_table,
+    send_contact_event,
     week_events,
 )
 
@@ -367,10 +368,8 @@ def evaluate(world: Any, p: Played, resolved: list[CsvContact]) -> dict[str, Any
 
 
 def phase_week(world: Any, played: list[Played], week: int) -> dict[str, Any]:
-    from tests.fixtures.ghl_payloads import contact_event, opportunity_event
     from tools import simulate
 
-    start = world.clock.start
     events: list[tuple[float, str, CsvContact, Played]] = []
     evaluations: dict[str, Any] = {}
     for p in played:
@@ -388,20 +387,7 @@ def phase_week(world: Any, played: list[Played], week: int) -> dict[str, Any]:
                     drained += simulate.drain_writeback(world)
             world.clock.at(at)
             counts[kind] += 1
-            custom = {p.field_ids[k]: v for k, v in c.values.items()}
-            if kind == "create":
-                world.fake.add_contact(c.location_id, contact_id=c.contact_id,
-                                       created_at=world.clock(), custom_fields=custom)
-            if kind in ("create", "update"):
-                simulate.send_webhook(world, contact_event(
-                    "ContactCreate" if kind == "create" else "ContactUpdate",
-                    location_id=c.location_id, contact_id=c.contact_id, custom_fields=custom,
-                    timestamp=world.clock()))
-            else:
-                simulate.send_webhook(world, opportunity_event(
-                    "OpportunityStatusUpdate", location_id=c.location_id,
-                    contact_id=c.contact_id, status="won" if c.converted else "lost",
-                    timestamp=start + c.resolve_at))
+            send_contact_event(world, kind, c, {p.field_ids[k]: v for k, v in c.values.items()})
     world.clock.at((week + 1) * WEEK)
     world.handlers["score"].container().recorder.flush()
     with simulate.timed(world, "writeback"):
