@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from leadscore.ghl.installations import Installation, InstalledLocation
-from leadscore.ghl.messages import WritebackMessage, parse_message
+from leadscore.ghl.messages import parse_message
 from leadscore.ghl.webhook import GhlDeps, handle_webhook
 from leadscore.settings import ScoreSettings
 
+from tests.fixtures.fakes import MemoryQueue
 from tests.fixtures.ghl import (
     GHL_TOKEN,
     FakeHighLevel,
@@ -80,16 +81,7 @@ def read_property(request: Mapping[str, Any]) -> dict[str, Any]:
     return dict(request["features"].get("property_data") or {})
 
 
-class Queue:
-    def __init__(self) -> None:
-        self.sent: list[WritebackMessage] = []
-
-    def send(self, message: WritebackMessage) -> str:
-        self.sent.append(message)
-        return "m"
-
-
-def deliver(scorer: Scorer, key: KeyPair, queue: Queue) -> dict[str, Any]:
+def deliver(scorer: Scorer, key: KeyPair, queue: MemoryQueue) -> dict[str, Any]:
     body = json.dumps(CONTACT_EVENT).encode()
     deps = GhlDeps(settings=ScoreSettings(ghl_public_key_ed25519=key.public_pem),
                    scorer=lambda: scorer, installations=Installs(), queue=queue,
@@ -110,7 +102,7 @@ def test_the_model_merges_configured_and_resolved_keys_one_way() -> None:
 
 
 def test_the_immediate_webhook(ghl_ed25519: KeyPair) -> None:
-    scorer, queue = Scorer(), Queue()
+    scorer, queue = Scorer(), MemoryQueue()
     answer = deliver(scorer, ghl_ed25519, queue)
     assert answer["status"] == "scored" and answer["predicted_class"] == "hot"
     assert read_property(scorer.requests[0]) == {"list_price": 800000, "beds": 4}
@@ -131,7 +123,7 @@ def writeback(ghl_aws: GhlAws, fake_highlevel: FakeHighLevel,
 def test_the_queued_write_back(ghl_ed25519: KeyPair, writeback: Any,
                                fake_highlevel: FakeHighLevel) -> None:
     # The webhook cannot score now: it queues the contact as read with the location's map.
-    queue = Queue()
+    queue = MemoryQueue()
     assert deliver(Scorer(fail=True), ghl_ed25519, queue)["status"] == "queued"
     (queued,) = queue.sent
     assert queued.kind == "webhook"
@@ -166,7 +158,7 @@ def test_the_backfill(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("RECORD_STREAM", "RECORD_DIR", "LOOP_TABLE", "GHL_FIELD_MAP"):
         monkeypatch.delenv(name, raising=False)
-    scorer, queue = Scorer(), Queue()
+    scorer, queue = Scorer(), MemoryQueue()
     monkeypatch.setattr(app, "installations", Installs)
     monkeypatch.setattr(app, "scorer", lambda: scorer)
     app._recorder.set(None)  # built again from this environment: no record sink

@@ -9,13 +9,12 @@ from typing import Any
 
 from leadscore.columns.schema import Schema
 from leadscore.ghl import parking
-from leadscore.ghl.messages import WritebackMessage
 from leadscore.ghl.parking import MemoryParkedStore
 from leadscore.ghl.webhook import GhlDeps, handle_webhook, replay_waiting
 from leadscore.scoring.service import ScoringService
 from leadscore.settings import ScoreSettings
 
-from tests.fixtures.fakes import StaticProvider
+from tests.fixtures.fakes import MemoryQueue, StaticProvider
 from tests.fixtures.ghl_payloads import workflow_webhook
 
 LOCATION = "ve9EPM428h8vShlRW1KT"
@@ -47,15 +46,6 @@ class TeamModel:
                 "model_version": self.version}
 
 
-class Queue:
-    def __init__(self) -> None:
-        self.sent: list[WritebackMessage] = []
-
-    def send(self, message: WritebackMessage) -> str:
-        self.sent.append(message)
-        return "m"
-
-
 def _deliver(deps: GhlDeps, contact_id: str, fields: dict[str, str]) -> dict[str, Any]:
     body = json.dumps(workflow_webhook(location_id=LOCATION, contact_id=contact_id,
                                        custom_data=fields)).encode()
@@ -66,7 +56,7 @@ def _deliver(deps: GhlDeps, contact_id: str, fields: dict[str, str]) -> dict[str
 
 def test_a_team_contact_waits_for_the_first_model_and_is_scored_when_it_arrives() -> None:
     served: dict[str, Any] = {"scorer": ScoringService(StaticProvider(None))}  # no model yet
-    parked, queue = MemoryParkedStore(), Queue()
+    parked, queue = MemoryParkedStore(), MemoryQueue()
     deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET, ghl_field_map=FIELD_MAP),
                    scorer=lambda: served["scorer"], parked=parked, queue=queue)
 
@@ -88,7 +78,7 @@ def test_a_team_contact_waits_for_the_first_model_and_is_scored_when_it_arrives(
 
 
 def test_a_real_estate_contact_without_a_model_is_still_queued_for_the_write_back() -> None:
-    parked, queue = MemoryParkedStore(), Queue()
+    parked, queue = MemoryParkedStore(), MemoryQueue()
     deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET,
                                           ghl_field_map={"Urgency": "urgency_level"}),
                    scorer=lambda: ScoringService(StaticProvider(None)), parked=parked,
@@ -99,7 +89,7 @@ def test_a_real_estate_contact_without_a_model_is_still_queued_for_the_write_bac
 
 
 def test_a_waiting_contact_stays_when_the_model_still_cannot_read_it() -> None:
-    parked, queue = MemoryParkedStore(), Queue()
+    parked, queue = MemoryParkedStore(), MemoryQueue()
     served: dict[str, Any] = {"scorer": ScoringService(StaticProvider(None))}
     deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET, ghl_field_map=FIELD_MAP),
                    scorer=lambda: served["scorer"], parked=parked, queue=queue)

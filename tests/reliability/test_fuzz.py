@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.fakes import MemoryQueue
 from tests.fixtures.scoring import load_event
 from tools.lambda_context import lambda_context
 
@@ -53,15 +54,6 @@ STATUSES: Counter[str] = Counter()
 
 
 # -- the handler, wired once for the module ---------------------------------------------------
-
-
-class MemoryQueue:
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> str:
-        self.sent.append(message)
-        return f"m-{len(self.sent)}"
 
 
 @pytest.fixture(scope="module")
