@@ -13,8 +13,9 @@ from leadscore.ghl.messages import parse_message, score_message
 from leadscore.ghl.writeback import Outcome, process_record
 from leadscore.scoring.scoped import Unscored
 
+from tests.fixtures.fakes import MemoryQueue
 from tests.fixtures.ghl import FakeHighLevel, KeyPair, sqs_event
-from tests.ghl.test_installed_location import CONTACT_EVENT, Installs, Queue, deliver, writeback
+from tests.ghl.test_installed_location import CONTACT_EVENT, Installs, deliver, writeback
 from tools.lambda_context import lambda_context
 
 __all__ = ["writeback"]  # the write-back function fixture, shared
@@ -41,7 +42,7 @@ class ScopedScorer:
 
 def test_the_webhook_scores_with_its_location_and_says_the_scope(
         ghl_ed25519: KeyPair) -> None:
-    scorer, queue = ScopedScorer("location"), Queue()
+    scorer, queue = ScopedScorer("location"), MemoryQueue()
     answer = deliver(scorer, ghl_ed25519, queue)  # type: ignore[arg-type]
     assert answer["status"] == "scored" and answer["model_scope"] == "location"
     assert scorer.requests[0]["location_id"] == CONTACT_EVENT["locationId"]
@@ -51,7 +52,7 @@ def test_the_webhook_scores_with_its_location_and_says_the_scope(
 
 
 def test_an_unscored_location_gets_nothing_written_or_queued(ghl_ed25519: KeyPair) -> None:
-    queue = Queue()
+    queue = MemoryQueue()
     answer = deliver(ScopedScorer("none"), ghl_ed25519, queue)  # type: ignore[arg-type]
     assert answer["status"] == "unscored" and answer["model_scope"] == "none"
     assert answer["reason"] == "no model may score it" and queue.sent == []
@@ -82,7 +83,7 @@ def test_the_write_back_writes_nothing_for_an_unscored_location(
 
 def test_a_location_the_rules_serve_is_not_queued_to_wait_for_a_model(
         ghl_ed25519: KeyPair) -> None:
-    queue = Queue()
+    queue = MemoryQueue()
     answer = deliver(ScopedScorer("rules"), ghl_ed25519, queue)  # type: ignore[arg-type]
     assert answer["status"] == "scored" and answer["model_scope"] == "rules"
     assert answer["writeback"] == "not written (rules)" and queue.sent == []

@@ -295,7 +295,8 @@ def test_the_webhook_reads_a_location_by_the_columns_of_its_own_model(
 
 def test_the_webhook_asks_for_the_columns_of_the_location_it_settled_on(
         ghl_ed25519: Any) -> None:
-    from tests.ghl.test_installed_location import CONTACT_EVENT, Queue, deliver
+    from tests.fixtures.fakes import MemoryQueue
+    from tests.ghl.test_installed_location import CONTACT_EVENT, deliver
 
     class Asking:
         def __init__(self) -> None:
@@ -311,5 +312,5 @@ def test_the_webhook_asks_for_the_columns_of_the_location_it_settled_on(
                     "source": "ensemble", "model_scope": "location"}
 
     scorer = Asking()
-    assert deliver(scorer, ghl_ed25519, Queue())["status"] == "scored"  # type: ignore[arg-type]
+    assert deliver(scorer, ghl_ed25519, MemoryQueue())["status"] == "scored"  # type: ignore[arg-type]
     assert scorer.asked == [CONTACT_EVENT["locationId"]]
