@@ -30,6 +30,7 @@ from leadscore.ghl.agency import STATUS_READY, InstallJob, JobResult
 from leadscore.ghl.installations import InstalledLocation
 from leadscore.loop.backfill import Checkpoint, CheckpointStore, Progress, run_backfill
 from leadscore.loop.backfill_job import ContactStep, GhlContactSource, SearchApi, import_outcomes
+from leadscore.loop.export_request import ExportRequest
 from leadscore.loop.outcomes import OutcomeRuleBook
 from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.service import Scorer
@@ -203,7 +204,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             and loop.export_function_name:
         # the location's resolved history is recorded: its first model need not wait for
         # the daily export (leadscore.loop.location_export decides whether it is enough)
-        invoke_again({"location_id": str(event.get("location_id"))}, loop.export_function_name)
+        invoke_again(ExportRequest(location_id=str(event.get("location_id"))).event(),
+                     loop.export_function_name)
     if not final.finished:
         invoke_again(
             {**event, "restart": False}, loop.backfill_function_name or context.function_name

@@ -7,8 +7,9 @@ ordinary retraining path; its most recently resolved rows are kept back under
 ``evaluation/holdout/`` (the platform-held evaluation set the promote gate measures on).
 With a team's own columns (the champion's schema, or the stack's ``TEAM_SCHEMA_KEY``) the
 export is a CSV in the team's layout with the schema beside it (`leadscore.loop.export`).
-The event may carry ``{"force": true}`` (skip the new-outcomes
-minimum, never the idempotence) and ``{"now_ms": ...}`` (the simulation's clock).
+The event (`leadscore.loop.export_request.ExportRequest`, its one owner) may carry
+``{"force": true}`` (skip the new-outcomes minimum, never the idempotence) and
+``{"now_ms": ...}`` (the simulation's clock).
 
 With ``LOCATION_MODELS=true`` each run also exports per location (`leadscore.loop.location_export`:
 a location's first model once its resolved leads hold enough conversions, then its retraining
@@ -26,6 +27,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.loop.export import ExportConfig, QueryRunner, run_export, stack_schema
+from leadscore.loop.export_request import ExportRequest
 from leadscore.loop.location_export import LocationExport, run_location_exports
 from leadscore.loop.records import epoch_ms
 from leadscore.registry.store import ObjectStore
@@ -61,13 +63,11 @@ def reset() -> None:
 
 
 def _location_exports(runner: QueryRunner, store: ObjectStore, config: ExportConfig,
-                      payload: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    location_id = payload.get("location_id")
-    only = None if location_id is None else [str(location_id)]
-    drift = only if only and payload.get("drift") is True else []
+                      request: ExportRequest, now_ms: int) -> dict[str, Any]:
+    only = None if request.location_id is None else [request.location_id]
     results = run_location_exports(runner, store, config, now_ms=now_ms,
                                    min_conversions=loop_settings().location_min_conversions,
-                                   locations=only, drift=drift)
+                                   locations=only, drift=only if only and request.drift else [])
     for r in results:
         _count_location(r)
     return {r.location_id: r.as_dict() for r in results}
@@ -85,17 +85,16 @@ def _count_location(result: LocationExport) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runner, store, config = components()
-    payload = event if isinstance(event, dict) else {}
-    raw_now = payload.get("now_ms")
-    now_ms = int(raw_now) if isinstance(raw_now, int) else epoch_ms(time.time())
-    if "location_id" in payload:  # one location's own export, never the agency's
-        return {"locations": _location_exports(runner, store, config, payload, now_ms)}
+    request = ExportRequest.of(event)
+    now_ms = request.now_ms if request.now_ms is not None else epoch_ms(time.time())
+    if request.location_id is not None:  # one location's own export, never the agency's
+        return {"locations": _location_exports(runner, store, config, request, now_ms)}
     result = run_export(
         runner,
         store,
         config,
         now_ms=now_ms,
-        force=payload.get("force") is True,
+        force=request.force,
         # read each run: a promotion may switch the stack to (or from) a team's columns
         schema=stack_schema(store, loop_settings().team_schema_key,
                             loop_settings().training_hyperparameters),
@@ -107,5 +106,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if result.status == "exported":
         metrics.add_metric(name="ExportRows", unit=MetricUnit.Count, value=result.rows)
     if loop_settings().location_models:
-        answer["locations"] = _location_exports(runner, store, config, payload, now_ms)
+        answer["locations"] = _location_exports(runner, store, config, request, now_ms)
     return answer

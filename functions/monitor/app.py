@@ -23,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.experiments.rows import current_results
 from leadscore.loop.export import QueryRunner
+from leadscore.loop.export_request import ExportRequest
 from leadscore.monitoring.job import (
     Champion,
     MonitorConfig,
@@ -82,10 +83,10 @@ def _request_export(function_name: str, location_id: str | None = None) -> bool:
         return False
     from leadscore.adapters import client
 
-    payload = ({"force": True} if location_id is None
-               else {"location_id": location_id, "drift": True})
+    request = (ExportRequest(force=True) if location_id is None
+               else ExportRequest(location_id=location_id, drift=True))
     client("lambda").invoke(FunctionName=function_name, InvocationType="Event",
-                            Payload=json.dumps(payload).encode())
+                            Payload=json.dumps(request.event()).encode())
     return True
 
 

@@ -209,6 +209,10 @@ class World:
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
         # A new container's empty /tmp: the bundle is fetched (ListBucket + GetObject) again.
         env["MODEL_CACHE_DIR"] = str(self.tmp / "model-cache" / uuid.uuid4().hex)
+        # The deployed wait for a first load (10 s) is a Lambda budget; a test machine running
+        # another worker's training beside this one can take longer, and this test is about
+        # the event's path through its handler, not that budget (tests/scoring owns it).
+        env["MODEL_FIRST_LOAD_WAIT_SECONDS"] = "120"
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)
         from leadscore.adapters import reset_clients
