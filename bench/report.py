@@ -86,6 +86,14 @@ def table(run: Run, meta: Mapping[str, Any]) -> str:
             None, "ms", measured_with=lat)
         row("(context) POST /score?explain=false p50, CPU time of the call",
             float(cpu["score_only"]), None, "ms", measured_with=lat)
+    if cpu.get("model_onnx") is not None:
+        row("(context) one-row inference p50, CPU time of the call", float(cpu["model_onnx"]),
+            None, "ms", measured_with=lat)
+    one_node = run.extra.get("latency_p50_ms", {}).get("model_onnx_one_node")
+    if one_node is not None:
+        row("(context) a one-node ONNX graph (Relu) in the same loop: any onnxruntime call "
+            "there, vs the original's one row", float(one_node), figures["latency_ms."
+            "model_native_p50"], "ms", measured_with=lat)
     one_thread = run.extra.get("latency_p50_ms", {}).get("model_native_one_thread")
     if one_thread is not None:
         row("(context) one-row inference p50, original's models pinned to 1 thread",

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from lead_ensemble.shapley import exact_shapley, onnx_score_fn, relative_l1
 from leadscore import bundle
-from leadscore.explain import Explainer, contributions
+from leadscore.explain import (
+    MLP_PERMUTATIONS,
+    PERMUTATIONS,
+    Explainer,
+    _perm_plan,
+    contributions,
+    fixed_uniforms,
+)
 
 from tests.model.conftest import TinyModel
 
@@ -165,3 +172,26 @@ def test_mlp_contributions_equal_the_plain_permutation_estimate(
         want = _mlp_permutation_reference(explainer, x32.astype(np.float64))
         np.testing.assert_allclose(got, want, atol=2e-5)
         assert np.all(got[x32 == explainer.baseline] == 0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 20240611, 2**32 - 1, 2**32, 2**70 + 3])
+@pytest.mark.parametrize("shape", [(1, 1), (16, 20), (24, 13)])
+def test_fixed_uniforms_are_numpys_generator_bit_for_bit(seed: int,
+                                                         shape: tuple[int, int]) -> None:
+    """The explainer's permutations come from a plain-Python copy of numpy's default generator
+    (numpy.random stays out of a scoring function's cold start): the same numbers exactly."""
+    expected = np.random.default_rng(seed).random(shape)
+    assert np.array_equal(fixed_uniforms(seed, *shape), expected)
+
+
+def test_the_fixed_permutations_are_the_ones_numpys_generator_draws(
+    explainer: Explainer,
+) -> None:
+    n = explainer.n_inputs
+    rng = np.random.default_rng(20240611)
+    perm = np.argsort(rng.random((MLP_PERMUTATIONS // 2, n)), axis=1)
+    assert np.array_equal(explainer._perm, np.concatenate([perm, perm[:, ::-1]], axis=0))
+    for m in (11, 15, 20):
+        half = np.argsort(np.random.default_rng(12345).random((PERMUTATIONS // 2, m)), axis=1)
+        assert np.array_equal(_perm_plan(m, PERMUTATIONS),
+                              np.concatenate([half, half[:, ::-1]], axis=0))

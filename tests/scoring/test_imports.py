@@ -28,7 +28,11 @@ forbidden = ["xgboost", "lightgbm", "sklearn", "scipy", "pandas", "joblib", "onn
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in forbidden)
 # what only other routes need: left to the first request that uses it (cold start)
 deferred = ["cryptography", "leadscore.registry.gate", "leadscore.registry.promotion",
-            "leadscore.loop.export", "leadscore.ghl.webhook", "leadscore.wiring.ghl"]
+            "leadscore.loop.export", "leadscore.ghl.webhook", "leadscore.wiring.ghl",
+            # the explainer's fixed permutations come from leadscore.explain.fixed_uniforms
+            "numpy.random",
+            # installation records: read by location keys, location models and webhooks only
+            "leadscore.ghl.installations"]
 eager = sorted(m for m in deferred if m in sys.modules)
 print("RESULT " + json.dumps({{"statuses": statuses, "source": source, "loaded": loaded,
                                "eager": eager}}))

@@ -19,10 +19,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from leadscore.ghl.installations import Installation
 from leadscore.identifiers import is_safe_id
+
+if TYPE_CHECKING:  # a type only: a /score cold start reads no installation record
+    from leadscore.ghl.installations import Installation
 
 #: The workflow "Webhook" action's secret (header x-leadscore-secret or customData).
 WORKFLOW = "lsw1"
