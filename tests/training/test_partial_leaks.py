@@ -106,6 +106,24 @@ def test_drop_column_rule_flags_a_column_worth_far_more_than_any_other() -> None
     assert judge_drop_losses({"a": 0.015, "b": 0.0}) == {}  # worth too little to matter
 
 
+def test_a_dominant_but_small_column_of_weak_data_is_not_a_leak() -> None:
+    """The bank file played in file order: the month a lead was called is worth 0.062 AUC,
+    over 3 times the next column (0.019), because every column is worth little there; the
+    ratio alone called it the outcome in another form."""
+    losses = {"month": 0.062, "contact": 0.019, "pdays": 0.012, "age": 0.004}
+    assert judge_drop_losses(losses) == {}
+    assert list(judge_drop_losses({**losses, "month": 0.12})) == ["month"]
+
+
+def test_a_duration_like_column_is_still_caught_by_its_own_auc() -> None:
+    """The same file's call duration (written after the call that decides the outcome): its
+    own AUC 0.888 against 0.602 for the next column."""
+    aucs = {"duration": 0.888, "month": 0.602, "contact": 0.58, "age": 0.53}
+    verdict = judge_leaks(aucs, drop_losses={"duration": 0.15, "month": 0.04})
+    assert list(verdict.leaks) == ["duration"]
+    assert "alone reaches held-out AUC 0.888" in verdict.leaks["duration"]
+
+
 def _write(path: Path, cols: dict[str, list[str]]) -> Path:
     names = list(cols)
     with path.open("w", newline="") as fh:
