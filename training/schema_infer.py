@@ -357,6 +357,20 @@ def read_column(schema: Schema, col: ColumnSpec, cells: Sequence[str], rows: np.
     return values, bad
 
 
+def empty_columns(schema: Schema, table: Table, rows: np.ndarray) -> dict[str, str]:
+    """Inferred columns with no value in the training rows ({column: reason}): a column read
+    on the whole file can have its only values in the job's held-out rows (``pdays`` is 999,
+    "never contacted", in all but a few leads of a season), and nothing can be fitted on it."""
+    empty: dict[str, str] = {}
+    days = row_days(table) if any(c.kind == "date" for c in schema.columns) else None
+    for col in schema.columns:
+        read, bad = read_column(schema, col, table.columns[col.name], rows, days)
+        if not bad and all(v is None for v in read):
+            empty[col.name] = ("constant (no value in the training rows: missing or its "
+                               "sentinel in every one)")
+    return empty
+
+
 def fit_schema(schema: Schema, table: Table, rows: np.ndarray, today: date) -> Schema:
     """Fill categories, fills, indicators and ``as_of`` from the training rows only.
 
