@@ -853,6 +853,22 @@ def _write_manifest(
     })
 
 
+def _recalibrate(ens: Any, split: HeldOutSplit, custom: CustomData | None
+                 ) -> tuple[Any, dict[str, Any]]:
+    """The stacker's intercept moved to the newest training rows' rate when the loop's export
+    shows a prior shift (`prior_shift`); only the training rows are read."""
+    from leadscore.columns.schema import EXPORT_TIME_COLUMN
+    from prior_shift import recalibrate
+
+    table = custom.table if custom is not None else None
+    cells = table.columns.get(EXPORT_TIME_COLUMN) if table is not None else None
+    times = None if cells is None else [cells[i] for i in split.train_idx]
+    ens, found = recalibrate(ens, split.y_train, times)
+    if found.applied:
+        progress.say(f"prior shift: {found.reason}; intercept moved {found.shift:+.3f}")
+    return ens, found.to_dict()
+
+
 def run_training(cfg: JobConfig) -> dict[str, Any]:
     """The whole job. Returns the ensemble_metrics dict. Raises TrainingRefused/Failed.
 
@@ -889,6 +905,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
                            progress=progress.FitProgress(hyperparameters.folds))
     except EnsembleRefused as exc:
         raise TrainingFailed(f"Not enough signal to train: {exc}") from exc
+    ens, prior_shift = _recalibrate(ens, split, inputs.custom)
     clock.mark("fit")
 
     out = cfg.output_dir
@@ -901,6 +918,7 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         clock.mark("export_and_parity")
         version = bundle.model_version_for(staging / bundle.MODEL_FILE)
         held_out = _held_out_metrics(ens, data, split, export, version)
+        held_out.metrics["prior_shift"] = prior_shift
         thresholds, method = _class_thresholds(held_out.score)
         held_out.metrics["class_thresholds"] = thresholds
         held_out.metrics["class_thresholds_method"] = method

@@ -37,6 +37,7 @@ from schema_infer import (
     check_schema_against,
     column_kind,
     drop_unresolved,
+    empty_columns,
     encode,
     fit_schema,
     infer_schema,
@@ -159,6 +160,12 @@ def prepare_custom(input_path: Path, opts: CustomOptions, test_size: float, seed
                     negative=LabelRule.of(positive, opts.negative).negative)
 
     train_idx, test_idx = split_rows(y, test_size, seed)
+    empty = empty_columns(schema, table, train_idx) if inferred else {}
+    if empty:  # a schema file is the team's decision: a column of it is never dropped here
+        dropped = {**dropped, **empty}
+        schema = Schema(columns=tuple(c for c in schema.columns if c.name not in empty),
+                        target=target, positive=positive, exclude=dropped,
+                        missing_tokens=schema.missing_tokens, negative=schema.negative)
     fitted = fit_schema(schema, table, train_idx, as_of)
     aucs = leak_scores(fitted, table, train_idx, y[train_idx], seed)
     first = judge_leaks(aucs)

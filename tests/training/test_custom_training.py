@@ -46,6 +46,7 @@ def test_the_job_writes_a_custom_bundle_and_names_the_leak(custom_bundle: Path) 
     metrics = json.loads((custom_bundle / bundle_mod.METRICS_FILE).read_text())
     assert 0.5 < metrics["reference_lightgbm_default_auc"] <= 1.0
     assert list(metrics["columns"]["leaks_excluded"]) == ["outcome_call_minutes"]
+    assert metrics["prior_shift"]["applied"] is False  # no scored_at: no order in time
     importance = json.loads((custom_bundle / bundle_mod.IMPORTANCE_JSON).read_text())
     assert {r["feature_name"] for r in importance} == set(manifest["feature_names"])
 
@@ -206,3 +207,27 @@ def test_the_html_report_has_the_columns_and_the_chosen_classes(custom_bundle: P
     shares = {c["class"]: c["share_of_leads"] for c in metrics["class_distribution"]}
     assert shares["hot"] <= 0.2 and shares["cold"] >= 0.3
     assert "share of conversions" in page
+
+
+def test_a_rate_shift_in_the_newest_rows_moves_the_intercept(tmp_path: Path) -> None:
+    """The loop's export says when each row was scored: its newest fifth converts far more
+    often than the rest, so the served scores move up to that rate, the ranking unchanged."""
+    from tests.fixtures.custom_leads import custom_rows, custom_train_args, write_custom_csv
+
+    rng = np.random.default_rng(5)
+    rows = custom_rows(1200, 8)
+    for i, row in enumerate(rows):
+        row["scored_at"] = f"2026-05-{1 + i * 30 // len(rows):02d}T10:00:00.000Z"
+        if i >= 0.8 * len(rows) and row["status"] == "lost" and rng.random() < 0.5:
+            row["status"] = "won"
+    data = write_custom_csv(tmp_path / "export.csv", rows=rows)
+    out = tmp_path / "bundle"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert train.main(custom_train_args(data, out, "--as-of", AS_OF.isoformat())) == 0
+    metrics = json.loads((out / bundle_mod.METRICS_FILE).read_text())
+    shift = metrics["prior_shift"]
+    assert shift["applied"] and shift["intercept_shift"] > 0.3, shift
+    assert shift["newest_rate"] > shift["predicted_rate_out_of_fold"] + 0.1
+    columns = json.loads((out / bundle_mod.SCHEMA_FILE).read_text())["columns"]
+    assert "scored_at" not in [c["name"] for c in columns]  # provenance, never an input

@@ -100,10 +100,43 @@ def test_amounts_and_counts_are_not_identifiers() -> None:
     assert identifier_like(fitted, table, rows) == {}  # type: ignore[arg-type]
 
 
+def test_a_count_that_is_mostly_zero_does_not_rise_with_the_row_order() -> None:
+    """Previous contacts: 0 for nine leads in ten, some of the latest contacted before (the bank
+    file's `previous`). Ties broken by position made it "rise with the row order" (rank
+    correlation 0.99 there)."""
+    rng = np.random.default_rng(2)
+    n = 2000
+    later = np.arange(n) >= 0.85 * n  # a campaign that re-contacts earlier leads
+    previous = np.where(later & (rng.random(n) < 0.6), rng.integers(1, 4, n), 0)
+    cols = {"previous": [str(int(v)) for v in previous],
+            "won": ["yes" if v else "no" for v in rng.random(n) < 0.1]}
+    table = Table(list(cols), cols, "counts.csv")
+    fitted, rows, _ = _fitted(table)
+    assert identifier_like(fitted, table, rows) == {}  # type: ignore[arg-type]
+
+
 def test_drop_column_rule_flags_a_column_worth_far_more_than_any_other() -> None:
     assert list(judge_drop_losses({"a": 0.10, "b": 0.02, "c": 0.0})) == ["a"]
     assert judge_drop_losses({"a": 0.05, "b": 0.03}) == {}  # strong, others close behind
     assert judge_drop_losses({"a": 0.015, "b": 0.0}) == {}  # worth too little to matter
+
+
+def test_a_dominant_but_small_column_of_weak_data_is_not_a_leak() -> None:
+    """The bank file played in file order: the month a lead was called is worth 0.062 AUC,
+    over 3 times the next column (0.019), because every column is worth little there; the
+    ratio alone called it the outcome in another form."""
+    losses = {"month": 0.062, "contact": 0.019, "pdays": 0.012, "age": 0.004}
+    assert judge_drop_losses(losses) == {}
+    assert list(judge_drop_losses({**losses, "month": 0.12})) == ["month"]
+
+
+def test_a_duration_like_column_is_still_caught_by_its_own_auc() -> None:
+    """The same file's call duration (written after the call that decides the outcome): its
+    own AUC 0.888 against 0.602 for the next column."""
+    aucs = {"duration": 0.888, "month": 0.602, "contact": 0.58, "age": 0.53}
+    verdict = judge_leaks(aucs, drop_losses={"duration": 0.15, "month": 0.04})
+    assert list(verdict.leaks) == ["duration"]
+    assert "alone reaches held-out AUC 0.888" in verdict.leaks["duration"]
 
 
 def _write(path: Path, cols: dict[str, list[str]]) -> Path:

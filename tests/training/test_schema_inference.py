@@ -250,3 +250,31 @@ def test_read_table_refuses_ragged_lines(tmp_path: Path) -> None:
     path.write_text("a,b,y\n1,2,yes\n1,2\n3,4,no\n")
     with pytest.raises(TrainingRefused, match=r"1 lines do not have 3 fields \(lines 3\)"):
         read_table([path])
+
+
+def test_a_column_whose_only_values_are_in_the_held_out_rows_is_dropped_not_refused(
+    tmp_path: Path,
+) -> None:
+    """``pdays`` of a season's leads: 999 ("never contacted") in all but one row, and that
+    row fell in the job's held-out split. Nothing can be fitted on it: the column is left out
+    with its reason, the job trains on the others."""
+    from train_custom import CustomOptions, prepare_custom, split_rows
+
+    rng = np.random.default_rng(4)
+    n = 800
+    won = rng.random(n) < 0.4
+    y = won.astype(np.int64)
+    _, test_idx = split_rows(y, 0.1, 42)
+    pdays = ["999"] * n
+    pdays[int(test_idx[0])] = "6"
+    cols = {name: [f"{v + lift * w:.3f}" for v, w in zip(rng.normal(0, 1, n), won,
+                                                           strict=True)]
+            for name, lift in (("engagement", 0.7), ("budget_fit", 0.6))}
+    cols.update({"pdays": pdays, "won": ["yes" if w else "no" for w in won]})
+    path = tmp_path / "season.csv"
+    path.write_text("\n".join([",".join(cols), *(",".join(r) for r in zip(*cols.values(),
+                                                                          strict=True))]))
+    data = prepare_custom(path, CustomOptions(target="won", positive=("yes",),
+                                              as_of=date(2026, 6, 1)), 0.1, 42)
+    assert set(data.schema.column_names) == {"engagement", "budget_fit"}
+    assert "no value in the training rows" in data.schema.exclude["pdays"]

@@ -193,8 +193,12 @@ def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts:
         rows, counts, missing = gate_inputs(gate_store, job, bundle_dir)
         if missing:
             return _rejected(store, job, [missing], source)
+        # A location's first model beside an agency champion may not be the only answer for
+        # its leads (the agency's model scores them when pooling is allowed and its columns
+        # fit): MIN_AUC stays its bar rather than chance.
+        agency_scores = store is not gate_store and get_champion(gate_store) is not None
         result = promote(bundle_dir, store, settings, fallback_version=job, source=details,
-                         rows=rows, counts=counts)
+                         rows=rows, counts=counts, otherwise_scored=agency_scores)
         if not result.promoted:
             _keep_refused_schema(store, bundle_dir)
     if not result.promoted:

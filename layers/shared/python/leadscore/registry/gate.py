@@ -27,7 +27,14 @@ reference rows and generated probe leads:
 
 Absolute checks (on labelled rows; what a first model, without a champion, is judged by;
 ``--force`` overrides them, and says so):
-- ``auc_lower_bound``: the one-sided 95 % DeLong lower bound of the AUC >= MIN_AUC.
+- ``auc_lower_bound``: the one-sided 95 % DeLong lower bound of the AUC >= MIN_AUC. A first
+  model is judged against what would otherwise answer for its leads: where something else
+  scores them (the rules on the real-estate features, an agency model beside a location's
+  first model) MIN_AUC stays the bar; where nothing does (a team's own columns with no
+  champion: the answer would be "unscored" and every lead waits), the bar is better than
+  chance, the lower bound above CHANCE_AUC (``nothing_else_scores``). A weak but real signal
+  (a telemarketing file whose best default model reaches 0.55-0.62 AUC per week) then serves
+  instead of nothing; every other check below is unchanged.
 - ``brier``: Brier score <= MAX_BRIER.
 - ``log_loss_beats_base_rate``: log loss below that of the constant observed rate.
 - ``min_conversions``: the training rows held >= MIN_CONVERSIONS conversions and as many
@@ -94,6 +101,9 @@ PROBE_SEED = 20_170
 BOOTSTRAP_RESAMPLES = 400
 BOOTSTRAP_SEED = 20_291
 TARGET = "converted"
+#: The AUC of a model that ranks no better than a coin: a first model where nothing else
+#: scores the leads must have its lower bound above it (module docstring).
+CHANCE_AUC = 0.5
 
 OUTPUT_CHECKS = ("outputs_finite", "scores_in_unit_interval", "interval_contains_score",
                  "scores_not_constant", "parity_recomputed")
@@ -322,8 +332,23 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
             "mean_predicted": float(np.mean(p)), "observed_rate": float(np.mean(y))}
 
 
+def _auc_check(auc: float, lower: float, y: np.ndarray, settings: PromoteSettings,
+               on: str, chance_bar: bool) -> Check:
+    n_pos = int(y.sum())
+    if chance_bar:
+        passed = math.isfinite(lower) and lower > CHANCE_AUC
+        bar = (f"{'>' if passed else '<='} chance {CHANCE_AUC:.2f} (a first model where "
+               "nothing else scores these leads)")
+    else:
+        passed = math.isfinite(lower) and lower >= settings.min_auc
+        bar = f"{'>=' if passed else '<'} MIN_AUC {settings.min_auc:.2f}"
+    return Check("auc_lower_bound", passed,
+                 f"AUC {auc:.4f} on {y.size} rows ({n_pos} conversions), one-sided 95 % lower "
+                 f"bound {lower:.4f} {bar}", on=on)
+
+
 def _metric_checks(y: np.ndarray, score: np.ndarray, settings: PromoteSettings,
-                   measured: dict[str, Any], on: str) -> list[Check]:
+                   measured: dict[str, Any], on: str, chance_bar: bool = False) -> list[Check]:
     n_pos = int(y.sum())
     n_neg = int(y.size - n_pos)
     measured.update({"gate_rows": int(y.size), "gate_converted": n_pos})
@@ -345,10 +370,7 @@ def _metric_checks(y: np.ndarray, score: np.ndarray, settings: PromoteSettings,
             y, score, settings.top_fraction),
     })
     return [
-        Check("auc_lower_bound", math.isfinite(lower) and lower >= settings.min_auc,
-              f"AUC {auc:.4f} on {y.size} rows ({n_pos} conversions), one-sided 95 % lower "
-              f"bound {lower:.4f} {'>=' if lower >= settings.min_auc else '<'} MIN_AUC "
-              f"{settings.min_auc:.2f}", on=on),
+        _auc_check(auc, lower, y, settings, on, chance_bar),
         Check("brier", brier <= settings.max_brier,
               f"Brier {brier:.4f} {'<=' if brier <= settings.max_brier else '>'} MAX_BRIER "
               f"{settings.max_brier:.2f}", on=on),
@@ -541,14 +563,22 @@ def measure(
     champion: ModelUnderTest | str | None = None,
     counts: ClassCounts | None = None,
     allow_schema_change: bool = False,
+    nothing_else_scores: bool = False,
 ) -> GateReport:
     """Run every check on the candidate; nothing here trusts the manifest's figures.
 
     `rows`: the upload's gate part (or `--eval FILE`); `holdout`: the platform-held set;
     `champion`: the serving model, or a sentence saying why it could not be loaded.
+    `nothing_else_scores`: without a champion, no other model or rule would answer for these
+    leads, so the AUC bar is chance instead of MIN_AUC (module docstring); ignored when a
+    champion is given.
     """
     report = GateReport()
     measured = report.measured
+    chance_bar = nothing_else_scores and champion is None
+    measured["auc_bar"] = (f"lower bound above chance {CHANCE_AUC:.2f}: a first model where "
+                           "nothing else scores the leads" if chance_bar
+                           else f"lower bound at least MIN_AUC {settings.min_auc:.2f}")
     reference = load_parity_reference(bundle_dir)
     n_features = len(candidate.manifest.get("feature_names") or []) or 20
     if reference is not None and "features" in reference and reference["features"].ndim == 2:
@@ -610,7 +640,7 @@ def measure(
         if not np.all(np.isfinite(score)):
             continue
         set_measured: dict[str, Any] = {}
-        report.checks += _metric_checks(y, score, settings, set_measured, label)
+        report.checks += _metric_checks(y, score, settings, set_measured, label, chance_bar)
         info["candidate"] = set_measured
         if name == "gate rows" or "auc" not in measured:
             measured.update(set_measured)

@@ -290,6 +290,7 @@ def promote(
     counts: gate.ClassCounts | None = None,
     allow_schema_change: bool = False,
     use_holdout: bool = True,
+    otherwise_scored: bool = False,
 ) -> PromotionResult:
     """Verify, MEASURE (leadscore.gate), copy to models/<version>/, then switch champion.json.
 
@@ -303,6 +304,12 @@ def promote(
     the champion untouched. `force` overrides the metric checks only, never verification or
     the output checks (finite, in [0, 1], interval, not constant, recomputed parity), nor a
     change of what callers send (that needs `allow_schema_change`).
+
+    A first model (no champion) reading a team's own columns is judged against chance, not
+    MIN_AUC: nothing else would score those leads (the rules read the real-estate features
+    only), so refusing a weak but real model leaves every lead unscored. `otherwise_scored`
+    says another model would answer (a location's first model beside an agency champion):
+    MIN_AUC stays the bar then, as it does for a first model on the real-estate features.
     """
     bundle = Path(bundle_dir)
     fallback = fallback_version or bundle.name or "unknown"
@@ -337,9 +344,12 @@ def promote(
                 if key not in champions:
                     champions[key] = _load_champion(store, champion, Path(work))
                 champion_model = champions[key]
+            nothing_else = (champion is None and not otherwise_scored
+                            and getattr(candidate, "schema", None) is not None)
             report = gate.measure(candidate, bundle, settings, rows=rows, holdout=holdout,
                                   champion=champion_model, counts=counts,
-                                  allow_schema_change=allow_schema_change)
+                                  allow_schema_change=allow_schema_change,
+                                  nothing_else_scores=nothing_else)
             measured = _jsonable(_measured_summary(report))
             gate_record = _jsonable(report.summary())
             failed = report.reasons(force=force)
