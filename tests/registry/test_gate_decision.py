@@ -189,3 +189,41 @@ def test_two_small_sets_decide_together_and_each_still_refuses_what_it_shows_wor
     refused = {f"{c.name}@{c.on.split(':')[0]}" for c in worse.failed()}
     for where in ("gate rows", "platform-held"):
         assert {f"champion_auc@{where}", f"champion_top_precision@{where}"} <= refused
+
+
+def _noisy_scores(seed: int, n: int) -> tuple[Any, Any, Any, Any]:
+    """Labels drawn from a true probability; a champion, a better and a worse candidate that
+    each read it with their own per-lead error (models fitted on different samples disagree
+    lead by lead, which is what widens the paired bounds)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    p = 1.0 / (1.0 + np.exp(-rng.normal(-1.4, 1.5, n)))
+    y = (rng.random(n) < p).astype(int)
+
+    def read(error: float) -> Any:
+        return np.clip(p + error * rng.normal(size=n), 0.01, 0.99)
+
+    return y, read(0.10), read(0.07), read(0.13)
+
+
+def test_a_margin_the_rows_cannot_decide_promotes_a_candidate_measured_no_worse() -> None:
+    """On ~600 rows (an agency's weekly gate part and held set) the Brier bound is wider than
+    its margin: the old rule refused every candidate there, a better one included, and the
+    first model served for good. The candidate measured at least as good passes; one measured
+    worse is still refused; the AUC's margin still decides."""
+    y, champion, better, worse = _noisy_scores(26, 600)
+    stats = gate.compare_with_champion(y, better, champion, SETTINGS)
+    brier = stats["brier"]
+    assert brier["loss"] < 0 < brier["upper_bound"] - brier["loss"] - SETTINGS.max_brier_loss
+    assert brier["upper_bound"] > SETTINGS.max_brier_loss  # what the old rule refused on
+    assert brier["judged"] is False and brier["passed"], brier
+    assert stats["auc"].get("judged", True) and stats["auc"]["passed"]
+    assert all(s["passed"] for s in stats.values()), stats
+    checks = gate._decision_checks(stats, y.size, SETTINGS, "every evaluation row")
+    said = next(c.detail for c in checks if c.name == "champion_brier")
+    assert "wider than the margin" in said and "at least as good" in said
+
+    refused = gate.compare_with_champion(y, worse, champion, SETTINGS)
+    assert refused["brier"]["loss"] > 0 and not refused["brier"]["passed"]
+    assert not all(s["passed"] for s in refused.values())

@@ -51,7 +51,15 @@ confidence bound at GATE_CONFIDENCE, and that bound must stay within the metric'
 - ``champion_top_precision``: conversions among the top TOP_FRACTION of leads by score (not the
   hot class, whose threshold a candidate sets itself), paired bootstrap; margin
   MAX_TOP_PRECISION_LOSS.
-A small gate set gives wide bounds, so it refuses rather than lets noise through.
+A small gate set gives wide bounds, so it refuses rather than lets noise through, with one
+exception: where the Brier or calibration bound's own width (upper bound minus the measured
+loss) is wider than the margin, even a candidate measured exactly as good as the champion
+fails it on these rows, so that margin is not judged there; the candidate must instead be
+measured at least as good as the champion on the metric (loss at most zero) and not shown
+worse. An agency resolving a few hundred leads a week never had rows enough for the Brier
+margin (its bound was 0.0030-0.0046 wide on 480-965 rows, so fitting 0.002 takes ~2,200-2,500),
+and the rule refused every retrained candidate, better ones included. The AUC's margin is
+judged on any number of rows.
 
 With two evaluation sets (the gate part and the platform-held set) the decision is taken on
 all their rows together (a row both hold counts once): both are rows the candidate never
@@ -426,6 +434,8 @@ def compare_with_champion(y: np.ndarray, candidate: np.ndarray, champion: np.nda
                              float(np.std(diffs, ddof=1)),
                              float(np.percentile(diffs, 100 - q)))
     top_name = f"precision_top_{_pct(settings.top_fraction)}"
+    for name in ("brier", "calibration_error"):  # the AUC's margin decides on every row
+        _undecided_margin(out[name])
     in_top = max(1, round(settings.top_fraction * y.size))
     need = top_precision_min_leads(settings)
     if in_top < need:
@@ -446,6 +456,31 @@ def _bounded(candidate: float, champion: float, loss: float, upper: float, margi
     ok = math.isfinite(upper) and upper <= margin
     return {"candidate": candidate, "champion": champion, "loss": loss, "upper_bound": upper,
             "lower_bound": lower, "margin": margin, "passed": ok, "method": method, "se": se}
+
+
+def _undecided_margin(judged: dict[str, Any]) -> None:
+    """A margin these rows cannot decide: the bound's own width (upper bound minus the
+    measured loss) is wider than the margin, so even a candidate measured exactly as good as
+    the champion would be refused, whatever the two models are. On an agency's few hundred
+    evaluation rows per week the Brier and calibration bounds are that wide (the Brier bound
+    measured 0.0030-0.0046 wide on 480-965 rows: fitting 0.002 takes ~2,200-2,500), and the
+    rule refused every retrained candidate, the better ones included, so the first model
+    served for good. There the candidate must be measured at least as good as the champion
+    on the same rows (loss at most zero), and is refused as well when shown worse (the lower
+    bound above zero); where the margin can be decided, it decides."""
+    if not (math.isfinite(judged["upper_bound"]) and math.isfinite(judged["loss"])):
+        return
+    width = judged["upper_bound"] - judged["loss"]
+    if width <= judged["margin"]:
+        return
+    worse = math.isfinite(judged["lower_bound"]) and judged["lower_bound"] > 0
+    no_worse = judged["loss"] <= 0 and not worse
+    judged.update(
+        passed=no_worse, judged=False,
+        not_judged=f"the bound is {width:.4f} wide on these rows, wider than the margin "
+        f"{judged['margin']:g}: refused unless measured at least as good as the champion "
+        f"(loss {judged['loss']:+.4f} {'<= 0' if judged['loss'] <= 0 else '> 0'}) and not "
+        f"shown worse (lower bound {judged['lower_bound']:+.4f})")
 
 
 def top_precision_min_leads(settings: PromoteSettings) -> int:

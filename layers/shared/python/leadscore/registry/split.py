@@ -7,6 +7,16 @@ candidate on the gate part. Deterministic: a row's side depends only on its own 
 (sha256), so the same upload always splits the same way, duplicates of a row stay on one side
 (no leak of a row into its own evaluation), and a re-delivered S3 event writes the same parts.
 
+A row that names its lead (a ``contact_id`` column or key, as every loop export writes) is
+placed by that id instead of its bytes: a lead is on the same side in every upload, whatever
+the layout it is written in. The champion was trained on an earlier export of the same leads,
+often in another layout (a location's first model reads every column the leads carried, its
+retraining its champion's schema), so a byte hash sent most of the leads the champion learned
+from into the next candidate's gate part, where the champion, scored on its own training rows,
+looked better than it is and every retrained candidate was refused as worse. Keyed by the
+lead, the next gate part holds only leads the champion's own gate part held, and the
+snapshots of one lead never straddle the two parts.
+
 Rows are CSV records as the one CSV reader (`leadscore.columns.csv_reader`) reads them, so
 a quoted field holding line breaks stays in its record, or JSON Lines lines; a CSV's header
 goes to both parts. Targets are read by the one label parser (`leadscore.columns.labels`).
@@ -28,17 +38,24 @@ GATE_FRACTION = 0.2
 GATE_MAX_ROWS = 50_000  # the gate needs thousands of rows, not millions; the rest trains
 _BUCKETS = 10_000
 TARGET = "converted"
+LEAD_KEY = "contact_id"
 SPLIT_METHOD = (
-    f"row -> gate part iff int(sha256(row bytes)[:8], 16) mod {_BUCKETS} < "
+    f"row -> gate part iff int(sha256(key)[:8], 16) mod {_BUCKETS} < "
     f"{int(GATE_FRACTION * _BUCKETS)} (while the gate part holds fewer than {GATE_MAX_ROWS} "
-    "rows); a CSV row is a whole record (quoted line breaks included); CSV header in both "
-    "parts; blank lines dropped"
+    f"rows); key = b'{LEAD_KEY}:' + the row's {LEAD_KEY} when it has a non-empty one, else "
+    "the row's bytes; a CSV row is a whole record (quoted line breaks included); CSV header "
+    "in both parts; blank lines dropped"
 )
 
 
 def goes_to_gate(row: bytes) -> bool:
     digest = hashlib.sha256(row).hexdigest()
     return int(digest[:8], 16) % _BUCKETS < int(GATE_FRACTION * _BUCKETS)
+
+
+def split_key(row: bytes, lead: str | None) -> bytes:
+    """What decides a row's side: its lead's id when it names one, else its own bytes."""
+    return f"{LEAD_KEY}:{lead}".encode() if lead else row
 
 
 @dataclass
@@ -74,12 +91,23 @@ class SplitResult:
                 "method": SPLIT_METHOD}
 
 
-def _jsonl_label(row: bytes) -> int | None:
+def _jsonl_row(row: bytes) -> tuple[int | None, str | None]:
+    """(label, lead id) of a JSON Lines row; (None, None) for a line that is not an object."""
     try:
         record = json.loads(row)
     except ValueError:
+        return None, None
+    if not isinstance(record, dict):
+        return None, None
+    lead = record.get(LEAD_KEY)
+    return DEFAULT_RULE.label(record.get(TARGET)), _lead_text(lead)
+
+
+def _lead_text(value: object) -> str | None:
+    if value is None or isinstance(value, bool | dict | list):
         return None
-    return DEFAULT_RULE.label(record.get(TARGET)) if isinstance(record, dict) else None
+    text = str(value).strip()
+    return text or None
 
 
 def split_lines(
@@ -104,7 +132,8 @@ def split_lines(
         for line in lines:
             row = line.rstrip(b"\r\n")
             if row.strip():
-                _route(result, row, _jsonl_label(row), write_train, write_gate)
+                label, lead = _jsonl_row(row)
+                _route(result, row, label, split_key(row, lead), write_train, write_gate)
         return result
     try:
         reader = CsvReader(lines, name)
@@ -113,17 +142,20 @@ def split_lines(
     write_train(reader.header_record.raw + b"\n")
     write_gate(reader.header_record.raw + b"\n")
     index = reader.header.index(target) if target in reader.header else -1
+    lead_at = reader.header.index(LEAD_KEY) if LEAD_KEY in reader.header else -1
     rule = LabelRule.of(positive, negative)
     for record in reader.records():
         label = rule.label(record.cells[index]) if index >= 0 else None
-        _route(result, record.raw, label, write_train, write_gate)
+        lead = _lead_text(record.cells[lead_at]) if 0 <= lead_at < len(record.cells) else None
+        _route(result, record.raw, label, split_key(record.raw, lead), write_train,
+               write_gate)
     return result
 
 
-def _route(result: SplitResult, row: bytes, label: int | None,
+def _route(result: SplitResult, row: bytes, label: int | None, key: bytes,
            write_train: Callable[[bytes], object], write_gate: Callable[[bytes], object]
            ) -> None:
-    if result.gate.rows < GATE_MAX_ROWS and goes_to_gate(row):
+    if result.gate.rows < GATE_MAX_ROWS and goes_to_gate(key):
         write_gate(row + b"\n")
         result.gate.add(label)
     else:
