@@ -7,14 +7,16 @@ latest pre-outcome snapshot was not scored in the experiment do not count for it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from leadscore.bundle import experiment_record_key
 from leadscore.columns.labels import DEFAULT_RULE
 from leadscore.experiments import results
 from leadscore.experiments.definition import Experiment
 from leadscore.loop.labelling import LabelWindow
+from leadscore.registry.locations import location_store, locations_with_models
 
 if TYPE_CHECKING:
     from leadscore.registry.store import ObjectStore
@@ -52,6 +54,25 @@ def resolved(rows: Iterable[Mapping[str, Any]], experiment: Experiment
     return out
 
 
+def in_scope(rows: Iterable[Mapping[str, Any]], location_id: str | None,
+             own_experiment_locations: Collection[str] = ()) -> list[Mapping[str, Any]]:
+    """The rows an experiment of one scope may be judged on. A location's own experiment
+    (``location_id``): that location's leads only, so another location's experiment of the
+    same name never counts for it. The agency's (None): every lead but those of the locations
+    whose own experiment bears the same name (``own_experiment_locations``: their arms were
+    that experiment's). A row without ``location_id`` (a hand-made rows file) is kept."""
+    if location_id is not None:
+        return [r for r in rows if r.get("location_id") in (None, location_id)]
+    excluded = set(own_experiment_locations)
+    return [r for r in rows if r.get("location_id") not in excluded] if excluded else list(rows)
+
+
+def locations_with_experiment(root: ObjectStore, name: str) -> list[str]:
+    """The locations of the stack's store whose own experiments include one named ``name``."""
+    return [location_id for location_id in locations_with_models(root)
+            if location_store(root, location_id).exists(experiment_record_key(name))]
+
+
 def results_for(experiment: Experiment, rows: Iterable[Mapping[str, Any]]
                 ) -> tuple[results.ExperimentResults, list[results.ResolvedLead]]:
     leads = resolved(rows, experiment)
@@ -67,4 +88,6 @@ def current_results(store: ObjectStore, runner: QueryRunner, now: datetime
     experiment = running(store)
     if experiment is None:
         return None
-    return results_for(experiment, runner.query(experiment_rows_sql(now)))[0].to_record()
+    rows = in_scope(runner.query(experiment_rows_sql(now)), None,
+                    locations_with_experiment(store, experiment.name))
+    return results_for(experiment, rows)[0].to_record()

@@ -1,0 +1,86 @@
+"""A location's experiment is judged on its own leads only; the agency's experiment of the
+same name leaves that location's leads out (`experiments.rows.in_scope`, `modelctl
+--location L experiment report`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from leadscore.experiments import store as experiment_store
+from leadscore.experiments.rows import in_scope, locations_with_experiment
+from leadscore.registry.locations import location_store
+from leadscore.registry.store import LocalObjectStore
+
+from tools import modelctl
+from tools.experiment_commands import summarise
+
+
+def _lines(location_id: str, strengths: dict[str, float], n: int, seed: int) -> list[str]:
+    """Rows of experiment ``ab`` from one location, each arm ranking with its strength."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for variant, strength in strengths.items():
+        p = rng.beta(2, 6, size=n)
+        converted = rng.random(n) < p
+        score = 1 / (1 + np.exp(-(strength * np.log(p / (1 - p)) + rng.normal(size=n))))
+        lines += [json.dumps({"location_id": location_id, "experiment": "ab",
+                              "variant": variant, "predicted_score": float(s),
+                              "predicted_class": "hot" if s >= 0.8 else "cold",
+                              "converted": int(c)}) for s, c in zip(score, converted, strict=True)]
+    return lines
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "store"
+    root.mkdir()
+    return root
+
+
+def _ctl(store: Path, *args: str) -> int:
+    return modelctl.main(["--store", str(store), *args])
+
+
+def test_a_locations_report_counts_its_own_leads_and_the_agencys_leaves_them_out(
+        store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for scope in ([], ["--location", "loc-a"]):
+        assert _ctl(store_dir, *scope, "experiment", "create", "ab", "--variants",
+                    "rules,champion", "--allocation", "50,50", "--metric", "auc") == 0
+    # the agency's arms answered "pooled" (champion strong); loc-a's own arms the opposite
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(_lines("pooled", {"rules": 0.3, "champion": 3.0}, 800, 1)
+                              + _lines("loc-a", {"rules": 3.0, "champion": 0.3}, 300, 2)) + "\n")
+    root = LocalObjectStore(store_dir)
+    assert locations_with_experiment(root, "ab") == ["loc-a"]
+    assert locations_with_experiment(root, "other") == []
+
+    own, _ = summarise(location_store(root, "loc-a"), "ab", rows, root=root,
+                       location_id="loc-a")
+    agency, _ = summarise(root, "ab", rows)
+    assert {v.variant: v.leads for v in own.variants} == {"rules": 300, "champion": 300}
+    assert {v.variant: v.leads for v in agency.variants} == {"rules": 800, "champion": 800}
+    assert own.winner == "rules" and agency.winner == "champion"
+
+    capsys.readouterr()
+    assert _ctl(store_dir, "--location", "loc-a", "experiment", "report", "ab",
+                "--rows", str(rows)) == 0
+    out = capsys.readouterr().out
+    assert "rules ranks leads better than every other variant" in out
+    counted = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+               if line.split()[:1] in (["rules"], ["champion"]) and len(line.split()) > 2
+               and line.split()[1].isdigit()}
+    assert counted == {"rules": 300, "champion": 300}
+    # its winner is applied to its own record only
+    assert _ctl(store_dir, "--location", "loc-a", "experiment", "promote-winner", "ab",
+                "--rows", str(rows)) == 1  # the rules won: refused, as for the agency
+    assert experiment_store.running(root) is not None
+
+
+def test_in_scope_keeps_rows_of_no_location_and_drops_other_locations() -> None:
+    rows = [{"location_id": "a"}, {"location_id": "b"}, {}]
+    assert in_scope(rows, "a") == [{"location_id": "a"}, {}]
+    assert in_scope(rows, None, ["a"]) == [{"location_id": "b"}, {}]
+    assert in_scope(rows, None) == rows
