@@ -104,7 +104,7 @@ def summarise(store: ObjectStore, name: str, rows_file: Path | None, *,
     root = store if root is None else root
     experiment = experiment_store.get(store, name)
     rows = _labelled_rows(root, rows_file)
-    others = () if location_id is not None else locations_with_experiment(root, name)
+    others = () if location_id is not None else locations_with_experiment(root, name, rows)
     return results_for(experiment, in_scope(rows, location_id, others))
 
 

@@ -54,8 +54,9 @@ def test_a_locations_report_counts_its_own_leads_and_the_agencys_leaves_them_out
     rows.write_text("\n".join(_lines("pooled", {"rules": 0.3, "champion": 3.0}, 800, 1)
                               + _lines("loc-a", {"rules": 3.0, "champion": 0.3}, 300, 2)) + "\n")
     root = LocalObjectStore(store_dir)
-    assert locations_with_experiment(root, "ab") == ["loc-a"]
-    assert locations_with_experiment(root, "other") == []
+    listed = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert locations_with_experiment(root, "ab", listed) == ["loc-a"]
+    assert locations_with_experiment(root, "other", listed) == []
 
     own, _ = summarise(location_store(root, "loc-a"), "ab", rows, root=root,
                        location_id="loc-a")
@@ -84,3 +85,50 @@ def test_in_scope_keeps_rows_of_no_location_and_drops_other_locations() -> None:
     assert in_scope(rows, "a") == [{"location_id": "a"}, {}]
     assert in_scope(rows, None, ["a"]) == [{"location_id": "b"}, {}]
     assert in_scope(rows, None) == rows
+
+
+def test_a_locations_health_page_shows_its_own_experiment(tmp_path: Path) -> None:
+    """The page of a location with its own champion shows that location's experiment, judged
+    on its own leads; a location the agency serves shows the agency's."""
+    from datetime import timedelta
+
+    from leadscore.experiments.rows import scope_results
+    from leadscore.loop.local_query import DuckDbQueryRunner
+    from leadscore.monitoring import job
+
+    from tests.monitoring.test_location_health import _champion
+    from tests.monitoring.test_monitor_job import NOW, _write_snapshots
+
+    root = LocalObjectStore(tmp_path)
+    experiment_store.create(root, "agency-x", ["rules", "champion"], [50, 50])
+    experiment_store.create(location_store(root, "loc-b"), "b-x", ["rules", "champion"], [50, 50])
+    agency, own = _champion("lsm-agency", 0.0, 1), _champion("lsm-own-b", 6.0, 2)
+    rng = np.random.default_rng(3)
+    for location, centre, model in (("loc-a", 0.0, agency), ("loc-b", 6.0, own)):
+        x = rng.normal(centre, 1.0, (60, 2))
+        _write_snapshots(tmp_path, x, model.predict(x), location, NOW - timedelta(days=1),
+                         version=model.version)
+    rows = [json.loads(line) for line in
+            _lines("loc-a", {"rules": 1.0, "champion": 1.0}, 20, 3)
+            + _lines("loc-b", {"rules": 1.0, "champion": 1.0}, 7, 4)]
+    for row in rows:  # each location's rows carry its own experiment's name
+        row["experiment"] = "b-x" if row["location_id"] == "loc-b" else "agency-x"
+
+    class Rows:
+        queries = 0
+
+        def query(self, sql: str) -> list[dict[str, object]]:
+            Rows.queries += 1
+            return rows
+
+    experiments = scope_results(root, Rows(), NOW)
+    result = job.run_monitor(
+        DuckDbQueryRunner(tmp_path), root, agency, now=NOW, config=job.MonitorConfig(),
+        labelled_rows=lambda since, until: [], own_champion={"loc-b": own}.get,
+        experiment=experiments(None), location_experiment=experiments)
+    own_page, agency_page = (result.pages[job.page_key(k)] for k in ("loc-b", "loc-a"))
+    assert result.locations["loc-b"]["model_scope"] == "location"
+    assert "Experiment b-x" in own_page and "agency-x" not in own_page
+    assert "Experiment agency-x" in agency_page and "b-x" not in agency_page
+    assert "Experiment agency-x" in result.pages[job.page_key(job.OVERALL)]
+    assert Rows.queries == 1  # one query of the loop's rows for every scope's experiment
