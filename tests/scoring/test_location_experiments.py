@@ -178,3 +178,25 @@ def test_the_webhook_reads_the_columns_of_a_locations_challenger_too(tmp_path: P
     schema = routed.schema("loc-c", champion)
     assert schema is not None and schema.column_names == ["age", "job", "balance"]
     assert routed.schema("loc-d", champion) is champion.schema  # no experiment there
+
+
+def test_the_score_route_serves_a_locations_experiment(
+        stores: dict[str, str], install: Any, invoke: Any, tmp_path: Path) -> None:
+    """The score function's wiring: the location's record is read on its first lead (within
+    the refresh wait, here generous so a loaded machine cannot miss it), then in the
+    background."""
+    from tests.fixtures.scoring import with_body
+
+    root = LocalObjectStore(Path(stores["root"]))
+    experiment_store.create(location_store(root, "loc-a"), "a-api",
+                            ["champion", stores["challenger"]], [0, 100])
+    install(f"file://{stores['root']}/models/champion.json", location_models=True,
+            model_cache_dir=str(tmp_path / "cache"), model_refresh_wait_seconds=5.0)
+    event = load_event("score_request")
+    own = invoke(with_body(event, _request("c-1", "loc-a")))
+    assert own.status == 200, own.body
+    assert (own.body["experiment"], own.body["variant"], own.body["model_scope"]) == \
+        ("a-api", stores["challenger"], "location")
+    assert own.body["model_version"] == stores["challenger"]
+    other = invoke(with_body(event, _request("c-1", "loc-b")))
+    assert "experiment" not in other.body and other.body["model_version"] == stores["b"]
