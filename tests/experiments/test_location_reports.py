@@ -132,3 +132,47 @@ def test_a_locations_health_page_shows_its_own_experiment(tmp_path: Path) -> Non
     assert "Experiment agency-x" in agency_page and "b-x" not in agency_page
     assert "Experiment agency-x" in result.pages[job.page_key(job.OVERALL)]
     assert Rows.queries == 1  # one query of the loop's rows for every scope's experiment
+
+
+def test_a_locations_report_reads_the_stacks_loop_tables(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a local store, `--location L experiment report` queries the loop tables at the
+    store's top (every location's rows land there) and keeps L's."""
+    from datetime import UTC, datetime
+
+    from leadscore.features import FEATURE_NAMES
+    from leadscore.loop.snapshots import build_snapshot
+
+    from tests.loop.helpers import HOUR, T0, lead_request, outcome, write_records
+
+    root = tmp_path / "store"
+    root.mkdir()
+    assert _ctl(root, "--location", "loc-a", "experiment", "create", "ab", "--variants",
+                "rules,champion", "--allocation", "50,50") == 0
+    records = []
+    for i in range(12):
+        location, contact = ("loc-a" if i < 8 else "loc-b"), f"c{i}"
+        variant = "rules" if i % 2 else "champion"
+        answer = {"contact_id": contact, "predicted_score": 0.2 + 0.05 * i,
+                  "predicted_class": "cold", "model_version": "lsm-test",
+                  "feature_values": {name: 0.5 for name in FEATURE_NAMES},
+                  "experiment": "ab", "variant": variant}
+        records.append(build_snapshot(lead_request(contact), answer, location_id=location,
+                                      source="webhook", scored_at_ms=T0 + i * HOUR))
+        records.append(outcome(contact, "won" if i % 3 else "lost", T0 + (i + 20) * HOUR,
+                               location_id=location))
+    write_records(root, records)
+    now = datetime.fromtimestamp((T0 + 60 * HOUR) / 1000, tz=UTC)
+    capsys.readouterr()
+    import tools.experiment_commands as commands
+
+    # the report judges on every outcome up to now: "now" is after these records
+    original = commands.experiment_rows_sql
+    monkeypatch.setattr(commands, "experiment_rows_sql", lambda: original(now))
+    assert _ctl(root, "--location", "loc-a", "experiment", "report", "ab") == 0
+    out = capsys.readouterr().out
+    counted = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+               if line.split()[:1] in (["rules"], ["champion"]) and len(line.split()) > 2
+               and line.split()[1].isdigit()}
+    assert counted == {"rules": 4, "champion": 4}  # loc-b's four leads are not loc-a's
