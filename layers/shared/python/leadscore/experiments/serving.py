@@ -24,6 +24,10 @@ The running experiment is read from the champion's store (`experiments.store`) a
 bypassed, not fatal). With ``refresh_wait_seconds`` (the score function) the read runs in the
 background and a request waits at most that long for it (`leadscore.background`), so a store
 that does not answer never holds a request.
+
+A location with its own champion has its own experiments (`LocationExperiments`): the same
+`ExperimentScorer` per location, with the location's champion as the ``champion`` arm, its
+record read from the location's folder and its versions from the locations' model cache.
 """
 
 from __future__ import annotations
