@@ -8,7 +8,9 @@
     modelctl --store DIR experiment promote-winner NAME
 
 A report joins the experiment's scored leads with their outcomes, point in time (the loop's
-labelled rows: the latest snapshot taken before each outcome). On a local store the rows are
+labelled rows: the latest snapshot taken before each outcome). With ``--location`` the
+experiment is that location's own and only its leads count; the agency's leaves out the
+leads of locations whose own experiment has the same name. On a local store the rows are
 queried with DuckDB from the store's own `loop/` folder; `--rows FILE` reads them from a JSON
 Lines file instead (one labelled row a line: `experiment`, `variant`, `predicted_score`,
 `predicted_class`, `converted`).
@@ -34,7 +36,12 @@ from leadscore.experiments import report as experiment_report
 from leadscore.experiments import results
 from leadscore.experiments import store as experiment_store
 from leadscore.experiments.definition import CHAMPION, DEFAULT_METRIC, METRICS, RULES
-from leadscore.experiments.rows import experiment_rows_sql, results_for
+from leadscore.experiments.rows import (
+    experiment_rows_sql,
+    in_scope,
+    locations_with_experiment,
+    results_for,
+)
 from leadscore.registry.store import LocalObjectStore, ObjectStore
 from leadscore.settings import PromoteSettings
 
@@ -88,9 +95,17 @@ def _labelled_rows(store: ObjectStore, rows_file: Path | None) -> list[dict[str,
     return DuckDbQueryRunner(store.root).query(experiment_rows_sql())
 
 
-def summarise(store: ObjectStore, name: str, rows_file: Path | None
+def summarise(store: ObjectStore, name: str, rows_file: Path | None, *,
+              root: ObjectStore | None = None, location_id: str | None = None,
               ) -> tuple[results.ExperimentResults, list[results.ResolvedLead]]:
-    return results_for(experiment_store.get(store, name), _labelled_rows(store, rows_file))
+    """The experiment's results on the rows of its scope: ``store`` is where it lives (a
+    location's own folder with ``location_id``), ``root`` the stack's store, whose loop tables
+    hold every location's rows."""
+    root = store if root is None else root
+    experiment = experiment_store.get(store, name)
+    rows = _labelled_rows(root, rows_file)
+    others = () if location_id is not None else locations_with_experiment(root, name, rows)
+    return results_for(experiment, in_scope(rows, location_id, others))
 
 
 def _promote_version(store: ObjectStore, version: str) -> registry.PromotionResult:
@@ -104,15 +119,17 @@ def _promote_version(store: ObjectStore, version: str) -> registry.PromotionResu
                                 source={"experiment_winner": version})
 
 
-def run(args: argparse.Namespace, store: ObjectStore) -> int:
+def run(args: argparse.Namespace, store: ObjectStore, root: ObjectStore | None = None) -> int:
+    """``store``: where the experiments live (a location's folder with ``--location``);
+    ``root``: the stack's store (its loop tables), ``store`` itself when None."""
     try:
-        return _run(args, store)
+        return _run(args, store, store if root is None else root)
     except InvalidInput as exc:
         problems = "; ".join(f"{e.path or 'experiment'}: {e.message}" for e in exc.errors)
         raise registry.RegistryError(f"invalid experiment: {problems}") from None
 
 
-def _run(args: argparse.Namespace, store: ObjectStore) -> int:
+def _run(args: argparse.Namespace, store: ObjectStore, root: ObjectStore) -> int:
     command = args.experiment_command
     if command == "create":
         created = experiment_store.create(store, args.name, _csv(args.variants),
@@ -128,7 +145,8 @@ def _run(args: argparse.Namespace, store: ObjectStore) -> int:
     if command == "stop":
         print(json.dumps(experiment_store.stop(store, args.name).to_record(), indent=2))
         return 0
-    summary, leads = summarise(store, args.name, args.rows)
+    summary, leads = summarise(store, args.name, args.rows, root=root,
+                               location_id=getattr(args, "location", None))
     if command == "report":
         print(experiment_report.render_text(summary), end="")
         if args.html:

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         if args.command == "experiment":
-            return experiment_commands.run(args, store)
+            return experiment_commands.run(args, store, root)
         if args.command == "promote":
             if not args.bundle_dir.is_dir():
                 print(f"modelctl: not a bundle directory: {args.bundle_dir}", file=sys.stderr)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from leadscore import registry
 from leadscore.bundle import CHAMPION_POINTER_KEY, load_model
-from leadscore.experiments.rows import current_results
+from leadscore.experiments.rows import scope_results
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.monitoring.job import (
     Champion,
@@ -59,10 +59,12 @@ def monitor_local(store_dir: Path, now: datetime, config: MonitorConfig) -> Moni
             found = own(location_id)
             return champion_from_model(found) if found is not None else None
 
+    experiments = scope_results(store, runner, now)  # the agency's and each location's own
     return run_monitor(
         runner, store, champion_from_model(model), now=now, config=config,
         labelled_rows=lambda since, until: resolved_rows(runner, since, until),
-        experiment=current_results(store, runner, now), own_champion=own_champion)
+        experiment=experiments(None), own_champion=own_champion,
+        location_experiment=experiments)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from leadscore.experiments.rows import current_results
+from leadscore.experiments.rows import scope_results
 from leadscore.loop.export import QueryRunner
 from leadscore.loop.export_request import ExportRequest
 from leadscore.monitoring.job import (
@@ -123,6 +123,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = datetime.fromtimestamp(
         (now_ms if isinstance(now_ms, int) else time.time() * 1000) / 1000, tz=UTC)
     model = models.current()
+    # each scope's running experiment (the agency's, a location's own), one query for all
+    experiments = scope_results(store, runner, now)
     if model is None:
         reason = models.status().reason
         logger.warning("no champion to monitor", extra={"reason": reason})
@@ -135,11 +137,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                              max_rows=settings.max_rows,
                              retrain_on_drift=settings.retrain_on_drift),
         labelled_rows=lambda since, until: resolved_rows(runner, since, until),
-        experiment=current_results(store, runner, now),
+        experiment=experiments(None),
         request_export=lambda: _request_export(settings.export_function_name),
         own_champion=own_champion,
         request_location_export=lambda location_id: _request_export(
             settings.export_function_name, location_id),
+        location_experiment=experiments,
     )
     _publish(result)
     for location_id, health in sorted(result.locations.items()):

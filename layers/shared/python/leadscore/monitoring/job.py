@@ -236,6 +236,7 @@ def run_monitor(
     request_export: Callable[[], bool] | None = None,
     own_champion: Callable[[str], Champion | None] | None = None,
     request_location_export: Callable[[str], bool] | None = None,
+    location_experiment: Callable[[str], Mapping[str, Any] | None] | None = None,
 ) -> MonitorResult:
     """One run. ``labelled_rows(since, until)`` answers the leads resolved in the window
     (the loop's point-in-time rows, with ``features``, ``predicted_score``, ``converted``).
@@ -244,7 +245,9 @@ def run_monitor(
     model, the others' against ``champion`` (the agency's). With ``retrain_on_drift``, a
     confirmed drift of a location with its own champion asks for that location's export
     (``request_location_export(location_id)``): its model retrains on its own rows, as the
-    agency's does on a confirmed drift of all locations together."""
+    agency's does on a confirmed drift of all locations together. The page of a location with
+    its own champion shows that location's own experiment (``location_experiment``), every
+    other page ``experiment`` (the agency's: it routes the leads the agency's model serves)."""
     until = now.astimezone(UTC)
     since = until - timedelta(days=config.window_days)
     window = (since.isoformat(timespec="seconds"), until.isoformat(timespec="seconds"))
@@ -319,8 +322,9 @@ def run_monitor(
     resolved_by_location = _by_location(resolved)
     previous_locations = (previous or {}).get("locations") or {}
     pages: list[tuple[str, Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]],
-                      drift_mod.DriftReport | None, Champion, str | None]] = [
-        (OVERALL, snapshots, resolved, overall, champion, None)]
+                      drift_mod.DriftReport | None, Champion, str | None,
+                      Mapping[str, Any] | None]] = [
+        (OVERALL, snapshots, resolved, overall, champion, None, experiment)]
     for location in sorted(snapshots_by_location):
         here: Sequence[Mapping[str, Any]] = snapshots_by_location[location]
         resolved_here: Sequence[Mapping[str, Any]] = resolved_by_location.get(location, [])
@@ -339,15 +343,17 @@ def run_monitor(
                     and request_location_export is not None):
                 entry["retrain_requested"] = request_location_export(location)
             result.locations[location] = entry
-        pages.append((location or "unknown", here, resolved_here, report, model, scope))
-    for scope, rows, outcomes, report, model, served_by in pages:
+        shown = experiment if own is None else (
+            location_experiment(location) if location_experiment is not None else None)
+        pages.append((location or "unknown", here, resolved_here, report, model, scope, shown))
+    for scope, rows, outcomes, report, model, served_by, running in pages:
         html_page = render(HealthData(
             scope="All locations" if scope == OVERALL else scope, generated_at=generated,
             model_version=model.version, reference=model.reference, drift=report,
             recent_scores=_scores(outcomes),
             recent_outcomes=np.array([bool(int(r["converted"])) for r in outcomes], dtype=bool),
             window_scores=_scores(served(rows, model)), window_leads=len(rows),
-            importance_by_week=history, experiment=experiment, model_scope=served_by))
+            importance_by_week=history, experiment=running, model_scope=served_by))
         key = page_key(scope)
         store.put_bytes(key, html_page.encode(), "text/html; charset=utf-8")
         result.pages[key] = html_page

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from leadscore.bundle import EXPLAINER_FILE, MODEL_FILE, location_pointer_key, pointer_root
+from leadscore.bundle import (
+    EXPLAINER_FILE,
+    MODEL_FILE,
+    location_pointer_key,
+    location_root,
+    pointer_root,
+    version_prefix,
+)
 from leadscore.identifiers import is_safe_id
 from leadscore.scoring.model_store import BundleObjects, ModelStore, _default_loader
 from leadscore.settings import DEFAULT_LOCATION_MODEL_BYTES
@@ -43,22 +50,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-def location_model_uri(model_uri: str, location_id: str) -> str | None:
+def location_model_uri(model_uri: str, location_id: str, version: str | None = None
+                       ) -> str | None:
     """A location's champion pointer beside the agency's (``MODEL_URI``): the same store,
-    under ``locations/<id>/``. None when ``MODEL_URI`` is a fixed bundle (no store)."""
+    under ``locations/<id>/``; with ``version``, that stored version of the location (an
+    experiment's variant, ``locations/<id>/models/<version>/``). None when ``MODEL_URI`` is a
+    fixed bundle (no store)."""
+    key = (location_pointer_key(location_id) if version is None
+           else f"{location_root(location_id)}/{version_prefix(version)}")
     parsed = urlparse(model_uri.strip())
     if parsed.scheme == "s3":
         root = pointer_root(parsed.path.lstrip("/"))
         if root is None:
             return None
-        key = location_pointer_key(location_id)
         return f"s3://{parsed.netloc}/{root + '/' if root else ''}{key}"
     if parsed.scheme in ("file", ""):
         path = parsed.path if parsed.scheme == "file" else model_uri.strip()
         root = pointer_root(path)
         if root is None:
             return None
-        pointer = f"{root}/{location_pointer_key(location_id)}"
+        pointer = f"{root}/{key}"
         return f"file://{pointer}" if parsed.scheme == "file" else pointer
     return None
 
@@ -105,6 +116,7 @@ class ModelLoad:
 @dataclass
 class _Entry:
     store: ModelStore
+    folder: Path
     bytes: int = 0
     version: str = ""
 
@@ -170,11 +182,25 @@ class LocationModels:
 
     def get(self, location_id: str) -> LoadedModel | None:
         """The location's own champion, or None (none promoted, not loaded yet, or no store)."""
-        entry = self._entry(location_id)
+        entry = self._entry(location_id, location_id, None)
         if entry is None:
             return None
         model = entry.store.current()
-        self._evict(keep=location_id)
+        self._evict(keep=(location_id,))
+        return model
+
+    def version(self, location_id: str, version: str) -> LoadedModel | None:
+        """A stored version of the location (``locations/<id>/models/<version>/``: its
+        experiment's challenger or shadow), loaded on first use into the same budget as the
+        champions, or None (no store, or not loaded yet); raises `ModelUnavailable` when the
+        bundle is missing or fails its checks (the experiment's fallback rule decides)."""
+        key = f"{location_id}@{version}"
+        entry = self._entry(key, location_id, version)
+        if entry is None:
+            return None
+        model = entry.store.current()
+        # the location's champion answers the rest of its leads: never dropped for its variant
+        self._evict(keep=(key, location_id))
         return model
 
     def wait_for_refreshes(self, timeout: float | None = None) -> None:
@@ -184,40 +210,44 @@ class LocationModels:
         for store in stores:
             store.wait_for_refresh(timeout)
 
-    def _entry(self, location_id: str) -> _Entry | None:
+    def _entry(self, key: str, location_id: str, version: str | None) -> _Entry | None:
         with self._lock:
-            entry = self._entries.get(location_id)
+            entry = self._entries.get(key)
             if entry is not None:
-                self._entries.move_to_end(location_id)
+                self._entries.move_to_end(key)
                 return entry
         if not is_safe_id(location_id):
             return None  # not an id HighLevel makes: it names no folder of the store
-        uri = location_model_uri(self.model_uri, location_id)
+        uri = location_model_uri(self.model_uri, location_id, version)
         if uri is None:
             return None
+        folder = self._folder(location_id, version)
         entry = _Entry(store=ModelStore(
-            uri, s3=self._s3, cache_dir=self._folder(location_id),
+            uri, s3=self._s3, cache_dir=folder,
             refresh_seconds=self.refresh_seconds, clock=self._clock,
-            loader=lambda path: self._load(location_id, path),
+            loader=lambda path: self._load(key, location_id, path),
             keep_versions=1,  # /tmp is shared by every location
             refresh_wait_seconds=self.refresh_wait_seconds,
             first_load_wait_seconds=self.first_load_wait_seconds,
-        ))
+        ), folder=folder)
         with self._lock:
-            entry = self._entries.setdefault(location_id, entry)
-            self._entries.move_to_end(location_id)
+            entry = self._entries.setdefault(key, entry)
+            self._entries.move_to_end(key)
         return entry
 
-    def _folder(self, location_id: str) -> Path:
-        return self.cache_dir / "locations" / location_id
+    def _folder(self, location_id: str, version: str | None = None) -> Path:
+        if version is None:
+            return self.cache_dir / "locations" / location_id
+        # beside the champions' folders, not inside: dropping one never deletes the other
+        return self.cache_dir / "location-versions" / location_id / version
 
-    def _load(self, location_id: str, path: Path) -> LoadedModel:
+    def _load(self, key: str, location_id: str, path: Path) -> LoadedModel:
         started = time.perf_counter()
         model = self._loader(path)
         load = ModelLoad(location_id, str(model.version), time.perf_counter() - started,
                          counted_bytes(path, self.overhead_bytes, self.loaded_factor))
         with self._lock:
-            entry = self._entries.get(location_id)
+            entry = self._entries.get(key)
             if entry is not None:
                 self._total += load.bytes - entry.bytes
                 entry.bytes, entry.version = load.bytes, load.model_version
@@ -240,12 +270,13 @@ class LocationModels:
             return self._total
 
     def cached(self) -> list[str]:
-        """Locations in the cache, least recently used first."""
+        """Locations in the cache, least recently used first (an experiment's stored version
+        as ``<location>@<version>``)."""
         with self._lock:
             return list(self._entries)
 
-    def _evict(self, keep: str) -> None:
-        dropped: list[str] = []
+    def _evict(self, keep: tuple[str, ...]) -> None:
+        dropped: list[Path] = []
         released: list[ModelStore] = []
         with self._lock:
             if self._total <= self.budget_bytes and len(self._entries) <= self.max_locations:
@@ -256,11 +287,11 @@ class LocationModels:
                 if not too_many and total <= self.budget_bytes:
                     break
                 entry = self._entries[location_id]
-                if location_id == keep or (not too_many and entry.bytes == 0):
+                if location_id in keep or (not too_many and entry.bytes == 0):
                     continue  # dropping a location without a model frees no memory
                 entry = self._entries.pop(location_id)
                 total -= entry.bytes
-                dropped.append(location_id)
+                dropped.append(entry.folder)
                 released.append(entry.store)
             self._total = total
             self.evictions += len(dropped)
@@ -268,8 +299,8 @@ class LocationModels:
             # the model's memory now: a churning cache otherwise grew by its dropped models
             # until a cycle collection (bench/location_models.py, eviction phase)
             store.release()
-        for location_id in dropped:
+        for folder in dropped:
             # its downloaded files too (/tmp is small)
-            shutil.rmtree(self._folder(location_id), ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
         if dropped:
             logger.info("location models evicted", extra={"evicted": len(dropped)})

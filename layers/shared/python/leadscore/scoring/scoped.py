@@ -10,6 +10,9 @@ write-back put the location they settled on there).
   store's champion) or ``rules`` (the fallback).
 - With them, `scopes.choose_scope` decides: the location's own champion answers through the
   same service (same parsing, cache, explanations; the cache key holds the model version),
+  routed by the location's own running experiment when there is one (``experiments``: its
+  champion and its stored versions as arms; the answer carries ``experiment`` and
+  ``variant`` and says ``location``, or ``rules`` for a rules arm),
   the agency's champion through the wrapped scorer (so an experiment on it still applies),
   the rules through the service's rules score, and ``none`` raises `Unscored`: the route
   answers an honest "unscored", the webhook writes nothing to HighLevel.
@@ -68,6 +71,15 @@ class OwnModels(Protocol):
     def get(self, location_id: str) -> LoadedModel | None: ...
 
 
+class OwnExperiments(Protocol):
+    """Each location's own experiment (`leadscore.experiments.serving.LocationExperiments`)."""
+
+    def score(self, location_id: str, champion: LoadedModel, request: Mapping[str, Any], *,
+              explain: bool = True) -> LeadScore: ...
+
+    def schema(self, location_id: str, champion: LoadedModel) -> Schema | None: ...
+
+
 InstallationOf = Callable[[str], "PoolingRecord | None"]
 
 
@@ -84,10 +96,12 @@ def request_location(request: Any) -> str:
 class ScopedScorer:
     def __init__(self, service: ScoringService, inner: Inner, *,
                  models: OwnModels | None = None,
-                 installation: InstallationOf = _no_installation) -> None:
+                 installation: InstallationOf = _no_installation,
+                 experiments: OwnExperiments | None = None) -> None:
         self.service = service
         self.inner = inner
         self.models = models
+        self.experiments = experiments
         self.installation = installation
 
     @property
@@ -121,6 +135,10 @@ class ScopedScorer:
             raise Unscored(location, choice.reason)
         if choice.scope == scopes.AGENCY:
             answer = self.inner.score(request, explain=explain)
+        elif choice.scope == scopes.LOCATION and choice.model is not None \
+                and self.experiments is not None:
+            # the location's own experiment, never the agency's: its champion is one arm
+            answer = self.experiments.score(location, choice.model, request, explain=explain)
         elif choice.scope == scopes.LOCATION:
             answer = self.service.score(request, explain=explain, use=choice.model)
         else:
@@ -171,5 +189,9 @@ class ScopedScorer:
         contract, or no model): the webhook reads a contact's fields as that model does."""
         if not self.per_location or not location_id:
             return self.custom_schema()
-        schema = getattr(self.scope_for(location_id).model, "schema", None)
+        choice = self.scope_for(location_id)
+        if choice.scope == scopes.LOCATION and choice.model is not None \
+                and self.experiments is not None:
+            return self.experiments.schema(location_id, choice.model)
+        schema = getattr(choice.model, "schema", None)
         return schema if isinstance(schema, SchemaType) else None

@@ -2,7 +2,8 @@
 
 `build_scoring` is the one builder: the model store, the answer cache, the `ScoringService`
 with every request limit of the settings (MAX_BATCH_SIZE, MAX_LIST_ITEMS, MAX_ERROR_PATHS,
-the class thresholds) and the running experiment's routing. The API (/score, the webhook
+the class thresholds) and the running experiments' routing (the agency's, each location's).
+The API (/score, the webhook
 route) builds it for the request path: the remote cache tier, and bounded waits for a model
 refresh so a slow S3 never holds a request. The write-back and the backfill build it for
 queued work: the same limits (a queued webhook is bounded like one on the API), no remote
@@ -21,7 +22,11 @@ from typing import TYPE_CHECKING, Any
 from leadscore.adapters.s3 import S3Store
 from leadscore.adapters.s3_store import open_store
 from leadscore.circuit import CircuitBreaker
-from leadscore.experiments.serving import ExperimentScorer, experiment_scorer
+from leadscore.experiments.serving import (
+    ExperimentScorer,
+    experiment_scorer,
+    location_experiments,
+)
 from leadscore.scoring.cache import MemoryLRU, RemoteCache, TieredCache
 from leadscore.scoring.location_models import LocationModels, ModelLoad
 from leadscore.scoring.model_store import ModelProvider, ModelStore
@@ -86,11 +91,18 @@ def build_scoring(
     routed: ScoringService | ExperimentScorer = experiment_scorer(
         service, settings.model_uri, settings.model_refresh_seconds,
         refresh_wait_seconds=refresh_wait, open_store=open_store, s3=S3Store())
+    own = LocationModels.from_settings(settings, on_load=on_load, s3=S3Store())
+    # each location's own experiment, read like its champion: the first read waits as the
+    # agency's does, later ones run wholly in the background (many locations' reads would
+    # otherwise each hold a request up to the wait)
+    experiments = None if own is None else location_experiments(
+        service, own, settings.model_uri, open_store=open_store,
+        refresh_seconds=settings.model_refresh_seconds,
+        refresh_wait_seconds=0.0 if request_path else None, first_wait_seconds=refresh_wait)
     # ``installation``: a location's record (whether it pools), for its model scope
     scorer = ScopedScorer(
-        service, routed,
-        models=LocationModels.from_settings(settings, on_load=on_load, s3=S3Store()),
-        installation=installation or (lambda _location_id: None))
+        service, routed, models=own,
+        installation=installation or (lambda _location_id: None), experiments=experiments)
     return Scoring(store, cache, service, scorer)
 
 
