@@ -76,3 +76,37 @@ def test_a_model_no_better_than_chance_is_still_refused(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path / "store")
     assert not registry.promote(candidate, store, STRICT, rows=_raw_rows(candidate),
                                 use_holdout=False).promoted
+
+
+def test_a_location_first_model_keeps_min_auc_while_the_agency_has_a_champion(
+    aws: Any, make_bundle: Any, gate_rows: gate.EvalRows, tmp_path: Path
+) -> None:
+    """Through the promote function: a location's first model on its own columns is judged
+    against chance while nothing else would score the location, by MIN_AUC once the agency
+    has a champion (it scores the location when pooling is allowed and its columns fit)."""
+    from leadscore.adapters.s3_store import S3Artifacts, S3ObjectStore
+    from leadscore.registry.locations import location_upload_prefix
+
+    from functions.promote import app
+    from tools.lambda_context import lambda_context
+
+    from .conftest import BUCKET, GATE
+    from .test_location_retrain import _completed_for
+
+    app.set_container(app.Container(replace(GATE, min_auc=STRICT.min_auc),
+                                    S3ObjectStore(BUCKET), S3Artifacts()))
+    try:
+        first_a = app.lambda_handler(_completed_for(
+            aws, "leadscore-loc-a-1", team_bundle(tmp_path / "a", 2, COLUMNS),
+            location_upload_prefix("loc-a") + "d/labelled-1.csv"), lambda_context())
+        assert first_a["status"] == "promoted", first_a
+        lenient = replace(STRICT, min_auc=0.5)
+        assert registry.promote(make_bundle(seed=1), S3ObjectStore(BUCKET), lenient,
+                                rows=gate_rows, use_holdout=False).promoted
+        first_b = app.lambda_handler(_completed_for(
+            aws, "leadscore-loc-b-1", team_bundle(tmp_path / "b", 3, COLUMNS),
+            location_upload_prefix("loc-b") + "d/labelled-1.csv"), lambda_context())
+        assert first_b["status"] == "rejected"
+        assert "< MIN_AUC 0.90" in _auc_reason(first_b["reasons"])
+    finally:
+        app.set_container(None)
