@@ -209,6 +209,7 @@ def test_the_html_report_has_the_columns_and_the_chosen_classes(custom_bundle: P
     assert "share of conversions" in page
 
 
+@pytest.mark.slow  # trains a model
 def test_a_rate_shift_in_the_newest_rows_moves_the_intercept(tmp_path: Path) -> None:
     """The loop's export says when each row was scored: its newest fifth converts far more
     often than the rest, so the served scores move up to that rate, the ranking unchanged."""
