@@ -172,23 +172,20 @@ def latency(run: Run, data: Data, ours: Any, original: OriginalEnsemble, app: An
         assert not body.get("cached") and body.get("model_version") == "original-native"
         return dt_
 
-    def t_model_onnx(i: int) -> float:
-        feed = {input_name: rows32[i]}
-        c0 = time.thread_time()
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        dt_ = time.perf_counter() - t0
-        cpu["model_onnx"].append(time.thread_time() - c0)
-        return dt_
+    def timed_session(sess: Any, key: str) -> Callable[[int], float]:
+        """One row through `sess`: the wall time returned, the thread's CPU time kept."""
+        def run(i: int) -> float:
+            feed = {input_name: rows32[i]}
+            c0 = time.thread_time()
+            t0 = time.perf_counter()
+            sess.run(None, feed)
+            dt_ = time.perf_counter() - t0
+            cpu[key].append(time.thread_time() - c0)
+            return dt_
+        return run
 
-    def t_model_onnx_one_node(i: int) -> float:
-        feed = {input_name: rows32[i]}
-        c0 = time.thread_time()
-        t0 = time.perf_counter()
-        floor_session.run(None, feed)
-        dt_ = time.perf_counter() - t0
-        cpu["model_onnx_one_node"].append(time.thread_time() - c0)
-        return dt_
+    t_model_onnx = timed_session(session, "model_onnx")
+    t_model_onnx_one_node = timed_session(floor_session, "model_onnx_one_node")
 
     def t_model_native(i: int) -> float:
         t0 = time.perf_counter()
