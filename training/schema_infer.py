@@ -80,6 +80,7 @@ from leadscore.columns.schema import (
     parse_date,
 )
 from leadscore.errors import InvalidInput
+from scipy.stats import rankdata
 from train_data import (
     MAX_LISTED,
     TrainingRefused,
@@ -627,15 +628,6 @@ def _flat(nums: np.ndarray) -> float:
     return float(max(np.max(np.abs(k - cdf)), np.max(np.abs(k - 1.0 / v.size - cdf))))
 
 
-def _average_ranks(nums: np.ndarray) -> np.ndarray:
-    """Ranks with ties sharing their average rank. Ranks that break ties by position would
-    make a count that is mostly 0 (previous contacts) rise with the row order by
-    construction."""
-    _, inverse, counts = np.unique(nums, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return np.asarray((ends - (counts - 1) / 2.0)[inverse], dtype=np.float64)
-
-
 def identifier_like(schema: Schema, table: Table, train_rows: np.ndarray) -> dict[str, str]:
     """Numeric columns that look like ids or row numbers (module docstring)."""
     out: dict[str, str] = {}
@@ -654,7 +646,9 @@ def identifier_like(schema: Schema, table: Table, train_rows: np.ndarray) -> dic
                              "distinct and spread evenly over their range (an id or a row "
                              "number read as a number)")
             continue
-        rank_v = _average_ranks(nums)
+        # tied values share their average rank: ranks that broke ties by position made a count
+        # that is mostly 0 (previous contacts) rise with the row order by construction
+        rank_v = rankdata(nums, method="average")
         rho = float(np.corrcoef(rank_v, at)[0, 1]) if np.std(rank_v) > 0 else 0.0
         if abs(rho) >= ROW_ORDER_RHO:
             out[col.name] = (f"identifier-like: {'rises' if rho > 0 else 'falls'} with the "
