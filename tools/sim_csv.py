@@ -440,7 +440,7 @@ def phase_week(world: Any, week: int) -> dict[str, Any]:
     world.results["current_week"] = week
     with simulate.timed(world, "webhooks"):
         for n, (at, kind, c) in enumerate(events):
-            if n and n % 100 == 0:
+            if simulate.drain_due(world, n):
                 with simulate.timed(world, "writeback"):
                     drained += simulate.drain_writeback(world)
             world.clock.at(at)

@@ -382,7 +382,7 @@ def phase_week(world: Any, played: list[Played], week: int) -> dict[str, Any]:
     drained = 0
     with simulate.timed(world, "webhooks"):
         for n, (at, kind, c, p) in enumerate(events):
-            if n and n % 100 == 0:
+            if simulate.drain_due(world, n):
                 with simulate.timed(world, "writeback"):
                     drained += simulate.drain_writeback(world)
             world.clock.at(at)

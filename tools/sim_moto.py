@@ -352,12 +352,22 @@ class DirectDynamo:
 _SENDING = threading.local()
 
 
+class _Sent:
+    """Messages sent to any queue since `install` (the simulation drains by it)."""
+
+    count = 0
+
+
+SENT = _Sent()
+
+
 def _sending(send: Callable[..., Any]) -> Callable[..., Any]:
     """moto's send_message reads one queue attribute (ContentBasedDeduplication) through the
     property that builds them all, message counts included: O(queued) per send. While a send
     runs, `_send_attributes` answers that one attribute the same way."""
 
     def sending(*args: Any, **kwargs: Any) -> Any:
+        SENT.count += 1
         _SENDING.on = True
         try:
             return send(*args, **kwargs)

@@ -125,6 +125,8 @@ class World:
     seen_jobs: set[str] = field(default_factory=set)
     promotions: list[dict[str, Any]] = field(default_factory=list)
     webhook_answers: dict[str, int] = field(default_factory=dict)
+    #: `sim_moto.SENT` when the write-back queue was last drained (`drain_due`)
+    sent_at_drain: int = 0
 
     store_epoch: float = 0.0
 
@@ -431,8 +433,26 @@ def contact_payload(world: World, c: Any, event_type: str) -> dict[str, Any]:
     )
 
 
+#: Events between two drains of the write-back queue, and messages queued that bring the
+#: next drain forward: a model's first webhooks replay the contacts that waited for it, up to
+#: 200 per webhook (`leadscore.ghl.webhook.WaitingReplay`), and 100 events' worth (20,000
+#: messages) waiting for one drain made moto's receive, which scans every queued message,
+#: most of a bank-file run.
+DRAIN_EVERY_EVENTS = 100
+DRAIN_EVERY_MESSAGES = 200
+
+
+def drain_due(world: World, n: int) -> bool:
+    """Whether the write-back function takes the queue before event ``n``: in AWS its event
+    source mapping polls all the time; here every `DRAIN_EVERY_EVENTS` events or as soon as
+    `DRAIN_EVERY_MESSAGES` messages were queued since the last drain."""
+    queued = sim_moto.SENT.count - world.sent_at_drain
+    return bool(n) and (n % DRAIN_EVERY_EVENTS == 0 or queued >= DRAIN_EVERY_MESSAGES)
+
+
 def drain_writeback(world: World, max_rounds: int = 10_000) -> int:
     """Hand the write-back queue to the write-back function, 10 messages per invocation."""
+    world.sent_at_drain = sim_moto.SENT.count
     sqs, url = world.aws["sqs"], world.aws["queues"].url
     handled = 0
     seen: set[str] = set()
@@ -733,7 +753,7 @@ def phase_week(world: World, week: int) -> dict[str, Any]:
     drained = 0
     with timed(world, "webhooks"):
         for n, (at, kind, item) in enumerate(expanded):
-            if n and n % 100 == 0:  # the write-back function keeps up with the queue
+            if drain_due(world, n):  # the write-back function keeps up with the queue
                 with timed(world, "writeback"):
                     drained += drain_writeback(world)
             world.clock.at(at - world.clock.start)

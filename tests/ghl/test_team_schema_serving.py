@@ -29,6 +29,7 @@ from leadscore.scoring.service import ScoringService, scorer_schema
 from leadscore.settings import PromoteSettings, ScoreSettings
 
 from tests.fixtures.custom_leads import custom_rows
+from tests.fixtures.fakes import MemoryInputDigests
 from tests.fixtures.scoring import bundle_version, load_event, with_body
 
 pytestmark = pytest.mark.slow  # the session's custom bundle is trained once
@@ -174,23 +175,11 @@ def test_a_variant_that_cannot_read_the_lead_leaves_the_champion_answering(
     assert answer["variant"] is None and answer["source"] == "ensemble"
 
 
-class _Digests:
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], tuple[str, int]] = {}
-
-    def seen(self, location_id: str, contact_id: str) -> tuple[str, int] | None:
-        return self.items.get((location_id, contact_id))
-
-    def remember(self, location_id: str, contact_id: str, digest: str,
-                 as_of_ms: int = 0) -> None:
-        self.items[(location_id, contact_id)] = (digest, as_of_ms)
-
-
 def test_a_changed_team_field_rescores_the_contact(custom_bundle: Path, tmp_path: Path) -> None:
     scorer = _pointer_scorer(_store_with(custom_bundle, tmp_path), tmp_path)
     clock = iter(float(t) for t in range(1_770_285_600, 1_770_285_700))
     deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET), scorer=lambda: scorer,
-                   digests=_Digests(), clock=lambda: next(clock))
+                   digests=MemoryInputDigests(), clock=lambda: next(clock))
     fields = _team_fields(2)
 
     def send(values: dict[str, str]) -> dict[str, Any]:

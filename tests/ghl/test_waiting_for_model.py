@@ -14,7 +14,7 @@ from leadscore.ghl.webhook import GhlDeps, handle_webhook, replay_waiting
 from leadscore.scoring.service import ScoringService
 from leadscore.settings import ScoreSettings
 
-from tests.fixtures.fakes import MemoryQueue, StaticProvider
+from tests.fixtures.fakes import FakeClock, MemoryInputDigests, MemoryQueue, StaticProvider
 from tests.fixtures.ghl_payloads import workflow_webhook
 
 LOCATION = "ve9EPM428h8vShlRW1KT"
@@ -97,3 +97,29 @@ def test_a_waiting_contact_stays_when_the_model_still_cannot_read_it() -> None:
     # a replay with still no model (another container's view): it stays, nothing is lost
     assert replay_waiting(deps) == 0
     assert len(list(parked.list(parking.WAITING_FOLDER))) == 1 and queue.sent == []
+
+
+def test_a_contact_that_changed_while_waiting_is_scored_and_written_once() -> None:
+    """Each of a contact's waiting deliveries scored in turn meant one score and one
+    write-back per delivery, all but the last overwritten at once (the bank file: ~50,000
+    replays for ~29,000 contacts): its newest delivery is scored, the older ones are answered
+    ``stale`` by the flow's time check, and every one of them is taken out of the store."""
+    served: dict[str, Any] = {"scorer": ScoringService(StaticProvider(None))}
+    parked, queue, clock = MemoryParkedStore(), MemoryQueue(), FakeClock(1_770_285_600.0)
+    deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET, ghl_field_map=FIELD_MAP),
+                   scorer=lambda: served["scorer"], parked=parked, queue=queue,
+                   digests=MemoryInputDigests(), clock=clock)
+    for contact, age in (("c5", "30"), ("c6", "52"), ("c5", "31"), ("c5", "32")):
+        clock.advance(60)
+        assert _deliver(deps, contact, {"Job": "retired", "Age": age})["status"] == "parked"
+    folders = {r.parked_id.rsplit("/", 2)[0] for r in parked.list()}
+    assert folders == {parking.waiting_folder(LOCATION, c).rstrip("/") for c in ("c5", "c6")}
+
+    model = TeamModel()
+    served["scorer"] = model
+    clock.advance(60)
+    _deliver(deps, "c7", {"Job": "admin.", "Age": "33"})
+    assert [(r["contact_id"], r["fields"]["age"]) for r in model.scored] == [
+        ("c5", "32"), ("c6", "52"), ("c7", "33")]
+    assert [m.contact_id for m in queue.sent] == ["c5", "c6", "c7"]
+    assert list(parked.list()) == []

@@ -1,4 +1,5 @@
-"""Parked HighLevel deliveries in S3: ``<prefix><YYYY-MM-DD>/<HHMMSS>-<digest>.json``.
+"""Parked HighLevel deliveries in S3: ``<prefix><YYYY-MM-DD>/<HHMMSS>-<digest>.json``, those
+waiting for a first model per contact: ``<prefix>awaiting-model/<location>/<contact>/...``.
 
 The artifact bucket (SSE, versioned, public access blocked); the template's lifecycle rule
 expires the prefix after 30 days (parked bodies may hold personal data).
@@ -44,12 +45,17 @@ class S3ParkedStore:
                            Body=dumps(record), ContentType="application/json")
 
     def list(self, folder: str = "") -> Iterator[ParkedDelivery]:
+        for parked_id in self.ids(folder):
+            yield self.get(parked_id)
+
+    def ids(self, folder: str = "") -> Iterator[str]:
+        # S3 lists keys in UTF-8 binary order: sorted, as the protocol asks
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + folder):
             for obj in page.get("Contents", []):
                 key = str(obj["Key"])
                 if key.endswith(".json"):
-                    yield self.get(key[len(self.prefix):-len(".json")])
+                    yield key[len(self.prefix):-len(".json")]
 
     def get(self, parked_id: str) -> ParkedDelivery:
         answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(parked_id))

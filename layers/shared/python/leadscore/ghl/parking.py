@@ -19,12 +19,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any, Protocol
 
 from leadscore import jsonsafe
+from leadscore.identifiers import is_safe_id
 
 #: Reasons (the start of `ParkedDelivery.reason`), for counting and for the CLI's filter.
 NOT_JSON = "body is not JSON"
@@ -42,6 +44,30 @@ NOT_A_WEBHOOK = "not a HighLevel webhook"
 #: (`leadscore.ghl.webhook.replay_waiting`).
 NO_MODEL = "no model yet for the team's own columns"
 WAITING_FOLDER = "awaiting-model/"
+
+
+def waiting_folder(location_id: str, contact_id: str) -> str:
+    """Where a contact's waiting deliveries are kept: one folder per contact, so the replay
+    finds each contact's newest delivery from the ids alone (`by_contact`)."""
+    if not (is_safe_id(location_id) and is_safe_id(contact_id)):
+        return WAITING_FOLDER
+    return f"{WAITING_FOLDER}{location_id}/{contact_id}/"
+
+
+def _contact_key(parked_id: str) -> str:
+    parts = parked_id[len(WAITING_FOLDER):].split("/")
+    # <location>/<contact>/<date>/<time>-<digest>; a record parked before the per-contact
+    # folders (<date>/<time>-<digest>) is its own group
+    return "/".join(parts[:2]) if len(parts) == 4 else parked_id
+
+
+def by_contact(ids: Iterable[str]) -> Iterator[tuple[str, ...]]:
+    """The waiting ids (sorted, as the stores list them) grouped by contact, each contact's
+    newest first. Replayed in that order, the newest delivery is scored and each older one
+    is answered ``stale`` by the flow's own check of the delivery's time (cheap: nothing
+    scored or written); a retry that came late with newer content is still scored."""
+    for _, group in groupby(ids, key=_contact_key):
+        yield tuple(sorted(group, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,10 @@ class ParkedStore(Protocol):
         """The records (those whose id starts with ``folder``), oldest first."""
         ...
 
+    def ids(self, folder: str = "") -> Iterable[str]:
+        """The ids alone (no record read), sorted."""
+        ...
+
     def get(self, parked_id: str) -> ParkedDelivery: ...
 
     def delete(self, parked_id: str) -> None: ...
@@ -142,6 +172,9 @@ class MemoryParkedStore:
 
     def list(self, folder: str = "") -> Iterable[ParkedDelivery]:
         return [self.records[k] for k in sorted(self.records) if k.startswith(folder)]
+
+    def ids(self, folder: str = "") -> Iterable[str]:
+        return [k for k in sorted(self.records) if k.startswith(folder)]
 
     def get(self, parked_id: str) -> ParkedDelivery:
         return self.records[parked_id]

@@ -131,8 +131,8 @@ class InstallEvents(Protocol):
 class WaitingReplay:
     """Whether this container may still hold deliveries parked until a first model
     (`parking.NO_MODEL`). A new container does not know, so it looks once; it looks again
-    after it parks one itself. ``batch``: replayed per webhook call at most, so one call
-    never carries a whole backlog (the rest follows with the next calls)."""
+    after it parks one itself. ``batch``: contacts replayed per webhook call at most, so one
+    call never carries a whole backlog (the rest follows with the next calls)."""
 
     batch: int = 200
     pending: bool = True
@@ -630,28 +630,33 @@ def _team_fields(payload: Mapping[str, Any], location: InstalledLocation,
 
 
 def replay_waiting(d: GhlDeps) -> int:
-    """Replay the deliveries parked until a first model (`parking.NO_MODEL`), oldest first,
-    at most ``d.waiting.batch`` per call; each one replayed is deleted. Stops when one still
-    cannot be processed (it stays). Returns how many were replayed. Never raises: the call
-    that triggered it is answered whatever happens here."""
+    """Replay the deliveries parked until a first model (`parking.NO_MODEL`), contact by
+    contact, each one's newest first (`parking.by_contact`: the older ones come back
+    ``stale``, so a contact is scored and written once), at most ``d.waiting.batch`` contacts
+    per call; each one replayed is deleted. Stops when one still cannot be processed (it
+    stays). Returns how many were replayed. Never raises: the call that triggered it is
+    answered whatever happens here."""
     w = d.waiting
     if not w.pending or w.running or d.parked is None:
         return 0
     w.running = True
     done = 0
     try:
-        records = list(islice(d.parked.list(parking.WAITING_FOLDER), w.batch))
-        for record in records:
-            outcome = replay_parked(record, d)
-            if outcome.body.get("status") == "parked":
-                logger.warning("a waiting delivery still cannot be processed",
-                               extra={"parked_id": record.parked_id,
-                                      "reason": outcome.body.get("reason")})
-                return done
-            d.parked.delete(record.parked_id)
-            d.count("WebhookReplayed")
-            done += 1
-        if len(records) < w.batch:
+        contacts = list(islice(parking.by_contact(d.parked.ids(parking.WAITING_FOLDER)),
+                               w.batch))
+        for parked_ids in contacts:
+            for parked_id in parked_ids:
+                record = d.parked.get(parked_id)
+                outcome = replay_parked(record, d)
+                if outcome.body.get("status") == "parked":
+                    logger.warning("a waiting delivery still cannot be processed",
+                                   extra={"parked_id": record.parked_id,
+                                          "reason": outcome.body.get("reason")})
+                    return done
+                d.parked.delete(record.parked_id)
+                d.count("WebhookReplayed")
+                done += 1
+        if len(contacts) < w.batch:
             w.pending = False
     except Exception:
         logger.exception("replaying waiting deliveries failed")
@@ -686,7 +691,8 @@ def _wait_for_model(delivery: _Delivery, webhook: ParsedWebhook,
         except Exception:
             logger.warning("an unscored lead was not recorded", extra=webhook.log_keys())
     outcome = delivery.park(parking.NO_MODEL, {"contact_id": webhook.contact_id},
-                            folder=parking.WAITING_FOLDER)
+                            folder=parking.waiting_folder(webhook.location_id,
+                                                          webhook.contact_id))
     if outcome.body.get("parked_id"):
         d.waiting.pending = True
     return outcome
