@@ -435,6 +435,25 @@ def test_after_contact_delete_nothing_of_the_contact_is_served_or_exported(
     assert {r["contact_id"] for r in stack.records("snapshot")} == {"c-2"}
 
 
+def test_contact_delete_removes_the_deliveries_it_left_waiting_for_a_model(
+    stack: Stack,
+) -> None:
+    """A team's contact parked until a first model holds its personal data, and replayed
+    later it would be scored and written onto a deleted contact."""
+    now = stack.clock[0]
+    for contact in ("c-1", "c-2"):
+        body = json.dumps(contact_update(A, now - 120, f"wh-w-{contact}",
+                                         contact=contact)).encode()
+        stack.parked.park(parking.new_parked(body, parking.NO_MODEL, "ed25519", now - 120,
+                                             location_id=A,
+                                             folder=parking.waiting_folder(A, contact)))
+    status, answer = stack.signed({"type": "ContactDelete", "locationId": A, "id": "c-1",
+                                   "timestamp": iso(now), "webhookId": "wh-del-w"})
+    assert status == 200 and answer["waiting_removed"] == 1
+    assert [r.parked_id.split("/")[2] for r in stack.parked.list(parking.WAITING_FOLDER)] == [
+        "c-2"]
+
+
 def test_opportunity_delete_withdraws_the_outcome(stack: Stack) -> None:
     now = stack.clock[0]
     won = {"type": "OpportunityStatusUpdate", "locationId": A, "id": "o-1", "contactId": "c-1",

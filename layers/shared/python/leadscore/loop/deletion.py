@@ -8,10 +8,13 @@ Where a location's data lives (every store of the stack):
 * the installations table: ``location#<loc>`` (configuration, tokens, credential digests);
 * the loop's records in the artifact bucket:
   ``loop/{snapshots,outcomes,deletions}/dt=.../location_id=<loc>/...``;
-* parked deliveries (``ghl/parked/``, each record names its location).
+* parked deliveries (``ghl/parked/``, each record names its location; those waiting for a
+  location's first model are kept in a folder per contact, `leadscore.ghl.parking.waiting_folder`).
 
 ``ContactDelete`` (`Eraser.forget_contact`, on the webhook path, so only keyed writes): the
-contact's digest, write-back state and counters are deleted, its cached answers dropped from
+contact's digest, write-back state, counters and the deliveries it left waiting for a first
+model (they hold its personal data, and replayed they would score a deleted contact) are
+deleted, its cached answers dropped from
 this container's memory (the remote cached answers expire within ``CACHE_TTL_SECONDS``; they
 are only ever served to a request carrying the same contact id and the same inputs), and a
 ``deletion`` record is written to the loop's stream. The labelled export leaves out every
@@ -32,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from leadscore.ghl.digest import digest_key
+from leadscore.ghl.parking import WAITING_FOLDER, waiting_folder
 from leadscore.ghl.write_plan import state_key
 from leadscore.loop.engagement import engagement_key
 from leadscore.loop.records import (
@@ -77,6 +81,8 @@ class Objects(Readable, Protocol):
 
 class Parked(Protocol):
     def list(self) -> Iterable[Any]: ...
+
+    def ids(self, folder: str = "") -> Iterable[str]: ...
 
     def delete(self, parked_id: str) -> None: ...
 
@@ -196,6 +202,12 @@ class Eraser:
     def forget_contact(self, location_id: str, contact_id: str) -> dict[str, Any]:
         """``ContactDelete``: keyed deletes and a deletion record (see the module text)."""
         removed = self.items.delete(contact_keys(location_id, contact_id)) if self.items else 0
+        waiting = 0
+        folder = waiting_folder(location_id, contact_id)
+        if self.parked is not None and folder != WAITING_FOLDER:  # never a whole folder
+            for parked_id in list(self.parked.ids(folder)):
+                self.parked.delete(parked_id)
+                waiting += 1
         if self.memory_forget is not None:
             self.memory_forget(f"{ANSWER_PREFIX}{contact_id}#")
         marked = False
@@ -205,7 +217,7 @@ class Eraser:
             if failed:
                 raise RuntimeError("deletion record not stored")
             marked = True
-        return {"items_removed": removed, "records_marked": marked}
+        return {"items_removed": removed, "waiting_removed": waiting, "records_marked": marked}
 
     def purge_location(self, location_id: str) -> dict[str, int]:
         """Everything of one location, from every store this eraser was given."""

@@ -106,7 +106,8 @@ def ghl_deps(
 
             # ContactDelete: keyed deletes (request-path client) and a deletion record
             eraser = Eraser(DynamoItems(settings.webhook_dedup_table, fast=True),
-                            sender=sender, memory_forget=memory_forget, clock=clock)
+                            sender=sender, memory_forget=memory_forget, parked=parked,
+                            clock=clock)
     buckets = None
     if settings.location_rate_per_second > 0:
         from leadscore.throttle import LocationBuckets
