@@ -11,6 +11,8 @@ from leadscore.columns.schema import Schema
 from leadscore.ghl import parking
 from leadscore.ghl.parking import MemoryParkedStore
 from leadscore.ghl.webhook import GhlDeps, handle_webhook, replay_waiting
+from leadscore.loop.hooks import LoopHooks
+from leadscore.loop.recorder import LoopRecorder
 from leadscore.scoring.service import ScoringService
 from leadscore.settings import ScoreSettings
 
@@ -122,4 +124,45 @@ def test_a_contact_that_changed_while_waiting_is_scored_and_written_once() -> No
     assert [(r["contact_id"], r["fields"]["age"]) for r in model.scored] == [
         ("c5", "32"), ("c6", "52"), ("c7", "33")]
     assert [m.contact_id for m in queue.sent] == ["c5", "c6", "c7"]
+    assert list(parked.list()) == []
+
+
+def test_a_contact_whose_outcome_came_while_it_waited_is_not_scored_later() -> None:
+    """Won or lost before any model served: a score would predict what has happened (and
+    cost the location's HighLevel calls); its inputs were recorded when it came. On the bank
+    file ~22,000 of the ~25,000 contacts that waited had their outcome by then. A reopened
+    deal settles nothing."""
+    sent: list[dict[str, Any]] = []
+    recorder = LoopRecorder(lambda records: sent.extend(records) or [], background=False)
+    served: dict[str, Any] = {"scorer": ScoringService(StaticProvider(None))}
+    parked, queue, clock = MemoryParkedStore(), MemoryQueue(), FakeClock(1_770_285_600.0)
+    deps = GhlDeps(settings=ScoreSettings(ghl_webhook_secret=SECRET, ghl_field_map=FIELD_MAP),
+                   scorer=lambda: served["scorer"], parked=parked, queue=queue,
+                   loop=LoopHooks(recorder), clock=clock)
+    for contact in ("c8", "c9", "c10"):
+        clock.advance(60)
+        assert _deliver(deps, contact, {"Job": "retired", "Age": "61"})["status"] == "parked"
+
+    def deal(contact: str, status: str) -> dict[str, Any]:
+        clock.advance(60)
+        body = json.dumps({"type": "OpportunityStatusUpdate", "locationId": LOCATION,
+                           "id": f"o-{contact}", "contactId": contact, "status": status,
+                           "pipelineId": "p", "pipelineStageId": "",
+                           "timestamp": "2026-02-05T10:00:00.000Z"}).encode()
+        outcome = handle_webhook({"x-leadscore-secret": SECRET}, body, deps)
+        assert outcome.status_code == 200, outcome.body
+        return dict(outcome.body)
+
+    assert deal("c8", "won")["waiting_dropped"] == 1
+    assert deal("c9", "open").get("waiting_dropped") is None  # reopened: nothing known
+    recorder.flush()
+    assert [(r["contact_id"], r["converted"]) for r in sent
+            if r.get("record_type") == "outcome"] == [("c8", 1), ("c9", None)]
+
+    model = TeamModel()
+    served["scorer"] = model
+    clock.advance(60)
+    _deliver(deps, "c11", {"Job": "admin.", "Age": "33"})
+    assert [r["contact_id"] for r in model.scored] == ["c10", "c9", "c11"]
+    assert "c8" not in {m.contact_id for m in queue.sent}
     assert list(parked.list()) == []

@@ -54,6 +54,27 @@ def waiting_folder(location_id: str, contact_id: str) -> str:
     return f"{WAITING_FOLDER}{location_id}/{contact_id}/"
 
 
+class WaitingStore(Protocol):
+    """What `drop_waiting` needs of a `ParkedStore`."""
+
+    def ids(self, folder: str = "") -> Iterable[str]: ...
+
+    def delete(self, parked_id: str) -> None: ...
+
+
+def drop_waiting(store: WaitingStore, location_id: str, contact_id: str) -> int:
+    """Delete the deliveries a contact left waiting for a first model; returns how many. For
+    a contact deleted in HighLevel, and for one whose outcome came while it waited (a score
+    would predict what has already happened; its inputs were recorded when it came)."""
+    folder = waiting_folder(location_id, contact_id)
+    if folder == WAITING_FOLDER:  # an id unfit for a key: never the whole folder
+        return 0
+    parked_ids = list(store.ids(folder))
+    for parked_id in parked_ids:
+        store.delete(parked_id)
+    return len(parked_ids)
+
+
 def _contact_key(parked_id: str) -> str:
     parts = parked_id[len(WAITING_FOLDER):].split("/")
     # <location>/<contact>/<date>/<time>-<digest>; a record parked before the per-contact

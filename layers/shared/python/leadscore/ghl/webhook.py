@@ -36,7 +36,7 @@ Nothing about the lead is logged except contact, location and delivery ids.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, Protocol
@@ -443,6 +443,9 @@ def _verified(delivery: _Delivery) -> Outcome:
         except Exception as exc:
             logger.exception("loop event not recorded", extra={"event_type": delivery.event_type})
             return delivery.park(f"event not recorded: {type(exc).__name__}")
+        settled = answer.pop("settled", None) or ()
+        if settled and delivery.location_id:
+            answer["waiting_dropped"] = _drop_settled(d, delivery.location_id, settled)
         logger.info("loop event recorded", extra={"event_type": delivery.event_type,
                                                   "status": answer.get("status")})
         return Outcome(200, {**answer, "event_type": delivery.event_type})
@@ -665,6 +668,25 @@ def replay_waiting(d: GhlDeps) -> int:
     if done:
         logger.info("waiting deliveries replayed", extra={"replayed": done})
     return done
+
+
+def _drop_settled(d: GhlDeps, location_id: str, contact_ids: Sequence[str]) -> int:
+    """A contact whose outcome came while it waited for a first model is not scored when one
+    arrives: the score would predict what has already happened, writing it costs the
+    location's HighLevel calls, and its inputs were recorded when it came (the training row).
+    Never raises: a delivery left behind is only replayed."""
+    if d.parked is None:
+        return 0
+    dropped = 0
+    for contact_id in contact_ids:
+        try:
+            dropped += parking.drop_waiting(d.parked, location_id, contact_id)
+        except Exception:
+            logger.warning("waiting deliveries of a settled contact not dropped",
+                           extra={"location_id": location_id})
+    if dropped:
+        d.count("WebhookWaitingSettled")
+    return dropped
 
 
 def _remember(d: GhlDeps, webhook: ParsedWebhook, digest: str, as_of_ms: int) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from leadscore.ghl.digest import digest_key
-from leadscore.ghl.parking import WAITING_FOLDER, waiting_folder
+from leadscore.ghl.parking import drop_waiting
 from leadscore.ghl.write_plan import state_key
 from leadscore.loop.engagement import engagement_key
 from leadscore.loop.records import (
@@ -202,12 +202,8 @@ class Eraser:
     def forget_contact(self, location_id: str, contact_id: str) -> dict[str, Any]:
         """``ContactDelete``: keyed deletes and a deletion record (see the module text)."""
         removed = self.items.delete(contact_keys(location_id, contact_id)) if self.items else 0
-        waiting = 0
-        folder = waiting_folder(location_id, contact_id)
-        if self.parked is not None and folder != WAITING_FOLDER:  # never a whole folder
-            for parked_id in list(self.parked.ids(folder)):
-                self.parked.delete(parked_id)
-                waiting += 1
+        waiting = 0 if self.parked is None else drop_waiting(self.parked, location_id,
+                                                              contact_id)
         if self.memory_forget is not None:
             self.memory_forget(f"{ANSWER_PREFIX}{contact_id}#")
         marked = False

@@ -61,7 +61,11 @@ class LoopHooks:
             payload, self.recorder.rules, occurred_at_ms=occurred, received_at_ms=received
         )
         self.recorder.outcomes(records)
-        return {"status": "outcome" if records else "ignored", "outcomes": len(records)}
+        # the contacts whose outcome is now known (won or lost; not a reopened deal or a
+        # withdrawn outcome): the webhook flow stops keeping them for a first model
+        settled = sorted({r["contact_id"] for r in records if r["converted"] is not None})
+        return {"status": "outcome" if records else "ignored", "outcomes": len(records),
+                "settled": settled}
 
     def on_message(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         store = self.recorder.engagement
