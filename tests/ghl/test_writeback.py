@@ -504,3 +504,25 @@ def test_token_in_json_secret(
     fake_highlevel.add_pit(DEFAULT_LOCATION_ID, "json-token")  # the fake checks tokens
     assert invoke(writeback_fn, message()) == []
     assert fake_highlevel.requests[0].headers["Authorization"] == "Bearer json-token"
+
+
+def test_https_calls_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a TLS context loads the CA bundle (~50 ms of CPU): once per container, not
+    once per HighLevel call."""
+    import ssl
+
+    from leadscore.adapters import ghl_api
+
+    built: list[int] = []
+    real = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    ghl_api._tls_context.cache_clear()
+    for _ in range(3):  # nothing listens on the discard port: refused at once
+        with pytest.raises(ghl_api.NoAnswer):
+            ghl_api.http_transport("GET", "https://127.0.0.1:9/contacts/c", {}, None, 0.5)
+    assert len(built) == 1
