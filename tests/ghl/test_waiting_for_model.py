@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from leadscore.columns.schema import Schema
 from leadscore.ghl import parking
 from leadscore.ghl.parking import MemoryParkedStore
@@ -166,3 +168,27 @@ def test_a_contact_whose_outcome_came_while_it_waited_is_not_scored_later() -> N
     assert [r["contact_id"] for r in model.scored] == ["c10", "c9", "c11"]
     assert "c8" not in {m.contact_id for m in queue.sent}
     assert list(parked.list()) == []
+
+
+_IDS = st.lists(st.tuples(st.sampled_from(["c1", "c10", "c2"]),
+                          st.integers(0, 3), st.sampled_from(["0a", "ff"])), max_size=12)
+
+
+@given(_IDS)
+def test_every_waiting_id_is_replayed_once_each_contacts_newest_first(
+        parts: list[tuple[str, int, str]]) -> None:
+    ids = sorted({f"{parking.waiting_folder(LOCATION, c)}2026-02-0{day + 1}/100000-{digest}"
+                  for c, day, digest in parts}
+                 | {f"{parking.WAITING_FOLDER}2026-01-01/090000-{d}" for _, _, d in parts})
+    groups = list(parking.by_contact(ids))
+    assert sorted(i for g in groups for i in g) == ids
+    contacts = []
+    for group in groups:
+        assert list(group) == sorted(group, reverse=True)
+        folders = {i.rsplit("/", 2)[0] for i in group}
+        if folders == {parking.WAITING_FOLDER.rstrip("/")}:
+            assert len(group) == 1  # a record from before the per-contact folders: alone
+        else:
+            assert len(folders) == 1
+            contacts.append(folders.pop())
+    assert len(contacts) == len(set(contacts))  # each contact in one group
