@@ -110,3 +110,25 @@ def test_a_location_first_model_keeps_min_auc_while_the_agency_has_a_champion(
         assert "< MIN_AUC 0.90" in _auc_reason(first_b["reasons"])
     finally:
         app.set_container(None)
+
+
+def test_the_successor_of_a_team_schema_champion_is_judged_by_the_same_bar(
+    tmp_path: Path
+) -> None:
+    """MIN_AUC for the second model only: the bank file's week-6 candidate (lower bound
+    0.594, better than its champion's 0.567 on the same week) was refused and the weaker
+    champion kept serving. Refused, a successor leaves that champion answering, which was
+    judged against chance: the bar stays, and the champion comparison still decides."""
+    store = LocalObjectStore(tmp_path / "store")
+    first = team_bundle(tmp_path / "first", 2, COLUMNS)
+    assert registry.promote(first, store, STRICT, rows=_raw_rows(first),
+                            use_holdout=False).promoted
+    successor = team_bundle(tmp_path / "successor", 3, COLUMNS)
+    result = registry.promote(successor, store, STRICT, rows=_raw_rows(successor),
+                              use_holdout=False)
+    assert result.promoted, result.reasons
+    assert result.champion is not None
+    assert result.champion["gate"]["measured"]["auc_bar"].startswith("lower bound above chance")
+    # the comparison with the champion ran and was met, it was not skipped
+    assert any(c["name"] == "champion_auc" and c["passed"]
+               for c in result.champion["gate"]["checks"])

@@ -32,7 +32,9 @@ Absolute checks (on labelled rows; what a first model, without a champion, is ju
   scores them (the rules on the real-estate features, an agency model beside a location's
   first model) MIN_AUC stays the bar; where nothing does (a team's own columns with no
   champion: the answer would be "unscored" and every lead waits), the bar is better than
-  chance, the lower bound above CHANCE_AUC (``nothing_else_scores``). A weak but real signal
+  chance, the lower bound above CHANCE_AUC (``nothing_else_scores``). Its successors keep
+  that bar while the champion reads a team's columns: refused, they leave that champion
+  answering, and the comparison with it (below) is what guards the leads. A weak but real signal
   (a telemarketing file whose best default model reaches 0.55-0.62 AUC per week) then serves
   instead of nothing; every other check below is unchanged.
 - ``brier``: Brier score <= MAX_BRIER.
@@ -345,8 +347,8 @@ def _auc_check(auc: float, lower: float, y: np.ndarray, settings: PromoteSetting
     n_pos = int(y.sum())
     if chance_bar:
         passed = math.isfinite(lower) and lower > CHANCE_AUC
-        bar = (f"{'>' if passed else '<='} chance {CHANCE_AUC:.2f} (a first model where "
-               "nothing else scores these leads)")
+        bar = (f"{'>' if passed else '<='} chance {CHANCE_AUC:.2f} (nothing but this line "
+               "of models scores these leads)")
     else:
         passed = math.isfinite(lower) and lower >= settings.min_auc
         bar = f"{'>=' if passed else '<'} MIN_AUC {settings.min_auc:.2f}"
@@ -604,15 +606,16 @@ def measure(
 
     `rows`: the upload's gate part (or `--eval FILE`); `holdout`: the platform-held set;
     `champion`: the serving model, or a sentence saying why it could not be loaded.
-    `nothing_else_scores`: without a champion, no other model or rule would answer for these
-    leads, so the AUC bar is chance instead of MIN_AUC (module docstring); ignored when a
-    champion is given.
+    `nothing_else_scores`: no other model or rule would answer for these leads, only this
+    line of team-schema models (none yet, or a champion judged by the same bar), so the AUC
+    bar is chance instead of MIN_AUC (module docstring); the caller decides
+    (`registry.promote`).
     """
     report = GateReport()
     measured = report.measured
-    chance_bar = nothing_else_scores and champion is None
-    measured["auc_bar"] = (f"lower bound above chance {CHANCE_AUC:.2f}: a first model where "
-                           "nothing else scores the leads" if chance_bar
+    chance_bar = nothing_else_scores
+    measured["auc_bar"] = (f"lower bound above chance {CHANCE_AUC:.2f}: nothing but this "
+                           "line of models scores the leads" if chance_bar
                            else f"lower bound at least MIN_AUC {settings.min_auc:.2f}")
     reference = load_parity_reference(bundle_dir)
     n_features = len(candidate.manifest.get("feature_names") or []) or 20

@@ -307,9 +307,12 @@ def promote(
 
     A first model (no champion) reading a team's own columns is judged against chance, not
     MIN_AUC: nothing else would score those leads (the rules read the real-estate features
-    only), so refusing a weak but real model leaves every lead unscored. `otherwise_scored`
+    only), so refusing a weak but real model leaves every lead unscored. So is its successor
+    while the champion reads a team's columns too: refused, it leaves that champion serving,
+    which was judged by the same bar; MIN_AUC there refused candidates measured better than
+    the champion and kept the worse one. The champion comparison still applies. `otherwise_scored`
     says another model would answer (a location's first model beside an agency champion):
-    MIN_AUC stays the bar then, as it does for a first model on the real-estate features.
+    MIN_AUC stays the bar then, as it does for a model on the real-estate features.
     """
     bundle = Path(bundle_dir)
     fallback = fallback_version or bundle.name or "unknown"
@@ -344,8 +347,14 @@ def promote(
                 if key not in champions:
                     champions[key] = _load_champion(store, champion, Path(work))
                 champion_model = champions[key]
-            nothing_else = (champion is None and not otherwise_scored
-                            and getattr(candidate, "schema", None) is not None)
+            # What answers if the candidate is refused: no one (a first team-schema model),
+            # or a champion that itself reads a team's columns and was judged by this bar;
+            # the champion comparison below then guards against a worse model. Against a
+            # real-estate champion or another model (`otherwise_scored`), MIN_AUC stays.
+            nothing_else = (not otherwise_scored
+                            and getattr(candidate, "schema", None) is not None
+                            and (champion is None
+                                 or getattr(champion_model, "schema", None) is not None))
             report = gate.measure(candidate, bundle, settings, rows=rows, holdout=holdout,
                                   champion=champion_model, counts=counts,
                                   allow_schema_change=allow_schema_change,
