@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from leadscore.bundle import CHAMPION_POINTER_KEY
+from leadscore.loop.deletion import deletion_record
 from leadscore.loop.export import ExportConfig, history_key_beside, run_export
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.registry import LocalObjectStore
@@ -56,10 +57,13 @@ def test_the_export_carries_the_champions_uploaded_history_on_the_training_side(
         tmp_path: Path) -> None:
     loop_world(tmp_path, 150)
     store = LocalObjectStore(tmp_path)
-    # c0001 is in the team's history (not converted then) and resolved by the loop later
-    history = [past_lead(i) for i in range(200)] + [past_lead(999, contact_id="c0001")]
+    # c0002 is in the team's history (converted then) and resolved by the loop later; gone
+    # is a contact of the history alone, deleted since
+    history = [past_lead(i) for i in range(200)] + [past_lead(999, contact_id="c0002")] + [
+        past_lead(1000 + i, contact_id=f"gone{i}") for i in range(5)]
     train, gate = team_upload(store, history)
-    assert gate and train
+    assert any(b"c0002" in t for t in train) and any(b"gone" in t for t in train) and gate
+    write_records(tmp_path, [deletion_record("loc1", f"gone{i}", T0 + DAY) for i in range(5)])
 
     result = run_export(DuckDbQueryRunner(tmp_path), store, CONFIG, now_ms=T0 + 5 * DAY)
 
@@ -67,12 +71,13 @@ def test_the_export_carries_the_champions_uploaded_history_on_the_training_side(
     lines = store.get_bytes(result.key).splitlines()
     loop_lines, carried = lines[:120], lines[120:]
     # verbatim, exactly the rows the champion trained on, but the contact the loop labelled
-    expected = [t for t in train if b"c0001" not in t]
+    expected = [t for t in train if b"c0002" not in t and b"gone" not in t]
     assert carried == expected and result.history_rows == len(expected)
+    assert result.history_left_out == len(train) - len(expected)
     assert not set(carried) & set(gate)
     assert result.history_key == train_part_key(JOB, UPLOAD)
     # the lead is there once, with the loop's point-in-time label, not the history's
-    ones = [json.loads(line) for line in lines if b"c0001" in line]
+    ones = [json.loads(line) for line in lines if b"c0002" in line]
     assert len(ones) == 1 and ones[0]["snapshot_id"] and ones[0]["converted"] == 0
     assert all(json.loads(line)["contact_id"] for line in loop_lines)
     # the platform-held rows are the loop's alone
