@@ -7,7 +7,12 @@ from pathlib import Path
 
 from leadscore.bundle import CHAMPION_POINTER_KEY
 from leadscore.loop.deletion import deletion_record
-from leadscore.loop.export import ExportConfig, history_key_beside, run_export
+from leadscore.loop.export import (
+    HISTORY_MAX_ROWS,
+    ExportConfig,
+    history_key_beside,
+    run_export,
+)
 from leadscore.loop.local_query import DuckDbQueryRunner
 from leadscore.registry import LocalObjectStore
 from leadscore.registry.holdout import HOLDOUT_KEY
@@ -26,12 +31,12 @@ def past_lead(i: int, **extra: object) -> bytes:
     return json.dumps(row, sort_keys=True).encode()
 
 
-def promoted_from(store: LocalObjectStore, job: str, upload: str) -> None:
+def promoted_from(store: LocalObjectStore, job: str, upload: str, train_rows: int = 0) -> None:
     """The champion pointer and split record the promote and retrain functions leave."""
     store.put_bytes(CHAMPION_POINTER_KEY, json.dumps(
         {"version": f"v-{job}", "source": {"job_name": job}}).encode(), "application/json")
-    store.put_bytes(split_record_key(job), json.dumps({"source_key": upload}).encode(),
-                    "application/json")
+    store.put_bytes(split_record_key(job), json.dumps(
+        {"source_key": upload, "train": {"rows": train_rows}}).encode(), "application/json")
 
 
 def team_upload(store: LocalObjectStore, lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -40,7 +45,7 @@ def team_upload(store: LocalObjectStore, lines: list[bytes]) -> tuple[list[bytes
     gate: list[bytes] = []
     split_lines(lines, csv_format=False, write_train=train.append, write_gate=gate.append)
     store.put_bytes(train_part_key(JOB, UPLOAD), b"".join(train), "application/x-ndjson")
-    promoted_from(store, JOB, UPLOAD)
+    promoted_from(store, JOB, UPLOAD, len(train))
     return [t.rstrip(b"\n") for t in train], [g.rstrip(b"\n") for g in gate]
 
 
@@ -118,3 +123,8 @@ def test_no_history_without_a_champion_trained_on_an_upload(tmp_path: Path) -> N
     by_hand = run_export(runner, store, CONFIG, now_ms=T0 + 5 * DAY)
     assert by_hand.status == "exported" and by_hand.history_rows == 0
     assert len(store.get_bytes(by_hand.key).splitlines()) == by_hand.rows
+    # a training part too big to hold in the export's memory is not carried
+    team_upload(store, [past_lead(i) for i in range(200)])
+    promoted_from(store, JOB, UPLOAD, HISTORY_MAX_ROWS + 1)
+    too_big = run_export(runner, store, CONFIG, now_ms=T0 + 6 * DAY, force=True)
+    assert too_big.history_rows == 0 and not too_big.history_key

@@ -316,6 +316,9 @@ def _refused_schema(store: ObjectStore) -> Schema | None:
 
 #: beside an export that carries history: where its history rows were read from
 HISTORY_SUFFIX = ".history.json"
+#: a bigger history is not carried: the export holds its rows in memory (the function's
+#: 1,024 MB, beside up to ~100k labelled rows), and a real-estate line is ~0.5-1.5 KB
+HISTORY_MAX_ROWS = 100_000
 
 
 def history_key_beside(key: str) -> str:
@@ -346,9 +349,10 @@ def _json_at(store: ObjectStore, key: str) -> dict[str, Any] | None:
 def history_part(store: ObjectStore) -> str | None:
     """The training part of the team's upload the serving champion learned from, or None:
     no champion, one promoted by hand (no job), one whose job's split record is gone, a
-    location's upload (another business's leads), or a CSV (a team's own columns: not
-    carried). A champion trained on a loop export learned from the history that export
-    carried (its ``.history.json``); an export that carried none gives none."""
+    location's upload (another business's leads), a CSV (a team's own columns: not
+    carried) or a training part of more than `HISTORY_MAX_ROWS` rows. A champion trained on
+    a loop export learned from the history that export carried (its ``.history.json``); an
+    export that carried none gives none."""
     champion = _json_at(store, CHAMPION_KEY)
     source = (champion or {}).get("source")
     job = str(source.get("job_name") or "") if isinstance(source, dict) else ""
@@ -361,7 +365,10 @@ def history_part(store: ObjectStore) -> str | None:
     if upload.startswith(EXPORT_PREFIX):
         carried = _json_at(store, history_key_beside(upload))
         return str((carried or {}).get("history_key") or "") or None
-    if part_extension(upload) != ".jsonl":
+    train = (record or {}).get("train")
+    rows = train.get("rows") if isinstance(train, dict) else None
+    if part_extension(upload) != ".jsonl" or not isinstance(rows, int) \
+            or rows > HISTORY_MAX_ROWS:
         return None
     return train_part_key(job, upload)
 
