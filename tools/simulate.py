@@ -17,7 +17,8 @@ the ``World`` and adds to ``world.results`` (so more phases, e.g. an experiment,
    order), re-scores after outcomes (must never leak), write-back drain, the scheduled
    export -> retrain -> promote, and the served model's AUC on that week's resolved leads;
 5. ``phase_audit``: leaked rows (checked against the simulation's own truth, not the
-   export's columns), dead letters, results.json and the learning curve.
+   export's columns), the uploaded history the exports carried (never in a later gate
+   part), dead letters, results.json and the learning curve.
 
 Outcomes are drawn from each lead's true probability (recomputed on what the service can see
 of it, tools/sim_agency.py). Results: ``.simulate/results.json``.
