@@ -17,7 +17,8 @@ the ``World`` and adds to ``world.results`` (so more phases, e.g. an experiment,
    order), re-scores after outcomes (must never leak), write-back drain, the scheduled
    export -> retrain -> promote, and the served model's AUC on that week's resolved leads;
 5. ``phase_audit``: leaked rows (checked against the simulation's own truth, not the
-   export's columns), dead letters, results.json and the learning curve.
+   export's columns), the uploaded history the exports carried (never in a later gate
+   part), dead letters, results.json and the learning curve.
 
 Outcomes are drawn from each lead's true probability (recomputed on what the service can see
 of it, tools/sim_agency.py). Results: ``.simulate/results.json``.
@@ -553,10 +554,11 @@ def phase_bootstrap(world: World) -> None:
         )
         + "\n"
     )
-    key = "training-data/bootstrap/leads.jsonl"
+    key = BOOTSTRAP_KEY
     world.aws["s3"].put_object(Bucket=world.aws["bucket"], Key=key, Body=lines.encode())
     outcomes = train_and_promote(world, key)
     world.results["bootstrap"] = outcomes
+    world.results["bootstrap_job"] = next((o.get("job") for o in outcomes), None)
     if not world.promotions:
         raise RuntimeError(f"the bootstrap model was not promoted: {outcomes}")
 
@@ -801,18 +803,49 @@ def phase_week(world: World, week: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- phase 5
 
 
-def exported_rows(world: World) -> list[dict[str, Any]]:
+BOOTSTRAP_KEY = "training-data/bootstrap/leads.jsonl"
+
+
+def _lines(world: World, key: str) -> list[str]:
+    body = world.aws["s3"].get_object(Bucket=world.aws["bucket"], Key=key)["Body"].read()
+    return [line for line in body.decode().splitlines() if line.strip()]
+
+
+def _keys(world: World, prefix: str) -> list[str]:
     s3, bucket = world.aws["s3"], world.aws["bucket"]
-    rows = []
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix="training-data/auto/")
-    for item in listing.get("Contents", []):
-        text = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
-        rows += [
-            dict(json.loads(line), export_key=item["Key"])
-            for line in text.splitlines()
-            if line.strip()
-        ]
-    return rows
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    return keys
+
+
+def exported_rows(world: World) -> tuple[list[dict[str, Any]], int]:
+    """The loop's labelled rows of every export, and how many of the exports' lines are the
+    team's uploaded history (a line byte for byte one of the bootstrap upload's: it carries
+    what the team uploaded, its label included, and nothing the loop learned later)."""
+    uploaded = set(_lines(world, BOOTSTRAP_KEY))
+    rows: list[dict[str, Any]] = []
+    history = 0
+    for key in _keys(world, "training-data/auto/"):
+        if not key.endswith(".jsonl"):
+            continue  # the history record beside an export
+        for line in _lines(world, key):
+            if line in uploaded:
+                history += 1
+            else:
+                rows.append(dict(json.loads(line), export_key=key))
+    return rows, history
+
+
+def history_in_gate_parts(world: World) -> int:
+    """Lines of the bootstrap job's training part (what the first model learned from) found in
+    any later job's gate part: each would be a lead the champion is measured on after
+    training on it."""
+    jobs = [k for k in _keys(world, "jobs/") if k.endswith("/input/train.jsonl")]
+    first = [k for k in jobs if k.split("/")[1] == (world.results.get("bootstrap_job") or "")]
+    trained = {line for k in first for line in _lines(world, k)}
+    gates = [k for k in _keys(world, "evaluation/") if k.endswith("/gate.jsonl")]
+    return sum(1 for k in gates for line in _lines(world, k) if line in trained)
 
 
 def leaked(world: World, rows: list[dict[str, Any]]) -> int:
@@ -845,7 +878,8 @@ def phase_audit(world: World, weeks: list[dict[str, Any]]) -> dict[str, Any]:
     from leadscore.metrics import auc
 
     cfg = world.config
-    rows = exported_rows(world)
+    rows, history_rows = exported_rows(world)
+    history_in_gates = history_in_gate_parts(world)
     by_key: dict[str, int] = {}
     for r in rows:
         by_key[r["export_key"]] = by_key.get(r["export_key"], 0) + 1
@@ -870,6 +904,7 @@ def phase_audit(world: World, weeks: list[dict[str, Any]]) -> dict[str, Any]:
     leaks = leaked(world, rows)
     checks = {
         "leaked_rows_is_0": leaks == 0,
+        "history_never_in_a_gate_part": history_in_gates == 0,
         "last_weeks_above_first_promoted": None
         if served is None or first is None
         else served > first,
@@ -886,6 +921,8 @@ def phase_audit(world: World, weeks: list[dict[str, Any]]) -> dict[str, Any]:
         "labelled_rows": len(rows),
         "labelled_rows_by_export": by_key,
         "leaked_rows": leaks,
+        "history_rows": history_rows,
+        "history_rows_in_gate_parts": history_in_gates,
         "promotions": len(world.promotions),
         "promotion_log": world.promotions,
         "dead_letters": dead_letters(world),

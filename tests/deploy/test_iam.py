@@ -231,3 +231,18 @@ def test_a_kms_call_carries_its_encryption_context_to_the_check() -> None:
                            "kms:EncryptionContextKeys": ["ghl_key"]}
     (bare,) = calls.authorizations("kms", "Decrypt", {"KeyId": "k1", "CiphertextBlob": b"x"}, "r")
     assert bare.context == {}
+
+
+def test_the_export_role_reads_a_jobs_training_part_and_split_record_never_its_gate_part(
+) -> None:
+    # the history an export carries is the champion's training part, found through its
+    # split record; the gate part and the held set stay unreadable to it
+    statements = iam.statements_of("ExportFunction")
+    bucket = _arn("ArtifactBucket")
+    job = "leadscore-leads-jsonl-0123456789ab"
+    for key in (f"evaluation/{job}/split.json", f"jobs/{job}/input/train.jsonl"):
+        assert policy.evaluate(statements, "s3:GetObject", f"{bucket}/{key}", {}).allowed, key
+    for key in (f"evaluation/{job}/gate.jsonl", "evaluation/holdout/leads.jsonl",
+                f"jobs/{job}/output/model.tar.gz"):
+        assert not policy.evaluate(statements, "s3:GetObject", f"{bucket}/{key}", {}).allowed, \
+            key

@@ -32,6 +32,20 @@ the retrain function hands to the training job, so retraining reproduces the sch
 nothing done by hand. The platform-held rows keep ``{"fields": {...}, <target>: ...}`` lines
 (what the gate reads). Rows scored in the other form (before a switch of contract) are left
 out and counted (``left_out``).
+
+**The history the champion learned from.** A stack's first model is usually trained on the
+team's own upload of past leads, which the loop never recorded. An export in the real-estate
+layout carries those rows too (`stack_history`): the training part of the upload the serving
+champion learned from (``jobs/<job>/input/train.jsonl``, found through the champion's job and
+its split record; for a champion trained on an earlier export, through the
+``labelled-<h>.history.json`` that export wrote beside itself). The rows are copied byte for
+byte after the loop's own rows, so the split places each on the side it was on before: the
+training side, never the gate part (a row the split would now send to the gate is left out,
+since the champion was trained on it). A history row of a contact the loop labelled itself
+(the newer, point-in-time row wins) or of a deleted contact or location is left out too. The
+platform-held rows are the loop's alone. As a location's retraining keeps the backfill its
+first model learned from (`leadscore.loop.location_export`), the candidate then learns from
+the history and the new outcomes together instead of from the new outcomes alone.
 """
 
 from __future__ import annotations
@@ -47,12 +61,20 @@ from typing import Any, Protocol
 from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, REFUSED_SCHEMA_KEY, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
-from leadscore.loop.deletion import without_deleted
+from leadscore.loop.deletion import deleted_pairs, without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
 from leadscore.loop.snapshots import team_fields
 from leadscore.registry.holdout import write_holdout
-from leadscore.registry.retraining import schema_key_beside
+from leadscore.registry.locations import location_of_upload
+from leadscore.registry.retraining import (
+    SCHEMA_SUFFIX,
+    part_extension,
+    schema_key_beside,
+    split_record_key,
+    train_part_key,
+)
+from leadscore.registry.split import jsonl_goes_to_gate
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore
 
 EXPORT_PREFIX = "training-data/auto/"
@@ -107,6 +129,9 @@ class ExportResult:
     holdout_rows: int = 0
     left_out: int = 0  # labelled rows scored in the other form than the export's layout
     schema_key: str = ""  # the team's schema written beside the rows (team layout only)
+    history_rows: int = 0  # the team's uploaded rows the champion learned from, carried
+    history_left_out: int = 0  # history rows not carried (see `stack_history`)
+    history_key: str = ""  # where the carried history rows were read from
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -289,6 +314,100 @@ def _refused_schema(store: ObjectStore) -> Schema | None:
                   negative=refused.negative)
 
 
+#: beside an export that carries history: where its history rows were read from
+HISTORY_SUFFIX = ".history.json"
+#: a bigger history is not carried: the export holds its rows in memory (the function's
+#: 1,024 MB, beside up to ~100k labelled rows), and a real-estate line is ~0.5-1.5 KB
+HISTORY_MAX_ROWS = 100_000
+
+
+def history_key_beside(key: str) -> str:
+    """``labelled-<h>.history.json`` beside the export ``labelled-<h>.jsonl``."""
+    return schema_key_beside(key)[: -len(SCHEMA_SUFFIX)] + HISTORY_SUFFIX
+
+
+@dataclass(frozen=True)
+class History:
+    """The history rows an export carries: verbatim lines of ``key``."""
+
+    key: str
+    lines: tuple[bytes, ...]
+    left_out: int = 0
+
+    def body(self) -> bytes:
+        return b"".join(line + b"\n" for line in self.lines)
+
+
+def _json_at(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(store.get_bytes(key))
+    except (ObjectNotFound, FileNotFoundError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def history_part(store: ObjectStore) -> str | None:
+    """The training part of the team's upload the serving champion learned from, or None:
+    no champion, one promoted by hand (no job), one whose job's split record is gone, a
+    location's upload (another business's leads), a CSV (a team's own columns: not
+    carried) or a training part of more than `HISTORY_MAX_ROWS` rows. A champion trained on
+    a loop export learned from the history that export carried (its ``.history.json``); an
+    export that carried none gives none."""
+    champion = _json_at(store, CHAMPION_KEY)
+    source = (champion or {}).get("source")
+    job = str(source.get("job_name") or "") if isinstance(source, dict) else ""
+    if not job:
+        return None
+    record = _json_at(store, split_record_key(job))
+    upload = str((record or {}).get("source_key") or "")
+    if not upload or location_of_upload(upload) is not None:
+        return None
+    if upload.startswith(EXPORT_PREFIX):
+        carried = _json_at(store, history_key_beside(upload))
+        return str((carried or {}).get("history_key") or "") or None
+    train = (record or {}).get("train")
+    rows = train.get("rows") if isinstance(train, dict) else None
+    if part_extension(upload) != ".jsonl" or not isinstance(rows, int) \
+            or rows > HISTORY_MAX_ROWS:
+        return None
+    return train_part_key(job, upload)
+
+
+def stack_history(store: ObjectStore, labelled: Sequence[Mapping[str, Any]]) -> History | None:
+    """The history rows (`history_part`) an export in the real-estate layout carries, read
+    line by line and kept verbatim, but for a line that is not a JSON object, one of a
+    contact in ``labelled`` (the loop's own rows, held ones included: its newer, point-in-time
+    row wins and the lead stays on one side of the split), one of a deleted contact or
+    location, and one the split would send to the gate part (the champion trained on it)."""
+    key = history_part(store)
+    if key is None:
+        return None
+    try:
+        raw = store.get_bytes(key)
+    except (ObjectNotFound, FileNotFoundError):
+        return None
+    known = {str(r["contact_id"]) for r in labelled}
+    pairs, locations = deleted_pairs(store)
+    deleted = {contact for _, contact in pairs}
+    kept: list[bytes] = []
+    left_out = 0
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        contact = str(row.get("contact_id") or "") if isinstance(row, dict) else ""
+        if (not isinstance(row, dict) or (contact and (contact in known or contact in deleted))
+                or str(row.get("location_id") or "") in locations
+                or jsonl_goes_to_gate(line)):
+            left_out += 1
+            continue
+        kept.append(line)
+    return History(key, tuple(kept), left_out)
+
+
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
                   ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(training rows, platform-held rows): the most recently resolved leads are held back, so
@@ -302,12 +421,16 @@ def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
 
 def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
                  rows: Sequence[Mapping[str, Any]], held: Sequence[Mapping[str, Any]],
-                 schema: Schema | None, *, now_ms: int) -> tuple[str, str, str]:
+                 schema: Schema | None, *, now_ms: int,
+                 history: History | None = None) -> tuple[str, str, str]:
     """Write one export's rows under ``prefix`` (the training upload) and its platform-held
     rows into ``held_store``'s evaluation set; (``exported`` | ``unchanged``, key, schema key).
-    A key that exists is not written again (the same rows give the same key)."""
+    A key that exists is not written again (the same rows give the same key). ``history``
+    (real-estate layout only): lines written after the rows, for training only."""
     if schema is None:
         body, held_body = render_rows(rows), render_rows(held)
+        if history is not None:
+            body += history.body()
         key, content_type = export_key(now_ms, body, prefix=prefix), "application/x-ndjson"
     else:
         body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
@@ -321,6 +444,11 @@ def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
                 "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
                 "from_ms": int(held[0]["outcome_at_ms"]),
                 "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
+        if schema is None and history is not None:
+            # before the rows: the export after a candidate trained on them reads it
+            store.put_bytes(history_key_beside(key), json.dumps({
+                "history_key": history.key, "rows": len(history.lines),
+                "left_out": history.left_out}).encode("utf-8"), "application/json")
         # before the rows: their upload starts the job that reads it
         if schema is not None and schema_key:
             store.put_bytes(schema_key, json.dumps(written_schema(schema), indent=2)
@@ -396,8 +524,12 @@ def run_export(
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms,
                             left_out=left_out)
+    history = stack_history(store, everything) if schema is None else None
     status, key, schema_key = write_export(store, store, EXPORT_PREFIX, rows, held, schema,
-                                           now_ms=now_ms)
+                                           now_ms=now_ms, history=history)
+    carried: dict[str, Any] = {} if history is None else {
+        "history_rows": len(history.lines), "history_left_out": history.left_out,
+        "history_key": history.key}
     new_state = ExportState(cutoff_ms=now_ms, key=key, rows=len(rows), exported_at=iso_ms(now_ms))
     try:
         store.replace_if(
@@ -405,6 +537,8 @@ def run_export(
         )
     except ConcurrentUpdate:
         return ExportResult("lost_race", new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms,
-                            holdout_rows=len(held), left_out=left_out, schema_key=schema_key)
+                            holdout_rows=len(held), left_out=left_out, schema_key=schema_key,
+                            **carried)
     return ExportResult(status, new_outcomes, rows=len(rows), key=key, cutoff_ms=now_ms,
-                        holdout_rows=len(held), left_out=left_out, schema_key=schema_key)
+                        holdout_rows=len(held), left_out=left_out, schema_key=schema_key,
+                        **carried)

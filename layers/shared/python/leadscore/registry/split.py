@@ -58,6 +58,15 @@ def split_key(row: bytes, lead: str | None) -> bytes:
     return f"{LEAD_KEY}:{lead}".encode() if lead else row
 
 
+def jsonl_goes_to_gate(row: bytes) -> bool:
+    """Whether `split_lines` sends this JSON Lines row to the gate part (while that part is not
+    full): the loop's export asks before it carries a row a champion trained on, so that row
+    can never become the next gate's evidence."""
+    line = row.rstrip(b"\r\n")
+    _, lead = _jsonl_row(line)
+    return goes_to_gate(split_key(line, lead))
+
+
 @dataclass
 class PartCounts:
     rows: int = 0
