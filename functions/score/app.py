@@ -26,10 +26,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore import jsonsafe
+from leadscore.adapters.log_format import LeanFormatter
 from leadscore.adapters.tracing import make_tracer
 from leadscore.errors import FieldError, InvalidInput
 from leadscore.ghl import credentials
@@ -57,7 +57,7 @@ else:  # in Lambda the function's directory is the code root
 
 JSON = "application/json"
 
-logger = Logger(service="score")
+logger = Logger(service="score", logger_formatter=LeanFormatter())
 metrics = Metrics(namespace="LeadScoring", service="score")
 tracer = make_tracer("score")
 app = APIGatewayRestResolver()
@@ -448,13 +448,19 @@ def _not_found(exc: Exception) -> Response[str]:
 # -- entry point ------------------------------------------------------------------------------
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
+def _correlation_id(event: Any) -> Any:
+    """API Gateway's request id (Powertools' ``correlation_paths.API_GATEWAY_REST``), read
+    directly: a JMESPath search per request cost a third of the log line's time."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    return context.get("requestId") if isinstance(context, dict) else None
+
+
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
+    logger.set_correlation_id(_correlation_id(event))
     try:
         container()
         answer = app.resolve(event, context)
