@@ -12,6 +12,7 @@ through Powertools' own code.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -33,6 +34,13 @@ class LeanFormatter(LambdaPowertoolsFormatter):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if kwargs.get("json_serializer") is None:
+            # json.dumps with these options builds a new encoder for every line: one, built
+            # once, writes the same text
+            self.json_serializer = json.JSONEncoder(
+                ensure_ascii=False, separators=(",", ":"), indent=self.json_indent,
+                default=self.json_default,
+            ).encode
         # (second, text before the milliseconds, text after): one tuple, so a thread never
         # reads one second's text with another's
         self._stamp: tuple[int, str, str] = (-1, "", "")

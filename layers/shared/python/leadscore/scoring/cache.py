@@ -2,12 +2,14 @@
 
 Key (ARCHITECTURE.md `CacheTable`): ``score#<contact_id>#<digest>#<model_version>``, where the
 digest is the sha256 of everything besides the model that changes the answer
-(`answer_key`): the float32 feature vector, the input form (``features``,
-``feature_vector``, ...), the missing fields, the ``explain`` flag and, for the ``features``
-form, the raw lead as canonical JSON (the reasons quote its amounts: two leads with the same
-vector can read differently). So a cached answer is byte-for-byte the answer a fresh
-computation would give, apart from ``cached`` and ``prediction_timestamp``. A raw
-lead that cannot be written as canonical JSON (nested past the recursion limit) is not cached.
+(`answer_key`): the float32 feature vector and the float64 values, the input form
+(``features``, ``feature_vector``, ...), the missing fields, the ``explain`` flag and, for an
+explained ``features`` answer (and any ``fields`` answer), the raw lead as canonical JSON (the
+reasons quote its amounts: two leads with the same vector can read differently; an answer
+without reasons reads nothing else of the lead, so it is not serialised again for its key).
+So a cached answer is byte-for-byte the answer a fresh computation would give, apart from
+``cached`` and ``prediction_timestamp``. A raw lead that the key needs and that cannot be
+written as canonical JSON (nested past the recursion limit) is not cached.
 
 Value: a :class:`CachedScore` — the lead score dict plus ``explained``. The memory tier keeps
 each answer as its compact JSON bytes: it is bounded by entries (`MEMORY_CACHE_SIZE`) *and* by
@@ -68,18 +70,22 @@ def answer_key(
     raw: Any,
     missing: Iterable[str],
     explain: bool,
+    values: np.ndarray | None = None,
 ) -> str | None:
     """The key of one answer: everything that changes it is in the digest; None = uncachable.
 
-    `raw` is what the answer reads besides the vector (the ``features`` object; None for a
-    ready-made vector).
+    `raw` is what the answer reads besides the numbers (the ``features`` object its reasons
+    quote; None for a ready-made vector, or for an answer without reasons). `values` are the
+    float64 values the rules score reads (the float32 vector alone could not tell two of
+    them apart).
     """
     raw_json = b"" if raw is None else canonical_json(raw)
     if raw_json is None:
         return None
+    exact = b"" if values is None else np.ascontiguousarray(values, dtype=np.float64).tobytes()
     inputs = b"\0".join([
         form.encode(), b"explain" if explain else b"no-explain",
-        "\n".join(missing).encode("utf-8", "surrogatepass"), raw_json,
+        "\n".join(missing).encode("utf-8", "surrogatepass"), raw_json, exact,
     ])
     return cache_key(contact_id, x32, model_version, b"\0" + inputs)
 
