@@ -56,6 +56,9 @@ else:  # in Lambda the function's directory is the code root
     import ghl_routes  # type: ignore[no-redef]
 
 JSON = "application/json"
+# the answers' compact JSON: one encoder for every request (json.dumps with options builds one
+# per call), writing what json.dumps(answer, separators=(",", ":")) writes
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 logger = Logger(service="score", logger_formatter=LeanFormatter())
 metrics = Metrics(namespace="LeadScoring", service="score")
@@ -233,7 +236,9 @@ def _caller_location() -> str:
     """The location whose own API key the caller presented, or '' for the operator (the
     stack-wide API Gateway key alone). A location key is checked against the digest in the
     location's installation record (`leadscore.ghl.credentials`)."""
-    given = header(app.current_event.headers, credentials.API_KEY_HEADER) or ""
+    # the event's own headers: `header` matches any case (Powertools' `headers` property builds
+    # a lower-cased copy of them on every access)
+    given = header(app.current_event.get("headers"), credentials.API_KEY_HEADER) or ""
     if not given.strip():
         if container().settings.require_location_key:
             raise Unauthorized(f"a location API key is required ({credentials.API_KEY_HEADER})")
@@ -269,7 +274,7 @@ def _location_of(request: Any, caller: str = "") -> str:
 
 def _bounded(answer: Mapping[str, Any], limit_name: str, limit: int) -> Response[str]:
     """The answer as JSON, or a 413 naming the limit it would break (never a 6 MB 502)."""
-    text = json.dumps(answer, separators=(",", ":"))
+    text = _COMPACT.encode(answer)
     if len(text) > limit and len(text.encode()) > limit:
         raise PayloadTooLarge(
             f"the answer would be larger than {limit} bytes; send fewer leads or "

@@ -375,16 +375,18 @@ class Explainer:
         # ([step, permutation, unit]) make every coalition from the baseline (k = 0) to x
         # (k = m) at once, instead of a matmul of the inputs per coalition. The sums are m
         # row additions: a 0/1 lower-triangular matmul gave the same rows (to float32
-        # round-off) for ~5x the arithmetic, and np.cumsum along the first axis is slower
-        # still.
+        # round-off) for ~5x the arithmetic and two more arrays of the rows' size, and
+        # np.cumsum along the first axis is slower still.
         step = ((self._standardised(x) - self._mlp_ub)[:, None]
                 * self.mlp_weights[0]).astype(np.float32)
         width = step.shape[1]
-        ordered = step.take(perm.T, axis=0).reshape(m, n_perm * width)
-        prefix = np.empty((m + 1, n_perm * width), dtype=np.float32)
+        # the ordered steps are taken straight into rows 1..m and summed in place: one
+        # buffer, each row touched a few times while it is in cache
+        prefix = np.empty((m + 1, n_perm, width), dtype=np.float32)
         prefix[0] = 0.0
-        for k in range(m):
-            np.add(prefix[k], ordered[k], out=prefix[k + 1])
+        np.take(step, perm.T, axis=0, out=prefix[1:])
+        for k in range(1, m):
+            np.add(prefix[k + 1], prefix[k], out=prefix[k + 1])
         rows = prefix.reshape((m + 1) * n_perm, width)
         rows += self._mlp_h0_base
         np.maximum(rows, 0.0, out=rows)

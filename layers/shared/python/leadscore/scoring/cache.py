@@ -51,11 +51,17 @@ def cache_key(contact_id: str, x32: np.ndarray, model_version: str, inputs: byte
     return f"{KEY_PREFIX}{contact_id}#{digest}#{model_version}"
 
 
+# Built once: json.dumps with options builds an encoder for every call (what these write is
+# what json.dumps with the same options writes).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=True, default=repr)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+
+
 def canonical_json(value: Any) -> bytes | None:
     """Sorted-key compact JSON bytes, or None when `value` cannot be written (too deep)."""
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=True, default=repr)
+        text = _CANONICAL.encode(value)
     except (RecursionError, ValueError, TypeError):
         return None
     return text.encode("utf-8", "surrogatepass")
@@ -182,7 +188,7 @@ class MemoryLRU:
     def put(self, key: str, value: CachedScore, expires_at: float | None = None) -> None:
         if expires_at is None:
             expires_at = self._clock() + self.ttl_seconds
-        body = json.dumps(value.score, separators=(",", ":"), allow_nan=True).encode()
+        body = _COMPACT.encode(value.score).encode()
         cost = self._cost(key, body)
         with self._lock:
             if key in self._data:
