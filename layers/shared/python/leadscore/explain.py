@@ -371,23 +371,15 @@ class Explainer:
         n_perm, m = perm.shape
         # The first layer is linear in the (clipped, standardised) input, so the
         # pre-activation of the k-th coalition of a permutation is the baseline's plus the
-        # steps of its first k features: running sums of the steps in permutation order
-        # ([step, permutation, unit]) make every coalition from the baseline (k = 0) to x
-        # (k = m) at once, instead of a matmul of the inputs per coalition. The sums are m
-        # row additions: a 0/1 lower-triangular matmul gave the same rows (to float32
-        # round-off) for ~5x the arithmetic and two more arrays of the rows' size, and
-        # np.cumsum along the first axis is slower still.
+        # steps of its first k features: one matmul of a 0/1 lower-triangular [m + 1, m]
+        # matrix with the steps in permutation order ([step, permutation, unit]) makes every
+        # coalition from the baseline (k = 0) to x (k = m) at once, instead of a matmul of
+        # the inputs per coalition (or a numpy call per step).
         step = ((self._standardised(x) - self._mlp_ub)[:, None]
                 * self.mlp_weights[0]).astype(np.float32)
         width = step.shape[1]
-        # the ordered steps are taken straight into rows 1..m and summed in place: one
-        # buffer, each row touched a few times while it is in cache
-        prefix = np.empty((m + 1, n_perm, width), dtype=np.float32)
-        prefix[0] = 0.0
-        np.take(step, perm.T, axis=0, out=prefix[1:])
-        for k in range(1, m):
-            np.add(prefix[k + 1], prefix[k], out=prefix[k + 1])
-        rows = prefix.reshape((m + 1) * n_perm, width)
+        ordered = step.take(perm.T, axis=0).reshape(m, n_perm * width)
+        rows = np.matmul(_prefix_matrix(m), ordered).reshape((m + 1) * n_perm, width)
         rows += self._mlp_h0_base
         np.maximum(rows, 0.0, out=rows)
         last = len(self._mlp_w32) - 1
@@ -410,6 +402,14 @@ class Explainer:
         if self.linear_coef is not None:
             out = out + self.linear_contributions(x32)
         return out
+
+
+@functools.cache
+def _prefix_matrix(m: int) -> np.ndarray:
+    """[m + 1, m] float32 with row k = 1 in its first k columns (the prefix sums' matrix)."""
+    out = np.tril(np.ones((m + 1, m), dtype=np.float32), k=-1)
+    out.setflags(write=False)  # shared by every lead: never modified
+    return out
 
 
 @functools.cache
