@@ -37,6 +37,7 @@ from leadscore.headers import header
 from leadscore.identifiers import ID_RULE, has_lone_surrogate, is_safe_id
 from leadscore.loop.hooks import LoopHooks
 from leadscore.loop.recorder import LoopRecorder
+from leadscore.scoring import answer_json
 from leadscore.scoring.cache import RemoteCache, TieredCache
 from leadscore.scoring.lead_score import LeadScore
 from leadscore.scoring.location_models import ModelLoad
@@ -56,9 +57,6 @@ else:  # in Lambda the function's directory is the code root
     import ghl_routes  # type: ignore[no-redef]
 
 JSON = "application/json"
-# the answers' compact JSON: one encoder for every request (json.dumps with options builds one
-# per call), writing what json.dumps(answer, separators=(",", ":")) writes
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 logger = Logger(service="score", logger_formatter=LeanFormatter())
 metrics = Metrics(namespace="LeadScoring", service="score")
@@ -274,7 +272,8 @@ def _location_of(request: Any, caller: str = "") -> str:
 
 def _bounded(answer: Mapping[str, Any], limit_name: str, limit: int) -> Response[str]:
     """The answer as JSON, or a 413 naming the limit it would break (never a 6 MB 502)."""
-    text = _COMPACT.encode(answer)
+    # the cache wrote the service's answer a moment ago: its text is reused, not written again
+    text = answer_json.dumps(answer)
     if len(text) > limit and len(text.encode()) > limit:
         raise PayloadTooLarge(
             f"the answer would be larger than {limit} bytes; send fewer leads or "

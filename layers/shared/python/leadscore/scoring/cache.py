@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from leadscore.circuit import CircuitBreaker
+from leadscore.scoring import answer_json
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ def cache_key(contact_id: str, x32: np.ndarray, model_version: str, inputs: byte
 # what json.dumps with the same options writes).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                               allow_nan=True, default=repr)
-_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
 
 
 def canonical_json(value: Any) -> bytes | None:
@@ -188,7 +188,8 @@ class MemoryLRU:
     def put(self, key: str, value: CachedScore, expires_at: float | None = None) -> None:
         if expires_at is None:
             expires_at = self._clock() + self.ttl_seconds
-        body = _COMPACT.encode(value.score).encode()
+        # kept for the response too: the route writes this answer again, with keys added
+        body = answer_json.remember(value.score).encode()
         cost = self._cost(key, body)
         with self._lock:
             if key in self._data:
