@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     assert model is not None
     lead = parse_request(dict(request, contact_id="warm"))
     key = answer_key(lead.contact_id, lead.x32, model.version, form=lead.form,
-                     raw=lead.raw_features, missing=lead.missing_fields, explain=True)
+                     raw=lead.raw_features, missing=lead.missing_fields, explain=True,
+                     values=lead.values)
     if key is None:
         raise RuntimeError("the warm request has no cache key")
     entry = svc.cache.memory.get(key)

@@ -113,7 +113,8 @@ def test_second_call_is_cached_under_a_key_with_the_model_version(
 
     def key(model_version: str) -> str | None:
         return answer_key("lead_12345", x32, model_version, form="features", raw=raw,
-                          missing=extracted.missing_fields, explain=True)
+                          missing=extracted.missing_fields, explain=True,
+                          values=extracted.values)
 
     found = key(version)
     assert found is not None

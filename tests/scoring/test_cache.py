@@ -156,3 +156,44 @@ def test_cached_score_json_round_trip(explained: bool) -> None:
     assert CachedScore.from_json_obj(value.to_json_obj()) == value
     assert CachedScore.from_json_obj({"score": 1, "explained": True}) is None
     assert CachedScore.from_json_obj([]) is None
+
+
+class _Recorded:
+    """The checked-in real-estate bundle as a model provider (no training)."""
+
+    def __init__(self) -> None:
+        from leadscore.bundle import load_model
+
+        self.model = load_model(Path(__file__).resolve().parent / "default_contract" / "bundle")
+
+    def current(self) -> Any:
+        return self.model
+
+
+def test_an_unexplained_answer_is_keyed_by_its_numbers_not_the_raw_lead(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from leadscore.scoring import cache as cache_module
+    from leadscore.scoring.service import ScoringService
+
+    service = ScoringService(_Recorded(), TieredCache(MemoryLRU()))  # type: ignore[arg-type]
+    request = json.loads(load_event("score_request")["body"])
+    # the same lead written differently: the same numbers, other JSON text
+    respelled = json.loads(json.dumps(request))
+    respelled["features"]["property_data"]["list_price"] = 800000.0
+    respelled["features"]["property_data"]["unknown_note"] = "ignored by the contract"
+
+    def no_serialising(value: Any) -> bytes | None:
+        raise AssertionError("an unexplained answer serialised the raw lead for its key")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cache_module, "canonical_json", no_serialising)
+        first = service.score(request, explain=False)
+        again = service.score(respelled, explain=False)
+    assert first["cached"] is False and again["cached"] is True
+    assert {**again, "cached": False} == first  # the very answer, timestamp included
+    # an explained answer quotes the raw lead in its reasons: each spelling has its own entry
+    assert service.score(request, explain=True)["cached"] is False
+    assert service.score(respelled, explain=True)["cached"] is False
+    assert service.score(request, explain=True)["cached"] is True

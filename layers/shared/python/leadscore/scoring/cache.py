@@ -2,12 +2,14 @@
 
 Key (ARCHITECTURE.md `CacheTable`): ``score#<contact_id>#<digest>#<model_version>``, where the
 digest is the sha256 of everything besides the model that changes the answer
-(`answer_key`): the float32 feature vector, the input form (``features``,
-``feature_vector``, ...), the missing fields, the ``explain`` flag and, for the ``features``
-form, the raw lead as canonical JSON (the reasons quote its amounts: two leads with the same
-vector can read differently). So a cached answer is byte-for-byte the answer a fresh
-computation would give, apart from ``cached`` and ``prediction_timestamp``. A raw
-lead that cannot be written as canonical JSON (nested past the recursion limit) is not cached.
+(`answer_key`): the float32 feature vector and the float64 values, the input form
+(``features``, ``feature_vector``, ...), the missing fields, the ``explain`` flag and, for an
+explained ``features`` answer (and any ``fields`` answer), the raw lead as canonical JSON (the
+reasons quote its amounts: two leads with the same vector can read differently; an answer
+without reasons reads nothing else of the lead, so it is not serialised again for its key).
+So a cached answer is byte-for-byte the answer a fresh computation would give, apart from
+``cached`` and ``prediction_timestamp``. A raw lead that the key needs and that cannot be
+written as canonical JSON (nested past the recursion limit) is not cached.
 
 Value: a :class:`CachedScore` — the lead score dict plus ``explained``. The memory tier keeps
 each answer as its compact JSON bytes: it is bounded by entries (`MEMORY_CACHE_SIZE`) *and* by
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from leadscore.circuit import CircuitBreaker
+from leadscore.scoring import answer_json
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +52,16 @@ def cache_key(contact_id: str, x32: np.ndarray, model_version: str, inputs: byte
     return f"{KEY_PREFIX}{contact_id}#{digest}#{model_version}"
 
 
+# Built once: json.dumps with options builds an encoder for every call (what these write is
+# what json.dumps with the same options writes).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=True, default=repr)
+
+
 def canonical_json(value: Any) -> bytes | None:
     """Sorted-key compact JSON bytes, or None when `value` cannot be written (too deep)."""
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=True, default=repr)
+        text = _CANONICAL.encode(value)
     except (RecursionError, ValueError, TypeError):
         return None
     return text.encode("utf-8", "surrogatepass")
@@ -68,18 +76,22 @@ def answer_key(
     raw: Any,
     missing: Iterable[str],
     explain: bool,
+    values: np.ndarray | None = None,
 ) -> str | None:
     """The key of one answer: everything that changes it is in the digest; None = uncachable.
 
-    `raw` is what the answer reads besides the vector (the ``features`` object; None for a
-    ready-made vector).
+    `raw` is what the answer reads besides the numbers (the ``features`` object its reasons
+    quote; None for a ready-made vector, or for an answer without reasons). `values` are the
+    float64 values the rules score reads (the float32 vector alone could not tell two of
+    them apart).
     """
     raw_json = b"" if raw is None else canonical_json(raw)
     if raw_json is None:
         return None
+    exact = b"" if values is None else np.ascontiguousarray(values, dtype=np.float64).tobytes()
     inputs = b"\0".join([
         form.encode(), b"explain" if explain else b"no-explain",
-        "\n".join(missing).encode("utf-8", "surrogatepass"), raw_json,
+        "\n".join(missing).encode("utf-8", "surrogatepass"), raw_json, exact,
     ])
     return cache_key(contact_id, x32, model_version, b"\0" + inputs)
 
@@ -176,7 +188,8 @@ class MemoryLRU:
     def put(self, key: str, value: CachedScore, expires_at: float | None = None) -> None:
         if expires_at is None:
             expires_at = self._clock() + self.ttl_seconds
-        body = json.dumps(value.score, separators=(",", ":"), allow_nan=True).encode()
+        # kept for the response too: the route writes this answer again, with keys added
+        body = answer_json.remember(value.score).encode()
         cost = self._cost(key, body)
         with self._lock:
             if key in self._data:

@@ -58,7 +58,8 @@ features): a model answer that is not a number is `NoModelForFields` (503) there
 Cache
 -----
 Key: `leadscore.scoring.cache.answer_key` (contact id + model version + a digest of the float32
-vector, the input form, the missing fields, the ``explain`` flag and the raw ``features``):
+vector and float64 values, the input form, the missing fields, the ``explain`` flag and, when
+the answer quotes it, the raw ``features``):
 a cached answer equals a fresh one apart from ``cached`` and ``prediction_timestamp``.
 
 Limits (hostile input stays bounded)
@@ -563,9 +564,13 @@ class ScoringService:
 
     @staticmethod
     def _key(lead: ParsedLead, model: LoadedModel, explain: bool) -> str | None:
+        # Only the reasons (and a `fields` answer's values as read) quote the raw lead; an
+        # unexplained real-estate answer is a function of the numbers, hashed as they are.
+        reads_raw = explain or lead.encoded is not None
         return answer_key(
-            lead.contact_id, lead.x32, model.version, form=lead.form, raw=lead.raw_features,
-            missing=lead.missing_fields, explain=explain,
+            lead.contact_id, lead.x32, model.version, form=lead.form,
+            raw=lead.raw_features if reads_raw else None, missing=lead.missing_fields,
+            explain=explain, values=lead.values,
         )
 
     def _cache_get(self, key: str | None) -> LeadScore | None:
