@@ -126,7 +126,11 @@ def _lines(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def deleted_pairs(objects: Readable) -> tuple[set[tuple[str, str]], set[str]]:
+#: (the deleted (location, contact) pairs, the wholly deleted locations)
+Deleted = tuple[set[tuple[str, str]], set[str]]
+
+
+def deleted_pairs(objects: Readable) -> Deleted:
     """(the deleted (location, contact) pairs, the wholly deleted locations) from the stored
     deletion records."""
     pairs: set[tuple[str, str]] = set()
@@ -141,9 +145,12 @@ def deleted_pairs(objects: Readable) -> tuple[set[tuple[str, str]], set[str]]:
     return pairs, locations
 
 
-def without_deleted(rows: Sequence[Mapping[str, Any]], objects: Readable) -> list[dict[str, Any]]:
-    """Labelled rows minus those of deleted contacts and locations (the export's filter)."""
-    pairs, locations = deleted_pairs(objects)
+def without_deleted(rows: Sequence[Mapping[str, Any]], objects: Readable, *,
+                    deleted: Deleted | None = None) -> list[dict[str, Any]]:
+    """Labelled rows minus those of deleted contacts and locations (the export's filter).
+    ``deleted``: the records already read (`deleted_pairs`), so a caller that needs them
+    again reads every deletion file once."""
+    pairs, locations = deleted if deleted is not None else deleted_pairs(objects)
     return [dict(r) for r in rows
             if str(r["location_id"]) not in locations
             and (str(r["location_id"]), str(r["contact_id"])) not in pairs]

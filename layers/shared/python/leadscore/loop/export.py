@@ -61,7 +61,7 @@ from typing import Any, Protocol
 from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, REFUSED_SCHEMA_KEY, SCHEMA_FILE
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
-from leadscore.loop.deletion import deleted_pairs, without_deleted
+from leadscore.loop.deletion import Deleted, deleted_pairs, without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
 from leadscore.loop.records import day, iso_ms
 from leadscore.loop.snapshots import team_fields
@@ -373,7 +373,8 @@ def history_part(store: ObjectStore) -> str | None:
     return train_part_key(job, upload)
 
 
-def stack_history(store: ObjectStore, labelled: Sequence[Mapping[str, Any]]) -> History | None:
+def stack_history(store: ObjectStore, labelled: Sequence[Mapping[str, Any]],
+                  deleted: Deleted) -> History | None:
     """The history rows (`history_part`) an export in the real-estate layout carries, read
     line by line and kept verbatim, but for a line that is not a JSON object, one of a
     contact in ``labelled`` (the loop's own rows, held ones included: its newer, point-in-time
@@ -386,9 +387,9 @@ def stack_history(store: ObjectStore, labelled: Sequence[Mapping[str, Any]]) -> 
         raw = store.get_bytes(key)
     except (ObjectNotFound, FileNotFoundError):
         return None
-    known = {str(r["contact_id"]) for r in labelled}
-    pairs, locations = deleted_pairs(store)
-    deleted = {contact for _, contact in pairs}
+    pairs, locations = deleted
+    # the loop's own rows (their point-in-time label wins) and deleted contacts
+    left_contacts = {str(r["contact_id"]) for r in labelled} | {c for _, c in pairs}
     kept: list[bytes] = []
     left_out = 0
     for line in raw.splitlines():
@@ -399,7 +400,7 @@ def stack_history(store: ObjectStore, labelled: Sequence[Mapping[str, Any]]) -> 
         except ValueError:
             row = None
         contact = str(row.get("contact_id") or "") if isinstance(row, dict) else ""
-        if (not isinstance(row, dict) or (contact and (contact in known or contact in deleted))
+        if (not isinstance(row, dict) or (contact and contact in left_contacts)
                 or str(row.get("location_id") or "") in locations
                 or jsonl_goes_to_gate(line)):
             left_out += 1
@@ -512,7 +513,8 @@ def run_export(
     window = window_for(now_ms, config)
     # Deleted contacts and purged locations never train again (their records may still be
     # in files a compaction has not rewritten yet).
-    everything = without_deleted(labelled_rows(runner, window), store)
+    deleted = deleted_pairs(store)
+    everything = without_deleted(labelled_rows(runner, window), store, deleted=deleted)
     if not unscored:
         # With a model per location, a row no model scored is a location's history kept for
         # its own first model (it has none and does not pool): never the agency's to train on.
@@ -524,7 +526,7 @@ def run_export(
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms,
                             left_out=left_out)
-    history = stack_history(store, everything) if schema is None else None
+    history = stack_history(store, everything, deleted) if schema is None else None
     status, key, schema_key = write_export(store, store, EXPORT_PREFIX, rows, held, schema,
                                            now_ms=now_ms, history=history)
     carried: dict[str, Any] = {} if history is None else {
