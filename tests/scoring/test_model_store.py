@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,42 @@ def test_unavailable_store_retries_after_the_refresh_interval(
     clock.advance(31)
     model = store.current()
     assert model is not None and model.version == bundle_version(trained_bundle)
+
+
+def test_a_lasting_failure_is_logged_at_error_once_per_reason(
+    trained_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stack waiting for its first model refreshes every minute: one ERROR saying so, the
+    repeats at DEBUG; a new reason, or a refused candidate after a model served, is an ERROR
+    again. (Was: an ERROR every refresh, hundreds a day burying the one that mattered.)"""
+    store_root = tmp_path / "store"
+    pointer = store_root / "models" / "champion.json"
+    clock = FakeClock()
+    store = ModelStore(f"file://{pointer}", clock=clock, refresh_seconds=60)
+    caplog.set_level(logging.DEBUG, logger="leadscore.scoring.model_store")
+
+    def refreshes(times: int) -> None:
+        for _ in range(times):
+            store.current()
+            clock.advance(61)
+
+    def errors() -> list[tuple[str, str]]:
+        return [(r.getMessage(), str(getattr(r, "reason", ""))) for r in caplog.records
+                if r.levelno == logging.ERROR]
+
+    refreshes(4)
+    assert [m for m, _ in errors()] == ["model unavailable"]
+    assert sum(r.getMessage() == "model unavailable" for r in caplog.records) == 4
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text("{not json")
+    refreshes(3)
+    assert [m for m, _ in errors()] == ["model unavailable"] * 2  # a new reason
+    v1 = bundle_version(trained_bundle)
+    shutil.copytree(trained_bundle, store_root / "models" / v1)
+    pointer.write_text(json.dumps({"version": v1, "prefix": f"models/{v1}/"}))
+    refreshes(1)
+    assert store.status().model_version == v1
+    pointer.write_text("{not json")  # the reason logged before the model loaded: new again
+    refreshes(3)
+    assert [m for m, _ in errors()][2:] == ["new model rejected; still serving the current one"]
+    assert store.status().model_version == v1

@@ -169,6 +169,7 @@ class ModelStore:
         self._keep_versions = keep_versions
         self._active: _Active | None = None
         self._reason: str | None = None
+        self._logged_failure: str | None = None  # the last refresh failure logged at ERROR
         self._next_check = float("-inf")
         self._lock = threading.Lock()
         self._pointer_etag: str | None = None
@@ -258,11 +259,16 @@ class ModelStore:
             self._lock.release()
 
     def _fail(self, reason: str) -> None:
+        # Once per reason: a stack without a model (or with a refused candidate) would
+        # otherwise log the same ERROR every refresh, burying the one that matters.
+        level = logging.DEBUG if reason == self._logged_failure else logging.ERROR
+        self._logged_failure = reason
         if self._active is None:
             self._reason = reason
-            logger.error("model unavailable", extra={"reason": reason})
+            logger.log(level, "model unavailable", extra={"reason": reason})
         else:
-            logger.error(
+            logger.log(
+                level,
                 "new model rejected; still serving the current one",
                 extra={"reason": reason, "model_version": self._active.version},
             )
@@ -284,7 +290,7 @@ class ModelStore:
     ) -> None:
         previous = self._active
         self._active = _Active(model, str(model.version), bundle_dir, pointer_etag)
-        self._reason = None
+        self._reason = self._logged_failure = None
         if previous is None or previous.version != model.version:
             logger.info(
                 "model loaded",
