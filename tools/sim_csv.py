@@ -178,25 +178,36 @@ class Baseline:
     rows: int
 
     def scores(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        frame, _ = _frame(records, self.columns, self.categories)
+        frame, _ = _frame([_by_key(r) for r in records], self.columns, self.categories)
         return np.asarray(self.model.predict_proba(frame)[:, 1], dtype=np.float64)
+
+
+def _by_key(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record by field key: the file says ``MOSTYPE``, a loop export the field key
+    ``mostype`` the loop recorded (`leadscore.ghl.payloads.normalise_key`)."""
+    from leadscore.columns.keys import normalise_key
+
+    return {normalise_key(k): v for k, v in record.items()}
 
 
 def fit_baseline(header: Sequence[str], rows: Sequence[Sequence[str]], columns: Sequence[str],
                  target: str, positive: Sequence[str]) -> Baseline:
     import lightgbm as lgb
+    from leadscore.columns.keys import normalise_key
     from leadscore.columns.labels import LabelRule
 
     rule = LabelRule.of([str(p) for p in positive])
-    at = list(header).index(target)
+    at = next(i for i, h in enumerate(header)
+              if h == target or normalise_key(h) == normalise_key(target))
     records, y = [], []
     for cells in rows:
         label = rule.label(cells[at]) if len(cells) == len(header) else None
         if label is None:
             continue
-        records.append(dict(zip(header, cells, strict=True)))
+        records.append(_by_key(dict(zip(header, cells, strict=True))))
         y.append(label)
-    kept = [c for c in columns if c in header]
+    in_header = {normalise_key(h) for h in header}
+    kept = list(dict.fromkeys(k for k in (normalise_key(c) for c in columns) if k in in_header))
     frame, cats = _frame(records, kept)
     model = lgb.LGBMClassifier(verbose=-1, n_jobs=1, random_state=0)
     model.fit(frame, np.asarray(y))
@@ -218,7 +229,7 @@ class CsvSource:
 def setup(world: Any, source: CsvSource) -> None:
     """The stack (simulate.setup_aws), one location whose custom fields are the file's
     columns, its past contacts, the installation with its fields discovered."""
-    from leadscore.ghl.payloads import normalise_key
+    from leadscore.columns.keys import normalise_key
 
     from tests.fixtures.fake_highlevel import ghl_id
     from tools import simulate
@@ -485,16 +496,71 @@ def exported_rows(world: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _is_history(row: Mapping[str, Any]) -> bool:
+    from leadscore.loop.export import HISTORY_ID_PREFIX
+
+    return str(row.get("contact_id") or "").startswith(HISTORY_ID_PREFIX)
+
+
+def history_leaked(world: Any, rows: list[dict[str, Any]]) -> int:
+    """Carried history rows (the team's upload, re-written in an export's columns) that are
+    not one of the past contacts with its own label: a history row may carry what the team
+    uploaded, nothing else."""
+    from leadscore.columns.keys import normalise_key
+    from leadscore.columns.labels import LabelRule
+
+    plan: CsvPlan = world.aws["plan"]
+    rule = LabelRule.of(list(plan.positive))
+    # the export names a column by its field key (``mostype`` for the file's ``MOSTYPE``)
+    column_of = {normalise_key(c): c for c in plan.columns}
+    count = 0
+    by_header: dict[tuple[str, ...], dict[tuple[str, ...], set[int]]] = {}
+    for row in rows:
+        shared = tuple(sorted(k for k in row if normalise_key(k) in column_of
+                              and k not in ("contact_id", "scored_at", plan.target)))
+        if not shared:
+            count += 1  # nothing to tell it by: not one of the past contacts
+            continue
+        if shared not in by_header:
+            index: dict[tuple[str, ...], set[int]] = {}
+            for c in plan.past:
+                index.setdefault(tuple(c.values.get(column_of[normalise_key(k)], "")
+                                       for k in shared), set()).add(c.converted)
+            by_header[shared] = index
+        labels = by_header[shared].get(tuple(str(row[k]) for k in shared), set())
+        if rule.label(row.get(plan.target)) not in labels:
+            count += 1
+    return count
+
+
+def history_in_gate_parts(world: Any) -> int:
+    """Carried history rows found in any job's gate part or the platform-held set: each
+    would be a lead a candidate, or the champion that learned from it, is measured on."""
+    s3, bucket = world.aws["s3"], world.aws["bucket"]
+    found = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                              Prefix="evaluation/"):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if key.endswith("/gate.csv") or key.startswith("evaluation/holdout/"):
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+                found += sum(1 for line in body.splitlines() if "history-" in line)
+    return found
+
+
 def leaked(world: Any, rows: list[dict[str, Any]]) -> int:
     """Rows labelled without their contact having resolved, with another label than the file's,
-    or (where the row says when it was scored) scored at or after the outcome happened."""
+    or (where the row says when it was scored) scored at or after the outcome happened.
+    Carried history rows are judged by `history_leaked`."""
     from leadscore.columns.labels import LabelRule
     from leadscore.ghl.auth import parse_timestamp
 
     plan: CsvPlan = world.aws["plan"]
     rule = LabelRule.of(list(plan.positive))
-    count = 0
+    count = history_leaked(world, [r for r in rows if _is_history(r)])
     for row in rows:
+        if _is_history(row):
+            continue
         c = world.by_id.get(row.get("contact_id"))
         if c is None or not c.resolve_at:
             count += 1
@@ -534,9 +600,11 @@ def audit(world: Any, weeks: list[dict[str, Any]]) -> dict[str, Any]:
     excluded = excluded_columns(world, schema)
     leaks = leaked(world, rows)
     dead = simulate.dead_letters(world)
+    history_in_gates = history_in_gate_parts(world)
     checks = {
         "leaked_rows_is_0": leaks == 0,
         "dead_letters_is_0": dead == 0,
+        "history_never_in_a_gate_part": history_in_gates == 0,
         "last_weeks_within_0.01_of_baseline": None if served_auc is None or baseline_auc is None
         else served_auc >= baseline_auc - 0.01,
     }
@@ -546,7 +614,10 @@ def audit(world: Any, weeks: list[dict[str, Any]]) -> dict[str, Any]:
         "auc_by_week": [w["evaluation"].get("auc") for w in weeks],
         "baseline_auc_by_week": [w["evaluation"].get("baseline_auc") for w in weeks],
         "resolved_by_week": [w["resolved"] for w in weeks],
-        "labelled_rows": sum(1 for r in rows if r["export_key"].startswith("training-data/")),
+        "labelled_rows": sum(1 for r in rows if r["export_key"].startswith("training-data/")
+                             and not _is_history(r)),
+        "history_rows": sum(1 for r in rows if _is_history(r)),
+        "history_rows_in_gate_parts": history_in_gates,
         "leaked_rows": leaks,
         "promotions": len(world.promotions),
         "promotion_log": world.promotions,

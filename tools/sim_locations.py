@@ -128,7 +128,7 @@ def setup(world: Any, srcs: list[LocationSource]) -> list[Played]:
     """The stack, one location per source with its custom fields and past contacts (each with
     its won / lost opportunity), the installations (fields discovered; pooling where the
     source allows it), per-location models on."""
-    from leadscore.ghl.payloads import normalise_key
+    from leadscore.columns.keys import normalise_key
 
     from tests.fixtures.fake_highlevel import ghl_id
     from tools import simulate

@@ -240,9 +240,11 @@ def test_the_export_role_reads_a_jobs_training_part_and_split_record_never_its_g
     statements = iam.statements_of("ExportFunction")
     bucket = _arn("ArtifactBucket")
     job = "leadscore-leads-jsonl-0123456789ab"
-    for key in (f"evaluation/{job}/split.json", f"jobs/{job}/input/train.jsonl"):
+    for key in (f"evaluation/{job}/split.json", f"jobs/{job}/input/train.jsonl",
+                f"jobs/{job}/input/train.csv"):
         assert policy.evaluate(statements, "s3:GetObject", f"{bucket}/{key}", {}).allowed, key
-    for key in (f"evaluation/{job}/gate.jsonl", "evaluation/holdout/leads.jsonl",
+    for key in (f"evaluation/{job}/gate.jsonl", f"evaluation/{job}/gate.csv",
+                "evaluation/holdout/leads.jsonl",
                 f"jobs/{job}/output/model.tar.gz"):
         assert not policy.evaluate(statements, "s3:GetObject", f"{bucket}/{key}", {}).allowed, \
             key

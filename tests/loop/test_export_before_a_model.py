@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,6 @@ def test_a_retraining_ages_each_exported_leads_dates_from_the_day_it_was_scored(
 
 
 def test_a_refused_candidates_columns_do_not_bind_the_next_training(tmp_path: Path) -> None:
-    import json
-
     from leadscore.bundle import REFUSED_SCHEMA_KEY
 
     store = LocalObjectStore(tmp_path)
@@ -111,3 +110,86 @@ def test_a_refused_candidates_columns_do_not_bind_the_next_training(tmp_path: Pa
     assert schema is not None and (schema.target, schema.positive, schema.negative) == (
         "y", ("won",), ("lost",))
     assert schema.columns == () and dict(schema.exclude) == {}
+
+
+def _team_upload(store: LocalObjectStore, job: str, upload: str, n: int) -> list[list[str]]:
+    """The team's past leads as the retrain function splits them; the training part's rows."""
+    from leadscore.registry.retraining import split_record_key, train_part_key
+    from leadscore.registry.split import split_lines
+
+    # the team's file names its columns as people do; the loop records their field keys
+    lines = [b"Age,Job,notes,output\n"] + [
+        f"{30 + i % 40},{'retired' if i % 2 else 'admin.'},note {i},"
+        f"{'yes' if i % 5 == 0 else 'no'}\n".encode() for i in range(n)]
+    train: list[bytes] = []
+    counts = split_lines(lines, csv_format=True, write_train=train.append,
+                         write_gate=lambda _: None, target="output", positive=("yes",))
+    store.put_bytes(train_part_key(job, upload), b"".join(train), "text/csv")
+    store.put_bytes(split_record_key(job), json.dumps(
+        {"source_key": upload, "train": counts.train.as_dict()}).encode(), "application/json")
+    return [row.split(",") for row in b"".join(train).decode().splitlines()[1:]]
+
+
+def test_a_refused_first_models_upload_trains_again_with_the_new_outcomes(
+        tmp_path: Path) -> None:
+    """Was: the team's past leads held 87 conversions (the job wants 120) and every export
+    carried the loop's rows alone: on a 6 % base rate (ISLP's Caravan) no model in 8 weeks."""
+    from leadscore.bundle import CHAMPION_POINTER_KEY, WAITING_HISTORY_KEY
+    from leadscore.loop.export import history_key_beside
+    from leadscore.registry.retraining import split_record_key, train_part_key
+    from leadscore.registry.split import split_lines
+
+    records = []
+    for i in range(150):
+        contact = f"c{i:04d}"
+        records.append(_unscored(contact, T0 + i * 60_000, "retired" if i % 3 else "admin.",
+                                 20 + i % 50))
+        records.append(outcome(contact, "won" if i % 4 == 0 else "lost",
+                               T0 + DAY + i * 60_000))
+    write_records(tmp_path, records)
+    store = LocalObjectStore(tmp_path)
+    job, upload = "leadscore-past-csv-0123456789ab", "training-data/team/past.csv"
+    history = _team_upload(store, job, upload, 300)
+    schema = stack_schema(store, "", HYPER)
+    assert schema is not None
+    runner = DuckDbQueryRunner(tmp_path)
+    # the job has not been refused (or no promote function said so): the loop's rows alone
+    alone = run_export(runner, store, CONFIG, now_ms=T0 + 5 * DAY, schema=schema)
+    assert alone.status == "exported" and alone.history_rows == 0
+
+    store.put_bytes(WAITING_HISTORY_KEY, json.dumps({"job": job}).encode())  # refused
+    result = run_export(runner, store, CONFIG, now_ms=T0 + 6 * DAY, schema=schema, force=True)
+    assert result.status == "exported" and result.rows == 120
+    assert (result.history_rows, result.history_key) == (len(history),
+                                                         train_part_key(job, upload))
+    body = store.get_bytes(result.key)
+    table = list(csv.DictReader(io.StringIO(body.decode())))
+    # the export's own columns: the history's "notes" is not one, its leads have no e-mail
+    assert list(table[0]) == ["contact_id", "scored_at", "age", "email_domain", "job", "output"]
+    carried = [r for r in table if r["contact_id"].startswith("history-")]
+    assert [r["contact_id"] for r in table[:120]] == [f"c{i:04d}" for i in range(120)]
+    assert len(carried) == len(history) and table[120:] == carried
+    assert sorted((r["age"], r["job"], r["output"]) for r in carried) == sorted(
+        (age, job_, "yes" if out == "yes" else schema.target_text(False))
+        for age, job_, _, out in history)
+    assert all(r["scored_at"] == r["email_domain"] == "" for r in carried)
+    # the split keeps every carried row on the training side
+    gate: list[bytes] = []
+    split_lines(body.splitlines(keepends=True), csv_format=True, write_train=lambda _: None,
+                write_gate=gate.append, target="output", positive=("yes",))
+    assert gate and not any(b"history-" in g for g in gate)
+    assert json.loads(store.get_bytes(history_key_beside(result.key)))["history_key"] == (
+        train_part_key(job, upload))
+
+    # the first model, trained on that export, passes the same history on
+    first = "leadscore-labelled-csv-00000000000a"
+    store.put_bytes(CHAMPION_POINTER_KEY, json.dumps(
+        {"version": "v1", "source": {"job_name": first}}).encode())
+    store.put_bytes(split_record_key(first), json.dumps({"source_key": result.key}).encode())
+    again = run_export(runner, store, CONFIG, now_ms=T0 + 7 * DAY, schema=schema, force=True)
+    assert (again.history_rows, again.history_key) == (result.history_rows, result.history_key)
+    # a champion trained on the team's CSV itself: its retraining learns from the loop's rows
+    store.put_bytes(CHAMPION_POINTER_KEY, json.dumps(
+        {"version": "v0", "source": {"job_name": job}}).encode())
+    direct = run_export(runner, store, CONFIG, now_ms=T0 + 8 * DAY, schema=schema, force=True)
+    assert direct.history_rows == 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from leadscore import registry
 from leadscore.adapters.s3_store import S3ObjectStore
-from leadscore.bundle import MODEL_FILE, finalize_bundle
+from leadscore.bundle import MODEL_FILE, WAITING_HISTORY_KEY, finalize_bundle
 from leadscore.features import FEATURE_NAMES
 
 from tools.lambda_context import lambda_context
@@ -206,6 +206,8 @@ def test_a_bad_bundle_is_refused_and_the_champion_is_unchanged(
     record = registry.why_rejected("job-bad", S3ObjectStore(BUCKET))
     assert record["reasons"] == result["reasons"]
     assert record["source"]["job_name"] == "job-bad"
+    # a model serves: its own history is what exports carry, not the refused job's
+    assert not S3ObjectStore(BUCKET).exists(WAITING_HISTORY_KEY)
 
 
 def test_an_unsafe_archive_is_refused(aws: Any, promote: Any, tmp_path: Path) -> None:
@@ -254,6 +256,9 @@ def test_a_failed_job_is_recorded_with_its_failure_reason(aws: Any, promote: Any
     assert record["failure_reason"] == event["detail"]["FailureReason"]
     assert event["detail"]["FailureReason"] in record["reasons"][0]
     assert _champion_bytes(aws) is None
+    # no model serves: the loop's next export carries the history this job's upload held
+    assert json.loads(aws.get_object(Bucket=BUCKET, Key=WAITING_HISTORY_KEY)["Body"].read()
+                      ) == {"job": job}
 
 
 def test_a_stopped_job_is_recorded_like_a_failed_one(

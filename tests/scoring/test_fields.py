@@ -135,3 +135,26 @@ def test_model_route_and_field_map_for_a_custom_bundle(custom_bundle: Path) -> N
     today = datetime.now(UTC).date()
     enc = model.schema.encode_fields({"created": today.isoformat()}, today=today)
     assert enc.values[model.schema.input_names.index("created")] == 0.0
+
+
+def test_a_column_sent_under_another_spelling_is_read(
+    custom_bundle: Path, install: Any, invoke: Any
+) -> None:
+    """A team's file names a column as people do (``MOSTYPE``, ``Lead Source``); a model
+    trained on the loop's export names it by its field key. Was: the request's value was
+    ignored as an unknown key, the column scored as missing, every lead alike."""
+    install(f"file://{custom_bundle}")
+    event = load_event("score_request_fields")
+    fields = json.loads(event["body"])["fields"]
+    respelled = {name.upper().replace("_", " "): value for name, value in fields.items()}
+    assert not set(respelled) & set(fields)
+    exact, other = (invoke(with_body(event, {**json.loads(event["body"]), "fields": f})).body
+                    for f in (fields, respelled))
+    assert other["predicted_score"] == exact["predicted_score"]
+    assert other["feature_contributions"] == exact["feature_contributions"]
+    # its own name wins over another spelling of it
+    both = {**respelled, **fields}
+    assert invoke(with_body(event, {**json.loads(event["body"]), "fields": both})
+                  ).body["predicted_score"] == exact["predicted_score"]
+    schema = _schema(custom_bundle)
+    assert schema.encode_fields(respelled).missing == schema.encode_fields(fields).missing

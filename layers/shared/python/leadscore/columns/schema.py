@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from leadscore.columns.keys import by_key, normalise_key
 from leadscore.columns.labels import LabelRule
 from leadscore.columns.personal import is_personal_column
 from leadscore.errors import FieldError, InvalidInput
@@ -476,7 +477,10 @@ class Schema:
     def encode_fields(self, fields: Any, path: str = "fields",
                       today: date | None = None) -> Encoded:
         """A request's ``fields`` object -> the model's inputs. Raises InvalidInput naming
-        every bad ``fields.<column>``; columns not in the schema are ignored."""
+        every bad ``fields.<column>``; columns not in the schema are ignored. A column not
+        sent under its own name is read under another spelling of it
+        (`leadscore.columns.keys.normalise_key`: case, spaces, hyphens, a ``contact.``
+        prefix)."""
         if not isinstance(fields, Mapping):
             raise InvalidInput([FieldError(path, "must be an object")])
         errors: list[FieldError] = []
@@ -486,8 +490,16 @@ class Schema:
         shown: dict[str, Any] = {}
         lookup = self._lookup()
         at = 0
+        keyed: dict[str, Any] | None = None
         for i, col in enumerate(self.columns):
-            value, problem = self.read_value(col, fields.get(col.name), today)
+            raw = fields.get(col.name)
+            if raw is None and col.name not in fields:
+                # not sent under its own name: under another spelling of it (the team's
+                # file says "MOSTYPE", the column is HighLevel's field key "mostype")
+                if keyed is None:
+                    keyed = by_key(fields)
+                raw = keyed.get(normalise_key(col.name))
+            value, problem = self.read_value(col, raw, today)
             if problem is not None:
                 errors.append(FieldError(f"{path}.{col.name}", problem))
             elif value is None:

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadscore.columns.keys import normalise_key
 from leadscore.columns.schema import Schema
-from leadscore.ghl.payloads import ENGAGEMENT_COLUMNS, FLAT_NAMES, STANDARD_COLUMNS, normalise_key
+from leadscore.ghl.payloads import ENGAGEMENT_COLUMNS, FLAT_NAMES, STANDARD_COLUMNS
 
 SCORE_FIELD_NAME = "Lead Score"
 CLASS_FIELD_NAME = "Lead Class"

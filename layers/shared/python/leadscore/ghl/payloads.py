@@ -16,7 +16,6 @@ identifier's): the model reads its own, the loop keeps them all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from leadscore import jsonsafe
+from leadscore.columns.keys import normalise_key
 from leadscore.columns.schema import Schema, reading_schema
 from leadscore.errors import InvalidInput
 from leadscore.features.flat import FLAT_FIELDS, flat_to_nested
@@ -114,16 +114,6 @@ def detect_kind(payload: Mapping[str, Any]) -> PayloadKind:
 def is_scorable(payload: Mapping[str, Any], kind: PayloadKind) -> bool:
     """Workflow calls always are; marketplace events only for contact create/update."""
     return kind is PayloadKind.WORKFLOW or payload.get("type") in CONTACT_EVENTS
-
-
-def normalise_key(key: str) -> str:
-    """``"List Price"``, ``"list-price"``, ``"contact.list_price"`` -> ``"list_price"``."""
-    text = key.strip()
-    if "." in text:
-        text = text.rsplit(".", 1)[1]
-    text = re.sub(r"[\s\-]+", "_", text).lower()
-    text = re.sub(r"[^a-z0-9_]", "", text)
-    return text
 
 
 def _flat_name(key: str, field_map: Mapping[str, str]) -> str | None:

@@ -46,6 +46,14 @@ since the champion was trained on it). A history row of a contact the loop label
 platform-held rows are the loop's alone. As a location's retraining keeps the backfill its
 first model learned from (`leadscore.loop.location_export`), the candidate then learns from
 the history and the new outcomes together instead of from the new outcomes alone.
+
+**The history a refused first model waits with.** While no model serves, the history is the
+upload behind the stack's last refused or failed job (`bundle.WAITING_HISTORY_KEY`), in
+either layout: a team whose past leads hold too few conversions (the job refuses fewer than
+120 of each outcome) gets its first model from those leads and the outcomes that came since
+together, instead of waiting for the loop alone to gather 120. In the team's layout the
+history (a CSV) is rewritten in the export's columns (`team_history`); a row naming no
+contact is given a ``history-<n>`` id the split keeps on the training side.
 """
 
 from __future__ import annotations
@@ -53,12 +61,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from leadscore.bundle import CHAMPION_POINTER_KEY, MANIFEST_FILE, REFUSED_SCHEMA_KEY, SCHEMA_FILE
+from leadscore.bundle import (
+    CHAMPION_POINTER_KEY,
+    MANIFEST_FILE,
+    REFUSED_SCHEMA_KEY,
+    SCHEMA_FILE,
+    WAITING_HISTORY_KEY,
+)
+from leadscore.columns.csv_reader import CsvReader, EmptyCsv
+from leadscore.columns.keys import normalise_key
 from leadscore.columns.personal import is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import Deleted, deleted_pairs, without_deleted
@@ -74,7 +91,7 @@ from leadscore.registry.retraining import (
     split_record_key,
     train_part_key,
 )
-from leadscore.registry.split import jsonl_goes_to_gate
+from leadscore.registry.split import goes_to_gate, jsonl_goes_to_gate, split_key
 from leadscore.registry.store import ConcurrentUpdate, ObjectNotFound, ObjectStore
 
 EXPORT_PREFIX = "training-data/auto/"
@@ -130,7 +147,7 @@ class ExportResult:
     left_out: int = 0  # labelled rows scored in the other form than the export's layout
     schema_key: str = ""  # the team's schema written beside the rows (team layout only)
     history_rows: int = 0  # the team's uploaded rows the champion learned from, carried
-    history_left_out: int = 0  # history rows not carried (see `stack_history`)
+    history_left_out: int = 0  # history rows not carried (`stack_history`, `team_history`)
     history_key: str = ""  # where the carried history rows were read from
 
     def as_dict(self) -> dict[str, Any]:
@@ -346,28 +363,45 @@ def _json_at(store: ObjectStore, key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def history_part(store: ObjectStore) -> str | None:
-    """The training part of the team's upload the serving champion learned from, or None:
-    no champion, one promoted by hand (no job), one whose job's split record is gone, a
-    location's upload (another business's leads), a CSV (a team's own columns: not
-    carried) or a training part of more than `HISTORY_MAX_ROWS` rows. A champion trained on
-    a loop export learned from the history that export carried (its ``.history.json``); an
-    export that carried none gives none."""
+def history_part(store: ObjectStore, extension: str = ".jsonl") -> str | None:
+    """The training part of the team's upload (``extension``: the export's layout, ``.jsonl``
+    or ``.csv``) an export carries, or None.
+
+    With a champion: the upload it learned from, in the real-estate layout only (a team's
+    first model from its own CSV learned its columns there; its retraining learns from the
+    loop's rows); none for one promoted by hand (no job), a location's upload (another
+    business's leads) or a training part of more than `HISTORY_MAX_ROWS` rows. A champion
+    trained on a loop export learned from the history that export carried (its
+    ``.history.json``); an export that carried none gives none.
+    Without one: the upload behind the stack's last refused or failed job
+    (`bundle.WAITING_HISTORY_KEY`), in either layout: a first model refused for too few
+    conversions is tried again on that history and the outcomes that came since together."""
     champion = _json_at(store, CHAMPION_KEY)
-    source = (champion or {}).get("source")
+    if champion is None:
+        waiting = _json_at(store, WAITING_HISTORY_KEY)
+        job = str((waiting or {}).get("job") or "")
+        return _job_history(store, job, extension, direct=True) if job else None
+    source = champion.get("source")
     job = str(source.get("job_name") or "") if isinstance(source, dict) else ""
     if not job:
         return None
+    return _job_history(store, job, extension, direct=extension == ".jsonl")
+
+
+def _job_history(store: ObjectStore, job: str, extension: str, *, direct: bool) -> str | None:
+    """The history `job` learned from: its upload's training part (``direct``: a team's own
+    upload is carried) or what the export it trained on carried."""
     record = _json_at(store, split_record_key(job))
     upload = str((record or {}).get("source_key") or "")
     if not upload or location_of_upload(upload) is not None:
         return None
     if upload.startswith(EXPORT_PREFIX):
         carried = _json_at(store, history_key_beside(upload))
-        return str((carried or {}).get("history_key") or "") or None
+        key = str((carried or {}).get("history_key") or "")
+        return key if key and part_extension(key) == extension else None
     train = (record or {}).get("train")
     rows = train.get("rows") if isinstance(train, dict) else None
-    if part_extension(upload) != ".jsonl" or not isinstance(rows, int) \
+    if not direct or part_extension(upload) != extension or not isinstance(rows, int) \
             or rows > HISTORY_MAX_ROWS:
         return None
     return train_part_key(job, upload)
@@ -409,6 +443,75 @@ def stack_history(store: ObjectStore, labelled: Sequence[Mapping[str, Any]],
     return History(key, tuple(kept), left_out)
 
 
+#: the lead id a carried history row without one is given (``history-<n>``): HighLevel's ids
+#: have no hyphen, so none is ever a contact's; only ids the split keeps on the training side
+HISTORY_ID_PREFIX = "history-"
+
+
+def _history_ids() -> Iterator[str]:
+    """``history-0``, ``history-1``, ... but for those the split would send to a gate part: a
+    row the next candidate trains on, or the champion learned from, is never evidence."""
+    for n in itertools.count():
+        lead = f"{HISTORY_ID_PREFIX}{n}"
+        if not goes_to_gate(split_key(b"", lead)):
+            yield lead
+
+
+def team_history(store: ObjectStore, header: Sequence[str], schema: Schema,
+                 labelled: Sequence[Mapping[str, Any]], deleted: Deleted) -> History | None:
+    """The history rows (`history_part`, a CSV) an export in the team's layout carries,
+    written in the export's ``header``: the columns both have (by name, or by the field key
+    HighLevel derives from it; an export column the history lacks is empty, a history column
+    the export lacks is not carried), the target in
+    the schema's own words (read by its label rule; an unreadable one is left out). A row
+    naming a contact keeps its id and is left out when the loop labelled that contact itself,
+    it was deleted, or the split would send it to a gate part; a row naming none is given a
+    ``history-<n>`` id the split keeps for training. None when the history's columns are not
+    the export's (less than half of them, or no target): another layout, not this team's."""
+    key = history_part(store, ".csv")
+    if key is None:
+        return None
+    try:
+        reader = CsvReader(store.get_bytes(key).splitlines(keepends=True), key)
+    except (ObjectNotFound, FileNotFoundError, EmptyCsv):
+        return None
+    # a history column is an export column of the same name, or of the same field key
+    # (``MOSTYPE`` in the team's file is the field ``contact.mostype`` the loop records)
+    at: dict[str, int] = {}
+    for i, name in reversed(list(enumerate(reader.header))):
+        at[normalise_key(name)] = i
+    for i, name in reversed(list(enumerate(reader.header))):
+        at[name] = i
+    features = [c for c in header if c not in (*PROVENANCE, schema.target)]
+    shared = [c for c in features if c in at or normalise_key(c) in at]
+    target_at = at.get(schema.target, at.get(normalise_key(schema.target)))
+    if target_at is None or 2 * len(shared) < len(features):
+        return None
+    column_at = {c: at[c] if c in at else at[normalise_key(c)] for c in shared}
+    lead_at = at.get("contact_id")
+    rule = schema.label_rule()
+    pairs, _ = deleted
+    left_contacts = {str(r["contact_id"]) for r in labelled} | {c for _, c in pairs}
+    ids = _history_ids()
+    kept: list[bytes] = []
+    left_out = 0
+    for record in reader.records():
+        cells = record.cells
+        label = rule.label(cells[target_at]) if target_at < len(cells) else None
+        lead = cells[lead_at].strip() if lead_at is not None and lead_at < len(cells) else ""
+        if label is None or (lead and (lead in left_contacts
+                                       or goes_to_gate(split_key(b"", lead)))):
+            left_out += 1
+            continue
+        values = {c: cells[i] for c, i in column_at.items() if i < len(cells)}
+        values["contact_id"] = lead or next(ids)
+        values[schema.target] = schema.target_text(bool(label))
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow([values.get(c, "") for c in header])
+        kept.append(out.getvalue().encode("utf-8"))
+    return History(key, tuple(kept), left_out)
+
+
 def split_holdout(rows: Sequence[Mapping[str, Any]], config: ExportConfig
                   ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(training rows, platform-held rows): the most recently resolved leads are held back, so
@@ -430,12 +533,13 @@ def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
     (real-estate layout only): lines written after the rows, for training only."""
     if schema is None:
         body, held_body = render_rows(rows), render_rows(held)
-        if history is not None:
-            body += history.body()
-        key, content_type = export_key(now_ms, body, prefix=prefix), "application/x-ndjson"
+        extension, content_type = ".jsonl", "application/x-ndjson"
     else:
         body, held_body = render_team_csv(rows, schema), render_team_lines(held, schema)
-        key, content_type = export_key(now_ms, body, ".csv", prefix=prefix), "text/csv"
+        extension, content_type = ".csv", "text/csv"
+    if history is not None:
+        body += history.body()
+    key = export_key(now_ms, body, extension, prefix=prefix)
     # a target-only layout has no columns to write down: the job infers them
     schema_key = schema_key_beside(key) if schema is not None and schema.columns else ""
     status = "unchanged" if store.exists(key) else "exported"
@@ -445,7 +549,7 @@ def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
                 "rows": len(held), "converted": sum(int(r["converted"]) for r in held),
                 "from_ms": int(held[0]["outcome_at_ms"]),
                 "to_ms": int(held[-1]["outcome_at_ms"]), "written_at": iso_ms(now_ms)})
-        if schema is None and history is not None:
+        if history is not None:
             # before the rows: the export after a candidate trained on them reads it
             store.put_bytes(history_key_beside(key), json.dumps({
                 "history_key": history.key, "rows": len(history.lines),
@@ -526,7 +630,8 @@ def run_export(
     if len(rows) < MIN_TRAINING_ROWS:
         return ExportResult("too_few_rows", new_outcomes, rows=len(rows), cutoff_ms=since_ms,
                             left_out=left_out)
-    history = stack_history(store, everything, deleted) if schema is None else None
+    history = (stack_history(store, everything, deleted) if schema is None else
+               team_history(store, team_header(rows, schema), schema, everything, deleted))
     status, key, schema_key = write_export(store, store, EXPORT_PREFIX, rows, held, schema,
                                            now_ms=now_ms, history=history)
     carried: dict[str, Any] = {} if history is None else {

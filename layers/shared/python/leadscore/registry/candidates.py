@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from leadscore.bundle import CHAMPION_POINTER_KEY, REFUSED_SCHEMA_KEY, REJECTED_PREFIX, SCHEMA_FILE
+from leadscore.bundle import (
+    CHAMPION_POINTER_KEY,
+    REFUSED_SCHEMA_KEY,
+    REJECTED_PREFIX,
+    SCHEMA_FILE,
+    WAITING_HISTORY_KEY,
+)
 from leadscore.registry import gate, retraining
 from leadscore.registry.archive import extract_bundle_archive
 from leadscore.registry.locations import location_of_upload, location_store
@@ -158,6 +164,18 @@ def _keep_refused_schema(store: ObjectStore, bundle_dir: Path) -> None:
         logger.warning("the refused candidate's schema was not kept", exc_info=True)
 
 
+def _keep_waiting_history(store: ObjectStore, job: str) -> None:
+    """The stack's refused or failed job while no model serves (`bundle.WAITING_HISTORY_KEY`):
+    the loop's next export carries the history that job's upload held."""
+    if store.exists(CHAMPION_POINTER_KEY):
+        return
+    try:
+        store.put_bytes(WAITING_HISTORY_KEY, json.dumps({"job": job}).encode("utf-8"),
+                        "application/json")
+    except Exception:  # a courtesy for the loop; the decision stands without it
+        logger.warning("the refused job's history was not kept", exc_info=True)
+
+
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
                      settings: PromoteSettings, registry: ObjectStore | None = None) -> Decision:
     """``store``: the artifact bucket (the job's gate part); ``registry``: where the candidate
@@ -221,10 +239,14 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
         return replace(Decision(job, "duplicate"), location_id=location_id)
     if status in ("Failed", "Stopped"):
         reason = failure_reason(status, detail)
+        if location_id is None:
+            _keep_waiting_history(store, job)
         return replace(_rejected(store, job, [f"training job {status.lower()}: {reason}"],
                                  {"source": {"job_name": job}, "failure_reason": reason,
                                   "training_status": status}, training_failed=True),
                        location_id=location_id)
     artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
     decision = handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
+    if decision.status == "rejected" and location_id is None:
+        _keep_waiting_history(store, job)
     return replace(decision, location_id=location_id)
