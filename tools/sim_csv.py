@@ -648,10 +648,16 @@ def excluded_columns(world: Any, schema: Any) -> dict[str, str]:
     _collect_reasons(manifest, reasons)
     if schema is None:
         return {c: "no model was trained (too few conversions)" for c in plan.columns}
+    from leadscore.columns.keys import normalise_key
+
     for column, reason in dict(schema.exclude).items():
         reasons.setdefault(column, reason)
-    kept = set(schema.column_names)
-    return {c: reasons.get(c, "not in the served schema") for c in plan.columns if c not in kept}
+    # a model retrained on the loop's export names a column by its field key (``mostype``)
+    reasons.update({normalise_key(c): r for c, r in list(reasons.items())
+                    if normalise_key(c) not in reasons})
+    kept = {normalise_key(c) for c in schema.column_names}
+    return {c: reasons.get(c, reasons.get(normalise_key(c), "not in the served schema"))
+            for c in plan.columns if normalise_key(c) not in kept}
 
 
 def _collect_reasons(node: Any, out: dict[str, str]) -> None:
