@@ -122,7 +122,15 @@ def _cached_client(service: str, profile: str | bool) -> Any:
 
     if isinstance(profile, bool):  # the former (service, fast) signature
         profile = "request" if profile else "default"
-    return boto3.client(service, config=Config(**PROFILES[profile]))
+    made = boto3.client(service, config=Config(**PROFILES[profile]))
+    if service == "s3" and profile == "record":
+        # A RECORD put is a parked delivery of a few KB. botocore asks S3 for "100-continue"
+        # before any body and waits up to 1 s for it: against an S3 that never answers, a
+        # delivery that could not be parked took 2 s (wait, then the 1 s read) before its 429.
+        from botocore.handlers import add_expect_header
+
+        made.meta.events.unregister("before-call.s3", add_expect_header)
+    return made
 
 
 def error_code(exc: BaseException) -> str:
