@@ -118,8 +118,8 @@ def _team_upload(store: LocalObjectStore, job: str, upload: str, n: int) -> list
     from leadscore.registry.split import split_lines
 
     # the team's file names its columns as people do; the loop records their field keys
-    lines = [b"Age,Job,notes,output\n"] + [
-        f"{30 + i % 40},{'retired' if i % 2 else 'admin.'},note {i},"
+    lines = [b"Age,Job,notes,Email,Full Name,output\n"] + [
+        f"{30 + i % 40},{'retired' if i % 2 else 'admin.'},note {i},p{i}@example.org,P {i},"
         f"{'yes' if i % 5 == 0 else 'no'}\n".encode() for i in range(n)]
     train: list[bytes] = []
     counts = split_lines(lines, csv_format=True, write_train=train.append,
@@ -171,8 +171,10 @@ def test_a_refused_first_models_upload_trains_again_with_the_new_outcomes(
     assert len(carried) == len(history) and table[120:] == carried
     assert sorted((r["age"], r["job"], r["output"]) for r in carried) == sorted(
         (age, job_, "yes" if out == "yes" else schema.target_text(False))
-        for age, job_, _, out in history)
-    assert all(r["scored_at"] == r["email_domain"] == "" for r in carried)
+        for age, job_, _, _, _, out in history)
+    # what a snapshot keeps of a lead: its e-mail's domain, never the address or the name
+    assert all(r["scored_at"] == "" and r["email_domain"] == "example.org" for r in carried)
+    assert b"@" not in body and b"P 1" not in body
     # the split keeps every carried row on the training side
     gate: list[bytes] = []
     split_lines(body.splitlines(keepends=True), csv_format=True, write_train=lambda _: None,

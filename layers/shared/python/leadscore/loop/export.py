@@ -76,7 +76,7 @@ from leadscore.bundle import (
 )
 from leadscore.columns.csv_reader import CsvReader, EmptyCsv
 from leadscore.columns.keys import normalise_key
-from leadscore.columns.personal import is_personal_column
+from leadscore.columns.personal import derived_values, is_personal_column
 from leadscore.columns.schema import PROVENANCE_REASON, Schema, SchemaError
 from leadscore.loop.deletion import Deleted, deleted_pairs, without_deleted
 from leadscore.loop.labelling import LABELLED_COLUMNS, LabelWindow, new_outcomes_sql
@@ -462,8 +462,9 @@ def team_history(store: ObjectStore, header: Sequence[str], schema: Schema,
     """The history rows (`history_part`, a CSV) an export in the team's layout carries,
     written in the export's ``header``: the columns both have (by name, or by the field key
     HighLevel derives from it; an export column the history lacks is empty, a history column
-    the export lacks is not carried), the target in
-    the schema's own words (read by its label rule; an unreadable one is left out). A row
+    the export lacks is not carried; of a value only what a snapshot would keep: an e-mail as
+    its domain, nothing personal), the target in the schema's own words (read by its label
+    rule; an unreadable one is left out). A row
     naming a contact keeps its id and is left out when the loop labelled that contact itself,
     it was deleted, or the split would send it to a gate part; a row naming none is given a
     ``history-<n>`` id the split keeps for training. None when the history's columns are not
@@ -477,18 +478,26 @@ def team_history(store: ObjectStore, header: Sequence[str], schema: Schema,
         return None
     # a history column is an export column of the same name, or of the same field key
     # (``MOSTYPE`` in the team's file is the field ``contact.mostype`` the loop records)
-    at: dict[str, int] = {}
-    for i, name in reversed(list(enumerate(reader.header))):
-        at[normalise_key(name)] = i
-    for i, name in reversed(list(enumerate(reader.header))):
-        at[name] = i
     features = [c for c in header if c not in (*PROVENANCE, schema.target)]
-    shared = [c for c in features if c in at or normalise_key(c) in at]
-    target_at = at.get(schema.target, at.get(normalise_key(schema.target)))
+    export_of: dict[str, str] = {c: c for c in features}
+    for c in features:
+        export_of.setdefault(normalise_key(c), c)
+
+    def column_of(name: str) -> str | None:
+        return export_of.get(name) or export_of.get(normalise_key(name))
+
+    given = list(reader.header)
+    target_at = next((i for i, name in enumerate(given) if name == schema.target), None)
+    if target_at is None:
+        target_at = next((i for i, name in enumerate(given)
+                          if normalise_key(name) == normalise_key(schema.target)), None)
+    shared = {column_of(name) for name in given} - {None}
     if target_at is None or 2 * len(shared) < len(features):
         return None
-    column_at = {c: at[c] if c in at else at[normalise_key(c)] for c in shared}
-    lead_at = at.get("contact_id")
+    lead_at = given.index("contact_id") if "contact_id" in given else None
+    # what a snapshot may keep of a value is what history may carry (an e-mail as its domain,
+    # nothing personal), and only where the export has the column
+    carried = [(i, name) for i, name in enumerate(given) if i not in (target_at, lead_at)]
     rule = schema.label_rule()
     pairs, _ = deleted
     left_contacts = {str(r["contact_id"]) for r in labelled} | {c for _, c in pairs}
@@ -503,11 +512,17 @@ def team_history(store: ObjectStore, header: Sequence[str], schema: Schema,
                                        or goes_to_gate(split_key(b"", lead)))):
             left_out += 1
             continue
-        values = {c: cells[i] for c, i in column_at.items() if i < len(cells)}
+        values: dict[str, Any] = {}
+        for i, name in carried:
+            if i < len(cells) and cells[i] != "":
+                for kept_name, value in derived_values(name, cells[i]).items():
+                    column = column_of(kept_name)
+                    if column is not None:
+                        values.setdefault(column, value)
         values["contact_id"] = lead or next(ids)
         values[schema.target] = schema.target_text(bool(label))
         out = io.StringIO()
-        csv.writer(out, lineterminator="").writerow([values.get(c, "") for c in header])
+        csv.writer(out, lineterminator="").writerow([_cell(values.get(c)) for c in header])
         kept.append(out.getvalue().encode("utf-8"))
     return History(key, tuple(kept), left_out)
 
@@ -530,7 +545,7 @@ def write_export(store: ObjectStore, held_store: ObjectStore, prefix: str,
     """Write one export's rows under ``prefix`` (the training upload) and its platform-held
     rows into ``held_store``'s evaluation set; (``exported`` | ``unchanged``, key, schema key).
     A key that exists is not written again (the same rows give the same key). ``history``
-    (real-estate layout only): lines written after the rows, for training only."""
+    (`stack_history`, `team_history`): lines written after the rows, for training only."""
     if schema is None:
         body, held_body = render_rows(rows), render_rows(held)
         extension, content_type = ".jsonl", "application/x-ndjson"
