@@ -210,6 +210,17 @@ def test_a_bad_bundle_is_refused_and_the_champion_is_unchanged(
     assert not S3ObjectStore(BUCKET).exists(WAITING_HISTORY_KEY)
 
 
+def test_a_first_candidate_the_gate_refuses_is_not_kept_as_history(
+    aws: Any, promote: Any, make_bundle: BundleFactory
+) -> None:
+    # it was trained and taught nothing measurable: the next export starts from the loop's
+    # rows (only a job that failed, its rows too few, has its upload carried)
+    result = promote.lambda_handler(_completed(aws, "job-weak", _below_gate(make_bundle)),
+                                    lambda_context())
+    assert result["status"] == "rejected" and _champion_bytes(aws) is None
+    assert not S3ObjectStore(BUCKET).exists(WAITING_HISTORY_KEY)
+
+
 def test_an_unsafe_archive_is_refused(aws: Any, promote: Any, tmp_path: Path) -> None:
     import io
     import tarfile
