@@ -169,6 +169,13 @@ def test_a_contact_whose_outcome_came_while_it_waited_is_not_scored_later() -> N
     assert "c8" not in {m.contact_id for m in queue.sent}
     assert list(parked.list()) == []
 
+    # the folder is empty and this container parks nothing more: an outcome does not look
+    looked: list[str] = []
+    listing = parked.ids
+    parked.ids = lambda folder="": looked.append(folder) or listing(folder)  # type: ignore[method-assign]
+    assert deal("c11", "lost").get("waiting_dropped") == 0
+    assert looked == []
+
 
 _IDS = st.lists(st.tuples(st.sampled_from(["c1", "c10", "c2"]),
                           st.integers(0, 3), st.sampled_from(["0a", "ff"])), max_size=12)

@@ -674,8 +674,12 @@ def _drop_settled(d: GhlDeps, location_id: str, contact_ids: Sequence[str]) -> i
     """A contact whose outcome came while it waited for a first model is not scored when one
     arrives: the score would predict what has already happened, writing it costs the
     location's HighLevel calls, and its inputs were recorded when it came (the training row).
-    Never raises: a delivery left behind is only replayed."""
-    if d.parked is None:
+    Never raises: a delivery left behind is only replayed. A container that has found the
+    waiting folder empty, and parked nothing there since (``d.waiting.pending`` false), does
+    not look: once a model serves, every outcome event listed a folder the replay had emptied
+    (a fifth of the bank file's simulation). A delivery another container parked meanwhile
+    is replayed like any other."""
+    if d.parked is None or not d.waiting.pending:
         return 0
     dropped = 0
     for contact_id in contact_ids:
