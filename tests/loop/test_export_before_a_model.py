@@ -32,7 +32,8 @@ def _unscored(contact: str, at_ms: int, job: str, age: int) -> dict[str, Any]:
                           location_id="loc1", source="webhook", scored_at_ms=at_ms)
 
 
-def test_leads_kept_before_any_model_are_exported_by_the_trained_target(tmp_path: Path) -> None:
+def _kept_before_a_model(root: Path) -> list[dict[str, Any]]:
+    """150 leads recorded unscored (no model served), each with its outcome a day later."""
     records = []
     for i in range(150):
         contact = f"c{i:04d}"
@@ -40,7 +41,12 @@ def test_leads_kept_before_any_model_are_exported_by_the_trained_target(tmp_path
                                  20 + i % 50))
         records.append(outcome(contact, "won" if i % 4 == 0 else "lost",
                                T0 + DAY + i * 60_000))
-    write_records(tmp_path, records)
+    write_records(root, records)
+    return records
+
+
+def test_leads_kept_before_any_model_are_exported_by_the_trained_target(tmp_path: Path) -> None:
+    records = _kept_before_a_model(tmp_path)
     assert records[0]["predicted_score"] is None and records[0]["model_version"] == ""
     store = LocalObjectStore(tmp_path)
 
@@ -139,14 +145,7 @@ def test_a_refused_first_models_upload_trains_again_with_the_new_outcomes(
     from leadscore.registry.retraining import split_record_key, train_part_key
     from leadscore.registry.split import split_lines
 
-    records = []
-    for i in range(150):
-        contact = f"c{i:04d}"
-        records.append(_unscored(contact, T0 + i * 60_000, "retired" if i % 3 else "admin.",
-                                 20 + i % 50))
-        records.append(outcome(contact, "won" if i % 4 == 0 else "lost",
-                               T0 + DAY + i * 60_000))
-    write_records(tmp_path, records)
+    _kept_before_a_model(tmp_path)
     store = LocalObjectStore(tmp_path)
     job, upload = "leadscore-past-csv-0123456789ab", "training-data/team/past.csv"
     history = _team_upload(store, job, upload, 300)

@@ -177,7 +177,7 @@ def _keep_waiting_history(store: ObjectStore, job: str) -> None:
         store.put_bytes(WAITING_HISTORY_KEY, json.dumps({"job": job}).encode("utf-8"),
                         "application/json")
     except Exception:  # a courtesy for the loop; the decision stands without it
-        logger.warning("the refused job's history was not kept", exc_info=True)
+        logger.warning("the failed job's history was not kept", exc_info=True)
 
 
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
