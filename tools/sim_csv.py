@@ -178,22 +178,17 @@ class Baseline:
     rows: int
 
     def scores(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        frame, _ = _frame([_by_key(r) for r in records], self.columns, self.categories)
+        from leadscore.columns.keys import by_key
+
+        # a record by field key: the file says ``MOSTYPE``, a loop export ``mostype``
+        frame, _ = _frame([by_key(r) for r in records], self.columns, self.categories)
         return np.asarray(self.model.predict_proba(frame)[:, 1], dtype=np.float64)
-
-
-def _by_key(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record by field key: the file says ``MOSTYPE``, a loop export the field key
-    ``mostype`` the loop recorded (`leadscore.ghl.payloads.normalise_key`)."""
-    from leadscore.columns.keys import normalise_key
-
-    return {normalise_key(k): v for k, v in record.items()}
 
 
 def fit_baseline(header: Sequence[str], rows: Sequence[Sequence[str]], columns: Sequence[str],
                  target: str, positive: Sequence[str]) -> Baseline:
     import lightgbm as lgb
-    from leadscore.columns.keys import normalise_key
+    from leadscore.columns.keys import by_key, normalise_key
     from leadscore.columns.labels import LabelRule
 
     rule = LabelRule.of([str(p) for p in positive])
@@ -204,7 +199,7 @@ def fit_baseline(header: Sequence[str], rows: Sequence[Sequence[str]], columns: 
         label = rule.label(cells[at]) if len(cells) == len(header) else None
         if label is None:
             continue
-        records.append(_by_key(dict(zip(header, cells, strict=True))))
+        records.append(by_key(dict(zip(header, cells, strict=True))))
         y.append(label)
     in_header = {normalise_key(h) for h in header}
     kept = list(dict.fromkeys(k for k in (normalise_key(c) for c in columns) if k in in_header))
