@@ -202,6 +202,22 @@ def test_valid_signature_scores_and_queues_the_write_back(harness: Harness) -> N
     assert message["model_version"].startswith("lsm-")
 
 
+def test_a_contact_events_tags_go_with_its_score_so_a_first_write_removes_only_those(
+        harness: Harness) -> None:
+    # Without them the first write of every new contact also DELETEd the three other class
+    # tags it does not have: one HighLevel call of three, against the location's budget.
+    from leadscore.ghl.messages import parse_message
+    from leadscore.ghl.write_plan import plan_write
+
+    status, body = harness.post(*harness.signed(marketplace(harness, tags=["vip"])))
+    assert status == 200 and body["status"] == "scored", body
+    [queued] = harness.aws.queued()
+    assert queued["contact_tags"] == ["vip"]
+    plan = plan_write(parse_message(json.dumps(queued)), None, score_field_id="f1",
+                      class_field_id="f2")
+    assert [c.method for c in plan.calls()] == ["PUT", "POST"]
+
+
 def test_base64_encoded_body_is_verified_on_its_decoded_bytes(harness: Harness) -> None:
     body, headers = harness.signed(marketplace(harness))
     status, answer = harness.post(body, headers, base64_body=True)

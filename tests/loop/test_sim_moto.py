@@ -104,3 +104,37 @@ def test_what_the_fast_path_does_not_read_goes_to_moto() -> None:
             ddb.put_item(TableName=table, Item={"pk": {"S": "a"}},
                          ConditionExpression="attribute_not_exists(pk)")
         assert error_code(refused.value) == "ConditionalCheckFailedException"
+
+
+def test_a_direct_send_queues_what_the_wire_would() -> None:
+    from leadscore.adapters.writeback_queue import SqsWritebackQueue
+    from leadscore.ghl.messages import parse_message, score_message
+
+    with mock_aws():
+        real = boto3.client("sqs", region_name="us-east-1")
+        url = real.create_queue(QueueName="writeback")["QueueUrl"]
+        sqs = sim_moto.DirectSqs(real, "us-east-1")
+        message = score_message({"contact_id": "c1", "predicted_score": 0.8,
+                                 "predicted_class": "hot"}, location_id="L",
+                                received_at="2026-02-05T10:00:00.000Z", tags=["vip"])
+        direct = SqsWritebackQueue(url, sqs).send(message)
+        wired = SqsWritebackQueue(url, real).send(message)
+        assert sqs.calls == 1 and direct != wired
+        got = real.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert sorted(m["MessageId"] for m in got) == sorted([direct, wired])
+        assert {m["Body"] for m in got} == {message.to_json()}
+        assert len({m["MD5OfBody"] for m in got}) == 1
+        assert parse_message(got[0]["Body"]).contact_tags == ("vip",)
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+        assert real.receive_message(QueueUrl=url).get("Messages", []) == []  # delayed
+        # what it does not take (message attributes) goes to the real client
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": "r"}})
+        assert sqs.calls == 2
+        errors = []
+        for client in (sqs, real):
+            with pytest.raises(Exception) as refused:
+                client.send_message(QueueUrl=url.rsplit("/", 1)[0] + "/missing",
+                                    MessageBody="x")
+            errors.append(error_code(refused.value))
+        assert errors[0] == errors[1] and errors[0]

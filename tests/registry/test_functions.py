@@ -210,15 +210,16 @@ def test_a_bad_bundle_is_refused_and_the_champion_is_unchanged(
     assert not S3ObjectStore(BUCKET).exists(WAITING_HISTORY_KEY)
 
 
-def test_a_first_candidate_the_gate_refuses_is_not_kept_as_history(
+def test_a_first_candidate_the_gate_refuses_has_its_history_carried(
     aws: Any, promote: Any, make_bundle: BundleFactory
 ) -> None:
-    # it was trained and taught nothing measurable: the next export starts from the loop's
-    # rows (only a job that failed, its rows too few, has its upload carried)
+    # refused on its own held-out part, its upload still holds what the team knew before the
+    # loop: the next export carries it, as after a job that failed
     result = promote.lambda_handler(_completed(aws, "job-weak", _below_gate(make_bundle)),
                                     lambda_context())
     assert result["status"] == "rejected" and _champion_bytes(aws) is None
-    assert not S3ObjectStore(BUCKET).exists(WAITING_HISTORY_KEY)
+    assert json.loads(aws.get_object(Bucket=BUCKET, Key=WAITING_HISTORY_KEY)["Body"].read()
+                      ) == {"job": "job-weak"}
 
 
 def test_an_unsafe_archive_is_refused(aws: Any, promote: Any, tmp_path: Path) -> None:

@@ -70,10 +70,10 @@ def version_prefix(version: str) -> str:
 #: has been promoted: with no champion to say the team's layout, the labelled export writes its
 #: rows by this schema's target and values (the next job infers the columns again).
 REFUSED_SCHEMA_KEY = MODELS_PREFIX + "refused-schema.json"
-#: ``{"job": ...}``: the stack's last failed training job while no model has been promoted,
-#: kept by the promote function: the labelled export carries the training part of the team's
-#: upload behind it, so a first model refused for too few conversions is retried on that
-#: history and the outcomes that came since together (leadscore.loop.export).
+#: ``{"job": ...}``: the stack's last training job that produced no model (it failed, or the
+#: gate refused its candidate) while none has been promoted, kept by the promote function: the
+#: labelled export carries the training part of the team's upload behind it, so the next job
+#: learns from that history and the outcomes that came since together (leadscore.loop.export).
 WAITING_HISTORY_KEY = MODELS_PREFIX + "waiting-history.json"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,25 +184,39 @@ class ParkedStore(Protocol):
 
 
 class MemoryParkedStore:
-    """In-process store (tests, `make demo`)."""
+    """In-process store (tests, `make demo`, `make simulate`). The ids are kept sorted as
+    they come and go: a folder is listed by bisection, not by sorting every record (with
+    tens of thousands of contacts waiting for a first model, every outcome event lists its
+    contact's folder)."""
 
     def __init__(self) -> None:
         self.records: dict[str, ParkedDelivery] = {}
+        self._sorted: list[str] = []
 
     def park(self, record: ParkedDelivery) -> None:
+        if record.parked_id not in self.records:
+            insort(self._sorted, record.parked_id)
         self.records[record.parked_id] = record
 
     def list(self, folder: str = "") -> Iterable[ParkedDelivery]:
-        return [self.records[k] for k in sorted(self.records) if k.startswith(folder)]
+        return [self.records[k] for k in self.ids(folder)]
 
     def ids(self, folder: str = "") -> Iterable[str]:
-        return [k for k in sorted(self.records) if k.startswith(folder)]
+        keys = self._sorted
+        at = bisect_left(keys, folder)
+        found: list[str] = []
+        while at < len(keys) and keys[at].startswith(folder):
+            found.append(keys[at])
+            at += 1
+        return found
 
     def get(self, parked_id: str) -> ParkedDelivery:
         return self.records[parked_id]
 
     def delete(self, parked_id: str) -> None:
-        self.records.pop(parked_id, None)
+        if self.records.pop(parked_id, None) is not None:
+            at = bisect_left(self._sorted, parked_id)
+            del self._sorted[at]
 
 
 def dumps(record: ParkedDelivery) -> bytes:

@@ -610,7 +610,8 @@ def _contact(delivery: _Delivery, payload: Mapping[str, Any],
                 logger.info("scoring inputs unchanged, not scored again",
                             extra=webhook.log_keys())
                 return Outcome(200, {"status": "unchanged", "contact_id": webhook.contact_id})
-    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), location, team=team)
+    outcome = _score_and_queue(delivery, webhook, utc_now_iso(as_of), location, team=team,
+                               tags=payload.get("tags"))
     if outcome.body.get("status") in ("scored", "queued"):
         _remember(d, webhook, digest, as_of_ms)
     return outcome
@@ -757,10 +758,10 @@ def _with_engagement(d: GhlDeps, webhook: ParsedWebhook) -> ParsedWebhook:
 
 def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: str,
                      location: InstalledLocation, *,
-                     team: dict[str, Any] | None = None) -> Outcome:
+                     team: dict[str, Any] | None = None, tags: Any = None) -> Outcome:
     """``team``: a team's contact (its fields by column) with no model to read it: kept until
     one serves instead of being queued in the real-estate form (which its model would
-    refuse)."""
+    refuse). ``tags``: the delivery's ``tags`` (a contact event carries the contact's)."""
     d = delivery.d
     keys = webhook.log_keys()
     try:
@@ -785,19 +786,26 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
             return _wait_for_model(delivery, webhook, team)
         return _queue_for_later(delivery, webhook, received_at, "scoring failed")
 
+    to_crm = goes_to_the_crm(score)
+    # The rules serve this location by its model scope (no model of its own is loaded and it
+    # does not pool): never written into the CRM, and not queued to wait for a model like
+    # the rules fallback (the location's next change is scored again).
+    rules_scope = (not to_crm and score.get("model_scope") == "rules"
+                   and bool(getattr(d.scorer(), "per_location", False)))
+    if team is not None and not to_crm and not rules_scope:
+        # Waits for a model, recorded in the team's own columns (`_wait_for_model`): the
+        # rules' answer on the real-estate form it does not have is not a snapshot. Recorded
+        # too, it tied with the kept one on time, and the export's pick of the latest
+        # snapshot left out about half of a team's rows before its first model.
+        return _wait_for_model(delivery, webhook, team)
     if d.loop is not None:
         d.loop.scored(webhook.request, score, webhook.location_id, "webhook")
-    if not goes_to_the_crm(score):
-        if score.get("model_scope") == "rules" and getattr(d.scorer(), "per_location", False):
-            # The rules serve this location by its model scope (no model of its own is loaded
-            # and it does not pool): never written into the CRM, and not queued to wait for a
-            # model like the rules fallback (the location's next change is scored again).
-            d.count("WebhookRulesNotWritten")
-            return Outcome(200, {"status": "scored", "contact_id": webhook.contact_id,
-                                 "location_id": webhook.location_id, "model_scope": "rules",
-                                 "writeback": "not written (rules)"})
-        if team is not None:
-            return _wait_for_model(delivery, webhook, team)
+    if rules_scope:
+        d.count("WebhookRulesNotWritten")
+        return Outcome(200, {"status": "scored", "contact_id": webhook.contact_id,
+                             "location_id": webhook.location_id, "model_scope": "rules",
+                             "writeback": "not written (rules)"})
+    if not to_crm:
         # The rules fallback is an answer for an API caller, not what we write into the CRM.
         return _queue_for_later(delivery, webhook, received_at, "model unavailable")
     score = location.classify(score)
@@ -817,8 +825,11 @@ def _score_and_queue(delivery: _Delivery, webhook: ParsedWebhook, received_at: s
         "writeback": "disabled",
     }
     if d.queue is not None:
+        # The contact's tags as the event carried them: a first write removes only the
+        # class tags the contact has, instead of a DELETE of every other class tag (one
+        # HighLevel call fewer per new contact, against the location's 100 per 10 s).
         message = score_message(score, location_id=webhook.location_id,
-                                received_at=received_at)
+                                received_at=received_at, tags=tags)
         try:
             d.queue.send(message)
         except Exception:

@@ -48,10 +48,11 @@ first model learned from (`leadscore.loop.location_export`), the candidate then 
 the history and the new outcomes together instead of from the new outcomes alone.
 
 **The history a refused first model waits with.** While no model serves, the history is the
-upload behind the stack's last failed job (`bundle.WAITING_HISTORY_KEY`), in either layout:
-a team whose past leads hold too few conversions (the job refuses fewer than 120 of each
-outcome) gets its first model from those leads and the outcomes that came since together,
-instead of waiting for the loop alone to gather 120. In the team's layout the
+upload behind the stack's last job that produced no model (`bundle.WAITING_HISTORY_KEY`: it
+failed or the gate refused its candidate), in either layout: a team whose past leads hold too
+few conversions (the job refuses fewer than 120 of each outcome), or too little signal on
+their own, gets its first model from those leads and the outcomes that came since together,
+instead of waiting for the loop alone. In the team's layout the
 history (a CSV) is rewritten in the export's columns (`team_history`); a row naming no
 contact is given a ``history-<n>`` id the split keeps on the training side.
 """
@@ -373,9 +374,9 @@ def history_part(store: ObjectStore, extension: str = ".jsonl") -> str | None:
     business's leads) or a training part of more than `HISTORY_MAX_ROWS` rows. A champion
     trained on a loop export learned from the history that export carried (its
     ``.history.json``); an export that carried none gives none.
-    Without one: the upload behind the stack's last failed job
-    (`bundle.WAITING_HISTORY_KEY`), in either layout: a first model refused for too few
-    conversions is tried again on that history and the outcomes that came since together."""
+    Without one: the upload behind the stack's last job that produced no model
+    (`bundle.WAITING_HISTORY_KEY`), in either layout: the next job learns from that history
+    and the outcomes that came since together."""
     champion = _json_at(store, CHAMPION_KEY)
     if champion is None:
         waiting = _json_at(store, WAITING_HISTORY_KEY)

@@ -165,19 +165,21 @@ def _keep_refused_schema(store: ObjectStore, bundle_dir: Path) -> None:
 
 
 def _keep_waiting_history(store: ObjectStore, job: str) -> None:
-    """The stack's failed job while no model serves (`bundle.WAITING_HISTORY_KEY`): the loop's
-    next export carries the history that job's upload held. Only a job that failed (its rows
-    too few to train on, most often too few conversions), not a candidate the gate refused:
-    that one was trained and taught nothing measurable on its own held-out part, and carried
-    along it made the bank file's weekly jobs larger and its simulation slower (1,019 s, over
-    its 15 minutes) for a first model one week earlier."""
+    """A stack job that produced no model while none serves (`bundle.WAITING_HISTORY_KEY`):
+    it failed (its rows too few to train on, most often too few conversions) or the gate
+    refused its candidate. The loop's next export carries the history that job's upload held,
+    so the next job learns from the past leads and the outcomes that came since together.
+    A refused candidate's history is carried too: refused on its own held-out part, it still
+    holds what the team knew before the loop (docs/LOOP.md, "Before a first model", has the
+    bank file's figures with and without it)."""
     if store.exists(CHAMPION_POINTER_KEY):
         return
     try:
         store.put_bytes(WAITING_HISTORY_KEY, json.dumps({"job": job}).encode("utf-8"),
                         "application/json")
     except Exception:  # a courtesy for the loop; the decision stands without it
-        logger.warning("the failed job's history was not kept", exc_info=True)
+        logger.warning("the history of a job that produced no model was not kept",
+                       exc_info=True)
 
 
 def handle_completed(job: str, artifact_uri: str, store: ObjectStore, artifacts: Artifacts,
@@ -251,4 +253,6 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
                        location_id=location_id)
     artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
     decision = handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
+    if decision.status == "rejected" and location_id is None:
+        _keep_waiting_history(store, job)
     return replace(decision, location_id=location_id)
