@@ -21,7 +21,7 @@ it does not take over (scans, paginators, batch calls, table admin) go to the re
 
 **A write-back send straight to moto's SQS backend.** The webhook queues one message per
 scored contact (~3,600 a week on the bank file): through botocore and moto's HTTP emulation a
-`SendMessage` cost ~3 ms, nine tenths of it that plumbing. `DirectSqs` hands a plain send
+`SendMessage` cost 2.6–2.8 ms, against 0.05–0.06 ms at the backend (500 sends each). `DirectSqs` hands a plain send
 (``QueueUrl``, ``MessageBody``, ``DelaySeconds``) to the backend's own ``send_message`` (its
 checks of the body and the delay, the same queue every receive reads) and answers with the
 ids the wire would; a send with anything else (message attributes: the dead-letter copy) goes
