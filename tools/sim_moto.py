@@ -21,7 +21,8 @@ it does not take over (scans, paginators, batch calls, table admin) go to the re
 
 **A write-back send straight to moto's SQS backend.** The webhook queues one message per
 scored contact (~3,600 a week on the bank file): through botocore and moto's HTTP emulation a
-`SendMessage` cost 2.6–2.8 ms, against 0.05–0.06 ms at the backend (500 sends each). `DirectSqs` hands a plain send
+`SendMessage` cost 2.6–2.8 ms, against 0.05–0.06 ms at the backend (500 sends each).
+`DirectSqs` hands a plain send
 (``QueueUrl``, ``MessageBody``, ``DelaySeconds``) to the backend's own ``send_message`` (its
 checks of the body and the delay, the same queue every receive reads) and answers with the
 ids the wire would; a send with anything else (message attributes: the dead-letter copy) goes
@@ -252,6 +253,15 @@ class _Expr:
         return {"N": str(_number(left["N"]) + _number(right["N"]))}
 
 
+def _client_error(code: str, message: str, status: int, operation: str) -> Exception:
+    """moto's refusal as the botocore error the adapters read off the wire
+    (`leadscore.adapters.error_code`)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
 class DirectDynamo:
     """A boto3 DynamoDB client whose item calls run moto's handler in process."""
 
@@ -272,7 +282,6 @@ class DirectDynamo:
         return getattr(self._real, name)
 
     def _call(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
 
         self.calls[name] = self.calls.get(name, 0) + 1
         if name != "get_item" and ("ConditionExpression" in params
@@ -282,10 +291,9 @@ class DirectDynamo:
             except Unsupported:
                 self.calls["moto"] = self.calls.get("moto", 0) + 1
             except _Refused:
-                raise ClientError({"Error": {"Code": "ConditionalCheckFailedException",
-                                             "Message": "The conditional request failed"},
-                                   "ResponseMetadata": {"HTTPStatusCode": 400}},
-                                  _OPERATION[name]) from None
+                raise _client_error("ConditionalCheckFailedException",
+                                    "The conditional request failed", 400,
+                                    _OPERATION[name]) from None
         return self._handled(name, params)
 
     def _conditional(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -340,7 +348,6 @@ class DirectDynamo:
         return names
 
     def _handled(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
         from moto.core.exceptions import JsonRESTError
 
         handler = self._handler
@@ -354,9 +361,7 @@ class DirectDynamo:
             result = getattr(handler, name)()
         except JsonRESTError as exc:
             code = str(getattr(exc, "error_type", "") or type(exc).__name__).split("#")[-1]
-            raise ClientError({"Error": {"Code": code, "Message": str(exc.message)},
-                               "ResponseMetadata": {"HTTPStatusCode": exc.code}},
-                              _OPERATION[name]) from exc
+            raise _client_error(code, str(exc.message), exc.code, _OPERATION[name]) from exc
         # a detached copy in the wire's shapes (never moto's own objects)
         return dict(json.loads(json.dumps(result.result)))
 
@@ -380,7 +385,6 @@ class DirectSqs:
         return getattr(self._real, name)
 
     def _send(self, **params: Any) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
         from moto.core.exceptions import ServiceException
         from moto.sqs.models import sqs_backends
 
@@ -394,10 +398,7 @@ class DirectSqs:
                                            delay_seconds=params.get("DelaySeconds"))
         except ServiceException as exc:
             # the code botocore reads off the wire (SQS's query-compatible one)
-            raise ClientError({"Error": {"Code": str(exc.code),
-                                         "Message": str(exc.message)},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}},
-                              "SendMessage") from exc
+            raise _client_error(str(exc.code), str(exc.message), 400, "SendMessage") from exc
         return {"MessageId": message.id, "MD5OfMessageBody": message.body_md5}
 
 

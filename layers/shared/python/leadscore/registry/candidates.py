@@ -245,14 +245,13 @@ def handle_training_event(event: Mapping[str, Any], store: ObjectStore, artifact
         return replace(Decision(job, "duplicate"), location_id=location_id)
     if status in ("Failed", "Stopped"):
         reason = failure_reason(status, detail)
-        if location_id is None:
-            _keep_waiting_history(store, job)
-        return replace(_rejected(store, job, [f"training job {status.lower()}: {reason}"],
-                                 {"source": {"job_name": job}, "failure_reason": reason,
-                                  "training_status": status}, training_failed=True),
-                       location_id=location_id)
-    artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
-    decision = handle_completed(job, artifact, bucket_store, artifacts, settings, registry=store)
+        decision = _rejected(store, job, [f"training job {status.lower()}: {reason}"],
+                             {"source": {"job_name": job}, "failure_reason": reason,
+                              "training_status": status}, training_failed=True)
+    else:
+        artifact = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
+        decision = handle_completed(job, artifact, bucket_store, artifacts, settings,
+                                    registry=store)
     if decision.status == "rejected" and location_id is None:
         _keep_waiting_history(store, job)
     return replace(decision, location_id=location_id)
